@@ -1,0 +1,604 @@
+//! The entities an operator configures: enterprises, agents, extensions, trunks, caller ids,
+//! blacklist entries and push targets, each with the rules that make it valid.
+//!
+//! Secrets (passwords) are not fields here: the store keeps them hashed or sealed and the
+//! domain never needs them in clear beyond the moment they are set.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{EnterpriseId, Money, NumberClass, PhoneNumber, ValidationError};
+
+macro_rules! text_enum {
+    ($(#[$doc:meta])* $name:ident, $field:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "&'static str")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ValidationError;
+            fn from_str(text: &str) -> Result<Self, ValidationError> {
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(ValidationError::new(
+                        $field,
+                        format!("{:?} is not one of {}", text, [$($text),+].join(", ")),
+                    )),
+                }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = ValidationError;
+            fn try_from(value: String) -> Result<Self, ValidationError> {
+                value.parse()
+            }
+        }
+
+        impl From<$name> for &'static str {
+            fn from(v: $name) -> &'static str {
+                v.as_str()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Whether an enterprise may use the platform at all (`res` 41 when not active).
+    EnterpriseStatus, "status", { Active => "active", Disabled => "disabled", Closed => "closed" }
+);
+
+text_enum!(
+    /// SIP transport of a trunk.
+    Transport, "transport", { Udp => "udp", Tcp => "tcp" }
+);
+
+text_enum!(
+    /// How a push is sent: a form POST (the legacy default) or a GET with a query string.
+    PushMethod, "method", { Post => "post", Get => "get" }
+);
+
+text_enum!(
+    /// The body a push target receives: the legacy form fields or one JSON object per event.
+    PushFormat, "format", { Legacy => "legacy", Json => "json" }
+);
+
+text_enum!(
+    /// The legacy push `type`s: 2 outbound hang-up, 3 bridge, 5 agent status, 8 ringing.
+    PushType, "type", { Hangup => "hangup", Bridge => "bridge", AgentStatus => "agent_status", Ringing => "ringing" }
+);
+
+impl PushType {
+    pub fn legacy_code(self) -> u8 {
+        match self {
+            PushType::Hangup => 2,
+            PushType::Bridge => 3,
+            PushType::AgentStatus => 5,
+            PushType::Ringing => 8,
+        }
+    }
+
+    pub fn from_legacy_code(code: i64) -> Option<Self> {
+        Self::ALL.iter().copied().find(|t| i64::from(t.legacy_code()) == code)
+    }
+}
+
+/// A phone an agent answers on: the legacy `type` of ClientOnline/ChangeBindTel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PhoneType {
+    /// 1: a mobile or landline reached through the enterprise's trunk.
+    Telephone,
+    /// 2: an extension of the enterprise, a SIP phone registered to dialbridge.
+    Extension,
+    /// 4: a remote agent's phone, treated as a telephone.
+    RemotePhone,
+}
+
+impl PhoneType {
+    pub fn legacy_code(self) -> u8 {
+        match self {
+            PhoneType::Telephone => 1,
+            PhoneType::Extension => 2,
+            PhoneType::RemotePhone => 4,
+        }
+    }
+
+    pub fn from_legacy_code(code: i64) -> Option<Self> {
+        match code {
+            1 => Some(PhoneType::Telephone),
+            2 => Some(PhoneType::Extension),
+            4 => Some(PhoneType::RemotePhone),
+            _ => None,
+        }
+    }
+
+    /// Checks that `number` is the right kind for this phone type and returns it normalised.
+    pub fn validate_number(self, number: &str) -> Result<PhoneNumber, ValidationError> {
+        let parsed = PhoneNumber::parse(number)?;
+        let fits = match (self, parsed.class()) {
+            (PhoneType::Extension, NumberClass::Extension) => true,
+            (PhoneType::Telephone | PhoneType::RemotePhone, NumberClass::Mobile | NumberClass::Landline { .. }) => true,
+            _ => false,
+        };
+        if fits {
+            Ok(parsed)
+        } else {
+            Err(ValidationError::new("bindTel", format!("{number:?} is not a valid number for phone type {}", self.legacy_code())))
+        }
+    }
+}
+
+/// At most `count` accepted calls to one customer number within `window_minutes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NumberLimit {
+    pub count: u32,
+    pub window_minutes: u32,
+}
+
+/// Everything an operator sets on an enterprise. The balance is not here: it only moves by
+/// top-ups and charges, never by editing settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnterpriseSettings {
+    pub name: String,
+    pub status: EnterpriseStatus,
+    pub time_zone: String,
+    pub rate_per_minute: Money,
+    pub outbound_enabled: bool,
+    pub interface_enabled: bool,
+    pub default_caller_id: Option<String>,
+    pub sync_default: bool,
+    pub agent_ring_timeout_secs: u32,
+    pub customer_ring_timeout_secs: u32,
+    pub wrapup_secs: u32,
+    pub number_limit: Option<NumberLimit>,
+    pub concurrency_cap: Option<u32>,
+}
+
+pub const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";
+pub const DEFAULT_AGENT_RING_TIMEOUT_SECS: u32 = 30;
+pub const MAX_AGENT_RING_TIMEOUT_SECS: u32 = 60;
+pub const DEFAULT_CUSTOMER_RING_TIMEOUT_SECS: u32 = 60;
+pub const MAX_CUSTOMER_RING_TIMEOUT_SECS: u32 = 300;
+pub const DEFAULT_WRAPUP_SECS: u32 = 10;
+pub const MAX_WRAPUP_SECS: u32 = 3600;
+
+impl EnterpriseSettings {
+    /// The settings of a new enterprise that only has a name.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            status: EnterpriseStatus::Active,
+            time_zone: DEFAULT_TIME_ZONE.to_owned(),
+            rate_per_minute: Money::ZERO,
+            outbound_enabled: true,
+            interface_enabled: true,
+            default_caller_id: None,
+            sync_default: false,
+            agent_ring_timeout_secs: DEFAULT_AGENT_RING_TIMEOUT_SECS,
+            customer_ring_timeout_secs: DEFAULT_CUSTOMER_RING_TIMEOUT_SECS,
+            wrapup_secs: DEFAULT_WRAPUP_SECS,
+            number_limit: None,
+            concurrency_cap: None,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validate_name("name", &self.name)?;
+        validate_time_zone(&self.time_zone)?;
+        if self.rate_per_minute < Money::ZERO {
+            return Err(ValidationError::new("rate_per_minute", "must not be negative"));
+        }
+        if let Some(clid) = &self.default_caller_id {
+            validate_caller_id(clid).map_err(|e| ValidationError::new("default_caller_id", e.reason))?;
+        }
+        in_range("agent_ring_timeout_secs", self.agent_ring_timeout_secs, 1, MAX_AGENT_RING_TIMEOUT_SECS)?;
+        in_range("customer_ring_timeout_secs", self.customer_ring_timeout_secs, 1, MAX_CUSTOMER_RING_TIMEOUT_SECS)?;
+        in_range("wrapup_secs", self.wrapup_secs, 0, MAX_WRAPUP_SECS)?;
+        if let Some(limit) = self.number_limit {
+            in_range("number_limit.count", limit.count, 1, u32::MAX)?;
+            in_range("number_limit.window_minutes", limit.window_minutes, 1, 525_600)?;
+        }
+        if let Some(cap) = self.concurrency_cap {
+            in_range("concurrency_cap", cap, 1, u32::MAX)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enterprise {
+    pub id: EnterpriseId,
+    pub settings: EnterpriseSettings,
+    pub balance: Money,
+}
+
+/// An agent as the operator configures it. Runtime state (online, bound phone, calls) lives
+/// elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSettings {
+    pub name: String,
+    pub active: bool,
+    pub outbound_allowed: bool,
+    pub call_power: crate::CallPower,
+    pub area_code: Option<String>,
+    /// `None`: the enterprise's default.
+    pub wrapup_secs: Option<u32>,
+}
+
+impl AgentSettings {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            active: true,
+            outbound_allowed: true,
+            call_power: crate::CallPower::All,
+            area_code: None,
+            wrapup_secs: None,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validate_name("name", &self.name)?;
+        if let Some(area) = &self.area_code {
+            validate_area_code(area)?;
+        }
+        if let Some(secs) = self.wrapup_secs {
+            in_range("wrapup_secs", secs, 0, MAX_WRAPUP_SECS)?;
+        }
+        Ok(())
+    }
+}
+
+/// A trunk's SIP address: `host:port` (IPv6 in brackets).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SipAddress {
+    pub host: String,
+    pub port: u16,
+}
+
+impl SipAddress {
+    pub fn parse(field: &'static str, text: &str) -> Result<Self, ValidationError> {
+        let err = |why: &str| ValidationError::new(field, format!("{text:?}: {why}"));
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (host, after) = rest.split_once(']').ok_or_else(|| err("unclosed '['"))?;
+            (host, after.strip_prefix(':').ok_or_else(|| err("expected host:port"))?)
+        } else {
+            text.rsplit_once(':').ok_or_else(|| err("expected host:port"))?
+        };
+        let host_ok = !host.is_empty()
+            && host.len() <= 253
+            && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':');
+        if !host_ok {
+            return Err(err("bad host"));
+        }
+        let port: u16 = port.parse().map_err(|_| err("bad port"))?;
+        if port == 0 {
+            return Err(err("port 0"));
+        }
+        Ok(Self { host: host.to_owned(), port })
+    }
+}
+
+impl fmt::Display for SipAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A SIP trunk to a carrier, usable by the enterprises listed in `enterprises`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trunk {
+    pub name: String,
+    pub address: SipAddress,
+    pub transport: Transport,
+    pub auth_username: Option<String>,
+    pub outbound_proxy: Option<SipAddress>,
+    pub max_channels: u32,
+    pub enterprises: Vec<EnterpriseId>,
+}
+
+impl Trunk {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validate_slug("name", &self.name)?;
+        in_range("max_channels", self.max_channels, 1, 100_000)?;
+        if let Some(user) = &self.auth_username {
+            validate_name("auth_username", user)?;
+        }
+        Ok(())
+    }
+}
+
+/// A number an enterprise owns, shown to customers as the caller id, and the trunk it goes
+/// out on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerId {
+    pub number: String,
+    pub enterprise_id: EnterpriseId,
+    pub trunk: String,
+}
+
+/// A caller id is a landline or a mobile, stored normalised.
+pub fn validate_caller_id(text: &str) -> Result<String, ValidationError> {
+    let number = PhoneNumber::parse(text).map_err(|e| ValidationError::new("number", e.reason))?;
+    match number.class() {
+        NumberClass::Mobile | NumberClass::Landline { .. } => Ok(number.digits().to_owned()),
+        _ => Err(ValidationError::new("number", format!("{text:?} is not a landline or mobile number"))),
+    }
+}
+
+/// An outbound blacklist entry: a normalised number matched exactly, or a prefix ending in `*`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlacklistPattern(String);
+
+impl BlacklistPattern {
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        let err = || ValidationError::new("blacklist", format!("{text:?} is not a number or a number prefix ending in '*'"));
+        if let Some(prefix) = text.strip_suffix('*') {
+            if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) || prefix.len() > 20 {
+                return Err(err());
+            }
+            return Ok(Self(text.to_owned()));
+        }
+        let number = PhoneNumber::parse(text).map_err(|_| err())?;
+        Ok(Self(number.digits().to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn matches(&self, number: &PhoneNumber) -> bool {
+        match self.0.strip_suffix('*') {
+            Some(prefix) => number.digits().starts_with(prefix),
+            None => number.digits() == self.0,
+        }
+    }
+}
+
+impl fmt::Display for BlacklistPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where an enterprise wants one kind of event pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushTarget {
+    pub name: String,
+    pub push_type: PushType,
+    pub url: String,
+    pub method: PushMethod,
+    pub timeout_ms: u32,
+    pub retries: u32,
+    pub format: PushFormat,
+    /// CRM parameter name ← platform variable name. Empty: the legacy default names.
+    pub name_mapping: Vec<(String, String)>,
+}
+
+pub const DEFAULT_PUSH_TIMEOUT_MS: u32 = 3000;
+pub const DEFAULT_PUSH_RETRIES: u32 = 1;
+
+impl PushTarget {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validate_slug("name", &self.name)?;
+        let rest = self
+            .url
+            .strip_prefix("http://")
+            .or_else(|| self.url.strip_prefix("https://"))
+            .ok_or_else(|| ValidationError::new("url", format!("{:?} is not an http:// or https:// URL", self.url)))?;
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if host.is_empty() || self.url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ValidationError::new("url", format!("{:?} has no host or contains spaces", self.url)));
+        }
+        in_range("timeout_ms", self.timeout_ms, 100, 60_000)?;
+        in_range("retries", self.retries, 0, 1000)?;
+        for (crm_name, variable) in &self.name_mapping {
+            if crm_name.is_empty() || variable.is_empty() || crm_name.len() > 64 || variable.len() > 64 {
+                return Err(ValidationError::new("name_mapping", format!("{crm_name:?} = {variable:?}: names are 1-64 characters")));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn in_range(field: &'static str, value: u32, min: u32, max: u32) -> Result<(), ValidationError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ValidationError::new(field, format!("{value} is outside {min}..={max}")))
+    }
+}
+
+fn validate_name(field: &'static str, text: &str) -> Result<(), ValidationError> {
+    if text.trim().is_empty() || text.len() > 128 || text.chars().any(char::is_control) {
+        return Err(ValidationError::new(field, format!("{text:?} must be 1-128 printable characters")));
+    }
+    Ok(())
+}
+
+/// Names used as keys in files and CLIs: letters, digits, `_`, `-`, `.`.
+pub fn validate_slug(field: &'static str, text: &str) -> Result<(), ValidationError> {
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(field, format!("{text:?} must be 1-64 characters of [A-Za-z0-9_.-]")))
+    }
+}
+
+pub fn validate_time_zone(text: &str) -> Result<(), ValidationError> {
+    text.parse::<chrono_tz::Tz>()
+        .map(|_| ())
+        .map_err(|_| ValidationError::new("time_zone", format!("{text:?} is not an IANA time zone")))
+}
+
+/// An area code: `0` and 2-3 more digits (`010`, `0571`).
+pub fn validate_area_code(text: &str) -> Result<(), ValidationError> {
+    let ok = (3..=4).contains(&text.len()) && text.starts_with('0') && text.bytes().all(|b| b.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new("area_code", format!("{text:?} is not an area code like 010 or 0571")))
+    }
+}
+
+/// The legacy admin `userName`.
+pub fn validate_user_name(text: &str) -> Result<(), ValidationError> {
+    validate_slug("user_name", text).map_err(|e| ValidationError::new("user_name", e.reason))
+}
+
+/// A password an operator sets: not empty, not absurdly long, no control characters.
+pub fn validate_password(field: &'static str, text: &str) -> Result<(), ValidationError> {
+    if text.is_empty() || text.len() > 128 || text.chars().any(char::is_control) {
+        return Err(ValidationError::new(field, "must be 1-128 printable characters"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enterprise_defaults_are_valid() {
+        let s = EnterpriseSettings::new("Acme");
+        assert_eq!(s.validate(), Ok(()));
+        assert_eq!(s.time_zone, "Asia/Shanghai");
+        assert_eq!(s.agent_ring_timeout_secs, 30);
+        assert!(!s.sync_default);
+    }
+
+    #[test]
+    fn enterprise_rules_name_the_field() {
+        let base = EnterpriseSettings::new("Acme");
+        let cases: Vec<(EnterpriseSettings, &str)> = vec![
+            (EnterpriseSettings { name: " ".into(), ..base.clone() }, "name"),
+            (EnterpriseSettings { time_zone: "Mars/Olympus".into(), ..base.clone() }, "time_zone"),
+            (EnterpriseSettings { rate_per_minute: Money::from_ten_thousandths(-1), ..base.clone() }, "rate_per_minute"),
+            (EnterpriseSettings { default_caller_id: Some("801".into()), ..base.clone() }, "default_caller_id"),
+            (EnterpriseSettings { agent_ring_timeout_secs: 61, ..base.clone() }, "agent_ring_timeout_secs"),
+            (EnterpriseSettings { agent_ring_timeout_secs: 0, ..base.clone() }, "agent_ring_timeout_secs"),
+            (EnterpriseSettings { customer_ring_timeout_secs: 0, ..base.clone() }, "customer_ring_timeout_secs"),
+            (EnterpriseSettings { wrapup_secs: 3601, ..base.clone() }, "wrapup_secs"),
+            (EnterpriseSettings { number_limit: Some(NumberLimit { count: 0, window_minutes: 5 }), ..base.clone() }, "number_limit.count"),
+            (EnterpriseSettings { concurrency_cap: Some(0), ..base.clone() }, "concurrency_cap"),
+        ];
+        for (settings, field) in cases {
+            assert_eq!(settings.validate().unwrap_err().field, field);
+        }
+    }
+
+    #[test]
+    fn phone_types_take_their_kind_of_number() {
+        assert!(PhoneType::Extension.validate_number("801").is_ok());
+        assert!(PhoneType::Extension.validate_number("13800138000").is_err());
+        assert!(PhoneType::Telephone.validate_number("13800138000").is_ok());
+        assert!(PhoneType::RemotePhone.validate_number("01087128906").is_ok());
+        assert!(PhoneType::Telephone.validate_number("801").is_err());
+        for code in [1, 2, 4] {
+            assert_eq!(PhoneType::from_legacy_code(code).map(|t| i64::from(t.legacy_code())), Some(code));
+        }
+        assert_eq!(PhoneType::from_legacy_code(3), None);
+    }
+
+    #[test]
+    fn blacklist_exact_and_prefix() {
+        let exact = BlacklistPattern::parse("+86 138-0013-8000").unwrap();
+        assert_eq!(exact.as_str(), "13800138000");
+        let prefix = BlacklistPattern::parse("0105*").unwrap();
+        let n = |s| PhoneNumber::parse(s).unwrap();
+        assert!(exact.matches(&n("13800138000")));
+        assert!(!exact.matches(&n("13800138001")));
+        assert!(prefix.matches(&n("01055551234")));
+        assert!(!prefix.matches(&n("01087128906")));
+        for bad in ["*", "abc*", "12", "1380013800x"] {
+            assert!(BlacklistPattern::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sip_addresses() {
+        let a = SipAddress::parse("address", "127.0.0.1:5080").unwrap();
+        assert_eq!((a.host.as_str(), a.port), ("127.0.0.1", 5080));
+        assert_eq!(SipAddress::parse("address", "[::1]:5060").unwrap().to_string(), "[::1]:5060");
+        assert_eq!(SipAddress::parse("address", "sip.carrier.example:5060").unwrap().port, 5060);
+        for bad in ["127.0.0.1", "127.0.0.1:0", "host:99999", ":5060", "a b:5060", "[::1:5060"] {
+            assert_eq!(SipAddress::parse("address", bad).unwrap_err().field, "address", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn caller_ids_are_landlines_or_mobiles() {
+        assert_eq!(validate_caller_id("021-6000-1234"), Ok("02160001234".to_owned()));
+        assert!(validate_caller_id("801").is_err());
+        assert!(validate_caller_id("12").is_err());
+    }
+
+    #[test]
+    fn push_targets() {
+        let good = PushTarget {
+            name: "hangup".into(),
+            push_type: PushType::Hangup,
+            url: "http://crm.example/push?model=onhookpush".into(),
+            method: PushMethod::Post,
+            timeout_ms: DEFAULT_PUSH_TIMEOUT_MS,
+            retries: DEFAULT_PUSH_RETRIES,
+            format: PushFormat::Legacy,
+            name_mapping: vec![("uid".into(), "cdr_main_unique_id".into())],
+        };
+        assert_eq!(good.validate(), Ok(()));
+        for (bad, field) in [
+            (PushTarget { url: "ftp://x".into(), ..good.clone() }, "url"),
+            (PushTarget { url: "http://".into(), ..good.clone() }, "url"),
+            (PushTarget { url: "http://a b/".into(), ..good.clone() }, "url"),
+            (PushTarget { timeout_ms: 10, ..good.clone() }, "timeout_ms"),
+            (PushTarget { name_mapping: vec![("".into(), "x".into())], ..good.clone() }, "name_mapping"),
+        ] {
+            assert_eq!(bad.validate().unwrap_err().field, field);
+        }
+        for t in PushType::ALL {
+            assert_eq!(PushType::from_legacy_code(i64::from(t.legacy_code())), Some(*t));
+        }
+    }
+
+    #[test]
+    fn text_enums_round_trip() {
+        for s in EnterpriseStatus::ALL {
+            assert_eq!(s.as_str().parse::<EnterpriseStatus>(), Ok(*s));
+        }
+        assert_eq!("paused".parse::<EnterpriseStatus>().unwrap_err().field, "status");
+        assert_eq!("sctp".parse::<Transport>().unwrap_err().field, "transport");
+    }
+
+    #[test]
+    fn area_codes() {
+        assert!(validate_area_code("010").is_ok());
+        assert!(validate_area_code("0571").is_ok());
+        for bad in ["10", "01", "05710", "0a1"] {
+            assert!(validate_area_code(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! The pure domain of dialbridge: what an enterprise, an agent, an extension, a trunk and a
+//! caller id are, the rules that make them valid, telephone numbers and money.
+//!
+//! Architecture invariant: this crate does no I/O and reads no clock. Everything here is
+//! deterministic, so every rule is unit-tested without a database or a network.
+
+pub mod entities;
+pub mod ids;
+pub mod money;
+pub mod number;
+
+pub use entities::*;
+pub use ids::*;
+pub use money::Money;
+pub use number::{CallPower, NumberClass, PhoneNumber};
+
+/// A value that breaks one of the domain's rules. `field` names what was wrong so that a CLI,
+/// a provisioning file or an HTTP error can point at it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ValidationError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl ValidationError {
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Telephone numbers as the legacy platform (mainland China numbering) understands them:
+//! normalisation, classification and the agent's call power.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ValidationError;
+
+/// What kind of number a normalised number is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NumberClass {
+    /// 11 digits starting with 1 (`13800138000`).
+    Mobile,
+    /// A 0-prefixed area code plus 7-8 digits (`01087128906`: area code `010`).
+    Landline { area_code: String },
+    /// 3-5 digits: an extension of the same enterprise.
+    Extension,
+    /// `00` followed by a country code and number (after `0086`/`+86` were removed).
+    International,
+}
+
+/// A number after normalisation, with its class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneNumber {
+    digits: String,
+    class: NumberClass,
+}
+
+impl PhoneNumber {
+    /// Strips spaces and `-`, turns `+` into `00`, removes the country prefix `0086` (or
+    /// `+86`), then classifies what is left.
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        let err = |why: &str| ValidationError::new("number", format!("{text:?}: {why}"));
+        let mut digits: String = text.chars().filter(|c| *c != ' ' && *c != '-').collect();
+        if let Some(rest) = digits.strip_prefix('+') {
+            digits = format!("00{rest}");
+        }
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err("only digits, spaces, '-' and a leading '+' are allowed"));
+        }
+        if let Some(national) = digits.strip_prefix("0086") {
+            digits = national.to_owned();
+            // A number dialled with a country code loses its trunk prefix: +86 10 8712 8906.
+            if !digits.starts_with('1') || digits.len() != 11 {
+                if digits.starts_with('0') {
+                    return Err(err("a number after +86 does not start with 0"));
+                }
+                digits.insert(0, '0');
+            }
+        }
+        let class = classify(&digits).ok_or_else(|| err("not a mobile, landline, extension or international number"))?;
+        Ok(Self { digits, class })
+    }
+
+    pub fn digits(&self) -> &str {
+        &self.digits
+    }
+
+    pub fn class(&self) -> &NumberClass {
+        &self.class
+    }
+
+    /// The legacy `customerNumberType`: 1 landline, 2 mobile; `None` otherwise.
+    pub fn legacy_number_type(&self) -> Option<u8> {
+        match self.class {
+            NumberClass::Landline { .. } => Some(1),
+            NumberClass::Mobile => Some(2),
+            _ => None,
+        }
+    }
+
+    pub fn area_code(&self) -> Option<&str> {
+        match &self.class {
+            NumberClass::Landline { area_code } => Some(area_code),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.digits)
+    }
+}
+
+fn classify(digits: &str) -> Option<NumberClass> {
+    let len = digits.len();
+    if digits.starts_with("00") {
+        return (7..=17).contains(&len).then_some(NumberClass::International);
+    }
+    if let Some(national) = digits.strip_prefix('0') {
+        // Beijing (10) and the 2x cities have two-digit area codes, everything else three.
+        let area_len = if national.starts_with('1') || national.starts_with('2') { 3 } else { 4 };
+        if len <= area_len {
+            return None;
+        }
+        let (area_code, local) = digits.split_at(area_len);
+        let local_ok = (7..=8).contains(&local.len()) && !local.starts_with('0') && !local.starts_with('1');
+        return local_ok.then(|| NumberClass::Landline {
+            area_code: area_code.to_owned(),
+        });
+    }
+    if len == 11 && digits.starts_with('1') {
+        return Some(NumberClass::Mobile);
+    }
+    if (3..=5).contains(&len) {
+        return Some(NumberClass::Extension);
+    }
+    None
+}
+
+/// Which numbers an agent may call (the spec's §2 "call power").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallPower {
+    All,
+    /// No international numbers.
+    National,
+    /// Landlines in the agent's own area code (mobiles only with an imported prefix table).
+    Local,
+    /// Extensions only: such an agent cannot call a customer.
+    Internal,
+}
+
+impl CallPower {
+    pub const ALL: [CallPower; 4] = [CallPower::All, CallPower::National, CallPower::Local, CallPower::Internal];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallPower::All => "all",
+            CallPower::National => "national",
+            CallPower::Local => "local",
+            CallPower::Internal => "internal",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == text)
+            .ok_or_else(|| ValidationError::new("call_power", format!("{text:?} is not one of all, national, local, internal")))
+    }
+
+    /// Whether an agent with this power, in `agent_area_code`, may call `number` as a
+    /// customer. Extensions are never customers. `mobile_is_local` answers, for a mobile
+    /// number, whether an operator's prefix table places it in the agent's area; without a
+    /// table it is `None` and a local agent may not call mobiles.
+    pub fn permits_customer(
+        self,
+        number: &PhoneNumber,
+        agent_area_code: Option<&str>,
+        mobile_is_local: Option<bool>,
+    ) -> bool {
+        match (self, number.class()) {
+            (_, NumberClass::Extension) => false,
+            (CallPower::Internal, _) => false,
+            (CallPower::All, _) => true,
+            (CallPower::National, NumberClass::International) => false,
+            (CallPower::National, _) => true,
+            (CallPower::Local, NumberClass::Landline { area_code }) => agent_area_code == Some(area_code.as_str()),
+            (CallPower::Local, NumberClass::Mobile) => mobile_is_local == Some(true),
+            (CallPower::Local, NumberClass::International) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class_of(text: &str) -> NumberClass {
+        PhoneNumber::parse(text).unwrap_or_else(|e| panic!("{text}: {e}")).class().clone()
+    }
+
+    fn landline(area: &str) -> NumberClass {
+        NumberClass::Landline { area_code: area.to_owned() }
+    }
+
+    #[test]
+    fn classifies_mobiles_landlines_extensions() {
+        assert_eq!(class_of("13800138000"), NumberClass::Mobile);
+        assert_eq!(class_of("01087128906"), landline("010"));
+        assert_eq!(class_of("02160001234"), landline("021"));
+        assert_eq!(class_of("057187654321"), landline("0571"));
+        assert_eq!(class_of("05718765432"), landline("0571"));
+        assert_eq!(class_of("801"), NumberClass::Extension);
+        assert_eq!(class_of("80123"), NumberClass::Extension);
+        assert_eq!(class_of("0014155550100"), NumberClass::International);
+    }
+
+    #[test]
+    fn strips_separators_and_the_country_prefix() {
+        assert_eq!(PhoneNumber::parse("138 0013-8000").unwrap().digits(), "13800138000");
+        assert_eq!(PhoneNumber::parse("+8613800138000").unwrap().digits(), "13800138000");
+        assert_eq!(PhoneNumber::parse("008613800138000").unwrap().digits(), "13800138000");
+        assert_eq!(PhoneNumber::parse("+86 10 8712 8906").unwrap().digits(), "01087128906");
+        assert_eq!(PhoneNumber::parse("+1 415 555 0100").unwrap().digits(), "0014155550100");
+    }
+
+    #[test]
+    fn rejects_malformed_numbers() {
+        for bad in ["", "12", "138001380001", "2380013800", "010871289", "010087128906", "abc", "138.0013.8000", "0", "+", "+860108712890"] {
+            assert!(PhoneNumber::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn legacy_number_type() {
+        assert_eq!(PhoneNumber::parse("13800138000").unwrap().legacy_number_type(), Some(2));
+        assert_eq!(PhoneNumber::parse("01087128906").unwrap().legacy_number_type(), Some(1));
+        assert_eq!(PhoneNumber::parse("801").unwrap().legacy_number_type(), None);
+    }
+
+    #[test]
+    fn call_power_rules() {
+        let mobile = PhoneNumber::parse("13800138000").unwrap();
+        let beijing = PhoneNumber::parse("01087128906").unwrap();
+        let abroad = PhoneNumber::parse("0014155550100").unwrap();
+        let ext = PhoneNumber::parse("801").unwrap();
+        use CallPower::*;
+        let cases = [
+            (All, &mobile, true),
+            (All, &abroad, true),
+            (All, &ext, false),
+            (National, &mobile, true),
+            (National, &beijing, true),
+            (National, &abroad, false),
+            (Local, &beijing, true),
+            (Local, &mobile, false),
+            (Local, &abroad, false),
+            (Internal, &mobile, false),
+            (Internal, &beijing, false),
+            (Internal, &ext, false),
+        ];
+        for (power, number, expected) in cases {
+            assert_eq!(power.permits_customer(number, Some("010"), None), expected, "{power:?} {number}");
+        }
+        assert!(!Local.permits_customer(&beijing, Some("021"), None));
+        assert!(!Local.permits_customer(&beijing, None, None));
+        assert!(Local.permits_customer(&mobile, Some("010"), Some(true)));
+    }
+
+    #[test]
+    fn call_power_round_trips() {
+        for p in CallPower::ALL {
+            assert_eq!(CallPower::parse(p.as_str()), Ok(p));
+        }
+        assert_eq!(CallPower::parse("everything").unwrap_err().field, "call_power");
+    }
+}
