@@ -132,15 +132,21 @@ impl PhoneType {
     /// Checks that `number` is the right kind for this phone type and returns it normalised.
     pub fn validate_number(self, number: &str) -> Result<PhoneNumber, ValidationError> {
         let parsed = PhoneNumber::parse(number)?;
-        let fits = match (self, parsed.class()) {
-            (PhoneType::Extension, NumberClass::Extension) => true,
-            (PhoneType::Telephone | PhoneType::RemotePhone, NumberClass::Mobile | NumberClass::Landline { .. }) => true,
-            _ => false,
-        };
+        let fits = matches!(
+            (self, parsed.class()),
+            (PhoneType::Extension, NumberClass::Extension)
+                | (
+                    PhoneType::Telephone | PhoneType::RemotePhone,
+                    NumberClass::Mobile | NumberClass::Landline { .. }
+                )
+        );
         if fits {
             Ok(parsed)
         } else {
-            Err(ValidationError::new("bindTel", format!("{number:?} is not a valid number for phone type {}", self.legacy_code())))
+            Err(ValidationError::new(
+                "bindTel",
+                format!("{number:?} is not a valid number for phone type {}", self.legacy_code()),
+            ))
         }
     }
 }
@@ -208,8 +214,18 @@ impl EnterpriseSettings {
         if let Some(clid) = &self.default_caller_id {
             validate_caller_id(clid).map_err(|e| ValidationError::new("default_caller_id", e.reason))?;
         }
-        in_range("agent_ring_timeout_secs", self.agent_ring_timeout_secs, 1, MAX_AGENT_RING_TIMEOUT_SECS)?;
-        in_range("customer_ring_timeout_secs", self.customer_ring_timeout_secs, 1, MAX_CUSTOMER_RING_TIMEOUT_SECS)?;
+        in_range(
+            "agent_ring_timeout_secs",
+            self.agent_ring_timeout_secs,
+            1,
+            MAX_AGENT_RING_TIMEOUT_SECS,
+        )?;
+        in_range(
+            "customer_ring_timeout_secs",
+            self.customer_ring_timeout_secs,
+            1,
+            MAX_CUSTOMER_RING_TIMEOUT_SECS,
+        )?;
         in_range("wrapup_secs", self.wrapup_secs, 0, MAX_WRAPUP_SECS)?;
         if let Some(limit) = self.number_limit {
             in_range("number_limit.count", limit.count, 1, u32::MAX)?;
@@ -284,7 +300,9 @@ impl SipAddress {
         };
         let host_ok = !host.is_empty()
             && host.len() <= 253
-            && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':');
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':');
         if !host_ok {
             return Err(err("bad host"));
         }
@@ -292,7 +310,10 @@ impl SipAddress {
         if port == 0 {
             return Err(err("port 0"));
         }
-        Ok(Self { host: host.to_owned(), port })
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+        })
     }
 }
 
@@ -343,7 +364,10 @@ pub fn validate_caller_id(text: &str) -> Result<String, ValidationError> {
     let number = PhoneNumber::parse(text).map_err(|e| ValidationError::new("number", e.reason))?;
     match number.class() {
         NumberClass::Mobile | NumberClass::Landline { .. } => Ok(number.digits().to_owned()),
-        _ => Err(ValidationError::new("number", format!("{text:?} is not a landline or mobile number"))),
+        _ => Err(ValidationError::new(
+            "number",
+            format!("{text:?} is not a landline or mobile number"),
+        )),
     }
 }
 
@@ -353,7 +377,12 @@ pub struct BlacklistPattern(String);
 
 impl BlacklistPattern {
     pub fn parse(text: &str) -> Result<Self, ValidationError> {
-        let err = || ValidationError::new("blacklist", format!("{text:?} is not a number or a number prefix ending in '*'"));
+        let err = || {
+            ValidationError::new(
+                "blacklist",
+                format!("{text:?} is not a number or a number prefix ending in '*'"),
+            )
+        };
         if let Some(prefix) = text.strip_suffix('*') {
             if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) || prefix.len() > 20 {
                 return Err(err());
@@ -409,13 +438,19 @@ impl PushTarget {
             .ok_or_else(|| ValidationError::new("url", format!("{:?} is not an http:// or https:// URL", self.url)))?;
         let host = rest.split(['/', '?', '#']).next().unwrap_or("");
         if host.is_empty() || self.url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(ValidationError::new("url", format!("{:?} has no host or contains spaces", self.url)));
+            return Err(ValidationError::new(
+                "url",
+                format!("{:?} has no host or contains spaces", self.url),
+            ));
         }
         in_range("timeout_ms", self.timeout_ms, 100, 60_000)?;
         in_range("retries", self.retries, 0, 1000)?;
         for (crm_name, variable) in &self.name_mapping {
             if crm_name.is_empty() || variable.is_empty() || crm_name.len() > 64 || variable.len() > 64 {
-                return Err(ValidationError::new("name_mapping", format!("{crm_name:?} = {variable:?}: names are 1-64 characters")));
+                return Err(ValidationError::new(
+                    "name_mapping",
+                    format!("{crm_name:?} = {variable:?}: names are 1-64 characters"),
+                ));
             }
         }
         Ok(())
@@ -432,7 +467,10 @@ fn in_range(field: &'static str, value: u32, min: u32, max: u32) -> Result<(), V
 
 fn validate_name(field: &'static str, text: &str) -> Result<(), ValidationError> {
     if text.trim().is_empty() || text.len() > 128 || text.chars().any(char::is_control) {
-        return Err(ValidationError::new(field, format!("{text:?} must be 1-128 printable characters")));
+        return Err(ValidationError::new(
+            field,
+            format!("{text:?} must be 1-128 printable characters"),
+        ));
     }
     Ok(())
 }
@@ -441,11 +479,16 @@ fn validate_name(field: &'static str, text: &str) -> Result<(), ValidationError>
 pub fn validate_slug(field: &'static str, text: &str) -> Result<(), ValidationError> {
     let ok = !text.is_empty()
         && text.len() <= 64
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     if ok {
         Ok(())
     } else {
-        Err(ValidationError::new(field, format!("{text:?} must be 1-64 characters of [A-Za-z0-9_.-]")))
+        Err(ValidationError::new(
+            field,
+            format!("{text:?} must be 1-64 characters of [A-Za-z0-9_.-]"),
+        ))
     }
 }
 
@@ -461,7 +504,10 @@ pub fn validate_area_code(text: &str) -> Result<(), ValidationError> {
     if ok {
         Ok(())
     } else {
-        Err(ValidationError::new("area_code", format!("{text:?} is not an area code like 010 or 0571")))
+        Err(ValidationError::new(
+            "area_code",
+            format!("{text:?} is not an area code like 010 or 0571"),
+        ))
     }
 }
 
@@ -495,16 +541,79 @@ mod tests {
     fn enterprise_rules_name_the_field() {
         let base = EnterpriseSettings::new("Acme");
         let cases: Vec<(EnterpriseSettings, &str)> = vec![
-            (EnterpriseSettings { name: " ".into(), ..base.clone() }, "name"),
-            (EnterpriseSettings { time_zone: "Mars/Olympus".into(), ..base.clone() }, "time_zone"),
-            (EnterpriseSettings { rate_per_minute: Money::from_ten_thousandths(-1), ..base.clone() }, "rate_per_minute"),
-            (EnterpriseSettings { default_caller_id: Some("801".into()), ..base.clone() }, "default_caller_id"),
-            (EnterpriseSettings { agent_ring_timeout_secs: 61, ..base.clone() }, "agent_ring_timeout_secs"),
-            (EnterpriseSettings { agent_ring_timeout_secs: 0, ..base.clone() }, "agent_ring_timeout_secs"),
-            (EnterpriseSettings { customer_ring_timeout_secs: 0, ..base.clone() }, "customer_ring_timeout_secs"),
-            (EnterpriseSettings { wrapup_secs: 3601, ..base.clone() }, "wrapup_secs"),
-            (EnterpriseSettings { number_limit: Some(NumberLimit { count: 0, window_minutes: 5 }), ..base.clone() }, "number_limit.count"),
-            (EnterpriseSettings { concurrency_cap: Some(0), ..base.clone() }, "concurrency_cap"),
+            (
+                EnterpriseSettings {
+                    name: " ".into(),
+                    ..base.clone()
+                },
+                "name",
+            ),
+            (
+                EnterpriseSettings {
+                    time_zone: "Mars/Olympus".into(),
+                    ..base.clone()
+                },
+                "time_zone",
+            ),
+            (
+                EnterpriseSettings {
+                    rate_per_minute: Money::from_ten_thousandths(-1),
+                    ..base.clone()
+                },
+                "rate_per_minute",
+            ),
+            (
+                EnterpriseSettings {
+                    default_caller_id: Some("801".into()),
+                    ..base.clone()
+                },
+                "default_caller_id",
+            ),
+            (
+                EnterpriseSettings {
+                    agent_ring_timeout_secs: 61,
+                    ..base.clone()
+                },
+                "agent_ring_timeout_secs",
+            ),
+            (
+                EnterpriseSettings {
+                    agent_ring_timeout_secs: 0,
+                    ..base.clone()
+                },
+                "agent_ring_timeout_secs",
+            ),
+            (
+                EnterpriseSettings {
+                    customer_ring_timeout_secs: 0,
+                    ..base.clone()
+                },
+                "customer_ring_timeout_secs",
+            ),
+            (
+                EnterpriseSettings {
+                    wrapup_secs: 3601,
+                    ..base.clone()
+                },
+                "wrapup_secs",
+            ),
+            (
+                EnterpriseSettings {
+                    number_limit: Some(NumberLimit {
+                        count: 0,
+                        window_minutes: 5,
+                    }),
+                    ..base.clone()
+                },
+                "number_limit.count",
+            ),
+            (
+                EnterpriseSettings {
+                    concurrency_cap: Some(0),
+                    ..base.clone()
+                },
+                "concurrency_cap",
+            ),
         ];
         for (settings, field) in cases {
             assert_eq!(settings.validate().unwrap_err().field, field);
@@ -519,7 +628,10 @@ mod tests {
         assert!(PhoneType::RemotePhone.validate_number("01087128906").is_ok());
         assert!(PhoneType::Telephone.validate_number("801").is_err());
         for code in [1, 2, 4] {
-            assert_eq!(PhoneType::from_legacy_code(code).map(|t| i64::from(t.legacy_code())), Some(code));
+            assert_eq!(
+                PhoneType::from_legacy_code(code).map(|t| i64::from(t.legacy_code())),
+                Some(code)
+            );
         }
         assert_eq!(PhoneType::from_legacy_code(3), None);
     }
@@ -543,10 +655,27 @@ mod tests {
     fn sip_addresses() {
         let a = SipAddress::parse("address", "127.0.0.1:5080").unwrap();
         assert_eq!((a.host.as_str(), a.port), ("127.0.0.1", 5080));
-        assert_eq!(SipAddress::parse("address", "[::1]:5060").unwrap().to_string(), "[::1]:5060");
-        assert_eq!(SipAddress::parse("address", "sip.carrier.example:5060").unwrap().port, 5060);
-        for bad in ["127.0.0.1", "127.0.0.1:0", "host:99999", ":5060", "a b:5060", "[::1:5060"] {
-            assert_eq!(SipAddress::parse("address", bad).unwrap_err().field, "address", "{bad:?}");
+        assert_eq!(
+            SipAddress::parse("address", "[::1]:5060").unwrap().to_string(),
+            "[::1]:5060"
+        );
+        assert_eq!(
+            SipAddress::parse("address", "sip.carrier.example:5060").unwrap().port,
+            5060
+        );
+        for bad in [
+            "127.0.0.1",
+            "127.0.0.1:0",
+            "host:99999",
+            ":5060",
+            "a b:5060",
+            "[::1:5060",
+        ] {
+            assert_eq!(
+                SipAddress::parse("address", bad).unwrap_err().field,
+                "address",
+                "{bad:?}"
+            );
         }
     }
 
@@ -571,11 +700,41 @@ mod tests {
         };
         assert_eq!(good.validate(), Ok(()));
         for (bad, field) in [
-            (PushTarget { url: "ftp://x".into(), ..good.clone() }, "url"),
-            (PushTarget { url: "http://".into(), ..good.clone() }, "url"),
-            (PushTarget { url: "http://a b/".into(), ..good.clone() }, "url"),
-            (PushTarget { timeout_ms: 10, ..good.clone() }, "timeout_ms"),
-            (PushTarget { name_mapping: vec![("".into(), "x".into())], ..good.clone() }, "name_mapping"),
+            (
+                PushTarget {
+                    url: "ftp://x".into(),
+                    ..good.clone()
+                },
+                "url",
+            ),
+            (
+                PushTarget {
+                    url: "http://".into(),
+                    ..good.clone()
+                },
+                "url",
+            ),
+            (
+                PushTarget {
+                    url: "http://a b/".into(),
+                    ..good.clone()
+                },
+                "url",
+            ),
+            (
+                PushTarget {
+                    timeout_ms: 10,
+                    ..good.clone()
+                },
+                "timeout_ms",
+            ),
+            (
+                PushTarget {
+                    name_mapping: vec![("".into(), "x".into())],
+                    ..good.clone()
+                },
+                "name_mapping",
+            ),
         ] {
             assert_eq!(bad.validate().unwrap_err().field, field);
         }

@@ -149,7 +149,17 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_an_exact_amount() {
-        for bad in ["", "1.", ".5", "1.23456", "1,5", "1e3", "--1", "abc", "99999999999999999"] {
+        for bad in [
+            "",
+            "1.",
+            ".5",
+            "1.23456",
+            "1,5",
+            "1e3",
+            "--1",
+            "abc",
+            "99999999999999999",
+        ] {
             assert!(bad.parse::<Money>().is_err(), "{bad:?} accepted");
         }
     }
@@ -170,7 +180,10 @@ mod tests {
         assert_eq!(Money::charge_per_started_minute(rate, 1), Some(m("0.12")));
         assert_eq!(Money::charge_per_started_minute(rate, 60), Some(m("0.12")));
         assert_eq!(Money::charge_per_started_minute(rate, 61), Some(m("0.24")));
-        assert_eq!(Money::charge_per_started_minute(Money::from_ten_thousandths(i64::MAX), 120), None);
+        assert_eq!(
+            Money::charge_per_started_minute(Money::from_ten_thousandths(i64::MAX), 120),
+            None
+        );
     }
 
     #[test]

@@ -49,7 +49,8 @@ impl PhoneNumber {
                 digits.insert(0, '0');
             }
         }
-        let class = classify(&digits).ok_or_else(|| err("not a mobile, landline, extension or international number"))?;
+        let class =
+            classify(&digits).ok_or_else(|| err("not a mobile, landline, extension or international number"))?;
         Ok(Self { digits, class })
     }
 
@@ -91,7 +92,11 @@ fn classify(digits: &str) -> Option<NumberClass> {
     }
     if let Some(national) = digits.strip_prefix('0') {
         // Beijing (10) and the 2x cities have two-digit area codes, everything else three.
-        let area_len = if national.starts_with('1') || national.starts_with('2') { 3 } else { 4 };
+        let area_len = if national.starts_with('1') || national.starts_with('2') {
+            3
+        } else {
+            4
+        };
         if len <= area_len {
             return None;
         }
@@ -124,7 +129,12 @@ pub enum CallPower {
 }
 
 impl CallPower {
-    pub const ALL: [CallPower; 4] = [CallPower::All, CallPower::National, CallPower::Local, CallPower::Internal];
+    pub const ALL: [CallPower; 4] = [
+        CallPower::All,
+        CallPower::National,
+        CallPower::Local,
+        CallPower::Internal,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -136,10 +146,12 @@ impl CallPower {
     }
 
     pub fn parse(text: &str) -> Result<Self, ValidationError> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.as_str() == text)
-            .ok_or_else(|| ValidationError::new("call_power", format!("{text:?} is not one of all, national, local, internal")))
+        Self::ALL.into_iter().find(|p| p.as_str() == text).ok_or_else(|| {
+            ValidationError::new(
+                "call_power",
+                format!("{text:?} is not one of all, national, local, internal"),
+            )
+        })
     }
 
     /// Whether an agent with this power, in `agent_area_code`, may call `number` as a
@@ -170,11 +182,16 @@ mod tests {
     use super::*;
 
     fn class_of(text: &str) -> NumberClass {
-        PhoneNumber::parse(text).unwrap_or_else(|e| panic!("{text}: {e}")).class().clone()
+        PhoneNumber::parse(text)
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+            .class()
+            .clone()
     }
 
     fn landline(area: &str) -> NumberClass {
-        NumberClass::Landline { area_code: area.to_owned() }
+        NumberClass::Landline {
+            area_code: area.to_owned(),
+        }
     }
 
     #[test]
@@ -200,7 +217,19 @@ mod tests {
 
     #[test]
     fn rejects_malformed_numbers() {
-        for bad in ["", "12", "138001380001", "2380013800", "010871289", "010087128906", "abc", "138.0013.8000", "0", "+", "+860108712890"] {
+        for bad in [
+            "",
+            "12",
+            "138001380001",
+            "2380013800",
+            "010871289",
+            "010087128906",
+            "abc",
+            "138.0013.8000",
+            "0",
+            "+",
+            "+860108712890",
+        ] {
             assert!(PhoneNumber::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -234,7 +263,11 @@ mod tests {
             (Internal, &ext, false),
         ];
         for (power, number, expected) in cases {
-            assert_eq!(power.permits_customer(number, Some("010"), None), expected, "{power:?} {number}");
+            assert_eq!(
+                power.permits_customer(number, Some("010"), None),
+                expected,
+                "{power:?} {number}"
+            );
         }
         assert!(!Local.permits_customer(&beijing, Some("021"), None));
         assert!(!Local.permits_customer(&beijing, None, None));

@@ -1,0 +1,832 @@
+//! Operations on the operator-configured model: enterprises, admins, agents, extensions,
+//! trunks, caller ids, blacklist entries, push targets, balance top-ups.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use dialbridge_core::{
+    AgentSettings, BlacklistPattern, CallPower, CallerId, Cno, Enterprise, EnterpriseId, EnterpriseSettings,
+    ExtensionNumber, Money, NumberLimit, PushTarget, SipAddress, Trunk,
+};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{classify_constraint, StoreError, Tx};
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn flag(value: bool) -> i64 {
+    i64::from(value)
+}
+
+fn opt_u32(value: Option<u32>) -> Option<i64> {
+    value.map(i64::from)
+}
+
+fn to_u32(field: &str, value: i64) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{field} = {value}")))
+}
+
+/// An agent as stored: its settings and whether it has a login password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRecord {
+    pub id: i64,
+    pub enterprise_id: EnterpriseId,
+    pub cno: Cno,
+    pub settings: AgentSettings,
+    pub has_password: bool,
+}
+
+/// A trunk as stored: its settings and whether it has a digest password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkRecord {
+    pub trunk: Trunk,
+    pub has_password: bool,
+}
+
+/// A phone an agent has used, and whether it is the bound one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentPhoneRecord {
+    pub cno: Cno,
+    pub phone_type: dialbridge_core::PhoneType,
+    pub number: String,
+    pub bound: bool,
+}
+
+const ENTERPRISE_COLUMNS: &str =
+    "id, name, status, time_zone, balance, rate_per_minute, outbound_enabled, interface_enabled, \
+     default_caller_id, sync_default, agent_ring_timeout_secs, customer_ring_timeout_secs, wrapup_secs, \
+     number_limit_count, number_limit_window_minutes, concurrency_cap";
+
+fn enterprise_from_row(row: &AnyRow) -> Result<Enterprise, StoreError> {
+    let number_limit = match (
+        row.try_get::<Option<i64>, _>("number_limit_count")?,
+        row.try_get::<Option<i64>, _>("number_limit_window_minutes")?,
+    ) {
+        (Some(count), Some(window)) => Some(NumberLimit {
+            count: to_u32("number_limit_count", count)?,
+            window_minutes: to_u32("number_limit_window_minutes", window)?,
+        }),
+        _ => None,
+    };
+    Ok(Enterprise {
+        id: EnterpriseId::new(row.try_get("id")?)?,
+        balance: Money::from_ten_thousandths(row.try_get("balance")?),
+        settings: EnterpriseSettings {
+            name: row.try_get("name")?,
+            status: row.try_get::<String, _>("status")?.parse()?,
+            time_zone: row.try_get("time_zone")?,
+            rate_per_minute: Money::from_ten_thousandths(row.try_get("rate_per_minute")?),
+            outbound_enabled: row.try_get::<i64, _>("outbound_enabled")? != 0,
+            interface_enabled: row.try_get::<i64, _>("interface_enabled")? != 0,
+            default_caller_id: row.try_get("default_caller_id")?,
+            sync_default: row.try_get::<i64, _>("sync_default")? != 0,
+            agent_ring_timeout_secs: to_u32("agent_ring_timeout_secs", row.try_get("agent_ring_timeout_secs")?)?,
+            customer_ring_timeout_secs: to_u32(
+                "customer_ring_timeout_secs",
+                row.try_get("customer_ring_timeout_secs")?,
+            )?,
+            wrapup_secs: to_u32("wrapup_secs", row.try_get("wrapup_secs")?)?,
+            number_limit,
+            concurrency_cap: row
+                .try_get::<Option<i64>, _>("concurrency_cap")?
+                .map(|c| to_u32("concurrency_cap", c))
+                .transpose()?,
+        },
+    })
+}
+
+fn agent_from_row(row: &AnyRow) -> Result<AgentRecord, StoreError> {
+    Ok(AgentRecord {
+        id: row.try_get("id")?,
+        enterprise_id: EnterpriseId::new(row.try_get("enterprise_id")?)?,
+        cno: Cno::parse(&row.try_get::<String, _>("cno")?)?,
+        has_password: row.try_get::<Option<String>, _>("password_hash")?.is_some(),
+        settings: AgentSettings {
+            name: row.try_get("name")?,
+            active: row.try_get::<i64, _>("active")? != 0,
+            outbound_allowed: row.try_get::<i64, _>("outbound_allowed")? != 0,
+            call_power: CallPower::parse(&row.try_get::<String, _>("call_power")?)?,
+            area_code: row.try_get("area_code")?,
+            wrapup_secs: row
+                .try_get::<Option<i64>, _>("wrapup_secs")?
+                .map(|s| to_u32("wrapup_secs", s))
+                .transpose()?,
+        },
+    })
+}
+
+impl Tx<'_> {
+    // ---- enterprises ----
+
+    pub async fn enterprise(&mut self, id: EnterpriseId) -> Result<Option<Enterprise>, StoreError> {
+        let sql = format!("SELECT {ENTERPRISE_COLUMNS} FROM enterprises WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id.get()).fetch_optional(&mut *self.conn).await?;
+        row.as_ref().map(enterprise_from_row).transpose()
+    }
+
+    pub async fn enterprises(&mut self) -> Result<Vec<Enterprise>, StoreError> {
+        let sql = format!("SELECT {ENTERPRISE_COLUMNS} FROM enterprises ORDER BY id");
+        let rows = sqlx::query(&sql).fetch_all(&mut *self.conn).await?;
+        rows.iter().map(enterprise_from_row).collect()
+    }
+
+    pub async fn insert_enterprise(
+        &mut self,
+        id: EnterpriseId,
+        settings: &EnterpriseSettings,
+    ) -> Result<(), StoreError> {
+        settings.validate()?;
+        let now = now_ms();
+        let sql = "INSERT INTO enterprises (id, name, status, time_zone, balance, rate_per_minute, outbound_enabled, \
+                   interface_enabled, default_caller_id, sync_default, agent_ring_timeout_secs, customer_ring_timeout_secs, \
+                   wrapup_secs, number_limit_count, number_limit_window_minutes, concurrency_cap, created_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)";
+        bind_enterprise_settings(sqlx::query(sql).bind(id.get()), settings)
+            .bind(now)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(|e| classify_constraint(e, || format!("enterprise {id}")))?;
+        Ok(())
+    }
+
+    pub async fn update_enterprise(
+        &mut self,
+        id: EnterpriseId,
+        settings: &EnterpriseSettings,
+    ) -> Result<(), StoreError> {
+        settings.validate()?;
+        let sql = "UPDATE enterprises SET name = $2, status = $3, time_zone = $4, rate_per_minute = $5, \
+                   outbound_enabled = $6, interface_enabled = $7, default_caller_id = $8, sync_default = $9, \
+                   agent_ring_timeout_secs = $10, customer_ring_timeout_secs = $11, wrapup_secs = $12, \
+                   number_limit_count = $13, number_limit_window_minutes = $14, concurrency_cap = $15, updated_at = $16 \
+                   WHERE id = $1";
+        let done = bind_enterprise_settings(sqlx::query(sql).bind(id.get()), settings)
+            .bind(now_ms())
+            .execute(&mut *self.conn)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("enterprise {id}")));
+        }
+        Ok(())
+    }
+
+    /// Adds `amount` (positive: a top-up; negative: an adjustment) to the balance and writes a
+    /// ledger row; returns the new balance.
+    pub async fn top_up(
+        &mut self,
+        id: EnterpriseId,
+        amount: Money,
+        reference: Option<&str>,
+    ) -> Result<Money, StoreError> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE enterprises SET balance = balance + $2, updated_at = $3 WHERE id = $1 RETURNING balance",
+        )
+        .bind(id.get())
+        .bind(amount.ten_thousandths())
+        .bind(now_ms())
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        let (balance,) = row.ok_or_else(|| StoreError::NotFound(format!("enterprise {id}")))?;
+        let ledger_id = self.next_id("balance_ledger").await?;
+        let kind = if amount >= Money::ZERO { "top_up" } else { "adjustment" };
+        sqlx::query("INSERT INTO balance_ledger (id, enterprise_id, amount, balance_after, kind, reference, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(ledger_id)
+            .bind(id.get())
+            .bind(amount.ten_thousandths())
+            .bind(balance)
+            .bind(kind)
+            .bind(reference)
+            .bind(now_ms())
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(Money::from_ten_thousandths(balance))
+    }
+
+    // ---- admin accounts ----
+
+    pub async fn admin_user_names(&mut self, enterprise: EnterpriseId) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT user_name FROM enterprise_admins WHERE enterprise_id = $1 ORDER BY user_name")
+                .bind(enterprise.get())
+                .fetch_all(&mut *self.conn)
+                .await?;
+        Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
+    /// md5(admin password), the secret the legacy seed scheme is computed from.
+    pub async fn admin_password_md5(
+        &mut self,
+        enterprise: EnterpriseId,
+        user_name: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT password_md5_sealed FROM enterprise_admins WHERE enterprise_id = $1 AND user_name = $2",
+        )
+        .bind(enterprise.get())
+        .bind(user_name)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        row.map(|(sealed,)| self.store.sealer().open(&sealed)).transpose()
+    }
+
+    /// Creates the admin account or changes its password.
+    pub async fn set_admin(
+        &mut self,
+        enterprise: EnterpriseId,
+        user_name: &str,
+        password: &str,
+    ) -> Result<(), StoreError> {
+        dialbridge_core::validate_user_name(user_name)?;
+        dialbridge_core::validate_password("password", password)?;
+        let sealed = self.store.sealer().seal(&crate::md5_hex(password));
+        sqlx::query(
+            "INSERT INTO enterprise_admins (enterprise_id, user_name, password_md5_sealed, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (enterprise_id, user_name) DO UPDATE SET password_md5_sealed = excluded.password_md5_sealed",
+        )
+        .bind(enterprise.get())
+        .bind(user_name)
+        .bind(sealed)
+        .bind(now_ms())
+        .execute(&mut *self.conn)
+        .await
+        .map_err(|e| classify_constraint(e, || format!("admin {user_name} of enterprise {enterprise}")))?;
+        Ok(())
+    }
+
+    pub async fn delete_admin(&mut self, enterprise: EnterpriseId, user_name: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM enterprise_admins WHERE enterprise_id = $1 AND user_name = $2")
+            .bind(enterprise.get())
+            .bind(user_name)
+            .execute(&mut *self.conn)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "admin {user_name} of enterprise {enterprise}"
+            )));
+        }
+        Ok(())
+    }
+
+    // ---- agents ----
+
+    pub async fn agent(&mut self, enterprise: EnterpriseId, cno: &Cno) -> Result<Option<AgentRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM agents WHERE enterprise_id = $1 AND cno = $2")
+            .bind(enterprise.get())
+            .bind(cno.as_str())
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        row.as_ref().map(agent_from_row).transpose()
+    }
+
+    pub async fn agents(&mut self, enterprise: EnterpriseId) -> Result<Vec<AgentRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM agents WHERE enterprise_id = $1 ORDER BY cno")
+            .bind(enterprise.get())
+            .fetch_all(&mut *self.conn)
+            .await?;
+        rows.iter().map(agent_from_row).collect()
+    }
+
+    /// Creates an agent; `password` is the login password in clear (stored as a slow hash of
+    /// its md5, the form the legacy `pwd` carries). Returns the agent's id.
+    pub async fn insert_agent(
+        &mut self,
+        enterprise: EnterpriseId,
+        cno: &Cno,
+        settings: &AgentSettings,
+        password: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        settings.validate()?;
+        if self.enterprise(enterprise).await?.is_none() {
+            return Err(StoreError::NotFound(format!("enterprise {enterprise}")));
+        }
+        let hash = password.map(|p| self.hash_agent_password(p)).transpose()?;
+        let id = self.next_id("agents").await?;
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO agents (id, enterprise_id, cno, name, password_hash, active, outbound_allowed, call_power, area_code, \
+             wrapup_secs, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+        )
+        .bind(id)
+        .bind(enterprise.get())
+        .bind(cno.as_str())
+        .bind(&settings.name)
+        .bind(hash)
+        .bind(flag(settings.active))
+        .bind(flag(settings.outbound_allowed))
+        .bind(settings.call_power.as_str())
+        .bind(settings.area_code.as_deref())
+        .bind(opt_u32(settings.wrapup_secs))
+        .bind(now)
+        .execute(&mut *self.conn)
+        .await
+        .map_err(|e| classify_constraint(e, || format!("agent {cno} of enterprise {enterprise}")))?;
+        Ok(id)
+    }
+
+    pub async fn update_agent(
+        &mut self,
+        enterprise: EnterpriseId,
+        cno: &Cno,
+        settings: &AgentSettings,
+    ) -> Result<(), StoreError> {
+        settings.validate()?;
+        let done = sqlx::query(
+            "UPDATE agents SET name = $3, active = $4, outbound_allowed = $5, call_power = $6, area_code = $7, wrapup_secs = $8, \
+             updated_at = $9 WHERE enterprise_id = $1 AND cno = $2",
+        )
+        .bind(enterprise.get())
+        .bind(cno.as_str())
+        .bind(&settings.name)
+        .bind(flag(settings.active))
+        .bind(flag(settings.outbound_allowed))
+        .bind(settings.call_power.as_str())
+        .bind(settings.area_code.as_deref())
+        .bind(opt_u32(settings.wrapup_secs))
+        .bind(now_ms())
+        .execute(&mut *self.conn)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("agent {cno} of enterprise {enterprise}")));
+        }
+        Ok(())
+    }
+
+    pub async fn set_agent_password(
+        &mut self,
+        enterprise: EnterpriseId,
+        cno: &Cno,
+        password: &str,
+    ) -> Result<(), StoreError> {
+        let hash = self.hash_agent_password(password)?;
+        let done =
+            sqlx::query("UPDATE agents SET password_hash = $3, updated_at = $4 WHERE enterprise_id = $1 AND cno = $2")
+                .bind(enterprise.get())
+                .bind(cno.as_str())
+                .bind(hash)
+                .bind(now_ms())
+                .execute(&mut *self.conn)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("agent {cno} of enterprise {enterprise}")));
+        }
+        Ok(())
+    }
+
+    /// Whether `pwd_md5` (lowercase hex md5 of the login password) is the agent's.
+    pub async fn agent_password_matches(
+        &mut self,
+        enterprise: EnterpriseId,
+        cno: &Cno,
+        pwd_md5: &str,
+    ) -> Result<bool, StoreError> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT password_hash FROM agents WHERE enterprise_id = $1 AND cno = $2")
+                .bind(enterprise.get())
+                .bind(cno.as_str())
+                .fetch_optional(&mut *self.conn)
+                .await?;
+        Ok(match row {
+            Some((Some(hash),)) => self.store.hashing().verify(pwd_md5, &hash),
+            _ => false,
+        })
+    }
+
+    fn hash_agent_password(&self, password: &str) -> Result<String, StoreError> {
+        dialbridge_core::validate_password("password", password)?;
+        self.store.hashing().hash(&crate::md5_hex(password))
+    }
+
+    pub async fn delete_agent(&mut self, enterprise: EnterpriseId, cno: &Cno) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM agents WHERE enterprise_id = $1 AND cno = $2")
+            .bind(enterprise.get())
+            .bind(cno.as_str())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(|e| classify_constraint(e, || format!("agent {cno}")))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("agent {cno} of enterprise {enterprise}")));
+        }
+        Ok(())
+    }
+
+    pub async fn agent_phones(&mut self, enterprise: EnterpriseId) -> Result<Vec<AgentPhoneRecord>, StoreError> {
+        let rows: Vec<(String, i64, String, i64)> = sqlx::query_as(
+            "SELECT a.cno, p.phone_type, p.number, p.is_bound FROM agent_phones p JOIN agents a ON a.id = p.agent_id \
+             WHERE p.enterprise_id = $1 ORDER BY a.cno, p.created_at",
+        )
+        .bind(enterprise.get())
+        .fetch_all(&mut *self.conn)
+        .await?;
+        rows.into_iter()
+            .map(|(cno, phone_type, number, bound)| {
+                Ok(AgentPhoneRecord {
+                    cno: Cno::parse(&cno)?,
+                    phone_type: dialbridge_core::PhoneType::from_legacy_code(phone_type)
+                        .ok_or_else(|| StoreError::Corrupt(format!("phone_type = {phone_type}")))?,
+                    number,
+                    bound: bound != 0,
+                })
+            })
+            .collect()
+    }
+
+    // ---- extensions ----
+
+    pub async fn extensions(&mut self, enterprise: EnterpriseId) -> Result<Vec<ExtensionNumber>, StoreError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT number FROM extensions WHERE enterprise_id = $1 ORDER BY number")
+                .bind(enterprise.get())
+                .fetch_all(&mut *self.conn)
+                .await?;
+        rows.into_iter()
+            .map(|(n,)| ExtensionNumber::parse(&n).map_err(StoreError::from))
+            .collect()
+    }
+
+    /// The extension's SIP password in clear (the registrar's digest check needs it).
+    pub async fn extension_password(
+        &mut self,
+        enterprise: EnterpriseId,
+        number: &ExtensionNumber,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT sip_password_sealed FROM extensions WHERE enterprise_id = $1 AND number = $2")
+                .bind(enterprise.get())
+                .bind(number.as_str())
+                .fetch_optional(&mut *self.conn)
+                .await?;
+        row.map(|(sealed,)| self.store.sealer().open(&sealed)).transpose()
+    }
+
+    /// Creates the extension or changes its SIP password.
+    pub async fn set_extension(
+        &mut self,
+        enterprise: EnterpriseId,
+        number: &ExtensionNumber,
+        sip_password: &str,
+    ) -> Result<(), StoreError> {
+        dialbridge_core::validate_password("password", sip_password)?;
+        let sealed = self.store.sealer().seal(sip_password);
+        sqlx::query(
+            "INSERT INTO extensions (enterprise_id, number, sip_password_sealed, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (enterprise_id, number) DO UPDATE SET sip_password_sealed = excluded.sip_password_sealed",
+        )
+        .bind(enterprise.get())
+        .bind(number.as_str())
+        .bind(sealed)
+        .bind(now_ms())
+        .execute(&mut *self.conn)
+        .await
+        .map_err(|e| classify_constraint(e, || format!("extension {number} of enterprise {enterprise}")))?;
+        Ok(())
+    }
+
+    pub async fn delete_extension(
+        &mut self,
+        enterprise: EnterpriseId,
+        number: &ExtensionNumber,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM extensions WHERE enterprise_id = $1 AND number = $2")
+            .bind(enterprise.get())
+            .bind(number.as_str())
+            .execute(&mut *self.conn)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "extension {number} of enterprise {enterprise}"
+            )));
+        }
+        Ok(())
+    }
+
+    // ---- trunks ----
+
+    pub async fn trunks(&mut self) -> Result<Vec<TrunkRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM trunks ORDER BY name")
+            .fetch_all(&mut *self.conn)
+            .await?;
+        let grants: Vec<(String, i64)> =
+            sqlx::query_as("SELECT trunk_name, enterprise_id FROM trunk_enterprises ORDER BY enterprise_id")
+                .fetch_all(&mut *self.conn)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                let name: String = row.try_get("name")?;
+                let enterprises = grants
+                    .iter()
+                    .filter(|(t, _)| *t == name)
+                    .map(|(_, e)| EnterpriseId::new(*e))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let proxy: Option<String> = row.try_get("outbound_proxy")?;
+                Ok(TrunkRecord {
+                    has_password: row.try_get::<Option<String>, _>("auth_password_sealed")?.is_some(),
+                    trunk: Trunk {
+                        address: SipAddress {
+                            host: row.try_get("host")?,
+                            port: u16::try_from(row.try_get::<i64, _>("port")?)
+                                .map_err(|_| StoreError::Corrupt("trunk port".into()))?,
+                        },
+                        transport: row.try_get::<String, _>("transport")?.parse()?,
+                        auth_username: row.try_get("auth_username")?,
+                        outbound_proxy: proxy.map(|p| SipAddress::parse("outbound_proxy", &p)).transpose()?,
+                        max_channels: to_u32("max_channels", row.try_get("max_channels")?)?,
+                        enterprises,
+                        name,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    pub async fn trunk(&mut self, name: &str) -> Result<Option<TrunkRecord>, StoreError> {
+        Ok(self.trunks().await?.into_iter().find(|t| t.trunk.name == name))
+    }
+
+    pub async fn trunk_password(&mut self, name: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(Option<String>,)> = sqlx::query_as("SELECT auth_password_sealed FROM trunks WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        row.and_then(|(sealed,)| sealed)
+            .map(|s| self.store.sealer().open(&s))
+            .transpose()
+    }
+
+    /// Creates or replaces a trunk and the list of enterprises allowed to use it.
+    /// `password`: `Some` sets the digest password, `None` keeps the stored one (or none).
+    pub async fn upsert_trunk(&mut self, trunk: &Trunk, password: Option<&str>) -> Result<(), StoreError> {
+        trunk.validate()?;
+        if let Some(p) = password {
+            dialbridge_core::validate_password("auth_password", p)?;
+        }
+        let sealed = password.map(|p| self.store.sealer().seal(p));
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO trunks (name, host, port, transport, auth_username, auth_password_sealed, outbound_proxy, max_channels, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+             ON CONFLICT (name) DO UPDATE SET host = excluded.host, port = excluded.port, transport = excluded.transport, \
+             auth_username = excluded.auth_username, \
+             auth_password_sealed = COALESCE(excluded.auth_password_sealed, trunks.auth_password_sealed), \
+             outbound_proxy = excluded.outbound_proxy, max_channels = excluded.max_channels, updated_at = excluded.updated_at",
+        )
+        .bind(&trunk.name)
+        .bind(&trunk.address.host)
+        .bind(i64::from(trunk.address.port))
+        .bind(trunk.transport.as_str())
+        .bind(trunk.auth_username.as_deref())
+        .bind(sealed)
+        .bind(trunk.outbound_proxy.as_ref().map(|p| p.to_string()))
+        .bind(i64::from(trunk.max_channels))
+        .bind(now)
+        .execute(&mut *self.conn)
+        .await?;
+        sqlx::query("DELETE FROM trunk_enterprises WHERE trunk_name = $1")
+            .bind(&trunk.name)
+            .execute(&mut *self.conn)
+            .await?;
+        for enterprise in &trunk.enterprises {
+            sqlx::query("INSERT INTO trunk_enterprises (trunk_name, enterprise_id) VALUES ($1, $2)")
+                .bind(&trunk.name)
+                .bind(enterprise.get())
+                .execute(&mut *self.conn)
+                .await
+                .map_err(|e| classify_constraint(e, || format!("trunk {} for enterprise {enterprise}", trunk.name)))?;
+        }
+        Ok(())
+    }
+
+    pub async fn delete_trunk(&mut self, name: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM trunks WHERE name = $1")
+            .bind(name)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(|e| classify_constraint(e, || format!("trunk {name} (used by caller ids)")))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("trunk {name}")));
+        }
+        Ok(())
+    }
+
+    // ---- caller ids ----
+
+    pub async fn caller_ids(&mut self, enterprise: Option<EnterpriseId>) -> Result<Vec<CallerId>, StoreError> {
+        let rows: Vec<(String, i64, String)> =
+            match enterprise {
+                Some(e) => sqlx::query_as(
+                    "SELECT number, enterprise_id, trunk_name FROM caller_ids WHERE enterprise_id = $1 ORDER BY number",
+                )
+                .bind(e.get())
+                .fetch_all(&mut *self.conn)
+                .await?,
+                None => {
+                    sqlx::query_as("SELECT number, enterprise_id, trunk_name FROM caller_ids ORDER BY number")
+                        .fetch_all(&mut *self.conn)
+                        .await?
+                }
+            };
+        rows.into_iter()
+            .map(|(number, enterprise_id, trunk)| {
+                Ok(CallerId {
+                    number,
+                    enterprise_id: EnterpriseId::new(enterprise_id)?,
+                    trunk,
+                })
+            })
+            .collect()
+    }
+
+    /// Creates a caller id or moves it to another trunk. A number owned by another enterprise is
+    /// refused: one enterprise can never send another's caller id.
+    pub async fn upsert_caller_id(&mut self, caller_id: &CallerId) -> Result<(), StoreError> {
+        let number = dialbridge_core::validate_caller_id(&caller_id.number)?;
+        let owner: Option<(i64,)> = sqlx::query_as("SELECT enterprise_id FROM caller_ids WHERE number = $1")
+            .bind(&number)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        if let Some((owner,)) = owner {
+            if owner != caller_id.enterprise_id.get() {
+                return Err(StoreError::Conflict(format!(
+                    "caller id {number} belongs to another enterprise"
+                )));
+            }
+        }
+        let trunk = self
+            .trunk(&caller_id.trunk)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("trunk {}", caller_id.trunk)))?;
+        if !trunk.trunk.enterprises.contains(&caller_id.enterprise_id) {
+            return Err(StoreError::Conflict(format!(
+                "trunk {} is not available to enterprise {}",
+                caller_id.trunk, caller_id.enterprise_id
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO caller_ids (number, enterprise_id, trunk_name, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (number) DO UPDATE SET trunk_name = excluded.trunk_name",
+        )
+        .bind(&number)
+        .bind(caller_id.enterprise_id.get())
+        .bind(&caller_id.trunk)
+        .bind(now_ms())
+        .execute(&mut *self.conn)
+        .await
+        .map_err(|e| classify_constraint(e, || format!("caller id {number}")))?;
+        Ok(())
+    }
+
+    pub async fn delete_caller_id(&mut self, enterprise: EnterpriseId, number: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM caller_ids WHERE enterprise_id = $1 AND number = $2")
+            .bind(enterprise.get())
+            .bind(number)
+            .execute(&mut *self.conn)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "caller id {number} of enterprise {enterprise}"
+            )));
+        }
+        Ok(())
+    }
+
+    // ---- blacklist ----
+
+    pub async fn blacklist(&mut self, enterprise: EnterpriseId) -> Result<Vec<BlacklistPattern>, StoreError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT pattern FROM blacklist_entries WHERE enterprise_id = $1 ORDER BY pattern")
+                .bind(enterprise.get())
+                .fetch_all(&mut *self.conn)
+                .await?;
+        rows.into_iter()
+            .map(|(p,)| BlacklistPattern::parse(&p).map_err(StoreError::from))
+            .collect()
+    }
+
+    pub async fn insert_blacklist(
+        &mut self,
+        enterprise: EnterpriseId,
+        pattern: &BlacklistPattern,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO blacklist_entries (enterprise_id, pattern, created_at) VALUES ($1, $2, $3)")
+            .bind(enterprise.get())
+            .bind(pattern.as_str())
+            .bind(now_ms())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(|e| classify_constraint(e, || format!("blacklist entry {pattern} of enterprise {enterprise}")))?;
+        Ok(())
+    }
+
+    pub async fn delete_blacklist(
+        &mut self,
+        enterprise: EnterpriseId,
+        pattern: &BlacklistPattern,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM blacklist_entries WHERE enterprise_id = $1 AND pattern = $2")
+            .bind(enterprise.get())
+            .bind(pattern.as_str())
+            .execute(&mut *self.conn)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "blacklist entry {pattern} of enterprise {enterprise}"
+            )));
+        }
+        Ok(())
+    }
+
+    // ---- push targets ----
+
+    pub async fn push_targets(&mut self, enterprise: EnterpriseId) -> Result<Vec<PushTarget>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM push_targets WHERE enterprise_id = $1 ORDER BY name")
+            .bind(enterprise.get())
+            .fetch_all(&mut *self.conn)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let mapping: String = row.try_get("name_mapping")?;
+                Ok(PushTarget {
+                    name: row.try_get("name")?,
+                    push_type: row.try_get::<String, _>("push_type")?.parse()?,
+                    url: row.try_get("url")?,
+                    method: row.try_get::<String, _>("method")?.parse()?,
+                    timeout_ms: to_u32("timeout_ms", row.try_get("timeout_ms")?)?,
+                    retries: to_u32("retries", row.try_get("retries")?)?,
+                    format: row.try_get::<String, _>("format")?.parse()?,
+                    name_mapping: serde_json::from_str(&mapping)
+                        .map_err(|e| StoreError::Corrupt(format!("name_mapping: {e}")))?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn upsert_push_target(
+        &mut self,
+        enterprise: EnterpriseId,
+        target: &PushTarget,
+    ) -> Result<(), StoreError> {
+        target.validate()?;
+        let mapping = serde_json::to_string(&target.name_mapping).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO push_targets (enterprise_id, name, push_type, url, method, timeout_ms, retries, format, name_mapping, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+             ON CONFLICT (enterprise_id, name) DO UPDATE SET push_type = excluded.push_type, url = excluded.url, \
+             method = excluded.method, timeout_ms = excluded.timeout_ms, retries = excluded.retries, format = excluded.format, \
+             name_mapping = excluded.name_mapping, updated_at = excluded.updated_at",
+        )
+        .bind(enterprise.get())
+        .bind(&target.name)
+        .bind(target.push_type.as_str())
+        .bind(&target.url)
+        .bind(target.method.as_str())
+        .bind(i64::from(target.timeout_ms))
+        .bind(i64::from(target.retries))
+        .bind(target.format.as_str())
+        .bind(mapping)
+        .bind(now)
+        .execute(&mut *self.conn)
+        .await
+        .map_err(|e| classify_constraint(e, || format!("push target {} of enterprise {enterprise}", target.name)))?;
+        Ok(())
+    }
+
+    pub async fn delete_push_target(&mut self, enterprise: EnterpriseId, name: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM push_targets WHERE enterprise_id = $1 AND name = $2")
+            .bind(enterprise.get())
+            .bind(name)
+            .execute(&mut *self.conn)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "push target {name} of enterprise {enterprise}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn bind_enterprise_settings<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    s: &'q EnterpriseSettings,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(s.name.as_str())
+        .bind(s.status.as_str())
+        .bind(s.time_zone.as_str())
+        .bind(s.rate_per_minute.ten_thousandths())
+        .bind(flag(s.outbound_enabled))
+        .bind(flag(s.interface_enabled))
+        .bind(s.default_caller_id.as_deref())
+        .bind(flag(s.sync_default))
+        .bind(i64::from(s.agent_ring_timeout_secs))
+        .bind(i64::from(s.customer_ring_timeout_secs))
+        .bind(i64::from(s.wrapup_secs))
+        .bind(s.number_limit.map(|l| i64::from(l.count)))
+        .bind(s.number_limit.map(|l| i64::from(l.window_minutes)))
+        .bind(opt_u32(s.concurrency_cap))
+}

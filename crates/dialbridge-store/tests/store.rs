@@ -1,0 +1,337 @@
+//! The store against real databases: SQLite in a temporary directory always, and PostgreSQL
+//! when `DIALBRIDGE_TEST_POSTGRES_URL` names one (scripts/test starts a throwaway server and
+//! runs the ignored tests, so the migrations' portability is checked on every run).
+
+use dialbridge_core::*;
+use dialbridge_store::*;
+
+fn cheap_hashing() -> PasswordHashCost {
+    PasswordHashCost {
+        memory_kib: 64,
+        iterations: 1,
+    }
+}
+
+fn key() -> SecretKey {
+    SecretKey::from_hex(&"ab".repeat(32)).unwrap()
+}
+
+async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
+    let options = StoreOptions {
+        database_url: StoreOptions::sqlite_in(dir.path()),
+        password_hash_cost: cheap_hashing(),
+    };
+    Store::open(&options, &key()).await.unwrap()
+}
+
+fn ent(id: i64) -> EnterpriseId {
+    EnterpriseId::new(id).unwrap()
+}
+
+/// One pass over every operation of the configuration model; the same on both databases.
+async fn exercise_configuration(store: &Store) {
+    let acme = ent(3000001);
+    let other = ent(3000002);
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_enterprise(acme, &EnterpriseSettings::new("Acme"))
+        .await
+        .unwrap();
+    tx.insert_enterprise(other, &EnterpriseSettings::new("Other"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // A failed statement ends the transaction on PostgreSQL, so each refusal gets its own.
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        tx.insert_enterprise(acme, &EnterpriseSettings::new("Again")).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    drop(tx);
+
+    let mut tx = store.begin().await.unwrap();
+    let mut settings = EnterpriseSettings::new("Acme Ltd");
+    settings.rate_per_minute = "0.12".parse().unwrap();
+    settings.number_limit = Some(NumberLimit {
+        count: 3,
+        window_minutes: 60,
+    });
+    settings.concurrency_cap = Some(10);
+    settings.sync_default = true;
+    tx.update_enterprise(acme, &settings).await.unwrap();
+    assert_eq!(
+        tx.top_up(acme, "100.5".parse().unwrap(), Some("invoice 1"))
+            .await
+            .unwrap(),
+        "100.5".parse().unwrap()
+    );
+    assert_eq!(
+        tx.top_up(acme, "-0.5".parse().unwrap(), None).await.unwrap(),
+        "100".parse().unwrap()
+    );
+    let stored = tx.enterprise(acme).await.unwrap().unwrap();
+    assert_eq!(stored.settings, settings);
+    assert_eq!(stored.balance, "100".parse().unwrap());
+
+    tx.set_admin(acme, "admin", "s3cret").await.unwrap();
+    assert_eq!(
+        tx.admin_password_md5(acme, "admin").await.unwrap(),
+        Some(md5_hex("s3cret"))
+    );
+    assert_eq!(tx.admin_password_md5(other, "admin").await.unwrap(), None);
+
+    let cno = Cno::parse("2000").unwrap();
+    tx.insert_agent(acme, &cno, &AgentSettings::new("Alice"), Some("1234"))
+        .await
+        .unwrap();
+    tx.insert_agent(other, &cno, &AgentSettings::new("Other's 2000"), None)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        tx.insert_agent(acme, &cno, &AgentSettings::new("Dup"), None).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    drop(tx);
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.agent_password_matches(acme, &cno, &md5_hex("1234")).await.unwrap());
+    assert!(!tx.agent_password_matches(acme, &cno, &md5_hex("wrong")).await.unwrap());
+    assert!(
+        !tx.agent_password_matches(other, &cno, &md5_hex("1234")).await.unwrap(),
+        "no password, no login"
+    );
+    let alice = tx.agent(acme, &cno).await.unwrap().unwrap();
+    assert!(alice.has_password);
+    assert_eq!(alice.settings.name, "Alice");
+
+    let ext = ExtensionNumber::parse("801").unwrap();
+    tx.set_extension(acme, &ext, "sip-pass").await.unwrap();
+    tx.set_extension(other, &ext, "other-pass").await.unwrap();
+    assert_eq!(
+        tx.extension_password(acme, &ext).await.unwrap().as_deref(),
+        Some("sip-pass")
+    );
+    assert_eq!(
+        tx.extension_password(other, &ext).await.unwrap().as_deref(),
+        Some("other-pass")
+    );
+
+    let trunk = Trunk {
+        name: "carrier".into(),
+        address: SipAddress::parse("address", "127.0.0.1:5080").unwrap(),
+        transport: Transport::Udp,
+        auth_username: Some("acct".into()),
+        outbound_proxy: None,
+        max_channels: 30,
+        enterprises: vec![acme],
+    };
+    tx.upsert_trunk(&trunk, Some("trunk-pass")).await.unwrap();
+    tx.upsert_trunk(&trunk, None).await.unwrap();
+    assert_eq!(
+        tx.trunk_password("carrier").await.unwrap().as_deref(),
+        Some("trunk-pass"),
+        "None keeps the password"
+    );
+    assert_eq!(tx.trunk("carrier").await.unwrap().unwrap().trunk, trunk);
+
+    let clid = CallerId {
+        number: "02160001234".into(),
+        enterprise_id: acme,
+        trunk: "carrier".into(),
+    };
+    tx.upsert_caller_id(&clid).await.unwrap();
+    let stolen = CallerId {
+        enterprise_id: other,
+        ..clid.clone()
+    };
+    assert!(matches!(
+        tx.upsert_caller_id(&stolen).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let not_granted = CallerId {
+        number: "02160009999".into(),
+        enterprise_id: other,
+        trunk: "carrier".into(),
+    };
+    assert!(matches!(
+        tx.upsert_caller_id(&not_granted).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let pattern = BlacklistPattern::parse("0105*").unwrap();
+    tx.insert_blacklist(acme, &pattern).await.unwrap();
+
+    let target = PushTarget {
+        name: "hangup".into(),
+        push_type: PushType::Hangup,
+        url: "http://127.0.0.1:9/push?model=onhookpush".into(),
+        method: PushMethod::Post,
+        timeout_ms: 3000,
+        retries: 1,
+        format: PushFormat::Legacy,
+        name_mapping: vec![("uid".into(), "cdr_main_unique_id".into())],
+    };
+    tx.upsert_push_target(acme, &target).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        matches!(tx.delete_trunk("carrier").await, Err(StoreError::Conflict(_))),
+        "trunk in use"
+    );
+    drop(tx);
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        tx.insert_blacklist(acme, &pattern).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    drop(tx);
+
+    let mut read = store.begin_read().await.unwrap();
+    assert_eq!(read.caller_ids(Some(acme)).await.unwrap(), vec![clid]);
+    assert_eq!(read.caller_ids(Some(other)).await.unwrap(), vec![]);
+    assert_eq!(read.blacklist(acme).await.unwrap(), vec![pattern]);
+    assert_eq!(read.push_targets(acme).await.unwrap(), vec![target]);
+    assert_eq!(read.push_targets(other).await.unwrap(), vec![]);
+    assert_eq!(read.agents(acme).await.unwrap().len(), 1);
+    assert_eq!(read.extensions(acme).await.unwrap(), vec![ext]);
+    drop(read);
+
+    // A transaction that is not committed changes nothing.
+    let mut tx = store.begin().await.unwrap();
+    tx.delete_agent(acme, &cno).await.unwrap();
+    drop(tx);
+    assert!(store
+        .begin_read()
+        .await
+        .unwrap()
+        .agent(acme, &cno)
+        .await
+        .unwrap()
+        .is_some());
+
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.next_id("test_seq").await.unwrap(), 1);
+    assert_eq!(tx.next_id("test_seq").await.unwrap(), 2);
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_configuration_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    assert!(dir.path().join("dialbridge.db").exists());
+    assert_eq!(store.backend(), Backend::Sqlite);
+    exercise_configuration(&store).await;
+    store.close().await;
+
+    // Reopening migrates nothing twice and keeps the data; sequences continue.
+    let store = sqlite_store(&dir).await;
+    assert_eq!(store.applied_migrations().await.unwrap(), vec![1]);
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.next_id("test_seq").await.unwrap(), 3);
+    assert!(tx.enterprise(ent(3000001)).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn sqlite_uses_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    store
+        .begin()
+        .await
+        .unwrap()
+        .insert_enterprise(ent(3000001), &EnterpriseSettings::new("A"))
+        .await
+        .unwrap();
+    assert!(dir.path().join("dialbridge.db-wal").exists());
+}
+
+#[tokio::test]
+async fn secrets_are_not_stored_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_enterprise(ent(3000001), &EnterpriseSettings::new("A"))
+        .await
+        .unwrap();
+    tx.set_admin(ent(3000001), "admin", "admin-password-x").await.unwrap();
+    tx.insert_agent(
+        ent(3000001),
+        &Cno::parse("2000").unwrap(),
+        &AgentSettings::new("A"),
+        Some("agent-password-y"),
+    )
+    .await
+    .unwrap();
+    tx.set_extension(ent(3000001), &ExtensionNumber::parse("801").unwrap(), "sip-password-z")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    store.close().await;
+    let mut bytes = Vec::new();
+    for name in ["dialbridge.db", "dialbridge.db-wal"] {
+        if let Ok(b) = std::fs::read(dir.path().join(name)) {
+            bytes.extend(b);
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    for secret in [
+        "admin-password-x",
+        "agent-password-y",
+        "sip-password-z",
+        &md5_hex("admin-password-x"),
+        &md5_hex("agent-password-y"),
+    ] {
+        assert!(!text.contains(secret), "{secret} found in the database file");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_key_cannot_read_sealed_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_enterprise(ent(3000001), &EnterpriseSettings::new("A"))
+        .await
+        .unwrap();
+    tx.set_admin(ent(3000001), "admin", "pw").await.unwrap();
+    tx.commit().await.unwrap();
+    store.close().await;
+    let options = StoreOptions {
+        database_url: StoreOptions::sqlite_in(dir.path()),
+        password_hash_cost: cheap_hashing(),
+    };
+    let other = Store::open(&options, &SecretKey::from_hex(&"cd".repeat(32)).unwrap())
+        .await
+        .unwrap();
+    let mut tx = other.begin_read().await.unwrap();
+    assert!(matches!(
+        tx.admin_password_md5(ent(3000001), "admin").await,
+        Err(StoreError::SealedSecretUnreadable)
+    ));
+}
+
+#[tokio::test]
+async fn unsupported_url_is_named() {
+    let options = StoreOptions {
+        database_url: "mysql://x".into(),
+        password_hash_cost: cheap_hashing(),
+    };
+    let err = Store::open(&options, &key()).await.err().unwrap();
+    assert!(err.to_string().contains("mysql://x"));
+}
+
+#[tokio::test]
+#[ignore = "needs DIALBRIDGE_TEST_POSTGRES_URL; scripts/test provides a throwaway server"]
+async fn postgres_runs_the_same_migrations_and_operations() {
+    let url = std::env::var("DIALBRIDGE_TEST_POSTGRES_URL")
+        .expect("DIALBRIDGE_TEST_POSTGRES_URL must name an empty database");
+    let options = StoreOptions {
+        database_url: url,
+        password_hash_cost: cheap_hashing(),
+    };
+    let store = Store::open(&options, &key()).await.unwrap();
+    assert_eq!(store.backend(), Backend::Postgres);
+    assert_eq!(store.applied_migrations().await.unwrap(), vec![1]);
+    exercise_configuration(&store).await;
+}
