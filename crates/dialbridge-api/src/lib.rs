@@ -1,1 +1,60 @@
+//! dialbridge's HTTP surface. Today: `GET /healthz` and Prometheus `GET /metrics`. The legacy
+//! interface (`/interface/*`, `/interfaceAction/*`) and the modern API will be mounted here.
+//!
+//! Architecture invariant: handlers translate between the wire and the engine/store; they hold
+//! no call state of their own.
 
+mod metrics;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use dialbridge_store::Store;
+
+pub use metrics::Metrics;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// 200 when the database answers, 503 otherwise, with a JSON body saying which.
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"}))).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: database does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"status": "unavailable", "error": "database does not answer"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    match state.metrics.encode() {
+        Ok(body) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}

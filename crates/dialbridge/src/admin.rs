@@ -1,0 +1,874 @@
+//! `dialbridge admin …`: the operator's commands over the store. Every value is parsed by the
+//! domain's own rules in clap's value parsers, so a bad value is reported with the flag that
+//! carried it. `--json` prints machine-readable results for scripts.
+
+use clap::{Args, Subcommand};
+use dialbridge_core::{
+    AgentSettings, BlacklistPattern, CallPower, CallerId, Cno, Enterprise, EnterpriseId, EnterpriseSettings,
+    EnterpriseStatus, ExtensionNumber, Money, NumberLimit, PushFormat, PushMethod, PushTarget, PushType, SipAddress,
+    Transport, Trunk, ValidationError,
+};
+use dialbridge_store::{AgentRecord, Store, TrunkRecord};
+use serde_json::{json, Value};
+
+use crate::config::Config;
+
+#[derive(Args)]
+pub struct AdminArgs {
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Enterprises (tenants).
+    #[command(subcommand)]
+    Enterprise(EnterpriseCommand),
+    /// An enterprise's admin accounts (the legacy `userName` + password).
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Agents.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Extensions: the SIP identities phones register as.
+    #[command(subcommand)]
+    Extension(ExtensionCommand),
+    /// SIP trunks to carriers.
+    #[command(subcommand)]
+    Trunk(TrunkCommand),
+    /// Caller-id numbers an enterprise owns.
+    #[command(subcommand)]
+    Number(NumberCommand),
+    /// An enterprise's outbound blacklist.
+    #[command(subcommand)]
+    Blacklist(BlacklistCommand),
+    /// Where an enterprise's events are pushed.
+    #[command(subcommand, name = "push-target")]
+    PushTarget(PushTargetCommand),
+    /// Prepaid balance.
+    #[command(subcommand)]
+    Balance(BalanceCommand),
+}
+
+fn enterprise_id(s: &str) -> Result<EnterpriseId, ValidationError> {
+    EnterpriseId::parse(s)
+}
+fn cno(s: &str) -> Result<Cno, ValidationError> {
+    Cno::parse(s)
+}
+fn extension(s: &str) -> Result<ExtensionNumber, ValidationError> {
+    ExtensionNumber::parse(s)
+}
+fn money(s: &str) -> Result<Money, ValidationError> {
+    s.parse()
+}
+fn call_power(s: &str) -> Result<CallPower, ValidationError> {
+    CallPower::parse(s)
+}
+fn sip_address(s: &str) -> Result<SipAddress, ValidationError> {
+    SipAddress::parse("address", s)
+}
+fn number_limit(s: &str) -> Result<NumberLimit, ValidationError> {
+    let err = || ValidationError::new("number_limit", format!("{s:?} is not COUNT/MINUTES, e.g. 3/60"));
+    let (count, window) = s.split_once('/').ok_or_else(err)?;
+    Ok(NumberLimit {
+        count: count.parse().map_err(|_| err())?,
+        window_minutes: window.parse().map_err(|_| err())?,
+    })
+}
+fn mapping(s: &str) -> Result<(String, String), ValidationError> {
+    s.split_once('=')
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .ok_or_else(|| ValidationError::new("map", format!("{s:?} is not CRM_NAME=VARIABLE")))
+}
+fn bool_flag(s: &str) -> Result<bool, ValidationError> {
+    match s {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ValidationError::new("flag", format!("{s:?} is not true or false"))),
+    }
+}
+
+#[derive(Args)]
+struct EnterpriseFields {
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    status: Option<EnterpriseStatus>,
+    /// IANA time zone (default Asia/Shanghai).
+    #[arg(long)]
+    time_zone: Option<String>,
+    /// Price of an outbound minute, e.g. 0.12.
+    #[arg(long, value_parser = money)]
+    rate_per_minute: Option<Money>,
+    #[arg(long, value_parser = bool_flag)]
+    outbound_enabled: Option<bool>,
+    #[arg(long, value_parser = bool_flag)]
+    interface_enabled: Option<bool>,
+    /// One of the enterprise's caller-id numbers; "" clears it.
+    #[arg(long)]
+    default_caller_id: Option<String>,
+    /// PreviewOutcall's mode when a request has no `sync`.
+    #[arg(long, value_parser = bool_flag)]
+    sync_default: Option<bool>,
+    #[arg(long)]
+    agent_ring_timeout_secs: Option<u32>,
+    #[arg(long)]
+    customer_ring_timeout_secs: Option<u32>,
+    #[arg(long)]
+    wrapup_secs: Option<u32>,
+    /// Calls per number per window: COUNT/MINUTES, e.g. 3/60; "none" removes the limit.
+    #[arg(long)]
+    number_limit: Option<String>,
+    /// Most simultaneous calls; 0 removes the cap.
+    #[arg(long)]
+    concurrency_cap: Option<u32>,
+}
+
+impl EnterpriseFields {
+    fn apply(self, s: &mut EnterpriseSettings) -> Result<(), ValidationError> {
+        if let Some(v) = self.name {
+            s.name = v;
+        }
+        if let Some(v) = self.status {
+            s.status = v;
+        }
+        if let Some(v) = self.time_zone {
+            s.time_zone = v;
+        }
+        if let Some(v) = self.rate_per_minute {
+            s.rate_per_minute = v;
+        }
+        if let Some(v) = self.outbound_enabled {
+            s.outbound_enabled = v;
+        }
+        if let Some(v) = self.interface_enabled {
+            s.interface_enabled = v;
+        }
+        if let Some(v) = self.default_caller_id {
+            s.default_caller_id = if v.is_empty() {
+                None
+            } else {
+                Some(dialbridge_core::validate_caller_id(&v)?)
+            };
+        }
+        if let Some(v) = self.sync_default {
+            s.sync_default = v;
+        }
+        if let Some(v) = self.agent_ring_timeout_secs {
+            s.agent_ring_timeout_secs = v;
+        }
+        if let Some(v) = self.customer_ring_timeout_secs {
+            s.customer_ring_timeout_secs = v;
+        }
+        if let Some(v) = self.wrapup_secs {
+            s.wrapup_secs = v;
+        }
+        if let Some(v) = self.number_limit {
+            s.number_limit = if v == "none" { None } else { Some(number_limit(&v)?) };
+        }
+        if let Some(v) = self.concurrency_cap {
+            s.concurrency_cap = (v > 0).then_some(v);
+        }
+        s.validate()
+    }
+}
+
+#[derive(Subcommand)]
+enum EnterpriseCommand {
+    Create {
+        #[arg(long, value_parser = enterprise_id)]
+        id: EnterpriseId,
+        #[command(flatten)]
+        fields: EnterpriseFields,
+    },
+    Update {
+        #[arg(long, value_parser = enterprise_id)]
+        id: EnterpriseId,
+        #[command(flatten)]
+        fields: EnterpriseFields,
+    },
+    Show {
+        #[arg(long, value_parser = enterprise_id)]
+        id: EnterpriseId,
+    },
+    List,
+    /// Sets the status to disabled: its interface calls answer `res` 41.
+    Disable {
+        #[arg(long, value_parser = enterprise_id)]
+        id: EnterpriseId,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Creates the account or changes its password.
+    Set {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        password: String,
+    },
+    List {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+    },
+    Remove {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long)]
+        user: String,
+    },
+}
+
+#[derive(Args)]
+struct AgentFields {
+    #[arg(long)]
+    name: Option<String>,
+    /// Login password (the CRM sends its md5 as `pwd`).
+    #[arg(long)]
+    password: Option<String>,
+    #[arg(long, value_parser = call_power)]
+    call_power: Option<CallPower>,
+    /// e.g. 010; "" clears it.
+    #[arg(long)]
+    area_code: Option<String>,
+    /// Wrap-up seconds after a call; "default" uses the enterprise's.
+    #[arg(long)]
+    wrapup_secs: Option<String>,
+    #[arg(long, value_parser = bool_flag)]
+    outbound_allowed: Option<bool>,
+    #[arg(long, value_parser = bool_flag)]
+    active: Option<bool>,
+}
+
+impl AgentFields {
+    fn apply(&self, s: &mut AgentSettings) -> Result<(), ValidationError> {
+        if let Some(v) = &self.name {
+            s.name = v.clone();
+        }
+        if let Some(v) = self.call_power {
+            s.call_power = v;
+        }
+        if let Some(v) = &self.area_code {
+            s.area_code = (!v.is_empty()).then(|| v.clone());
+        }
+        if let Some(v) = &self.wrapup_secs {
+            s.wrapup_secs = if v == "default" {
+                None
+            } else {
+                Some(
+                    v.parse()
+                        .map_err(|_| ValidationError::new("wrapup_secs", format!("{v:?} is not a number")))?,
+                )
+            };
+        }
+        if let Some(v) = self.outbound_allowed {
+            s.outbound_allowed = v;
+        }
+        if let Some(v) = self.active {
+            s.active = v;
+        }
+        s.validate()
+    }
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    Create {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long, value_parser = cno)]
+        cno: Cno,
+        #[command(flatten)]
+        fields: AgentFields,
+    },
+    Update {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long, value_parser = cno)]
+        cno: Cno,
+        #[command(flatten)]
+        fields: AgentFields,
+    },
+    List {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+    },
+    /// Marks the agent inactive: PreviewOutcall answers `res` 4.
+    Disable {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long, value_parser = cno)]
+        cno: Cno,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExtensionCommand {
+    /// Creates the extension or changes its SIP password.
+    Set {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long, value_parser = extension)]
+        number: ExtensionNumber,
+        #[arg(long)]
+        password: String,
+    },
+    List {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+    },
+    Remove {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long, value_parser = extension)]
+        number: ExtensionNumber,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrunkCommand {
+    /// Creates or replaces a trunk.
+    Set {
+        #[arg(long)]
+        name: String,
+        /// The carrier's SIP address, host:port.
+        #[arg(long, value_parser = sip_address)]
+        address: SipAddress,
+        #[arg(long, default_value = "udp")]
+        transport: Transport,
+        /// Digest user name for the carrier's 401/407 challenges.
+        #[arg(long)]
+        username: Option<String>,
+        /// Digest password; omitted keeps the stored one.
+        #[arg(long)]
+        password: Option<String>,
+        #[arg(long, value_parser = sip_address)]
+        outbound_proxy: Option<SipAddress>,
+        #[arg(long, default_value_t = 30)]
+        max_channels: u32,
+        /// An enterprise allowed to use the trunk (repeat for several).
+        #[arg(long = "enterprise", value_parser = enterprise_id)]
+        enterprises: Vec<EnterpriseId>,
+    },
+    List,
+    Remove {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum NumberCommand {
+    /// Adds a caller-id number to an enterprise (or moves it to another trunk).
+    Add {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long)]
+        number: String,
+        #[arg(long)]
+        trunk: String,
+    },
+    List {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+    },
+    Remove {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long)]
+        number: String,
+    },
+}
+
+fn blacklist_pattern(s: &str) -> Result<BlacklistPattern, ValidationError> {
+    BlacklistPattern::parse(s)
+}
+
+#[derive(Subcommand)]
+enum BlacklistCommand {
+    Add {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        /// A number, or a prefix ending in '*'.
+        #[arg(long, value_parser = blacklist_pattern)]
+        pattern: BlacklistPattern,
+    },
+    List {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+    },
+    Remove {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long, value_parser = blacklist_pattern)]
+        pattern: BlacklistPattern,
+    },
+}
+
+#[derive(Subcommand)]
+enum PushTargetCommand {
+    /// Creates or replaces a push target.
+    Set {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long)]
+        name: String,
+        /// hangup, bridge, agent_status or ringing.
+        #[arg(long = "type")]
+        push_type: PushType,
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = "post")]
+        method: PushMethod,
+        #[arg(long, default_value_t = dialbridge_core::DEFAULT_PUSH_TIMEOUT_MS)]
+        timeout_ms: u32,
+        #[arg(long, default_value_t = dialbridge_core::DEFAULT_PUSH_RETRIES)]
+        retries: u32,
+        #[arg(long, default_value = "legacy")]
+        format: PushFormat,
+        /// CRM_NAME=VARIABLE (repeat); without any, the legacy names are sent.
+        #[arg(long = "map", value_parser = mapping)]
+        name_mapping: Vec<(String, String)>,
+    },
+    List {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+    },
+    Remove {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BalanceCommand {
+    /// Adds to the prepaid balance (a negative amount corrects it) and records it in the ledger.
+    TopUp {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long, value_parser = money, allow_hyphen_values = true)]
+        amount: Money,
+        #[arg(long)]
+        reference: Option<String>,
+    },
+    Show {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+    },
+}
+
+pub async fn run(config: &Config, args: AdminArgs) -> anyhow::Result<()> {
+    let store = crate::open_store(config).await?;
+    let result = execute(&store, args.command).await;
+    store.close().await;
+    let output = result?;
+    print(&output, args.json);
+    Ok(())
+}
+
+/// What a command produced: rows for a table, or a one-line confirmation.
+enum Output {
+    Rows(Vec<Value>),
+    Done(String, Value),
+}
+
+fn print(output: &Output, as_json: bool) {
+    match (output, as_json) {
+        (Output::Rows(rows), true) => println!("{}", Value::Array(rows.clone())),
+        (Output::Done(_, value), true) => println!("{value}"),
+        (Output::Rows(rows), false) => {
+            for row in rows {
+                let line: Vec<String> = row
+                    .as_object()
+                    .map(|o| o.iter().map(|(k, v)| format!("{k}={}", plain(v))).collect())
+                    .unwrap_or_default();
+                println!("{}", line.join(" "));
+            }
+        }
+        (Output::Done(message, _), false) => println!("{message}"),
+    }
+}
+
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn done(message: String) -> Output {
+    Output::Done(message.clone(), json!({"ok": true, "message": message}))
+}
+
+pub fn enterprise_json(e: &Enterprise) -> Value {
+    let s = &e.settings;
+    json!({
+        "id": e.id.get(),
+        "name": s.name,
+        "status": s.status.as_str(),
+        "time_zone": s.time_zone,
+        "balance": e.balance.to_string(),
+        "rate_per_minute": s.rate_per_minute.to_string(),
+        "outbound_enabled": s.outbound_enabled,
+        "interface_enabled": s.interface_enabled,
+        "default_caller_id": s.default_caller_id,
+        "sync_default": s.sync_default,
+        "agent_ring_timeout_secs": s.agent_ring_timeout_secs,
+        "customer_ring_timeout_secs": s.customer_ring_timeout_secs,
+        "wrapup_secs": s.wrapup_secs,
+        "number_limit": s.number_limit.map(|l| format!("{}/{}", l.count, l.window_minutes)),
+        "concurrency_cap": s.concurrency_cap,
+    })
+}
+
+fn agent_json(a: &AgentRecord, bound_phone: Option<String>) -> Value {
+    let s = &a.settings;
+    json!({
+        "enterprise": a.enterprise_id.get(),
+        "cno": a.cno.as_str(),
+        "name": s.name,
+        "active": s.active,
+        "outbound_allowed": s.outbound_allowed,
+        "call_power": s.call_power.as_str(),
+        "area_code": s.area_code,
+        "wrapup_secs": s.wrapup_secs,
+        "has_password": a.has_password,
+        "bound_phone": bound_phone,
+    })
+}
+
+fn trunk_json(t: &TrunkRecord) -> Value {
+    json!({
+        "name": t.trunk.name,
+        "address": t.trunk.address.to_string(),
+        "transport": t.trunk.transport.as_str(),
+        "username": t.trunk.auth_username,
+        "has_password": t.has_password,
+        "outbound_proxy": t.trunk.outbound_proxy.as_ref().map(ToString::to_string),
+        "max_channels": t.trunk.max_channels,
+        "enterprises": t.trunk.enterprises.iter().map(|e| e.get()).collect::<Vec<_>>(),
+    })
+}
+
+fn push_target_json(t: &PushTarget) -> Value {
+    json!({
+        "name": t.name,
+        "type": t.push_type.as_str(),
+        "legacy_type": t.push_type.legacy_code(),
+        "url": t.url,
+        "method": t.method.as_str(),
+        "timeout_ms": t.timeout_ms,
+        "retries": t.retries,
+        "format": t.format.as_str(),
+        "map": t.name_mapping.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+    })
+}
+
+async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output> {
+    let mut tx = store.begin().await?;
+    let output = match command {
+        AdminCommand::Enterprise(c) => match c {
+            EnterpriseCommand::Create { id, fields } => {
+                let name = fields
+                    .name
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("--name is required"))?;
+                let mut settings = EnterpriseSettings::new(name);
+                fields.apply(&mut settings)?;
+                tx.insert_enterprise(id, &settings).await?;
+                done(format!("created enterprise {id}"))
+            }
+            EnterpriseCommand::Update { id, fields } => {
+                let mut settings = tx
+                    .enterprise(id)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("enterprise {id} not found"))?
+                    .settings;
+                fields.apply(&mut settings)?;
+                tx.update_enterprise(id, &settings).await?;
+                done(format!("updated enterprise {id}"))
+            }
+            EnterpriseCommand::Show { id } => {
+                let e = tx
+                    .enterprise(id)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("enterprise {id} not found"))?;
+                Output::Rows(vec![enterprise_json(&e)])
+            }
+            EnterpriseCommand::List => Output::Rows(tx.enterprises().await?.iter().map(enterprise_json).collect()),
+            EnterpriseCommand::Disable { id } => {
+                let mut settings = tx
+                    .enterprise(id)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("enterprise {id} not found"))?
+                    .settings;
+                settings.status = EnterpriseStatus::Disabled;
+                tx.update_enterprise(id, &settings).await?;
+                done(format!("disabled enterprise {id}"))
+            }
+        },
+        AdminCommand::Account(c) => match c {
+            AccountCommand::Set {
+                enterprise,
+                user,
+                password,
+            } => {
+                tx.set_admin(enterprise, &user, &password).await?;
+                done(format!("set admin {user} of enterprise {enterprise}"))
+            }
+            AccountCommand::List { enterprise } => Output::Rows(
+                tx.admin_user_names(enterprise)
+                    .await?
+                    .into_iter()
+                    .map(|user| json!({"enterprise": enterprise.get(), "user": user}))
+                    .collect(),
+            ),
+            AccountCommand::Remove { enterprise, user } => {
+                tx.delete_admin(enterprise, &user).await?;
+                done(format!("removed admin {user} of enterprise {enterprise}"))
+            }
+        },
+        AdminCommand::Agent(c) => match c {
+            AgentCommand::Create {
+                enterprise,
+                cno,
+                fields,
+            } => {
+                let name = fields
+                    .name
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("--name is required"))?;
+                let mut settings = AgentSettings::new(name);
+                fields.apply(&mut settings)?;
+                tx.insert_agent(enterprise, &cno, &settings, fields.password.as_deref())
+                    .await?;
+                done(format!("created agent {cno} of enterprise {enterprise}"))
+            }
+            AgentCommand::Update {
+                enterprise,
+                cno,
+                fields,
+            } => {
+                let mut settings = tx
+                    .agent(enterprise, &cno)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("agent {cno} of enterprise {enterprise} not found"))?
+                    .settings;
+                fields.apply(&mut settings)?;
+                tx.update_agent(enterprise, &cno, &settings).await?;
+                if let Some(password) = &fields.password {
+                    tx.set_agent_password(enterprise, &cno, password).await?;
+                }
+                done(format!("updated agent {cno} of enterprise {enterprise}"))
+            }
+            AgentCommand::List { enterprise } => {
+                if tx.enterprise(enterprise).await?.is_none() {
+                    anyhow::bail!("enterprise {enterprise} not found");
+                }
+                let phones = tx.agent_phones(enterprise).await?;
+                let agents = tx.agents(enterprise).await?;
+                Output::Rows(
+                    agents
+                        .iter()
+                        .map(|a| {
+                            let bound = phones
+                                .iter()
+                                .find(|p| p.cno == a.cno && p.bound)
+                                .map(|p| p.number.clone());
+                            agent_json(a, bound)
+                        })
+                        .collect(),
+                )
+            }
+            AgentCommand::Disable { enterprise, cno } => {
+                let mut settings = tx
+                    .agent(enterprise, &cno)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("agent {cno} of enterprise {enterprise} not found"))?
+                    .settings;
+                settings.active = false;
+                tx.update_agent(enterprise, &cno, &settings).await?;
+                done(format!("disabled agent {cno} of enterprise {enterprise}"))
+            }
+        },
+        AdminCommand::Extension(c) => match c {
+            ExtensionCommand::Set {
+                enterprise,
+                number,
+                password,
+            } => {
+                if tx.enterprise(enterprise).await?.is_none() {
+                    anyhow::bail!("enterprise {enterprise} not found");
+                }
+                tx.set_extension(enterprise, &number, &password).await?;
+                done(format!("set extension {number} of enterprise {enterprise}"))
+            }
+            ExtensionCommand::List { enterprise } => Output::Rows(
+                tx.extensions(enterprise)
+                    .await?
+                    .into_iter()
+                    .map(|n| json!({"enterprise": enterprise.get(), "number": n.as_str()}))
+                    .collect(),
+            ),
+            ExtensionCommand::Remove { enterprise, number } => {
+                tx.delete_extension(enterprise, &number).await?;
+                done(format!("removed extension {number} of enterprise {enterprise}"))
+            }
+        },
+        AdminCommand::Trunk(c) => match c {
+            TrunkCommand::Set {
+                name,
+                address,
+                transport,
+                username,
+                password,
+                outbound_proxy,
+                max_channels,
+                enterprises,
+            } => {
+                for e in &enterprises {
+                    if tx.enterprise(*e).await?.is_none() {
+                        anyhow::bail!("--enterprise {e}: enterprise not found");
+                    }
+                }
+                let trunk = Trunk {
+                    name,
+                    address,
+                    transport,
+                    auth_username: username,
+                    outbound_proxy,
+                    max_channels,
+                    enterprises,
+                };
+                tx.upsert_trunk(&trunk, password.as_deref()).await?;
+                done(format!("set trunk {}", trunk.name))
+            }
+            TrunkCommand::List => Output::Rows(tx.trunks().await?.iter().map(trunk_json).collect()),
+            TrunkCommand::Remove { name } => {
+                tx.delete_trunk(&name).await?;
+                done(format!("removed trunk {name}"))
+            }
+        },
+        AdminCommand::Number(c) => match c {
+            NumberCommand::Add {
+                enterprise,
+                number,
+                trunk,
+            } => {
+                let number = dialbridge_core::validate_caller_id(&number)?;
+                tx.upsert_caller_id(&CallerId {
+                    number: number.clone(),
+                    enterprise_id: enterprise,
+                    trunk,
+                })
+                .await?;
+                done(format!("added number {number} to enterprise {enterprise}"))
+            }
+            NumberCommand::List { enterprise } => Output::Rows(
+                tx.caller_ids(Some(enterprise))
+                    .await?
+                    .into_iter()
+                    .map(|c| json!({"enterprise": enterprise.get(), "number": c.number, "trunk": c.trunk}))
+                    .collect(),
+            ),
+            NumberCommand::Remove { enterprise, number } => {
+                let number = dialbridge_core::validate_caller_id(&number)?;
+                tx.delete_caller_id(enterprise, &number).await?;
+                done(format!("removed number {number} of enterprise {enterprise}"))
+            }
+        },
+        AdminCommand::Blacklist(c) => match c {
+            BlacklistCommand::Add { enterprise, pattern } => {
+                tx.insert_blacklist(enterprise, &pattern).await?;
+                done(format!("blacklisted {pattern} for enterprise {enterprise}"))
+            }
+            BlacklistCommand::List { enterprise } => Output::Rows(
+                tx.blacklist(enterprise)
+                    .await?
+                    .into_iter()
+                    .map(|p| json!({"enterprise": enterprise.get(), "pattern": p.as_str()}))
+                    .collect(),
+            ),
+            BlacklistCommand::Remove { enterprise, pattern } => {
+                tx.delete_blacklist(enterprise, &pattern).await?;
+                done(format!(
+                    "removed {pattern} from the blacklist of enterprise {enterprise}"
+                ))
+            }
+        },
+        AdminCommand::PushTarget(c) => match c {
+            PushTargetCommand::Set {
+                enterprise,
+                name,
+                push_type,
+                url,
+                method,
+                timeout_ms,
+                retries,
+                format,
+                name_mapping,
+            } => {
+                let target = PushTarget {
+                    name,
+                    push_type,
+                    url,
+                    method,
+                    timeout_ms,
+                    retries,
+                    format,
+                    name_mapping,
+                };
+                if tx.enterprise(enterprise).await?.is_none() {
+                    anyhow::bail!("enterprise {enterprise} not found");
+                }
+                tx.upsert_push_target(enterprise, &target).await?;
+                done(format!("set push target {} of enterprise {enterprise}", target.name))
+            }
+            PushTargetCommand::List { enterprise } => Output::Rows(
+                tx.push_targets(enterprise)
+                    .await?
+                    .iter()
+                    .map(push_target_json)
+                    .collect(),
+            ),
+            PushTargetCommand::Remove { enterprise, name } => {
+                tx.delete_push_target(enterprise, &name).await?;
+                done(format!("removed push target {name} of enterprise {enterprise}"))
+            }
+        },
+        AdminCommand::Balance(c) => match c {
+            BalanceCommand::TopUp {
+                enterprise,
+                amount,
+                reference,
+            } => {
+                let balance = tx.top_up(enterprise, amount, reference.as_deref()).await?;
+                Output::Done(
+                    format!("balance of enterprise {enterprise} is now {balance}"),
+                    json!({"ok": true, "enterprise": enterprise.get(), "balance": balance.to_string()}),
+                )
+            }
+            BalanceCommand::Show { enterprise } => {
+                let e = tx
+                    .enterprise(enterprise)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("enterprise {enterprise} not found"))?;
+                Output::Rows(vec![
+                    json!({"enterprise": enterprise.get(), "balance": e.balance.to_string()}),
+                ])
+            }
+        },
+    };
+    tx.commit().await?;
+    Ok(output)
+}

@@ -1,0 +1,413 @@
+//! The server's configuration: one TOML file plus `DIALBRIDGE_*` environment overrides, with
+//! defaults that let `dialbridge serve` start with neither. Every value is validated at start
+//! and a bad one is reported with the key (or environment variable) it came from.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dialbridge_core::{NodeName, Transport};
+use dialbridge_store::{PasswordHashCost, SecretKey, StoreOptions};
+
+/// One configuration key: its name in the file, its environment variable, its default.
+struct Key {
+    name: &'static str,
+    env: &'static str,
+    default: Option<&'static str>,
+}
+
+const KEYS: &[Key] = &[
+    Key {
+        name: "node_name",
+        env: "DIALBRIDGE_NODE_NAME",
+        default: Some("dialbridge1"),
+    },
+    Key {
+        name: "log_level",
+        env: "DIALBRIDGE_LOG_LEVEL",
+        default: Some("info"),
+    },
+    Key {
+        name: "data_dir",
+        env: "DIALBRIDGE_DATA_DIR",
+        default: Some("dialbridge-data"),
+    },
+    Key {
+        name: "database_url",
+        env: "DIALBRIDGE_DATABASE_URL",
+        default: None,
+    },
+    Key {
+        name: "secret_key",
+        env: "DIALBRIDGE_SECRET_KEY",
+        default: None,
+    },
+    Key {
+        name: "http.listen",
+        env: "DIALBRIDGE_HTTP_LISTEN",
+        default: Some("127.0.0.1:8080"),
+    },
+    Key {
+        name: "sip.listen",
+        env: "DIALBRIDGE_SIP_LISTEN",
+        default: Some("127.0.0.1:5060"),
+    },
+    Key {
+        name: "sip.transports",
+        env: "DIALBRIDGE_SIP_TRANSPORTS",
+        default: Some("udp,tcp"),
+    },
+    Key {
+        name: "sip.public_address",
+        env: "DIALBRIDGE_PUBLIC_ADDRESS",
+        default: None,
+    },
+    Key {
+        name: "rtp.ports",
+        env: "DIALBRIDGE_RTP_PORTS",
+        default: Some("20000-29999"),
+    },
+    Key {
+        name: "password_hash.memory_kib",
+        env: "DIALBRIDGE_PASSWORD_HASH_MEMORY_KIB",
+        default: Some("19456"),
+    },
+    Key {
+        name: "password_hash.iterations",
+        env: "DIALBRIDGE_PASSWORD_HASH_ITERATIONS",
+        default: Some("2"),
+    },
+    Key {
+        name: "shutdown.grace_secs",
+        env: "DIALBRIDGE_SHUTDOWN_GRACE_SECS",
+        default: Some("30"),
+    },
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("config {origin}: {message}")]
+    Value { origin: String, message: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node_name: NodeName,
+    pub log_level: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub secret_key: Option<SecretKey>,
+    pub http_listen: SocketAddr,
+    pub sip_listen: SocketAddr,
+    pub sip_transports: Vec<Transport>,
+    pub public_address: String,
+    pub rtp_ports: RangeInclusive<u16>,
+    pub password_hash_cost: PasswordHashCost,
+    pub shutdown_grace: Duration,
+}
+
+/// Where a raw value came from, for error messages.
+struct Raw {
+    origin: String,
+    value: String,
+}
+
+impl Config {
+    /// Reads `file` (if any) and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, |name| std::env::var(name).ok())
+    }
+
+    pub fn load_from(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut raw: BTreeMap<&'static str, Raw> = BTreeMap::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            for (key, value) in flatten_file(&text).map_err(|message| ConfigError::File {
+                path: path.display().to_string(),
+                message,
+            })? {
+                raw.insert(
+                    key,
+                    Raw {
+                        origin: format!("key {key} in {}", path.display()),
+                        value,
+                    },
+                );
+            }
+        }
+        for key in KEYS {
+            if let Some(value) = env(key.env) {
+                raw.insert(
+                    key.name,
+                    Raw {
+                        origin: format!("environment variable {}", key.env),
+                        value,
+                    },
+                );
+            } else if !raw.contains_key(key.name) {
+                if let Some(default) = key.default {
+                    raw.insert(
+                        key.name,
+                        Raw {
+                            origin: format!("default of {}", key.name),
+                            value: default.to_owned(),
+                        },
+                    );
+                }
+            }
+        }
+        Self::from_raw(&raw)
+    }
+
+    fn from_raw(raw: &BTreeMap<&'static str, Raw>) -> Result<Self, ConfigError> {
+        fn parse<T>(
+            raw: &BTreeMap<&'static str, Raw>,
+            key: &str,
+            f: impl FnOnce(&str) -> Result<T, String>,
+        ) -> Result<Option<T>, ConfigError> {
+            raw.get(key)
+                .map(|r| {
+                    f(r.value.trim()).map_err(|message| ConfigError::Value {
+                        origin: r.origin.clone(),
+                        message,
+                    })
+                })
+                .transpose()
+        }
+        fn required<T>(value: Option<T>, key: &str) -> Result<T, ConfigError> {
+            value.ok_or_else(|| ConfigError::Value {
+                origin: key.to_owned(),
+                message: "missing".into(),
+            })
+        }
+        let socket = |s: &str| {
+            s.parse::<SocketAddr>()
+                .map_err(|_| format!("{s:?} is not an address like 127.0.0.1:5060"))
+        };
+        let number = |s: &str| s.parse::<u32>().map_err(|_| format!("{s:?} is not a whole number"));
+
+        let node_name = required(
+            parse(raw, "node_name", |s| NodeName::parse(s).map_err(|e| e.reason))?,
+            "node_name",
+        )?;
+        let log_level = required(
+            parse(raw, "log_level", |s| {
+                tracing_subscriber::EnvFilter::try_new(s)
+                    .map(|_| s.to_owned())
+                    .map_err(|e| format!("{s:?}: {e}"))
+            })?,
+            "log_level",
+        )?;
+        let data_dir = required(parse(raw, "data_dir", |s| non_empty(s).map(PathBuf::from))?, "data_dir")?;
+        let database_url = parse(raw, "database_url", |s| {
+            if s.starts_with("sqlite:") || s.starts_with("postgres:") || s.starts_with("postgresql:") {
+                Ok(s.to_owned())
+            } else {
+                Err(format!("{s:?} is not a sqlite://… or postgres://… URL"))
+            }
+        })?
+        .unwrap_or_else(|| StoreOptions::sqlite_in(&data_dir));
+        let secret_key = parse(raw, "secret_key", |s| SecretKey::from_hex(s).map_err(|e| e.to_string()))?;
+        let http_listen = required(parse(raw, "http.listen", socket)?, "http.listen")?;
+        let sip_listen = required(parse(raw, "sip.listen", socket)?, "sip.listen")?;
+        let sip_transports = required(
+            parse(raw, "sip.transports", |s| {
+                let list: Vec<Transport> = s
+                    .split(',')
+                    .map(|t| t.trim().parse::<Transport>().map_err(|e| e.reason))
+                    .collect::<Result<_, _>>()?;
+                if list.is_empty() {
+                    return Err("at least one transport".into());
+                }
+                Ok(list)
+            })?,
+            "sip.transports",
+        )?;
+        let public_address = parse(raw, "sip.public_address", |s| {
+            let ok = !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
+            if ok {
+                Ok(s.to_owned())
+            } else {
+                Err(format!("{s:?} is not a host name or IP address"))
+            }
+        })?
+        .unwrap_or_else(|| sip_listen.ip().to_string());
+        let rtp_ports = required(parse(raw, "rtp.ports", parse_port_range)?, "rtp.ports")?;
+        let password_hash_cost = PasswordHashCost {
+            memory_kib: required(
+                parse(raw, "password_hash.memory_kib", number)?,
+                "password_hash.memory_kib",
+            )?,
+            iterations: required(
+                parse(raw, "password_hash.iterations", number)?,
+                "password_hash.iterations",
+            )?,
+        };
+        dialbridge_store::PasswordHashing::new(password_hash_cost).map_err(|e| ConfigError::Value {
+            origin: "password_hash".into(),
+            message: e.to_string(),
+        })?;
+        let shutdown_grace = Duration::from_secs(u64::from(required(
+            parse(raw, "shutdown.grace_secs", number)?,
+            "shutdown.grace_secs",
+        )?));
+        Ok(Self {
+            node_name,
+            log_level,
+            data_dir,
+            database_url,
+            secret_key,
+            http_listen,
+            sip_listen,
+            sip_transports,
+            public_address,
+            rtp_ports,
+            password_hash_cost,
+            shutdown_grace,
+        })
+    }
+
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            database_url: self.database_url.clone(),
+            password_hash_cost: self.password_hash_cost,
+        }
+    }
+}
+
+fn non_empty(s: &str) -> Result<&str, String> {
+    if s.is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(s)
+    }
+}
+
+/// "20000-29999": an even first port (RTP takes even ports, RTCP the odd one above).
+fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
+    let err = || format!("{s:?} is not a port range like 20000-29999");
+    let (low, high) = s.split_once('-').ok_or_else(err)?;
+    let low: u16 = low.trim().parse().map_err(|_| err())?;
+    let high: u16 = high.trim().parse().map_err(|_| err())?;
+    if low < 1024 || high <= low {
+        return Err(format!(
+            "{s:?}: the range must start at 1024 or above and hold at least two ports"
+        ));
+    }
+    Ok(low..=high)
+}
+
+/// Flattens the file's tables into `section.key` → value text, rejecting unknown keys.
+fn flatten_file(text: &str) -> Result<Vec<(&'static str, String)>, String> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+    let mut out = Vec::new();
+    let mut visit = |name: String, value: &toml::Value| -> Result<(), String> {
+        let key = KEYS
+            .iter()
+            .find(|k| k.name == name)
+            .ok_or_else(|| format!("unknown key {name}"))?;
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| format!("{name}: expected a list of strings"))
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+            other => return Err(format!("{name}: unexpected {} value", other.type_str())),
+        };
+        out.push((key.name, text));
+        Ok(())
+    };
+    for (name, value) in &table {
+        match value {
+            toml::Value::Table(section) => {
+                for (inner, value) in section {
+                    visit(format!("{name}.{inner}"), value)?;
+                }
+            }
+            value => visit(name.clone(), value)?,
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(file: Option<&str>, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dialbridge.toml");
+        if let Some(text) = file {
+            std::fs::write(&path, text).unwrap();
+        }
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::load_from(file.map(|_| path.as_path()), |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn defaults_need_no_file_and_no_environment() {
+        let c = load(None, &[]).unwrap();
+        assert_eq!(c.http_listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.sip_listen.to_string(), "127.0.0.1:5060");
+        assert_eq!(c.sip_transports, vec![Transport::Udp, Transport::Tcp]);
+        assert_eq!(c.public_address, "127.0.0.1");
+        assert_eq!(c.rtp_ports, 20000..=29999);
+        assert_eq!(c.node_name.as_str(), "dialbridge1");
+        assert_eq!(c.database_url, StoreOptions::sqlite_in(Path::new("dialbridge-data")));
+        assert!(c.secret_key.is_none());
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let file = "node_name = \"node7\"\n[http]\nlisten = \"127.0.0.1:9000\"\n[sip]\ntransports = [\"udp\"]\n[rtp]\nports = \"30000-30099\"\n";
+        let c = load(Some(file), &[("DIALBRIDGE_HTTP_LISTEN", "127.0.0.2:9001")]).unwrap();
+        assert_eq!(c.node_name.as_str(), "node7");
+        assert_eq!(c.http_listen.to_string(), "127.0.0.2:9001", "the environment wins");
+        assert_eq!(c.sip_transports, vec![Transport::Udp]);
+        assert_eq!(c.rtp_ports, 30000..=30099);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        type Case<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
+            (Some("[http]\nlisten = \"nowhere\"\n"), &[], "key http.listen"),
+            (Some("[rtp]\nports = \"3-2\"\n"), &[], "key rtp.ports"),
+            (Some("node_name = \"a-b\"\n"), &[], "key node_name"),
+            (Some("[sip]\ntransports = [\"sctp\"]\n"), &[], "key sip.transports"),
+            (Some("[http]\nlisten_on = \"x\"\n"), &[], "unknown key http.listen_on"),
+            (Some("[http\n"), &[], "config file"),
+            (None, &[("DIALBRIDGE_SIP_LISTEN", "5060")], "DIALBRIDGE_SIP_LISTEN"),
+            (None, &[("DIALBRIDGE_RTP_PORTS", "lots")], "DIALBRIDGE_RTP_PORTS"),
+            (
+                None,
+                &[("DIALBRIDGE_DATABASE_URL", "mysql://x")],
+                "DIALBRIDGE_DATABASE_URL",
+            ),
+            (None, &[("DIALBRIDGE_SECRET_KEY", "abc")], "DIALBRIDGE_SECRET_KEY"),
+            (None, &[("DIALBRIDGE_LOG_LEVEL", "info,[")], "DIALBRIDGE_LOG_LEVEL"),
+            (None, &[("DIALBRIDGE_PASSWORD_HASH_ITERATIONS", "0")], "password_hash"),
+        ];
+        for (file, env, expected) in cases {
+            let err = load(*file, env).expect_err(expected).to_string();
+            assert!(err.contains(expected), "{err:?} should name {expected:?}");
+        }
+    }
+}
