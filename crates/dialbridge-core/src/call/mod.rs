@@ -1,0 +1,492 @@
+//! The preview-outcall state machine: agent leg first, then the customer leg, then the bridge.
+//!
+//! Pure: [`CallMachine::apply`] takes an event (a SIP outcome of a leg, a timer, an API
+//! command, a media timeout) and returns the effects the engine must carry out. Times come in
+//! with the events, so the machine reads no clock and a call can be replayed from its events.
+//! The machine also keeps the call's record (times, SIP codes per leg) for the CDR.
+
+use std::time::Duration;
+
+/// Milliseconds since the unix epoch, given by the engine with each event.
+pub type Millis = i64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Leg {
+    Agent,
+    Customer,
+}
+
+/// The timers a call runs. Each is started and stopped by effects; when one fires the engine
+/// feeds [`CallEvent::TimerFired`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Timer {
+    /// No response at all from the agent's phone: it is unreachable.
+    AgentNoResponse,
+    /// The agent's phone rang too long.
+    AgentRing,
+    /// No response at all from the carrier.
+    CustomerNoResponse,
+    /// The customer's phone rang too long.
+    CustomerRing,
+    /// The bridged call reached its maximum duration (balance or configured limit).
+    MaxDuration,
+}
+
+/// How long each timer runs; the engine fills it from the enterprise's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CallTimers {
+    pub agent_no_response: Duration,
+    pub agent_ring: Duration,
+    pub customer_no_response: Duration,
+    pub customer_ring: Duration,
+    /// `None`: no limit.
+    pub max_duration: Option<Duration>,
+}
+
+impl Default for CallTimers {
+    fn default() -> Self {
+        Self {
+            agent_no_response: Duration::from_secs(4),
+            agent_ring: Duration::from_secs(30),
+            customer_no_response: Duration::from_secs(8),
+            customer_ring: Duration::from_secs(60),
+            max_duration: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// The agent's phone cannot be reached at all (an extension with no registration).
+    AgentUnroutable,
+    /// A provisional response (1xx other than 100) on a leg; `early_media` when it carried SDP.
+    Provisional {
+        leg: Leg,
+        early_media: bool,
+    },
+    /// A 2xx on a leg.
+    Answered {
+        leg: Leg,
+    },
+    /// A final non-2xx response on a leg, or a transport failure (`code` 0 when no response).
+    Failed {
+        leg: Leg,
+        code: u16,
+    },
+    /// The far end of a leg sent BYE.
+    HungUp {
+        leg: Leg,
+    },
+    TimerFired(Timer),
+    /// No RTP from a leg for the configured time.
+    MediaTimeout {
+        leg: Leg,
+    },
+    /// Hang-up asked through the engine's API (HangUp, shutdown).
+    HangUpRequested {
+        cause: PlatformCause,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlatformCause {
+    /// The HangUp API.
+    Api,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// What the engine must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    InviteAgent,
+    InviteCustomer,
+    /// CANCEL a leg that has not answered.
+    Cancel(Leg),
+    /// BYE a leg that answered.
+    Bye(Leg),
+    StartTimer(Timer, Duration),
+    StopTimer(Timer),
+    /// The agent hears the carrier's early media while the customer's phone rings.
+    RelayEarlyMedia,
+    /// The agent hears a locally generated ringback tone.
+    PlayRingback,
+    /// Relay media both ways between the legs.
+    Bridge,
+    Emit(Progress),
+    /// The call is over; the record is complete. Emitted exactly once.
+    Finished(Outcome),
+}
+
+/// The progress events of a call, in the order they can happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    AgentRinging,
+    AgentAnswered,
+    CustomerRinging,
+    CustomerAnswered,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    AgentNotRegistered,
+    AgentBusy,
+    AgentDeclined,
+    AgentNoAnswer,
+    AgentUnreachable,
+    AgentFailed,
+    CustomerBusy,
+    CustomerDeclined,
+    CustomerNoAnswer,
+    CustomerUnreachable,
+    CustomerFailed,
+    /// The agent hung up (before or after the customer answered).
+    AgentHungUp,
+    /// The customer hung up after answering.
+    CustomerHungUp,
+    /// The HangUp API, during any phase.
+    HangUpRequested,
+    MediaTimeout,
+    MaxDuration,
+    Shutdown,
+}
+
+/// Which side ended the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Agent,
+    Customer,
+    Platform,
+}
+
+/// How far the call got before it ended: this decides the CDR status (24 / 21-22 / 28).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// The agent's phone was being called.
+    AgentLeg,
+    /// The agent answered; the customer was being called.
+    CustomerLeg,
+    /// The customer answered: the two were bridged.
+    Bridged,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Outcome {
+    pub reason: EndReason,
+    pub side: Side,
+    pub phase: Phase,
+    /// The final SIP status of the leg that decided the ending; 200 for a bridged call that
+    /// ended normally; `None` when no SIP answer decided it (timeouts, unroutable).
+    pub sip_code: Option<u16>,
+}
+
+/// Times and codes for the CDR.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct CallRecord {
+    pub started_at: Millis,
+    pub agent_ringing_at: Option<Millis>,
+    pub agent_answered_at: Option<Millis>,
+    pub customer_invited_at: Option<Millis>,
+    pub customer_ringing_at: Option<Millis>,
+    pub bridged_at: Option<Millis>,
+    pub ended_at: Option<Millis>,
+    pub agent_final_code: Option<u16>,
+    pub customer_final_code: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum LegState {
+    Idle,
+    /// INVITE sent, no provisional response yet.
+    Dialing,
+    Ringing,
+    Answered,
+    /// Ended (failed, cancelled or hung up): nothing more to send on it.
+    Gone,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CallMachine {
+    timers: CallTimers,
+    agent: LegState,
+    customer: LegState,
+    outcome: Option<Outcome>,
+    record: CallRecord,
+}
+
+impl CallMachine {
+    /// A new call; returns the machine and the effects that start it.
+    pub fn start(timers: CallTimers, now: Millis) -> (Self, Vec<Effect>) {
+        let machine = Self {
+            timers,
+            agent: LegState::Dialing,
+            customer: LegState::Idle,
+            outcome: None,
+            record: CallRecord {
+                started_at: now,
+                ..CallRecord::default()
+            },
+        };
+        let effects = vec![
+            Effect::InviteAgent,
+            Effect::StartTimer(Timer::AgentNoResponse, timers.agent_no_response),
+            Effect::StartTimer(Timer::AgentRing, timers.agent_ring),
+        ];
+        (machine, effects)
+    }
+
+    pub fn record(&self) -> &CallRecord {
+        &self.record
+    }
+
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.outcome
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.outcome.is_some()
+    }
+
+    pub fn phase(&self) -> Phase {
+        match (self.agent, self.customer) {
+            (_, LegState::Answered) => Phase::Bridged,
+            _ if self.record.bridged_at.is_some() => Phase::Bridged,
+            _ if self.record.agent_answered_at.is_some() => Phase::CustomerLeg,
+            _ => Phase::AgentLeg,
+        }
+    }
+
+    pub fn apply(&mut self, event: CallEvent, now: Millis) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        if self.outcome.is_some() {
+            // Late news of a finished call: a leg that answers now (a 200 crossing our CANCEL
+            // or BYE) must be hung up; everything else is moot.
+            if let CallEvent::Answered { leg } = event {
+                self.set_leg(leg, LegState::Gone);
+                fx.push(Effect::Bye(leg));
+            }
+            return fx;
+        }
+        match event {
+            CallEvent::AgentUnroutable => {
+                if self.agent == LegState::Dialing {
+                    self.agent = LegState::Gone;
+                    self.finish(&mut fx, now, EndReason::AgentNotRegistered, Side::Platform, None);
+                }
+            }
+            CallEvent::Provisional { leg: Leg::Agent, .. } => {
+                if self.agent == LegState::Dialing {
+                    self.agent = LegState::Ringing;
+                    self.record.agent_ringing_at = Some(now);
+                    fx.push(Effect::StopTimer(Timer::AgentNoResponse));
+                    fx.push(Effect::Emit(Progress::AgentRinging));
+                }
+            }
+            CallEvent::Provisional {
+                leg: Leg::Customer,
+                early_media,
+            } => {
+                if matches!(self.customer, LegState::Dialing | LegState::Ringing) {
+                    if self.customer == LegState::Dialing {
+                        self.customer = LegState::Ringing;
+                        self.record.customer_ringing_at = Some(now);
+                        fx.push(Effect::StopTimer(Timer::CustomerNoResponse));
+                        fx.push(Effect::Emit(Progress::CustomerRinging));
+                        fx.push(if early_media {
+                            Effect::RelayEarlyMedia
+                        } else {
+                            Effect::PlayRingback
+                        });
+                    } else if early_media {
+                        // A 180 first, then a 183 with SDP: switch to the carrier's media.
+                        fx.push(Effect::RelayEarlyMedia);
+                    }
+                }
+            }
+            CallEvent::Answered { leg: Leg::Agent } => match self.agent {
+                LegState::Dialing | LegState::Ringing => {
+                    if self.agent == LegState::Dialing {
+                        fx.push(Effect::StopTimer(Timer::AgentNoResponse));
+                    }
+                    self.agent = LegState::Answered;
+                    self.record.agent_answered_at = Some(now);
+                    self.record.agent_final_code = Some(200);
+                    self.customer = LegState::Dialing;
+                    self.record.customer_invited_at = Some(now);
+                    fx.push(Effect::StopTimer(Timer::AgentRing));
+                    fx.push(Effect::Emit(Progress::AgentAnswered));
+                    fx.push(Effect::InviteCustomer);
+                    fx.push(Effect::StartTimer(
+                        Timer::CustomerNoResponse,
+                        self.timers.customer_no_response,
+                    ));
+                    fx.push(Effect::StartTimer(Timer::CustomerRing, self.timers.customer_ring));
+                }
+                _ => {}
+            },
+            CallEvent::Answered { leg: Leg::Customer } => {
+                if matches!(self.customer, LegState::Dialing | LegState::Ringing) {
+                    if self.customer == LegState::Dialing {
+                        fx.push(Effect::StopTimer(Timer::CustomerNoResponse));
+                        self.record.customer_ringing_at.get_or_insert(now);
+                    }
+                    self.customer = LegState::Answered;
+                    self.record.bridged_at = Some(now);
+                    self.record.customer_final_code = Some(200);
+                    fx.push(Effect::StopTimer(Timer::CustomerRing));
+                    fx.push(Effect::Bridge);
+                    fx.push(Effect::Emit(Progress::CustomerAnswered));
+                    if let Some(limit) = self.timers.max_duration {
+                        fx.push(Effect::StartTimer(Timer::MaxDuration, limit));
+                    }
+                }
+            }
+            CallEvent::Failed { leg: Leg::Agent, code } => {
+                if matches!(self.agent, LegState::Dialing | LegState::Ringing) {
+                    self.agent = LegState::Gone;
+                    self.record.agent_final_code = Some(code);
+                    let reason = match code {
+                        486 | 600 => EndReason::AgentBusy,
+                        603 => EndReason::AgentDeclined,
+                        0 | 408 | 480 | 404 | 503 => EndReason::AgentUnreachable,
+                        _ => EndReason::AgentFailed,
+                    };
+                    self.finish(&mut fx, now, reason, Side::Agent, Some(code));
+                }
+            }
+            CallEvent::Failed {
+                leg: Leg::Customer,
+                code,
+            } => {
+                if matches!(self.customer, LegState::Dialing | LegState::Ringing) {
+                    self.customer = LegState::Gone;
+                    self.record.customer_final_code = Some(code);
+                    let reason = match code {
+                        486 | 600 => EndReason::CustomerBusy,
+                        603 => EndReason::CustomerDeclined,
+                        0 | 408 | 480 | 404 => EndReason::CustomerUnreachable,
+                        _ => EndReason::CustomerFailed,
+                    };
+                    self.finish(&mut fx, now, reason, Side::Customer, Some(code));
+                }
+            }
+            CallEvent::HungUp { leg } => {
+                if self.leg(leg) == LegState::Answered {
+                    self.set_leg(leg, LegState::Gone);
+                    let (reason, side) = match leg {
+                        Leg::Agent => (EndReason::AgentHungUp, Side::Agent),
+                        Leg::Customer => (EndReason::CustomerHungUp, Side::Customer),
+                    };
+                    let code = if self.phase() == Phase::Bridged {
+                        Some(200)
+                    } else {
+                        None
+                    };
+                    self.finish(&mut fx, now, reason, side, code);
+                }
+            }
+            CallEvent::TimerFired(timer) => {
+                let reason = match timer {
+                    Timer::AgentNoResponse if self.agent == LegState::Dialing => Some(EndReason::AgentUnreachable),
+                    Timer::AgentRing if matches!(self.agent, LegState::Dialing | LegState::Ringing) => {
+                        Some(EndReason::AgentNoAnswer)
+                    }
+                    Timer::CustomerNoResponse if self.customer == LegState::Dialing => {
+                        Some(EndReason::CustomerUnreachable)
+                    }
+                    Timer::CustomerRing if matches!(self.customer, LegState::Dialing | LegState::Ringing) => {
+                        Some(EndReason::CustomerNoAnswer)
+                    }
+                    Timer::MaxDuration if self.customer == LegState::Answered && self.timers.max_duration.is_some() => {
+                        Some(EndReason::MaxDuration)
+                    }
+                    _ => None,
+                };
+                if let Some(reason) = reason {
+                    self.finish(&mut fx, now, reason, Side::Platform, None);
+                }
+            }
+            CallEvent::MediaTimeout { .. } => {
+                if self.agent == LegState::Answered {
+                    self.finish(&mut fx, now, EndReason::MediaTimeout, Side::Platform, None);
+                }
+            }
+            CallEvent::HangUpRequested { cause } => {
+                let reason = match cause {
+                    PlatformCause::Api => EndReason::HangUpRequested,
+                    PlatformCause::Shutdown => EndReason::Shutdown,
+                };
+                let code = if self.phase() == Phase::Bridged {
+                    Some(200)
+                } else {
+                    None
+                };
+                self.finish(&mut fx, now, reason, Side::Platform, code);
+            }
+        }
+        fx
+    }
+
+    fn leg(&self, leg: Leg) -> LegState {
+        match leg {
+            Leg::Agent => self.agent,
+            Leg::Customer => self.customer,
+        }
+    }
+
+    fn set_leg(&mut self, leg: Leg, state: LegState) {
+        match leg {
+            Leg::Agent => self.agent = state,
+            Leg::Customer => self.customer = state,
+        }
+    }
+
+    /// Ends the call: releases every leg still up (CANCEL before an answer, BYE after), stops
+    /// every timer that may run, and reports the outcome.
+    fn finish(&mut self, fx: &mut Vec<Effect>, now: Millis, reason: EndReason, side: Side, sip_code: Option<u16>) {
+        let phase = self.phase();
+        for leg in [Leg::Customer, Leg::Agent] {
+            match self.leg(leg) {
+                LegState::Dialing | LegState::Ringing => fx.push(Effect::Cancel(leg)),
+                LegState::Answered => fx.push(Effect::Bye(leg)),
+                LegState::Idle | LegState::Gone => {}
+            }
+            if self.leg(leg) != LegState::Idle {
+                self.set_leg(leg, LegState::Gone);
+            }
+        }
+        for timer in [
+            Timer::AgentNoResponse,
+            Timer::AgentRing,
+            Timer::CustomerNoResponse,
+            Timer::CustomerRing,
+            Timer::MaxDuration,
+        ] {
+            if self.timer_may_run(timer, phase) {
+                fx.push(Effect::StopTimer(timer));
+            }
+        }
+        self.record.ended_at = Some(now);
+        let outcome = Outcome {
+            reason,
+            side,
+            phase,
+            sip_code,
+        };
+        self.outcome = Some(outcome);
+        fx.push(Effect::Finished(outcome));
+    }
+
+    fn timer_may_run(&self, timer: Timer, phase: Phase) -> bool {
+        match timer {
+            Timer::AgentNoResponse => phase == Phase::AgentLeg && self.record.agent_ringing_at.is_none(),
+            Timer::AgentRing => phase == Phase::AgentLeg,
+            Timer::CustomerNoResponse => phase == Phase::CustomerLeg && self.record.customer_ringing_at.is_none(),
+            Timer::CustomerRing => phase == Phase::CustomerLeg,
+            Timer::MaxDuration => phase == Phase::Bridged && self.timers.max_duration.is_some(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

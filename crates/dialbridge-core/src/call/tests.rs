@@ -1,0 +1,689 @@
+//! Transcripts of calls: each test feeds events and checks the exact effects, so a change in
+//! the call's behaviour shows as a changed transcript. The last test explores every reachable
+//! state and checks the invariants that must hold whatever the order of events.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
+
+use super::*;
+
+use CallEvent::*;
+use Effect::*;
+
+const TIMERS: CallTimers = CallTimers {
+    agent_no_response: Duration::from_secs(4),
+    agent_ring: Duration::from_secs(30),
+    customer_no_response: Duration::from_secs(8),
+    customer_ring: Duration::from_secs(60),
+    max_duration: None,
+};
+
+fn start() -> CallMachine {
+    let (machine, fx) = CallMachine::start(TIMERS, 1_000);
+    assert_eq!(
+        fx,
+        vec![
+            InviteAgent,
+            StartTimer(Timer::AgentNoResponse, Duration::from_secs(4)),
+            StartTimer(Timer::AgentRing, Duration::from_secs(30)),
+        ]
+    );
+    machine
+}
+
+fn outcome(reason: EndReason, side: Side, phase: Phase, sip_code: Option<u16>) -> Effect {
+    Finished(Outcome {
+        reason,
+        side,
+        phase,
+        sip_code,
+    })
+}
+
+/// Feeds `steps` in order at times 2000, 3000, ... and checks each step's effects.
+fn transcript(machine: &mut CallMachine, steps: Vec<(CallEvent, Vec<Effect>)>) {
+    for (i, (event, expected)) in steps.into_iter().enumerate() {
+        let now = 2_000 + 1_000 * i as i64;
+        let got = machine.apply(event.clone(), now);
+        assert_eq!(got, expected, "step {i}: {event:?}");
+    }
+}
+
+/// The machine after the agent answered (customer being dialled).
+fn agent_answered() -> CallMachine {
+    let mut m = start();
+    transcript(
+        &mut m,
+        vec![
+            (
+                Provisional {
+                    leg: Leg::Agent,
+                    early_media: false,
+                },
+                vec![StopTimer(Timer::AgentNoResponse), Emit(Progress::AgentRinging)],
+            ),
+            (
+                Answered { leg: Leg::Agent },
+                vec![
+                    StopTimer(Timer::AgentRing),
+                    Emit(Progress::AgentAnswered),
+                    InviteCustomer,
+                    StartTimer(Timer::CustomerNoResponse, Duration::from_secs(8)),
+                    StartTimer(Timer::CustomerRing, Duration::from_secs(60)),
+                ],
+            ),
+        ],
+    );
+    m
+}
+
+fn customer_ringing() -> CallMachine {
+    let mut m = agent_answered();
+    transcript(
+        &mut m,
+        vec![(
+            Provisional {
+                leg: Leg::Customer,
+                early_media: false,
+            },
+            vec![
+                StopTimer(Timer::CustomerNoResponse),
+                Emit(Progress::CustomerRinging),
+                PlayRingback,
+            ],
+        )],
+    );
+    m
+}
+
+fn bridged() -> CallMachine {
+    let mut m = customer_ringing();
+    transcript(
+        &mut m,
+        vec![(
+            Answered { leg: Leg::Customer },
+            vec![StopTimer(Timer::CustomerRing), Bridge, Emit(Progress::CustomerAnswered)],
+        )],
+    );
+    m
+}
+
+#[test]
+fn bridged_call_ended_by_the_agent() {
+    let mut m = bridged();
+    transcript(
+        &mut m,
+        vec![(
+            HungUp { leg: Leg::Agent },
+            vec![
+                Bye(Leg::Customer),
+                outcome(EndReason::AgentHungUp, Side::Agent, Phase::Bridged, Some(200)),
+            ],
+        )],
+    );
+    let r = m.record();
+    assert_eq!(r.started_at, 1_000);
+    assert_eq!(r.agent_ringing_at, Some(2_000));
+    assert_eq!(r.agent_answered_at, Some(3_000));
+    assert_eq!(r.customer_invited_at, Some(3_000));
+    assert_eq!(
+        r.customer_ringing_at,
+        Some(2_000),
+        "the customer helper's own clock restarts at 2000"
+    );
+    assert_eq!(r.bridged_at, Some(2_000));
+    assert_eq!(r.ended_at, Some(2_000));
+    assert_eq!((r.agent_final_code, r.customer_final_code), (Some(200), Some(200)));
+}
+
+#[test]
+fn bridged_call_ended_by_the_customer() {
+    let mut m = bridged();
+    transcript(
+        &mut m,
+        vec![(
+            HungUp { leg: Leg::Customer },
+            vec![
+                Bye(Leg::Agent),
+                outcome(EndReason::CustomerHungUp, Side::Customer, Phase::Bridged, Some(200)),
+            ],
+        )],
+    );
+}
+
+#[test]
+fn agent_endings_never_call_the_customer() {
+    for (code, reason) in [
+        (486, EndReason::AgentBusy),
+        (600, EndReason::AgentBusy),
+        (603, EndReason::AgentDeclined),
+        (480, EndReason::AgentUnreachable),
+        (404, EndReason::AgentUnreachable),
+        (0, EndReason::AgentUnreachable),
+        (500, EndReason::AgentFailed),
+    ] {
+        let mut m = start();
+        transcript(
+            &mut m,
+            vec![
+                (
+                    Provisional {
+                        leg: Leg::Agent,
+                        early_media: false,
+                    },
+                    vec![StopTimer(Timer::AgentNoResponse), Emit(Progress::AgentRinging)],
+                ),
+                (
+                    Failed { leg: Leg::Agent, code },
+                    vec![
+                        StopTimer(Timer::AgentRing),
+                        outcome(reason, Side::Agent, Phase::AgentLeg, Some(code)),
+                    ],
+                ),
+            ],
+        );
+        assert_eq!(m.record().agent_final_code, Some(code));
+    }
+}
+
+#[test]
+fn agent_busy_without_any_provisional() {
+    let mut m = start();
+    transcript(
+        &mut m,
+        vec![(
+            Failed {
+                leg: Leg::Agent,
+                code: 486,
+            },
+            vec![
+                StopTimer(Timer::AgentNoResponse),
+                StopTimer(Timer::AgentRing),
+                outcome(EndReason::AgentBusy, Side::Agent, Phase::AgentLeg, Some(486)),
+            ],
+        )],
+    );
+}
+
+#[test]
+fn agent_no_answer_is_cancelled_at_the_ring_timeout() {
+    let mut m = start();
+    transcript(
+        &mut m,
+        vec![
+            (
+                Provisional {
+                    leg: Leg::Agent,
+                    early_media: false,
+                },
+                vec![StopTimer(Timer::AgentNoResponse), Emit(Progress::AgentRinging)],
+            ),
+            (
+                TimerFired(Timer::AgentRing),
+                vec![
+                    Cancel(Leg::Agent),
+                    StopTimer(Timer::AgentRing),
+                    outcome(EndReason::AgentNoAnswer, Side::Platform, Phase::AgentLeg, None),
+                ],
+            ),
+            // The phone's 487 to our CANCEL changes nothing.
+            (
+                Failed {
+                    leg: Leg::Agent,
+                    code: 487,
+                },
+                vec![],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn a_phone_that_never_answers_at_all_is_unreachable() {
+    let mut m = start();
+    transcript(
+        &mut m,
+        vec![(
+            TimerFired(Timer::AgentNoResponse),
+            vec![
+                Cancel(Leg::Agent),
+                StopTimer(Timer::AgentNoResponse),
+                StopTimer(Timer::AgentRing),
+                outcome(EndReason::AgentUnreachable, Side::Platform, Phase::AgentLeg, None),
+            ],
+        )],
+    );
+}
+
+#[test]
+fn an_unregistered_agent_is_never_invited_further() {
+    let mut m = start();
+    transcript(
+        &mut m,
+        vec![(
+            AgentUnroutable,
+            vec![
+                StopTimer(Timer::AgentNoResponse),
+                StopTimer(Timer::AgentRing),
+                outcome(EndReason::AgentNotRegistered, Side::Platform, Phase::AgentLeg, None),
+            ],
+        )],
+    );
+}
+
+#[test]
+fn customer_failures_hang_up_the_agent() {
+    for (code, reason) in [
+        (486, EndReason::CustomerBusy),
+        (603, EndReason::CustomerDeclined),
+        (480, EndReason::CustomerUnreachable),
+        (404, EndReason::CustomerUnreachable),
+        (503, EndReason::CustomerFailed),
+        (403, EndReason::CustomerFailed),
+    ] {
+        let mut m = customer_ringing();
+        transcript(
+            &mut m,
+            vec![(
+                Failed {
+                    leg: Leg::Customer,
+                    code,
+                },
+                vec![
+                    Bye(Leg::Agent),
+                    StopTimer(Timer::CustomerRing),
+                    outcome(reason, Side::Customer, Phase::CustomerLeg, Some(code)),
+                ],
+            )],
+        );
+        assert_eq!(m.record().customer_final_code, Some(code));
+    }
+}
+
+#[test]
+fn customer_no_answer_cancels_the_customer_and_hangs_up_the_agent() {
+    let mut m = customer_ringing();
+    transcript(
+        &mut m,
+        vec![(
+            TimerFired(Timer::CustomerRing),
+            vec![
+                Cancel(Leg::Customer),
+                Bye(Leg::Agent),
+                StopTimer(Timer::CustomerRing),
+                outcome(EndReason::CustomerNoAnswer, Side::Platform, Phase::CustomerLeg, None),
+            ],
+        )],
+    );
+}
+
+#[test]
+fn a_silent_carrier_is_unreachable() {
+    let mut m = agent_answered();
+    transcript(
+        &mut m,
+        vec![(
+            TimerFired(Timer::CustomerNoResponse),
+            vec![
+                Cancel(Leg::Customer),
+                Bye(Leg::Agent),
+                StopTimer(Timer::CustomerNoResponse),
+                StopTimer(Timer::CustomerRing),
+                outcome(EndReason::CustomerUnreachable, Side::Platform, Phase::CustomerLeg, None),
+            ],
+        )],
+    );
+}
+
+#[test]
+fn agent_hangs_up_while_the_customer_rings() {
+    let mut m = customer_ringing();
+    transcript(
+        &mut m,
+        vec![(
+            HungUp { leg: Leg::Agent },
+            vec![
+                Cancel(Leg::Customer),
+                StopTimer(Timer::CustomerRing),
+                outcome(EndReason::AgentHungUp, Side::Agent, Phase::CustomerLeg, None),
+            ],
+        )],
+    );
+}
+
+#[test]
+fn cancel_crossing_a_200_is_answered_with_bye() {
+    let mut m = customer_ringing();
+    m.apply(HungUp { leg: Leg::Agent }, 5_000);
+    assert_eq!(
+        m.apply(Answered { leg: Leg::Customer }, 5_001),
+        vec![Bye(Leg::Customer)]
+    );
+    assert_eq!(
+        m.record().bridged_at,
+        None,
+        "a call answered after it ended was never bridged"
+    );
+    assert_eq!(
+        m.apply(Answered { leg: Leg::Customer }, 5_002),
+        vec![Bye(Leg::Customer)]
+    );
+}
+
+#[test]
+fn agent_200_after_our_cancel_is_answered_with_bye() {
+    let mut m = start();
+    m.apply(TimerFired(Timer::AgentRing), 5_000);
+    assert_eq!(m.apply(Answered { leg: Leg::Agent }, 5_001), vec![Bye(Leg::Agent)]);
+}
+
+#[test]
+fn bye_crossing_the_customers_200() {
+    // The agent's BYE arrives just before the customer's 200: the customer is cancelled, then
+    // its 200 is hung up; the outcome stays "agent hung up while the customer rang".
+    let mut m = customer_ringing();
+    m.apply(HungUp { leg: Leg::Agent }, 5_000);
+    m.apply(Answered { leg: Leg::Customer }, 5_001);
+    let outcome = m.outcome().unwrap();
+    assert_eq!(
+        (outcome.reason, outcome.phase),
+        (EndReason::AgentHungUp, Phase::CustomerLeg)
+    );
+    // And a BYE from each side crossing each other after the bridge: the first one decides.
+    let mut m = bridged();
+    let fx = m.apply(HungUp { leg: Leg::Customer }, 6_000);
+    assert_eq!(fx[0], Bye(Leg::Agent));
+    assert_eq!(m.apply(HungUp { leg: Leg::Agent }, 6_001), vec![]);
+    assert_eq!(m.outcome().unwrap().reason, EndReason::CustomerHungUp);
+}
+
+#[test]
+fn hang_up_requested_in_every_phase() {
+    let request = HangUpRequested {
+        cause: PlatformCause::Api,
+    };
+    let mut m = start();
+    assert_eq!(
+        m.apply(request.clone(), 5_000),
+        vec![
+            Cancel(Leg::Agent),
+            StopTimer(Timer::AgentNoResponse),
+            StopTimer(Timer::AgentRing),
+            outcome(EndReason::HangUpRequested, Side::Platform, Phase::AgentLeg, None),
+        ]
+    );
+    let mut m = agent_answered();
+    assert_eq!(
+        m.apply(request.clone(), 5_000),
+        vec![
+            Cancel(Leg::Customer),
+            Bye(Leg::Agent),
+            StopTimer(Timer::CustomerNoResponse),
+            StopTimer(Timer::CustomerRing),
+            outcome(EndReason::HangUpRequested, Side::Platform, Phase::CustomerLeg, None),
+        ]
+    );
+    let mut m = bridged();
+    assert_eq!(
+        m.apply(request.clone(), 5_000),
+        vec![
+            Bye(Leg::Customer),
+            Bye(Leg::Agent),
+            outcome(EndReason::HangUpRequested, Side::Platform, Phase::Bridged, Some(200)),
+        ]
+    );
+    assert_eq!(m.apply(request, 5_001), vec![], "a second request is moot");
+    let mut m = bridged();
+    let fx = m.apply(
+        HangUpRequested {
+            cause: PlatformCause::Shutdown,
+        },
+        5_000,
+    );
+    assert_eq!(
+        fx.last(),
+        Some(&outcome(EndReason::Shutdown, Side::Platform, Phase::Bridged, Some(200)))
+    );
+}
+
+#[test]
+fn rtp_inactivity_and_maximum_duration_end_a_bridged_call() {
+    let mut m = bridged();
+    assert_eq!(
+        m.apply(MediaTimeout { leg: Leg::Customer }, 9_000),
+        vec![
+            Bye(Leg::Customer),
+            Bye(Leg::Agent),
+            outcome(EndReason::MediaTimeout, Side::Platform, Phase::Bridged, None),
+        ]
+    );
+
+    let timers = CallTimers {
+        max_duration: Some(Duration::from_secs(120)),
+        ..TIMERS
+    };
+    let (mut m, _) = CallMachine::start(timers, 0);
+    m.apply(Answered { leg: Leg::Agent }, 1);
+    let fx = m.apply(Answered { leg: Leg::Customer }, 2);
+    assert_eq!(
+        fx.last(),
+        Some(&StartTimer(Timer::MaxDuration, Duration::from_secs(120)))
+    );
+    assert_eq!(
+        m.apply(TimerFired(Timer::MaxDuration), 120_002),
+        vec![
+            Bye(Leg::Customer),
+            Bye(Leg::Agent),
+            StopTimer(Timer::MaxDuration),
+            outcome(EndReason::MaxDuration, Side::Platform, Phase::Bridged, None),
+        ]
+    );
+}
+
+#[test]
+fn early_media_reaches_the_agent() {
+    let mut m = agent_answered();
+    assert_eq!(
+        m.apply(
+            Provisional {
+                leg: Leg::Customer,
+                early_media: true
+            },
+            5_000
+        ),
+        vec![
+            StopTimer(Timer::CustomerNoResponse),
+            Emit(Progress::CustomerRinging),
+            RelayEarlyMedia
+        ]
+    );
+    // 180 first (ringback), then 183 with SDP: switch to the carrier's media, no second event.
+    let mut m = customer_ringing();
+    assert_eq!(
+        m.apply(
+            Provisional {
+                leg: Leg::Customer,
+                early_media: true
+            },
+            5_000
+        ),
+        vec![RelayEarlyMedia]
+    );
+    assert_eq!(
+        m.apply(
+            Provisional {
+                leg: Leg::Customer,
+                early_media: false
+            },
+            5_001
+        ),
+        vec![]
+    );
+}
+
+#[test]
+fn answers_without_provisional_responses() {
+    let (mut m, _) = CallMachine::start(TIMERS, 0);
+    let fx = m.apply(Answered { leg: Leg::Agent }, 1);
+    assert_eq!(fx[0], StopTimer(Timer::AgentNoResponse));
+    let fx = m.apply(Answered { leg: Leg::Customer }, 2);
+    assert_eq!(
+        fx,
+        vec![
+            StopTimer(Timer::CustomerNoResponse),
+            StopTimer(Timer::CustomerRing),
+            Bridge,
+            Emit(Progress::CustomerAnswered)
+        ]
+    );
+    assert_eq!(m.record().customer_ringing_at, Some(2));
+}
+
+#[test]
+fn stale_timers_and_events_out_of_place_do_nothing() {
+    let mut m = bridged();
+    for event in [
+        TimerFired(Timer::AgentRing),
+        TimerFired(Timer::AgentNoResponse),
+        TimerFired(Timer::CustomerRing),
+        TimerFired(Timer::MaxDuration),
+        Provisional {
+            leg: Leg::Agent,
+            early_media: false,
+        },
+        Provisional {
+            leg: Leg::Customer,
+            early_media: true,
+        },
+        Answered { leg: Leg::Agent },
+        Answered { leg: Leg::Customer },
+        Failed {
+            leg: Leg::Customer,
+            code: 486,
+        },
+        AgentUnroutable,
+    ] {
+        assert_eq!(m.apply(event.clone(), 9_000), vec![], "{event:?}");
+    }
+    assert!(!m.is_finished());
+    let mut m = start();
+    assert_eq!(
+        m.apply(
+            Provisional {
+                leg: Leg::Customer,
+                early_media: false
+            },
+            1
+        ),
+        vec![]
+    );
+    assert_eq!(m.apply(HungUp { leg: Leg::Customer }, 1), vec![]);
+    assert_eq!(m.apply(MediaTimeout { leg: Leg::Agent }, 1), vec![]);
+}
+
+/// Every event the machine can receive.
+fn all_events() -> Vec<CallEvent> {
+    let mut events = vec![
+        AgentUnroutable,
+        HangUpRequested {
+            cause: PlatformCause::Api,
+        },
+    ];
+    for leg in [Leg::Agent, Leg::Customer] {
+        events.extend([
+            Provisional {
+                leg,
+                early_media: false,
+            },
+            Provisional { leg, early_media: true },
+            Answered { leg },
+            Failed { leg, code: 486 },
+            Failed { leg, code: 503 },
+            HungUp { leg },
+            MediaTimeout { leg },
+        ]);
+    }
+    for timer in [
+        Timer::AgentNoResponse,
+        Timer::AgentRing,
+        Timer::CustomerNoResponse,
+        Timer::CustomerRing,
+        Timer::MaxDuration,
+    ] {
+        events.push(TimerFired(timer));
+    }
+    events
+}
+
+/// Explores every state reachable from the start by any order of events and checks, on every
+/// transition: `Finished` at most once and only with the call ending; no invitation or bridge
+/// after the end; the customer is invited only once the agent answered; a bridge needs both
+/// legs answered; when the call ends no leg is left up and every started timer is stopped.
+#[test]
+fn invariants_hold_in_every_reachable_state() {
+    let timers = CallTimers {
+        max_duration: Some(Duration::from_secs(60)),
+        ..TIMERS
+    };
+    let (first, start_fx) = CallMachine::start(timers, 0);
+    let running: HashSet<Timer> = start_fx
+        .iter()
+        .filter_map(|e| if let StartTimer(t, _) = e { Some(*t) } else { None })
+        .collect();
+    let mut queue = VecDeque::from([(first.clone(), running)]);
+    let mut seen = HashSet::new();
+    seen.insert(first);
+    let events = all_events();
+    while let Some((machine, running)) = queue.pop_front() {
+        for event in &events {
+            let mut next = machine.clone();
+            let fx = next.apply(event.clone(), 0);
+            let mut timers_running = running.clone();
+            let finished = fx.iter().filter(|e| matches!(e, Finished(_))).count();
+            if machine.is_finished() {
+                assert_eq!(finished, 0, "{machine:?} + {event:?} finished twice");
+                assert!(
+                    fx.iter().all(|e| matches!(e, Bye(_))),
+                    "{machine:?} + {event:?}: {fx:?}"
+                );
+                continue;
+            }
+            assert!(finished <= 1);
+            assert_eq!(finished == 1, next.is_finished());
+            for effect in &fx {
+                match effect {
+                    StartTimer(t, _) => {
+                        timers_running.insert(*t);
+                    }
+                    StopTimer(t) => {
+                        timers_running.remove(t);
+                    }
+                    InviteCustomer => assert_eq!(next.agent, LegState::Answered, "{machine:?} + {event:?}"),
+                    Bridge => assert!(next.agent == LegState::Answered && next.customer == LegState::Answered),
+                    InviteAgent => panic!("the agent is invited only at the start"),
+                    _ => {}
+                }
+            }
+            if let Some(Finished(_)) = fx.last() {
+                assert!(
+                    matches!(next.agent, LegState::Gone) && matches!(next.customer, LegState::Gone | LegState::Idle),
+                    "a leg outlives the call: {next:?}"
+                );
+                assert!(
+                    timers_running.is_empty(),
+                    "{machine:?} + {event:?} leaves timers {timers_running:?}"
+                );
+            }
+            assert!(
+                !fx[..fx.len().saturating_sub(1)]
+                    .iter()
+                    .any(|e| matches!(e, Finished(_))),
+                "Finished is last"
+            );
+            if seen.insert(next.clone()) {
+                queue.push_back((next, timers_running));
+            }
+        }
+    }
+    assert!(seen.len() > 20, "explored only {} states", seen.len());
+}
