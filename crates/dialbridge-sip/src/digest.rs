@@ -1,0 +1,560 @@
+//! Server-side digest authentication (RFC 3261 §22, RFC 7616 algorithms, RFC 8760 for SIP).
+//!
+//! Written here because rsipstack only offers a hash compare: a registrar also needs nonces it
+//! can trust without storing them (HMAC-signed, with an expiry, so a restart or a second node
+//! accepts them), `stale=true` for an expired nonce, `qop=auth` with nonce-count replay checks,
+//! and a constant-time compare.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use md5::{Digest, Md5};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Md5,
+    Sha256,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Md5 => "MD5",
+            Algorithm::Sha256 => "SHA-256",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        if text.eq_ignore_ascii_case("MD5") {
+            Some(Algorithm::Md5)
+        } else if text.eq_ignore_ascii_case("SHA-256") {
+            Some(Algorithm::Sha256)
+        } else {
+            None
+        }
+    }
+
+    fn hash(self, data: &str) -> String {
+        match self {
+            Algorithm::Md5 => hex::encode(Md5::digest(data.as_bytes())),
+            Algorithm::Sha256 => hex::encode(Sha256::digest(data.as_bytes())),
+        }
+    }
+}
+
+/// The fields of an `Authorization` / `Proxy-Authorization` digest header.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DigestResponse {
+    pub username: String,
+    pub realm: String,
+    pub nonce: String,
+    pub uri: String,
+    pub response: String,
+    pub algorithm: Option<String>,
+    pub qop: Option<String>,
+    pub nc: Option<String>,
+    pub cnonce: Option<String>,
+    pub opaque: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DigestParseError {
+    #[error("not a Digest credential")]
+    NotDigest,
+    #[error("malformed Digest parameters")]
+    Malformed,
+    #[error("missing Digest parameter {0}")]
+    Missing(&'static str),
+}
+
+impl DigestResponse {
+    /// Parses `Digest username="…", realm="…", …` (quoted or token values, any order).
+    pub fn parse(header_value: &str) -> Result<Self, DigestParseError> {
+        let rest = header_value.trim();
+        let scheme_end = rest.find(char::is_whitespace).ok_or(DigestParseError::NotDigest)?;
+        if !rest[..scheme_end].eq_ignore_ascii_case("Digest") {
+            return Err(DigestParseError::NotDigest);
+        }
+        let mut params: HashMap<String, String> = HashMap::new();
+        let mut chars = rest[scheme_end..].chars().peekable();
+        loop {
+            while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
+                chars.next();
+            }
+            if chars.peek().is_none() {
+                break;
+            }
+            let mut name = String::new();
+            while let Some(c) = chars.peek().copied() {
+                if c == '=' || c.is_whitespace() {
+                    break;
+                }
+                name.push(c);
+                chars.next();
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+            if chars.next() != Some('=') || name.is_empty() {
+                return Err(DigestParseError::Malformed);
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+            let mut value = String::new();
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                let mut closed = false;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => value.push(chars.next().ok_or(DigestParseError::Malformed)?),
+                        '"' => {
+                            closed = true;
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                if !closed {
+                    return Err(DigestParseError::Malformed);
+                }
+            } else {
+                while let Some(c) = chars.peek().copied() {
+                    if c == ',' || c.is_whitespace() {
+                        break;
+                    }
+                    value.push(c);
+                    chars.next();
+                }
+            }
+            params.insert(name.to_ascii_lowercase(), value);
+        }
+        let mut take = |name: &'static str| params.remove(name);
+        Ok(Self {
+            username: take("username").ok_or(DigestParseError::Missing("username"))?,
+            realm: take("realm").ok_or(DigestParseError::Missing("realm"))?,
+            nonce: take("nonce").ok_or(DigestParseError::Missing("nonce"))?,
+            uri: take("uri").ok_or(DigestParseError::Missing("uri"))?,
+            response: take("response").ok_or(DigestParseError::Missing("response"))?,
+            algorithm: take("algorithm"),
+            qop: take("qop"),
+            nc: take("nc"),
+            cnonce: take("cnonce"),
+            opaque: take("opaque"),
+        })
+    }
+}
+
+/// The expected `response` for these credentials (RFC 7616 §3.4.1, qop `auth` or none).
+pub fn expected_response(algorithm: Algorithm, password: &str, method: &str, creds: &DigestResponse) -> Option<String> {
+    let ha1 = algorithm.hash(&format!("{}:{}:{password}", creds.username, creds.realm));
+    let ha2 = algorithm.hash(&format!("{method}:{}", creds.uri));
+    match creds.qop.as_deref() {
+        Some(qop) if qop.eq_ignore_ascii_case("auth") => {
+            let nc = creds.nc.as_deref()?;
+            let cnonce = creds.cnonce.as_deref()?;
+            Some(algorithm.hash(&format!("{ha1}:{}:{nc}:{cnonce}:{qop}:{ha2}", creds.nonce)))
+        }
+        Some(_) => None,
+        None => Some(algorithm.hash(&format!("{ha1}:{}:{ha2}", creds.nonce))),
+    }
+}
+
+/// Issues and checks nonces without storing them: `hex(issued_secs ‖ random ‖ HMAC)`.
+pub struct NonceIssuer {
+    key: [u8; 32],
+    lifetime: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceCheck {
+    Valid,
+    /// Ours, but expired: re-challenge with `stale=true` (the password was right, the phone
+    /// just needs a fresh nonce).
+    Expired,
+    /// Not issued by us (or tampered with).
+    Forged,
+}
+
+const NONCE_SALT: &[u8] = b"dialbridge-sip-nonce";
+const MAC_LEN: usize = 16;
+
+impl NonceIssuer {
+    pub fn new(server_key: &[u8; 32], lifetime: Duration) -> Self {
+        // A key of its own, so a nonce's MAC says nothing about keys used elsewhere.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(server_key).expect("HMAC takes any key length");
+        mac.update(NONCE_SALT);
+        let key: [u8; 32] = mac.finalize().into_bytes().into();
+        Self { key, lifetime }
+    }
+
+    fn mac(&self, body: &[u8]) -> [u8; MAC_LEN] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(body);
+        let full = mac.finalize().into_bytes();
+        let mut out = [0u8; MAC_LEN];
+        out.copy_from_slice(&full[..MAC_LEN]);
+        out
+    }
+
+    pub fn issue(&self, now_secs: u64) -> String {
+        let mut body = [0u8; 16];
+        body[..8].copy_from_slice(&now_secs.to_be_bytes());
+        body[8..].copy_from_slice(&rand::random::<[u8; 8]>());
+        let mut nonce = hex::encode(body);
+        nonce.push_str(&hex::encode(self.mac(&body)));
+        nonce
+    }
+
+    pub fn check(&self, nonce: &str, now_secs: u64) -> NonceCheck {
+        let Ok(bytes) = hex::decode(nonce) else {
+            return NonceCheck::Forged;
+        };
+        if bytes.len() != 16 + MAC_LEN {
+            return NonceCheck::Forged;
+        }
+        let (body, mac) = bytes.split_at(16);
+        if !bool::from(self.mac(body).ct_eq(mac)) {
+            return NonceCheck::Forged;
+        }
+        let mut issued = [0u8; 8];
+        issued.copy_from_slice(&body[..8]);
+        let issued = u64::from_be_bytes(issued);
+        if issued > now_secs.saturating_add(5) || now_secs.saturating_sub(issued) > self.lifetime.as_secs() {
+            NonceCheck::Expired
+        } else {
+            NonceCheck::Valid
+        }
+    }
+
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+}
+
+/// The highest nonce count accepted per nonce, so a captured request cannot be replayed.
+/// Entries are dropped once their nonce has expired.
+#[derive(Default)]
+pub struct NonceCounts {
+    seen: HashMap<String, (u32, u64)>,
+}
+
+impl NonceCounts {
+    /// Records `nc` for `nonce`; false when it is not higher than one already accepted.
+    pub fn accept(&mut self, nonce: &str, nc: u32, now_secs: u64) -> bool {
+        match self.seen.get_mut(nonce) {
+            Some((last, _)) if nc <= *last => false,
+            Some((last, _)) => {
+                *last = nc;
+                true
+            }
+            None => {
+                self.seen.insert(nonce.to_owned(), (nc, now_secs));
+                true
+            }
+        }
+    }
+
+    pub fn sweep(&mut self, now_secs: u64, lifetime: Duration) {
+        self.seen
+            .retain(|_, (_, first)| now_secs.saturating_sub(*first) <= lifetime.as_secs() + 5);
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
+/// The verdict on one digest response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    /// Right password, expired nonce: challenge again with `stale=true`.
+    Stale,
+    Rejected(RejectReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    ForgedNonce,
+    WrongRealm,
+    UnsupportedAlgorithm,
+    QopRequired,
+    Replayed,
+    WrongPassword,
+}
+
+/// Checks a digest response against the account's password. `realm` is ours; `method` is the
+/// request's.
+pub fn verify(
+    issuer: &NonceIssuer,
+    counts: &mut NonceCounts,
+    creds: &DigestResponse,
+    realm: &str,
+    method: &str,
+    password: &str,
+    now_secs: u64,
+) -> Verdict {
+    let nonce = issuer.check(&creds.nonce, now_secs);
+    if nonce == NonceCheck::Forged {
+        return Verdict::Rejected(RejectReason::ForgedNonce);
+    }
+    if creds.realm != realm {
+        return Verdict::Rejected(RejectReason::WrongRealm);
+    }
+    let Some(algorithm) = Algorithm::parse(creds.algorithm.as_deref().unwrap_or("MD5")) else {
+        return Verdict::Rejected(RejectReason::UnsupportedAlgorithm);
+    };
+    if !creds.qop.as_deref().is_some_and(|q| q.eq_ignore_ascii_case("auth")) {
+        return Verdict::Rejected(RejectReason::QopRequired);
+    }
+    let Some(expected) = expected_response(algorithm, password, method, creds) else {
+        return Verdict::Rejected(RejectReason::QopRequired);
+    };
+    let given = creds.response.to_ascii_lowercase();
+    if !bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
+        return Verdict::Rejected(RejectReason::WrongPassword);
+    }
+    if nonce == NonceCheck::Expired {
+        return Verdict::Stale;
+    }
+    let Some(nc) = creds.nc.as_deref().and_then(|nc| u32::from_str_radix(nc, 16).ok()) else {
+        return Verdict::Rejected(RejectReason::QopRequired);
+    };
+    if !counts.accept(&creds.nonce, nc, now_secs) {
+        return Verdict::Rejected(RejectReason::Replayed);
+    }
+    Verdict::Accepted
+}
+
+/// `WWW-Authenticate` values for a challenge: MD5 first (most phones take the first one and
+/// many only know MD5), SHA-256 beside it.
+pub fn challenges(realm: &str, nonce: &str, stale: bool) -> Vec<String> {
+    [Algorithm::Md5, Algorithm::Sha256]
+        .into_iter()
+        .map(|algorithm| {
+            let mut value = format!(
+                "Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"",
+                algorithm.name()
+            );
+            if stale {
+                let _ = write!(value, ", stale=true");
+            }
+            value
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7616 §3.9.1: the same request with MD5 and with SHA-256.
+    fn rfc7616_request(algorithm: &str, response: &str) -> DigestResponse {
+        DigestResponse {
+            username: "Mufasa".into(),
+            realm: "http-auth@example.org".into(),
+            nonce: "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v".into(),
+            uri: "/dir/index.html".into(),
+            response: response.into(),
+            algorithm: Some(algorithm.into()),
+            qop: Some("auth".into()),
+            nc: Some("00000001".into()),
+            cnonce: Some("f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ".into()),
+            opaque: Some("FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS".into()),
+        }
+    }
+
+    #[test]
+    fn rfc7616_vectors() {
+        let md5 = rfc7616_request("MD5", "8ca523f5e9506fed4657c9700eebdbec");
+        assert_eq!(
+            expected_response(Algorithm::Md5, "Circle of Life", "GET", &md5).as_deref(),
+            Some(md5.response.as_str())
+        );
+        let sha = rfc7616_request(
+            "SHA-256",
+            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
+        );
+        assert_eq!(
+            expected_response(Algorithm::Sha256, "Circle of Life", "GET", &sha).as_deref(),
+            Some(sha.response.as_str())
+        );
+    }
+
+    #[test]
+    fn parses_the_rfc_header_form() {
+        let header = r#"Digest username="Mufasa",
+            realm="http-auth@example.org",
+            uri="/dir/index.html",
+            algorithm=SHA-256,
+            nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+            nc=00000001,
+            cnonce="f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+            qop=auth,
+            response="753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
+            opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS""#;
+        let parsed = DigestResponse::parse(header).unwrap();
+        assert_eq!(
+            parsed,
+            rfc7616_request(
+                "SHA-256",
+                "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"
+            )
+        );
+        assert_eq!(DigestResponse::parse("Basic abc"), Err(DigestParseError::NotDigest));
+        assert_eq!(
+            DigestResponse::parse("Digest username=\"a"),
+            Err(DigestParseError::Malformed)
+        );
+        assert_eq!(
+            DigestResponse::parse("Digest username=\"a\""),
+            Err(DigestParseError::Missing("realm"))
+        );
+        assert_eq!(DigestResponse::parse("Digest =x"), Err(DigestParseError::Malformed));
+    }
+
+    fn signed(issuer: &NonceIssuer, algorithm: Algorithm, nonce: &str, nc: &str, password: &str) -> DigestResponse {
+        let mut creds = DigestResponse {
+            username: "3000001-801".into(),
+            realm: "dialbridge".into(),
+            nonce: nonce.into(),
+            uri: "sip:127.0.0.1".into(),
+            response: String::new(),
+            algorithm: Some(algorithm.name().into()),
+            qop: Some("auth".into()),
+            nc: Some(nc.into()),
+            cnonce: Some("abc".into()),
+            opaque: None,
+        };
+        let _ = issuer;
+        creds.response = expected_response(algorithm, password, "REGISTER", &creds).unwrap();
+        creds
+    }
+
+    #[test]
+    fn nonces_are_signed_and_expire() {
+        let issuer = NonceIssuer::new(&[7; 32], Duration::from_secs(300));
+        let nonce = issuer.issue(1_000);
+        assert_ne!(nonce, issuer.issue(1_000), "every challenge gets its own nonce");
+        assert_eq!(issuer.check(&nonce, 1_000), NonceCheck::Valid);
+        assert_eq!(issuer.check(&nonce, 1_300), NonceCheck::Valid);
+        assert_eq!(issuer.check(&nonce, 1_301), NonceCheck::Expired);
+        let other = NonceIssuer::new(&[8; 32], Duration::from_secs(300));
+        assert_eq!(other.check(&nonce, 1_000), NonceCheck::Forged, "another key's nonce");
+        let mut tampered = nonce.clone().into_bytes();
+        tampered[3] = if tampered[3] == b'0' { b'1' } else { b'0' };
+        assert_eq!(
+            issuer.check(std::str::from_utf8(&tampered).unwrap(), 1_000),
+            NonceCheck::Forged
+        );
+        assert_eq!(issuer.check("zz", 1_000), NonceCheck::Forged);
+        assert_eq!(
+            issuer.check(&issuer.issue(2_000), 1_000),
+            NonceCheck::Expired,
+            "from the future"
+        );
+    }
+
+    #[test]
+    fn verification_in_every_case() {
+        let issuer = NonceIssuer::new(&[7; 32], Duration::from_secs(300));
+        let mut counts = NonceCounts::default();
+        let nonce = issuer.issue(1_000);
+        let check = |counts: &mut NonceCounts, creds: &DigestResponse, now| {
+            verify(&issuer, counts, creds, "dialbridge", "REGISTER", "secret", now)
+        };
+        for algorithm in [Algorithm::Md5, Algorithm::Sha256] {
+            let nonce = issuer.issue(1_000);
+            let creds = signed(&issuer, algorithm, &nonce, "00000001", "secret");
+            assert_eq!(check(&mut counts, &creds, 1_001), Verdict::Accepted, "{algorithm:?}");
+        }
+        let good = signed(&issuer, Algorithm::Md5, &nonce, "00000001", "secret");
+        assert_eq!(check(&mut counts, &good, 1_001), Verdict::Accepted);
+        assert_eq!(
+            check(&mut counts, &good, 1_002),
+            Verdict::Rejected(RejectReason::Replayed),
+            "same nc again"
+        );
+        let next = signed(&issuer, Algorithm::Md5, &nonce, "00000002", "secret");
+        assert_eq!(
+            check(&mut counts, &next, 1_003),
+            Verdict::Accepted,
+            "a higher nc on the same nonce"
+        );
+
+        let wrong = signed(&issuer, Algorithm::Md5, &issuer.issue(1_000), "00000001", "guess");
+        assert_eq!(
+            check(&mut counts, &wrong, 1_001),
+            Verdict::Rejected(RejectReason::WrongPassword)
+        );
+
+        let stale = signed(&issuer, Algorithm::Md5, &issuer.issue(1_000), "00000001", "secret");
+        assert_eq!(check(&mut counts, &stale, 2_000), Verdict::Stale);
+        let stale_wrong = signed(&issuer, Algorithm::Md5, &issuer.issue(1_000), "00000001", "guess");
+        assert_eq!(
+            check(&mut counts, &stale_wrong, 2_000),
+            Verdict::Rejected(RejectReason::WrongPassword)
+        );
+
+        let forged = signed(&issuer, Algorithm::Md5, "0123456789abcdef", "00000001", "secret");
+        assert_eq!(
+            check(&mut counts, &forged, 1_001),
+            Verdict::Rejected(RejectReason::ForgedNonce)
+        );
+
+        let mut no_qop = signed(&issuer, Algorithm::Md5, &issuer.issue(1_000), "00000001", "secret");
+        no_qop.qop = None;
+        no_qop.response = expected_response(Algorithm::Md5, "secret", "REGISTER", &no_qop).unwrap();
+        assert_eq!(
+            check(&mut counts, &no_qop, 1_001),
+            Verdict::Rejected(RejectReason::QopRequired)
+        );
+
+        let mut other_realm = signed(&issuer, Algorithm::Md5, &issuer.issue(1_000), "00000001", "secret");
+        other_realm.realm = "elsewhere".into();
+        assert_eq!(
+            check(&mut counts, &other_realm, 1_001),
+            Verdict::Rejected(RejectReason::WrongRealm)
+        );
+
+        let mut sha512 = signed(&issuer, Algorithm::Md5, &issuer.issue(1_000), "00000001", "secret");
+        sha512.algorithm = Some("SHA-512-256".into());
+        assert_eq!(
+            check(&mut counts, &sha512, 1_001),
+            Verdict::Rejected(RejectReason::UnsupportedAlgorithm)
+        );
+
+        let mut upper = signed(&issuer, Algorithm::Md5, &issuer.issue(1_000), "00000001", "secret");
+        upper.response = upper.response.to_ascii_uppercase();
+        assert_eq!(
+            check(&mut counts, &upper, 1_001),
+            Verdict::Accepted,
+            "hex case does not matter"
+        );
+
+        counts.sweep(10_000, issuer.lifetime());
+        assert!(counts.is_empty());
+    }
+
+    #[test]
+    fn challenges_offer_md5_first_then_sha256() {
+        let c = challenges("dialbridge", "n1", false);
+        assert_eq!(
+            c[0],
+            "Digest realm=\"dialbridge\", nonce=\"n1\", algorithm=MD5, qop=\"auth\""
+        );
+        assert!(c[1].contains("algorithm=SHA-256"));
+        assert!(challenges("dialbridge", "n1", true)
+            .iter()
+            .all(|v| v.ends_with("stale=true")));
+    }
+}
