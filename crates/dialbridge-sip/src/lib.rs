@@ -1,1 +1,2 @@
 pub mod digest;
+pub mod registrar;

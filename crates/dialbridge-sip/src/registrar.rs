@@ -1,0 +1,552 @@
+//! The registrar's decisions (RFC 3261 §10.3), apart from the wire: given a parsed REGISTER,
+//! the account's password and the time, what to answer and how the bindings change.
+//!
+//! A binding remembers the Contact exactly as the phone wrote it, and where the REGISTER came
+//! from (source address, transport, and an opaque handle on the connection it arrived on), so
+//! the choice of where to send a call is made explicitly by [`Binding::send_target`].
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use crate::digest::{self, DigestResponse, NonceCounts, NonceIssuer, RejectReason, Verdict};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SipTransport {
+    Udp,
+    Tcp,
+}
+
+/// One Contact of a REGISTER.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactSpec {
+    /// The URI exactly as registered (without `<>` and header parameters).
+    pub uri: String,
+    /// The contact's own `expires` parameter.
+    pub expires: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Contacts {
+    /// No Contact header: a query for the current bindings.
+    Query,
+    /// `Contact: *` (valid only with `Expires: 0`).
+    All,
+    List(Vec<ContactSpec>),
+}
+
+/// A REGISTER as the registrar needs it.
+#[derive(Debug, Clone)]
+pub struct RegisterRequest<C> {
+    /// The address of record: the To header's user part.
+    pub aor: String,
+    /// The `Authorization` header's value, if any.
+    pub authorization: Option<String>,
+    pub call_id: String,
+    pub cseq: u32,
+    pub contacts: Contacts,
+    pub expires_header: Option<u32>,
+    pub source: SocketAddr,
+    pub transport: SipTransport,
+    /// The connection the request arrived on (for TCP, the one to send calls back over).
+    pub connection: C,
+}
+
+#[derive(Debug, Clone)]
+pub struct Binding<C> {
+    pub contact: String,
+    pub expires_at: u64,
+    pub source: SocketAddr,
+    pub transport: SipTransport,
+    pub connection: C,
+    pub call_id: String,
+    pub cseq: u32,
+}
+
+/// Where to send a request for a binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendTarget<C> {
+    /// Over the connection the phone registered on (stream transports: the phone's listening
+    /// port is usually not reachable, its connection is).
+    Connection(C),
+    /// To the REGISTER's source address (UDP, right behind NAT: `received`/`rport`).
+    Address(SocketAddr, SipTransport),
+}
+
+impl<C: Clone> Binding<C> {
+    pub fn send_target(&self) -> SendTarget<C> {
+        match self.transport {
+            SipTransport::Tcp => SendTarget::Connection(self.connection.clone()),
+            SipTransport::Udp => SendTarget::Address(self.source, SipTransport::Udp),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisterReply {
+    /// 401 with these `WWW-Authenticate` values.
+    Challenge(Vec<String>),
+    /// 403: bad credentials, To-user not the authenticated user, or too many failures.
+    Forbidden(&'static str),
+    /// 404: no such account.
+    NotFound,
+    /// 423 with `Min-Expires`.
+    IntervalTooBrief { min_expires: u32 },
+    /// 400.
+    BadRequest(&'static str),
+    /// 200 with the current bindings of the AOR: (contact, seconds left).
+    Ok(Vec<(String, u32)>),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RegistrarSettings {
+    pub realm: &'static str,
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub default_expires: u32,
+    pub nonce_lifetime: Duration,
+    /// Failed authentications allowed per source IP within `failure_window`.
+    pub max_failures: u32,
+    pub failure_window: Duration,
+}
+
+impl Default for RegistrarSettings {
+    fn default() -> Self {
+        Self {
+            realm: "dialbridge",
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+            nonce_lifetime: Duration::from_secs(300),
+            max_failures: 20,
+            failure_window: Duration::from_secs(60),
+        }
+    }
+}
+
+pub struct Registrar<C> {
+    settings: RegistrarSettings,
+    issuer: NonceIssuer,
+    counts: NonceCounts,
+    bindings: HashMap<String, Vec<Binding<C>>>,
+    failures: HashMap<IpAddr, (u32, u64)>,
+}
+
+impl<C: Clone> Registrar<C> {
+    pub fn new(settings: RegistrarSettings, server_key: &[u8; 32]) -> Self {
+        Self {
+            issuer: NonceIssuer::new(server_key, settings.nonce_lifetime),
+            settings,
+            counts: NonceCounts::default(),
+            bindings: HashMap::new(),
+            failures: HashMap::new(),
+        }
+    }
+
+    pub fn settings(&self) -> &RegistrarSettings {
+        &self.settings
+    }
+
+    /// Whether this source has failed too often lately; checked before looking anything up.
+    pub fn is_blocked(&self, source: IpAddr, now: u64) -> bool {
+        self.failures.get(&source).is_some_and(|(count, since)| {
+            now.saturating_sub(*since) < self.settings.failure_window.as_secs() && *count >= self.settings.max_failures
+        })
+    }
+
+    fn record_failure(&mut self, source: IpAddr, now: u64) {
+        let window = self.settings.failure_window.as_secs();
+        let entry = self.failures.entry(source).or_insert((0, now));
+        if now.saturating_sub(entry.1) >= window {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+    }
+
+    fn challenge(&self, now: u64, stale: bool) -> RegisterReply {
+        RegisterReply::Challenge(digest::challenges(self.settings.realm, &self.issuer.issue(now), stale))
+    }
+
+    /// Decides on a REGISTER. `password` is the account's SIP password (`None`: no such
+    /// account). `now` is unix seconds.
+    pub fn register(&mut self, request: RegisterRequest<C>, password: Option<&str>, now: u64) -> RegisterReply {
+        let source_ip = request.source.ip();
+        if self.is_blocked(source_ip, now) {
+            return RegisterReply::Forbidden("too many failed attempts");
+        }
+        let Some(authorization) = request.authorization.as_deref() else {
+            return self.challenge(now, false);
+        };
+        let Ok(creds) = DigestResponse::parse(authorization) else {
+            self.record_failure(source_ip, now);
+            return RegisterReply::BadRequest("malformed Authorization");
+        };
+        let Some(password) = password else {
+            self.record_failure(source_ip, now);
+            return RegisterReply::NotFound;
+        };
+        match digest::verify(
+            &self.issuer,
+            &mut self.counts,
+            &creds,
+            self.settings.realm,
+            "REGISTER",
+            password,
+            now,
+        ) {
+            Verdict::Accepted => {}
+            Verdict::Stale => return self.challenge(now, true),
+            Verdict::Rejected(RejectReason::ForgedNonce | RejectReason::QopRequired | RejectReason::Replayed) => {
+                self.record_failure(source_ip, now);
+                return self.challenge(now, false);
+            }
+            Verdict::Rejected(_) => {
+                self.record_failure(source_ip, now);
+                return RegisterReply::Forbidden("bad credentials");
+            }
+        }
+        if creds.username != request.aor {
+            self.record_failure(source_ip, now);
+            return RegisterReply::Forbidden("To user is not the authenticated user");
+        }
+        self.update_bindings(request, now)
+    }
+
+    fn update_bindings(&mut self, request: RegisterRequest<C>, now: u64) -> RegisterReply {
+        let s = self.settings;
+        match &request.contacts {
+            Contacts::Query => {}
+            Contacts::All => {
+                if request.expires_header != Some(0) {
+                    return RegisterReply::BadRequest("Contact: * needs Expires: 0");
+                }
+                self.bindings.remove(&request.aor);
+            }
+            Contacts::List(list) => {
+                for contact in list {
+                    let expires = contact.expires.or(request.expires_header).unwrap_or(s.default_expires);
+                    if expires != 0 && expires < s.min_expires {
+                        return RegisterReply::IntervalTooBrief {
+                            min_expires: s.min_expires,
+                        };
+                    }
+                }
+                let bindings = self.bindings.entry(request.aor.clone()).or_default();
+                for contact in list {
+                    let expires = contact
+                        .expires
+                        .or(request.expires_header)
+                        .unwrap_or(s.default_expires)
+                        .min(s.max_expires);
+                    bindings.retain(|b| b.contact != contact.uri);
+                    if expires > 0 {
+                        bindings.push(Binding {
+                            contact: contact.uri.clone(),
+                            expires_at: now + u64::from(expires),
+                            source: request.source,
+                            transport: request.transport,
+                            connection: request.connection.clone(),
+                            call_id: request.call_id.clone(),
+                            cseq: request.cseq,
+                        });
+                    }
+                }
+                if bindings.is_empty() {
+                    self.bindings.remove(&request.aor);
+                }
+            }
+        }
+        RegisterReply::Ok(
+            self.bindings(&request.aor, now)
+                .iter()
+                .map(|b| {
+                    (
+                        b.contact.clone(),
+                        u32::try_from(b.expires_at.saturating_sub(now)).unwrap_or(u32::MAX),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// The live bindings of an AOR, newest first.
+    pub fn bindings(&self, aor: &str, now: u64) -> Vec<Binding<C>> {
+        let mut live: Vec<Binding<C>> = self
+            .bindings
+            .get(aor)
+            .map(|list| list.iter().filter(|b| b.expires_at > now).cloned().collect())
+            .unwrap_or_default();
+        live.reverse();
+        live
+    }
+
+    /// Drops expired bindings, old nonce counts and old failure counters.
+    pub fn sweep(&mut self, now: u64) {
+        self.bindings.retain(|_, list| {
+            list.retain(|b| b.expires_at > now);
+            !list.is_empty()
+        });
+        self.counts.sweep(now, self.issuer.lifetime());
+        let window = self.settings.failure_window.as_secs();
+        self.failures
+            .retain(|_, (_, since)| now.saturating_sub(*since) < window);
+    }
+
+    pub fn binding_count(&self) -> usize {
+        self.bindings.values().map(Vec::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::{expected_response, Algorithm};
+
+    const KEY: [u8; 32] = [9; 32];
+
+    fn registrar() -> Registrar<u32> {
+        Registrar::new(RegistrarSettings::default(), &KEY)
+    }
+
+    fn request(aor: &str, contacts: Contacts, expires: Option<u32>) -> RegisterRequest<u32> {
+        RegisterRequest {
+            aor: aor.into(),
+            authorization: None,
+            call_id: "c1".into(),
+            cseq: 1,
+            contacts,
+            expires_header: expires,
+            source: "127.0.0.1:5070".parse().unwrap(),
+            transport: SipTransport::Udp,
+            connection: 7,
+        }
+    }
+
+    fn contact(uri: &str) -> Contacts {
+        Contacts::List(vec![ContactSpec {
+            uri: uri.into(),
+            expires: None,
+        }])
+    }
+
+    fn nonce_of(reply: &RegisterReply) -> String {
+        let RegisterReply::Challenge(values) = reply else {
+            panic!("not a challenge: {reply:?}")
+        };
+        let start = values[0].find("nonce=\"").unwrap() + 7;
+        values[0][start..].split('"').next().unwrap().to_owned()
+    }
+
+    fn authorize(
+        mut req: RegisterRequest<u32>,
+        user: &str,
+        password: &str,
+        nonce: &str,
+        nc: u32,
+    ) -> RegisterRequest<u32> {
+        let mut creds = DigestResponse {
+            username: user.into(),
+            realm: "dialbridge".into(),
+            nonce: nonce.into(),
+            uri: "sip:127.0.0.1:5060".into(),
+            qop: Some("auth".into()),
+            nc: Some(format!("{nc:08x}")),
+            cnonce: Some("c".into()),
+            ..DigestResponse::default()
+        };
+        creds.response = expected_response(Algorithm::Md5, password, "REGISTER", &creds).unwrap();
+        req.authorization = Some(format!(
+            "Digest username=\"{}\", realm=\"dialbridge\", nonce=\"{}\", uri=\"{}\", response=\"{}\", algorithm=MD5, qop=auth, nc={}, cnonce=\"c\"",
+            creds.username, creds.nonce, creds.uri, creds.response, creds.nc.unwrap()
+        ));
+        req
+    }
+
+    #[test]
+    fn challenge_then_register_then_unregister() {
+        let mut r = registrar();
+        let aor = "3000001-801";
+        let uri = "sip:801-0x55aa@127.0.0.1:5070;transport=udp";
+        let challenge = r.register(request(aor, contact(uri), Some(120)), Some("pw"), 1_000);
+        let nonce = nonce_of(&challenge);
+        let reply = r.register(
+            authorize(request(aor, contact(uri), Some(120)), aor, "pw", &nonce, 1),
+            Some("pw"),
+            1_000,
+        );
+        assert_eq!(reply, RegisterReply::Ok(vec![(uri.to_owned(), 120)]));
+        let bindings = r.bindings(aor, 1_010);
+        assert_eq!(bindings[0].contact, uri, "the Contact exactly as registered");
+        assert_eq!(
+            bindings[0].send_target(),
+            SendTarget::Address("127.0.0.1:5070".parse().unwrap(), SipTransport::Udp)
+        );
+        assert!(r.bindings(aor, 1_120).is_empty(), "expired");
+
+        let unregister = authorize(request(aor, contact(uri), Some(0)), aor, "pw", &nonce, 2);
+        assert_eq!(r.register(unregister, Some("pw"), 1_050), RegisterReply::Ok(vec![]));
+        assert_eq!(r.binding_count(), 0);
+    }
+
+    #[test]
+    fn contact_star_removes_everything_and_needs_expires_zero() {
+        let mut r = registrar();
+        let aor = "3000001-801";
+        let nonce = nonce_of(&r.register(request(aor, Contacts::Query, None), Some("pw"), 1_000));
+        let two = Contacts::List(vec![
+            ContactSpec {
+                uri: "sip:a@127.0.0.1:1".into(),
+                expires: Some(300),
+            },
+            ContactSpec {
+                uri: "sip:b@127.0.0.1:2".into(),
+                expires: None,
+            },
+        ]);
+        let RegisterReply::Ok(list) = r.register(
+            authorize(request(aor, two, Some(600)), aor, "pw", &nonce, 1),
+            Some("pw"),
+            1_000,
+        ) else {
+            panic!()
+        };
+        assert_eq!(list.len(), 2);
+        assert!(list.contains(&("sip:a@127.0.0.1:1".into(), 300)) && list.contains(&("sip:b@127.0.0.1:2".into(), 600)));
+        let bad = authorize(request(aor, Contacts::All, Some(60)), aor, "pw", &nonce, 2);
+        assert_eq!(
+            r.register(bad, Some("pw"), 1_001),
+            RegisterReply::BadRequest("Contact: * needs Expires: 0")
+        );
+        let star = authorize(request(aor, Contacts::All, Some(0)), aor, "pw", &nonce, 3);
+        assert_eq!(r.register(star, Some("pw"), 1_002), RegisterReply::Ok(vec![]));
+        assert_eq!(r.binding_count(), 0);
+    }
+
+    #[test]
+    fn expiry_limits() {
+        let mut r = registrar();
+        let aor = "3000001-801";
+        let nonce = nonce_of(&r.register(request(aor, Contacts::Query, None), Some("pw"), 1_000));
+        let brief = authorize(request(aor, contact("sip:a@h"), Some(30)), aor, "pw", &nonce, 1);
+        assert_eq!(
+            r.register(brief, Some("pw"), 1_000),
+            RegisterReply::IntervalTooBrief { min_expires: 60 }
+        );
+        let long = authorize(request(aor, contact("sip:a@h"), Some(99_999)), aor, "pw", &nonce, 2);
+        assert_eq!(
+            r.register(long, Some("pw"), 1_000),
+            RegisterReply::Ok(vec![("sip:a@h".into(), 3600)])
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let mut r = registrar();
+        let aor = "3000001-801";
+        let nonce = nonce_of(&r.register(request(aor, Contacts::Query, None), Some("pw"), 1_000));
+        let wrong = authorize(request(aor, contact("sip:a@h"), None), aor, "guess", &nonce, 1);
+        assert_eq!(
+            r.register(wrong, Some("pw"), 1_000),
+            RegisterReply::Forbidden("bad credentials")
+        );
+        // Someone else's credentials for this AOR: the To user must be the authenticated one.
+        let other = authorize(request(aor, contact("sip:a@h"), None), "3000001-802", "pw2", &nonce, 1);
+        assert_eq!(
+            r.register(other, Some("pw2"), 1_000),
+            RegisterReply::Forbidden("To user is not the authenticated user")
+        );
+        // Replay of an accepted request: challenged again, not accepted.
+        let good = authorize(request(aor, contact("sip:a@h"), None), aor, "pw", &nonce, 5);
+        assert!(matches!(
+            r.register(good.clone(), Some("pw"), 1_000),
+            RegisterReply::Ok(_)
+        ));
+        assert!(matches!(
+            r.register(good, Some("pw"), 1_001),
+            RegisterReply::Challenge(_)
+        ));
+        // An expired nonce with the right password: stale=true.
+        let stale = authorize(request(aor, contact("sip:a@h"), None), aor, "pw", &nonce, 6);
+        let RegisterReply::Challenge(values) = r.register(stale, Some("pw"), 5_000) else {
+            panic!()
+        };
+        assert!(values[0].contains("stale=true"));
+        // No such account.
+        let unknown = authorize(
+            request("3000001-999", contact("sip:a@h"), None),
+            "3000001-999",
+            "x",
+            &nonce,
+            1,
+        );
+        assert_eq!(r.register(unknown, None, 1_000), RegisterReply::NotFound);
+        let mut garbage = request(aor, contact("sip:a@h"), None);
+        garbage.authorization = Some("Digest nonsense".into());
+        assert_eq!(
+            r.register(garbage, Some("pw"), 1_000),
+            RegisterReply::BadRequest("malformed Authorization")
+        );
+    }
+
+    #[test]
+    fn a_source_that_keeps_failing_is_blocked_for_a_while() {
+        let mut r = Registrar::new(
+            RegistrarSettings {
+                max_failures: 3,
+                ..RegistrarSettings::default()
+            },
+            &KEY,
+        );
+        let aor = "3000001-801";
+        let nonce = nonce_of(&r.register(request(aor, Contacts::Query, None), Some("pw"), 1_000));
+        for nc in 1..=3 {
+            let wrong = authorize(request(aor, contact("sip:a@h"), None), aor, "guess", &nonce, nc);
+            assert_eq!(
+                r.register(wrong, Some("pw"), 1_000),
+                RegisterReply::Forbidden("bad credentials")
+            );
+        }
+        let right = authorize(request(aor, contact("sip:a@h"), None), aor, "pw", &nonce, 10);
+        assert_eq!(
+            r.register(right.clone(), Some("pw"), 1_001),
+            RegisterReply::Forbidden("too many failed attempts")
+        );
+        let mut elsewhere = right.clone();
+        elsewhere.source = "127.0.0.2:5070".parse().unwrap();
+        assert!(
+            matches!(r.register(elsewhere, Some("pw"), 1_001), RegisterReply::Ok(_)),
+            "other sources are not blocked"
+        );
+        let later = authorize(
+            request(aor, contact("sip:a@h"), None),
+            aor,
+            "pw",
+            &r.issuer.issue(1_100),
+            1,
+        );
+        assert!(
+            matches!(r.register(later, Some("pw"), 1_100), RegisterReply::Ok(_)),
+            "the block ends with the window"
+        );
+    }
+
+    #[test]
+    fn tcp_bindings_send_back_over_their_connection() {
+        let mut r = registrar();
+        let aor = "3000001-801";
+        let nonce = nonce_of(&r.register(request(aor, Contacts::Query, None), Some("pw"), 1_000));
+        let mut req = authorize(
+            request(aor, contact("sip:801@127.0.0.1:41234;transport=tcp"), None),
+            aor,
+            "pw",
+            &nonce,
+            1,
+        );
+        req.transport = SipTransport::Tcp;
+        req.connection = 42;
+        r.register(req, Some("pw"), 1_000);
+        assert_eq!(r.bindings(aor, 1_000)[0].send_target(), SendTarget::Connection(42));
+        r.sweep(1_000 + 3_601);
+        assert_eq!(r.binding_count(), 0);
+    }
+}
