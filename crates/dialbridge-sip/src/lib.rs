@@ -1,2 +1,15 @@
+//! dialbridge's SIP layer: the facade over rsipstack ([`stack`]), the registrar's decisions
+//! ([`registrar`]) and server-side digest authentication ([`digest`]).
+//!
+//! Architecture invariant: no rsipstack type leaves this crate, and it knows no tenants: the
+//! engine gives it an [`stack::AccountDirectory`] to look SIP accounts up.
+
 pub mod digest;
+mod message;
 pub mod registrar;
+pub mod stack;
+
+pub use registrar::{RegistrarSettings, SipTransport};
+pub use stack::{
+    AccountDirectory, Leg, LegEvent, LegHangUp, LegSpec, Registration, SipConfig, SipCounts, SipError, SipStack,
+};

@@ -1,0 +1,622 @@
+//! The one place that knows rsipstack: starting the endpoint on UDP/TCP, routing incoming
+//! requests (REGISTER to the registrar, in-dialog requests to their dialog), and placing
+//! outgoing INVITE legs. Nothing outside this module sees an rsipstack type, so an upgrade or a
+//! swap of the library touches this file only.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rsipstack::dialog::authenticate::Credential;
+use rsipstack::dialog::dialog::{Dialog, DialogState, DialogStateReceiver, TerminatedReason};
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::platform::CancellationToken;
+use rsipstack::sip::{HasHeaders, Header, HeadersExt, Method, StatusCode};
+use rsipstack::transaction::endpoint::EndpointOption;
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transport::tcp_listener::TcpListenerConnection;
+use rsipstack::transport::udp::UdpConnection;
+use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
+use rsipstack::EndpointBuilder;
+use tokio::task::JoinHandle;
+
+use crate::message::{parse_contacts, uri_user};
+use crate::registrar::{RegisterReply, RegisterRequest, Registrar, RegistrarSettings, SendTarget, SipTransport};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SipError {
+    #[error("cannot listen on {address} ({transport:?}): {message}")]
+    Listen {
+        address: SocketAddr,
+        transport: SipTransport,
+        message: String,
+    },
+    #[error("bad SIP URI {0:?}")]
+    BadUri(String),
+    #[error("SIP: {0}")]
+    Stack(String),
+}
+
+impl From<rsipstack::Error> for SipError {
+    fn from(e: rsipstack::Error) -> Self {
+        SipError::Stack(e.to_string())
+    }
+}
+
+/// Looks up SIP accounts (the registrar's passwords). The SIP layer knows no tenants: the
+/// engine maps an address-of-record to whatever owns it.
+pub trait AccountDirectory: Send + Sync + 'static {
+    fn sip_password(&self, aor: &str) -> Pin<Box<dyn Future<Output = Option<String>> + Send + '_>>;
+}
+
+#[derive(Debug, Clone)]
+pub struct SipConfig {
+    pub listen: SocketAddr,
+    pub transports: Vec<SipTransport>,
+    /// The address written into Via, Contact and SDP; `None`: the listen address.
+    pub public_ip: Option<IpAddr>,
+    pub user_agent: String,
+    /// The domain part of our Call-IDs.
+    pub call_id_domain: String,
+    pub registrar: RegistrarSettings,
+    /// RFC 3261 T1; INVITE and non-INVITE timeouts are 64·T1. Tests shorten it.
+    pub t1: Duration,
+    pub server_key: [u8; 32],
+}
+
+/// Where a registered phone is, as the registrar learnt it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The Contact URI exactly as registered: the Request-URI of calls to the phone.
+    pub contact: String,
+    /// Where to send: the REGISTER's source (UDP) or its connection's peer (TCP).
+    pub destination: SocketAddr,
+    pub transport: SipTransport,
+}
+
+/// Counts that must return to zero when no call is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SipCounts {
+    pub dialogs: usize,
+    pub legs: usize,
+    pub bindings: usize,
+}
+
+struct Shared {
+    dialog_layer: Arc<DialogLayer>,
+    registrar: Mutex<Registrar<SocketAddr>>,
+    directory: Arc<dyn AccountDirectory>,
+    legs: std::sync::atomic::AtomicUsize,
+}
+
+pub struct SipStack {
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    local: SocketAddr,
+    public_ip: IpAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn to_library_transport(t: SipTransport) -> rsipstack::sip::Transport {
+    match t {
+        SipTransport::Udp => rsipstack::sip::Transport::Udp,
+        SipTransport::Tcp => rsipstack::sip::Transport::Tcp,
+    }
+}
+
+impl Shared {
+    fn registrar(&self) -> MutexGuard<'_, Registrar<SocketAddr>> {
+        // A panic while holding the lock would be a bug in the registrar's pure code; the
+        // bindings stay usable rather than poisoning every later request.
+        self.registrar.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl SipStack {
+    pub async fn start(config: SipConfig, directory: Arc<dyn AccountDirectory>) -> Result<Self, SipError> {
+        let cancel = CancellationToken::new();
+        let transport_layer = TransportLayer::new(cancel.child_token());
+        let mut local = config.listen;
+        let external = config.public_ip.map(|ip| SocketAddr::new(ip, config.listen.port()));
+        for transport in &config.transports {
+            let listen_error = |message: String| SipError::Listen {
+                address: local,
+                transport: *transport,
+                message,
+            };
+            match transport {
+                SipTransport::Udp => {
+                    let udp = UdpConnection::create_connection(local, external, Some(cancel.child_token()))
+                        .await
+                        .map_err(|e| listen_error(e.to_string()))?;
+                    // Port 0 (tests): the TCP listener takes the port UDP was given.
+                    if let Ok(bound) = udp.get_addr().get_socketaddr() {
+                        local = bound;
+                    }
+                    transport_layer.add_transport(udp.into());
+                }
+                SipTransport::Tcp => {
+                    std::net::TcpListener::bind(local).map_err(|e| listen_error(e.to_string()))?;
+                    let tcp = TcpListenerConnection::new(local, external)
+                        .await
+                        .map_err(|e| listen_error(e.to_string()))?;
+                    transport_layer.add_transport(tcp.into());
+                }
+            }
+        }
+        let option = EndpointOption {
+            t1: config.t1,
+            t1x64: config.t1 * 64,
+            callid_suffix: Some(config.call_id_domain.clone()),
+            ..EndpointOption::default()
+        };
+        let endpoint = EndpointBuilder::new()
+            .with_user_agent(&config.user_agent)
+            .with_cancel_token(cancel.child_token())
+            .with_transport_layer(transport_layer)
+            .with_option(option)
+            .build();
+        let mut incoming = endpoint.incoming_transactions()?;
+        let dialog_layer = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+        let shared = Arc::new(Shared {
+            dialog_layer,
+            registrar: Mutex::new(Registrar::new(config.registrar, &config.server_key)),
+            directory,
+            legs: std::sync::atomic::AtomicUsize::new(0),
+        });
+
+        let mut tasks = Vec::new();
+        let endpoint_inner = endpoint.inner.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = endpoint_inner.serve().await {
+                tracing::error!(error = %e, "SIP endpoint stopped");
+            }
+        }));
+        let dispatcher = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(tx) = incoming.recv().await {
+                let shared = dispatcher.clone();
+                // One short task per request: a REGISTER waits for the account lookup, and an
+                // in-dialog request for its dialog, without holding up the others.
+                tokio::spawn(async move { handle_incoming(shared, tx).await });
+            }
+        }));
+        let sweeper = shared.clone();
+        let sweep_cancel = cancel.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => sweeper.registrar().sweep(now_secs()),
+                    () = sweep_cancel.cancelled() => break,
+                }
+            }
+        }));
+        tracing::info!(address = %local, transports = ?config.transports, "listening for SIP");
+        Ok(Self {
+            shared,
+            cancel,
+            local,
+            public_ip: config.public_ip.unwrap_or(local.ip()),
+            tasks,
+        })
+    }
+
+    /// The address SIP listens on (the actual port when 0 was configured).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    pub fn public_ip(&self) -> IpAddr {
+        self.public_ip
+    }
+
+    /// The newest live registration of an address-of-record.
+    pub fn registration(&self, aor: &str) -> Option<Registration> {
+        let binding = self.shared.registrar().bindings(aor, now_secs()).into_iter().next()?;
+        let (destination, transport) = match binding.send_target() {
+            SendTarget::Connection(peer) => (peer, SipTransport::Tcp),
+            SendTarget::Address(address, transport) => (address, transport),
+        };
+        Some(Registration {
+            contact: binding.contact,
+            destination,
+            transport,
+        })
+    }
+
+    pub fn counts(&self) -> SipCounts {
+        SipCounts {
+            dialogs: self.shared.dialog_layer.len(),
+            legs: self.shared.legs.load(std::sync::atomic::Ordering::Relaxed),
+            bindings: self.shared.registrar().binding_count(),
+        }
+    }
+
+    /// Sends an INVITE and returns the leg at once; its progress comes from [`Leg::next_event`].
+    pub fn invite(&self, spec: LegSpec) -> Result<Leg, SipError> {
+        let host = format!("{}:{}", self.public_ip, self.local.port());
+        let uri = |text: String| rsipstack::sip::Uri::try_from(text.as_str()).map_err(|_| SipError::BadUri(text));
+        let caller = uri(format!("sip:{}@{host}", spec.from_user))?;
+        let callee = uri(spec.request_uri.clone())?;
+        let transport_param = match spec.transport {
+            SipTransport::Udp => "",
+            SipTransport::Tcp => ";transport=tcp",
+        };
+        let contact = uri(format!("sip:dialbridge@{host}{transport_param}"))?;
+        let mut headers = Vec::new();
+        if let Some(pai) = &spec.asserted_identity {
+            headers.push(Header::Other(
+                "P-Asserted-Identity".into(),
+                format!("<sip:{pai}@{host}>"),
+            ));
+        }
+        let option = InviteOption {
+            caller_display_name: spec.from_display.clone(),
+            caller,
+            callee,
+            destination: Some(SipAddr {
+                r#type: Some(to_library_transport(spec.transport)),
+                addr: spec.destination.into(),
+            }),
+            content_type: Some("application/sdp".into()),
+            offer: Some(spec.sdp_offer),
+            contact,
+            credential: spec.credential.map(|(username, password)| Credential {
+                username,
+                password,
+                realm: None,
+                auth_username: None,
+            }),
+            headers: Some(headers),
+            ..InviteOption::default()
+        };
+        let (sender, states) = self.shared.dialog_layer.new_dialog_state_channel();
+        let (dialog, join) = self.shared.dialog_layer.do_invite_async(option, sender)?;
+        self.shared.legs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Leg {
+            shared: self.shared.clone(),
+            dialog,
+            states,
+            join: Some(join),
+            confirmed: None,
+            finished: false,
+        })
+    }
+
+    /// Stops listening and ends every task of the stack.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        for task in self.tasks {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+/// One outgoing INVITE.
+#[derive(Debug, Clone)]
+pub struct LegSpec {
+    pub request_uri: String,
+    /// Where to send it.
+    pub destination: SocketAddr,
+    pub transport: SipTransport,
+    /// The From user (the caller id the far end sees).
+    pub from_user: String,
+    pub from_display: Option<String>,
+    /// A `P-Asserted-Identity` user, if any.
+    pub asserted_identity: Option<String>,
+    pub sdp_offer: Vec<u8>,
+    /// Digest credentials for a 401/407 challenge: (user, password).
+    pub credential: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegEvent {
+    /// 18x; `sdp` when it carried a session description (early media).
+    Provisional {
+        code: u16,
+        sdp: Option<Vec<u8>>,
+    },
+    Answered {
+        sdp: Option<Vec<u8>>,
+    },
+    /// A final non-2xx answer, or no answer at all (408), or a transport failure (503).
+    Failed {
+        code: u16,
+    },
+    /// The far end hung up with BYE.
+    RemoteBye,
+    /// The leg ended after our CANCEL or BYE (or for any other reason once answered).
+    Ended,
+}
+
+/// An outgoing call leg. Dropping it forgets the dialog: hang it up first.
+pub struct Leg {
+    shared: Arc<Shared>,
+    dialog: InviteDialog,
+    states: DialogStateReceiver,
+    join: Option<JoinHandle<InviteAsyncResult>>,
+    confirmed: Option<rsipstack::dialog::DialogId>,
+    finished: bool,
+}
+
+impl Leg {
+    /// The next event of the leg; `None` once it has ended. Cancel-safe (for `select!`).
+    pub async fn next_event(&mut self) -> Option<LegEvent> {
+        while !self.finished {
+            let state = match &mut self.join {
+                Some(join) => tokio::select! {
+                    biased;
+                    state = self.states.recv() => state,
+                    result = join => {
+                        self.join = None;
+                        match result {
+                            Ok(Ok((_, Some(response)))) if response.status_code.kind() != rsipstack::sip::StatusCodeKind::Successful => {
+                                return Some(self.finish(LegEvent::Failed { code: response.status_code.code() }));
+                            }
+                            Ok(Ok((_, None))) if self.confirmed.is_none() => {
+                                return Some(self.finish(LegEvent::Failed { code: 408 }));
+                            }
+                            Ok(Err(e)) if self.confirmed.is_none() => {
+                                tracing::debug!(error = %e, "INVITE failed");
+                                return Some(self.finish(LegEvent::Failed { code: 503 }));
+                            }
+                            _ => continue,
+                        }
+                    }
+                },
+                None => self.states.recv().await,
+            };
+            let Some(state) = state else {
+                return Some(self.finish(if self.confirmed.is_some() {
+                    LegEvent::Ended
+                } else {
+                    LegEvent::Failed { code: 503 }
+                }));
+            };
+            match state {
+                DialogState::Early(_, response) => {
+                    let code = response.status_code.code();
+                    if code > 100 {
+                        let sdp = (!response.body.is_empty()).then(|| response.body.clone());
+                        return Some(LegEvent::Provisional { code, sdp });
+                    }
+                }
+                DialogState::Confirmed(id, response) if self.confirmed.is_none() => {
+                    self.confirmed = Some(id);
+                    let sdp = (!response.body.is_empty()).then(|| response.body.clone());
+                    return Some(LegEvent::Answered { sdp });
+                }
+                DialogState::Terminated(_, reason) => {
+                    if self.confirmed.is_some() {
+                        let event = if matches!(reason, TerminatedReason::UasBye) {
+                            LegEvent::RemoteBye
+                        } else {
+                            LegEvent::Ended
+                        };
+                        return Some(self.finish(event));
+                    }
+                    if let Some(code) = failure_code(&reason) {
+                        return Some(self.finish(LegEvent::Failed { code }));
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn finish(&mut self, event: LegEvent) -> LegEvent {
+        if !self.finished {
+            self.finished = true;
+            if let Some(id) = self.confirmed.take() {
+                self.shared.dialog_layer.remove_dialog(&id);
+            }
+        }
+        event
+    }
+
+    /// CANCEL before an answer, BYE after. Not cancel-safe: await it outside `select!`.
+    pub async fn hang_up(&self) {
+        if let Err(e) = self.dialog.hangup().await {
+            tracing::debug!(error = %e, "hang-up of a leg failed");
+        }
+    }
+
+    /// A handle that can hang up the leg from another task.
+    pub fn hang_up_handle(&self) -> LegHangUp {
+        LegHangUp {
+            dialog: self.dialog.clone(),
+        }
+    }
+}
+
+impl Drop for Leg {
+    fn drop(&mut self) {
+        if let Some(id) = self.confirmed.take() {
+            self.shared.dialog_layer.remove_dialog(&id);
+        }
+        self.shared.legs.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Hangs up a leg from another task (the call task keeps the [`Leg`] itself).
+#[derive(Clone)]
+pub struct LegHangUp {
+    dialog: InviteDialog,
+}
+
+impl LegHangUp {
+    pub async fn hang_up(&self) {
+        if let Err(e) = self.dialog.hangup().await {
+            tracing::debug!(error = %e, "hang-up of a leg failed");
+        }
+    }
+}
+
+fn failure_code(reason: &TerminatedReason) -> Option<u16> {
+    Some(match reason {
+        TerminatedReason::Timeout => 408,
+        TerminatedReason::UacCancel => 487,
+        TerminatedReason::UacBusy | TerminatedReason::UasBusy => 486,
+        TerminatedReason::UasDecline => 603,
+        TerminatedReason::ProxyAuthRequired => 407,
+        TerminatedReason::ProxyError(code) | TerminatedReason::UacOther(code) | TerminatedReason::UasOther(code) => {
+            code.code()
+        }
+        TerminatedReason::UacBye | TerminatedReason::UasBye => return None,
+    })
+}
+
+async fn handle_incoming(shared: Arc<Shared>, mut tx: Transaction) {
+    let result = match tx.original.method {
+        Method::Register => handle_register(&shared, &mut tx).await,
+        Method::Ack => Ok(()),
+        _ => match shared.dialog_layer.match_dialog(&tx) {
+            Some(Dialog::Invite(mut dialog)) => dialog.handle(&mut tx).await.map_err(SipError::from),
+            Some(_) => tx.reply(StatusCode::MethodNotAllowed).await.map_err(SipError::from),
+            None => match tx.original.method {
+                Method::Options => tx.reply(StatusCode::OK).await.map_err(SipError::from),
+                Method::Invite => tx
+                    .reply_with(
+                        StatusCode::Forbidden,
+                        vec![Header::Other(
+                            "Warning".into(),
+                            "399 dialbridge \"incoming calls are not taken\"".into(),
+                        )],
+                        None,
+                    )
+                    .await
+                    .map_err(SipError::from),
+                _ => tx
+                    .reply(StatusCode::CallTransactionDoesNotExist)
+                    .await
+                    .map_err(SipError::from),
+            },
+        },
+    };
+    if let Err(e) = result {
+        tracing::debug!(method = %tx.original.method, error = %e, "incoming request not handled");
+    }
+}
+
+/// Where a request came from: the Via's received/rport for UDP, the connection's peer for TCP.
+fn request_source(tx: &Transaction) -> Option<(SocketAddr, SipTransport)> {
+    let connection = tx.connection.as_ref()?;
+    match connection.transport() {
+        rsipstack::sip::Transport::Udp => {
+            let via = tx.original.via_header().ok()?;
+            let (_, host_with_port) = SipConnection::parse_target_from_via(via).ok()?;
+            let address = SipAddr {
+                r#type: Some(rsipstack::sip::Transport::Udp),
+                addr: host_with_port,
+            };
+            Some((address.get_socketaddr().ok()?, SipTransport::Udp))
+        }
+        rsipstack::sip::Transport::Tcp => {
+            Some((connection.get_remote_addr()?.get_socketaddr().ok()?, SipTransport::Tcp))
+        }
+        _ => None,
+    }
+}
+
+fn header_values(tx: &Transaction, name: &str) -> Vec<String> {
+    tx.original
+        .headers()
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case(name) || (name == "Contact" && h.name() == "m"))
+        .map(|h| h.value().to_owned())
+        .collect()
+}
+
+async fn handle_register(shared: &Shared, tx: &mut Transaction) -> Result<(), SipError> {
+    let now = now_secs();
+    let Some((source, transport)) = request_source(tx) else {
+        return tx.reply(StatusCode::BadRequest).await.map_err(SipError::from);
+    };
+    if shared.registrar().is_blocked(source.ip(), now) {
+        return tx.reply(StatusCode::Forbidden).await.map_err(SipError::from);
+    }
+    let aor = tx.original.to_header().ok().and_then(|to| uri_user(to.value()));
+    let contacts = parse_contacts(&header_values(tx, "Contact"));
+    let (Some(aor), Some(contacts)) = (aor, contacts) else {
+        return tx.reply(StatusCode::BadRequest).await.map_err(SipError::from);
+    };
+    let cseq = tx.original.cseq_header().ok().and_then(|c| c.seq().ok()).unwrap_or(0);
+    let call_id = tx
+        .original
+        .call_id_header()
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
+    let expires_header = header_values(tx, "Expires")
+        .first()
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    let authorization = header_values(tx, "Authorization").into_iter().next();
+    let password = if authorization.is_some() {
+        shared.directory.sip_password(&aor).await
+    } else {
+        None
+    };
+    let request = RegisterRequest {
+        aor: aor.clone(),
+        authorization,
+        call_id,
+        cseq,
+        contacts,
+        expires_header,
+        source,
+        transport,
+        connection: source,
+    };
+    let reply = shared.registrar().register(request, password.as_deref(), now);
+    match reply {
+        RegisterReply::Challenge(values) => {
+            let headers = values.into_iter().map(|v| Header::WwwAuthenticate(v.into())).collect();
+            tx.reply_with(StatusCode::Unauthorized, headers, None).await?;
+        }
+        RegisterReply::Forbidden(why) => {
+            tracing::info!(%aor, %source, reason = why, "REGISTER refused");
+            tx.reply_with(StatusCode::Forbidden, vec![warning(why)], None).await?;
+        }
+        RegisterReply::NotFound => {
+            tracing::info!(%aor, %source, "REGISTER for an unknown account");
+            tx.reply(StatusCode::NotFound).await?;
+        }
+        RegisterReply::IntervalTooBrief { min_expires } => {
+            tx.reply_with(
+                StatusCode::IntervalTooBrief,
+                vec![Header::MinExpires(min_expires.to_string().into())],
+                None,
+            )
+            .await?;
+        }
+        RegisterReply::BadRequest(why) => {
+            tx.reply_with(StatusCode::BadRequest, vec![warning(why)], None).await?;
+        }
+        RegisterReply::Ok(bindings) => {
+            tracing::debug!(%aor, %source, bindings = bindings.len(), "registered");
+            let headers = bindings
+                .into_iter()
+                .map(|(contact, expires)| Header::Contact(format!("<{contact}>;expires={expires}").into()))
+                .collect();
+            tx.reply_with(StatusCode::OK, headers, None).await?;
+        }
+    }
+    Ok(())
+}
+
+fn warning(text: &str) -> Header {
+    Header::Warning(format!("399 dialbridge \"{text}\"").into())
+}

@@ -1,0 +1,235 @@
+//! The SIP stack against real peers on 127.0.0.1: SIPp phones registering (UDP and TCP), and
+//! raw datagrams for what SIPp cannot do (replaying a request, an expired nonce).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{SocketAddr, UdpSocket};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dialbridge_sip::digest::{expected_response, Algorithm, DigestResponse};
+use dialbridge_sip::{AccountDirectory, RegistrarSettings, SipConfig, SipStack, SipTransport};
+use dialbridge_testkit::SippBuilder;
+
+struct Accounts(HashMap<String, String>);
+
+impl AccountDirectory for Accounts {
+    fn sip_password(&self, aor: &str) -> Pin<Box<dyn Future<Output = Option<String>> + Send + '_>> {
+        let found = self.0.get(aor).cloned();
+        Box::pin(async move { found })
+    }
+}
+
+async fn start(registrar: RegistrarSettings) -> SipStack {
+    let accounts = Accounts(HashMap::from([
+        ("3000001-801".to_owned(), "secret801".to_owned()),
+        ("3000002-801".to_owned(), "other801".to_owned()),
+    ]));
+    let config = SipConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        transports: vec![SipTransport::Udp, SipTransport::Tcp],
+        public_ip: None,
+        user_agent: "dialbridge-test".into(),
+        call_id_domain: "dialbridge.test".into(),
+        registrar,
+        t1: Duration::from_millis(100),
+        server_key: [3; 32],
+    };
+    SipStack::start(config, Arc::new(accounts)).await.unwrap()
+}
+
+fn register(stack: &SipStack, user: &str, auth_user: &str, password: &str, expect: u16, tcp: bool) -> (bool, String) {
+    let mut builder = SippBuilder::new("register.xml", Some(stack.local_addr()))
+        .args(["-s", user, "-au", auth_user, "-ap", password, "-m", "1"])
+        .set("expect", expect);
+    if tcp {
+        builder = builder.args(["-t", "t1"]);
+    }
+    let mut sipp = builder.spawn();
+    let ok = sipp.finish(Duration::from_secs(20));
+    (ok, sipp.logs())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phones_register_with_digest_and_wrong_ones_are_refused() {
+    let stack = start(RegistrarSettings::default()).await;
+    let s = &stack;
+    let (ok, logs) = tokio::task::block_in_place(|| register(s, "3000001-801", "3000001-801", "secret801", 200, false));
+    assert!(ok, "{logs}");
+    let registration = stack.registration("3000001-801").expect("registered");
+    assert!(
+        registration.contact.starts_with("sip:3000001-801@127.0.0.1:"),
+        "{registration:?}"
+    );
+    assert_eq!(registration.transport, SipTransport::Udp);
+    assert!(
+        stack.registration("3000002-801").is_none(),
+        "the other enterprise's 801 is another account"
+    );
+
+    let (ok, logs) = tokio::task::block_in_place(|| register(s, "3000002-801", "3000002-801", "secret801", 403, false));
+    assert!(ok, "a wrong password is refused with 403: {logs}");
+    assert!(stack.registration("3000002-801").is_none());
+
+    // Valid credentials of one account, used for another account's AOR.
+    let (ok, logs) = tokio::task::block_in_place(|| register(s, "3000002-801", "3000001-801", "secret801", 403, false));
+    assert!(ok, "To user must be the authenticated user: {logs}");
+    assert!(stack.registration("3000002-801").is_none());
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_registers_over_tcp_and_is_reached_over_its_connection() {
+    let stack = start(RegistrarSettings::default()).await;
+    let s = &stack;
+    let (ok, logs) = tokio::task::block_in_place(|| register(s, "3000001-801", "3000001-801", "secret801", 200, true));
+    assert!(ok, "{logs}");
+    let registration = stack.registration("3000001-801").expect("registered");
+    assert_eq!(registration.transport, SipTransport::Tcp);
+    assert!(
+        registration.contact.to_ascii_lowercase().contains("transport=tcp"),
+        "{registration:?}"
+    );
+    // SIPp over TCP advertises a port it does not listen on; the call goes back over the
+    // registration's connection, whose peer address is what we keep.
+    assert!(
+        !registration
+            .contact
+            .contains(&format!(":{}", registration.destination.port())),
+        "{registration:?}"
+    );
+    stack.shutdown().await;
+}
+
+/// A minimal phone over a raw UDP socket.
+struct RawPhone {
+    socket: UdpSocket,
+    server: SocketAddr,
+}
+
+impl RawPhone {
+    fn new(server: SocketAddr) -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        Self { socket, server }
+    }
+
+    fn register(&self, cseq: u32, authorization: Option<&str>) -> String {
+        let local = self.socket.local_addr().unwrap();
+        let auth = authorization
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        let message = format!(
+            "REGISTER sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{cseq}-raw;rport\r\n\
+             From: <sip:3000001-801@{server}>;tag=raw1\r\nTo: <sip:3000001-801@{server}>\r\nCall-ID: raw-call@test\r\n\
+             CSeq: {cseq} REGISTER\r\nContact: <sip:3000001-801@{local}>\r\nExpires: 300\r\n{auth}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            server = self.server
+        );
+        self.socket.send_to(message.as_bytes(), self.server).unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = self.socket.recv(&mut buf).expect("an answer");
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if !text.starts_with("SIP/2.0 100") {
+                return text;
+            }
+        }
+    }
+}
+
+fn nonce_of(response: &str) -> String {
+    let start = response.find("nonce=\"").expect("a nonce") + 7;
+    response[start..].split('"').next().unwrap().to_owned()
+}
+
+fn authorization(nonce: &str, nc: u32, server: SocketAddr) -> String {
+    let mut creds = DigestResponse {
+        username: "3000001-801".into(),
+        realm: "dialbridge".into(),
+        nonce: nonce.into(),
+        uri: format!("sip:{server}"),
+        qop: Some("auth".into()),
+        nc: Some(format!("{nc:08x}")),
+        cnonce: Some("raw".into()),
+        ..DigestResponse::default()
+    };
+    creds.response = expected_response(Algorithm::Sha256, "secret801", "REGISTER", &creds).unwrap();
+    format!(
+        "Digest username=\"3000001-801\", realm=\"dialbridge\", nonce=\"{nonce}\", uri=\"{}\", response=\"{}\", algorithm=SHA-256, qop=auth, nc={nc:08x}, cnonce=\"raw\"",
+        creds.uri, creds.response
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_and_expired_nonces_are_challenged_again() {
+    let settings = RegistrarSettings {
+        nonce_lifetime: Duration::from_secs(1),
+        ..RegistrarSettings::default()
+    };
+    let stack = start(settings).await;
+    let phone = RawPhone::new(stack.local_addr());
+    let server = stack.local_addr();
+    tokio::task::block_in_place(|| {
+        let challenge = phone.register(1, None);
+        assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
+        assert!(
+            challenge.contains("algorithm=MD5") && challenge.contains("algorithm=SHA-256"),
+            "{challenge}"
+        );
+        let nonce = nonce_of(&challenge);
+        let auth = authorization(&nonce, 1, server);
+        let ok = phone.register(2, Some(&auth));
+        assert!(ok.starts_with("SIP/2.0 200"), "SHA-256 digest accepted: {ok}");
+        assert!(ok.contains("expires=300"), "{ok}");
+
+        // The same Authorization again (a replay, new CSeq): challenged, not accepted.
+        let replay = phone.register(3, Some(&auth));
+        assert!(
+            replay.starts_with("SIP/2.0 401") && !replay.contains("stale=true"),
+            "{replay}"
+        );
+
+        // After the nonce's lifetime: the right password gets stale=true.
+        std::thread::sleep(Duration::from_millis(2_100));
+        let stale = phone.register(4, Some(&authorization(&nonce, 2, server)));
+        assert!(
+            stale.starts_with("SIP/2.0 401") && stale.contains("stale=true"),
+            "{stale}"
+        );
+
+        // Expires below the minimum: 423 with Min-Expires.
+        let fresh = nonce_of(&stale);
+        let message_with_short_expiry = phone.register_with_expires(5, &authorization(&fresh, 1, server), 10);
+        assert!(
+            message_with_short_expiry.starts_with("SIP/2.0 423"),
+            "{message_with_short_expiry}"
+        );
+        assert!(
+            message_with_short_expiry.contains("Min-Expires: 60"),
+            "{message_with_short_expiry}"
+        );
+    });
+    stack.shutdown().await;
+}
+
+impl RawPhone {
+    fn register_with_expires(&self, cseq: u32, authorization: &str, expires: u32) -> String {
+        let local = self.socket.local_addr().unwrap();
+        let message = format!(
+            "REGISTER sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{cseq}-raw;rport\r\n\
+             From: <sip:3000001-801@{server}>;tag=raw1\r\nTo: <sip:3000001-801@{server}>\r\nCall-ID: raw-call@test\r\n\
+             CSeq: {cseq} REGISTER\r\nContact: <sip:3000001-801@{local}>;expires={expires}\r\nAuthorization: {authorization}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            server = self.server
+        );
+        self.socket.send_to(message.as_bytes(), self.server).unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = self.socket.recv(&mut buf).expect("an answer");
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if !text.starts_with("SIP/2.0 100") {
+                return text;
+            }
+        }
+    }
+}

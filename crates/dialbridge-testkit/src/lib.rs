@@ -1,0 +1,152 @@
+//! Test support shared by the crates' integration tests: running SIPp (the independent SIP
+//! implementation the tests talk to) with the project's own scenarios, and finding free ports.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A scenario file shipped in this crate's `sipp/` folder.
+pub fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sipp").join(name)
+}
+
+/// A loopback port free for both UDP and TCP at the time of the call.
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+        let port = udp.local_addr().expect("local addr").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port");
+}
+
+/// One SIPp process. Killed on drop; `finish` waits for it with a deadline.
+pub struct Sipp {
+    child: Child,
+    dir: tempfile::TempDir,
+    name: String,
+}
+
+pub struct SippBuilder {
+    args: Vec<String>,
+    name: String,
+}
+
+impl SippBuilder {
+    /// `remote`: the address SIPp sends to (its first request), if it is a client.
+    pub fn new(scenario_name: &str, remote: Option<SocketAddr>) -> Self {
+        let mut args = vec![];
+        if let Some(remote) = remote {
+            args.push(remote.to_string());
+        }
+        args.extend(
+            [
+                "-sf",
+                scenario(scenario_name).to_str().expect("utf-8 path"),
+                "-i",
+                "127.0.0.1",
+                "-mi",
+                "127.0.0.1",
+                "-nostdin",
+                "-trace_err",
+                "-trace_logs",
+                "-timeout",
+                "60s",
+            ]
+            .map(str::to_owned),
+        );
+        Self {
+            args,
+            name: scenario_name.to_owned(),
+        }
+    }
+
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, items: I) -> Self {
+        self.args.extend(items.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn set(self, name: &str, value: impl ToString) -> Self {
+        self.args(["-set".to_owned(), name.to_owned(), value.to_string()])
+    }
+
+    pub fn spawn(self) -> Sipp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let child = Command::new("sipp")
+            .args(&self.args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp must be installed (scripts/test installs sip-tester)");
+        Sipp {
+            child,
+            dir,
+            name: self.name,
+        }
+    }
+}
+
+impl Sipp {
+    /// Waits up to `deadline` for SIPp to exit; returns whether every call succeeded (exit 0).
+    pub fn finish(&mut self, deadline: Duration) -> bool {
+        let end = Instant::now() + deadline;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for sipp") {
+                return status.success();
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything SIPp logged (its -trace_logs and -trace_err files), for assertions and for
+    /// failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
+            for entry in entries.flatten() {
+                if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                    out.push_str(&format!(
+                        "--- {} ({})\n{text}\n",
+                        entry.file_name().to_string_lossy(),
+                        self.name
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits until the logs contain `needle` (e.g. SIPp logged "registered").
+    pub fn wait_for_log(&self, needle: &str, deadline: Duration) -> bool {
+        let end = Instant::now() + deadline;
+        while Instant::now() < end {
+            if self.logs().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
