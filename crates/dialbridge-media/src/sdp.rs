@@ -1,0 +1,141 @@
+//! The little SDP dialbridge needs (RFC 4566 / 3264): an audio offer of G.711 from our own
+//! RTP port, and reading the far end's address and codecs from its answer. Written here
+//! because only one audio stream with static payload types is ever negotiated, and the SDP
+//! crates bring whole WebRTC stacks.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::g711::Law;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    #[error("SDP is not UTF-8")]
+    NotText,
+    #[error("SDP has no audio stream")]
+    NoAudio,
+    #[error("SDP has no connection address")]
+    NoConnection,
+    #[error("SDP line {0:?} is malformed")]
+    Malformed(String),
+}
+
+/// Our offer: one audio stream at `ip:port`, the laws in order of preference, and
+/// telephone-event (RFC 4733) so DTMF passes through.
+pub fn offer(session_id: u64, ip: IpAddr, port: u16, laws: &[Law]) -> String {
+    let ip_kind = if ip.is_ipv6() { "IP6" } else { "IP4" };
+    let payloads: Vec<String> = laws
+        .iter()
+        .map(|l| l.payload_type().to_string())
+        .chain(["101".into()])
+        .collect();
+    let mut sdp = format!(
+        "v=0\r\no=dialbridge {session_id} {session_id} IN {ip_kind} {ip}\r\ns=dialbridge\r\nc=IN {ip_kind} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {}\r\n",
+        payloads.join(" ")
+    );
+    for law in laws {
+        let name = match law {
+            Law::Mu => "PCMU",
+            Law::A => "PCMA",
+        };
+        sdp.push_str(&format!("a=rtpmap:{} {name}/8000\r\n", law.payload_type()));
+    }
+    sdp.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n");
+    sdp
+}
+
+/// What the far end said about its media.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteMedia {
+    /// Where it wants RTP (before latching onto where it actually sends from).
+    pub address: SocketAddr,
+    /// The payload types of its audio stream, in its order.
+    pub payload_types: Vec<u8>,
+}
+
+impl RemoteMedia {
+    /// The first G.711 law it lists: the one an answer chose.
+    pub fn law(&self) -> Option<Law> {
+        self.payload_types.iter().find_map(|pt| Law::from_payload_type(*pt))
+    }
+}
+
+pub fn parse(body: &[u8]) -> Result<RemoteMedia, SdpError> {
+    let text = std::str::from_utf8(body).map_err(|_| SdpError::NotText)?;
+    let mut session_ip: Option<IpAddr> = None;
+    let mut media_ip: Option<IpAddr> = None;
+    let mut audio: Option<(u16, Vec<u8>)> = None;
+    let mut in_audio = false;
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("m=") {
+            in_audio = false;
+            if audio.is_none() && rest.starts_with("audio ") {
+                let mut fields = rest.split_whitespace().skip(1);
+                let port = fields.next().and_then(|p| p.split('/').next()?.parse::<u16>().ok());
+                let port = port.ok_or_else(|| SdpError::Malformed(line.to_owned()))?;
+                let _profile = fields.next();
+                let payloads = fields.filter_map(|p| p.parse::<u8>().ok()).collect();
+                audio = Some((port, payloads));
+                in_audio = true;
+            }
+        } else if let Some(rest) = line.strip_prefix("c=") {
+            let ip = rest
+                .split_whitespace()
+                .nth(2)
+                .and_then(|a| a.split('/').next()?.parse::<IpAddr>().ok())
+                .ok_or_else(|| SdpError::Malformed(line.to_owned()))?;
+            if in_audio {
+                media_ip = Some(ip);
+            } else if audio.is_none() {
+                session_ip = Some(ip);
+            }
+        }
+    }
+    let (port, payload_types) = audio.ok_or(SdpError::NoAudio)?;
+    let ip = media_ip.or(session_ip).ok_or(SdpError::NoConnection)?;
+    Ok(RemoteMedia {
+        address: SocketAddr::new(ip, port),
+        payload_types,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_offer_parses_back() {
+        let sdp = offer(42, "127.0.0.1".parse().unwrap(), 20_000, &[Law::Mu, Law::A]);
+        assert!(sdp.contains("m=audio 20000 RTP/AVP 0 8 101\r\n"), "{sdp}");
+        let parsed = parse(sdp.as_bytes()).unwrap();
+        assert_eq!(parsed.address, "127.0.0.1:20000".parse().unwrap());
+        assert_eq!(parsed.payload_types, vec![0, 8, 101]);
+        assert_eq!(parsed.law(), Some(Law::Mu));
+    }
+
+    #[test]
+    fn reads_a_phones_answer() {
+        let answer = "v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n";
+        let parsed = parse(answer.as_bytes()).unwrap();
+        assert_eq!(parsed.address, "10.0.0.5:4000".parse().unwrap());
+        assert_eq!(parsed.law(), Some(Law::A));
+        let media_level = "v=0\nc=IN IP4 1.1.1.1\nm=video 5000 RTP/AVP 96\nm=audio 6000 RTP/AVP 0\nc=IN IP4 2.2.2.2\n";
+        assert_eq!(
+            parse(media_level.as_bytes()).unwrap().address,
+            "2.2.2.2:6000".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_use() {
+        assert_eq!(parse(b"v=0\r\nc=IN IP4 1.1.1.1\r\n"), Err(SdpError::NoAudio));
+        assert_eq!(parse(b"v=0\r\nm=audio 4000 RTP/AVP 0\r\n"), Err(SdpError::NoConnection));
+        assert!(matches!(
+            parse(b"v=0\r\nc=IN IP4 nope\r\nm=audio 1 RTP/AVP 0\r\n"),
+            Err(SdpError::Malformed(_))
+        ));
+        assert!(matches!(parse(b"m=audio x RTP/AVP 0\r\n"), Err(SdpError::Malformed(_))));
+        assert_eq!(parse(&[0xff, 0xfe]), Err(SdpError::NotText));
+        let no_g711 = parse(b"c=IN IP4 1.1.1.1\r\nm=audio 1 RTP/AVP 18\r\n").unwrap();
+        assert_eq!(no_g711.law(), None);
+    }
+}

@@ -1,0 +1,233 @@
+//! The relay with real UDP sockets on 127.0.0.1 playing both phones.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use dialbridge_media::{Law, MediaEvent, MediaLeg, MediaSession, PortPool, RelayMode, RelaySettings};
+use tokio::net::UdpSocket;
+use tokio::time::timeout;
+
+fn pool() -> PortPool {
+    // A range of its own per test binary run; pairs held elsewhere are skipped.
+    PortPool::new("127.0.0.1".parse().unwrap(), 31_000..=31_999)
+}
+
+fn rtp(pt: u8, seq: u16, payload_byte: u8) -> Vec<u8> {
+    let mut p = vec![
+        0x80,
+        pt,
+        (seq >> 8) as u8,
+        seq as u8,
+        0,
+        0,
+        0,
+        0,
+        0xAA,
+        0xBB,
+        0xCC,
+        0xDD,
+    ];
+    p.extend(std::iter::repeat_n(payload_byte, 160));
+    p
+}
+
+async fn recv(socket: &UdpSocket) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 2048];
+    let (n, _) = timeout(Duration::from_millis(500), socket.recv_from(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    buf.truncate(n);
+    Some(buf)
+}
+
+struct Phones {
+    agent: UdpSocket,
+    customer: UdpSocket,
+    to_agent_port: SocketAddr,
+    to_customer_port: SocketAddr,
+}
+
+async fn phones(session: &MediaSession, agent_law: Law, customer_law: Law) -> Phones {
+    let agent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let customer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    session.set_remote(MediaLeg::Agent, agent.local_addr().unwrap(), agent_law);
+    session.set_remote(MediaLeg::Customer, customer.local_addr().unwrap(), customer_law);
+    Phones {
+        agent,
+        customer,
+        to_agent_port: format!("127.0.0.1:{}", session.agent_port()).parse().unwrap(),
+        to_customer_port: format!("127.0.0.1:{}", session.customer_port()).parse().unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn bridged_media_flows_both_ways_and_is_counted() {
+    let pool = pool();
+    let (session, _events) = MediaSession::start(
+        &pool,
+        RelaySettings {
+            inactivity_timeout: Duration::from_secs(60),
+        },
+    )
+    .unwrap();
+    let p = phones(&session, Law::Mu, Law::Mu).await;
+    session.set_mode(RelayMode::Bridged);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for seq in 0..10u16 {
+        p.agent.send_to(&rtp(0, seq, 0x11), p.to_agent_port).await.unwrap();
+        assert_eq!(
+            recv(&p.customer).await.unwrap(),
+            rtp(0, seq, 0x11),
+            "agent → customer unchanged"
+        );
+        p.customer
+            .send_to(&rtp(0, seq, 0x22), p.to_customer_port)
+            .await
+            .unwrap();
+        assert_eq!(
+            recv(&p.agent).await.unwrap(),
+            rtp(0, seq, 0x22),
+            "customer → agent unchanged"
+        );
+    }
+    assert_eq!(pool.in_use(), 2);
+    let stats = session.finish().await;
+    assert_eq!(stats.agent_to_customer_packets, 10);
+    assert_eq!(stats.customer_to_agent_packets, 10);
+    assert_eq!(stats.agent_to_customer_bytes, 10 * 172);
+    assert_eq!(pool.in_use(), 0, "ports are released when the call's media ends");
+}
+
+#[tokio::test]
+async fn different_laws_are_transcoded() {
+    let pool = pool();
+    let (session, _events) = MediaSession::start(
+        &pool,
+        RelaySettings {
+            inactivity_timeout: Duration::from_secs(60),
+        },
+    )
+    .unwrap();
+    let p = phones(&session, Law::Mu, Law::A).await;
+    session.set_mode(RelayMode::Bridged);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    p.agent.send_to(&rtp(0, 1, 0xFF), p.to_agent_port).await.unwrap();
+    let got = recv(&p.customer).await.unwrap();
+    assert_eq!(got[1], 8, "PCMU became PCMA");
+    assert!(
+        got[12..].iter().all(|b| *b == Law::A.encode(0)),
+        "silence stays silence"
+    );
+    p.customer
+        .send_to(&rtp(8, 1, Law::A.encode(1000)), p.to_customer_port)
+        .await
+        .unwrap();
+    let got = recv(&p.agent).await.unwrap();
+    assert_eq!(got[1], 0);
+    let level = Law::Mu.decode(got[12]);
+    assert!((900..=1100).contains(&level), "{level}");
+    session.finish().await;
+}
+
+#[tokio::test]
+async fn phases_decide_what_flows_and_the_agent_hears_ringback() {
+    let pool = pool();
+    let (session, _events) = MediaSession::start(
+        &pool,
+        RelaySettings {
+            inactivity_timeout: Duration::from_secs(60),
+        },
+    )
+    .unwrap();
+    let p = phones(&session, Law::Mu, Law::Mu).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    p.agent.send_to(&rtp(0, 1, 0x11), p.to_agent_port).await.unwrap();
+    assert!(
+        recv(&p.customer).await.is_none(),
+        "silent: nothing reaches the customer"
+    );
+
+    session.set_mode(RelayMode::Ringback);
+    let tone = recv(&p.agent).await.expect("ringback");
+    assert_eq!(tone[1] & 0x7F, 0);
+    assert_eq!(tone.len(), 172);
+
+    session.set_mode(RelayMode::EarlyMedia);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    while timeout(Duration::from_millis(30), async { recv(&p.agent).await })
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+    {}
+    p.customer.send_to(&rtp(0, 7, 0x33), p.to_customer_port).await.unwrap();
+    assert_eq!(
+        recv(&p.agent).await.unwrap(),
+        rtp(0, 7, 0x33),
+        "early media reaches the agent"
+    );
+    p.agent.send_to(&rtp(0, 2, 0x11), p.to_agent_port).await.unwrap();
+    assert!(
+        recv(&p.customer).await.is_none(),
+        "but the agent is not heard before the answer"
+    );
+    let stats = session.finish().await;
+    assert!(stats.ringback_packets >= 1);
+}
+
+#[tokio::test]
+async fn latching_follows_the_real_source_and_ignores_strangers() {
+    let pool = pool();
+    let (session, _events) = MediaSession::start(
+        &pool,
+        RelaySettings {
+            inactivity_timeout: Duration::from_secs(60),
+        },
+    )
+    .unwrap();
+    let p = phones(&session, Law::Mu, Law::Mu).await;
+    // The agent's SDP named a port it does not use: it sends from another socket (NAT).
+    let real_agent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    session.set_mode(RelayMode::Bridged);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    real_agent.send_to(&rtp(0, 1, 0x11), p.to_agent_port).await.unwrap();
+    assert!(recv(&p.customer).await.is_some());
+    p.customer.send_to(&rtp(0, 1, 0x22), p.to_customer_port).await.unwrap();
+    assert!(
+        recv(&real_agent).await.is_some(),
+        "sent back where the agent's packets came from"
+    );
+    assert!(recv(&p.agent).await.is_none(), "not to the SDP address");
+    let stranger = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    stranger.send_to(&rtp(0, 9, 0x99), p.to_agent_port).await.unwrap();
+    assert!(recv(&p.customer).await.is_none(), "a stranger's packets are dropped");
+    session.finish().await;
+}
+
+#[tokio::test]
+async fn a_silent_leg_is_reported_once() {
+    let pool = pool();
+    let (session, mut events) = MediaSession::start(
+        &pool,
+        RelaySettings {
+            inactivity_timeout: Duration::from_millis(200),
+        },
+    )
+    .unwrap();
+    let p = phones(&session, Law::Mu, Law::Mu).await;
+    session.set_mode(RelayMode::Bridged);
+    let keep_agent_alive = async {
+        for seq in 0..30u16 {
+            let _ = p.agent.send_to(&rtp(0, seq, 0x11), p.to_agent_port).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let (event, ()) = tokio::join!(timeout(Duration::from_secs(2), events.recv()), keep_agent_alive);
+    assert_eq!(event.unwrap(), Some(MediaEvent::Inactive(MediaLeg::Customer)));
+    assert!(timeout(Duration::from_millis(400), events.recv())
+        .await
+        .map(|e| e != Some(MediaEvent::Inactive(MediaLeg::Customer)))
+        .unwrap_or(true));
+    session.finish().await;
+}
