@@ -268,11 +268,10 @@ impl Relay {
             MediaLeg::Agent => self.stats.received_from_agent += 1,
             MediaLeg::Customer => self.stats.received_from_customer += 1,
         }
-        let forward = match (self.mode, from) {
-            (RelayMode::Bridged, _) => true,
-            (RelayMode::EarlyMedia, MediaLeg::Customer) => true,
-            _ => false,
-        };
+        let forward = matches!(
+            (self.mode, from),
+            (RelayMode::Bridged, _) | (RelayMode::EarlyMedia, MediaLeg::Customer)
+        );
         if !forward {
             return;
         }
