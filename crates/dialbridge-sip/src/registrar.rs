@@ -74,12 +74,36 @@ pub enum SendTarget<C> {
 }
 
 impl<C: Clone> Binding<C> {
+    /// Stream transports: back over the registration's connection. UDP: to the Contact's
+    /// address when it is the address the REGISTER came from (the phone is reachable as it
+    /// says, possibly on another port than it sent from); otherwise the phone is behind NAT
+    /// and only the REGISTER's source reaches it.
     pub fn send_target(&self) -> SendTarget<C> {
         match self.transport {
             SipTransport::Tcp => SendTarget::Connection(self.connection.clone()),
-            SipTransport::Udp => SendTarget::Address(self.source, SipTransport::Udp),
+            SipTransport::Udp => match contact_address(&self.contact) {
+                Some(contact) if contact.ip() == self.source.ip() => SendTarget::Address(contact, SipTransport::Udp),
+                _ => SendTarget::Address(self.source, SipTransport::Udp),
+            },
         }
     }
+}
+
+/// The `host:port` of a SIP URI when the host is an IP address (port 5060 when absent).
+fn contact_address(uri: &str) -> Option<SocketAddr> {
+    let rest = uri.strip_prefix("sip:")?;
+    let host_port = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host_port = host_port.split([';', '?']).next()?;
+    if let Some(v6) = host_port.strip_prefix('[') {
+        let (ip, port) = v6.split_once(']')?;
+        let port = port.strip_prefix(':').map_or(Some(5060), |p| p.parse().ok())?;
+        return Some(SocketAddr::new(ip.parse().ok()?, port));
+    }
+    let (ip, port) = match host_port.split_once(':') {
+        Some((ip, port)) => (ip, port.parse().ok()?),
+        None => (host_port, 5060),
+    };
+    Some(SocketAddr::new(ip.parse::<IpAddr>().ok()?, port))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -381,6 +405,17 @@ mod tests {
             bindings[0].send_target(),
             SendTarget::Address("127.0.0.1:5070".parse().unwrap(), SipTransport::Udp)
         );
+        let mut other_port = bindings[0].clone();
+        other_port.contact = "sip:801@127.0.0.1:6000".into();
+        let reachable = SendTarget::Address("127.0.0.1:6000".parse().unwrap(), SipTransport::Udp);
+        assert_eq!(other_port.send_target(), reachable, "reachable as it says");
+        let source = SendTarget::Address("127.0.0.1:5070".parse().unwrap(), SipTransport::Udp);
+        let mut natted = bindings[0].clone();
+        natted.contact = "sip:801@192.168.1.20:5060;transport=udp".into();
+        assert_eq!(natted.send_target(), source, "behind NAT");
+        let mut named = bindings[0].clone();
+        named.contact = "sip:801@phone.example".into();
+        assert_eq!(named.send_target(), source);
         assert!(r.bindings(aor, 1_120).is_empty(), "expired");
 
         let unregister = authorize(request(aor, contact(uri), Some(0)), aor, "pw", &nonce, 2);

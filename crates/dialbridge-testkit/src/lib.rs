@@ -11,6 +11,24 @@ pub fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("sipp").join(name)
 }
 
+/// A raw G.711 µ-law file for SIPp's `rtp_stream`: two seconds of a 440 Hz tone, written once
+/// per test process into the temporary directory.
+pub fn tone_file() -> PathBuf {
+    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("dialbridge-tone-{}.pcmu", std::process::id()));
+        let bytes: Vec<u8> = (0..16_000)
+            .map(|i| {
+                let sample = (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / 8000.0).sin()) as i16;
+                dialbridge_media::Law::Mu.encode(sample)
+            })
+            .collect();
+        std::fs::write(&path, bytes).expect("write tone file");
+        path
+    })
+    .clone()
+}
+
 /// A loopback port free for both UDP and TCP at the time of the call.
 pub fn free_port() -> u16 {
     for _ in 0..100 {
@@ -72,6 +90,22 @@ impl SippBuilder {
     pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, items: I) -> Self {
         self.args.extend(items.into_iter().map(Into::into));
         self
+    }
+
+    /// The UDP port SIPp streams RTP from (SIPp's default, 6000, would collide between
+    /// processes).
+    pub fn media_port(self, port: u16) -> Self {
+        self.args(["-mp".to_owned(), port.to_string()])
+    }
+
+    /// Streams a tone file as RTP after the answer (scenarios that use `[rtp_stream]`).
+    pub fn rtp_stream(self) -> Self {
+        let file = tone_file();
+        self.args([
+            "-key".to_owned(),
+            "rtp_stream".to_owned(),
+            format!("{},-1,0", file.display()),
+        ])
     }
 
     pub fn set(self, name: &str, value: impl ToString) -> Self {

@@ -1,0 +1,334 @@
+//! One call's task: it owns the call's legs and media, runs the state machine, and reports.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dialbridge_core::call::{CallEvent, CallMachine, Effect, Leg as CallLeg, Timer};
+use dialbridge_media::{sdp, Law, MediaEvent, MediaLeg, MediaSession, RelayMode};
+use dialbridge_sip::{Leg, LegEvent, LegSpec, SipTransport};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::{AgentPhone, CallReport, CallUpdate, Control, PreviewOutcall, Shared};
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The next event of an optional leg; pending forever when there is none (or it ended).
+async fn next_leg_event(leg: &mut Option<Leg>) -> LegEvent {
+    match leg {
+        Some(l) => match l.next_event().await {
+            Some(event) => event,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+struct CallTask {
+    shared: Arc<Shared>,
+    request: PreviewOutcall,
+    media: MediaSession,
+    agent: Option<Leg>,
+    customer: Option<Leg>,
+    agent_law: Law,
+    deadlines: HashMap<Timer, Instant>,
+    hang_ups: JoinSet<()>,
+    updates: mpsc::UnboundedSender<CallUpdate>,
+    /// Events the task produced itself (an unroutable agent, a leg that could not be sent).
+    pending: VecDeque<CallEvent>,
+}
+
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    request: PreviewOutcall,
+    media: MediaSession,
+    mut media_events: mpsc::Receiver<MediaEvent>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    updates: mpsc::UnboundedSender<CallUpdate>,
+) {
+    let span = tracing::info_span!("call", unique_id = %request.unique_id);
+    async move {
+        let unique_id = request.unique_id.clone();
+        let (mut machine, effects) = CallMachine::start(request.timers, now_ms());
+        let mut task = CallTask {
+            shared: shared.clone(),
+            request,
+            media,
+            agent: None,
+            customer: None,
+            agent_law: Law::Mu,
+            deadlines: HashMap::new(),
+            hang_ups: JoinSet::new(),
+            updates,
+            pending: VecDeque::new(),
+        };
+        task.execute(effects);
+        while !machine.is_finished() {
+            let event = match task.pending.pop_front() {
+                Some(event) => event,
+                None => task.wait_event(&mut media_events, &mut control).await,
+            };
+            tracing::debug!(?event, "call event");
+            let effects = machine.apply(event, now_ms());
+            task.execute(effects);
+        }
+        let outcome = machine.outcome();
+        tracing::info!(?outcome, "call ended");
+        task.finish(&machine, outcome, &unique_id).await;
+        shared.calls().remove(&unique_id);
+    }
+    .instrument(span)
+    .await
+}
+
+impl CallTask {
+    async fn wait_event(
+        &mut self,
+        media_events: &mut mpsc::Receiver<MediaEvent>,
+        control: &mut mpsc::UnboundedReceiver<Control>,
+    ) -> CallEvent {
+        loop {
+            let next_timer = self
+                .deadlines
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(t, at)| (*t, *at));
+            let timer_sleep = async {
+                match next_timer {
+                    Some((_, at)) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                event = next_leg_event(&mut self.agent) => {
+                    if let Some(e) = self.leg_event(CallLeg::Agent, event) {
+                        return e;
+                    }
+                }
+                event = next_leg_event(&mut self.customer) => {
+                    if let Some(e) = self.leg_event(CallLeg::Customer, event) {
+                        return e;
+                    }
+                }
+                () = timer_sleep => {
+                    if let Some((timer, _)) = next_timer {
+                        self.deadlines.remove(&timer);
+                        return CallEvent::TimerFired(timer);
+                    }
+                }
+                Some(MediaEvent::Inactive(leg)) = media_events.recv() => {
+                    tracing::info!(?leg, "no RTP from a leg");
+                    let leg = match leg {
+                        MediaLeg::Agent => CallLeg::Agent,
+                        MediaLeg::Customer => CallLeg::Customer,
+                    };
+                    return CallEvent::MediaTimeout { leg };
+                }
+                command = control.recv() => match command {
+                    Some(Control::HangUp(cause)) => return CallEvent::HangUpRequested { cause },
+                    None => std::future::pending::<()>().await,
+                },
+            }
+        }
+    }
+
+    /// Turns a leg's SIP event into a call event, taking the media address from its SDP.
+    fn leg_event(&mut self, leg: CallLeg, event: LegEvent) -> Option<CallEvent> {
+        let media_leg = match leg {
+            CallLeg::Agent => MediaLeg::Agent,
+            CallLeg::Customer => MediaLeg::Customer,
+        };
+        match event {
+            LegEvent::Provisional { code, sdp } => {
+                let early_media = sdp
+                    .as_deref()
+                    .and_then(|body| self.take_remote_media(media_leg, body))
+                    .is_some();
+                tracing::debug!(?leg, code, early_media, "provisional");
+                Some(CallEvent::Provisional { leg, early_media })
+            }
+            LegEvent::Answered { sdp } => {
+                match sdp.as_deref().and_then(|body| self.take_remote_media(media_leg, body)) {
+                    Some(law) if leg == CallLeg::Agent => self.agent_law = law,
+                    Some(_) => {}
+                    None => tracing::warn!(?leg, "answer without usable SDP: no media will flow"),
+                }
+                Some(CallEvent::Answered { leg })
+            }
+            LegEvent::Failed { code } => Some(CallEvent::Failed { leg, code }),
+            LegEvent::RemoteBye | LegEvent::Ended => Some(CallEvent::HungUp { leg }),
+        }
+    }
+
+    fn take_remote_media(&mut self, leg: MediaLeg, body: &[u8]) -> Option<Law> {
+        match sdp::parse(body) {
+            Ok(remote) => {
+                let law = remote.law()?;
+                self.media.set_remote(leg, remote.address, law);
+                Some(law)
+            }
+            Err(e) => {
+                tracing::warn!(?leg, error = %e, "unusable SDP");
+                None
+            }
+        }
+    }
+
+    fn execute(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::InviteAgent => self.invite_agent(),
+                Effect::InviteCustomer => self.invite_customer(),
+                Effect::Cancel(leg) | Effect::Bye(leg) => {
+                    let handle = match leg {
+                        CallLeg::Agent => self.agent.as_ref().map(Leg::hang_up_handle),
+                        CallLeg::Customer => self.customer.as_ref().map(Leg::hang_up_handle),
+                    };
+                    if let Some(handle) = handle {
+                        // Hang-ups run beside the call task so that a peer slow to answer a BYE
+                        // delays nothing; they are joined before the task ends.
+                        self.hang_ups.spawn(async move { handle.hang_up().await });
+                    }
+                }
+                Effect::StartTimer(timer, after) => {
+                    self.deadlines.insert(timer, Instant::now() + after);
+                }
+                Effect::StopTimer(timer) => {
+                    self.deadlines.remove(&timer);
+                }
+                Effect::RelayEarlyMedia => self.media.set_mode(RelayMode::EarlyMedia),
+                Effect::PlayRingback => self.media.set_mode(RelayMode::Ringback),
+                Effect::Bridge => self.media.set_mode(RelayMode::Bridged),
+                Effect::Emit(progress) => {
+                    let _ = self.updates.send(CallUpdate::Progress {
+                        progress,
+                        at_ms: now_ms(),
+                    });
+                }
+                Effect::Finished(_) => {}
+            }
+        }
+    }
+
+    fn invite_agent(&mut self) {
+        let shared = self.shared.clone();
+        let public_ip = shared.sip.public_ip();
+        let offer = sdp::offer(
+            rand::random::<u32>().into(),
+            public_ip,
+            self.media.agent_port(),
+            &[Law::Mu, Law::A],
+        );
+        let spec = match &self.request.agent_phone {
+            AgentPhone::Extension { aor } => {
+                let Some(registration) = shared.sip.registration(aor) else {
+                    tracing::info!(%aor, "the agent's extension is not registered");
+                    self.pending.push_back(CallEvent::AgentUnroutable);
+                    return;
+                };
+                LegSpec {
+                    request_uri: registration.contact,
+                    destination: registration.destination,
+                    transport: registration.transport,
+                    // An extension sees who it is about to talk to.
+                    from_user: self.request.customer_number.clone(),
+                    from_display: None,
+                    asserted_identity: None,
+                    sdp_offer: offer.into_bytes(),
+                    credential: None,
+                }
+            }
+            AgentPhone::Telephone { number } => {
+                // A carrier only passes the enterprise's own caller id.
+                self.trunk_leg(number, offer.into_bytes())
+            }
+        };
+        match shared.sip.invite(spec) {
+            Ok(leg) => self.agent = Some(leg),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot call the agent");
+                self.pending.push_back(CallEvent::Failed {
+                    leg: CallLeg::Agent,
+                    code: 503,
+                });
+            }
+        }
+    }
+
+    fn invite_customer(&mut self) {
+        let public_ip = self.shared.sip.public_ip();
+        // The law the agent's phone chose first, so that no transcoding is needed if the
+        // carrier can take it.
+        let laws = [self.agent_law, self.agent_law.other()];
+        let offer = sdp::offer(
+            rand::random::<u32>().into(),
+            public_ip,
+            self.media.customer_port(),
+            &laws,
+        );
+        let number = self.request.customer_number.clone();
+        let spec = self.trunk_leg(&number, offer.into_bytes());
+        match self.shared.sip.invite(spec) {
+            Ok(leg) => self.customer = Some(leg),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot call the customer");
+                self.pending.push_back(CallEvent::Failed {
+                    leg: CallLeg::Customer,
+                    code: 503,
+                });
+            }
+        }
+    }
+
+    fn trunk_leg(&self, number: &str, sdp_offer: Vec<u8>) -> LegSpec {
+        let trunk = &self.request.trunk;
+        let transport = match trunk.transport {
+            SipTransport::Udp => "",
+            SipTransport::Tcp => ";transport=tcp",
+        };
+        LegSpec {
+            request_uri: format!("sip:{number}@{}{transport}", trunk.host),
+            destination: trunk.address,
+            transport: trunk.transport,
+            from_user: self.request.caller_id.clone(),
+            from_display: None,
+            asserted_identity: Some(self.request.caller_id.clone()),
+            sdp_offer,
+            credential: trunk.credential.clone(),
+        }
+    }
+
+    /// After the outcome: stop the media, report, then let the legs' hang-ups and last
+    /// messages drain (bounded by the SIP transaction timeout) before the task ends.
+    async fn finish(mut self, machine: &CallMachine, outcome: Option<crate::Outcome>, unique_id: &str) {
+        let media = self.media.finish().await;
+        if let Some(outcome) = outcome {
+            let report = CallReport {
+                unique_id: unique_id.to_owned(),
+                outcome,
+                record: machine.record().clone(),
+                media,
+            };
+            let _ = self.updates.send(CallUpdate::Finished(report));
+        }
+        let drain = self.shared.config.sip.t1 * 64 + Duration::from_secs(1);
+        let legs_done = async {
+            while self.hang_ups.join_next().await.is_some() {}
+            for leg in [&mut self.agent, &mut self.customer].into_iter().flatten() {
+                while leg.next_event().await.is_some() {}
+            }
+        };
+        if tokio::time::timeout(drain, legs_done).await.is_err() {
+            tracing::warn!("a leg did not end within the SIP transaction timeout");
+            self.hang_ups.abort_all();
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The call engine: turns a preview-outcall request into a call. One task per call owns both
+//! SIP legs and the media session, feeds their events (and timers, and hang-up requests) to the
+//! core's [`CallMachine`], carries out the effects it returns, and reports progress and the
+//! final record.
+//!
+//! Architecture invariant: the engine decides nothing itself: every decision is the state
+//! machine's; the engine only does I/O. It knows tenants only as opaque fields it carries.
+
+mod call;
+mod directory;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+pub use dialbridge_core::call::{CallRecord, CallTimers, EndReason, Outcome, Phase, Progress, Side};
+pub use dialbridge_media::RelayStats;
+use dialbridge_media::{MediaError, PortPool};
+use dialbridge_sip::{AccountDirectory, SipConfig, SipStack};
+pub use dialbridge_sip::{RegistrarSettings, SipTransport};
+pub use directory::{extension_aor, parse_aor, StoreDirectory};
+use tokio::sync::mpsc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+    #[error("a call with uniqueId {0} is already running")]
+    DuplicateCall(String),
+    #[error("media: {0}")]
+    Media(#[from] MediaError),
+    #[error("{0}")]
+    Sip(#[from] dialbridge_sip::SipError),
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub sip: SipConfig,
+    /// The address RTP sockets bind to and SDP advertises.
+    pub rtp_ip: IpAddr,
+    pub rtp_ports: RangeInclusive<u16>,
+    /// No RTP from a bridged leg for this long ends the call.
+    pub rtp_inactivity: Duration,
+}
+
+/// How the agent is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentPhone {
+    /// A SIP phone registered as this address-of-record (`<enterpriseId>-<extension>`).
+    Extension { aor: String },
+    /// A telephone number called through the enterprise's trunk.
+    Telephone { number: String },
+}
+
+/// A carrier trunk, as the engine needs it to place a leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkRoute {
+    pub name: String,
+    pub address: SocketAddr,
+    /// The host written into Request-URIs (the carrier's name or address).
+    pub host: String,
+    pub transport: SipTransport,
+    pub credential: Option<(String, String)>,
+}
+
+/// One preview outcall, everything decided: the engine only places it.
+#[derive(Debug, Clone)]
+pub struct PreviewOutcall {
+    pub unique_id: String,
+    pub agent_phone: AgentPhone,
+    pub customer_number: String,
+    /// Shown to the customer (From and P-Asserted-Identity), and to a telephone agent.
+    pub caller_id: String,
+    pub trunk: TrunkRoute,
+    pub timers: CallTimers,
+}
+
+/// What a call reports, in order: progress events, then exactly one `Finished`.
+#[derive(Debug, Clone)]
+pub enum CallUpdate {
+    Progress { progress: Progress, at_ms: i64 },
+    Finished(CallReport),
+}
+
+/// Everything a CDR needs about a call that ended.
+#[derive(Debug, Clone)]
+pub struct CallReport {
+    pub unique_id: String,
+    pub outcome: Outcome,
+    pub record: CallRecord,
+    pub media: RelayStats,
+}
+
+pub struct CallHandle {
+    pub unique_id: String,
+    pub updates: mpsc::UnboundedReceiver<CallUpdate>,
+}
+
+/// Counts that must all return to zero when no call is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineCounts {
+    pub calls: usize,
+    pub sip_legs: usize,
+    pub sip_dialogs: usize,
+    pub rtp_port_pairs: usize,
+}
+
+enum Control {
+    HangUp(dialbridge_core::call::PlatformCause),
+}
+
+struct Shared {
+    sip: SipStack,
+    ports: PortPool,
+    config: EngineConfig,
+    calls: Mutex<HashMap<String, mpsc::UnboundedSender<Control>>>,
+    accepting: AtomicBool,
+}
+
+impl Shared {
+    fn calls(&self) -> MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<Control>>> {
+        self.calls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+impl Engine {
+    pub async fn start(config: EngineConfig, directory: Arc<dyn AccountDirectory>) -> Result<Self, EngineError> {
+        let sip = SipStack::start(config.sip.clone(), directory).await?;
+        let ports = PortPool::new(config.rtp_ip, config.rtp_ports.clone());
+        Ok(Self {
+            shared: Arc::new(Shared {
+                sip,
+                ports,
+                config,
+                calls: Mutex::new(HashMap::new()),
+                accepting: AtomicBool::new(true),
+            }),
+        })
+    }
+
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.shared.sip.local_addr()
+    }
+
+    /// Whether an extension's phone is registered now.
+    pub fn is_registered(&self, aor: &str) -> bool {
+        self.shared.sip.registration(aor).is_some()
+    }
+
+    /// Starts a call and returns at once; progress arrives on the handle.
+    pub fn start_preview_outcall(&self, request: PreviewOutcall) -> Result<CallHandle, EngineError> {
+        if !self.shared.accepting.load(Ordering::SeqCst) {
+            return Err(EngineError::ShuttingDown);
+        }
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        {
+            let mut calls = self.shared.calls();
+            if calls.contains_key(&request.unique_id) {
+                return Err(EngineError::DuplicateCall(request.unique_id));
+            }
+            calls.insert(request.unique_id.clone(), control_tx);
+        }
+        let media = dialbridge_media::MediaSession::start(
+            &self.shared.ports,
+            dialbridge_media::RelaySettings {
+                inactivity_timeout: self.shared.config.rtp_inactivity,
+            },
+        );
+        let (media, media_events) = match media {
+            Ok(m) => m,
+            Err(e) => {
+                self.shared.calls().remove(&request.unique_id);
+                return Err(e.into());
+            }
+        };
+        let (updates_tx, updates) = mpsc::unbounded_channel();
+        let unique_id = request.unique_id.clone();
+        let shared = self.shared.clone();
+        tokio::spawn(call::run(shared, request, media, media_events, control_rx, updates_tx));
+        Ok(CallHandle { unique_id, updates })
+    }
+
+    /// Hangs up a running call (both legs); false when there is no such call.
+    pub fn hang_up(&self, unique_id: &str) -> bool {
+        self.shared.calls().get(unique_id).is_some_and(|c| {
+            c.send(Control::HangUp(dialbridge_core::call::PlatformCause::Api))
+                .is_ok()
+        })
+    }
+
+    pub fn counts(&self) -> EngineCounts {
+        let sip = self.shared.sip.counts();
+        EngineCounts {
+            calls: self.shared.calls().len(),
+            sip_legs: sip.legs,
+            sip_dialogs: sip.dialogs,
+            rtp_port_pairs: self.shared.ports.in_use(),
+        }
+    }
+
+    /// Stops taking calls, lets the running ones end for up to `grace`, hangs up the rest,
+    /// and stops SIP.
+    pub async fn shutdown(self, grace: Duration) {
+        self.shared.accepting.store(false, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.shared.calls().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let remaining: Vec<_> = self.shared.calls().values().cloned().collect();
+        if !remaining.is_empty() {
+            tracing::info!(calls = remaining.len(), "hanging up the calls still up");
+        }
+        for control in remaining {
+            let _ = control.send(Control::HangUp(dialbridge_core::call::PlatformCause::Shutdown));
+        }
+        let hard_deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !self.shared.calls().is_empty() && tokio::time::Instant::now() < hard_deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        match Arc::try_unwrap(self.shared) {
+            Ok(shared) => shared.sip.shutdown().await,
+            Err(_) => tracing::warn!("engine still referenced at shutdown; SIP stops with the process"),
+        }
+    }
+}
