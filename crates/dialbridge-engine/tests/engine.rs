@@ -247,3 +247,539 @@ async fn extension_agent_bridged_then_the_customer_hangs_up() {
     assert!(finish(carrier).await.0);
     assert_all_released(&engine).await;
 }
+
+/// One call with SIPp phones: the agent's phone (registered extension) and the carrier each
+/// behave as `agent` and `carrier` say. Returns the call's progress and report, and whether
+/// each SIPp saw what it expected, with its logs.
+struct Scenario<'a> {
+    agent: &'a [(&'a str, &'a str)],
+    carrier: Option<&'a [(&'a str, &'a str)]>,
+    timers: CallTimers,
+    inactivity: Duration,
+    credential: Option<(&'a str, &'a str)>,
+    hang_up_after: Option<Duration>,
+}
+
+impl Default for Scenario<'_> {
+    fn default() -> Self {
+        Self {
+            agent: &[],
+            carrier: Some(&[]),
+            timers: timers(),
+            inactivity: Duration::from_secs(30),
+            credential: None,
+            hang_up_after: None,
+        }
+    }
+}
+
+struct Ran {
+    progress: Vec<Progress>,
+    report: CallReport,
+    agent: (bool, String),
+    carrier: Option<(bool, String)>,
+}
+
+async fn run(s: Scenario<'_>) -> Ran {
+    let engine = engine(s.inactivity).await;
+    let (phone_port, carrier_port) = (free_port(), free_port());
+    let phone = uas(phone_port, false, 1, s.agent);
+    let carrier = s.carrier.map(|settings| uas(carrier_port, false, 1, settings));
+    register_agent(&engine, phone_port).await;
+    let handle = engine
+        .start_preview_outcall(outcall(
+            "t-s",
+            extension(),
+            trunk(carrier_port, false, s.credential),
+            s.timers,
+        ))
+        .unwrap();
+    if let Some(after) = s.hang_up_after {
+        let e = engine.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            assert!(e.hang_up("t-s"), "the call is still up");
+        });
+    }
+    let (progress, report) = run_to_end(handle).await;
+    let agent = finish(phone).await;
+    let carrier = match carrier {
+        Some(c) => Some(finish(c).await),
+        None => None,
+    };
+    assert_all_released(&engine).await;
+    assert!(!engine.hang_up("t-s"), "a finished call cannot be hung up");
+    Ran {
+        progress,
+        report,
+        agent,
+        carrier,
+    }
+}
+
+fn carrier_never_called(ran: &Ran) {
+    assert!(ran.report.record.customer_invited_at.is_none());
+    if let Some((_, logs)) = &ran.carrier {
+        assert!(
+            !logs.contains("INVITE call_id"),
+            "the customer must not be called: {logs}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_busy_declined_or_unavailable_never_calls_the_customer() {
+    for (mode, code, reason) in [
+        ("busy", 486, EndReason::AgentBusy),
+        ("decline", 603, EndReason::AgentDeclined),
+        ("unavailable", 480, EndReason::AgentUnreachable),
+    ] {
+        let ran = run(Scenario {
+            agent: &[("mode", mode)],
+            carrier: None,
+            ..Scenario::default()
+        })
+        .await;
+        assert_outcome(&ran.report, reason, Side::Agent, Phase::AgentLeg, Some(code));
+        assert_eq!(ran.progress, [Progress::AgentRinging]);
+        assert!(ran.agent.0, "{mode}: {}", ran.agent.1);
+        carrier_never_called(&ran);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_no_answer_is_cancelled_at_the_ring_timeout() {
+    let timers = CallTimers {
+        agent_ring: Duration::from_millis(1_000),
+        ..timers()
+    };
+    let ran = run(Scenario {
+        agent: &[("mode", "noanswer")],
+        timers,
+        ..Scenario::default()
+    })
+    .await;
+    assert_outcome(
+        &ran.report,
+        EndReason::AgentNoAnswer,
+        Side::Platform,
+        Phase::AgentLeg,
+        None,
+    );
+    assert!(
+        ran.agent.0 && ran.agent.1.contains("CANCEL received"),
+        "{}",
+        ran.agent.1
+    );
+    carrier_never_called(&ran);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_that_never_sends_a_provisional_is_unreachable() {
+    let ran = run(Scenario {
+        agent: &[("mode", "silent")],
+        ..Scenario::default()
+    })
+    .await;
+    assert_outcome(
+        &ran.report,
+        EndReason::AgentUnreachable,
+        Side::Platform,
+        Phase::AgentLeg,
+        None,
+    );
+    assert!(ran.progress.is_empty());
+    carrier_never_called(&ran);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unregistered_extension_is_not_called() {
+    let engine = engine(Duration::from_secs(30)).await;
+    let carrier_port = free_port();
+    let handle = engine
+        .start_preview_outcall(outcall("t-u", extension(), trunk(carrier_port, false, None), timers()))
+        .unwrap();
+    let (progress, report) = run_to_end(handle).await;
+    assert!(progress.is_empty());
+    assert_outcome(
+        &report,
+        EndReason::AgentNotRegistered,
+        Side::Platform,
+        Phase::AgentLeg,
+        None,
+    );
+    assert_all_released(&engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_failures_hang_up_the_agent() {
+    for (mode, code, reason) in [
+        ("busy", 486, EndReason::CustomerBusy),
+        ("decline", 603, EndReason::CustomerDeclined),
+        ("unavailable", 480, EndReason::CustomerUnreachable),
+        ("error", 503, EndReason::CustomerFailed),
+    ] {
+        let carrier = [("mode", mode)];
+        let ran = run(Scenario {
+            carrier: Some(&carrier),
+            ..Scenario::default()
+        })
+        .await;
+        assert_outcome(&ran.report, reason, Side::Customer, Phase::CustomerLeg, Some(code));
+        assert_eq!(
+            ran.progress,
+            [
+                Progress::AgentRinging,
+                Progress::AgentAnswered,
+                Progress::CustomerRinging
+            ]
+        );
+        assert!(
+            ran.agent.0 && ran.agent.1.contains("BYE received"),
+            "{mode}: the agent gets a BYE: {}",
+            ran.agent.1
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_no_answer_and_a_silent_carrier() {
+    let timers = CallTimers {
+        customer_ring: Duration::from_millis(1_000),
+        ..timers()
+    };
+    let carrier = [("mode", "noanswer")];
+    let ran = run(Scenario {
+        carrier: Some(&carrier),
+        timers,
+        ..Scenario::default()
+    })
+    .await;
+    assert_outcome(
+        &ran.report,
+        EndReason::CustomerNoAnswer,
+        Side::Platform,
+        Phase::CustomerLeg,
+        None,
+    );
+    let (ok, logs) = ran.carrier.unwrap();
+    assert!(ok && logs.contains("CANCEL received"), "{logs}");
+    assert!(ran.agent.1.contains("BYE received"));
+
+    let carrier = [("mode", "silent")];
+    let ran = run(Scenario {
+        carrier: Some(&carrier),
+        ..Scenario::default()
+    })
+    .await;
+    assert_outcome(
+        &ran.report,
+        EndReason::CustomerUnreachable,
+        Side::Platform,
+        Phase::CustomerLeg,
+        None,
+    );
+    assert!(ran.agent.1.contains("BYE received"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_hangs_up_while_the_customer_rings() {
+    let agent = [("talk_ms", "600")];
+    let carrier = [("mode", "noanswer")];
+    let ran = run(Scenario {
+        agent: &agent,
+        carrier: Some(&carrier),
+        ..Scenario::default()
+    })
+    .await;
+    assert_outcome(
+        &ran.report,
+        EndReason::AgentHungUp,
+        Side::Agent,
+        Phase::CustomerLeg,
+        None,
+    );
+    let (ok, logs) = ran.carrier.unwrap();
+    assert!(
+        ok && logs.contains("CANCEL received"),
+        "the customer leg is cancelled: {logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hang_up_requested_in_each_phase() {
+    // While the agent's phone rings.
+    let ran = run(Scenario {
+        agent: &[("mode", "noanswer")],
+        hang_up_after: Some(Duration::from_millis(400)),
+        ..Scenario::default()
+    })
+    .await;
+    assert_outcome(
+        &ran.report,
+        EndReason::HangUpRequested,
+        Side::Platform,
+        Phase::AgentLeg,
+        None,
+    );
+    assert!(ran.agent.1.contains("CANCEL received"), "{}", ran.agent.1);
+    // While the customer's phone rings.
+    let carrier = [("mode", "noanswer")];
+    let ran = run(Scenario {
+        carrier: Some(&carrier),
+        hang_up_after: Some(Duration::from_millis(700)),
+        ..Scenario::default()
+    })
+    .await;
+    assert_outcome(
+        &ran.report,
+        EndReason::HangUpRequested,
+        Side::Platform,
+        Phase::CustomerLeg,
+        None,
+    );
+    assert!(ran.carrier.unwrap().1.contains("CANCEL received"));
+    assert!(ran.agent.1.contains("BYE received"));
+    // While bridged.
+    let ran = run(Scenario {
+        hang_up_after: Some(Duration::from_millis(1_000)),
+        ..Scenario::default()
+    })
+    .await;
+    assert_outcome(
+        &ran.report,
+        EndReason::HangUpRequested,
+        Side::Platform,
+        Phase::Bridged,
+        Some(200),
+    );
+    assert!(ran.carrier.unwrap().1.contains("BYE received"));
+    assert!(ran.agent.1.contains("BYE received"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_carriers_challenge_is_answered_with_the_trunks_credentials() {
+    let carrier = [
+        ("challenge", "1"),
+        ("auth_user", "acme"),
+        ("auth_pass", "trunk-secret"),
+        ("talk_ms", "500"),
+    ];
+    let ran = run(Scenario {
+        carrier: Some(&carrier),
+        credential: Some(("acme", "trunk-secret")),
+        ..Scenario::default()
+    })
+    .await;
+    assert_outcome(
+        &ran.report,
+        EndReason::CustomerHungUp,
+        Side::Customer,
+        Phase::Bridged,
+        Some(200),
+    );
+    let (ok, logs) = ran.carrier.unwrap();
+    assert!(ok && logs.contains("auth_ok=true"), "{logs}");
+
+    let ran = run(Scenario {
+        carrier: Some(&carrier),
+        credential: Some(("acme", "wrong")),
+        ..Scenario::default()
+    })
+    .await;
+    assert_outcome(
+        &ran.report,
+        EndReason::CustomerFailed,
+        Side::Customer,
+        Phase::CustomerLeg,
+        Some(403),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_media_reaches_the_agent() {
+    let timers = CallTimers {
+        customer_ring: Duration::from_millis(1_500),
+        ..timers()
+    };
+    let carrier = [("early", "1"), ("mode", "noanswer")];
+    let ran = run(Scenario {
+        carrier: Some(&carrier),
+        timers,
+        ..Scenario::default()
+    })
+    .await;
+    assert_outcome(
+        &ran.report,
+        EndReason::CustomerNoAnswer,
+        Side::Platform,
+        Phase::CustomerLeg,
+        None,
+    );
+    assert!(
+        ran.report.media.customer_to_agent_packets > 10,
+        "{:?}",
+        ran.report.media
+    );
+    assert_eq!(
+        ran.report.media.agent_to_customer_packets, 0,
+        "the customer does not hear the agent before answering"
+    );
+    assert_eq!(
+        ran.report.media.ringback_packets, 0,
+        "no local ringback over the carrier's media"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_early_media_the_agent_hears_ringback() {
+    let carrier = [("ring_ms", "1000")];
+    let ran = run(Scenario {
+        carrier: Some(&carrier),
+        hang_up_after: Some(Duration::from_millis(1_800)),
+        ..Scenario::default()
+    })
+    .await;
+    assert!(ran.report.media.ringback_packets > 10, "{:?}", ran.report.media);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtp_inactivity_and_maximum_duration_end_a_bridged_call() {
+    // The carrier streams nothing: the customer leg is silent.
+    let engine = engine(Duration::from_millis(700)).await;
+    let (phone_port, carrier_port) = (free_port(), free_port());
+    let phone = uas(phone_port, false, 1, &[]);
+    let carrier = {
+        let mut sipp = SippBuilder::new("phone_uas.xml", None)
+            .args([
+                "-p".to_owned(),
+                carrier_port.to_string(),
+                "-m".to_owned(),
+                "1".to_owned(),
+            ])
+            .media_port(free_port())
+            .args(["-key", "rtp_stream", "pause"]);
+        sipp = sipp.set("mode", "answer");
+        sipp.spawn()
+    };
+    register_agent(&engine, phone_port).await;
+    let handle = engine
+        .start_preview_outcall(outcall("t-i", extension(), trunk(carrier_port, false, None), timers()))
+        .unwrap();
+    let (_, report) = run_to_end(handle).await;
+    assert_outcome(&report, EndReason::MediaTimeout, Side::Platform, Phase::Bridged, None);
+    assert!(finish(carrier).await.1.contains("BYE received"));
+    assert!(finish(phone).await.1.contains("BYE received"));
+    assert_all_released(&engine).await;
+
+    let timers = CallTimers {
+        max_duration: Some(Duration::from_millis(800)),
+        ..timers()
+    };
+    let ran = run(Scenario {
+        timers,
+        ..Scenario::default()
+    })
+    .await;
+    assert_outcome(
+        &ran.report,
+        EndReason::MaxDuration,
+        Side::Platform,
+        Phase::Bridged,
+        None,
+    );
+    let talk = ran.report.record.ended_at.unwrap() - ran.report.record.bridged_at.unwrap();
+    assert!((700..3_000).contains(&talk), "{talk} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_telephone_agent_is_called_through_the_trunk_with_the_enterprises_caller_id() {
+    let engine = engine(Duration::from_secs(30)).await;
+    let carrier_port = free_port();
+    // Both legs reach the carrier: the agent's mobile, then the customer. Each must show the
+    // enterprise's caller id (carriers reject foreign ones).
+    let carrier = uas(
+        carrier_port,
+        false,
+        2,
+        &[("expect_from_user", CALLER_ID), ("expect_pai_user", CALLER_ID)],
+    );
+    let agent_phone = AgentPhone::Telephone {
+        number: "13900139000".into(),
+    };
+    let handle = engine
+        .start_preview_outcall(outcall("t-t", agent_phone, trunk(carrier_port, false, None), timers()))
+        .unwrap();
+    let e = engine.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        e.hang_up("t-t");
+    });
+    let (progress, report) = run_to_end(handle).await;
+    assert_eq!(progress, FULL_PROGRESS);
+    assert_outcome(
+        &report,
+        EndReason::HangUpRequested,
+        Side::Platform,
+        Phase::Bridged,
+        Some(200),
+    );
+    assert!(report.media.agent_to_customer_packets > 0 && report.media.customer_to_agent_packets > 0);
+    let (ok, logs) = finish(carrier).await;
+    assert!(ok, "{logs}");
+    assert!(
+        logs.contains("ruri_user=13900139000") && logs.contains("ruri_user=13800138000"),
+        "{logs}"
+    );
+    assert_all_released(&engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tcp_the_phone_is_called_back_over_its_registration() {
+    let engine = engine(Duration::from_secs(30)).await;
+    let carrier_port = free_port();
+    let carrier = uas(carrier_port, true, 1, &[("talk_ms", "800")]);
+    // One SIPp process registers over TCP and takes the call on that same connection.
+    let phone = SippBuilder::new("register.xml", Some(engine.sip_addr()))
+        .args([
+            "-s",
+            AOR,
+            "-au",
+            AOR,
+            "-ap",
+            SIP_PASSWORD,
+            "-m",
+            "1",
+            "-t",
+            "t1",
+            "-p",
+            &free_port().to_string(),
+        ])
+        .args([
+            "-oocsf".to_owned(),
+            dialbridge_testkit::scenario("phone_uas.xml").display().to_string(),
+        ])
+        .media_port(free_port())
+        .rtp_stream()
+        .set("hold_ms", "4000")
+        .spawn();
+    let registered = tokio::task::block_in_place(|| phone.wait_for_log("registered", Duration::from_secs(10)));
+    assert!(registered, "{}", phone.logs());
+    let handle = engine
+        .start_preview_outcall(outcall("t-tcp", extension(), trunk(carrier_port, true, None), timers()))
+        .unwrap();
+    let (progress, report) = run_to_end(handle).await;
+    assert_eq!(progress, FULL_PROGRESS, "{report:?}");
+    assert_outcome(
+        &report,
+        EndReason::CustomerHungUp,
+        Side::Customer,
+        Phase::Bridged,
+        Some(200),
+    );
+    assert!(report.media.agent_to_customer_packets > 0 && report.media.customer_to_agent_packets > 0);
+    assert!(finish(carrier).await.0);
+    let (_, logs) = finish(phone).await;
+    assert!(logs.contains("BYE received"), "{logs}");
+    assert_all_released(&engine).await;
+}
