@@ -783,3 +783,50 @@ async fn over_tcp_the_phone_is_called_back_over_its_registration() {
     assert!(logs.contains("BYE received"), "{logs}");
     assert_all_released(&engine).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_calls_complete_and_leave_nothing_behind() {
+    const CALLS: u32 = 200;
+    let engine = engine(Duration::from_secs(60)).await;
+    let (phone_port, carrier_port) = (free_port(), free_port());
+    let silent = |port: u16, settings: &[(&str, &str)]| {
+        let mut b = SippBuilder::new("phone_uas.xml", None)
+            .args(["-p".to_owned(), port.to_string(), "-m".to_owned(), CALLS.to_string()])
+            .media_port(free_port())
+            .args(["-key", "rtp_stream", "pause"]);
+        for (name, value) in settings {
+            b = b.set(name, value);
+        }
+        b.spawn()
+    };
+    let phone = silent(phone_port, &[("ring_ms", "100")]);
+    let carrier = silent(carrier_port, &[("ring_ms", "100"), ("talk_ms", "1500")]);
+    register_agent(&engine, phone_port).await;
+    let timers = CallTimers {
+        agent_no_response: Duration::from_secs(5),
+        customer_no_response: Duration::from_secs(5),
+        ..CallTimers::default()
+    };
+    let mut calls = Vec::new();
+    for i in 0..CALLS {
+        let request = outcall(&format!("t-load-{i}"), extension(), trunk(carrier_port, false, None), timers);
+        calls.push(tokio::spawn(run_to_end(engine.start_preview_outcall(request).unwrap())));
+        if i % 20 == 19 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let peak = engine.counts();
+    assert!(peak.calls > 100, "the calls overlap: {peak:?}");
+    let mut failures = Vec::new();
+    for call in calls {
+        let (_, report) = call.await.unwrap();
+        if report.outcome.reason != EndReason::CustomerHungUp || report.outcome.phase != Phase::Bridged {
+            failures.push(report);
+        }
+    }
+    assert!(failures.is_empty(), "{} failed, first: {:?}", failures.len(), failures.first());
+    let (ok, logs) = finish(carrier).await;
+    assert!(ok, "{}", &logs[..logs.len().min(2000)]);
+    assert!(finish(phone).await.0);
+    assert_all_released(&engine).await;
+}
