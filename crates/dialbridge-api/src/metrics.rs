@@ -8,6 +8,10 @@ use prometheus_client::registry::Registry;
 pub struct Metrics {
     registry: Registry,
     pub start_time_seconds: Gauge,
+    pub calls_active: Gauge,
+    pub sip_legs: Gauge,
+    pub sip_dialogs: Gauge,
+    pub rtp_port_pairs: Gauge,
 }
 
 impl Metrics {
@@ -21,15 +25,18 @@ impl Metrics {
                 ("node".to_owned(), node_name.to_owned()),
             ]),
         );
-        let start_time_seconds = Gauge::default();
-        registry.register(
-            "start_time_seconds",
-            "Unix time at which this server started",
-            start_time_seconds.clone(),
-        );
+        let mut gauge = |name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
         Self {
+            start_time_seconds: gauge("start_time_seconds", "Unix time at which this server started"),
+            calls_active: gauge("calls_active", "Calls running now"),
+            sip_legs: gauge("sip_legs", "Outgoing SIP legs alive"),
+            sip_dialogs: gauge("sip_dialogs", "SIP dialogs held by the stack"),
+            rtp_port_pairs: gauge("rtp_port_pairs", "RTP/RTCP port pairs in use"),
             registry,
-            start_time_seconds,
         }
     }
 

@@ -19,8 +19,8 @@ use std::time::Duration;
 pub use dialbridge_core::call::{CallRecord, CallTimers, EndReason, Outcome, Phase, Progress, Side};
 pub use dialbridge_media::RelayStats;
 use dialbridge_media::{MediaError, PortPool};
-use dialbridge_sip::{AccountDirectory, SipConfig, SipStack};
-pub use dialbridge_sip::{RegistrarSettings, SipTransport};
+use dialbridge_sip::{AccountDirectory, SipStack};
+pub use dialbridge_sip::{RegistrarSettings, SipConfig, SipTransport};
 pub use directory::{extension_aor, parse_aor, StoreDirectory};
 use tokio::sync::mpsc;
 

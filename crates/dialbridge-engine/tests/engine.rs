@@ -809,7 +809,12 @@ async fn two_hundred_concurrent_calls_complete_and_leave_nothing_behind() {
     };
     let mut calls = Vec::new();
     for i in 0..CALLS {
-        let request = outcall(&format!("t-load-{i}"), extension(), trunk(carrier_port, false, None), timers);
+        let request = outcall(
+            &format!("t-load-{i}"),
+            extension(),
+            trunk(carrier_port, false, None),
+            timers,
+        );
         calls.push(tokio::spawn(run_to_end(engine.start_preview_outcall(request).unwrap())));
         if i % 20 == 19 {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -824,7 +829,12 @@ async fn two_hundred_concurrent_calls_complete_and_leave_nothing_behind() {
             failures.push(report);
         }
     }
-    assert!(failures.is_empty(), "{} failed, first: {:?}", failures.len(), failures.first());
+    assert!(
+        failures.is_empty(),
+        "{} failed, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
     let (ok, logs) = finish(carrier).await;
     assert!(ok, "{}", &logs[..logs.len().min(2000)]);
     assert!(finish(phone).await.0);

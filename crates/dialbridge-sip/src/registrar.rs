@@ -112,8 +112,6 @@ pub enum RegisterReply {
     Challenge(Vec<String>),
     /// 403: bad credentials, To-user not the authenticated user, or too many failures.
     Forbidden(&'static str),
-    /// 404: no such account.
-    NotFound,
     /// 423 with `Min-Expires`.
     IntervalTooBrief { min_expires: u32 },
     /// 400.
@@ -205,9 +203,11 @@ impl<C: Clone> Registrar<C> {
             self.record_failure(source_ip, now);
             return RegisterReply::BadRequest("malformed Authorization");
         };
+        // An unknown account gets the same answer as a wrong password, so that accounts
+        // cannot be enumerated.
         let Some(password) = password else {
             self.record_failure(source_ip, now);
-            return RegisterReply::NotFound;
+            return RegisterReply::Forbidden("bad credentials");
         };
         match digest::verify(
             &self.issuer,
@@ -514,7 +514,10 @@ mod tests {
             &nonce,
             1,
         );
-        assert_eq!(r.register(unknown, None, 1_000), RegisterReply::NotFound);
+        assert_eq!(
+            r.register(unknown, None, 1_000),
+            RegisterReply::Forbidden("bad credentials")
+        );
         let mut garbage = request(aor, contact("sip:a@h"), None);
         garbage.authorization = Some("Digest nonsense".into());
         assert_eq!(

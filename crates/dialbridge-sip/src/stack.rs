@@ -128,7 +128,12 @@ impl SipStack {
         let cancel = CancellationToken::new();
         let transport_layer = TransportLayer::new(cancel.child_token());
         let mut local = config.listen;
-        let external = config.public_ip.map(|ip| SocketAddr::new(ip, config.listen.port()));
+        // An external address only when it differs from the one bound (a public IP in front
+        // of a private or wildcard listen address); the port is the listen port.
+        let external = config
+            .public_ip
+            .filter(|ip| *ip != config.listen.ip())
+            .map(|ip| SocketAddr::new(ip, config.listen.port()));
         for transport in &config.transports {
             let listen_error = |message: String| SipError::Listen {
                 address: local,
@@ -589,10 +594,6 @@ async fn handle_register(shared: &Shared, tx: &mut Transaction) -> Result<(), Si
         RegisterReply::Forbidden(why) => {
             tracing::info!(%aor, %source, reason = why, "REGISTER refused");
             tx.reply_with(StatusCode::Forbidden, vec![warning(why)], None).await?;
-        }
-        RegisterReply::NotFound => {
-            tracing::info!(%aor, %source, "REGISTER for an unknown account");
-            tx.reply(StatusCode::NotFound).await?;
         }
         RegisterReply::IntervalTooBrief { min_expires } => {
             tx.reply_with(

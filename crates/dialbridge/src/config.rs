@@ -3,7 +3,7 @@
 //! and a bad one is reported with the key (or environment variable) it came from.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -27,7 +27,7 @@ const KEYS: &[Key] = &[
     Key {
         name: "log_level",
         env: "DIALBRIDGE_LOG_LEVEL",
-        default: Some("info"),
+        default: Some("info,rsipstack=warn"),
     },
     Key {
         name: "data_dir",
@@ -80,6 +80,11 @@ const KEYS: &[Key] = &[
         default: Some("2"),
     },
     Key {
+        name: "rtp.inactivity_secs",
+        env: "DIALBRIDGE_RTP_INACTIVITY_SECS",
+        default: Some("60"),
+    },
+    Key {
         name: "shutdown.grace_secs",
         env: "DIALBRIDGE_SHUTDOWN_GRACE_SECS",
         default: Some("30"),
@@ -104,9 +109,11 @@ pub struct Config {
     pub http_listen: SocketAddr,
     pub sip_listen: SocketAddr,
     pub sip_transports: Vec<Transport>,
-    pub public_address: String,
+    /// The address written into Via, Contact and SDP.
+    pub public_address: IpAddr,
     pub rtp_ports: RangeInclusive<u16>,
     pub password_hash_cost: PasswordHashCost,
+    pub rtp_inactivity: Duration,
     pub shutdown_grace: Duration,
 }
 
@@ -231,16 +238,9 @@ impl Config {
             "sip.transports",
         )?;
         let public_address = parse(raw, "sip.public_address", |s| {
-            let ok = !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
-            if ok {
-                Ok(s.to_owned())
-            } else {
-                Err(format!("{s:?} is not a host name or IP address"))
-            }
+            s.parse::<IpAddr>().map_err(|_| format!("{s:?} is not an IP address"))
         })?
-        .unwrap_or_else(|| sip_listen.ip().to_string());
+        .unwrap_or_else(|| sip_listen.ip());
         let rtp_ports = required(parse(raw, "rtp.ports", parse_port_range)?, "rtp.ports")?;
         let password_hash_cost = PasswordHashCost {
             memory_kib: required(
@@ -256,6 +256,10 @@ impl Config {
             origin: "password_hash".into(),
             message: e.to_string(),
         })?;
+        let rtp_inactivity = Duration::from_secs(u64::from(required(
+            parse(raw, "rtp.inactivity_secs", number)?,
+            "rtp.inactivity_secs",
+        )?));
         let shutdown_grace = Duration::from_secs(u64::from(required(
             parse(raw, "shutdown.grace_secs", number)?,
             "shutdown.grace_secs",
@@ -272,6 +276,7 @@ impl Config {
             public_address,
             rtp_ports,
             password_hash_cost,
+            rtp_inactivity,
             shutdown_grace,
         })
     }
@@ -367,7 +372,8 @@ mod tests {
         assert_eq!(c.http_listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.sip_listen.to_string(), "127.0.0.1:5060");
         assert_eq!(c.sip_transports, vec![Transport::Udp, Transport::Tcp]);
-        assert_eq!(c.public_address, "127.0.0.1");
+        assert_eq!(c.public_address.to_string(), "127.0.0.1");
+        assert_eq!(c.rtp_inactivity, Duration::from_secs(60));
         assert_eq!(c.rtp_ports, 20000..=29999);
         assert_eq!(c.node_name.as_str(), "dialbridge1");
         assert_eq!(c.database_url, StoreOptions::sqlite_in(Path::new("dialbridge-data")));
@@ -396,6 +402,11 @@ mod tests {
             (Some("[http\n"), &[], "config file"),
             (None, &[("DIALBRIDGE_SIP_LISTEN", "5060")], "DIALBRIDGE_SIP_LISTEN"),
             (None, &[("DIALBRIDGE_RTP_PORTS", "lots")], "DIALBRIDGE_RTP_PORTS"),
+            (
+                None,
+                &[("DIALBRIDGE_PUBLIC_ADDRESS", "sip.example")],
+                "DIALBRIDGE_PUBLIC_ADDRESS",
+            ),
             (
                 None,
                 &[("DIALBRIDGE_DATABASE_URL", "mysql://x")],

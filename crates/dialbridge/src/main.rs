@@ -31,7 +31,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (HTTP, later SIP and media) until SIGINT or SIGTERM.
+    /// Run the server (HTTP, SIP and media) until SIGINT or SIGTERM.
     Serve,
     /// Create, change and list enterprises, agents, extensions, trunks, numbers and more.
     Admin(admin::AdminArgs),
@@ -83,15 +83,22 @@ fn main() -> ExitCode {
 /// Creates the data directory when needed, loads (or creates) the secret key, opens and
 /// migrates the database.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    Ok(open_store_and_key(config).await?.0)
+}
+
+/// As [`open_store`], also returning the server's secret key (the SIP registrar signs its
+/// nonces with it).
+pub async fn open_store_and_key(config: &Config) -> anyhow::Result<(Store, SecretKey)> {
     create_private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let key = match &config.secret_key {
         Some(key) => key.clone(),
         None => SecretKey::load_or_create(&config.data_dir)?,
     };
-    Store::open(&config.store_options(), &key)
+    let store = Store::open(&config.store_options(), &key)
         .await
-        .with_context(|| format!("cannot open the database {}", redact_url(&config.database_url)))
+        .with_context(|| format!("cannot open the database {}", redact_url(&config.database_url)))?;
+    Ok((store, key))
 }
 
 /// The data directory holds the database and the secret key: owner-only when we create it.

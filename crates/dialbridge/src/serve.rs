@@ -1,16 +1,19 @@
-//! `dialbridge serve`: opens the store, serves HTTP, and shuts down gracefully on SIGINT or
-//! SIGTERM (stop accepting, let requests finish, close the store).
+//! `dialbridge serve`: opens the store, starts the call engine (SIP and media) and HTTP, and
+//! shuts down gracefully on SIGINT or SIGTERM: stop accepting, let calls end or hang them up
+//! after the grace period, close the store.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use dialbridge_api::{AppState, Metrics};
+use dialbridge_core::Transport;
+use dialbridge_engine::{Engine, EngineConfig, RegistrarSettings, SipTransport, StoreDirectory};
 
 use crate::config::Config;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let store = crate::open_store(&config).await?;
+    let (store, key) = crate::open_store_and_key(&config).await?;
     tracing::info!(
         database = %crate::redact_url(&config.database_url),
         migrations = ?store.applied_migrations().await?,
@@ -22,6 +25,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     metrics.start_time_seconds.set(i64::try_from(started).unwrap_or(0));
+
+    let engine = Engine::start(
+        engine_config(&config, key.bytes()),
+        Arc::new(StoreDirectory::new(store.clone())),
+    )
+    .await
+    .with_context(|| format!("cannot start SIP on {} (sip.listen)", config.sip_listen))?;
+    let gauges = tokio::spawn(update_gauges(engine.clone(), metrics.clone()));
 
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await
@@ -36,9 +47,49 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("HTTP server failed")?;
+    gauges.abort();
+    engine.shutdown(config.shutdown_grace).await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn engine_config(config: &Config, key: &[u8; 32]) -> EngineConfig {
+    EngineConfig {
+        sip: dialbridge_engine::SipConfig {
+            listen: config.sip_listen,
+            transports: config
+                .sip_transports
+                .iter()
+                .map(|t| match t {
+                    Transport::Udp => SipTransport::Udp,
+                    Transport::Tcp => SipTransport::Tcp,
+                })
+                .collect(),
+            public_ip: Some(config.public_address),
+            user_agent: format!("dialbridge/{}", env!("CARGO_PKG_VERSION")),
+            call_id_domain: format!("{}.dialbridge", config.node_name),
+            registrar: RegistrarSettings::default(),
+            t1: Duration::from_millis(500),
+            server_key: *key,
+        },
+        rtp_ip: config.public_address,
+        rtp_ports: config.rtp_ports.clone(),
+        rtp_inactivity: config.rtp_inactivity,
+    }
+}
+
+async fn update_gauges(engine: Engine, metrics: Arc<Metrics>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let counts = engine.counts();
+        let as_gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        metrics.calls_active.set(as_gauge(counts.calls));
+        metrics.sip_legs.set(as_gauge(counts.sip_legs));
+        metrics.sip_dialogs.set(as_gauge(counts.sip_dialogs));
+        metrics.rtp_port_pairs.set(as_gauge(counts.rtp_port_pairs));
+    }
 }
 
 async fn shutdown_signal() {

@@ -97,6 +97,7 @@ impl Operator {
 struct Server {
     child: Child,
     http: String,
+    sip: String,
 }
 
 impl Drop for Server {
@@ -110,6 +111,7 @@ fn serve(op: &Operator) -> Server {
     let mut child = op
         .command(&["serve"])
         .env("DIALBRIDGE_HTTP_LISTEN", "127.0.0.1:0")
+        .env("DIALBRIDGE_SIP_LISTEN", "127.0.0.1:0")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -117,15 +119,25 @@ fn serve(op: &Operator) -> Server {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening for HTTP address=").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+            for what in ["HTTP", "SIP"] {
+                if let Some(rest) = line.split(&format!("listening for {what} address=")).nth(1) {
+                    let _ = tx.send((what, rest.split_whitespace().next().unwrap_or("").to_owned()));
+                }
             }
         }
     });
-    let http = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("serve did not log its HTTP address");
-    Server { child, http }
+    let mut http = String::new();
+    let mut sip = String::new();
+    while http.is_empty() || sip.is_empty() {
+        match rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("serve did not log its addresses")
+        {
+            ("HTTP", address) => http = address,
+            (_, address) => sip = address,
+        }
+    }
+    Server { child, http, sip }
 }
 
 fn http_get(address: &str, path: &str) -> (u16, String) {
@@ -174,6 +186,25 @@ fn serve_starts_with_no_config_and_shuts_down_on_sigterm() {
         assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn a_phone_registers_as_a_provisioned_extension() {
+    let op = Operator::new();
+    op.provision_example();
+    let server = serve(&op);
+    let register = |user: &str, password: &str, expect: u16| {
+        let mut sipp = dialbridge_testkit::SippBuilder::new("register.xml", Some(server.sip.parse().unwrap()))
+            .args(["-s", user, "-au", user, "-ap", password, "-m", "1"])
+            .args(["-p".to_owned(), dialbridge_testkit::free_port().to_string()])
+            .set("expect", expect)
+            .spawn();
+        let ok = sipp.finish(Duration::from_secs(20));
+        assert!(ok, "{user} expected {expect}: {}", sipp.logs());
+    };
+    register("3000001-801", "ext801-secret", 200);
+    register("3000001-801", "wrong", 403);
+    register("3000002-801", "ext801-secret", 403);
 }
 
 #[test]
