@@ -208,7 +208,7 @@ impl Engine {
 
     /// Stops taking calls, lets the running ones end for up to `grace`, hangs up the rest,
     /// and stops SIP.
-    pub async fn shutdown(self, grace: Duration) {
+    pub async fn shutdown(&self, grace: Duration) {
         self.shared.accepting.store(false, Ordering::SeqCst);
         let deadline = tokio::time::Instant::now() + grace;
         while !self.shared.calls().is_empty() && tokio::time::Instant::now() < deadline {
@@ -225,9 +225,6 @@ impl Engine {
         while !self.shared.calls().is_empty() && tokio::time::Instant::now() < hard_deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        match Arc::try_unwrap(self.shared) {
-            Ok(shared) => shared.sip.shutdown().await,
-            Err(_) => tracing::warn!("engine still referenced at shutdown; SIP stops with the process"),
-        }
+        self.shared.sip.shutdown().await;
     }
 }

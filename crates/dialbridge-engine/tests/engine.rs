@@ -511,6 +511,7 @@ async fn hang_up_requested_in_each_phase() {
     // While the agent's phone rings.
     let ran = run(Scenario {
         agent: &[("mode", "noanswer")],
+        carrier: None,
         hang_up_after: Some(Duration::from_millis(400)),
         ..Scenario::default()
     })
@@ -839,4 +840,82 @@ async fn two_hundred_concurrent_calls_complete_and_leave_nothing_behind() {
     assert!(ok, "{}", &logs[..logs.len().min(2000)]);
     assert!(finish(phone).await.0);
     assert_all_released(&engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_crossing_our_cancel_is_acked_and_hung_up() {
+    let timers = CallTimers {
+        agent_ring: Duration::from_millis(800),
+        ..timers()
+    };
+    let ran = run(Scenario {
+        agent: &[("mode", "late200")],
+        carrier: None,
+        timers,
+        ..Scenario::default()
+    })
+    .await;
+    assert_outcome(
+        &ran.report,
+        EndReason::AgentNoAnswer,
+        Side::Platform,
+        Phase::AgentLeg,
+        None,
+    );
+    let (ok, logs) = &ran.agent;
+    assert!(
+        *ok && logs.contains("200 sent after CANCEL") && logs.contains("BYE received"),
+        "{logs}"
+    );
+    carrier_never_called(&ran);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_hangs_up_live_calls_after_the_grace_period() {
+    let engine = engine(Duration::from_secs(30)).await;
+    let (phone_port, carrier_port) = (free_port(), free_port());
+    let phone = uas(phone_port, false, 1, &[]);
+    let carrier = uas(carrier_port, false, 1, &[]);
+    register_agent(&engine, phone_port).await;
+    let mut handle = engine
+        .start_preview_outcall(outcall(
+            "t-down",
+            extension(),
+            trunk(carrier_port, false, None),
+            timers(),
+        ))
+        .unwrap();
+    loop {
+        match handle.updates.recv().await {
+            Some(CallUpdate::Progress {
+                progress: Progress::CustomerAnswered,
+                ..
+            }) => break,
+            Some(CallUpdate::Progress { .. }) => {}
+            other => panic!("the call should be bridged: {other:?}"),
+        }
+    }
+    let stopping = engine.clone();
+    let shutdown = tokio::spawn(async move { stopping.shutdown(Duration::from_millis(300)).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let refused = engine.start_preview_outcall(outcall(
+        "t-late",
+        extension(),
+        trunk(carrier_port, false, None),
+        timers(),
+    ));
+    assert!(matches!(refused, Err(EngineError::ShuttingDown)));
+    let (_, report) = run_to_end(handle).await;
+    assert_outcome(&report, EndReason::Shutdown, Side::Platform, Phase::Bridged, Some(200));
+    assert!(
+        report.record.ended_at.unwrap() - report.record.bridged_at.unwrap() >= 300,
+        "the grace period is honoured"
+    );
+    assert!(finish(phone).await.1.contains("BYE received"));
+    assert!(finish(carrier).await.1.contains("BYE received"));
+    drop(engine);
+    tokio::time::timeout(Duration::from_secs(15), shutdown)
+        .await
+        .unwrap()
+        .unwrap();
 }

@@ -98,7 +98,7 @@ pub struct SipStack {
     cancel: CancellationToken,
     local: SocketAddr,
     public_ip: IpAddr,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 fn now_secs() -> u64 {
@@ -214,7 +214,7 @@ impl SipStack {
             cancel,
             local,
             public_ip: config.public_ip.unwrap_or(local.ip()),
-            tasks,
+            tasks: Mutex::new(tasks),
         })
     }
 
@@ -301,9 +301,10 @@ impl SipStack {
     }
 
     /// Stops listening and ends every task of the stack.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.cancel.cancel();
-        for task in self.tasks {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        for task in tasks {
             task.abort();
             let _ = task.await;
         }
