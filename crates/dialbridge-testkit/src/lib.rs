@@ -131,6 +131,10 @@ impl SippBuilder {
 }
 
 impl Sipp {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits up to `deadline` for SIPp to exit; returns whether every call succeeded (exit 0).
     pub fn finish(&mut self, deadline: Duration) -> bool {
         let end = Instant::now() + deadline;
