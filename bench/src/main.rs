@@ -50,7 +50,9 @@ impl AccountDirectory for OneAccount {
 /// User + system CPU seconds of a process, from /proc (clock ticks are 1/100 s on Linux).
 fn cpu_seconds(pid: Option<u32>) -> f64 {
     let path = pid.map_or("/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
-    let Ok(stat) = std::fs::read_to_string(path) else { return 0.0 };
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
@@ -66,7 +68,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn uas(port: u16, settings: &[(&str, String)]) -> Sipp {
     let mut b = SippBuilder::new("phone_uas.xml", None)
-        .args(["-p".to_owned(), port.to_string(), "-m".to_owned(), "10000000".to_owned()])
+        .args([
+            "-p".to_owned(),
+            port.to_string(),
+            "-m".to_owned(),
+            "10000000".to_owned(),
+        ])
         .args(["-timeout", "3600s", "-max_socket", "60000"])
         .media_port(free_port())
         .args(["-key", "rtp_stream", "pause"]);
@@ -98,7 +105,13 @@ fn baseline(rate: u32, step_secs: u64, hold_ms: u64) -> anyhow::Result<StepResul
     let mut caller = SippBuilder::new("caller_uac.xml", Some(format!("127.0.0.1:{port}").parse()?))
         .args(["-r".to_owned(), rate.to_string(), "-m".to_owned(), calls.to_string()])
         .args(["-p".to_owned(), free_port().to_string()])
-        .args(["-trace_stat".to_owned(), "-stf".to_owned(), stats.display().to_string(), "-fd".to_owned(), "1".to_owned()])
+        .args([
+            "-trace_stat".to_owned(),
+            "-stf".to_owned(),
+            stats.display().to_string(),
+            "-fd".to_owned(),
+            "1".to_owned(),
+        ])
         .set("hold_ms", hold_ms)
         .media_port(free_port())
         .spawn();
@@ -106,8 +119,16 @@ fn baseline(rate: u32, step_secs: u64, hold_ms: u64) -> anyhow::Result<StepResul
     drop(callee);
     let text = std::fs::read_to_string(&stats).context("SIPp statistics")?;
     let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(';').collect()).collect();
-    let (Some(header), Some(last)) = (rows.first(), rows.last()) else { bail!("empty SIPp statistics") };
-    let column = |name: &str| header.iter().position(|h| *h == name).and_then(|i| last.get(i).copied()).unwrap_or("0");
+    let (Some(header), Some(last)) = (rows.first(), rows.last()) else {
+        bail!("empty SIPp statistics")
+    };
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .and_then(|i| last.get(i).copied())
+            .unwrap_or("0")
+    };
     let failed: usize = column("FailedCall(C)").parse().unwrap_or(0) + usize::from(!caller_ok);
     let successful: usize = column("SuccessfulCall(C)").parse().unwrap_or(0);
     // "HH:MM:SS:mmmuuu": the cumulative mean setup time.
@@ -160,10 +181,14 @@ async fn engine_step(engine: &Engine, route: &TrunkRoute, rate: u32, step_secs: 
                 let mut setup = None;
                 while let Some(update) = handle.updates.recv().await {
                     match update {
-                        CallUpdate::Progress { progress: Progress::CustomerAnswered, .. } => setup = Some(began.elapsed()),
+                        CallUpdate::Progress {
+                            progress: Progress::CustomerAnswered,
+                            ..
+                        } => setup = Some(began.elapsed()),
                         CallUpdate::Progress { .. } => {}
                         CallUpdate::Finished(report) => {
-                            let ok = report.outcome.phase == Phase::Bridged && report.outcome.reason == EndReason::CustomerHungUp;
+                            let ok = report.outcome.phase == Phase::Bridged
+                                && report.outcome.reason == EndReason::CustomerHungUp;
                             return if ok { setup } else { None };
                         }
                     }
@@ -213,7 +238,10 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    println!("dialbridge call-rate benchmark: {cores} cores, {} s per rate, hold {} ms", args.step_secs, args.hold_ms);
+    println!(
+        "dialbridge call-rate benchmark: {cores} cores, {} s per rate, hold {} ms",
+        args.step_secs, args.hold_ms
+    );
 
     let config = EngineConfig {
         sip: SipConfig {
@@ -233,9 +261,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let engine = Engine::start(config, Arc::new(OneAccount)).await?;
     let (phone_port, carrier_port) = (free_port(), free_port());
     let phone = uas(phone_port, &[("ring_ms", "0".into())]);
-    let carrier = uas(carrier_port, &[("ring_ms", "0".into()), ("talk_ms", args.hold_ms.to_string())]);
+    let carrier = uas(
+        carrier_port,
+        &[("ring_ms", "0".into()), ("talk_ms", args.hold_ms.to_string())],
+    );
     let mut register = SippBuilder::new("register.xml", Some(engine.sip_addr()))
-        .args(["-s", AOR, "-au", AOR, "-ap", PASSWORD, "-m", "1", "-p", &free_port().to_string()])
+        .args([
+            "-s",
+            AOR,
+            "-au",
+            AOR,
+            "-ap",
+            PASSWORD,
+            "-m",
+            "1",
+            "-p",
+            &free_port().to_string(),
+        ])
         .set("contact_port", phone_port)
         .spawn();
     if !tokio::task::block_in_place(|| register.finish(Duration::from_secs(10))) {
@@ -281,7 +323,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     match best {
         Some((rate, ours, base)) => {
             let added = ours.p50.as_secs_f64() * 1e3 - 2.0 * base.p50.as_secs_f64() * 1e3;
-            println!("highest rate with zero failed calls: {rate} calls/s (target 500: {:.0} %)", f64::from(rate) / 5.0);
+            println!(
+                "highest rate with zero failed calls: {rate} calls/s (target 500: {:.0} %)",
+                f64::from(rate) / 5.0
+            );
             println!("engine CPU per call at that rate: {:.3} ms", ours.cpu_per_call_ms);
             println!(
                 "setup latency added by dialbridge: {added:.1} ms (p50 {:.1} ms for two legs, against 2 x {:.1} ms SIPp-to-SIPp)",
