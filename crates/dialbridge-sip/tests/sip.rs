@@ -116,6 +116,10 @@ impl RawPhone {
     }
 
     fn register(&self, cseq: u32, authorization: Option<&str>) -> String {
+        self.register_with_expires(cseq, authorization, 300)
+    }
+
+    fn register_with_expires(&self, cseq: u32, authorization: Option<&str>, expires: u32) -> String {
         let local = self.socket.local_addr().unwrap();
         let auth = authorization
             .map(|a| format!("Authorization: {a}\r\n"))
@@ -123,7 +127,7 @@ impl RawPhone {
         let message = format!(
             "REGISTER sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{cseq}-raw;rport\r\n\
              From: <sip:3000001-801@{server}>;tag=raw1\r\nTo: <sip:3000001-801@{server}>\r\nCall-ID: raw-call@test\r\n\
-             CSeq: {cseq} REGISTER\r\nContact: <sip:3000001-801@{local}>\r\nExpires: 300\r\n{auth}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+             CSeq: {cseq} REGISTER\r\nContact: <sip:3000001-801@{local}>;expires={expires}\r\n{auth}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
             server = self.server
         );
         self.socket.send_to(message.as_bytes(), self.server).unwrap();
@@ -200,7 +204,7 @@ async fn replayed_and_expired_nonces_are_challenged_again() {
 
         // Expires below the minimum: 423 with Min-Expires.
         let fresh = nonce_of(&stale);
-        let message_with_short_expiry = phone.register_with_expires(5, &authorization(&fresh, 1, server), 10);
+        let message_with_short_expiry = phone.register_with_expires(5, Some(&authorization(&fresh, 1, server)), 10);
         assert!(
             message_with_short_expiry.starts_with("SIP/2.0 423"),
             "{message_with_short_expiry}"
@@ -211,25 +215,4 @@ async fn replayed_and_expired_nonces_are_challenged_again() {
         );
     });
     stack.shutdown().await;
-}
-
-impl RawPhone {
-    fn register_with_expires(&self, cseq: u32, authorization: &str, expires: u32) -> String {
-        let local = self.socket.local_addr().unwrap();
-        let message = format!(
-            "REGISTER sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{cseq}-raw;rport\r\n\
-             From: <sip:3000001-801@{server}>;tag=raw1\r\nTo: <sip:3000001-801@{server}>\r\nCall-ID: raw-call@test\r\n\
-             CSeq: {cseq} REGISTER\r\nContact: <sip:3000001-801@{local}>;expires={expires}\r\nAuthorization: {authorization}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-            server = self.server
-        );
-        self.socket.send_to(message.as_bytes(), self.server).unwrap();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = self.socket.recv(&mut buf).expect("an answer");
-            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if !text.starts_with("SIP/2.0 100") {
-                return text;
-            }
-        }
-    }
 }

@@ -27,6 +27,15 @@ fn opt_u32(value: Option<u32>) -> Option<i64> {
     value.map(i64::from)
 }
 
+/// A write that must have touched one row: `NotFound(what)` when it touched none.
+fn exactly_one(done: sqlx::any::AnyQueryResult, what: impl FnOnce() -> String) -> Result<(), StoreError> {
+    if done.rows_affected() == 0 {
+        Err(StoreError::NotFound(what()))
+    } else {
+        Ok(())
+    }
+}
+
 fn to_u32(field: &str, value: i64) -> Result<u32, StoreError> {
     u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{field} = {value}")))
 }
@@ -169,10 +178,7 @@ impl Tx<'_> {
             .bind(now_ms())
             .execute(&mut *self.conn)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("enterprise {id}")));
-        }
-        Ok(())
+        exactly_one(done, || format!("enterprise {id}"))
     }
 
     /// Adds `amount` (positive: a top-up; negative: an adjustment) to the balance and writes a
@@ -264,12 +270,7 @@ impl Tx<'_> {
             .bind(user_name)
             .execute(&mut *self.conn)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "admin {user_name} of enterprise {enterprise}"
-            )));
-        }
-        Ok(())
+        exactly_one(done, || format!("admin {user_name} of enterprise {enterprise}"))
     }
 
     // ---- agents ----
@@ -350,10 +351,7 @@ impl Tx<'_> {
         .bind(now_ms())
         .execute(&mut *self.conn)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("agent {cno} of enterprise {enterprise}")));
-        }
-        Ok(())
+        exactly_one(done, || format!("agent {cno} of enterprise {enterprise}"))
     }
 
     pub async fn set_agent_password(
@@ -371,10 +369,7 @@ impl Tx<'_> {
                 .bind(now_ms())
                 .execute(&mut *self.conn)
                 .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("agent {cno} of enterprise {enterprise}")));
-        }
-        Ok(())
+        exactly_one(done, || format!("agent {cno} of enterprise {enterprise}"))
     }
 
     /// Whether `pwd_md5` (lowercase hex md5 of the login password) is the agent's.
@@ -408,10 +403,7 @@ impl Tx<'_> {
             .execute(&mut *self.conn)
             .await
             .map_err(|e| classify_constraint(e, || format!("agent {cno}")))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("agent {cno} of enterprise {enterprise}")));
-        }
-        Ok(())
+        exactly_one(done, || format!("agent {cno} of enterprise {enterprise}"))
     }
 
     pub async fn agent_phones(&mut self, enterprise: EnterpriseId) -> Result<Vec<AgentPhoneRecord>, StoreError> {
@@ -496,12 +488,7 @@ impl Tx<'_> {
             .bind(number.as_str())
             .execute(&mut *self.conn)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "extension {number} of enterprise {enterprise}"
-            )));
-        }
-        Ok(())
+        exactly_one(done, || format!("extension {number} of enterprise {enterprise}"))
     }
 
     // ---- trunks ----
@@ -606,10 +593,7 @@ impl Tx<'_> {
             .execute(&mut *self.conn)
             .await
             .map_err(|e| classify_constraint(e, || format!("trunk {name} (used by caller ids)")))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("trunk {name}")));
-        }
-        Ok(())
+        exactly_one(done, || format!("trunk {name}"))
     }
 
     // ---- caller ids ----
@@ -685,12 +669,7 @@ impl Tx<'_> {
             .bind(number)
             .execute(&mut *self.conn)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "caller id {number} of enterprise {enterprise}"
-            )));
-        }
-        Ok(())
+        exactly_one(done, || format!("caller id {number} of enterprise {enterprise}"))
     }
 
     // ---- blacklist ----
@@ -731,12 +710,7 @@ impl Tx<'_> {
             .bind(pattern.as_str())
             .execute(&mut *self.conn)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "blacklist entry {pattern} of enterprise {enterprise}"
-            )));
-        }
-        Ok(())
+        exactly_one(done, || format!("blacklist entry {pattern} of enterprise {enterprise}"))
     }
 
     // ---- push targets ----
@@ -801,12 +775,7 @@ impl Tx<'_> {
             .bind(name)
             .execute(&mut *self.conn)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "push target {name} of enterprise {enterprise}"
-            )));
-        }
-        Ok(())
+        exactly_one(done, || format!("push target {name} of enterprise {enterprise}"))
     }
 }
 

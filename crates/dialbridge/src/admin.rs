@@ -8,7 +8,7 @@ use dialbridge_core::{
     EnterpriseStatus, ExtensionNumber, Money, NumberLimit, PushFormat, PushMethod, PushTarget, PushType, SipAddress,
     Transport, Trunk, ValidationError,
 };
-use dialbridge_store::{AgentRecord, Store, TrunkRecord};
+use dialbridge_store::{AgentRecord, Store, TrunkRecord, Tx};
 use serde_json::{json, Value};
 
 use crate::config::Config;
@@ -574,6 +574,18 @@ fn push_target_json(t: &PushTarget) -> Value {
     })
 }
 
+async fn require_enterprise(tx: &mut Tx<'_>, id: EnterpriseId) -> anyhow::Result<Enterprise> {
+    tx.enterprise(id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("enterprise {id} not found"))
+}
+
+async fn require_agent(tx: &mut Tx<'_>, enterprise: EnterpriseId, cno: &Cno) -> anyhow::Result<AgentRecord> {
+    tx.agent(enterprise, cno)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("agent {cno} of enterprise {enterprise} not found"))
+}
+
 async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output> {
     let mut tx = store.begin().await?;
     let output = match command {
@@ -589,29 +601,18 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                 done(format!("created enterprise {id}"))
             }
             EnterpriseCommand::Update { id, fields } => {
-                let mut settings = tx
-                    .enterprise(id)
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("enterprise {id} not found"))?
-                    .settings;
+                let mut settings = require_enterprise(&mut tx, id).await?.settings;
                 fields.apply(&mut settings)?;
                 tx.update_enterprise(id, &settings).await?;
                 done(format!("updated enterprise {id}"))
             }
             EnterpriseCommand::Show { id } => {
-                let e = tx
-                    .enterprise(id)
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("enterprise {id} not found"))?;
+                let e = require_enterprise(&mut tx, id).await?;
                 Output::Rows(vec![enterprise_json(&e)])
             }
             EnterpriseCommand::List => Output::Rows(tx.enterprises().await?.iter().map(enterprise_json).collect()),
             EnterpriseCommand::Disable { id } => {
-                let mut settings = tx
-                    .enterprise(id)
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("enterprise {id} not found"))?
-                    .settings;
+                let mut settings = require_enterprise(&mut tx, id).await?.settings;
                 settings.status = EnterpriseStatus::Disabled;
                 tx.update_enterprise(id, &settings).await?;
                 done(format!("disabled enterprise {id}"))
@@ -659,11 +660,7 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                 cno,
                 fields,
             } => {
-                let mut settings = tx
-                    .agent(enterprise, &cno)
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("agent {cno} of enterprise {enterprise} not found"))?
-                    .settings;
+                let mut settings = require_agent(&mut tx, enterprise, &cno).await?.settings;
                 fields.apply(&mut settings)?;
                 tx.update_agent(enterprise, &cno, &settings).await?;
                 if let Some(password) = &fields.password {
@@ -672,9 +669,7 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                 done(format!("updated agent {cno} of enterprise {enterprise}"))
             }
             AgentCommand::List { enterprise } => {
-                if tx.enterprise(enterprise).await?.is_none() {
-                    anyhow::bail!("enterprise {enterprise} not found");
-                }
+                require_enterprise(&mut tx, enterprise).await?;
                 let phones = tx.agent_phones(enterprise).await?;
                 let agents = tx.agents(enterprise).await?;
                 Output::Rows(
@@ -691,11 +686,7 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                 )
             }
             AgentCommand::Disable { enterprise, cno } => {
-                let mut settings = tx
-                    .agent(enterprise, &cno)
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("agent {cno} of enterprise {enterprise} not found"))?
-                    .settings;
+                let mut settings = require_agent(&mut tx, enterprise, &cno).await?.settings;
                 settings.active = false;
                 tx.update_agent(enterprise, &cno, &settings).await?;
                 done(format!("disabled agent {cno} of enterprise {enterprise}"))
@@ -707,9 +698,7 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                 number,
                 password,
             } => {
-                if tx.enterprise(enterprise).await?.is_none() {
-                    anyhow::bail!("enterprise {enterprise} not found");
-                }
+                require_enterprise(&mut tx, enterprise).await?;
                 tx.set_extension(enterprise, &number, &password).await?;
                 done(format!("set extension {number} of enterprise {enterprise}"))
             }
@@ -828,9 +817,7 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                     format,
                     name_mapping,
                 };
-                if tx.enterprise(enterprise).await?.is_none() {
-                    anyhow::bail!("enterprise {enterprise} not found");
-                }
+                require_enterprise(&mut tx, enterprise).await?;
                 tx.upsert_push_target(enterprise, &target).await?;
                 done(format!("set push target {} of enterprise {enterprise}", target.name))
             }
@@ -859,10 +846,7 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                 )
             }
             BalanceCommand::Show { enterprise } => {
-                let e = tx
-                    .enterprise(enterprise)
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("enterprise {enterprise} not found"))?;
+                let e = require_enterprise(&mut tx, enterprise).await?;
                 Output::Rows(vec![
                     json!({"enterprise": enterprise.get(), "balance": e.balance.to_string()}),
                 ])
