@@ -4,6 +4,7 @@
 //! Architecture invariant: this crate does no I/O and reads no clock. Everything here is
 //! deterministic, so every rule is unit-tested without a database or a network.
 
+pub mod agent;
 pub mod call;
 pub mod entities;
 pub mod ids;

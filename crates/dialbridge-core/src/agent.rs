@@ -1,0 +1,397 @@
+//! The agent's state (the spec's §3): `loginStatus` × `deviceStatus`, wrap-up, the manual pause
+//! an agent returns to, a status change asked for during a call, and the agent's one outbound
+//! call. Pure: each operation takes the time and returns the new state or a refusal, so the
+//! store can apply it with a conditional update (the outbound lock) and tests are transcripts.
+
+use crate::call::Millis;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LoginStatus {
+    Offline,
+    Online,
+    Pause,
+}
+
+impl LoginStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginStatus::Offline => "offline",
+            LoginStatus::Online => "online",
+            LoginStatus::Pause => "pause",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceStatus {
+    Idle,
+    Ringing,
+    Busy,
+    /// The bound phone cannot be reached (an extension that is not registered).
+    Unavailable,
+}
+
+impl DeviceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceStatus::Idle => "idle",
+            DeviceStatus::Ringing => "ringing",
+            DeviceStatus::Busy => "busy",
+            DeviceStatus::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// The system pause reasons of the legacy interface.
+pub const PAUSE_WRAPUP: &str = "pauseWrapup";
+pub const PAUSE_OUT_CALLING: &str = "pauseOutCalling";
+
+/// How far the agent's outbound call is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CallPhase {
+    /// Accepted; the agent's phone has not answered yet.
+    Setup,
+    /// The agent answered; the customer is being called or talked to.
+    Connected,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AgentCall {
+    pub unique_id: String,
+    pub phase: CallPhase,
+}
+
+/// A status an agent asks for: online, or a pause with a reason.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Availability {
+    Online,
+    Pause(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AgentState {
+    pub login: LoginStatus,
+    /// The pause reason while `login` is `Pause`.
+    pub pause_description: Option<String>,
+    /// Where the agent goes after a call (and its wrap-up): online or its manual pause.
+    pub after_call: Availability,
+    /// End of the current wrap-up.
+    pub wrapup_until: Option<Millis>,
+    pub call: Option<AgentCall>,
+}
+
+/// Why an operation is refused, in the legacy interface's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentRefusal {
+    /// 12: not logged in (PreviewOutcall), or already online (ClientOnline).
+    Offline,
+    AlreadyOnline,
+    /// 33: a call is in setup.
+    AlreadyCalling,
+    /// 13: the agent's call is past setup.
+    InCall,
+}
+
+impl Default for AgentState {
+    fn default() -> Self {
+        Self::offline()
+    }
+}
+
+impl AgentState {
+    pub fn offline() -> Self {
+        Self {
+            login: LoginStatus::Offline,
+            pause_description: None,
+            after_call: Availability::Online,
+            wrapup_until: None,
+            call: None,
+        }
+    }
+
+    /// The state as it is at `now`: a wrap-up that has run out is over.
+    pub fn at(mut self, now: Millis) -> Self {
+        if self.call.is_none() && self.wrapup_until.is_some_and(|until| until <= now) {
+            self.wrapup_until = None;
+            self.become_available(self.after_call.clone());
+        }
+        self
+    }
+
+    pub fn in_wrapup(&self) -> bool {
+        self.wrapup_until.is_some()
+    }
+
+    /// Seconds of wrap-up left at `now` (the events' `wrapupTime`).
+    pub fn wrapup_seconds_left(&self, now: Millis) -> u64 {
+        self.wrapup_until.map_or(0, |until| {
+            u64::try_from((until - now).max(0)).unwrap_or(0).div_ceil(1000)
+        })
+    }
+
+    fn become_available(&mut self, availability: Availability) {
+        match availability {
+            Availability::Online => {
+                self.login = LoginStatus::Online;
+                self.pause_description = None;
+            }
+            Availability::Pause(reason) => {
+                self.login = LoginStatus::Pause;
+                self.pause_description = Some(reason);
+            }
+        }
+    }
+
+    /// The device status, given whether the bound phone is reachable now.
+    pub fn device(&self, phone_reachable: bool) -> DeviceStatus {
+        match &self.call {
+            Some(AgentCall {
+                phase: CallPhase::Setup,
+                ..
+            }) => DeviceStatus::Ringing,
+            Some(AgentCall {
+                phase: CallPhase::Connected,
+                ..
+            }) => DeviceStatus::Busy,
+            None if !phone_reachable => DeviceStatus::Unavailable,
+            None => DeviceStatus::Idle,
+        }
+    }
+
+    /// ClientOnline: logs the agent in, online or in a pause.
+    pub fn log_in(&self, availability: Availability, now: Millis) -> Result<Self, AgentRefusal> {
+        let current = self.clone().at(now);
+        if current.login != LoginStatus::Offline {
+            return Err(AgentRefusal::AlreadyOnline);
+        }
+        let mut next = current;
+        next.after_call = availability.clone();
+        next.become_available(availability);
+        Ok(next)
+    }
+
+    /// ClientOffline: refused while the agent has a call.
+    pub fn log_out(&self, now: Millis) -> Result<Self, AgentRefusal> {
+        let current = self.clone().at(now);
+        if current.call.is_some() {
+            return Err(AgentRefusal::InCall);
+        }
+        Ok(Self::offline())
+    }
+
+    /// ChangeStatus: applied at once, or when the call ends if there is one. A change during
+    /// wrap-up ends the wrap-up.
+    pub fn change_status(&self, availability: Availability, now: Millis) -> Result<Self, AgentRefusal> {
+        let current = self.clone().at(now);
+        if current.login == LoginStatus::Offline {
+            return Err(AgentRefusal::Offline);
+        }
+        let mut next = current;
+        next.after_call = availability.clone();
+        if next.call.is_none() {
+            next.wrapup_until = None;
+            next.become_available(availability);
+        }
+        Ok(next)
+    }
+
+    /// Whether the agent may place a preview outcall now (the device check — a phone that is
+    /// not reachable — is the caller's, with the registrar's knowledge).
+    pub fn may_call(&self, now: Millis) -> Result<(), AgentRefusal> {
+        let current = self.clone().at(now);
+        match (&current.login, &current.call) {
+            (LoginStatus::Offline, _) => Err(AgentRefusal::Offline),
+            (
+                _,
+                Some(AgentCall {
+                    phase: CallPhase::Setup,
+                    ..
+                }),
+            ) => Err(AgentRefusal::AlreadyCalling),
+            (
+                _,
+                Some(AgentCall {
+                    phase: CallPhase::Connected,
+                    ..
+                }),
+            ) => Err(AgentRefusal::InCall),
+            _ => Ok(()),
+        }
+    }
+
+    /// A preview outcall was accepted: takes the outbound lock. An agent online or in wrap-up
+    /// shows `pauseOutCalling`; a manual pause is kept.
+    pub fn start_call(&self, unique_id: &str, now: Millis) -> Result<Self, AgentRefusal> {
+        self.may_call(now)?;
+        let mut next = self.clone().at(now);
+        next.wrapup_until = None;
+        let manual_pause = next.login == LoginStatus::Pause
+            && next
+                .pause_description
+                .as_deref()
+                .is_some_and(|d| d != PAUSE_WRAPUP && d != PAUSE_OUT_CALLING);
+        if !manual_pause {
+            next.login = LoginStatus::Pause;
+            next.pause_description = Some(PAUSE_OUT_CALLING.to_owned());
+        }
+        next.call = Some(AgentCall {
+            unique_id: unique_id.to_owned(),
+            phase: CallPhase::Setup,
+        });
+        Ok(next)
+    }
+
+    /// The agent's phone answered its call.
+    pub fn call_connected(&self, unique_id: &str) -> Self {
+        let mut next = self.clone();
+        if let Some(call) = next.call.as_mut().filter(|c| c.unique_id == unique_id) {
+            call.phase = CallPhase::Connected;
+        }
+        next
+    }
+
+    /// The agent's call ended: after a call the agent answered, wrap-up for `wrapup_secs`
+    /// (none when 0); then, or at once, back to where the agent goes after calls. Ending
+    /// another call than the agent's changes nothing.
+    pub fn end_call(&self, unique_id: &str, agent_answered: bool, wrapup_secs: u32, now: Millis) -> Self {
+        let mut next = self.clone();
+        if next.call.as_ref().is_none_or(|c| c.unique_id != unique_id) {
+            return next;
+        }
+        next.call = None;
+        if next.login == LoginStatus::Offline {
+            return next;
+        }
+        if agent_answered && wrapup_secs > 0 {
+            next.login = LoginStatus::Pause;
+            next.pause_description = Some(PAUSE_WRAPUP.to_owned());
+            next.wrapup_until = Some(now + i64::from(wrapup_secs) * 1000);
+        } else {
+            next.become_available(next.after_call.clone());
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn online() -> AgentState {
+        AgentState::offline().log_in(Availability::Online, 0).unwrap()
+    }
+
+    fn paused(reason: &str) -> AgentState {
+        AgentState::offline()
+            .log_in(Availability::Pause(reason.into()), 0)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_call_the_agent_answered_ends_in_wrapup_then_online() {
+        let s = online();
+        assert_eq!((s.login, s.device(true)), (LoginStatus::Online, DeviceStatus::Idle));
+        let s = s.start_call("u1", 1_000).unwrap();
+        assert_eq!(
+            (s.login, s.pause_description.as_deref(), s.device(true)),
+            (LoginStatus::Pause, Some(PAUSE_OUT_CALLING), DeviceStatus::Ringing)
+        );
+        let s = s.call_connected("u1");
+        assert_eq!(s.device(true), DeviceStatus::Busy);
+        let s = s.end_call("u1", true, 10, 5_000);
+        assert_eq!(
+            (s.login, s.pause_description.as_deref(), s.device(true)),
+            (LoginStatus::Pause, Some(PAUSE_WRAPUP), DeviceStatus::Idle)
+        );
+        assert_eq!(s.wrapup_seconds_left(5_000), 10);
+        assert_eq!(s.wrapup_seconds_left(14_500), 1);
+        assert!(s.may_call(6_000).is_ok(), "wrap-up allows the next call");
+        let later = s.clone().at(15_000);
+        assert_eq!(
+            (later.login, later.pause_description, later.wrapup_until),
+            (LoginStatus::Online, None, None)
+        );
+        assert_eq!(s.clone().at(14_999).login, LoginStatus::Pause);
+    }
+
+    #[test]
+    fn unanswered_calls_and_zero_wrapup_return_at_once() {
+        let s = online().start_call("u1", 0).unwrap().end_call("u1", false, 10, 1_000);
+        assert_eq!((s.login, s.wrapup_until), (LoginStatus::Online, None));
+        let s = online()
+            .start_call("u1", 0)
+            .unwrap()
+            .call_connected("u1")
+            .end_call("u1", true, 0, 1_000);
+        assert_eq!(s.login, LoginStatus::Online);
+    }
+
+    #[test]
+    fn a_manual_pause_is_kept_during_the_call_and_returned_to() {
+        let s = paused("lunch").start_call("u1", 0).unwrap();
+        assert_eq!(
+            s.pause_description.as_deref(),
+            Some("lunch"),
+            "the call does not change a manual pause"
+        );
+        let s = s.call_connected("u1").end_call("u1", true, 5, 1_000);
+        assert_eq!(s.pause_description.as_deref(), Some(PAUSE_WRAPUP));
+        let s = s.at(6_000);
+        assert_eq!(
+            (s.login, s.pause_description.as_deref()),
+            (LoginStatus::Pause, Some("lunch"))
+        );
+    }
+
+    #[test]
+    fn the_outbound_lock() {
+        let s = online().start_call("u1", 0).unwrap();
+        assert_eq!(s.start_call("u2", 1), Err(AgentRefusal::AlreadyCalling));
+        let s = s.call_connected("u1");
+        assert_eq!(s.start_call("u2", 1), Err(AgentRefusal::InCall));
+        assert_eq!(AgentState::offline().start_call("u1", 0), Err(AgentRefusal::Offline));
+        // Ending another call than the agent's changes nothing.
+        assert_eq!(s.end_call("other", true, 10, 5), s);
+        assert_eq!(s.call_connected("other"), s);
+    }
+
+    #[test]
+    fn status_changes_during_a_call_apply_when_it_ends() {
+        let s = online().start_call("u1", 0).unwrap().call_connected("u1");
+        let s = s.change_status(Availability::Pause("meeting".into()), 1).unwrap();
+        assert_eq!(
+            s.pause_description.as_deref(),
+            Some(PAUSE_OUT_CALLING),
+            "not during the call"
+        );
+        let s = s.end_call("u1", true, 10, 2_000).at(20_000);
+        assert_eq!(
+            (s.login, s.pause_description.as_deref()),
+            (LoginStatus::Pause, Some("meeting"))
+        );
+        // And ChangeStatus during wrap-up ends it.
+        let s = online()
+            .start_call("u1", 0)
+            .unwrap()
+            .call_connected("u1")
+            .end_call("u1", true, 60, 1_000);
+        let s = s.change_status(Availability::Online, 2_000).unwrap();
+        assert_eq!((s.login, s.wrapup_until), (LoginStatus::Online, None));
+    }
+
+    #[test]
+    fn login_rules() {
+        assert_eq!(
+            online().log_in(Availability::Online, 1),
+            Err(AgentRefusal::AlreadyOnline)
+        );
+        assert_eq!(
+            AgentState::offline().change_status(Availability::Online, 1),
+            Err(AgentRefusal::Offline)
+        );
+        let calling = online().start_call("u1", 0).unwrap();
+        assert_eq!(calling.log_out(1), Err(AgentRefusal::InCall));
+        assert_eq!(online().log_out(1), Ok(AgentState::offline()));
+        assert_eq!(paused("x").device(false), DeviceStatus::Unavailable);
+    }
+}
