@@ -189,6 +189,17 @@ impl Tx<'_> {
         amount: Money,
         reference: Option<&str>,
     ) -> Result<Money, StoreError> {
+        let kind = if amount >= Money::ZERO { "top_up" } else { "adjustment" };
+        self.adjust_balance(id, amount, kind, reference).await
+    }
+
+    pub(crate) async fn adjust_balance(
+        &mut self,
+        id: EnterpriseId,
+        amount: Money,
+        kind: &str,
+        reference: Option<&str>,
+    ) -> Result<Money, StoreError> {
         let row: Option<(i64,)> = sqlx::query_as(
             "UPDATE enterprises SET balance = balance + $2, updated_at = $3 WHERE id = $1 RETURNING balance",
         )
@@ -199,17 +210,19 @@ impl Tx<'_> {
         .await?;
         let (balance,) = row.ok_or_else(|| StoreError::NotFound(format!("enterprise {id}")))?;
         let ledger_id = self.next_id("balance_ledger").await?;
-        let kind = if amount >= Money::ZERO { "top_up" } else { "adjustment" };
-        sqlx::query("INSERT INTO balance_ledger (id, enterprise_id, amount, balance_after, kind, reference, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(ledger_id)
-            .bind(id.get())
-            .bind(amount.ten_thousandths())
-            .bind(balance)
-            .bind(kind)
-            .bind(reference)
-            .bind(now_ms())
-            .execute(&mut *self.conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO balance_ledger (id, enterprise_id, amount, balance_after, kind, reference, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(ledger_id)
+        .bind(id.get())
+        .bind(amount.ten_thousandths())
+        .bind(balance)
+        .bind(kind)
+        .bind(reference)
+        .bind(now_ms())
+        .execute(&mut *self.conn)
+        .await?;
         Ok(Money::from_ten_thousandths(balance))
     }
 
@@ -326,6 +339,7 @@ impl Tx<'_> {
         .execute(&mut *self.conn)
         .await
         .map_err(|e| classify_constraint(e, || format!("agent {cno} of enterprise {enterprise}")))?;
+        self.insert_agent_runtime(id).await?;
         Ok(id)
     }
 

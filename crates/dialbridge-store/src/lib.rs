@@ -7,6 +7,7 @@
 //! operation, so that a caller (admin CLI, provisioning, later the call engine) composes several
 //! changes atomically.
 
+mod calls;
 mod config;
 pub mod secrets;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor};
 
+pub use calls::*;
 pub use config::*;
 pub use secrets::{md5_hex, PasswordHashCost, PasswordHashing, Sealer, SecretKey};
 

@@ -215,6 +215,126 @@ async fn exercise_configuration(store: &Store) {
     tx.commit().await.unwrap();
 }
 
+/// Agent state with the outbound lock, bound phones, CDRs, charges, refusals; on both databases.
+async fn exercise_calls(store: &Store) {
+    use dialbridge_core::agent::{AgentState, Availability};
+    let acme = ent(3000001);
+    let cno = Cno::parse("2000").unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let agent_id = tx.agent(acme, &cno).await.unwrap().unwrap().id;
+    let stored = tx.agent_state(agent_id).await.unwrap();
+    assert_eq!(stored.state, AgentState::offline());
+    let online = stored.state.log_in(Availability::Online, 0).unwrap();
+    assert!(tx.save_agent_state(agent_id, &online, stored.version).await.unwrap());
+    assert!(
+        !tx.save_agent_state(agent_id, &online, stored.version).await.unwrap(),
+        "a stale version loses"
+    );
+    let stored = tx.agent_state(agent_id).await.unwrap();
+    assert_eq!(stored.state, online);
+    let calling = stored.state.start_call("node-1.1", 1).unwrap();
+    assert!(tx.save_agent_state(agent_id, &calling, stored.version).await.unwrap());
+    assert_eq!(tx.agent_state(agent_id).await.unwrap().state, calling);
+
+    tx.bind_phone(acme, agent_id, PhoneType::Extension, "801")
+        .await
+        .unwrap();
+    assert_eq!(
+        tx.bound_phone(agent_id).await.unwrap(),
+        Some((PhoneType::Extension, "801".to_owned()))
+    );
+    tx.bind_phone(acme, agent_id, PhoneType::Telephone, "13900139000")
+        .await
+        .unwrap();
+    tx.bind_phone(acme, agent_id, PhoneType::Extension, "801")
+        .await
+        .unwrap();
+    assert_eq!(
+        tx.bound_phone(agent_id).await.unwrap(),
+        Some((PhoneType::Extension, "801".to_owned()))
+    );
+    let other = tx
+        .insert_agent(acme, &Cno::parse("2009").unwrap(), &AgentSettings::new("Other"), None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        tx.bind_phone(acme, other, PhoneType::Extension, "801").await,
+        Err(StoreError::Conflict(_))
+    ));
+    let start = CdrStart {
+        unique_id: "node-1.1".into(),
+        enterprise_id: acme,
+        agent_id,
+        cno: "2000".into(),
+        agent_phone: "801".into(),
+        agent_phone_type: PhoneType::Extension,
+        customer_number: "13800138000".into(),
+        customer_area_code: None,
+        customer_number_type: Some(2),
+        caller_id: "02160001234".into(),
+        trunk_name: "carrier".into(),
+        user_field: "{\"crm\":1}".into(),
+        node: "node".into(),
+        requested_at: 1_000,
+    };
+    tx.insert_cdr(&start).await.unwrap();
+    assert_eq!(tx.running_calls(Some(acme), None).await.unwrap(), 1);
+    assert_eq!(tx.running_calls(None, Some("carrier")).await.unwrap(), 1);
+    assert_eq!(tx.open_cdrs().await.unwrap().len(), 1);
+    assert_eq!(tx.calls_to_number_since(acme, "13800138000", 0).await.unwrap(), 1);
+    assert_eq!(tx.calls_to_number_since(acme, "13800138000", 1_001).await.unwrap(), 0);
+    let end = CdrEnd {
+        ended_at: 70_000,
+        status: 28,
+        bridge_seconds: 61,
+        cost: "0.24".parse().unwrap(),
+        sip_cause: 200,
+        ..CdrEnd::default()
+    };
+    assert!(tx.finish_cdr("node-1.1", &end).await.unwrap());
+    assert!(!tx.finish_cdr("node-1.1", &end).await.unwrap(), "a call is closed once");
+    let balance = tx.enterprise(acme).await.unwrap().unwrap().balance;
+    let after = tx.charge_call(acme, end.cost, "node-1.1").await.unwrap();
+    assert_eq!(after, balance.checked_sub(end.cost).unwrap());
+    tx.record_refusal(Some(acme.get()), Some("2000"), Some("123"), "7", "not a number")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut read = store.begin_read().await.unwrap();
+    let cdr = read.cdr("node-1.1").await.unwrap().unwrap();
+    assert_eq!(cdr.start, start);
+    assert_eq!(cdr.end, Some(end));
+    let query = CdrQuery {
+        enterprise_id: Some(acme),
+        limit: 10,
+        ..CdrQuery::default()
+    };
+    assert_eq!(read.cdrs(&query).await.unwrap().len(), 1);
+    let other_enterprise = CdrQuery {
+        enterprise_id: Some(ent(3000002)),
+        limit: 10,
+        ..CdrQuery::default()
+    };
+    assert!(read.cdrs(&other_enterprise).await.unwrap().is_empty());
+    let by_field = CdrQuery {
+        enterprise_id: Some(acme),
+        user_field: Some("{\"crm\":1}".into()),
+        limit: 10,
+        ..CdrQuery::default()
+    };
+    assert_eq!(read.cdrs(&by_field).await.unwrap().len(), 1);
+    let in_range = CdrQuery {
+        enterprise_id: Some(acme),
+        from: Some(2_000),
+        limit: 10,
+        ..CdrQuery::default()
+    };
+    assert!(read.cdrs(&in_range).await.unwrap().is_empty());
+    assert!(read.open_cdrs().await.unwrap().is_empty());
+    assert_eq!(read.refusals(acme, 10).await.unwrap()[0].3, "7");
+}
+
 #[tokio::test]
 async fn sqlite_configuration_round_trip() {
     let dir = tempfile::tempdir().unwrap();
@@ -222,11 +342,12 @@ async fn sqlite_configuration_round_trip() {
     assert!(dir.path().join("dialbridge.db").exists());
     assert_eq!(store.backend(), Backend::Sqlite);
     exercise_configuration(&store).await;
+    exercise_calls(&store).await;
     store.close().await;
 
     // Reopening migrates nothing twice and keeps the data; sequences continue.
     let store = sqlite_store(&dir).await;
-    assert_eq!(store.applied_migrations().await.unwrap(), vec![1]);
+    assert_eq!(store.applied_migrations().await.unwrap(), vec![1, 2]);
     let mut tx = store.begin().await.unwrap();
     assert_eq!(tx.next_id("test_seq").await.unwrap(), 3);
     assert!(tx.enterprise(ent(3000001)).await.unwrap().is_some());
@@ -332,6 +453,7 @@ async fn postgres_runs_the_same_migrations_and_operations() {
     };
     let store = Store::open(&options, &key()).await.unwrap();
     assert_eq!(store.backend(), Backend::Postgres);
-    assert_eq!(store.applied_migrations().await.unwrap(), vec![1]);
+    assert_eq!(store.applied_migrations().await.unwrap(), vec![1, 2]);
     exercise_configuration(&store).await;
+    exercise_calls(&store).await;
 }

@@ -1,0 +1,495 @@
+//! Runtime: agent state (with the outbound lock), bound phones, call detail records, balance
+//! charges and refused requests.
+
+use dialbridge_core::agent::{AgentCall, AgentState, Availability, CallPhase, LoginStatus};
+use dialbridge_core::{EnterpriseId, Money, PhoneType};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::config::now_ms;
+use crate::{classify_constraint, StoreError, Tx};
+
+/// An agent's state as stored, with the version its next change must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAgentState {
+    pub state: AgentState,
+    pub version: i64,
+}
+
+/// A call as it is accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdrStart {
+    pub unique_id: String,
+    pub enterprise_id: EnterpriseId,
+    pub agent_id: i64,
+    pub cno: String,
+    pub agent_phone: String,
+    pub agent_phone_type: PhoneType,
+    pub customer_number: String,
+    pub customer_area_code: Option<String>,
+    pub customer_number_type: Option<u8>,
+    pub caller_id: String,
+    pub trunk_name: String,
+    pub user_field: String,
+    pub node: String,
+    pub requested_at: i64,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CdrEnd {
+    pub agent_ringing_at: Option<i64>,
+    pub agent_answered_at: Option<i64>,
+    pub customer_ringing_at: Option<i64>,
+    pub bridged_at: Option<i64>,
+    pub ended_at: i64,
+    /// The legacy status: 21, 22, 24 or 28.
+    pub status: u8,
+    pub end_reason: String,
+    /// "agent", "customer" or "platform".
+    pub hung_up_by: String,
+    pub sip_cause: u16,
+    pub agent_sip_code: Option<u16>,
+    pub customer_sip_code: Option<u16>,
+    pub bridge_seconds: u64,
+    pub cost: Money,
+    pub packets_agent_to_customer: u64,
+    pub packets_customer_to_agent: u64,
+}
+
+/// A CDR as stored (`end` is `None` while the call runs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cdr {
+    pub start: CdrStart,
+    pub end: Option<CdrEnd>,
+}
+
+/// Which CDRs to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct CdrQuery {
+    pub enterprise_id: Option<EnterpriseId>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub unique_id: Option<String>,
+    pub user_field: Option<String>,
+    pub customer_number: Option<String>,
+    pub cno: Option<String>,
+    pub offset: u32,
+    pub limit: u32,
+}
+
+fn encode_availability(a: &Availability) -> String {
+    match a {
+        Availability::Online => "online".to_owned(),
+        Availability::Pause(reason) => format!("pause:{reason}"),
+    }
+}
+
+fn decode_availability(text: &str) -> Availability {
+    match text.strip_prefix("pause:") {
+        Some(reason) => Availability::Pause(reason.to_owned()),
+        None => Availability::Online,
+    }
+}
+
+fn opt_i64(v: Option<u16>) -> Option<i64> {
+    v.map(i64::from)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn cdr_from_row(row: &AnyRow) -> Result<Cdr, StoreError> {
+    let phone_type: i64 = row.try_get("agent_phone_type")?;
+    let start = CdrStart {
+        unique_id: row.try_get("unique_id")?,
+        enterprise_id: EnterpriseId::new(row.try_get("enterprise_id")?)?,
+        agent_id: row.try_get("agent_id")?,
+        cno: row.try_get("cno")?,
+        agent_phone: row.try_get("agent_phone")?,
+        agent_phone_type: PhoneType::from_legacy_code(phone_type)
+            .ok_or_else(|| StoreError::Corrupt(format!("agent_phone_type = {phone_type}")))?,
+        customer_number: row.try_get("customer_number")?,
+        customer_area_code: row.try_get("customer_area_code")?,
+        customer_number_type: row
+            .try_get::<Option<i64>, _>("customer_number_type")?
+            .and_then(|t| u8::try_from(t).ok()),
+        caller_id: row.try_get("caller_id")?,
+        trunk_name: row.try_get("trunk_name")?,
+        user_field: row.try_get("user_field")?,
+        node: row.try_get("node")?,
+        requested_at: row.try_get("requested_at")?,
+    };
+    let end = match row.try_get::<Option<i64>, _>("ended_at")? {
+        None => None,
+        Some(ended_at) => {
+            let code = |name: &str| -> Result<Option<u16>, StoreError> {
+                Ok(row.try_get::<Option<i64>, _>(name)?.and_then(|c| u16::try_from(c).ok()))
+            };
+            Some(CdrEnd {
+                agent_ringing_at: row.try_get("agent_ringing_at")?,
+                agent_answered_at: row.try_get("agent_answered_at")?,
+                customer_ringing_at: row.try_get("customer_ringing_at")?,
+                bridged_at: row.try_get("bridged_at")?,
+                ended_at,
+                status: u8::try_from(row.try_get::<Option<i64>, _>("status")?.unwrap_or(0)).unwrap_or(0),
+                end_reason: row.try_get::<Option<String>, _>("end_reason")?.unwrap_or_default(),
+                hung_up_by: row.try_get::<Option<String>, _>("hung_up_by")?.unwrap_or_default(),
+                sip_cause: code("sip_cause")?.unwrap_or(0),
+                agent_sip_code: code("agent_sip_code")?,
+                customer_sip_code: code("customer_sip_code")?,
+                bridge_seconds: to_u64(row.try_get::<Option<i64>, _>("bridge_seconds")?.unwrap_or(0)),
+                cost: Money::from_ten_thousandths(row.try_get::<Option<i64>, _>("cost")?.unwrap_or(0)),
+                packets_agent_to_customer: to_u64(
+                    row.try_get::<Option<i64>, _>("packets_agent_to_customer")?.unwrap_or(0),
+                ),
+                packets_customer_to_agent: to_u64(
+                    row.try_get::<Option<i64>, _>("packets_customer_to_agent")?.unwrap_or(0),
+                ),
+            })
+        }
+    };
+    Ok(Cdr { start, end })
+}
+
+impl Tx<'_> {
+    // ---- agent state ----
+
+    pub async fn agent_state(&mut self, agent_id: i64) -> Result<StoredAgentState, StoreError> {
+        let row = sqlx::query("SELECT * FROM agent_runtime WHERE agent_id = $1")
+            .bind(agent_id)
+            .fetch_optional(&mut *self.conn)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("agent #{agent_id}")))?;
+        let login = match row.try_get::<String, _>("login_status")?.as_str() {
+            "online" => LoginStatus::Online,
+            "pause" => LoginStatus::Pause,
+            _ => LoginStatus::Offline,
+        };
+        let call = match (
+            row.try_get::<Option<String>, _>("call_unique_id")?,
+            row.try_get::<Option<String>, _>("call_phase")?,
+        ) {
+            (Some(unique_id), Some(phase)) => Some(AgentCall {
+                unique_id,
+                phase: if phase == "connected" {
+                    CallPhase::Connected
+                } else {
+                    CallPhase::Setup
+                },
+            }),
+            _ => None,
+        };
+        Ok(StoredAgentState {
+            state: AgentState {
+                login,
+                pause_description: row.try_get("pause_description")?,
+                after_call: decode_availability(&row.try_get::<String, _>("after_call")?),
+                wrapup_until: row.try_get("wrapup_until")?,
+                call,
+            },
+            version: row.try_get("version")?,
+        })
+    }
+
+    /// Writes the agent's new state if nobody changed it since `expected_version` was read;
+    /// false when someone did (the caller lost a race and must re-read).
+    pub async fn save_agent_state(
+        &mut self,
+        agent_id: i64,
+        state: &AgentState,
+        expected_version: i64,
+    ) -> Result<bool, StoreError> {
+        let (call_id, phase) = match &state.call {
+            Some(c) => (
+                Some(c.unique_id.as_str()),
+                Some(if c.phase == CallPhase::Connected {
+                    "connected"
+                } else {
+                    "setup"
+                }),
+            ),
+            None => (None, None),
+        };
+        let done = sqlx::query(
+            "UPDATE agent_runtime SET login_status = $3, pause_description = $4, after_call = $5, wrapup_until = $6, \
+             call_unique_id = $7, call_phase = $8, version = version + 1, updated_at = $9 WHERE agent_id = $1 AND version = $2",
+        )
+        .bind(agent_id)
+        .bind(expected_version)
+        .bind(state.login.as_str())
+        .bind(state.pause_description.as_deref())
+        .bind(encode_availability(&state.after_call))
+        .bind(state.wrapup_until)
+        .bind(call_id)
+        .bind(phase)
+        .bind(now_ms())
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn insert_agent_runtime(&mut self, agent_id: i64) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO agent_runtime (agent_id, login_status, after_call, version, updated_at) VALUES ($1, 'offline', 'online', 0, $2)")
+            .bind(agent_id)
+            .bind(now_ms())
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    // ---- bound phones ----
+
+    pub async fn bound_phone(&mut self, agent_id: i64) -> Result<Option<(PhoneType, String)>, StoreError> {
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT phone_type, number FROM agent_phones WHERE agent_id = $1 AND is_bound = 1")
+                .bind(agent_id)
+                .fetch_optional(&mut *self.conn)
+                .await?;
+        Ok(row.and_then(|(t, n)| PhoneType::from_legacy_code(t).map(|t| (t, n))))
+    }
+
+    /// Binds a phone to the agent (and remembers it among the phones it used). `Conflict` when
+    /// another agent has it bound.
+    pub async fn bind_phone(
+        &mut self,
+        enterprise: EnterpriseId,
+        agent_id: i64,
+        phone_type: PhoneType,
+        number: &str,
+    ) -> Result<(), StoreError> {
+        let other: Option<(i64,)> = sqlx::query_as(
+            "SELECT agent_id FROM agent_phones WHERE enterprise_id = $1 AND phone_type = $2 AND number = $3 AND is_bound = 1 AND agent_id <> $4",
+        )
+        .bind(enterprise.get())
+        .bind(i64::from(phone_type.legacy_code()))
+        .bind(number)
+        .bind(agent_id)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        if other.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "phone {number} is bound to another agent"
+            )));
+        }
+        self.unbind_phone(agent_id).await?;
+        let updated =
+            sqlx::query("UPDATE agent_phones SET is_bound = 1 WHERE agent_id = $1 AND phone_type = $2 AND number = $3")
+                .bind(agent_id)
+                .bind(i64::from(phone_type.legacy_code()))
+                .bind(number)
+                .execute(&mut *self.conn)
+                .await?;
+        if updated.rows_affected() == 0 {
+            let id = self.next_id("agent_phones").await?;
+            sqlx::query(
+                "INSERT INTO agent_phones (id, agent_id, enterprise_id, phone_type, number, is_bound, created_at) VALUES ($1, $2, $3, $4, $5, 1, $6)",
+            )
+            .bind(id)
+            .bind(agent_id)
+            .bind(enterprise.get())
+            .bind(i64::from(phone_type.legacy_code()))
+            .bind(number)
+            .bind(now_ms())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(|e| classify_constraint(e, || format!("phone {number}")))?;
+        }
+        Ok(())
+    }
+
+    pub async fn unbind_phone(&mut self, agent_id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE agent_phones SET is_bound = 0 WHERE agent_id = $1 AND is_bound = 1")
+            .bind(agent_id)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    // ---- call detail records ----
+
+    pub async fn insert_cdr(&mut self, start: &CdrStart) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO cdrs (unique_id, enterprise_id, agent_id, cno, agent_phone, agent_phone_type, customer_number, \
+             customer_area_code, customer_number_type, caller_id, trunk_name, user_field, node, requested_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&start.unique_id)
+        .bind(start.enterprise_id.get())
+        .bind(start.agent_id)
+        .bind(&start.cno)
+        .bind(&start.agent_phone)
+        .bind(i64::from(start.agent_phone_type.legacy_code()))
+        .bind(&start.customer_number)
+        .bind(start.customer_area_code.as_deref())
+        .bind(start.customer_number_type.map(i64::from))
+        .bind(&start.caller_id)
+        .bind(&start.trunk_name)
+        .bind(&start.user_field)
+        .bind(&start.node)
+        .bind(start.requested_at)
+        .execute(&mut *self.conn)
+        .await
+        .map_err(|e| classify_constraint(e, || format!("CDR {}", start.unique_id)))?;
+        Ok(())
+    }
+
+    /// Completes a CDR; false when it was already complete (a call is closed once).
+    pub async fn finish_cdr(&mut self, unique_id: &str, end: &CdrEnd) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE cdrs SET agent_ringing_at = $2, agent_answered_at = $3, customer_ringing_at = $4, bridged_at = $5, \
+             ended_at = $6, status = $7, end_reason = $8, hung_up_by = $9, sip_cause = $10, agent_sip_code = $11, \
+             customer_sip_code = $12, bridge_seconds = $13, cost = $14, packets_agent_to_customer = $15, \
+             packets_customer_to_agent = $16 WHERE unique_id = $1 AND ended_at IS NULL",
+        )
+        .bind(unique_id)
+        .bind(end.agent_ringing_at)
+        .bind(end.agent_answered_at)
+        .bind(end.customer_ringing_at)
+        .bind(end.bridged_at)
+        .bind(end.ended_at)
+        .bind(i64::from(end.status))
+        .bind(&end.end_reason)
+        .bind(&end.hung_up_by)
+        .bind(i64::from(end.sip_cause))
+        .bind(opt_i64(end.agent_sip_code))
+        .bind(opt_i64(end.customer_sip_code))
+        .bind(i64::try_from(end.bridge_seconds).unwrap_or(i64::MAX))
+        .bind(end.cost.ten_thousandths())
+        .bind(i64::try_from(end.packets_agent_to_customer).unwrap_or(i64::MAX))
+        .bind(i64::try_from(end.packets_customer_to_agent).unwrap_or(i64::MAX))
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn cdr(&mut self, unique_id: &str) -> Result<Option<Cdr>, StoreError> {
+        let row = sqlx::query("SELECT * FROM cdrs WHERE unique_id = $1")
+            .bind(unique_id)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        row.as_ref().map(cdr_from_row).transpose()
+    }
+
+    /// CDRs of calls still running (after a crash: the calls to close).
+    pub async fn open_cdrs(&mut self) -> Result<Vec<Cdr>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM cdrs WHERE ended_at IS NULL ORDER BY requested_at")
+            .fetch_all(&mut *self.conn)
+            .await?;
+        rows.iter().map(cdr_from_row).collect()
+    }
+
+    pub async fn cdrs(&mut self, q: &CdrQuery) -> Result<Vec<Cdr>, StoreError> {
+        // Filters are bound in a fixed order; absent ones compare against NULL and pass.
+        let rows = sqlx::query(
+            "SELECT * FROM cdrs WHERE ($1 IS NULL OR enterprise_id = $1) AND ($2 IS NULL OR requested_at >= $2) \
+             AND ($3 IS NULL OR requested_at <= $3) AND ($4 IS NULL OR unique_id = $4) AND ($5 IS NULL OR user_field = $5) \
+             AND ($6 IS NULL OR customer_number = $6) AND ($7 IS NULL OR cno = $7) \
+             ORDER BY requested_at DESC, unique_id DESC LIMIT $8 OFFSET $9",
+        )
+        .bind(q.enterprise_id.map(EnterpriseId::get))
+        .bind(q.from)
+        .bind(q.to)
+        .bind(q.unique_id.as_deref())
+        .bind(q.user_field.as_deref())
+        .bind(q.customer_number.as_deref())
+        .bind(q.cno.as_deref())
+        .bind(i64::from(q.limit))
+        .bind(i64::from(q.offset))
+        .fetch_all(&mut *self.conn)
+        .await?;
+        rows.iter().map(cdr_from_row).collect()
+    }
+
+    /// Accepted calls to `number` since `since` (the per-number call limit).
+    pub async fn calls_to_number_since(
+        &mut self,
+        enterprise: EnterpriseId,
+        number: &str,
+        since: i64,
+    ) -> Result<u64, StoreError> {
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM cdrs WHERE enterprise_id = $1 AND customer_number = $2 AND requested_at >= $3",
+        )
+        .bind(enterprise.get())
+        .bind(number)
+        .bind(since)
+        .fetch_one(&mut *self.conn)
+        .await?;
+        Ok(to_u64(count))
+    }
+
+    /// Calls of the enterprise running now (its concurrency cap) and on a trunk.
+    pub async fn running_calls(
+        &mut self,
+        enterprise: Option<EnterpriseId>,
+        trunk: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM cdrs WHERE ended_at IS NULL AND ($1 IS NULL OR enterprise_id = $1) AND ($2 IS NULL OR trunk_name = $2)",
+        )
+        .bind(enterprise.map(EnterpriseId::get))
+        .bind(trunk)
+        .fetch_one(&mut *self.conn)
+        .await?;
+        Ok(to_u64(count))
+    }
+
+    /// Deducts a call's cost from the balance, with its ledger row; returns the new balance.
+    pub async fn charge_call(
+        &mut self,
+        enterprise: EnterpriseId,
+        cost: Money,
+        unique_id: &str,
+    ) -> Result<Money, StoreError> {
+        self.adjust_balance(
+            enterprise,
+            Money::ZERO.checked_sub(cost).unwrap_or(Money::ZERO),
+            "call_charge",
+            Some(unique_id),
+        )
+        .await
+    }
+
+    // ---- refused requests ----
+
+    pub async fn record_refusal(
+        &mut self,
+        enterprise: Option<i64>,
+        cno: Option<&str>,
+        customer_number: Option<&str>,
+        res: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let id = self.next_id("refused_requests").await?;
+        sqlx::query(
+            "INSERT INTO refused_requests (id, enterprise_id, cno, customer_number, res, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id)
+        .bind(enterprise)
+        .bind(cno)
+        .bind(customer_number)
+        .bind(res)
+        .bind(reason)
+        .bind(now_ms())
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    /// The latest refusals of an enterprise: (time, cno, number, res, reason).
+    pub async fn refusals(
+        &mut self,
+        enterprise: EnterpriseId,
+        limit: u32,
+    ) -> Result<Vec<(i64, Option<String>, Option<String>, String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT at, cno, customer_number, res, reason FROM refused_requests WHERE enterprise_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
+        )
+        .bind(enterprise.get())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.conn)
+        .await?)
+    }
+}
