@@ -4,6 +4,8 @@
 //! Architecture invariant: handlers translate between the wire and the engine/store; they hold
 //! no call state of their own.
 
+pub mod calls;
+mod legacy;
 mod metrics;
 
 use std::sync::Arc;
@@ -21,12 +23,21 @@ pub use metrics::Metrics;
 pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    pub calls: calls::CallService,
+    pub agent_auth: Arc<legacy::AgentAuthCache>,
+}
+
+impl AppState {
+    pub fn new(calls: calls::CallService, metrics: Arc<Metrics>) -> Self {
+        Self { store: calls.store().clone(), metrics, calls, agent_auth: Arc::default() }
+    }
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .merge(legacy::router())
         .with_state(state)
 }
 

@@ -39,10 +39,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen for HTTP on {} (http.listen)", config.http_listen))?;
     tracing::info!(address = %listener.local_addr()?, node = %config.node_name, "listening for HTTP");
 
-    let app = dialbridge_api::router(AppState {
-        store: store.clone(),
-        metrics,
-    });
+    let calls = dialbridge_api::calls::CallService::new(store.clone(), engine.clone(), config.node_name.clone());
+    let app = dialbridge_api::router(AppState::new(calls, metrics));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -1,0 +1,467 @@
+//! Placing a preview outcall for an authenticated agent, apart from any wire format: the
+//! policy checks in the legacy interface's order, the outbound lock and the CDR row taken in one
+//! transaction before any INVITE, the engine's call, and — when it ends — the CDR, the charge
+//! and the agent's return to wrap-up or idle, in one transaction.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dialbridge_core::agent::{AgentRefusal, AgentState};
+use dialbridge_core::call::{EndReason, Outcome, Phase, Side};
+use dialbridge_core::{BlacklistPattern, Enterprise, EnterpriseStatus, Money, NodeName, NumberClass, PhoneNumber, PhoneType};
+use dialbridge_engine::{AgentPhone, CallReport, CallTimers, CallUpdate, Engine, PreviewOutcall, Progress, SipTransport, TrunkRoute};
+use dialbridge_store::{AgentRecord, CdrEnd, CdrStart, Store, StoreError, Tx};
+use tokio::sync::oneshot;
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Why a call is refused: the legacy `res` code (the modern API maps it) and a reason for the
+/// operator's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub res: &'static str,
+    pub reason: String,
+}
+
+fn refuse(res: &'static str, reason: impl Into<String>) -> Refusal {
+    Refusal { res, reason: reason.into() }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error while placing a call");
+        refuse("10", "internal error")
+    }
+}
+
+/// A request, its parameters already well-formed and its agent authenticated.
+#[derive(Debug, Clone)]
+pub struct OutcallRequest {
+    pub customer_number: String,
+    pub user_field: String,
+    /// `clidLeftNumber`: empty = the enterprise's default.
+    pub caller_id: Option<String>,
+}
+
+pub struct Accepted {
+    pub unique_id: String,
+    /// Resolves to whether the agent answered (sync mode waits for it).
+    pub agent_answered: oneshot::Receiver<bool>,
+    /// The agent ring timeout, so a sync caller knows how long to wait.
+    pub agent_ring_timeout: Duration,
+}
+
+#[derive(Clone)]
+pub struct CallService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    engine: Engine,
+    node: NodeName,
+}
+
+impl CallService {
+    pub fn new(store: Store, engine: Engine, node: NodeName) -> Self {
+        Self { inner: Arc::new(Inner { store, engine, node }) }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Whether the agent's bound phone can be reached now (an extension must be registered).
+    pub fn phone_reachable(&self, enterprise: &Enterprise, phone: Option<&(PhoneType, String)>) -> bool {
+        match phone {
+            Some((PhoneType::Extension, number)) => {
+                self.inner.engine.is_registered(&format!("{}-{number}", enterprise.id))
+            }
+            Some(_) => true,
+            None => false,
+        }
+    }
+
+    /// Checks (41, 4, 6, 5, 7, 11, 14, 40, 12, 33/13, 9, 10), takes the lock and starts the call.
+    pub async fn preview_outcall(
+        &self,
+        enterprise: &Enterprise,
+        agent: &AgentRecord,
+        request: OutcallRequest,
+    ) -> Result<Accepted, Refusal> {
+        let s = &enterprise.settings;
+        if s.status != EnterpriseStatus::Active {
+            return Err(refuse("41", format!("enterprise is {}", s.status)));
+        }
+        if !agent.settings.active {
+            return Err(refuse("4", "agent disabled"));
+        }
+        if !s.outbound_enabled || !s.interface_enabled || !agent.settings.outbound_allowed {
+            return Err(refuse("6", "outbound calling or the interface is not enabled"));
+        }
+        let mut tx = self.inner.store.begin().await?;
+        let caller_ids = tx.caller_ids(Some(enterprise.id)).await?;
+        if caller_ids.is_empty() {
+            return Err(refuse("6", "the enterprise has no caller id to call out with"));
+        }
+        if !enterprise.balance.is_positive() {
+            return Err(refuse("5", "balance exhausted"));
+        }
+        let number = PhoneNumber::parse(&request.customer_number)
+            .map_err(|e| refuse("7", format!("customer number: {}", e.reason)))?;
+        if matches!(number.class(), NumberClass::Extension) {
+            return Err(refuse("7", "an extension is not a customer number"));
+        }
+        if !agent.settings.call_power.permits_customer(&number, agent.settings.area_code.as_deref(), None) {
+            return Err(refuse("7", format!("call power {} does not allow {number}", agent.settings.call_power.as_str())));
+        }
+        let blacklist: Vec<BlacklistPattern> = tx.blacklist(enterprise.id).await?;
+        if let Some(entry) = blacklist.iter().find(|p| p.matches(&number)) {
+            return Err(refuse("11", format!("blacklisted by {entry}")));
+        }
+        let caller_id = match request.caller_id.as_deref().filter(|c| !c.is_empty()) {
+            Some(given) => {
+                let normalised = PhoneNumber::parse(given).map(|n| n.digits().to_owned()).unwrap_or_default();
+                caller_ids
+                    .iter()
+                    .find(|c| c.number == normalised)
+                    .cloned()
+                    .ok_or_else(|| refuse("14", format!("{given} is not one of the enterprise's numbers")))?
+            }
+            None => {
+                let default = s.default_caller_id.as_deref().unwrap_or(caller_ids[0].number.as_str());
+                caller_ids
+                    .iter()
+                    .find(|c| c.number == default)
+                    .cloned()
+                    .ok_or_else(|| refuse("6", "the default caller id is not one of the enterprise's numbers"))?
+            }
+        };
+        let now = now_ms();
+        if let Some(limit) = s.number_limit {
+            let since = now - i64::from(limit.window_minutes) * 60_000;
+            if tx.calls_to_number_since(enterprise.id, number.digits(), since).await? >= u64::from(limit.count) {
+                return Err(refuse("40", format!("{number} called {} times in {} minutes", limit.count, limit.window_minutes)));
+            }
+        }
+        let stored = tx.agent_state(agent.id).await?;
+        stored.state.may_call(now).map_err(agent_refusal)?;
+        let phone = tx.bound_phone(agent.id).await?;
+        if !self.phone_reachable(enterprise, phone.as_ref()) {
+            return Err(refuse("9", "the agent's phone is not reachable"));
+        }
+        let Some((phone_type, phone_number)) = phone else {
+            return Err(refuse("9", "the agent has no bound phone"));
+        };
+        if let Some(cap) = s.concurrency_cap {
+            if tx.running_calls(Some(enterprise.id), None).await? >= u64::from(cap) {
+                return Err(refuse("10", "the enterprise's concurrency cap is reached"));
+            }
+        }
+        let trunk = tx
+            .trunk(&caller_id.trunk)
+            .await?
+            .ok_or_else(|| refuse("6", format!("trunk {} is gone", caller_id.trunk)))?;
+        if tx.running_calls(None, Some(&trunk.trunk.name)).await? >= u64::from(trunk.trunk.max_channels) {
+            return Err(refuse("10", format!("trunk {} is full", trunk.trunk.name)));
+        }
+        let route = self.route(&mut tx, &trunk.trunk).await?;
+
+        // Accept: allocate the uniqueId, take the lock, write the CDR row, in one transaction.
+        let seq = tx.next_id(&format!("unique_id:{}", self.inner.node)).await?;
+        let unique_id = format!("{}-{}.{seq}", self.inner.node, now / 1000);
+        let locked = stored.state.start_call(&unique_id, now).map_err(agent_refusal)?;
+        if !tx.save_agent_state(agent.id, &locked, stored.version).await? {
+            // Another request changed the agent between our read and write: it won the lock.
+            return Err(refuse("33", "another call for this agent is being set up"));
+        }
+        tx.insert_cdr(&CdrStart {
+            unique_id: unique_id.clone(),
+            enterprise_id: enterprise.id,
+            agent_id: agent.id,
+            cno: agent.cno.to_string(),
+            agent_phone: phone_number.clone(),
+            agent_phone_type: phone_type,
+            customer_number: number.digits().to_owned(),
+            customer_area_code: number.area_code().map(str::to_owned),
+            customer_number_type: number.legacy_number_type(),
+            caller_id: caller_id.number.clone(),
+            trunk_name: trunk.trunk.name.clone(),
+            user_field: request.user_field.clone(),
+            node: self.inner.node.to_string(),
+            requested_at: now,
+        })
+        .await?;
+        tx.commit().await?;
+
+        let agent_phone = match phone_type {
+            PhoneType::Extension => AgentPhone::Extension { aor: format!("{}-{phone_number}", enterprise.id) },
+            PhoneType::Telephone | PhoneType::RemotePhone => AgentPhone::Telephone { number: phone_number },
+        };
+        let timers = CallTimers {
+            agent_ring: Duration::from_secs(u64::from(s.agent_ring_timeout_secs)),
+            customer_ring: Duration::from_secs(u64::from(s.customer_ring_timeout_secs)),
+            max_duration: enterprise.balance.affordable_seconds(s.rate_per_minute).map(Duration::from_secs),
+            ..CallTimers::default()
+        };
+        let call = PreviewOutcall {
+            unique_id: unique_id.clone(),
+            agent_phone,
+            customer_number: number.digits().to_owned(),
+            caller_id: caller_id.number,
+            trunk: route,
+            timers,
+        };
+        let (answered_tx, agent_answered) = oneshot::channel();
+        let context = CallContext {
+            enterprise: enterprise.clone(),
+            agent_id: agent.id,
+            wrapup_secs: agent.settings.wrapup_secs.unwrap_or(s.wrapup_secs),
+        };
+        match self.inner.engine.start_preview_outcall(call) {
+            Ok(handle) => {
+                tokio::spawn(self.clone().follow(handle, context, answered_tx));
+            }
+            Err(e) => {
+                // Accepted but not placed: the call still gets its CDR and the agent its lock back.
+                tracing::warn!(%unique_id, error = %e, "the engine refused the call");
+                let outcome = Outcome { reason: EndReason::AgentFailed, side: Side::Platform, phase: Phase::AgentLeg, sip_code: None };
+                let report = CallReport {
+                    unique_id: unique_id.clone(),
+                    outcome,
+                    record: dialbridge_core::call::CallRecord { started_at: now, ended_at: Some(now_ms()), ..Default::default() },
+                    media: Default::default(),
+                };
+                let _ = answered_tx.send(false);
+                self.close(&context, &report).await;
+            }
+        }
+        Ok(Accepted { unique_id, agent_answered, agent_ring_timeout: timers.agent_ring })
+    }
+
+    async fn route(&self, tx: &mut Tx<'_>, trunk: &dialbridge_core::Trunk) -> Result<TrunkRoute, Refusal> {
+        let target = trunk.outbound_proxy.as_ref().unwrap_or(&trunk.address);
+        let address = tokio::net::lookup_host(target.to_string())
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| refuse("10", format!("trunk {}: cannot resolve {target}", trunk.name)))?;
+        let credential = match (&trunk.auth_username, tx.trunk_password(&trunk.name).await?) {
+            (Some(user), Some(password)) => Some((user.clone(), password)),
+            _ => None,
+        };
+        Ok(TrunkRoute {
+            name: trunk.name.clone(),
+            address,
+            host: trunk.address.to_string(),
+            transport: match trunk.transport {
+                dialbridge_core::Transport::Udp => SipTransport::Udp,
+                dialbridge_core::Transport::Tcp => SipTransport::Tcp,
+            },
+            credential,
+        })
+    }
+
+    async fn follow(self, mut handle: dialbridge_engine::CallHandle, context: CallContext, answered: oneshot::Sender<bool>) {
+        let mut answered = Some(answered);
+        while let Some(update) = handle.updates.recv().await {
+            match update {
+                CallUpdate::Progress { progress: Progress::AgentAnswered, .. } => {
+                    if let Some(tx) = answered.take() {
+                        let _ = tx.send(true);
+                    }
+                    self.update_agent(context.agent_id, |s, _| Some(s.call_connected(&handle.unique_id))).await;
+                }
+                CallUpdate::Progress { .. } => {}
+                CallUpdate::Finished(report) => {
+                    if let Some(tx) = answered.take() {
+                        let _ = tx.send(false);
+                    }
+                    self.close(&context, &report).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads, changes and writes the agent's state, retrying when a concurrent change won.
+    async fn update_agent(&self, agent_id: i64, change: impl Fn(&AgentState, i64) -> Option<AgentState>) {
+        for _ in 0..20 {
+            let result: Result<bool, StoreError> = async {
+                let mut tx = self.inner.store.begin().await?;
+                let stored = tx.agent_state(agent_id).await?;
+                let Some(next) = change(&stored.state, now_ms()) else { return Ok(true) };
+                if tx.save_agent_state(agent_id, &next, stored.version).await? {
+                    tx.commit().await?;
+                    return Ok(true);
+                }
+                Ok(false)
+            }
+            .await;
+            match result {
+                Ok(true) => return,
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, agent_id, "cannot update the agent's state");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    /// The call ended: CDR, charge and the agent's state in one transaction (retried until it
+    /// commits: a CDR is never lost).
+    async fn close(&self, context: &CallContext, report: &CallReport) {
+        let end = cdr_end(report, context.enterprise.settings.rate_per_minute);
+        let agent_answered = report.record.agent_answered_at.is_some();
+        for attempt in 0u32.. {
+            let result: Result<bool, StoreError> = async {
+                let mut tx = self.inner.store.begin().await?;
+                if !tx.finish_cdr(&report.unique_id, &end).await? {
+                    return Ok(true);
+                }
+                if end.cost.is_positive() {
+                    tx.charge_call(context.enterprise.id, end.cost, &report.unique_id).await?;
+                }
+                let stored = tx.agent_state(context.agent_id).await?;
+                let next = stored.state.end_call(&report.unique_id, agent_answered, context.wrapup_secs, now_ms());
+                if !tx.save_agent_state(context.agent_id, &next, stored.version).await? {
+                    return Ok(false);
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+            .await;
+            match result {
+                Ok(true) => {
+                    tracing::info!(unique_id = %report.unique_id, status = end.status, reason = %end.end_reason, "CDR written");
+                    return;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(unique_id = %report.unique_id, error = %e, attempt, "cannot write the CDR; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25)))).await;
+                }
+            }
+        }
+    }
+}
+
+struct CallContext {
+    enterprise: Enterprise,
+    agent_id: i64,
+    wrapup_secs: u32,
+}
+
+fn agent_refusal(r: AgentRefusal) -> Refusal {
+    match r {
+        AgentRefusal::Offline | AgentRefusal::AlreadyOnline => refuse("12", "agent offline"),
+        AgentRefusal::AlreadyCalling => refuse("33", "already calling"),
+        AgentRefusal::InCall => refuse("13", "agent in a call"),
+    }
+}
+
+/// The legacy CDR status (§4): 28 bridged; 21 the customer did not answer (or the agent, the
+/// API or a shutdown ended it while it rang); 22 the customer leg failed; 24 the agent's phone
+/// did not answer.
+pub fn cdr_status(outcome: &Outcome) -> u8 {
+    match outcome.phase {
+        Phase::Bridged => 28,
+        Phase::CustomerLeg => match outcome.reason {
+            EndReason::CustomerBusy | EndReason::CustomerDeclined | EndReason::CustomerUnreachable | EndReason::CustomerFailed => 22,
+            _ => 21,
+        },
+        Phase::AgentLeg => 24,
+    }
+}
+
+/// The SIP status that decided the ending (§4 `sipCause`).
+pub fn sip_cause(outcome: &Outcome) -> u16 {
+    outcome.sip_code.unwrap_or(match outcome.reason {
+        EndReason::AgentNoAnswer | EndReason::CustomerNoAnswer => 487,
+        EndReason::AgentUnreachable | EndReason::CustomerUnreachable => 408,
+        EndReason::AgentNotRegistered => 480,
+        _ if outcome.phase == Phase::Bridged => 200,
+        _ => 487,
+    })
+}
+
+fn cdr_end(report: &CallReport, rate: Money) -> CdrEnd {
+    let r = &report.record;
+    let ended_at = r.ended_at.unwrap_or_else(now_ms);
+    let bridge_seconds = r.bridged_at.map_or(0, |b| u64::try_from((ended_at - b).max(0)).unwrap_or(0).div_ceil(1000));
+    let cost = Money::charge_per_started_minute(rate, bridge_seconds).unwrap_or(Money::ZERO);
+    CdrEnd {
+        agent_ringing_at: r.agent_ringing_at,
+        agent_answered_at: r.agent_answered_at,
+        customer_ringing_at: r.customer_ringing_at,
+        bridged_at: r.bridged_at,
+        ended_at,
+        status: cdr_status(&report.outcome),
+        end_reason: format!("{:?}", report.outcome.reason),
+        hung_up_by: match report.outcome.side {
+            Side::Agent => "agent",
+            Side::Customer => "customer",
+            Side::Platform => "platform",
+        }
+        .to_owned(),
+        sip_cause: sip_cause(&report.outcome),
+        agent_sip_code: r.agent_final_code,
+        customer_sip_code: r.customer_final_code,
+        bridge_seconds,
+        cost,
+        packets_agent_to_customer: report.media.agent_to_customer_packets,
+        packets_customer_to_agent: report.media.customer_to_agent_packets,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(reason: EndReason, phase: Phase, sip_code: Option<u16>) -> Outcome {
+        Outcome { reason, side: Side::Platform, phase, sip_code }
+    }
+
+    #[test]
+    fn cdr_status_by_phase_and_reason() {
+        assert_eq!(cdr_status(&outcome(EndReason::AgentHungUp, Phase::Bridged, Some(200))), 28);
+        assert_eq!(cdr_status(&outcome(EndReason::CustomerNoAnswer, Phase::CustomerLeg, None)), 21);
+        assert_eq!(cdr_status(&outcome(EndReason::AgentHungUp, Phase::CustomerLeg, None)), 21);
+        assert_eq!(cdr_status(&outcome(EndReason::HangUpRequested, Phase::CustomerLeg, None)), 21);
+        for r in [EndReason::CustomerBusy, EndReason::CustomerDeclined, EndReason::CustomerUnreachable, EndReason::CustomerFailed] {
+            assert_eq!(cdr_status(&outcome(r, Phase::CustomerLeg, Some(486))), 22);
+        }
+        for r in [EndReason::AgentBusy, EndReason::AgentNoAnswer, EndReason::HangUpRequested, EndReason::AgentNotRegistered] {
+            assert_eq!(cdr_status(&outcome(r, Phase::AgentLeg, None)), 24);
+        }
+    }
+
+    #[test]
+    fn sip_causes() {
+        assert_eq!(sip_cause(&outcome(EndReason::CustomerBusy, Phase::CustomerLeg, Some(486))), 486);
+        assert_eq!(sip_cause(&outcome(EndReason::AgentNoAnswer, Phase::AgentLeg, None)), 487);
+        assert_eq!(sip_cause(&outcome(EndReason::AgentUnreachable, Phase::AgentLeg, None)), 408);
+        assert_eq!(sip_cause(&outcome(EndReason::MediaTimeout, Phase::Bridged, None)), 200);
+    }
+
+    #[test]
+    fn bridged_time_is_billed_per_started_minute() {
+        let report = CallReport {
+            unique_id: "u".into(),
+            outcome: outcome(EndReason::CustomerHungUp, Phase::Bridged, Some(200)),
+            record: dialbridge_core::call::CallRecord { bridged_at: Some(1_000), ended_at: Some(62_500), ..Default::default() },
+            media: Default::default(),
+        };
+        let end = cdr_end(&report, "0.12".parse().unwrap());
+        assert_eq!(end.bridge_seconds, 62);
+        assert_eq!(end.cost, "0.24".parse().unwrap());
+        assert_eq!(end.status, 28);
+    }
+}

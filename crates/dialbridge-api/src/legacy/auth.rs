@@ -1,0 +1,120 @@
+//! The legacy authentication families and their MD5 quirks (the spec's §1).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use dialbridge_core::{Cno, EnterpriseId};
+use dialbridge_store::{StoreError, Tx};
+use md5::{Digest, Md5};
+
+/// Lowercase, and left-padded with zeros to 32 characters (Java's `BigInteger.toString(16)`
+/// drops leading zeros). `None` when it is not hex at all.
+pub fn normalize_md5(given: &str) -> Option<String> {
+    let lower = given.trim().to_ascii_lowercase();
+    if lower.is_empty() || lower.len() > 32 || !lower.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(format!("{lower:0>32}"))
+}
+
+fn md5_hex(text: &str) -> String {
+    hex::encode(Md5::digest(text.as_bytes()))
+}
+
+/// The seed scheme: `pwd` = md5(md5(admin password) + seed); a client that drops leading zeros
+/// does so in the inner digest too.
+pub fn seed_matches(inner_md5: &str, seed: &str, pwd: &str) -> bool {
+    let Some(pwd) = normalize_md5(pwd) else { return false };
+    if md5_hex(&format!("{inner_md5}{seed}")) == pwd {
+        return true;
+    }
+    let stripped = inner_md5.trim_start_matches('0');
+    stripped.len() != inner_md5.len() && md5_hex(&format!("{stripped}{seed}")) == pwd
+}
+
+/// Checks an admin: with a `seed`, the seed scheme; without, `pwd` = md5(admin password).
+pub async fn admin_ok(
+    tx: &mut Tx<'_>,
+    enterprise: EnterpriseId,
+    user_name: &str,
+    seed: Option<&str>,
+    pwd: &str,
+) -> Result<bool, StoreError> {
+    let Some(inner) = tx.admin_password_md5(enterprise, user_name).await? else { return Ok(false) };
+    Ok(match seed {
+        Some(seed) => seed_matches(&inner, seed, pwd),
+        None => normalize_md5(pwd).is_some_and(|p| p == inner),
+    })
+}
+
+/// Successful agent checks, remembered for a few seconds so that a burst of PreviewOutcall
+/// clicks does not pay the slow hash each time (a changed password takes effect within the
+/// same few seconds).
+#[derive(Default)]
+pub struct AgentAuthCache {
+    entries: Mutex<HashMap<(i64, String, String), Instant>>,
+}
+
+const CACHE_TTL: Duration = Duration::from_secs(10);
+
+impl AgentAuthCache {
+    pub async fn agent_ok(
+        &self,
+        tx: &mut Tx<'_>,
+        enterprise: EnterpriseId,
+        cno: &Cno,
+        pwd: &str,
+    ) -> Result<bool, StoreError> {
+        let Some(pwd) = normalize_md5(pwd) else { return Ok(false) };
+        let key = (enterprise.get(), cno.to_string(), pwd.clone());
+        {
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            entries.retain(|_, at| at.elapsed() < CACHE_TTL);
+            if entries.contains_key(&key) {
+                return Ok(true);
+            }
+        }
+        let ok = tx.agent_password_matches(enterprise, cno, &pwd).await?;
+        if ok {
+            self.entries.lock().unwrap_or_else(|p| p.into_inner()).insert(key, Instant::now());
+        }
+        Ok(ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_quirks() {
+        let full = md5_hex("1234");
+        assert_eq!(normalize_md5(&full.to_ascii_uppercase()), Some(full.clone()));
+        assert_eq!(normalize_md5("abc"), Some(format!("{:0>32}", "abc")));
+        assert_eq!(normalize_md5("xyz"), None);
+        assert_eq!(normalize_md5(""), None);
+        assert_eq!(normalize_md5(&"a".repeat(33)), None);
+    }
+
+    #[test]
+    fn seed_scheme_with_and_without_leading_zeros() {
+        let inner = md5_hex("admin-secret");
+        let pwd = md5_hex(&format!("{inner}12345"));
+        assert!(seed_matches(&inner, "12345", &pwd));
+        assert!(seed_matches(&inner, "12345", &pwd.to_ascii_uppercase()));
+        assert!(!seed_matches(&inner, "12346", &pwd));
+        // A password whose md5 starts with 0: the Java client strips it inside too.
+        let mut password = 0;
+        let zero_inner = loop {
+            let candidate = md5_hex(&format!("pw{password}"));
+            if candidate.starts_with('0') {
+                break candidate;
+            }
+            password += 1;
+        };
+        let stripped_pwd = md5_hex(&format!("{}seed", zero_inner.trim_start_matches('0')));
+        assert!(seed_matches(&zero_inner, "seed", stripped_pwd.trim_start_matches('0')));
+        assert!(seed_matches(&zero_inner, "seed", &md5_hex(&format!("{zero_inner}seed"))));
+    }
+}

@@ -1,0 +1,144 @@
+//! `/interfaceAction/cdrObInterface!listCdrOb.action`: the enterprise's CDRs, newest first.
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use chrono::{NaiveDateTime, TimeZone};
+use chrono_tz::Tz;
+use dialbridge_core::EnterpriseId;
+use dialbridge_store::{Cdr, CdrQuery};
+use serde_json::{json, Value};
+
+use super::{auth, params_of, reply};
+use crate::AppState;
+
+const MAX_LIMIT: u32 = 1000;
+
+fn error(params: &super::Params, msg: &str) -> Response {
+    reply(params, json!({"result": "error", "msg": msg}))
+}
+
+pub async fn list_cdr_ob(State(app): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+    let params = params_of(query, &headers, &body);
+    let Some(enterprise_id) = params.get("enterpriseId").and_then(|e| EnterpriseId::parse(e).ok()) else {
+        return error(&params, "bad enterpriseId");
+    };
+    let (Some(user), Some(pwd)) = (params.get("userName"), params.get("pwd")) else {
+        return error(&params, "userName and pwd are required");
+    };
+    let result = async {
+        let mut tx = app.calls.store().begin_read().await?;
+        if !auth::admin_ok(&mut tx, enterprise_id, user, Some(params.get("seed").unwrap_or("")), pwd).await? {
+            return Ok(Err("authentication failed"));
+        }
+        let Some(enterprise) = tx.enterprise(enterprise_id).await? else { return Ok(Err("authentication failed")) };
+        let zone: Tz = enterprise.settings.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+        let time = |name: &str| -> Result<Option<i64>, &'static str> {
+            params
+                .get(name)
+                .map(|t| {
+                    NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S")
+                        .ok()
+                        .and_then(|n| zone.from_local_datetime(&n).earliest())
+                        .map(|d| d.timestamp_millis())
+                        .ok_or("times are yyyy-MM-dd HH:mm:ss")
+                })
+                .transpose()
+        };
+        let (from, to) = match (time("startTime"), time("endTime")) {
+            (Ok(from), Ok(to)) => (from, to),
+            _ => return Ok(Err("times are yyyy-MM-dd HH:mm:ss")),
+        };
+        let limit = params.get("limit").and_then(|l| l.parse::<u32>().ok()).unwrap_or(MAX_LIMIT).clamp(1, MAX_LIMIT);
+        let offset = params.get("start").and_then(|s| s.parse::<u32>().ok()).unwrap_or(0);
+        let mut q = CdrQuery {
+            enterprise_id: Some(enterprise_id),
+            from,
+            to,
+            unique_id: params.get("uniqueId").map(str::to_owned),
+            user_field: params.get("userField").map(str::to_owned),
+            offset,
+            limit,
+            ..CdrQuery::default()
+        };
+        match (params.get("title"), params.get("value")) {
+            (Some("customer_number"), Some(v)) => q.customer_number = Some(v.to_owned()),
+            (Some("cno"), Some(v)) => q.cno = Some(v.to_owned()),
+            _ => {}
+        }
+        let rows: Vec<Value> = tx.cdrs(&q).await?.iter().filter(|c| c.end.is_some()).map(|c| row(c, zone)).collect();
+        Ok::<_, dialbridge_store::StoreError>(Ok(rows))
+    }
+    .await;
+    match result {
+        Ok(Ok(rows)) => reply(&params, json!({"result": "success", "msg": {"data": rows}})),
+        Ok(Err(msg)) => error(&params, msg),
+        Err(e) => {
+            tracing::error!(error = %e, "CDR query failed");
+            error(&params, "internal error")
+        }
+    }
+}
+
+fn local(ms: Option<i64>, zone: Tz) -> String {
+    ms.and_then(|ms| zone.timestamp_millis_opt(ms).single())
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+fn hms(seconds: u64) -> String {
+    format!("{:02}:{:02}:{:02}", seconds / 3600, seconds / 60 % 60, seconds % 60)
+}
+
+/// The status text of a CDR status code (the spec's §4).
+pub fn status_text(status: u8) -> &'static str {
+    match status {
+        28 => "双方接听",
+        21 => "客户未接听",
+        22 => "客户呼叫失败",
+        24 => "座席未接听",
+        _ => "",
+    }
+}
+
+fn row(cdr: &Cdr, zone: Tz) -> Value {
+    let s = &cdr.start;
+    let Some(e) = &cdr.end else { return Value::Null };
+    let total = u64::try_from((e.ended_at - s.requested_at).max(0)).unwrap_or(0).div_ceil(1000);
+    json!({
+        "uniqueId": s.unique_id,
+        "customerNumber": s.customer_number,
+        "customerProvince": "",
+        "customerCity": "",
+        "numberTrunk": s.caller_id,
+        "cno": s.cno,
+        "clientNumber": s.agent_phone,
+        "status": status_text(e.status),
+        "startTime": local(Some(s.requested_at), zone),
+        "bridgeTime": local(e.bridged_at, zone),
+        "bridgeDuration": hms(e.bridge_seconds),
+        "totalDuration": hms(total),
+        "cost": e.cost.to_legacy_cost(),
+        "recordFile": "",
+        "callType": "预览外呼",
+        "endReason": if e.hung_up_by == "customer" { "是" } else { "否" },
+        "userField": s.user_field,
+        "sipCause": e.sip_cause.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dialbridge_core::Money;
+
+    #[test]
+    fn durations_and_costs() {
+        assert_eq!(hms(0), "00:00:00");
+        assert_eq!(hms(3_725), "01:02:05");
+        assert_eq!(Money::from_ten_thousandths(1_200).to_legacy_cost(), "0.120");
+        assert_eq!(local(Some(1_700_000_000_000), chrono_tz::Asia::Shanghai), "2023-11-15 06:13:20");
+        assert_eq!(local(None, chrono_tz::Asia::Shanghai), "");
+    }
+}

@@ -1,0 +1,219 @@
+//! Agent sessions and hang-up: `/interface/client/*` and `/interface/HangUp` (admin seed
+//! authentication). Replies in the `code` style (ClientOnline, ClientOffline, ChangeStatus) or
+//! the `result` style (ChangeBindTel, HangUp).
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use dialbridge_core::agent::{AgentRefusal, AgentState, Availability};
+use dialbridge_core::{Cno, Enterprise, EnterpriseId, ExtensionNumber, PhoneType};
+use dialbridge_store::{AgentRecord, StoreError, Tx};
+use serde_json::json;
+
+use super::{auth, params_of, reply, Params};
+use crate::calls::now_ms;
+use crate::AppState;
+
+/// A refusal in the `code` style; `result` style handlers turn it into `{"result":"error"}`.
+struct Failure {
+    code: &'static str,
+    msg: String,
+}
+
+fn fail(code: &'static str, msg: impl Into<String>) -> Failure {
+    Failure { code, msg: msg.into() }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error in an agent request");
+        fail("99", "internal error")
+    }
+}
+
+fn code_reply(params: &Params, result: Result<(), Failure>) -> Response {
+    match result {
+        Ok(()) => reply(params, json!({"code": "0", "msg": "ok"})),
+        Err(f) => reply(params, json!({"code": f.code, "msg": f.msg})),
+    }
+}
+
+fn result_reply(params: &Params, result: Result<(), Failure>) -> Response {
+    match result {
+        Ok(()) => reply(params, json!({"result": "success"})),
+        Err(f) => reply(params, json!({"result": "error", "msg": f.msg})),
+    }
+}
+
+/// Admin seed authentication, then the agent named by `cno`.
+async fn admin_and_agent(tx: &mut Tx<'_>, params: &Params) -> Result<(Enterprise, AgentRecord), Failure> {
+    let enterprise_id = params
+        .get("enterpriseId")
+        .and_then(|e| EnterpriseId::parse(e).ok())
+        .ok_or_else(|| fail("2", "bad enterpriseId"))?;
+    let (Some(user), Some(pwd)) = (params.get("userName"), params.get("pwd")) else {
+        return Err(fail("2", "userName and pwd are required"));
+    };
+    let cno = params.get("cno").and_then(|c| Cno::parse(c).ok()).ok_or_else(|| fail("2", "bad cno"))?;
+    if !auth::admin_ok(tx, enterprise_id, user, Some(params.get("seed").unwrap_or("")), pwd).await? {
+        return Err(fail("3", "authentication failed"));
+    }
+    let enterprise = tx.enterprise(enterprise_id).await?.ok_or_else(|| fail("3", "authentication failed"))?;
+    let agent = tx.agent(enterprise_id, &cno).await?.ok_or_else(|| fail("8", "no such agent"))?;
+    Ok((enterprise, agent))
+}
+
+/// The phone a request names: `type` (default 1) and `bindTel`, checked against the enterprise.
+async fn phone_of(tx: &mut Tx<'_>, enterprise: &Enterprise, params: &Params) -> Result<(PhoneType, String), Failure> {
+    let phone_type = match params.get("type") {
+        None => PhoneType::Telephone,
+        Some(t) => t.parse::<i64>().ok().and_then(PhoneType::from_legacy_code).ok_or_else(|| fail("32", "bad phone type"))?,
+    };
+    let tel = params.get("bindTel").ok_or_else(|| fail("2", "bindTel is required"))?;
+    let number = phone_type.validate_number(tel).map_err(|e| fail("32", e.reason))?;
+    if phone_type == PhoneType::Extension {
+        let extension = ExtensionNumber::parse(number.digits()).map_err(|e| fail("32", e.reason))?;
+        if tx.extension_password(enterprise.id, &extension).await?.is_none() {
+            return Err(fail("32", format!("no extension {extension}")));
+        }
+    }
+    Ok((phone_type, number.digits().to_owned()))
+}
+
+fn refusal(r: AgentRefusal) -> Failure {
+    match r {
+        AgentRefusal::AlreadyOnline => fail("12", "already online"),
+        AgentRefusal::Offline => fail("12", "agent offline"),
+        AgentRefusal::AlreadyCalling | AgentRefusal::InCall => fail("13", "agent in a call"),
+    }
+}
+
+/// Applies a change to the agent's state within `tx` (the version check makes it atomic).
+async fn change_agent(
+    tx: &mut Tx<'_>,
+    agent: &AgentRecord,
+    change: impl FnOnce(&AgentState) -> Result<AgentState, AgentRefusal>,
+) -> Result<(), Failure> {
+    let stored = tx.agent_state(agent.id).await?;
+    let next = change(&stored.state).map_err(refusal)?;
+    if !tx.save_agent_state(agent.id, &next, stored.version).await? {
+        return Err(fail("13", "the agent changed meanwhile; try again"));
+    }
+    Ok(())
+}
+
+pub async fn client_online(State(app): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+    let params = params_of(query, &headers, &body);
+    let result = async {
+        let mut tx = app.calls.store().begin().await?;
+        let (enterprise, agent) = admin_and_agent(&mut tx, &params).await?;
+        let availability = match params.get("status") {
+            None | Some("1") => Availability::Online,
+            Some("2") => Availability::Pause(params.get("description").unwrap_or("pause").to_owned()),
+            Some(_) => return Err(fail("2", "status must be 1 or 2")),
+        };
+        let (phone_type, number) = phone_of(&mut tx, &enterprise, &params).await?;
+        change_agent(&mut tx, &agent, |s| s.log_in(availability, now_ms())).await?;
+        match tx.bind_phone(enterprise.id, agent.id, phone_type, &number).await {
+            Err(StoreError::Conflict(_)) => return Err(fail("31", "the phone is bound to another agent")),
+            other => other?,
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+    .await;
+    code_reply(&params, result)
+}
+
+pub async fn client_offline(State(app): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+    let params = params_of(query, &headers, &body);
+    let result = async {
+        let mut tx = app.calls.store().begin().await?;
+        let (_, agent) = admin_and_agent(&mut tx, &params).await?;
+        change_agent(&mut tx, &agent, |s| s.log_out(now_ms())).await?;
+        if params.get("unBind") == Some("1") {
+            tx.unbind_phone(agent.id).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+    .await;
+    code_reply(&params, result)
+}
+
+pub async fn change_status(State(app): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+    let params = params_of(query, &headers, &body);
+    let result = async {
+        let mut tx = app.calls.store().begin().await?;
+        let (_, agent) = admin_and_agent(&mut tx, &params).await?;
+        let availability = match params.get("type") {
+            Some("1") => Availability::Online,
+            Some("2") => Availability::Pause(params.get("description").unwrap_or("pause").to_owned()),
+            _ => return Err(fail("2", "type must be 1 or 2")),
+        };
+        change_agent(&mut tx, &agent, |s| s.change_status(availability, now_ms())).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+    .await;
+    code_reply(&params, result)
+}
+
+pub async fn change_bind_tel(State(app): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+    let params = params_of(query, &headers, &body);
+    let result = async {
+        let mut tx = app.calls.store().begin().await?;
+        let (enterprise, agent) = admin_and_agent(&mut tx, &params).await?;
+        let (phone_type, number) = phone_of(&mut tx, &enterprise, &params).await?;
+        let stored = tx.agent_state(agent.id).await?;
+        if stored.state.call.is_some() {
+            return Err(fail("13", "agent not idle"));
+        }
+        match tx.bind_phone(enterprise.id, agent.id, phone_type, &number).await {
+            Err(StoreError::Conflict(_)) => return Err(fail("31", "the phone is bound to another agent")),
+            other => other?,
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+    .await;
+    result_reply(&params, result)
+}
+
+pub async fn hang_up(State(app): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+    let params = params_of(query, &headers, &body);
+    let result = async {
+        let mut tx = app.calls.store().begin_read().await?;
+        let enterprise_id = params
+            .get("enterpriseId")
+            .and_then(|e| EnterpriseId::parse(e).ok())
+            .ok_or_else(|| fail("2", "bad enterpriseId"))?;
+        let (Some(user), Some(pwd)) = (params.get("userName"), params.get("pwd")) else {
+            return Err(fail("2", "userName and pwd are required"));
+        };
+        if !auth::admin_ok(&mut tx, enterprise_id, user, Some(params.get("seed").unwrap_or("")), pwd).await? {
+            return Err(fail("3", "authentication failed"));
+        }
+        let unique_id = match (params.get("uniqueId"), params.get("cno")) {
+            (Some(unique_id), _) => {
+                let cdr = tx.cdr(unique_id).await?;
+                // Another enterprise's call is "no call" for this one.
+                cdr.filter(|c| c.start.enterprise_id == enterprise_id && c.end.is_none()).map(|c| c.start.unique_id)
+            }
+            (None, Some(cno)) => {
+                let cno = Cno::parse(cno).map_err(|_| fail("2", "bad cno"))?;
+                let agent = tx.agent(enterprise_id, &cno).await?.ok_or_else(|| fail("8", "no such agent"))?;
+                tx.agent_state(agent.id).await?.state.call.map(|c| c.unique_id)
+            }
+            (None, None) => return Err(fail("2", "cno or uniqueId is required")),
+        };
+        drop(tx);
+        match unique_id {
+            Some(id) if app.calls.engine().hang_up(&id) => Ok(()),
+            _ => Err(fail("0", "no call")),
+        }
+    }
+    .await;
+    result_reply(&params, result)
+}

@@ -1,0 +1,113 @@
+//! The legacy outbound-call interface, wire-exact (the spec's `legacy-interface.md`). This
+//! module alone knows the legacy paths, parameter names, `res`/`code`/`result` conventions and
+//! authentication families; the call itself is placed by [`crate::calls::CallService`].
+
+mod auth;
+
+pub use auth::AgentAuthCache;
+mod cdr;
+mod client;
+mod outcall;
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use serde_json::Value;
+
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/interface/PreviewOutcall", any(outcall::preview_outcall))
+        .route("/interface/client/ClientOnline", any(client::client_online))
+        .route("/interface/client/ClientOffline", any(client::client_offline))
+        .route("/interface/client/ChangeStatus", any(client::change_status))
+        .route("/interface/client/ChangeBindTel", any(client::change_bind_tel))
+        .route("/interface/HangUp", any(client::hang_up))
+        .route("/interfaceAction/cdrObInterface!listCdrOb.action", any(cdr::list_cdr_ob))
+}
+
+/// The parameters of a legacy request: the query string and, for a form POST, the body; the
+/// first value of a name wins. Unknown names are simply never read.
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    pub fn parse(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Self {
+        let mut map = HashMap::new();
+        let mut add = |pairs: Vec<(String, String)>| {
+            for (k, v) in pairs {
+                map.entry(k).or_insert(v);
+            }
+        };
+        if let Some(q) = query {
+            add(serde_urlencoded::from_str(q).unwrap_or_default());
+        }
+        let form = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        if form || (query.is_none() && !body.is_empty() && !body.starts_with(b"--")) {
+            add(serde_urlencoded::from_bytes(body).unwrap_or_default());
+        }
+        Self(map)
+    }
+
+    /// The value, trimmed; `None` when absent or empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+}
+
+/// Every legacy reply: HTTP 200 with JSON (or JSONP when a safe `callback` is given).
+pub fn reply(params: &Params, body: Value) -> Response {
+    let json = body.to_string();
+    match params.get("callback").filter(|c| is_safe_callback(c)) {
+        Some(callback) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/javascript;charset=utf-8")], format!("{callback}({json})"))
+                .into_response()
+        }
+        None => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json;charset=utf-8")], json).into_response(),
+    }
+}
+
+/// `^[A-Za-z_$][A-Za-z0-9_$.]{0,63}$`: a function name, never script.
+fn is_safe_callback(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$');
+    first_ok && name.len() <= 64 && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '.'))
+}
+
+pub(crate) fn params_of(query: Option<String>, headers: &HeaderMap, body: &Bytes) -> Params {
+    Params::parse(query.as_deref(), headers, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_and_form_merge_first_wins() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, "application/x-www-form-urlencoded; charset=UTF-8".parse().unwrap());
+        let p = Params::parse(Some("cno=2000&sync=&hotline="), &headers, b"cno=9999&pwd=abc&userField=a%3D1%26b%3D2");
+        assert_eq!(p.get("cno"), Some("2000"));
+        assert_eq!(p.get("pwd"), Some("abc"));
+        assert_eq!(p.get("userField"), Some("a=1&b=2"));
+        assert_eq!(p.get("sync"), None);
+    }
+
+    #[test]
+    fn callbacks() {
+        for good in ["cb", "jQuery123_456", "$.x", "_"] {
+            assert!(is_safe_callback(good), "{good}");
+        }
+        for bad in ["", "1cb", "alert(1)", "a b", "x<script>", &"a".repeat(65)] {
+            assert!(!is_safe_callback(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! `/interface/PreviewOutcall`.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use dialbridge_core::{Cno, EnterpriseId};
+use serde_json::json;
+
+use super::{auth, params_of, reply, Params};
+use crate::calls::{OutcallRequest, Refusal};
+use crate::AppState;
+
+const MAX_USER_FIELD: usize = 1024;
+
+pub async fn preview_outcall(State(app): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+    let params = params_of(query, &headers, &body);
+    match place(&app, &params).await {
+        Ok(body) => reply(&params, body),
+        Err(refusal) => {
+            tracing::info!(res = refusal.res, reason = %refusal.reason, enterprise = ?params.get("enterpriseId"), cno = ?params.get("cno"), "PreviewOutcall refused");
+            record(&app, &params, &refusal).await;
+            reply(&params, json!({ "res": refusal.res }))
+        }
+    }
+}
+
+fn bad(reason: &str) -> Refusal {
+    Refusal { res: "2", reason: reason.to_owned() }
+}
+
+async fn place(app: &AppState, params: &Params) -> Result<serde_json::Value, Refusal> {
+    let enterprise_id = EnterpriseId::parse(params.get("enterpriseId").ok_or_else(|| bad("enterpriseId missing"))?)
+        .map_err(|_| bad("enterpriseId malformed"))?;
+    let cno = Cno::parse(params.get("cno").ok_or_else(|| bad("cno missing"))?).map_err(|_| bad("cno malformed"))?;
+    let pwd = params.get("pwd").ok_or_else(|| bad("pwd missing"))?;
+    let customer_number = params.get("customerNumber").ok_or_else(|| bad("customerNumber missing"))?;
+    let sync = match params.get("sync") {
+        None => None,
+        Some("1") => Some(true),
+        Some("0") => Some(false),
+        Some(_) => return Err(bad("sync must be 0 or 1")),
+    };
+    let user_field = params.0.get("userField").cloned().unwrap_or_default();
+    if user_field.len() > MAX_USER_FIELD {
+        return Err(bad("userField longer than 1024 bytes"));
+    }
+
+    let store = app.calls.store();
+    let mut tx = store.begin_read().await?;
+    let Some(agent) = tx.agent(enterprise_id, &cno).await? else {
+        return Err(Refusal { res: "8", reason: format!("no agent {cno}") });
+    };
+    let authenticated = match params.get("userName") {
+        Some(user) => auth::admin_ok(&mut tx, enterprise_id, user, params.get("seed"), pwd).await?,
+        None => app.agent_auth.agent_ok(&mut tx, enterprise_id, &cno, pwd).await?,
+    };
+    if !authenticated {
+        return Err(Refusal { res: "3", reason: "authentication failed".into() });
+    }
+    let Some(enterprise) = tx.enterprise(enterprise_id).await? else {
+        return Err(Refusal { res: "8", reason: "no such enterprise".into() });
+    };
+    drop(tx);
+    let sync = sync.unwrap_or(enterprise.settings.sync_default);
+    let request = OutcallRequest {
+        customer_number: customer_number.to_owned(),
+        user_field,
+        caller_id: params.get("clidLeftNumber").map(str::to_owned),
+    };
+    let accepted = app.calls.preview_outcall(&enterprise, &agent, request).await?;
+    tracing::info!(unique_id = %accepted.unique_id, %enterprise_id, %cno, sync, "PreviewOutcall accepted");
+    if !sync {
+        return Ok(json!({ "res": "0", "uniqueId": accepted.unique_id }));
+    }
+    // Sync: the agent leg's setup decides, within its ring timeout plus 5 s.
+    let wait = accepted.agent_ring_timeout + Duration::from_secs(5);
+    match tokio::time::timeout(wait, accepted.agent_answered).await {
+        Ok(Ok(true)) => Ok(json!({ "res": "0", "uniqueId": accepted.unique_id })),
+        _ => Ok(json!({ "res": "1" })),
+    }
+}
+
+async fn record(app: &AppState, params: &Params, refusal: &Refusal) {
+    let enterprise = params.get("enterpriseId").and_then(|e| EnterpriseId::parse(e).ok()).map(EnterpriseId::get);
+    let result = async {
+        let mut tx = app.calls.store().begin().await?;
+        tx.record_refusal(enterprise, params.get("cno"), params.get("customerNumber"), refusal.res, &refusal.reason).await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot record a refused request");
+    }
+}
