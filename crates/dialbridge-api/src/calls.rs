@@ -8,13 +8,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dialbridge_core::agent::{AgentRefusal, AgentState};
 use dialbridge_core::call::{EndReason, Outcome, Phase, Side};
-use dialbridge_core::{BlacklistPattern, Enterprise, EnterpriseStatus, Money, NodeName, NumberClass, PhoneNumber, PhoneType};
-use dialbridge_engine::{AgentPhone, CallReport, CallTimers, CallUpdate, Engine, PreviewOutcall, Progress, SipTransport, TrunkRoute};
+use dialbridge_core::{
+    BlacklistPattern, Enterprise, EnterpriseStatus, Money, NodeName, NumberClass, PhoneNumber, PhoneType,
+};
+use dialbridge_engine::{
+    AgentPhone, CallReport, CallTimers, CallUpdate, Engine, PreviewOutcall, Progress, SipTransport, TrunkRoute,
+};
 use dialbridge_store::{AgentRecord, CdrEnd, CdrStart, Store, StoreError, Tx};
 use tokio::sync::oneshot;
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Why a call is refused: the legacy `res` code (the modern API maps it) and a reason for the
@@ -26,7 +33,10 @@ pub struct Refusal {
 }
 
 fn refuse(res: &'static str, reason: impl Into<String>) -> Refusal {
-    Refusal { res, reason: reason.into() }
+    Refusal {
+        res,
+        reason: reason.into(),
+    }
 }
 
 impl From<StoreError> for Refusal {
@@ -66,7 +76,9 @@ struct Inner {
 
 impl CallService {
     pub fn new(store: Store, engine: Engine, node: NodeName) -> Self {
-        Self { inner: Arc::new(Inner { store, engine, node }) }
+        Self {
+            inner: Arc::new(Inner { store, engine, node }),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -118,8 +130,18 @@ impl CallService {
         if matches!(number.class(), NumberClass::Extension) {
             return Err(refuse("7", "an extension is not a customer number"));
         }
-        if !agent.settings.call_power.permits_customer(&number, agent.settings.area_code.as_deref(), None) {
-            return Err(refuse("7", format!("call power {} does not allow {number}", agent.settings.call_power.as_str())));
+        if !agent
+            .settings
+            .call_power
+            .permits_customer(&number, agent.settings.area_code.as_deref(), None)
+        {
+            return Err(refuse(
+                "7",
+                format!(
+                    "call power {} does not allow {number}",
+                    agent.settings.call_power.as_str()
+                ),
+            ));
         }
         let blacklist: Vec<BlacklistPattern> = tx.blacklist(enterprise.id).await?;
         if let Some(entry) = blacklist.iter().find(|p| p.matches(&number)) {
@@ -127,7 +149,9 @@ impl CallService {
         }
         let caller_id = match request.caller_id.as_deref().filter(|c| !c.is_empty()) {
             Some(given) => {
-                let normalised = PhoneNumber::parse(given).map(|n| n.digits().to_owned()).unwrap_or_default();
+                let normalised = PhoneNumber::parse(given)
+                    .map(|n| n.digits().to_owned())
+                    .unwrap_or_default();
                 caller_ids
                     .iter()
                     .find(|c| c.number == normalised)
@@ -147,7 +171,13 @@ impl CallService {
         if let Some(limit) = s.number_limit {
             let since = now - i64::from(limit.window_minutes) * 60_000;
             if tx.calls_to_number_since(enterprise.id, number.digits(), since).await? >= u64::from(limit.count) {
-                return Err(refuse("40", format!("{number} called {} times in {} minutes", limit.count, limit.window_minutes)));
+                return Err(refuse(
+                    "40",
+                    format!(
+                        "{number} called {} times in {} minutes",
+                        limit.count, limit.window_minutes
+                    ),
+                ));
             }
         }
         let stored = tx.agent_state(agent.id).await?;
@@ -201,13 +231,18 @@ impl CallService {
         tx.commit().await?;
 
         let agent_phone = match phone_type {
-            PhoneType::Extension => AgentPhone::Extension { aor: format!("{}-{phone_number}", enterprise.id) },
+            PhoneType::Extension => AgentPhone::Extension {
+                aor: format!("{}-{phone_number}", enterprise.id),
+            },
             PhoneType::Telephone | PhoneType::RemotePhone => AgentPhone::Telephone { number: phone_number },
         };
         let timers = CallTimers {
             agent_ring: Duration::from_secs(u64::from(s.agent_ring_timeout_secs)),
             customer_ring: Duration::from_secs(u64::from(s.customer_ring_timeout_secs)),
-            max_duration: enterprise.balance.affordable_seconds(s.rate_per_minute).map(Duration::from_secs),
+            max_duration: enterprise
+                .balance
+                .affordable_seconds(s.rate_per_minute)
+                .map(Duration::from_secs),
             ..CallTimers::default()
         };
         let call = PreviewOutcall {
@@ -231,18 +266,31 @@ impl CallService {
             Err(e) => {
                 // Accepted but not placed: the call still gets its CDR and the agent its lock back.
                 tracing::warn!(%unique_id, error = %e, "the engine refused the call");
-                let outcome = Outcome { reason: EndReason::AgentFailed, side: Side::Platform, phase: Phase::AgentLeg, sip_code: None };
+                let outcome = Outcome {
+                    reason: EndReason::AgentFailed,
+                    side: Side::Platform,
+                    phase: Phase::AgentLeg,
+                    sip_code: None,
+                };
                 let report = CallReport {
                     unique_id: unique_id.clone(),
                     outcome,
-                    record: dialbridge_core::call::CallRecord { started_at: now, ended_at: Some(now_ms()), ..Default::default() },
+                    record: dialbridge_core::call::CallRecord {
+                        started_at: now,
+                        ended_at: Some(now_ms()),
+                        ..Default::default()
+                    },
                     media: Default::default(),
                 };
                 let _ = answered_tx.send(false);
                 self.close(&context, &report).await;
             }
         }
-        Ok(Accepted { unique_id, agent_answered, agent_ring_timeout: timers.agent_ring })
+        Ok(Accepted {
+            unique_id,
+            agent_answered,
+            agent_ring_timeout: timers.agent_ring,
+        })
     }
 
     async fn route(&self, tx: &mut Tx<'_>, trunk: &dialbridge_core::Trunk) -> Result<TrunkRoute, Refusal> {
@@ -268,15 +316,24 @@ impl CallService {
         })
     }
 
-    async fn follow(self, mut handle: dialbridge_engine::CallHandle, context: CallContext, answered: oneshot::Sender<bool>) {
+    async fn follow(
+        self,
+        mut handle: dialbridge_engine::CallHandle,
+        context: CallContext,
+        answered: oneshot::Sender<bool>,
+    ) {
         let mut answered = Some(answered);
         while let Some(update) = handle.updates.recv().await {
             match update {
-                CallUpdate::Progress { progress: Progress::AgentAnswered, .. } => {
+                CallUpdate::Progress {
+                    progress: Progress::AgentAnswered,
+                    ..
+                } => {
                     if let Some(tx) = answered.take() {
                         let _ = tx.send(true);
                     }
-                    self.update_agent(context.agent_id, |s, _| Some(s.call_connected(&handle.unique_id))).await;
+                    self.update_agent(context.agent_id, |s, _| Some(s.call_connected(&handle.unique_id)))
+                        .await;
                 }
                 CallUpdate::Progress { .. } => {}
                 CallUpdate::Finished(report) => {
@@ -296,7 +353,9 @@ impl CallService {
             let result: Result<bool, StoreError> = async {
                 let mut tx = self.inner.store.begin().await?;
                 let stored = tx.agent_state(agent_id).await?;
-                let Some(next) = change(&stored.state, now_ms()) else { return Ok(true) };
+                let Some(next) = change(&stored.state, now_ms()) else {
+                    return Ok(true);
+                };
                 if tx.save_agent_state(agent_id, &next, stored.version).await? {
                     tx.commit().await?;
                     return Ok(true);
@@ -327,10 +386,13 @@ impl CallService {
                     return Ok(true);
                 }
                 if end.cost.is_positive() {
-                    tx.charge_call(context.enterprise.id, end.cost, &report.unique_id).await?;
+                    tx.charge_call(context.enterprise.id, end.cost, &report.unique_id)
+                        .await?;
                 }
                 let stored = tx.agent_state(context.agent_id).await?;
-                let next = stored.state.end_call(&report.unique_id, agent_answered, context.wrapup_secs, now_ms());
+                let next = stored
+                    .state
+                    .end_call(&report.unique_id, agent_answered, context.wrapup_secs, now_ms());
                 if !tx.save_agent_state(context.agent_id, &next, stored.version).await? {
                     return Ok(false);
                 }
@@ -374,7 +436,10 @@ pub fn cdr_status(outcome: &Outcome) -> u8 {
     match outcome.phase {
         Phase::Bridged => 28,
         Phase::CustomerLeg => match outcome.reason {
-            EndReason::CustomerBusy | EndReason::CustomerDeclined | EndReason::CustomerUnreachable | EndReason::CustomerFailed => 22,
+            EndReason::CustomerBusy
+            | EndReason::CustomerDeclined
+            | EndReason::CustomerUnreachable
+            | EndReason::CustomerFailed => 22,
             _ => 21,
         },
         Phase::AgentLeg => 24,
@@ -395,7 +460,9 @@ pub fn sip_cause(outcome: &Outcome) -> u16 {
 fn cdr_end(report: &CallReport, rate: Money) -> CdrEnd {
     let r = &report.record;
     let ended_at = r.ended_at.unwrap_or_else(now_ms);
-    let bridge_seconds = r.bridged_at.map_or(0, |b| u64::try_from((ended_at - b).max(0)).unwrap_or(0).div_ceil(1000));
+    let bridge_seconds = r
+        .bridged_at
+        .map_or(0, |b| u64::try_from((ended_at - b).max(0)).unwrap_or(0).div_ceil(1000));
     let cost = Money::charge_per_started_minute(rate, bridge_seconds).unwrap_or(Money::ZERO);
     CdrEnd {
         agent_ringing_at: r.agent_ringing_at,
@@ -426,28 +493,64 @@ mod tests {
     use super::*;
 
     fn outcome(reason: EndReason, phase: Phase, sip_code: Option<u16>) -> Outcome {
-        Outcome { reason, side: Side::Platform, phase, sip_code }
+        Outcome {
+            reason,
+            side: Side::Platform,
+            phase,
+            sip_code,
+        }
     }
 
     #[test]
     fn cdr_status_by_phase_and_reason() {
-        assert_eq!(cdr_status(&outcome(EndReason::AgentHungUp, Phase::Bridged, Some(200))), 28);
-        assert_eq!(cdr_status(&outcome(EndReason::CustomerNoAnswer, Phase::CustomerLeg, None)), 21);
-        assert_eq!(cdr_status(&outcome(EndReason::AgentHungUp, Phase::CustomerLeg, None)), 21);
-        assert_eq!(cdr_status(&outcome(EndReason::HangUpRequested, Phase::CustomerLeg, None)), 21);
-        for r in [EndReason::CustomerBusy, EndReason::CustomerDeclined, EndReason::CustomerUnreachable, EndReason::CustomerFailed] {
+        assert_eq!(
+            cdr_status(&outcome(EndReason::AgentHungUp, Phase::Bridged, Some(200))),
+            28
+        );
+        assert_eq!(
+            cdr_status(&outcome(EndReason::CustomerNoAnswer, Phase::CustomerLeg, None)),
+            21
+        );
+        assert_eq!(
+            cdr_status(&outcome(EndReason::AgentHungUp, Phase::CustomerLeg, None)),
+            21
+        );
+        assert_eq!(
+            cdr_status(&outcome(EndReason::HangUpRequested, Phase::CustomerLeg, None)),
+            21
+        );
+        for r in [
+            EndReason::CustomerBusy,
+            EndReason::CustomerDeclined,
+            EndReason::CustomerUnreachable,
+            EndReason::CustomerFailed,
+        ] {
             assert_eq!(cdr_status(&outcome(r, Phase::CustomerLeg, Some(486))), 22);
         }
-        for r in [EndReason::AgentBusy, EndReason::AgentNoAnswer, EndReason::HangUpRequested, EndReason::AgentNotRegistered] {
+        for r in [
+            EndReason::AgentBusy,
+            EndReason::AgentNoAnswer,
+            EndReason::HangUpRequested,
+            EndReason::AgentNotRegistered,
+        ] {
             assert_eq!(cdr_status(&outcome(r, Phase::AgentLeg, None)), 24);
         }
     }
 
     #[test]
     fn sip_causes() {
-        assert_eq!(sip_cause(&outcome(EndReason::CustomerBusy, Phase::CustomerLeg, Some(486))), 486);
-        assert_eq!(sip_cause(&outcome(EndReason::AgentNoAnswer, Phase::AgentLeg, None)), 487);
-        assert_eq!(sip_cause(&outcome(EndReason::AgentUnreachable, Phase::AgentLeg, None)), 408);
+        assert_eq!(
+            sip_cause(&outcome(EndReason::CustomerBusy, Phase::CustomerLeg, Some(486))),
+            486
+        );
+        assert_eq!(
+            sip_cause(&outcome(EndReason::AgentNoAnswer, Phase::AgentLeg, None)),
+            487
+        );
+        assert_eq!(
+            sip_cause(&outcome(EndReason::AgentUnreachable, Phase::AgentLeg, None)),
+            408
+        );
         assert_eq!(sip_cause(&outcome(EndReason::MediaTimeout, Phase::Bridged, None)), 200);
     }
 
@@ -456,7 +559,11 @@ mod tests {
         let report = CallReport {
             unique_id: "u".into(),
             outcome: outcome(EndReason::CustomerHungUp, Phase::Bridged, Some(200)),
-            record: dialbridge_core::call::CallRecord { bridged_at: Some(1_000), ended_at: Some(62_500), ..Default::default() },
+            record: dialbridge_core::call::CallRecord {
+                bridged_at: Some(1_000),
+                ended_at: Some(62_500),
+                ..Default::default()
+            },
             media: Default::default(),
         };
         let end = cdr_end(&report, "0.12".parse().unwrap());

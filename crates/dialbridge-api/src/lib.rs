@@ -29,7 +29,12 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(calls: calls::CallService, metrics: Arc<Metrics>) -> Self {
-        Self { store: calls.store().clone(), metrics, calls, agent_auth: Arc::default() }
+        Self {
+            store: calls.store().clone(),
+            metrics,
+            calls,
+            agent_auth: Arc::default(),
+        }
     }
 }
 

@@ -51,6 +51,19 @@ enum AdminCommand {
     /// Prepaid balance.
     #[command(subcommand)]
     Balance(BalanceCommand),
+    /// Refused PreviewOutcall requests, newest first: why did a CRM get its `res`?
+    #[command(subcommand)]
+    Attempts(AttemptsCommand),
+}
+
+#[derive(Subcommand)]
+enum AttemptsCommand {
+    List {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
 }
 
 fn enterprise_id(s: &str) -> Result<EnterpriseId, ValidationError> {
@@ -833,6 +846,15 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                 done(format!("removed push target {name} of enterprise {enterprise}"))
             }
         },
+        AdminCommand::Attempts(AttemptsCommand::List { enterprise, limit }) => Output::Rows(
+            tx.refusals(enterprise, limit)
+                .await?
+                .into_iter()
+                .map(|(at, cno, number, res, reason)| {
+                    json!({"at_ms": at, "cno": cno, "customer_number": number, "res": res, "reason": reason})
+                })
+                .collect(),
+        ),
         AdminCommand::Balance(c) => match c {
             BalanceCommand::TopUp {
                 enterprise,

@@ -652,3 +652,393 @@ fn admin_lifecycle_with_json_output() {
         serde_json::json!([])
     );
 }
+
+// ---- the legacy interface, end to end ----
+
+use dialbridge_store::md5_hex;
+
+/// A provisioning file for the legacy tests: the trunk points at `carrier_port`.
+fn legacy_setup(carrier_port: u16) -> String {
+    format!(
+        r#"
+[[trunk]]
+name = "carrier"
+address = "127.0.0.1:{carrier_port}"
+enterprises = [3000001]
+
+[[enterprise]]
+id = 3000001
+name = "Acme"
+rate_per_minute = "0.12"
+default_caller_id = "02160001234"
+wrapup_secs = 2
+agent_ring_timeout_secs = 5
+customer_ring_timeout_secs = 5
+blacklist = ["13900000000"]
+
+[[enterprise.admin]]
+user = "admin"
+password = "admin-secret"
+
+[[enterprise.agent]]
+cno = "2000"
+name = "Alice"
+password = "1234"
+
+[[enterprise.agent]]
+cno = "2001"
+name = "Bob"
+password = "5678"
+active = false
+
+[[enterprise.extension]]
+number = "801"
+password = "ext801-secret"
+
+[[enterprise.number]]
+number = "02160001234"
+trunk = "carrier"
+
+[[enterprise]]
+id = 3000002
+name = "Rival"
+
+[[enterprise.admin]]
+user = "admin"
+password = "rival-secret"
+"#
+    )
+}
+
+/// The admin seed parameters of enterprise 3000001.
+fn admin_auth() -> String {
+    let pwd = md5_hex(&format!("{}4711", md5_hex("admin-secret")));
+    format!("enterpriseId=3000001&userName=admin&seed=4711&pwd={pwd}")
+}
+
+fn json_get(address: &str, path_and_query: &str) -> serde_json::Value {
+    let (status, body) = http_get(address, path_and_query);
+    assert_eq!(status, 200, "every legacy reply is HTTP 200");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path_and_query}: {e}: {body}"))
+}
+
+fn outcall(address: &str, extra: &str) -> serde_json::Value {
+    let pwd = md5_hex("1234");
+    json_get(
+        address,
+        &format!("/interface/PreviewOutcall?enterpriseId=3000001&cno=2000&pwd={pwd}&{extra}"),
+    )
+}
+
+struct LegacyWorld {
+    op: Operator,
+    server: Server,
+    carrier_port: u16,
+}
+
+fn legacy_world() -> LegacyWorld {
+    let op = Operator::new();
+    let carrier_port = dialbridge_testkit::free_port();
+    let path = op.write("legacy.toml", &legacy_setup(carrier_port));
+    op.ok(&["provision", &path]);
+    op.ok(&[
+        "admin",
+        "balance",
+        "top-up",
+        "--enterprise",
+        "3000001",
+        "--amount",
+        "100",
+    ]);
+    let server = serve(&op);
+    LegacyWorld {
+        op,
+        server,
+        carrier_port,
+    }
+}
+
+#[test]
+fn preview_outcall_refusals_carry_their_res_codes() {
+    let w = legacy_world();
+    let a = &w.server.http;
+    let md5 = md5_hex("1234");
+    let res = |path: &str| json_get(a, path)["res"].as_str().unwrap().to_owned();
+    // 2: missing or malformed parameters.
+    assert_eq!(
+        res("/interface/PreviewOutcall?enterpriseId=3000001&cno=2000&customerNumber=13800138000"),
+        "2"
+    );
+    assert_eq!(
+        res(&format!(
+            "/interface/PreviewOutcall?enterpriseId=300&cno=2000&pwd={md5}&customerNumber=1"
+        )),
+        "2"
+    );
+    assert_eq!(
+        res(&format!(
+            "/interface/PreviewOutcall?enterpriseId=3000001&cno=2000&pwd={md5}&customerNumber=13800138000&sync=2"
+        )),
+        "2"
+    );
+    // 8 before 3: a nonexistent cno, then a wrong password for an existing one.
+    assert_eq!(
+        res(&format!(
+            "/interface/PreviewOutcall?enterpriseId=3000001&cno=2999&pwd={md5}&customerNumber=13800138000"
+        )),
+        "8"
+    );
+    assert_eq!(
+        res("/interface/PreviewOutcall?enterpriseId=3000001&cno=2000&pwd=0123&customerNumber=13800138000"),
+        "3"
+    );
+    // Another enterprise's credentials never reach this agent.
+    assert_eq!(
+        res(&format!(
+            "/interface/PreviewOutcall?enterpriseId=3000002&cno=2000&pwd={md5}&customerNumber=13800138000"
+        )),
+        "8"
+    );
+    // 4: disabled agent.
+    let bob = md5_hex("5678");
+    assert_eq!(
+        res(&format!(
+            "/interface/PreviewOutcall?enterpriseId=3000001&cno=2001&pwd={bob}&customerNumber=13800138000"
+        )),
+        "4"
+    );
+    // 7, 11, 14 in that order, before the agent's state (12).
+    assert_eq!(outcall(a, "customerNumber=12345678901234")["res"], "7");
+    assert_eq!(outcall(a, "customerNumber=801")["res"], "7");
+    assert_eq!(outcall(a, "customerNumber=13900000000")["res"], "11");
+    assert_eq!(
+        outcall(a, "customerNumber=13800138000&clidLeftNumber=01087128906")["res"],
+        "14"
+    );
+    // 12: not logged in. Upper-case MD5 and extra parameters are fine.
+    let upper = md5.to_ascii_uppercase();
+    let r = json_get(a, &format!("/interface/PreviewOutcall?enterpriseId=3000001&cno=2000&pwd={upper}&customerNumber=138-0013-8000&hotline=&sync="));
+    assert_eq!(r, serde_json::json!({"res": "12"}), "no uniqueId with a refusal");
+    // 9: online on an extension that is not registered.
+    let online = json_get(
+        a,
+        &format!(
+            "/interface/client/ClientOnline?{}&cno=2000&bindTel=801&type=2",
+            admin_auth()
+        ),
+    );
+    assert_eq!(online, serde_json::json!({"code": "0", "msg": "ok"}));
+    assert_eq!(outcall(a, "customerNumber=13800138000")["res"], "9");
+    let again = json_get(
+        a,
+        &format!(
+            "/interface/client/ClientOnline?{}&cno=2000&bindTel=801&type=2",
+            admin_auth()
+        ),
+    );
+    assert_eq!(again["code"], "12");
+    // 41: the enterprise disabled (operators' changes apply at once).
+    w.op.ok(&["admin", "enterprise", "disable", "--id", "3000001"]);
+    assert_eq!(outcall(a, "customerNumber=13800138000")["res"], "41");
+    // Every refusal is recorded for the operator.
+    let attempts = w.op.json(&["admin", "attempts", "list", "--enterprise", "3000001"]);
+    assert_eq!(attempts[0]["res"], "41");
+    assert!(attempts
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["res"] == "11" && r["reason"].as_str().unwrap().contains("13900000000")));
+    // JSONP, and a callback that is not a function name is ignored.
+    let (_, body) = http_get(a, &format!("/interface/PreviewOutcall?enterpriseId=3000001&cno=2000&pwd={md5}&customerNumber=13800138000&callback=cb_1"));
+    assert_eq!(body, r#"cb_1({"res":"41"})"#);
+    let (_, body) = http_get(a, &format!("/interface/PreviewOutcall?enterpriseId=3000001&cno=2000&pwd={md5}&customerNumber=13800138000&callback=alert(1)"));
+    assert_eq!(body, r#"{"res":"41"}"#);
+}
+
+#[test]
+fn a_synchronous_preview_outcall_end_to_end() {
+    let w = legacy_world();
+    let a = &w.server.http;
+    let sip: std::net::SocketAddr = w.server.sip.parse().unwrap();
+    let phone_port = dialbridge_testkit::free_port();
+    let mut phone = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
+        .args(["-p".to_owned(), phone_port.to_string(), "-m".to_owned(), "1".to_owned()])
+        .media_port(dialbridge_testkit::free_port())
+        .rtp_stream()
+        .set("expect_from_user", "13800138000")
+        .spawn();
+    let mut carrier = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
+        .args([
+            "-p".to_owned(),
+            w.carrier_port.to_string(),
+            "-m".to_owned(),
+            "1".to_owned(),
+        ])
+        .media_port(dialbridge_testkit::free_port())
+        .rtp_stream()
+        .set("talk_ms", "1200")
+        .set("expect_from_user", "02160001234")
+        .set("expect_pai_user", "02160001234")
+        .set("expect_ruri_user", "13800138000")
+        .spawn();
+    let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(sip))
+        .args([
+            "-s",
+            "3000001-801",
+            "-au",
+            "3000001-801",
+            "-ap",
+            "ext801-secret",
+            "-m",
+            "1",
+        ])
+        .args(["-p".to_owned(), dialbridge_testkit::free_port().to_string()])
+        .set("contact_port", phone_port)
+        .spawn();
+    assert!(register.finish(Duration::from_secs(10)), "{}", register.logs());
+    let online = json_get(
+        a,
+        &format!(
+            "/interface/client/ClientOnline?{}&cno=2000&bindTel=801&type=2",
+            admin_auth()
+        ),
+    );
+    assert_eq!(online["code"], "0");
+
+    let reply = outcall(
+        a,
+        "customerNumber=13800138000&sync=1&userField=%7B%22crm%22%3A%22a%3D1%26b%3D2%22%7D",
+    );
+    assert_eq!(reply["res"], "0", "{reply}");
+    let unique_id = reply["uniqueId"].as_str().unwrap().to_owned();
+    assert!(
+        unique_id.starts_with("dialbridge1-") && unique_id.contains('.'),
+        "{unique_id}"
+    );
+    // While the call runs: the agent's lock answers 13 (past setup).
+    assert_eq!(outcall(a, "customerNumber=13800138000")["res"], "13");
+
+    assert!(carrier.finish(Duration::from_secs(20)), "{}", carrier.logs());
+    assert!(phone.finish(Duration::from_secs(20)), "{}", phone.logs());
+    let list = |extra: &str| {
+        json_get(
+            a,
+            &format!(
+                "/interfaceAction/cdrObInterface!listCdrOb.action?{}&{extra}",
+                admin_auth()
+            ),
+        )
+    };
+    let mut row = serde_json::Value::Null;
+    for _ in 0..100 {
+        let page = list(&format!("uniqueId={unique_id}"));
+        if let Some(r) = page["msg"]["data"].get(0) {
+            row = r.clone();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(row["status"], "双方接听", "{row}");
+    assert_eq!(row["userField"], r#"{"crm":"a=1&b=2"}"#);
+    assert_eq!(row["numberTrunk"], "02160001234");
+    assert_eq!(row["clientNumber"], "801");
+    assert_eq!(row["customerNumber"], "13800138000");
+    assert_eq!(row["callType"], "预览外呼");
+    assert_eq!(row["endReason"], "是", "the customer hung up");
+    assert_eq!(row["cost"], "0.120");
+    assert_eq!(row["sipCause"], "200");
+    assert!(row["bridgeDuration"].as_str().unwrap().starts_with("00:00:0"), "{row}");
+    let balance = &w.op.json(&["admin", "balance", "show", "--enterprise", "3000001"])[0]["balance"];
+    assert_eq!(balance, "99.8800", "charged once");
+    // Another enterprise's admin sees none of it.
+    let rival = md5_hex(&format!("{}1", md5_hex("rival-secret")));
+    let theirs = json_get(a, &format!("/interfaceAction/cdrObInterface!listCdrOb.action?enterpriseId=3000002&userName=admin&seed=1&pwd={rival}&uniqueId={unique_id}"));
+    assert_eq!(theirs["msg"]["data"], serde_json::json!([]));
+    // The lock is released: in wrap-up the agent may call again (async: accepted at once).
+    let next = outcall(a, "customerNumber=13800138000");
+    assert_eq!(next["res"], "0", "{next}");
+    let hang_up = |extra: &str| json_get(a, &format!("/interface/HangUp?{}&{extra}", admin_auth()));
+    assert_eq!(
+        hang_up("uniqueId=dialbridge1-1.999"),
+        serde_json::json!({"result": "error", "msg": "no call"})
+    );
+    assert_eq!(hang_up("cno=2000"), serde_json::json!({"result": "success"}));
+    let next_id = next["uniqueId"].as_str().unwrap().to_owned();
+    let mut status = serde_json::Value::Null;
+    for _ in 0..100 {
+        if let Some(r) = list(&format!("uniqueId={next_id}"))["msg"]["data"].get(0) {
+            status = r["status"].clone();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(status, "座席未接听", "hung up while the agent's phone rang");
+    assert_eq!(hang_up("cno=2000")["result"], "error");
+}
+
+#[test]
+fn fifty_racing_requests_place_exactly_one_call() {
+    let w = legacy_world();
+    let a = w.server.http.clone();
+    let sip: std::net::SocketAddr = w.server.sip.parse().unwrap();
+    let phone_port = dialbridge_testkit::free_port();
+    let mut phone = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
+        .args(["-p".to_owned(), phone_port.to_string(), "-m".to_owned(), "1".to_owned()])
+        .media_port(dialbridge_testkit::free_port())
+        .rtp_stream()
+        .set("mode", "noanswer")
+        .spawn();
+    let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(sip))
+        .args([
+            "-s",
+            "3000001-801",
+            "-au",
+            "3000001-801",
+            "-ap",
+            "ext801-secret",
+            "-m",
+            "1",
+        ])
+        .args(["-p".to_owned(), dialbridge_testkit::free_port().to_string()])
+        .set("contact_port", phone_port)
+        .spawn();
+    assert!(register.finish(Duration::from_secs(10)), "{}", register.logs());
+    assert_eq!(
+        json_get(
+            &a,
+            &format!(
+                "/interface/client/ClientOnline?{}&cno=2000&bindTel=801&type=2",
+                admin_auth()
+            )
+        )["code"],
+        "0"
+    );
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(50));
+    let racers: Vec<_> = (0..50)
+        .map(|_| {
+            let a = a.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                outcall(&a, "customerNumber=13800138000")
+            })
+        })
+        .collect();
+    let replies: Vec<serde_json::Value> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+    let winners: Vec<_> = replies.iter().filter(|r| r["res"] == "0").collect();
+    assert_eq!(winners.len(), 1, "{replies:?}");
+    for r in &replies {
+        assert!(["0", "33", "13"].contains(&r["res"].as_str().unwrap()), "{r}");
+        if r["res"] != "0" {
+            assert!(r.get("uniqueId").is_none());
+        }
+    }
+    let hang_up = json_get(&a, &format!("/interface/HangUp?{}&cno=2000", admin_auth()));
+    assert_eq!(hang_up["result"], "success");
+    assert!(phone.finish(Duration::from_secs(20)), "{}", phone.logs());
+    assert_eq!(
+        phone.logs().matches("INVITE call_id").count(),
+        1,
+        "exactly one INVITE reached the phone"
+    );
+}

@@ -41,7 +41,9 @@ pub async fn admin_ok(
     seed: Option<&str>,
     pwd: &str,
 ) -> Result<bool, StoreError> {
-    let Some(inner) = tx.admin_password_md5(enterprise, user_name).await? else { return Ok(false) };
+    let Some(inner) = tx.admin_password_md5(enterprise, user_name).await? else {
+        return Ok(false);
+    };
     Ok(match seed {
         Some(seed) => seed_matches(&inner, seed, pwd),
         None => normalize_md5(pwd).is_some_and(|p| p == inner),
@@ -66,7 +68,9 @@ impl AgentAuthCache {
         cno: &Cno,
         pwd: &str,
     ) -> Result<bool, StoreError> {
-        let Some(pwd) = normalize_md5(pwd) else { return Ok(false) };
+        let Some(pwd) = normalize_md5(pwd) else {
+            return Ok(false);
+        };
         let key = (enterprise.get(), cno.to_string(), pwd.clone());
         {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -77,7 +81,10 @@ impl AgentAuthCache {
         }
         let ok = tx.agent_password_matches(enterprise, cno, &pwd).await?;
         if ok {
-            self.entries.lock().unwrap_or_else(|p| p.into_inner()).insert(key, Instant::now());
+            self.entries
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, Instant::now());
         }
         Ok(ok)
     }
@@ -115,6 +122,10 @@ mod tests {
         };
         let stripped_pwd = md5_hex(&format!("{}seed", zero_inner.trim_start_matches('0')));
         assert!(seed_matches(&zero_inner, "seed", stripped_pwd.trim_start_matches('0')));
-        assert!(seed_matches(&zero_inner, "seed", &md5_hex(&format!("{zero_inner}seed"))));
+        assert!(seed_matches(
+            &zero_inner,
+            "seed",
+            &md5_hex(&format!("{zero_inner}seed"))
+        ));
     }
 }

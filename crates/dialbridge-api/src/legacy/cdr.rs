@@ -19,7 +19,12 @@ fn error(params: &super::Params, msg: &str) -> Response {
     reply(params, json!({"result": "error", "msg": msg}))
 }
 
-pub async fn list_cdr_ob(State(app): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn list_cdr_ob(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let params = params_of(query, &headers, &body);
     let Some(enterprise_id) = params.get("enterpriseId").and_then(|e| EnterpriseId::parse(e).ok()) else {
         return error(&params, "bad enterpriseId");
@@ -29,11 +34,25 @@ pub async fn list_cdr_ob(State(app): State<AppState>, RawQuery(query): RawQuery,
     };
     let result = async {
         let mut tx = app.calls.store().begin_read().await?;
-        if !auth::admin_ok(&mut tx, enterprise_id, user, Some(params.get("seed").unwrap_or("")), pwd).await? {
+        if !auth::admin_ok(
+            &mut tx,
+            enterprise_id,
+            user,
+            Some(params.get("seed").unwrap_or("")),
+            pwd,
+        )
+        .await?
+        {
             return Ok(Err("authentication failed"));
         }
-        let Some(enterprise) = tx.enterprise(enterprise_id).await? else { return Ok(Err("authentication failed")) };
-        let zone: Tz = enterprise.settings.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+        let Some(enterprise) = tx.enterprise(enterprise_id).await? else {
+            return Ok(Err("authentication failed"));
+        };
+        let zone: Tz = enterprise
+            .settings
+            .time_zone
+            .parse()
+            .unwrap_or(chrono_tz::Asia::Shanghai);
         let time = |name: &str| -> Result<Option<i64>, &'static str> {
             params
                 .get(name)
@@ -50,7 +69,11 @@ pub async fn list_cdr_ob(State(app): State<AppState>, RawQuery(query): RawQuery,
             (Ok(from), Ok(to)) => (from, to),
             _ => return Ok(Err("times are yyyy-MM-dd HH:mm:ss")),
         };
-        let limit = params.get("limit").and_then(|l| l.parse::<u32>().ok()).unwrap_or(MAX_LIMIT).clamp(1, MAX_LIMIT);
+        let limit = params
+            .get("limit")
+            .and_then(|l| l.parse::<u32>().ok())
+            .unwrap_or(MAX_LIMIT)
+            .clamp(1, MAX_LIMIT);
         let offset = params.get("start").and_then(|s| s.parse::<u32>().ok()).unwrap_or(0);
         let mut q = CdrQuery {
             enterprise_id: Some(enterprise_id),
@@ -67,7 +90,13 @@ pub async fn list_cdr_ob(State(app): State<AppState>, RawQuery(query): RawQuery,
             (Some("cno"), Some(v)) => q.cno = Some(v.to_owned()),
             _ => {}
         }
-        let rows: Vec<Value> = tx.cdrs(&q).await?.iter().filter(|c| c.end.is_some()).map(|c| row(c, zone)).collect();
+        let rows: Vec<Value> = tx
+            .cdrs(&q)
+            .await?
+            .iter()
+            .filter(|c| c.end.is_some())
+            .map(|c| row(c, zone))
+            .collect();
         Ok::<_, dialbridge_store::StoreError>(Ok(rows))
     }
     .await;
@@ -105,7 +134,9 @@ pub fn status_text(status: u8) -> &'static str {
 fn row(cdr: &Cdr, zone: Tz) -> Value {
     let s = &cdr.start;
     let Some(e) = &cdr.end else { return Value::Null };
-    let total = u64::try_from((e.ended_at - s.requested_at).max(0)).unwrap_or(0).div_ceil(1000);
+    let total = u64::try_from((e.ended_at - s.requested_at).max(0))
+        .unwrap_or(0)
+        .div_ceil(1000);
     json!({
         "uniqueId": s.unique_id,
         "customerNumber": s.customer_number,
@@ -138,7 +169,10 @@ mod tests {
         assert_eq!(hms(0), "00:00:00");
         assert_eq!(hms(3_725), "01:02:05");
         assert_eq!(Money::from_ten_thousandths(1_200).to_legacy_cost(), "0.120");
-        assert_eq!(local(Some(1_700_000_000_000), chrono_tz::Asia::Shanghai), "2023-11-15 06:13:20");
+        assert_eq!(
+            local(Some(1_700_000_000_000), chrono_tz::Asia::Shanghai),
+            "2023-11-15 06:13:20"
+        );
         assert_eq!(local(None, chrono_tz::Asia::Shanghai), "");
     }
 }

@@ -55,12 +55,21 @@ async fn admin_and_agent(tx: &mut Tx<'_>, params: &Params) -> Result<(Enterprise
     let (Some(user), Some(pwd)) = (params.get("userName"), params.get("pwd")) else {
         return Err(fail("2", "userName and pwd are required"));
     };
-    let cno = params.get("cno").and_then(|c| Cno::parse(c).ok()).ok_or_else(|| fail("2", "bad cno"))?;
+    let cno = params
+        .get("cno")
+        .and_then(|c| Cno::parse(c).ok())
+        .ok_or_else(|| fail("2", "bad cno"))?;
     if !auth::admin_ok(tx, enterprise_id, user, Some(params.get("seed").unwrap_or("")), pwd).await? {
         return Err(fail("3", "authentication failed"));
     }
-    let enterprise = tx.enterprise(enterprise_id).await?.ok_or_else(|| fail("3", "authentication failed"))?;
-    let agent = tx.agent(enterprise_id, &cno).await?.ok_or_else(|| fail("8", "no such agent"))?;
+    let enterprise = tx
+        .enterprise(enterprise_id)
+        .await?
+        .ok_or_else(|| fail("3", "authentication failed"))?;
+    let agent = tx
+        .agent(enterprise_id, &cno)
+        .await?
+        .ok_or_else(|| fail("8", "no such agent"))?;
     Ok((enterprise, agent))
 }
 
@@ -68,7 +77,11 @@ async fn admin_and_agent(tx: &mut Tx<'_>, params: &Params) -> Result<(Enterprise
 async fn phone_of(tx: &mut Tx<'_>, enterprise: &Enterprise, params: &Params) -> Result<(PhoneType, String), Failure> {
     let phone_type = match params.get("type") {
         None => PhoneType::Telephone,
-        Some(t) => t.parse::<i64>().ok().and_then(PhoneType::from_legacy_code).ok_or_else(|| fail("32", "bad phone type"))?,
+        Some(t) => t
+            .parse::<i64>()
+            .ok()
+            .and_then(PhoneType::from_legacy_code)
+            .ok_or_else(|| fail("32", "bad phone type"))?,
     };
     let tel = params.get("bindTel").ok_or_else(|| fail("2", "bindTel is required"))?;
     let number = phone_type.validate_number(tel).map_err(|e| fail("32", e.reason))?;
@@ -103,7 +116,12 @@ async fn change_agent(
     Ok(())
 }
 
-pub async fn client_online(State(app): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn client_online(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let params = params_of(query, &headers, &body);
     let result = async {
         let mut tx = app.calls.store().begin().await?;
@@ -126,7 +144,12 @@ pub async fn client_online(State(app): State<AppState>, RawQuery(query): RawQuer
     code_reply(&params, result)
 }
 
-pub async fn client_offline(State(app): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn client_offline(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let params = params_of(query, &headers, &body);
     let result = async {
         let mut tx = app.calls.store().begin().await?;
@@ -142,7 +165,12 @@ pub async fn client_offline(State(app): State<AppState>, RawQuery(query): RawQue
     code_reply(&params, result)
 }
 
-pub async fn change_status(State(app): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn change_status(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let params = params_of(query, &headers, &body);
     let result = async {
         let mut tx = app.calls.store().begin().await?;
@@ -160,7 +188,12 @@ pub async fn change_status(State(app): State<AppState>, RawQuery(query): RawQuer
     code_reply(&params, result)
 }
 
-pub async fn change_bind_tel(State(app): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn change_bind_tel(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let params = params_of(query, &headers, &body);
     let result = async {
         let mut tx = app.calls.store().begin().await?;
@@ -181,7 +214,12 @@ pub async fn change_bind_tel(State(app): State<AppState>, RawQuery(query): RawQu
     result_reply(&params, result)
 }
 
-pub async fn hang_up(State(app): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn hang_up(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let params = params_of(query, &headers, &body);
     let result = async {
         let mut tx = app.calls.store().begin_read().await?;
@@ -192,18 +230,30 @@ pub async fn hang_up(State(app): State<AppState>, RawQuery(query): RawQuery, hea
         let (Some(user), Some(pwd)) = (params.get("userName"), params.get("pwd")) else {
             return Err(fail("2", "userName and pwd are required"));
         };
-        if !auth::admin_ok(&mut tx, enterprise_id, user, Some(params.get("seed").unwrap_or("")), pwd).await? {
+        if !auth::admin_ok(
+            &mut tx,
+            enterprise_id,
+            user,
+            Some(params.get("seed").unwrap_or("")),
+            pwd,
+        )
+        .await?
+        {
             return Err(fail("3", "authentication failed"));
         }
         let unique_id = match (params.get("uniqueId"), params.get("cno")) {
             (Some(unique_id), _) => {
                 let cdr = tx.cdr(unique_id).await?;
                 // Another enterprise's call is "no call" for this one.
-                cdr.filter(|c| c.start.enterprise_id == enterprise_id && c.end.is_none()).map(|c| c.start.unique_id)
+                cdr.filter(|c| c.start.enterprise_id == enterprise_id && c.end.is_none())
+                    .map(|c| c.start.unique_id)
             }
             (None, Some(cno)) => {
                 let cno = Cno::parse(cno).map_err(|_| fail("2", "bad cno"))?;
-                let agent = tx.agent(enterprise_id, &cno).await?.ok_or_else(|| fail("8", "no such agent"))?;
+                let agent = tx
+                    .agent(enterprise_id, &cno)
+                    .await?
+                    .ok_or_else(|| fail("8", "no such agent"))?;
                 tx.agent_state(agent.id).await?.state.call.map(|c| c.unique_id)
             }
             (None, None) => return Err(fail("2", "cno or uniqueId is required")),

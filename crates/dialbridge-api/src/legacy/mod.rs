@@ -28,7 +28,10 @@ pub fn router() -> Router<AppState> {
         .route("/interface/client/ChangeStatus", any(client::change_status))
         .route("/interface/client/ChangeBindTel", any(client::change_bind_tel))
         .route("/interface/HangUp", any(client::hang_up))
-        .route("/interfaceAction/cdrObInterface!listCdrOb.action", any(cdr::list_cdr_ob))
+        .route(
+            "/interfaceAction/cdrObInterface!listCdrOb.action",
+            any(cdr::list_cdr_ob),
+        )
 }
 
 /// The parameters of a legacy request: the query string and, for a form POST, the body; the
@@ -60,25 +63,33 @@ impl Params {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
     }
-
 }
 
 /// Every legacy reply: HTTP 200 with JSON (or JSONP when a safe `callback` is given).
 pub fn reply(params: &Params, body: Value) -> Response {
     let json = body.to_string();
     match params.get("callback").filter(|c| is_safe_callback(c)) {
-        Some(callback) => {
-            (StatusCode::OK, [(header::CONTENT_TYPE, "application/javascript;charset=utf-8")], format!("{callback}({json})"))
-                .into_response()
-        }
-        None => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json;charset=utf-8")], json).into_response(),
+        Some(callback) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/javascript;charset=utf-8")],
+            format!("{callback}({json})"),
+        )
+            .into_response(),
+        None => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json;charset=utf-8")],
+            json,
+        )
+            .into_response(),
     }
 }
 
 /// `^[A-Za-z_$][A-Za-z0-9_$.]{0,63}$`: a function name, never script.
 fn is_safe_callback(name: &str) -> bool {
     let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$');
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$');
     first_ok && name.len() <= 64 && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '.'))
 }
 
@@ -93,8 +104,15 @@ mod tests {
     #[test]
     fn query_and_form_merge_first_wins() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, "application/x-www-form-urlencoded; charset=UTF-8".parse().unwrap());
-        let p = Params::parse(Some("cno=2000&sync=&hotline="), &headers, b"cno=9999&pwd=abc&userField=a%3D1%26b%3D2");
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded; charset=UTF-8".parse().unwrap(),
+        );
+        let p = Params::parse(
+            Some("cno=2000&sync=&hotline="),
+            &headers,
+            b"cno=9999&pwd=abc&userField=a%3D1%26b%3D2",
+        );
         assert_eq!(p.get("cno"), Some("2000"));
         assert_eq!(p.get("pwd"), Some("abc"));
         assert_eq!(p.get("userField"), Some("a=1&b=2"));

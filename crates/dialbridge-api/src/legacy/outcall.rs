@@ -15,7 +15,12 @@ use crate::AppState;
 
 const MAX_USER_FIELD: usize = 1024;
 
-pub async fn preview_outcall(State(app): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn preview_outcall(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let params = params_of(query, &headers, &body);
     match place(&app, &params).await {
         Ok(body) => reply(&params, body),
@@ -28,7 +33,10 @@ pub async fn preview_outcall(State(app): State<AppState>, RawQuery(query): RawQu
 }
 
 fn bad(reason: &str) -> Refusal {
-    Refusal { res: "2", reason: reason.to_owned() }
+    Refusal {
+        res: "2",
+        reason: reason.to_owned(),
+    }
 }
 
 async fn place(app: &AppState, params: &Params) -> Result<serde_json::Value, Refusal> {
@@ -36,7 +44,9 @@ async fn place(app: &AppState, params: &Params) -> Result<serde_json::Value, Ref
         .map_err(|_| bad("enterpriseId malformed"))?;
     let cno = Cno::parse(params.get("cno").ok_or_else(|| bad("cno missing"))?).map_err(|_| bad("cno malformed"))?;
     let pwd = params.get("pwd").ok_or_else(|| bad("pwd missing"))?;
-    let customer_number = params.get("customerNumber").ok_or_else(|| bad("customerNumber missing"))?;
+    let customer_number = params
+        .get("customerNumber")
+        .ok_or_else(|| bad("customerNumber missing"))?;
     let sync = match params.get("sync") {
         None => None,
         Some("1") => Some(true),
@@ -51,17 +61,26 @@ async fn place(app: &AppState, params: &Params) -> Result<serde_json::Value, Ref
     let store = app.calls.store();
     let mut tx = store.begin_read().await?;
     let Some(agent) = tx.agent(enterprise_id, &cno).await? else {
-        return Err(Refusal { res: "8", reason: format!("no agent {cno}") });
+        return Err(Refusal {
+            res: "8",
+            reason: format!("no agent {cno}"),
+        });
     };
     let authenticated = match params.get("userName") {
         Some(user) => auth::admin_ok(&mut tx, enterprise_id, user, params.get("seed"), pwd).await?,
         None => app.agent_auth.agent_ok(&mut tx, enterprise_id, &cno, pwd).await?,
     };
     if !authenticated {
-        return Err(Refusal { res: "3", reason: "authentication failed".into() });
+        return Err(Refusal {
+            res: "3",
+            reason: "authentication failed".into(),
+        });
     }
     let Some(enterprise) = tx.enterprise(enterprise_id).await? else {
-        return Err(Refusal { res: "8", reason: "no such enterprise".into() });
+        return Err(Refusal {
+            res: "8",
+            reason: "no such enterprise".into(),
+        });
     };
     drop(tx);
     let sync = sync.unwrap_or(enterprise.settings.sync_default);
@@ -84,10 +103,20 @@ async fn place(app: &AppState, params: &Params) -> Result<serde_json::Value, Ref
 }
 
 async fn record(app: &AppState, params: &Params, refusal: &Refusal) {
-    let enterprise = params.get("enterpriseId").and_then(|e| EnterpriseId::parse(e).ok()).map(EnterpriseId::get);
+    let enterprise = params
+        .get("enterpriseId")
+        .and_then(|e| EnterpriseId::parse(e).ok())
+        .map(EnterpriseId::get);
     let result = async {
         let mut tx = app.calls.store().begin().await?;
-        tx.record_refusal(enterprise, params.get("cno"), params.get("customerNumber"), refusal.res, &refusal.reason).await?;
+        tx.record_refusal(
+            enterprise,
+            params.get("cno"),
+            params.get("customerNumber"),
+            refusal.res,
+            &refusal.reason,
+        )
+        .await?;
         tx.commit().await
     }
     .await;
