@@ -327,13 +327,20 @@ impl CallService {
             match update {
                 CallUpdate::Progress {
                     progress: Progress::AgentAnswered,
-                    ..
+                    at_ms,
                 } => {
                     if let Some(tx) = answered.take() {
                         let _ = tx.send(true);
                     }
+                    self.mark_progress(&handle.unique_id, Some(at_ms), None).await;
                     self.update_agent(context.agent_id, |s, _| Some(s.call_connected(&handle.unique_id)))
                         .await;
+                }
+                CallUpdate::Progress {
+                    progress: Progress::CustomerAnswered,
+                    at_ms,
+                } => {
+                    self.mark_progress(&handle.unique_id, None, Some(at_ms)).await;
                 }
                 CallUpdate::Progress { .. } => {}
                 CallUpdate::Finished(report) => {
@@ -345,6 +352,77 @@ impl CallService {
                 }
             }
         }
+    }
+
+    async fn mark_progress(&self, unique_id: &str, agent_answered_at: Option<i64>, bridged_at: Option<i64>) {
+        let result = async {
+            let mut tx = self.inner.store.begin().await?;
+            tx.mark_cdr_progress(unique_id, agent_answered_at, bridged_at).await?;
+            tx.commit().await
+        }
+        .await;
+        match result {
+            Ok(()) => tracing::debug!(%unique_id, ?agent_answered_at, ?bridged_at, "call progress recorded"),
+            Err(e) => tracing::warn!(%unique_id, error = %e, "cannot record the call's progress"),
+        }
+    }
+
+    /// After a crash: closes every call this node left running, with the status of the phase it
+    /// reached, `sipCause` 0, billed up to the last moment known, and returns its agent to
+    /// wrap-up or idle. Returns how many calls were closed.
+    pub async fn recover(&self) -> Result<usize, StoreError> {
+        let open = self.inner.store.begin_read().await?.open_cdrs().await?;
+        let mut closed = 0;
+        for cdr in open.into_iter().filter(|c| c.start.node == self.inner.node.as_str()) {
+            let mut tx = self.inner.store.begin_read().await?;
+            let (agent_answered_at, bridged_at) = tx.cdr_progress(&cdr.start.unique_id).await?;
+            let Some(enterprise) = tx.enterprise(cdr.start.enterprise_id).await? else {
+                continue;
+            };
+            let wrapup_secs = match tx
+                .agent(
+                    enterprise.id,
+                    &dialbridge_core::Cno::parse(&cdr.start.cno).map_err(StoreError::from)?,
+                )
+                .await?
+            {
+                Some(agent) => agent.settings.wrapup_secs.unwrap_or(enterprise.settings.wrapup_secs),
+                None => enterprise.settings.wrapup_secs,
+            };
+            drop(tx);
+            let phase = match (agent_answered_at, bridged_at) {
+                (_, Some(_)) => Phase::Bridged,
+                (Some(_), None) => Phase::CustomerLeg,
+                _ => Phase::AgentLeg,
+            };
+            let last_known = bridged_at.or(agent_answered_at).unwrap_or(cdr.start.requested_at);
+            let report = CallReport {
+                unique_id: cdr.start.unique_id.clone(),
+                outcome: Outcome {
+                    reason: EndReason::Shutdown,
+                    side: Side::Platform,
+                    phase,
+                    sip_code: Some(0),
+                },
+                record: dialbridge_core::call::CallRecord {
+                    started_at: cdr.start.requested_at,
+                    agent_answered_at,
+                    bridged_at,
+                    ended_at: Some(last_known),
+                    ..Default::default()
+                },
+                media: Default::default(),
+            };
+            let context = CallContext {
+                enterprise,
+                agent_id: cdr.start.agent_id,
+                wrapup_secs,
+            };
+            tracing::warn!(unique_id = %cdr.start.unique_id, ?phase, "closing a call left running by a restart");
+            self.close(&context, &report).await;
+            closed += 1;
+        }
+        Ok(closed)
     }
 
     /// Reads, changes and writes the agent's state, retrying when a concurrent change won.
@@ -460,9 +538,10 @@ pub fn sip_cause(outcome: &Outcome) -> u16 {
 fn cdr_end(report: &CallReport, rate: Money) -> CdrEnd {
     let r = &report.record;
     let ended_at = r.ended_at.unwrap_or_else(now_ms);
-    let bridge_seconds = r
-        .bridged_at
-        .map_or(0, |b| u64::try_from((ended_at - b).max(0)).unwrap_or(0).div_ceil(1000));
+    // A bridged call has started its first minute, however short (or unknown, after a crash).
+    let bridge_seconds = r.bridged_at.map_or(0, |b| {
+        u64::try_from((ended_at - b).max(0)).unwrap_or(0).div_ceil(1000).max(1)
+    });
     let cost = Money::charge_per_started_minute(rate, bridge_seconds).unwrap_or(Money::ZERO);
     CdrEnd {
         agent_ringing_at: r.agent_ringing_at,

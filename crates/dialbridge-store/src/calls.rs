@@ -364,6 +364,35 @@ impl Tx<'_> {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Records how far a running call got, so that a restart knows the phase it reached.
+    pub async fn mark_cdr_progress(
+        &mut self,
+        unique_id: &str,
+        agent_answered_at: Option<i64>,
+        bridged_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE cdrs SET agent_answered_at = COALESCE($2, agent_answered_at), bridged_at = COALESCE($3, bridged_at) \
+             WHERE unique_id = $1 AND ended_at IS NULL",
+        )
+        .bind(unique_id)
+        .bind(agent_answered_at)
+        .bind(bridged_at)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    /// The progress times recorded for a running call: (agent answered, bridged).
+    pub async fn cdr_progress(&mut self, unique_id: &str) -> Result<(Option<i64>, Option<i64>), StoreError> {
+        let row: Option<(Option<i64>, Option<i64>)> =
+            sqlx::query_as("SELECT agent_answered_at, bridged_at FROM cdrs WHERE unique_id = $1")
+                .bind(unique_id)
+                .fetch_optional(&mut *self.conn)
+                .await?;
+        Ok(row.unwrap_or((None, None)))
+    }
+
     pub async fn cdr(&mut self, unique_id: &str) -> Result<Option<Cdr>, StoreError> {
         let row = sqlx::query("SELECT * FROM cdrs WHERE unique_id = $1")
             .bind(unique_id)

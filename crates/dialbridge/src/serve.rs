@@ -40,6 +40,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, node = %config.node_name, "listening for HTTP");
 
     let calls = dialbridge_api::calls::CallService::new(store.clone(), engine.clone(), config.node_name.clone());
+    let recovered = calls
+        .recover()
+        .await
+        .context("closing the calls left by the last run")?;
+    if recovered > 0 {
+        tracing::warn!(calls = recovered, "closed calls left running by the previous run");
+    }
     let app = dialbridge_api::router(AppState::new(calls, metrics));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
