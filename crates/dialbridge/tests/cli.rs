@@ -1121,3 +1121,178 @@ fn a_call_survives_a_crash_of_the_server_as_one_cdr_charged_once() {
         assert_eq!(outcall(&server.http, "customerNumber=13800138000")["res"], "9");
     }
 }
+
+fn http_post_form(address: &str, path: &str, form: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Waits for the CDR of `unique_id` and returns its row.
+fn cdr_row(address: &str, unique_id: &str) -> serde_json::Value {
+    for _ in 0..200 {
+        let page = json_get(
+            address,
+            &format!(
+                "/interfaceAction/cdrObInterface!listCdrOb.action?{}&uniqueId={unique_id}",
+                admin_auth()
+            ),
+        );
+        if let Some(row) = page["msg"]["data"].get(0) {
+            return row.clone();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no CDR for {unique_id}");
+}
+
+#[test]
+fn unanswered_and_failed_calls_and_the_remaining_res_codes() {
+    let op = Operator::new();
+    let carrier_port = dialbridge_testkit::free_port();
+    let setup = legacy_setup(carrier_port)
+        .replace("agent_ring_timeout_secs = 5", "agent_ring_timeout_secs = 1")
+        .replace("customer_ring_timeout_secs = 5", "customer_ring_timeout_secs = 1");
+    op.ok(&["provision", &op.write("legacy.toml", &setup)]);
+    op.ok(&[
+        "admin",
+        "balance",
+        "top-up",
+        "--enterprise",
+        "3000001",
+        "--amount",
+        "100",
+    ]);
+    let server = serve(&op);
+    let a = server.http.clone();
+    let sip: std::net::SocketAddr = server.sip.parse().unwrap();
+    let phone_port = dialbridge_testkit::free_port();
+    let uas = |port: u16, settings: &[(&str, &str)]| {
+        let mut b = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
+            .args(["-p".to_owned(), port.to_string(), "-m".to_owned(), "1".to_owned()])
+            .media_port(dialbridge_testkit::free_port())
+            .rtp_stream();
+        for (k, v) in settings {
+            b = b.set(k, v);
+        }
+        b.spawn()
+    };
+    let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(sip))
+        .args([
+            "-s",
+            "3000001-801",
+            "-au",
+            "3000001-801",
+            "-ap",
+            "ext801-secret",
+            "-m",
+            "1",
+        ])
+        .args(["-p".to_owned(), dialbridge_testkit::free_port().to_string()])
+        .set("contact_port", phone_port)
+        .spawn();
+    assert!(register.finish(Duration::from_secs(10)), "{}", register.logs());
+    // ClientOnline by form POST, with the status parameters a CRM sends.
+    let online = http_post_form(
+        &a,
+        "/interface/client/ClientOnline",
+        &format!("{}&cno=2000&bindTel=801&type=2&status=1", admin_auth()),
+    );
+    assert_eq!(online["code"], "0");
+
+    // The agent does not answer: sync res 1, CDR 24, the customer is never called.
+    let mut phone = uas(phone_port, &[("mode", "noanswer")]);
+    let pwd = md5_hex("1234");
+    let form = format!("enterpriseId=3000001&cno=2000&pwd={pwd}&customerNumber=13800138000&sync=1");
+    let reply = http_post_form(&a, "/interface/PreviewOutcall", &form);
+    assert_eq!(reply, serde_json::json!({"res": "1"}));
+    assert!(phone.finish(Duration::from_secs(20)), "{}", phone.logs());
+    let last = json_get(
+        &a,
+        &format!(
+            "/interfaceAction/cdrObInterface!listCdrOb.action?{}&limit=1",
+            admin_auth()
+        ),
+    );
+    let row = &last["msg"]["data"][0];
+    assert_eq!(row["status"], "座席未接听", "{row}");
+    assert_eq!(row["sipCause"], "487");
+
+    // The customer is busy: CDR 22; the customer does not answer: CDR 21.
+    for (mode, status, cause) in [("busy", "客户呼叫失败", "486"), ("noanswer", "客户未接听", "487")] {
+        let mut phone = uas(phone_port, &[]);
+        let mut carrier = uas(carrier_port, &[("mode", mode)]);
+        let reply = outcall(&a, "customerNumber=13800138000&sync=1");
+        assert_eq!(reply["res"], "0", "{reply}");
+        let row = cdr_row(&a, reply["uniqueId"].as_str().unwrap());
+        assert_eq!(
+            (row["status"].as_str().unwrap(), row["sipCause"].as_str().unwrap()),
+            (status, cause),
+            "{row}"
+        );
+        assert_eq!(row["cost"], "0.000");
+        assert!(
+            phone.finish(Duration::from_secs(20)) && phone.logs().contains("BYE received"),
+            "{}",
+            phone.logs()
+        );
+        assert!(carrier.finish(Duration::from_secs(20)), "{}", carrier.logs());
+    }
+
+    // 40: the number was called 3 times within the window.
+    op.ok(&[
+        "admin",
+        "enterprise",
+        "update",
+        "--id",
+        "3000001",
+        "--number-limit",
+        "3/60",
+    ]);
+    assert_eq!(outcall(&a, "customerNumber=13800138000")["res"], "40");
+    op.ok(&[
+        "admin",
+        "enterprise",
+        "update",
+        "--id",
+        "3000001",
+        "--number-limit",
+        "none",
+    ]);
+    // 5: no balance left.
+    op.ok(&[
+        "admin",
+        "balance",
+        "top-up",
+        "--enterprise",
+        "3000001",
+        "--amount",
+        "-100",
+    ]);
+    assert_eq!(outcall(&a, "customerNumber=13800138000")["res"], "5");
+    // 6 before 5: outbound calling switched off.
+    op.ok(&[
+        "admin",
+        "enterprise",
+        "update",
+        "--id",
+        "3000001",
+        "--outbound-enabled",
+        "false",
+    ]);
+    assert_eq!(outcall(&a, "customerNumber=13800138000")["res"], "6");
+}
