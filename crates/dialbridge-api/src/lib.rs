@@ -25,6 +25,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub calls: calls::CallService,
     pub agent_auth: Arc<legacy::AgentAuthCache>,
+    pub validate_limiter: Arc<legacy::ValidateLimiter>,
 }
 
 impl AppState {
@@ -34,6 +35,7 @@ impl AppState {
             metrics,
             calls,
             agent_auth: Arc::default(),
+            validate_limiter: Arc::default(),
         }
     }
 }

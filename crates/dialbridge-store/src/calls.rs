@@ -239,6 +239,54 @@ impl Tx<'_> {
         Ok(())
     }
 
+    // ---- legacy agent fields ----
+
+    /// (power, clientType) of the legacy agent-management interface.
+    pub async fn agent_legacy_fields(&mut self, agent_id: i64) -> Result<(i64, i64), StoreError> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT legacy_power, legacy_client_type FROM agents WHERE id = $1")
+                .bind(agent_id)
+                .fetch_optional(&mut *self.conn)
+                .await?;
+        row.ok_or_else(|| StoreError::NotFound(format!("agent #{agent_id}")))
+    }
+
+    pub async fn set_agent_legacy_fields(
+        &mut self,
+        agent_id: i64,
+        power: i64,
+        client_type: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE agents SET legacy_power = $2, legacy_client_type = $3 WHERE id = $1")
+            .bind(agent_id)
+            .bind(power)
+            .bind(client_type)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The phones an agent has used: (id, type, number, bound, created_at).
+    pub async fn phones_of(&mut self, agent_id: i64) -> Result<Vec<(i64, i64, String, bool, i64)>, StoreError> {
+        let rows: Vec<(i64, i64, String, i64, i64)> = sqlx::query_as(
+            "SELECT id, phone_type, number, is_bound, created_at FROM agent_phones WHERE agent_id = $1 ORDER BY created_at, id",
+        )
+        .bind(agent_id)
+        .fetch_all(&mut *self.conn)
+        .await?;
+        Ok(rows.into_iter().map(|(id, t, n, b, c)| (id, t, n, b != 0, c)).collect())
+    }
+
+    /// An agent by its id within an enterprise.
+    pub async fn agent_by_id(&mut self, enterprise: EnterpriseId, agent_id: i64) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT cno FROM agents WHERE enterprise_id = $1 AND id = $2")
+            .bind(enterprise.get())
+            .bind(agent_id)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        Ok(row.map(|(c,)| c))
+    }
+
     // ---- bound phones ----
 
     pub async fn bound_phone(&mut self, agent_id: i64) -> Result<Option<(PhoneType, String)>, StoreError> {

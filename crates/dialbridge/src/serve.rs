@@ -48,10 +48,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::warn!(calls = recovered, "closed calls left running by the previous run");
     }
     let app = dialbridge_api::router(AppState::new(calls, metrics));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("HTTP server failed")?;
     gauges.abort();
     engine.shutdown(config.shutdown_grace).await;
     store.close().await;

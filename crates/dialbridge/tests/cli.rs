@@ -820,6 +820,32 @@ fn preview_outcall_refusals_carry_their_res_codes() {
     let upper = md5.to_ascii_uppercase();
     let r = json_get(a, &format!("/interface/PreviewOutcall?enterpriseId=3000001&cno=2000&pwd={upper}&customerNumber=138-0013-8000&hotline=&sync="));
     assert_eq!(r, serde_json::json!({"res": "12"}), "no uniqueId with a refusal");
+    // The same request as multipart/form-data.
+    let multipart = {
+        use std::io::{Read, Write};
+        let fields = [
+            ("enterpriseId", "3000001"),
+            ("cno", "2000"),
+            ("pwd", md5.as_str()),
+            ("customerNumber", "13800138000"),
+        ];
+        let mut body = String::new();
+        for (name, value) in fields {
+            body.push_str(&format!(
+                "--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            ));
+        }
+        body.push_str("--XyZ--\r\n");
+        let mut stream = std::net::TcpStream::connect(a.as_str()).unwrap();
+        write!(stream, "POST /interface/PreviewOutcall HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(multipart, r#"{"res":"12"}"#);
     // 9: online on an extension that is not registered.
     let online = json_get(
         a,
@@ -951,6 +977,19 @@ fn a_synchronous_preview_outcall_end_to_end() {
     assert!(row["bridgeDuration"].as_str().unwrap().starts_with("00:00:0"), "{row}");
     let balance = &w.op.json(&["admin", "balance", "show", "--enterprise", "3000001"])[0]["balance"];
     assert_eq!(balance, "99.8800", "charged once");
+    let detail = json_get(
+        a,
+        &format!(
+            "/interfaceAction/cdrObInterface!listCdrObDetail.action?{}&id={unique_id}",
+            admin_auth()
+        ),
+    );
+    let legs = detail["msg"]["data"].as_array().unwrap();
+    assert_eq!(legs.len(), 2, "{detail}");
+    assert_eq!(legs[0]["status"], "座席接听");
+    assert_eq!(legs[1]["status"], "双方接听");
+    assert_eq!(legs[1]["cost"], "0.120");
+    assert_eq!(legs[1]["sipCause"], "200");
     // Another enterprise's admin sees none of it.
     let rival = md5_hex(&format!("{}1", md5_hex("rival-secret")));
     let theirs = json_get(a, &format!("/interfaceAction/cdrObInterface!listCdrOb.action?enterpriseId=3000002&userName=admin&seed=1&pwd={rival}&uniqueId={unique_id}"));
@@ -1122,7 +1161,7 @@ fn a_call_survives_a_crash_of_the_server_as_one_cdr_charged_once() {
     }
 }
 
-fn http_post_form(address: &str, path: &str, form: &str) -> serde_json::Value {
+fn http_post_raw(address: &str, path: &str, form: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -1134,12 +1173,22 @@ fn http_post_form(address: &str, path: &str, form: &str) -> serde_json::Value {
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let body = response
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
-    serde_json::from_str(&body).unwrap()
+    (status, body)
+}
+
+fn http_post_form(address: &str, path: &str, form: &str) -> serde_json::Value {
+    let (status, body) = http_post_raw(address, path, form);
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
 }
 
 /// Waits for the CDR of `unique_id` and returns its row.
@@ -1311,6 +1360,13 @@ fn malformed_input_never_breaks_a_legacy_endpoint() {
         "/interface/client/ChangeBindTel",
         "/interface/HangUp",
         "/interfaceAction/cdrObInterface!listCdrOb.action",
+        "/interfaceAction/cdrObInterface!listCdrObDetail.action",
+        "/interfaceAction/clientInterface!save.action",
+        "/interfaceAction/clientInterface!view.action",
+        "/interfaceAction/clientInterface!list.action",
+        "/interfaceAction/clientInterface!delete.action",
+        "/interfaceAction/clientInterface!validateCno.action",
+        "/interfaceAction/clientInterface!queryBindTel.action",
     ];
     let names = [
         "enterpriseId",
@@ -1402,7 +1458,9 @@ fn malformed_input_never_breaks_a_legacy_endpoint() {
                 assert_eq!(status, 200, "{endpoint}?{query}");
                 body
             } else {
-                http_post_form(a, endpoint, &query).to_string()
+                let (status, body) = http_post_raw(a, endpoint, &query);
+                assert_eq!(status, 200, "POST {endpoint}: {query}");
+                body
             };
             let json = match body.find('(') {
                 Some(open) if !body.starts_with('{') => body[open + 1..body.len() - 1].to_owned(),
@@ -1416,4 +1474,119 @@ fn malformed_input_never_breaks_a_legacy_endpoint() {
     }
     let (status, _) = http_get(a, "/healthz");
     assert_eq!(status, 200);
+}
+
+#[test]
+fn agent_management_through_the_legacy_interface() {
+    let w = legacy_world();
+    let a = &w.server.http;
+    let admin = format!(
+        "enterpriseId=3000001&userName=admin&password={}",
+        md5_hex("admin-secret")
+    );
+    let call = |method: &str, extra: &str| {
+        json_get(
+            a,
+            &format!("/interfaceAction/clientInterface!{method}.action?{admin}&{extra}"),
+        )
+    };
+    let saved = call(
+        "save",
+        "cno=2005&name=Carol&pwd=abcd&areaCode=010&power=1&clientType=2&skillIds=7,8",
+    );
+    assert_eq!(saved["result"], "success", "{saved}");
+    let id = saved["id"].as_i64().unwrap();
+    let view = call("view", "cno=2005");
+    assert_eq!(
+        view["msg"],
+        serde_json::json!({"id": id, "cno": "2005", "name": "Carol", "areaCode": "010", "power": "1", "clientType": "2", "active": "1"})
+    );
+    assert_eq!(call("save", &format!("id={id}&name=Caroline"))["id"], id);
+    assert_eq!(call("view", &format!("id={id}"))["msg"]["name"], "Caroline");
+    let listed = call("list", "");
+    assert!(listed["msg"].as_array().unwrap().iter().any(|r| r["cno"] == "2005"));
+    // The agent's password works for PreviewOutcall (offline: 12, not 3).
+    let carol = md5_hex("abcd");
+    let r = json_get(
+        a,
+        &format!("/interface/PreviewOutcall?enterpriseId=3000001&cno=2005&pwd={carol}&customerNumber=13800138000"),
+    );
+    assert_eq!(r["res"], "12");
+    // validateCno answers a boolean without credentials.
+    let validate = |cno: &str| {
+        json_get(
+            a,
+            &format!("/interfaceAction/clientInterface!validateCno.action?enterpriseId=3000001&cno={cno}"),
+        )
+    };
+    assert_eq!(validate("2005"), serde_json::json!({"result": true}));
+    assert_eq!(validate("2999"), serde_json::json!({"result": false}));
+    // The seed form of the admin password family, and a wrong password.
+    let seeded = md5_hex(&format!("{}77", md5_hex("admin-secret")));
+    let v = json_get(a, &format!("/interfaceAction/clientInterface!view.action?enterpriseId=3000001&userName=admin&seed=77&password={seeded}&cno=2005"));
+    assert_eq!(v["result"], "success");
+    let bad = json_get(
+        a,
+        &format!(
+            "/interfaceAction/clientInterface!view.action?enterpriseId=3000001&userName=admin&password={}&cno=2005",
+            md5_hex("nope")
+        ),
+    );
+    assert_eq!(
+        bad,
+        serde_json::json!({"result": "error", "msg": "authentication failed"})
+    );
+    // Another enterprise's admin can neither see nor delete this agent.
+    let rival = format!(
+        "enterpriseId=3000002&userName=admin&password={}",
+        md5_hex("rival-secret")
+    );
+    let theirs = json_get(
+        a,
+        &format!("/interfaceAction/clientInterface!view.action?{rival}&id={id}"),
+    );
+    assert_eq!(theirs["result"], "error");
+    let theirs = json_get(
+        a,
+        &format!("/interfaceAction/clientInterface!delete.action?{rival}&id={id}"),
+    );
+    assert_eq!(theirs["result"], "error");
+    // The phones an agent used.
+    assert_eq!(
+        json_get(
+            a,
+            &format!(
+                "/interface/client/ClientOnline?{}&cno=2000&bindTel=801&type=2",
+                admin_auth()
+            )
+        )["code"],
+        "0"
+    );
+    let phones = json_get(
+        a,
+        &format!(
+            "/interfaceAction/clientInterface!queryBindTel.action?{}&cno=2000",
+            admin_auth()
+        ),
+    );
+    assert_eq!(phones["result"], 0);
+    assert_eq!(phones["data"][0]["tel"], "801");
+    assert_eq!(phones["data"][0]["telType"], 2);
+    assert_eq!(phones["data"][0]["isBind"], 1);
+    // Another enterprise cannot log this agent in, out, or hang it up.
+    let rival_seed = format!(
+        "enterpriseId=3000002&userName=admin&seed=1&pwd={}",
+        md5_hex(&format!("{}1", md5_hex("rival-secret")))
+    );
+    assert_eq!(
+        json_get(a, &format!("/interface/client/ClientOffline?{rival_seed}&cno=2000"))["code"],
+        "8"
+    );
+    assert_eq!(
+        json_get(a, &format!("/interface/HangUp?{rival_seed}&cno=2000"))["result"],
+        "error"
+    );
+    // Delete, and the cno no longer validates.
+    assert_eq!(call("delete", &format!("id={id}"))["result"], "success");
+    assert_eq!(validate("2005"), serde_json::json!({"result": false}));
 }

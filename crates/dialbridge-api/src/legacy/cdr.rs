@@ -25,7 +25,7 @@ pub async fn list_cdr_ob(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = params_of(query, &headers, &body);
+    let params = params_of(query, &headers, &body).await;
     let Some(enterprise_id) = params.get("enterpriseId").and_then(|e| EnterpriseId::parse(e).ok()) else {
         return error(&params, "bad enterpriseId");
     };
@@ -105,6 +105,86 @@ pub async fn list_cdr_ob(
         Ok(Err(msg)) => error(&params, msg),
         Err(e) => {
             tracing::error!(error = %e, "CDR query failed");
+            error(&params, "internal error")
+        }
+    }
+}
+
+/// `!listCdrObDetail.action?id=<uniqueId>`: one row per leg of the call.
+pub async fn list_cdr_ob_detail(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params = params_of(query, &headers, &body).await;
+    let Some(enterprise_id) = params.get("enterpriseId").and_then(|e| EnterpriseId::parse(e).ok()) else {
+        return error(&params, "bad enterpriseId");
+    };
+    let (Some(user), Some(pwd), Some(unique_id)) = (params.get("userName"), params.get("pwd"), params.get("id")) else {
+        return error(&params, "userName, pwd and id are required");
+    };
+    let result = async {
+        let mut tx = app.calls.store().begin_read().await?;
+        if !auth::admin_ok(
+            &mut tx,
+            enterprise_id,
+            user,
+            Some(params.get("seed").unwrap_or("")),
+            pwd,
+        )
+        .await?
+        {
+            return Ok(Err("authentication failed"));
+        }
+        let Some(enterprise) = tx.enterprise(enterprise_id).await? else {
+            return Ok(Err("authentication failed"));
+        };
+        let zone: Tz = enterprise
+            .settings
+            .time_zone
+            .parse()
+            .unwrap_or(chrono_tz::Asia::Shanghai);
+        let cdr = tx
+            .cdr(unique_id)
+            .await?
+            .filter(|c| c.start.enterprise_id == enterprise_id);
+        let Some(Cdr { start, end: Some(end) }) = cdr else {
+            return Ok(Ok(Vec::new()));
+        };
+        let seconds = |from: Option<i64>| {
+            from.map_or(0, |f| {
+                u64::try_from((end.ended_at - f).max(0)).unwrap_or(0).div_ceil(1000)
+            })
+        };
+        let mut rows = vec![json!({
+            "status": if end.agent_answered_at.is_some() { "座席接听" } else { "座席未接听" },
+            "startTime": local(Some(start.requested_at), zone),
+            "answerTime": local(end.agent_answered_at, zone),
+            "endTime": local(Some(end.ended_at), zone),
+            "billDuration": hms(seconds(end.agent_answered_at)),
+            "cost": "0.000",
+            "sipCause": end.agent_sip_code.map(|c| c.to_string()).unwrap_or_default(),
+        })];
+        if end.agent_answered_at.is_some() {
+            rows.push(json!({
+                "status": status_text(end.status),
+                "startTime": local(end.agent_answered_at, zone),
+                "answerTime": local(end.bridged_at, zone),
+                "endTime": local(Some(end.ended_at), zone),
+                "billDuration": hms(end.bridge_seconds),
+                "cost": end.cost.to_legacy_cost(),
+                "sipCause": end.customer_sip_code.map(|c| c.to_string()).unwrap_or_default(),
+            }));
+        }
+        Ok::<_, dialbridge_store::StoreError>(Ok(rows))
+    }
+    .await;
+    match result {
+        Ok(Ok(rows)) => reply(&params, json!({"result": "success", "msg": {"data": rows}})),
+        Ok(Err(msg)) => error(&params, msg),
+        Err(e) => {
+            tracing::error!(error = %e, "CDR detail query failed");
             error(&params, "internal error")
         }
     }

@@ -122,7 +122,7 @@ pub async fn client_online(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = params_of(query, &headers, &body);
+    let params = params_of(query, &headers, &body).await;
     let result = async {
         let mut tx = app.calls.store().begin().await?;
         let (enterprise, agent) = admin_and_agent(&mut tx, &params).await?;
@@ -150,7 +150,7 @@ pub async fn client_offline(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = params_of(query, &headers, &body);
+    let params = params_of(query, &headers, &body).await;
     let result = async {
         let mut tx = app.calls.store().begin().await?;
         let (_, agent) = admin_and_agent(&mut tx, &params).await?;
@@ -171,7 +171,7 @@ pub async fn change_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = params_of(query, &headers, &body);
+    let params = params_of(query, &headers, &body).await;
     let result = async {
         let mut tx = app.calls.store().begin().await?;
         let (_, agent) = admin_and_agent(&mut tx, &params).await?;
@@ -194,7 +194,7 @@ pub async fn change_bind_tel(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = params_of(query, &headers, &body);
+    let params = params_of(query, &headers, &body).await;
     let result = async {
         let mut tx = app.calls.store().begin().await?;
         let (enterprise, agent) = admin_and_agent(&mut tx, &params).await?;
@@ -220,7 +220,7 @@ pub async fn hang_up(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = params_of(query, &headers, &body);
+    let params = params_of(query, &headers, &body).await;
     let result = async {
         let mut tx = app.calls.store().begin_read().await?;
         let enterprise_id = params

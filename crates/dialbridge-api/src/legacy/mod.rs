@@ -2,8 +2,10 @@
 //! module alone knows the legacy paths, parameter names, `res`/`code`/`result` conventions and
 //! authentication families; the call itself is placed by [`crate::calls::CallService`].
 
+mod agents;
 mod auth;
 
+pub use agents::ValidateLimiter;
 pub use auth::AgentAuthCache;
 mod cdr;
 mod client;
@@ -31,6 +33,22 @@ pub fn router() -> Router<AppState> {
         .route(
             "/interfaceAction/cdrObInterface!listCdrOb.action",
             any(cdr::list_cdr_ob),
+        )
+        .route(
+            "/interfaceAction/cdrObInterface!listCdrObDetail.action",
+            any(cdr::list_cdr_ob_detail),
+        )
+        .route("/interfaceAction/clientInterface!save.action", any(agents::save))
+        .route("/interfaceAction/clientInterface!view.action", any(agents::view))
+        .route("/interfaceAction/clientInterface!list.action", any(agents::list))
+        .route("/interfaceAction/clientInterface!delete.action", any(agents::delete))
+        .route(
+            "/interfaceAction/clientInterface!validateCno.action",
+            any(agents::validate_cno),
+        )
+        .route(
+            "/interfaceAction/clientInterface!queryBindTel.action",
+            any(agents::query_bind_tel),
         )
 }
 
@@ -93,8 +111,26 @@ fn is_safe_callback(name: &str) -> bool {
     first_ok && name.len() <= 64 && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '.'))
 }
 
-pub(crate) fn params_of(query: Option<String>, headers: &HeaderMap, body: &Bytes) -> Params {
-    Params::parse(query.as_deref(), headers, body)
+/// The request's parameters; a `multipart/form-data` body's text fields count like form fields.
+pub(crate) async fn params_of(query: Option<String>, headers: &HeaderMap, body: &Bytes) -> Params {
+    let mut params = Params::parse(query.as_deref(), headers, body);
+    let boundary = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| multer::parse_boundary(ct).ok());
+    if let Some(boundary) = boundary {
+        let stream = futures_util::stream::once(std::future::ready(Ok::<Bytes, std::io::Error>(body.clone())));
+        let mut multipart = multer::Multipart::new(stream, boundary);
+        while let Ok(Some(field)) = multipart.next_field().await {
+            let Some(name) = field.name().map(str::to_owned) else {
+                continue;
+            };
+            if let Ok(text) = field.text().await {
+                params.0.entry(name).or_insert(text);
+            }
+        }
+    }
+    params
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ pub async fn preview_outcall(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = params_of(query, &headers, &body);
+    let params = params_of(query, &headers, &body).await;
     match place(&app, &params).await {
         Ok(body) => reply(&params, body),
         Err(refusal) => {
