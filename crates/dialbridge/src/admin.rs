@@ -3,6 +3,7 @@
 //! carried it. `--json` prints machine-readable results for scripts.
 
 use clap::{Args, Subcommand};
+use dialbridge_core::agent::AgentState;
 use dialbridge_core::{
     AgentSettings, BlacklistPattern, CallPower, CallerId, Cno, Enterprise, EnterpriseId, EnterpriseSettings,
     EnterpriseStatus, ExtensionNumber, Money, NumberLimit, PushFormat, PushMethod, PushTarget, PushType, SipAddress,
@@ -479,6 +480,13 @@ enum BalanceCommand {
     },
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 pub async fn run(config: &Config, args: AdminArgs) -> anyhow::Result<()> {
     let store = crate::open_store(config).await?;
     let result = execute(&store, args.command).await;
@@ -544,7 +552,9 @@ pub fn enterprise_json(e: &Enterprise) -> Value {
     })
 }
 
-fn agent_json(a: &AgentRecord, bound_phone: Option<String>) -> Value {
+/// An agent's settings and, when known, its state now: the login status, the pause reason,
+/// the wrap-up seconds left and the call it is on.
+fn agent_json(a: &AgentRecord, bound_phone: Option<String>, state: Option<&AgentState>, now: i64) -> Value {
     let s = &a.settings;
     json!({
         "enterprise": a.enterprise_id.get(),
@@ -557,6 +567,10 @@ fn agent_json(a: &AgentRecord, bound_phone: Option<String>) -> Value {
         "wrapup_secs": s.wrapup_secs,
         "has_password": a.has_password,
         "bound_phone": bound_phone,
+        "login_status": state.map(|st| st.login.as_str()),
+        "pause_description": state.and_then(|st| st.pause_description.clone()),
+        "wrapup_left_secs": state.map(|st| st.wrapup_seconds_left(now)),
+        "call": state.and_then(|st| st.call.as_ref().map(|c| c.unique_id.clone())),
     })
 }
 
@@ -684,19 +698,14 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
             AgentCommand::List { enterprise } => {
                 require_enterprise(&mut tx, enterprise).await?;
                 let phones = tx.agent_phones(enterprise).await?;
-                let agents = tx.agents(enterprise).await?;
-                Output::Rows(
-                    agents
-                        .iter()
-                        .map(|a| {
-                            let bound = phones
-                                .iter()
-                                .find(|p| p.cno == a.cno && p.bound)
-                                .map(|p| p.number.clone());
-                            agent_json(a, bound)
-                        })
-                        .collect(),
-                )
+                let now = now_ms();
+                let mut rows = Vec::new();
+                for a in tx.agents(enterprise).await? {
+                    let bound = phones.iter().find(|p| p.cno == a.cno && p.bound).map(|p| p.number.clone());
+                    let state = tx.agent_state(a.id).await?.state.at(now);
+                    rows.push(agent_json(&a, bound, Some(&state), now));
+                }
+                Output::Rows(rows)
             }
             AgentCommand::Disable { enterprise, cno } => {
                 let mut settings = require_agent(&mut tx, enterprise, &cno).await?.settings;

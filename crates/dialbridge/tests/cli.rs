@@ -994,7 +994,23 @@ fn a_synchronous_preview_outcall_end_to_end() {
     let rival = md5_hex(&format!("{}1", md5_hex("rival-secret")));
     let theirs = json_get(a, &format!("/interfaceAction/cdrObInterface!listCdrOb.action?enterpriseId=3000002&userName=admin&seed=1&pwd={rival}&uniqueId={unique_id}"));
     assert_eq!(theirs["msg"]["data"], serde_json::json!([]));
-    // The lock is released: in wrap-up the agent may call again (async: accepted at once).
+    // After the call the agent is in wrap-up for its wrap-up seconds (2), then online.
+    let agent_now = || w.op.json(&["admin", "agent", "list", "--enterprise", "3000001"])[0].clone();
+    let alice = agent_now();
+    assert_eq!(
+        (alice["login_status"].as_str(), alice["pause_description"].as_str()),
+        (Some("pause"), Some("pauseWrapup")),
+        "{alice}"
+    );
+    assert!(alice["wrapup_left_secs"].as_u64().unwrap() <= 2);
+    std::thread::sleep(Duration::from_millis(2_100));
+    let alice = agent_now();
+    assert_eq!(
+        (alice["login_status"].as_str(), alice["pause_description"].as_str()),
+        (Some("online"), None),
+        "{alice}"
+    );
+    // The lock is released: the agent may call again (async: accepted at once).
     let next = outcall(a, "customerNumber=13800138000");
     assert_eq!(next["res"], "0", "{next}");
     let hang_up = |extra: &str| json_get(a, &format!("/interface/HangUp?{}&{extra}", admin_auth()));
@@ -1067,6 +1083,47 @@ fn fifty_racing_requests_place_exactly_one_call() {
     let replies: Vec<serde_json::Value> = racers.into_iter().map(|r| r.join().unwrap()).collect();
     let winners: Vec<_> = replies.iter().filter(|r| r["res"] == "0").collect();
     assert_eq!(winners.len(), 1, "{replies:?}");
+    assert!(
+        replies.iter().any(|r| r["res"] == "33"),
+        "the losers of a race during setup get 33"
+    );
+    // 10: the enterprise's concurrency cap is reached by the call in setup.
+    w.op.ok(&[
+        "admin",
+        "agent",
+        "create",
+        "--enterprise",
+        "3000001",
+        "--cno",
+        "2002",
+        "--name",
+        "Dave",
+        "--password",
+        "9999",
+    ]);
+    let online = json_get(
+        &a,
+        &format!(
+            "/interface/client/ClientOnline?{}&cno=2002&bindTel=13900139001&type=1",
+            admin_auth()
+        ),
+    );
+    assert_eq!(online["code"], "0");
+    w.op.ok(&[
+        "admin",
+        "enterprise",
+        "update",
+        "--id",
+        "3000001",
+        "--concurrency-cap",
+        "1",
+    ]);
+    let dave = md5_hex("9999");
+    let r = json_get(
+        &a,
+        &format!("/interface/PreviewOutcall?enterpriseId=3000001&cno=2002&pwd={dave}&customerNumber=13800138000"),
+    );
+    assert_eq!(r, serde_json::json!({"res": "10"}));
     for r in &replies {
         assert!(["0", "33", "13"].contains(&r["res"].as_str().unwrap()), "{r}");
         if r["res"] != "0" {
