@@ -1,0 +1,109 @@
+//! `/interface/client/*`: ClientOnline, ChangeStatus, ChangeBindTel, ClientOffline.
+
+use super::*;
+
+#[test]
+fn agent_sessions_online_pause_phone_and_offline() {
+    let w = legacy_world();
+    let a = &w.server.http;
+    let client =
+        |endpoint: &str, extra: &str| json_get(a, &format!("/interface/client/{endpoint}?{}&{extra}", admin_auth()));
+    let state = || {
+        let rows = w.op.json(&["admin", "agent", "list", "--enterprise", "3000001"]);
+        let alice = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["cno"] == "2000")
+            .unwrap()
+            .clone();
+        (
+            alice["login_status"].as_str().unwrap().to_owned(),
+            alice["pause_description"].as_str().map(str::to_owned),
+            alice["bound_phone"].as_str().map(str::to_owned),
+        )
+    };
+    // Bad input of each kind, in the code style.
+    assert_eq!(
+        client("ClientOnline", "cno=2000&bindTel=12&type=1"),
+        serde_json::json!({"code": "32", "msg": "\"12\": not a mobile, landline, extension or international number"})
+    );
+    assert_eq!(
+        client("ClientOnline", "cno=2000&bindTel=802&type=2")["code"],
+        "32",
+        "no such extension"
+    );
+    assert_eq!(
+        client("ClientOnline", "cno=2000&bindTel=801&type=3")["code"],
+        "32",
+        "type 3 is reserved"
+    );
+    assert_eq!(client("ClientOnline", "cno=2999&bindTel=801&type=2")["code"], "8");
+    assert_eq!(client("ChangeStatus", "cno=2000&type=1")["code"], "12", "offline");
+    // Online in a pause, on a mobile; then online; then paused with a reason.
+    assert_eq!(
+        client(
+            "ClientOnline",
+            "cno=2000&bindTel=13900139000&status=2&description=training"
+        ),
+        serde_json::json!({"code": "0", "msg": "ok"})
+    );
+    assert_eq!(
+        state(),
+        (
+            "pause".to_owned(),
+            Some("training".to_owned()),
+            Some("13900139000".to_owned())
+        )
+    );
+    assert_eq!(
+        client("ChangeStatus", "cno=2000&type=1"),
+        serde_json::json!({"code": "0", "msg": "ok"})
+    );
+    assert_eq!(state().0, "online");
+    assert_eq!(client("ChangeStatus", "cno=2000&type=2&description=lunch")["code"], "0");
+    assert_eq!(
+        state(),
+        (
+            "pause".to_owned(),
+            Some("lunch".to_owned()),
+            Some("13900139000".to_owned())
+        )
+    );
+    assert_eq!(client("ChangeStatus", "cno=2000&type=7")["code"], "2");
+    // Changing the phone: to the extension; a phone bound to another agent is refused.
+    assert_eq!(
+        client("ChangeBindTel", "cno=2000&bindTel=801&type=2"),
+        serde_json::json!({"result": "success"})
+    );
+    assert_eq!(state().2.as_deref(), Some("801"));
+    w.op.ok(&[
+        "admin",
+        "agent",
+        "create",
+        "--enterprise",
+        "3000001",
+        "--cno",
+        "2003",
+        "--name",
+        "Eve",
+        "--password",
+        "x",
+    ]);
+    let taken = client("ChangeBindTel", "cno=2003&bindTel=801&type=2");
+    assert_eq!(
+        taken,
+        serde_json::json!({"result": "error", "msg": "the phone is bound to another agent"})
+    );
+    assert_eq!(client("ClientOnline", "cno=2003&bindTel=801&type=2")["code"], "31");
+    // Offline, releasing the phone: another agent may take it.
+    assert_eq!(
+        client("ClientOffline", "cno=2000&unBind=1"),
+        serde_json::json!({"code": "0", "msg": "ok"})
+    );
+    assert_eq!(state(), ("offline".to_owned(), None, None));
+    assert_eq!(client("ClientOnline", "cno=2003&bindTel=801&type=2")["code"], "0");
+    // Offline without unBind keeps the phone bound.
+    assert_eq!(client("ClientOffline", "cno=2003")["code"], "0");
+    assert_eq!(client("ClientOnline", "cno=2000&bindTel=801&type=2")["code"], "31");
+}

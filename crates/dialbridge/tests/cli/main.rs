@@ -1,0 +1,321 @@
+//! The `dialbridge` binary driven from outside, as operators, CRMs and phones use it. Shared
+//! helpers live here; each module covers one area (the legacy interface one module per
+//! endpoint family).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use dialbridge_store::md5_hex;
+use serde_json::Value;
+
+mod legacy_agents;
+mod legacy_outcall;
+mod legacy_robustness;
+mod legacy_sessions;
+mod operator;
+mod restart;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dialbridge");
+
+fn repo_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(name)
+}
+
+/// A working directory with its own data directory; every command runs in it with a clean
+/// environment and a cheap password hash.
+struct Operator {
+    dir: tempfile::TempDir,
+}
+
+impl Operator {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("DIALBRIDGE_PASSWORD_HASH_MEMORY_KIB", "64")
+            .env("DIALBRIDGE_PASSWORD_HASH_ITERATIONS", "1");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "{args:?} should fail; printed {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    /// Everything the store holds about the example's enterprise, for before/after checks.
+    fn snapshot(&self) -> Value {
+        let e = "3000001";
+        serde_json::json!({
+            "enterprises": self.json(&["admin", "enterprise", "list"]),
+            "agents": self.json(&["admin", "agent", "list", "--enterprise", e]),
+            "accounts": self.json(&["admin", "account", "list", "--enterprise", e]),
+            "extensions": self.json(&["admin", "extension", "list", "--enterprise", e]),
+            "numbers": self.json(&["admin", "number", "list", "--enterprise", e]),
+            "trunks": self.json(&["admin", "trunk", "list"]),
+            "blacklist": self.json(&["admin", "blacklist", "list", "--enterprise", e]),
+            "push_targets": self.json(&["admin", "push-target", "list", "--enterprise", e]),
+        })
+    }
+
+    fn provision_example(&self) -> String {
+        self.ok(&["provision", repo_file("examples/provision.toml").to_str().unwrap()])
+    }
+}
+
+/// A running `dialbridge serve`, killed on drop.
+struct Server {
+    child: Child,
+    http: String,
+    sip: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(op: &Operator) -> Server {
+    let mut child = op
+        .command(&["serve"])
+        .env("DIALBRIDGE_HTTP_LISTEN", "127.0.0.1:0")
+        .env("DIALBRIDGE_SIP_LISTEN", "127.0.0.1:0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("serve: {line}");
+            for what in ["HTTP", "SIP"] {
+                if let Some(rest) = line.split(&format!("listening for {what} address=")).nth(1) {
+                    let _ = tx.send((what, rest.split_whitespace().next().unwrap_or("").to_owned()));
+                }
+            }
+        }
+    });
+    let mut http = String::new();
+    let mut sip = String::new();
+    while http.is_empty() || sip.is_empty() {
+        match rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("serve did not log its addresses")
+        {
+            ("HTTP", address) => http = address,
+            (_, address) => sip = address,
+        }
+    }
+    Server { child, http, sip }
+}
+
+fn http_get(address: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+// ---- helpers of the legacy interface tests ----
+
+/// A provisioning file for the legacy tests: the trunk points at `carrier_port`.
+fn legacy_setup(carrier_port: u16) -> String {
+    format!(
+        r#"
+[[trunk]]
+name = "carrier"
+address = "127.0.0.1:{carrier_port}"
+enterprises = [3000001]
+
+[[enterprise]]
+id = 3000001
+name = "Acme"
+rate_per_minute = "0.12"
+default_caller_id = "02160001234"
+wrapup_secs = 2
+agent_ring_timeout_secs = 5
+customer_ring_timeout_secs = 5
+blacklist = ["13900000000"]
+
+[[enterprise.admin]]
+user = "admin"
+password = "admin-secret"
+
+[[enterprise.agent]]
+cno = "2000"
+name = "Alice"
+password = "1234"
+
+[[enterprise.agent]]
+cno = "2001"
+name = "Bob"
+password = "5678"
+active = false
+
+[[enterprise.extension]]
+number = "801"
+password = "ext801-secret"
+
+[[enterprise.number]]
+number = "02160001234"
+trunk = "carrier"
+
+[[enterprise]]
+id = 3000002
+name = "Rival"
+
+[[enterprise.admin]]
+user = "admin"
+password = "rival-secret"
+"#
+    )
+}
+
+/// The admin seed parameters of enterprise 3000001.
+fn admin_auth() -> String {
+    let pwd = md5_hex(&format!("{}4711", md5_hex("admin-secret")));
+    format!("enterpriseId=3000001&userName=admin&seed=4711&pwd={pwd}")
+}
+
+fn json_get(address: &str, path_and_query: &str) -> serde_json::Value {
+    let (status, body) = http_get(address, path_and_query);
+    assert_eq!(status, 200, "every legacy reply is HTTP 200");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path_and_query}: {e}: {body}"))
+}
+
+fn outcall(address: &str, extra: &str) -> serde_json::Value {
+    let pwd = md5_hex("1234");
+    json_get(
+        address,
+        &format!("/interface/PreviewOutcall?enterpriseId=3000001&cno=2000&pwd={pwd}&{extra}"),
+    )
+}
+
+struct LegacyWorld {
+    op: Operator,
+    server: Server,
+    carrier_port: u16,
+}
+
+fn legacy_world() -> LegacyWorld {
+    let op = Operator::new();
+    let carrier_port = dialbridge_testkit::free_port();
+    let path = op.write("legacy.toml", &legacy_setup(carrier_port));
+    op.ok(&["provision", &path]);
+    op.ok(&[
+        "admin",
+        "balance",
+        "top-up",
+        "--enterprise",
+        "3000001",
+        "--amount",
+        "100",
+    ]);
+    let server = serve(&op);
+    LegacyWorld {
+        op,
+        server,
+        carrier_port,
+    }
+}
+
+fn http_post_raw(address: &str, path: &str, form: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn http_post_form(address: &str, path: &str, form: &str) -> serde_json::Value {
+    let (status, body) = http_post_raw(address, path, form);
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+/// Waits for the CDR of `unique_id` and returns its row.
+fn cdr_row(address: &str, unique_id: &str) -> serde_json::Value {
+    for _ in 0..200 {
+        let page = json_get(
+            address,
+            &format!(
+                "/interfaceAction/cdrObInterface!listCdrOb.action?{}&uniqueId={unique_id}",
+                admin_auth()
+            ),
+        );
+        if let Some(row) = page["msg"]["data"].get(0) {
+            return row.clone();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no CDR for {unique_id}");
+}
