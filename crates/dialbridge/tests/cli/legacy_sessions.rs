@@ -107,3 +107,72 @@ fn agent_sessions_online_pause_phone_and_offline() {
     assert_eq!(client("ClientOffline", "cno=2003")["code"], "0");
     assert_eq!(client("ClientOnline", "cno=2000&bindTel=801&type=2")["code"], "31");
 }
+
+#[test]
+fn another_enterprise_never_acts_on_these_agents() {
+    let w = legacy_world();
+    let a = &w.server.http;
+    let rival = format!(
+        "enterpriseId=3000002&userName=admin&seed=9&pwd={}",
+        md5_hex(&format!("{}9", md5_hex("rival-secret")))
+    );
+    let get = |path: &str| {
+        json_get(
+            a,
+            &format!("{path}?{rival}&cno=2000&bindTel=801&type=2&id=dialbridge1-1.1"),
+        )
+    };
+    assert_eq!(get("/interface/client/ClientOnline")["code"], "8");
+    assert_eq!(
+        get("/interface/client/ChangeStatus")["code"],
+        "2",
+        "a bad type is refused before anything else"
+    );
+    assert_eq!(
+        json_get(a, &format!("/interface/client/ChangeStatus?{rival}&cno=2000&type=1"))["code"],
+        "8"
+    );
+    assert_eq!(get("/interface/client/ChangeBindTel")["result"], "error");
+    assert_eq!(
+        get("/interfaceAction/clientInterface!queryBindTel.action")["result"],
+        "error"
+    );
+    assert_eq!(
+        get("/interfaceAction/cdrObInterface!listCdrObDetail.action")["msg"]["data"],
+        serde_json::json!([])
+    );
+    // The rival's seed credentials do not authenticate against this enterprise either.
+    let mixed = rival.replace("3000002", "3000001");
+    assert_eq!(
+        json_get(
+            a,
+            &format!("/interface/client/ClientOnline?{mixed}&cno=2000&bindTel=801&type=2")
+        )["code"],
+        "3"
+    );
+    // Nothing changed for the agent.
+    let rows = w.op.json(&["admin", "agent", "list", "--enterprise", "3000001"]);
+    assert_eq!(rows[0]["login_status"], "offline");
+}
+
+#[test]
+fn preview_outcall_with_admin_credentials_places_the_call_for_cno() {
+    let w = legacy_world();
+    let a = &w.server.http;
+    let seeded = md5_hex(&format!("{}31", md5_hex("admin-secret")));
+    let base = "/interface/PreviewOutcall?enterpriseId=3000001&cno=2000&customerNumber=13800138000&userName=admin";
+    assert_eq!(
+        json_get(a, &format!("{base}&seed=31&pwd={seeded}"))["res"],
+        "12",
+        "authenticated, the agent is offline"
+    );
+    assert_eq!(
+        json_get(a, &format!("{base}&pwd={}", md5_hex("admin-secret")))["res"],
+        "12",
+        "md5(admin password) without a seed"
+    );
+    assert_eq!(
+        json_get(a, &format!("{base}&seed=31&pwd={}", md5_hex("wrong")))["res"],
+        "3"
+    );
+}
