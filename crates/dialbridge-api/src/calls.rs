@@ -341,6 +341,7 @@ impl CallService {
                     at_ms,
                 } => {
                     self.mark_progress(&handle.unique_id, None, Some(at_ms)).await;
+                    self.limit_to_balance(&handle.unique_id, &context).await;
                 }
                 CallUpdate::Progress { .. } => {}
                 CallUpdate::Finished(report) => {
@@ -351,6 +352,25 @@ impl CallService {
                     return;
                 }
             }
+        }
+    }
+
+    /// At the bridge: the call may last what the enterprise's balance pays for now.
+    async fn limit_to_balance(&self, unique_id: &str, context: &CallContext) {
+        let balance = match self.inner.store.begin_read().await {
+            Ok(mut tx) => tx
+                .enterprise(context.enterprise.id)
+                .await
+                .ok()
+                .flatten()
+                .map(|e| e.balance),
+            Err(_) => None,
+        };
+        let rate = context.enterprise.settings.rate_per_minute;
+        if let Some(seconds) = balance.and_then(|b| b.affordable_seconds(rate)) {
+            self.inner
+                .engine
+                .limit_duration(unique_id, Duration::from_secs(seconds));
         }
     }
 

@@ -134,6 +134,12 @@ impl CallTask {
                 }
                 command = control.recv() => match command {
                     Some(Control::HangUp(cause)) => return CallEvent::HangUpRequested { cause },
+                    Some(Control::LimitDuration(limit)) => {
+                        // Only a running maximum-duration timer (a bridged call) is shortened.
+                        if let Some(deadline) = self.deadlines.get_mut(&Timer::MaxDuration) {
+                            *deadline = (*deadline).min(Instant::now() + limit);
+                        }
+                    }
                     None => std::future::pending::<()>().await,
                 },
             }

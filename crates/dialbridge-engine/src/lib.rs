@@ -110,6 +110,8 @@ pub struct EngineCounts {
 
 enum Control {
     HangUp(dialbridge_core::call::PlatformCause),
+    /// Ends a bridged call at most this long from now (the balance at bridge time).
+    LimitDuration(Duration),
 }
 
 struct Shared {
@@ -194,6 +196,15 @@ impl Engine {
             c.send(Control::HangUp(dialbridge_core::call::PlatformCause::Api))
                 .is_ok()
         })
+    }
+
+    /// Shortens a bridged call's maximum duration to `limit` from now (never lengthens it);
+    /// false when there is no such call.
+    pub fn limit_duration(&self, unique_id: &str, limit: Duration) -> bool {
+        self.shared
+            .calls()
+            .get(unique_id)
+            .is_some_and(|c| c.send(Control::LimitDuration(limit)).is_ok())
     }
 
     pub fn counts(&self) -> EngineCounts {

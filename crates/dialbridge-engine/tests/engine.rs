@@ -919,3 +919,47 @@ async fn shutdown_hangs_up_live_calls_after_the_grace_period() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridged_call_is_cut_off_at_a_limit_set_at_the_bridge() {
+    let engine = engine(Duration::from_secs(30)).await;
+    let (phone_port, carrier_port) = (free_port(), free_port());
+    let phone = uas(phone_port, false, 1, &[]);
+    let carrier = uas(carrier_port, false, 1, &[]);
+    register_agent(&engine, phone_port).await;
+    let timers = CallTimers {
+        max_duration: Some(Duration::from_secs(3600)),
+        ..timers()
+    };
+    let mut handle = engine
+        .start_preview_outcall(outcall(
+            "t-limit",
+            extension(),
+            trunk(carrier_port, false, None),
+            timers,
+        ))
+        .unwrap();
+    loop {
+        match handle.updates.recv().await {
+            Some(CallUpdate::Progress {
+                progress: Progress::CustomerAnswered,
+                ..
+            }) => break,
+            Some(CallUpdate::Progress { .. }) => {}
+            other => panic!("the call should be bridged: {other:?}"),
+        }
+    }
+    assert!(engine.limit_duration("t-limit", Duration::from_millis(600)));
+    assert!(
+        engine.limit_duration("t-limit", Duration::from_secs(600)),
+        "a longer limit changes nothing"
+    );
+    let (_, report) = run_to_end(handle).await;
+    assert_outcome(&report, EndReason::MaxDuration, Side::Platform, Phase::Bridged, None);
+    let talk = report.record.ended_at.unwrap() - report.record.bridged_at.unwrap();
+    assert!((500..3_000).contains(&talk), "{talk} ms");
+    assert!(finish(phone).await.1.contains("BYE received"));
+    assert!(finish(carrier).await.1.contains("BYE received"));
+    assert_all_released(&engine).await;
+    assert!(!engine.limit_duration("t-limit", Duration::from_secs(1)));
+}
