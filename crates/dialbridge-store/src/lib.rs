@@ -9,6 +9,7 @@
 
 mod calls;
 mod config;
+mod outbox;
 pub mod secrets;
 
 use std::path::Path;
@@ -21,6 +22,7 @@ use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor};
 
 pub use calls::*;
 pub use config::*;
+pub use outbox::*;
 pub use secrets::{md5_hex, PasswordHashCost, PasswordHashing, Sealer, SecretKey};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

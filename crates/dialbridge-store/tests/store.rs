@@ -333,6 +333,72 @@ async fn exercise_calls(store: &Store) {
     assert!(read.cdrs(&in_range).await.unwrap().is_empty());
     assert!(read.open_cdrs().await.unwrap().is_empty());
     assert_eq!(read.refusals(acme, 10).await.unwrap()[0].3, "7");
+    drop(read);
+
+    // The outbox: ordered per (target, stream), retried, dead-lettered, replayed.
+    let mut tx = store.begin().await.unwrap();
+    let first = tx
+        .enqueue_push(acme, "hangup", "node-1.1", "{\"a\":\"1\"}")
+        .await
+        .unwrap();
+    let second = tx
+        .enqueue_push(acme, "hangup", "node-1.1", "{\"a\":\"2\"}")
+        .await
+        .unwrap();
+    let other_stream = tx.enqueue_push(acme, "hangup", "node-1.2", "{}").await.unwrap();
+    let no_target = tx.enqueue_push(acme, "ringing", "node-1.1", "{}").await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(first < second && second < other_stream && other_stream < no_target);
+    let mut tx = store.begin().await.unwrap();
+    let due: Vec<i64> = tx
+        .due_deliveries(i64::MAX, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.event_id)
+        .collect();
+    assert_eq!(
+        due,
+        vec![first, other_stream],
+        "the second waits behind the first; ringing has no target"
+    );
+    tx.mark_failed(first, acme, "hangup", "HTTP 500", Some(i64::MAX - 1))
+        .await
+        .unwrap();
+    let due: Vec<i64> = tx
+        .due_deliveries(i64::MAX - 2, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.event_id)
+        .collect();
+    assert_eq!(due, vec![other_stream], "a retry later still holds back its stream");
+    tx.mark_delivered(first, acme, "hangup").await.unwrap();
+    let due = tx.due_deliveries(i64::MAX, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|d| d.event_id).collect::<Vec<_>>(),
+        vec![second, other_stream]
+    );
+    assert_eq!(due[0].payload, "{\"a\":\"2\"}");
+    tx.mark_failed(second, acme, "hangup", "gave up", None).await.unwrap();
+    let dead = tx.deliveries(acme, Some("dead"), 10).await.unwrap();
+    assert_eq!(dead.iter().map(|d| d.event_id).collect::<Vec<_>>(), vec![second]);
+    assert_eq!(dead[0].attempts, 1);
+    tx.replay_delivery(second, acme, "hangup").await.unwrap();
+    assert!(tx
+        .due_deliveries(i64::MAX, 10)
+        .await
+        .unwrap()
+        .iter()
+        .any(|d| d.event_id == second));
+    let secret = tx.push_target_secret(acme, "hangup").await.unwrap();
+    assert!(secret.starts_with("whsec_"));
+    assert_eq!(
+        tx.push_target_secret(acme, "hangup").await.unwrap(),
+        secret,
+        "created once"
+    );
+    tx.commit().await.unwrap();
 }
 
 #[tokio::test]
@@ -347,7 +413,7 @@ async fn sqlite_configuration_round_trip() {
 
     // Reopening migrates nothing twice and keeps the data; sequences continue.
     let store = sqlite_store(&dir).await;
-    assert_eq!(store.applied_migrations().await.unwrap(), vec![1, 2, 3]);
+    assert_eq!(store.applied_migrations().await.unwrap(), vec![1, 2, 3, 4]);
     let mut tx = store.begin().await.unwrap();
     assert_eq!(tx.next_id("test_seq").await.unwrap(), 3);
     assert!(tx.enterprise(ent(3000001)).await.unwrap().is_some());
@@ -453,7 +519,7 @@ async fn postgres_runs_the_same_migrations_and_operations() {
     };
     let store = Store::open(&options, &key()).await.unwrap();
     assert_eq!(store.backend(), Backend::Postgres);
-    assert_eq!(store.applied_migrations().await.unwrap(), vec![1, 2, 3]);
+    assert_eq!(store.applied_migrations().await.unwrap(), vec![1, 2, 3, 4]);
     exercise_configuration(&store).await;
     exercise_calls(&store).await;
 }
