@@ -1,0 +1,262 @@
+//! Delivers the outbox: polls due deliveries (and wakes early when told an event was written),
+//! sends each one to its target — at most a few at a time per target, one at a time per
+//! (target, call) so order holds — and records the result: delivered, retry later with
+//! exponential backoff and jitter, or dead once the horizon has passed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dialbridge_core::{PushFormat, PushMethod, PushTarget};
+use dialbridge_store::{DueDelivery, Store, StoreError};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::{fields, sign};
+
+#[derive(Debug, Clone, Copy)]
+pub struct DispatcherSettings {
+    pub poll_interval: Duration,
+    /// How long a delivery is retried before it is dead-lettered.
+    pub horizon: Duration,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Requests in flight per target at most.
+    pub per_target: usize,
+}
+
+impl Default for DispatcherSettings {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_millis(200),
+            horizon: Duration::from_secs(24 * 3600),
+            first_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(600),
+            per_target: 4,
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+type StreamKey = (i64, String, String);
+
+#[derive(Default)]
+struct InFlight {
+    streams: HashSet<StreamKey>,
+    per_target: HashMap<(i64, String), usize>,
+}
+
+pub struct Dispatcher {
+    wake: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+impl Dispatcher {
+    pub fn start(store: Store, settings: DispatcherSettings) -> Self {
+        let wake = Arc::new(Notify::new());
+        let task = tokio::spawn(run(store, settings, wake.clone()));
+        Self { wake, task }
+    }
+
+    /// A handle that wakes the dispatcher (after an event was written).
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    pub async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+async fn run(store: Store, settings: DispatcherSettings, wake: Arc<Notify>) {
+    let client = match reqwest::Client::builder().build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "pushes are off: no HTTP client");
+            return;
+        }
+    };
+    let in_flight = Arc::new(Mutex::new(InFlight::default()));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(settings.poll_interval) => {}
+            () = wake.notified() => {}
+        }
+        let due = match store.begin_read().await {
+            Ok(mut tx) => tx.due_deliveries(now_ms(), 500).await,
+            Err(e) => Err(e),
+        };
+        let due = match due {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the outbox");
+                continue;
+            }
+        };
+        for delivery in due {
+            let stream: StreamKey = (
+                delivery.enterprise_id.get(),
+                delivery.target_name.clone(),
+                delivery.stream_key.clone(),
+            );
+            let target_key = (delivery.enterprise_id.get(), delivery.target_name.clone());
+            {
+                let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                let busy = f.per_target.get(&target_key).copied().unwrap_or(0);
+                if f.streams.contains(&stream) || busy >= settings.per_target {
+                    continue;
+                }
+                f.streams.insert(stream.clone());
+                *f.per_target.entry(target_key.clone()).or_default() += 1;
+            }
+            let (store, client, in_flight, wake) = (store.clone(), client.clone(), in_flight.clone(), wake.clone());
+            tokio::spawn(async move {
+                if let Err(e) = deliver(&store, &client, &settings, &delivery).await {
+                    tracing::warn!(event = delivery.event_id, target = %delivery.target_name, error = %e, "cannot record a push result");
+                }
+                let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                f.streams.remove(&stream);
+                if let Some(n) = f.per_target.get_mut(&target_key) {
+                    *n = n.saturating_sub(1);
+                }
+                drop(f);
+                // The stream's next event may be due now.
+                wake.notify_one();
+            });
+        }
+    }
+}
+
+/// The request for one delivery: URL (the target's own query kept), body, signed content.
+fn request(
+    target: &PushTarget,
+    delivery: &DueDelivery,
+    params: &[(String, String)],
+) -> (String, Option<String>, String) {
+    match (target.format, target.method) {
+        (PushFormat::Json, _) => {
+            let data: serde_json::Value = serde_json::from_str(&delivery.payload).unwrap_or_default();
+            let body = serde_json::json!({
+                "type": delivery.event_type,
+                "id": format!("evt_{}", delivery.event_id),
+                "stream": delivery.stream_key,
+                "time": delivery.created_at,
+                "data": data,
+            })
+            .to_string();
+            (target.url.clone(), Some(body.clone()), body)
+        }
+        (PushFormat::Legacy, PushMethod::Post) => {
+            let body = serde_urlencoded::to_string(params).unwrap_or_default();
+            (target.url.clone(), Some(body.clone()), body)
+        }
+        (PushFormat::Legacy, PushMethod::Get) => {
+            let query = serde_urlencoded::to_string(params).unwrap_or_default();
+            let separator = if target.url.contains('?') { '&' } else { '?' };
+            (format!("{}{separator}{query}", target.url), None, query)
+        }
+    }
+}
+
+async fn deliver(
+    store: &Store,
+    client: &reqwest::Client,
+    settings: &DispatcherSettings,
+    d: &DueDelivery,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    let target = tx
+        .push_targets(d.enterprise_id)
+        .await?
+        .into_iter()
+        .find(|t| t.name == d.target_name);
+    let Some(target) = target else {
+        tx.mark_failed(d.event_id, d.enterprise_id, &d.target_name, "push target removed", None)
+            .await?;
+        return tx.commit().await;
+    };
+    let secret = tx.push_target_secret(d.enterprise_id, &d.target_name).await?;
+    tx.commit().await?;
+
+    let params = fields::parameters(&d.payload, &target.name_mapping);
+    let (url, body, signed) = request(&target, d, &params);
+    let id = format!("evt_{}", d.event_id);
+    let timestamp = now_ms() / 1000;
+    let mut builder = match body {
+        Some(body) => {
+            let content_type = if target.format == PushFormat::Json {
+                "application/json"
+            } else {
+                "application/x-www-form-urlencoded"
+            };
+            client.post(&url).header("content-type", content_type).body(body)
+        }
+        None => client.get(&url),
+    }
+    .timeout(Duration::from_millis(u64::from(target.timeout_ms)))
+    .header("webhook-id", &id)
+    .header("webhook-timestamp", timestamp.to_string());
+    if let Some(signature) = sign::signature(&secret, &id, timestamp, &signed) {
+        builder = builder.header("webhook-signature", signature);
+    }
+    let outcome = match builder.send().await {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => Err(format!("HTTP {}", response.status().as_u16())),
+        Err(e) if e.is_timeout() => Err("timed out".to_owned()),
+        Err(e) => Err(format!("connection: {e}")),
+    };
+    let mut tx = store.begin().await?;
+    match outcome {
+        Ok(()) => {
+            tracing::debug!(event = d.event_id, target = %d.target_name, "push delivered");
+            tx.mark_delivered(d.event_id, d.enterprise_id, &d.target_name).await?;
+        }
+        Err(error) => {
+            let next = next_attempt(settings, d.attempts, d.created_at, now_ms());
+            tracing::info!(event = d.event_id, target = %d.target_name, %error, attempt = d.attempts + 1, dead = next.is_none(), "push failed");
+            tx.mark_failed(d.event_id, d.enterprise_id, &d.target_name, &error, next)
+                .await?;
+        }
+    }
+    tx.commit().await
+}
+
+/// When to try again after `attempts` failures: exponential backoff with ±20 % jitter, or
+/// `None` once the event is older than the horizon.
+pub fn next_attempt(settings: &DispatcherSettings, attempts: u32, created_at: i64, now: i64) -> Option<i64> {
+    let horizon = i64::try_from(settings.horizon.as_millis()).unwrap_or(i64::MAX);
+    if now.saturating_sub(created_at) >= horizon {
+        return None;
+    }
+    let base = settings.first_backoff.as_millis() as f64 * 2f64.powi(attempts.min(30) as i32);
+    let capped = base.min(settings.max_backoff.as_millis() as f64);
+    let jitter = 0.8 + 0.4 * rand::random::<f64>();
+    Some(now + (capped * jitter) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_ends_at_the_horizon() {
+        let s = DispatcherSettings {
+            first_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            horizon: Duration::from_secs(3600),
+            ..DispatcherSettings::default()
+        };
+        let delay = |attempts| next_attempt(&s, attempts, 0, 1_000).unwrap() - 1_000;
+        assert!((800..=1_200).contains(&delay(0)));
+        assert!((3_200..=4_800).contains(&delay(2)));
+        assert!((48_000..=72_000).contains(&delay(20)), "capped");
+        assert_eq!(next_attempt(&s, 3, 0, 3_600_000), None, "past the horizon: dead");
+    }
+}

@@ -1,0 +1,191 @@
+//! The variables of each push, under the legacy default names (the spec's §5), and the
+//! parameters a target receives: the default names, or exactly its own mapping.
+
+use chrono::TimeZone;
+use chrono_tz::Tz;
+use dialbridge_store::{Cdr, CdrStart};
+use serde_json::{Map, Value};
+
+fn seconds(ms: Option<i64>) -> String {
+    ms.map(|ms| (ms / 1000).to_string()).unwrap_or_default()
+}
+
+fn local(ms: i64, zone: Tz) -> String {
+    zone.timestamp_millis_opt(ms)
+        .single()
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+fn object(pairs: Vec<(&str, String)>) -> String {
+    let map: Map<String, Value> = pairs
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), Value::String(v)))
+        .collect();
+    Value::Object(map).to_string()
+}
+
+fn number_type(start: &CdrStart) -> String {
+    start.customer_number_type.map(|t| t.to_string()).unwrap_or_default()
+}
+
+/// Hang-up (type 2): the CDR, all times unix seconds.
+pub fn hangup(cdr: &Cdr) -> String {
+    let s = &cdr.start;
+    let end = cdr.end.as_ref();
+    object(vec![
+        ("cdr_main_unique_id", s.unique_id.clone()),
+        ("cdr_enterprise_id", s.enterprise_id.to_string()),
+        ("cdr_customer_number", s.customer_number.clone()),
+        (
+            "cdr_customer_area_code",
+            s.customer_area_code.clone().unwrap_or_default(),
+        ),
+        ("cdr_customer_number_type", number_type(s)),
+        ("cdr_start_time", seconds(Some(s.requested_at))),
+        ("cdr_answer_time", seconds(end.and_then(|e| e.agent_answered_at))),
+        ("cdr_bridge_time", seconds(end.and_then(|e| e.bridged_at))),
+        ("cdr_end_time", seconds(end.map(|e| e.ended_at))),
+        ("cdr_call_type", "4".to_owned()),
+        ("cdr_status", end.map(|e| e.status.to_string()).unwrap_or_default()),
+        ("cdr_number_trunk", s.caller_id.clone()),
+        ("cdr_bridged_cno", s.cno.clone()),
+        ("cdr_client_number", s.agent_phone.clone()),
+        ("cdr_record_file", String::new()),
+        (
+            "cdr_sip_cause",
+            end.map(|e| e.sip_cause.to_string()).unwrap_or_default(),
+        ),
+        ("userField", s.user_field.clone()),
+    ])
+}
+
+/// Outbound ringing (type 8): the customer's phone rings.
+pub fn ringing(start: &CdrStart, at_ms: i64, zone: Tz) -> String {
+    object(vec![
+        ("name", "ringing".to_owned()),
+        ("enterpriseId", start.enterprise_id.to_string()),
+        ("cno", start.cno.clone()),
+        ("bindTel", start.agent_phone.clone()),
+        ("customerNumber", start.customer_number.clone()),
+        ("customerNumberType", number_type(start)),
+        ("customerAreaCode", start.customer_area_code.clone().unwrap_or_default()),
+        ("numberTrunk", start.caller_id.clone()),
+        ("callType", "4".to_owned()),
+        ("ringingTime", local(at_ms, zone)),
+        ("uniqueId", start.unique_id.clone()),
+        ("userField", start.user_field.clone()),
+    ])
+}
+
+/// Bridge (type 3): the customer answered.
+pub fn bridge(start: &CdrStart) -> String {
+    object(vec![
+        ("name", "previewOutcallBridge".to_owned()),
+        ("enterpriseId", start.enterprise_id.to_string()),
+        ("cno", start.cno.clone()),
+        ("customerNumber", start.customer_number.clone()),
+        ("customerNumberType", number_type(start)),
+        ("customerAreaCode", start.customer_area_code.clone().unwrap_or_default()),
+        ("callType", "4".to_owned()),
+        ("uniqueId", start.unique_id.clone()),
+        ("userField", start.user_field.clone()),
+    ])
+}
+
+/// The parameters sent to a target: every variable under its default name, or — with a
+/// mapping — exactly the mapped names (`crm name ← variable`), empty when unknown.
+pub fn parameters(payload: &str, mapping: &[(String, String)]) -> Vec<(String, String)> {
+    let variables: Map<String, Value> = serde_json::from_str(payload).unwrap_or_default();
+    let value = |name: &str| {
+        variables
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    if mapping.is_empty() {
+        variables.keys().map(|k| (k.clone(), value(k))).collect()
+    } else {
+        mapping
+            .iter()
+            .map(|(crm, variable)| (crm.clone(), value(variable)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dialbridge_core::{EnterpriseId, PhoneType};
+    use dialbridge_store::CdrEnd;
+
+    fn cdr() -> Cdr {
+        Cdr {
+            start: CdrStart {
+                unique_id: "n-1.1".into(),
+                enterprise_id: EnterpriseId::new(3000001).unwrap(),
+                agent_id: 1,
+                cno: "2000".into(),
+                agent_phone: "801".into(),
+                agent_phone_type: PhoneType::Extension,
+                customer_number: "13800138000".into(),
+                customer_area_code: None,
+                customer_number_type: Some(2),
+                caller_id: "02160001234".into(),
+                trunk_name: "t".into(),
+                user_field: "a=1&b=2".into(),
+                node: "n".into(),
+                requested_at: 1_700_000_000_000,
+            },
+            end: Some(CdrEnd {
+                ended_at: 1_700_000_065_000,
+                bridged_at: Some(1_700_000_005_000),
+                status: 28,
+                sip_cause: 200,
+                ..CdrEnd::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn hangup_has_every_field_with_unix_seconds() {
+        let params = parameters(&hangup(&cdr()), &[]);
+        let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(params.len(), 17);
+        assert_eq!(get("cdr_main_unique_id"), Some("n-1.1"));
+        assert_eq!(get("cdr_customer_number_type"), Some("2"));
+        assert_eq!(get("cdr_start_time"), Some("1700000000"));
+        assert_eq!(get("cdr_bridge_time"), Some("1700000005"));
+        assert_eq!(
+            get("cdr_answer_time"),
+            Some(""),
+            "present and empty when it did not happen"
+        );
+        assert_eq!(get("cdr_status"), Some("28"));
+        assert_eq!(get("userField"), Some("a=1&b=2"));
+    }
+
+    #[test]
+    fn a_mapping_sends_exactly_its_names() {
+        let mapping = vec![
+            ("uid".to_owned(), "cdr_main_unique_id".to_owned()),
+            ("x".to_owned(), "nothing".to_owned()),
+        ];
+        assert_eq!(
+            parameters(&hangup(&cdr()), &mapping),
+            vec![("uid".into(), "n-1.1".into()), ("x".into(), String::new())]
+        );
+    }
+
+    #[test]
+    fn ringing_time_is_local() {
+        let params = parameters(
+            &ringing(&cdr().start, 1_700_000_000_000, chrono_tz::Asia::Shanghai),
+            &[],
+        );
+        assert!(params.contains(&("ringingTime".into(), "2023-11-15 06:13:20".into())));
+        assert!(params.contains(&("name".into(), "ringing".into())));
+        assert_eq!(parameters(&bridge(&cdr().start), &[]).len(), 9);
+    }
+}
