@@ -15,7 +15,7 @@ use dialbridge_engine::{
     AgentPhone, CallReport, CallTimers, CallUpdate, Engine, PreviewOutcall, Progress, SipTransport, TrunkRoute,
 };
 use dialbridge_store::{AgentRecord, CdrEnd, CdrStart, Store, StoreError, Tx};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -72,12 +72,19 @@ struct Inner {
     store: Store,
     engine: Engine,
     node: NodeName,
+    /// Wakes the push dispatcher after an event was written to the outbox.
+    push_wake: Arc<Notify>,
 }
 
 impl CallService {
-    pub fn new(store: Store, engine: Engine, node: NodeName) -> Self {
+    pub fn new(store: Store, engine: Engine, node: NodeName, push_wake: Arc<Notify>) -> Self {
         Self {
-            inner: Arc::new(Inner { store, engine, node }),
+            inner: Arc::new(Inner {
+                store,
+                engine,
+                node,
+                push_wake,
+            }),
         }
     }
 
@@ -337,6 +344,12 @@ impl CallService {
                         .await;
                 }
                 CallUpdate::Progress {
+                    progress: Progress::CustomerRinging,
+                    at_ms,
+                } => {
+                    self.push_ringing(&handle.unique_id, &context, at_ms).await;
+                }
+                CallUpdate::Progress {
                     progress: Progress::CustomerAnswered,
                     at_ms,
                 } => {
@@ -374,13 +387,48 @@ impl CallService {
         }
     }
 
+    /// The customer's phone rings: the ringing push.
+    async fn push_ringing(&self, unique_id: &str, context: &CallContext, at_ms: i64) {
+        let zone = context
+            .enterprise
+            .settings
+            .time_zone
+            .parse()
+            .unwrap_or(chrono_tz::Asia::Shanghai);
+        let result = async {
+            let mut tx = self.inner.store.begin().await?;
+            if let Some(cdr) = tx.cdr(unique_id).await? {
+                let payload = dialbridge_push::fields::ringing(&cdr.start, at_ms, zone);
+                tx.enqueue_push(cdr.start.enterprise_id, "ringing", unique_id, &payload)
+                    .await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        match result {
+            Ok(()) => self.inner.push_wake.notify_one(),
+            Err(e) => tracing::warn!(%unique_id, error = %e, "cannot write the ringing push"),
+        }
+    }
+
+    /// Records the call's progress; at the bridge, with the bridge push in the same transaction.
     async fn mark_progress(&self, unique_id: &str, agent_answered_at: Option<i64>, bridged_at: Option<i64>) {
         let result = async {
             let mut tx = self.inner.store.begin().await?;
             tx.mark_cdr_progress(unique_id, agent_answered_at, bridged_at).await?;
+            if bridged_at.is_some() {
+                if let Some(cdr) = tx.cdr(unique_id).await? {
+                    let payload = dialbridge_push::fields::bridge(&cdr.start);
+                    tx.enqueue_push(cdr.start.enterprise_id, "bridge", unique_id, &payload)
+                        .await?;
+                }
+            }
             tx.commit().await
         }
         .await;
+        if result.is_ok() && bridged_at.is_some() {
+            self.inner.push_wake.notify_one();
+        }
         match result {
             Ok(()) => tracing::debug!(%unique_id, ?agent_answered_at, ?bridged_at, "call progress recorded"),
             Err(e) => tracing::warn!(%unique_id, error = %e, "cannot record the call's progress"),
@@ -494,6 +542,11 @@ impl CallService {
                 if !tx.save_agent_state(context.agent_id, &next, stored.version).await? {
                     return Ok(false);
                 }
+                if let Some(cdr) = tx.cdr(&report.unique_id).await? {
+                    let payload = dialbridge_push::fields::hangup(&cdr);
+                    tx.enqueue_push(cdr.start.enterprise_id, "hangup", &report.unique_id, &payload)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok(true)
             }
@@ -501,6 +554,7 @@ impl CallService {
             match result {
                 Ok(true) => {
                     tracing::info!(unique_id = %report.unique_id, status = end.status, reason = %end.end_reason, "CDR written");
+                    self.inner.push_wake.notify_one();
                     return;
                 }
                 Ok(false) => {}

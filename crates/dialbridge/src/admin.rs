@@ -52,9 +52,34 @@ enum AdminCommand {
     /// Prepaid balance.
     #[command(subcommand)]
     Balance(BalanceCommand),
+    /// Push deliveries: list them (pending, delivered, dead) and replay one.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
     /// Refused PreviewOutcall requests, newest first: why did a CRM get its `res`?
     #[command(subcommand)]
     Attempts(AttemptsCommand),
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    List {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        /// pending, delivered or dead; all when omitted.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Sends a delivery again (after a receiver was fixed).
+    Replay {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long)]
+        event: i64,
+        #[arg(long)]
+        target: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -428,6 +453,13 @@ enum BlacklistCommand {
 
 #[derive(Subcommand)]
 enum PushTargetCommand {
+    /// Prints the target's signing secret (Standard Webhooks `whsec_…`), creating it once.
+    Secret {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long)]
+        name: String,
+    },
     /// Creates or replaces a push target.
     Set {
         #[arg(long, value_parser = enterprise_id)]
@@ -853,6 +885,26 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
             PushTargetCommand::Remove { enterprise, name } => {
                 tx.delete_push_target(enterprise, &name).await?;
                 done(format!("removed push target {name} of enterprise {enterprise}"))
+            }
+            PushTargetCommand::Secret { enterprise, name } => {
+                let secret = tx.push_target_secret(enterprise, &name).await?;
+                Output::Done(secret.clone(), json!({"enterprise": enterprise.get(), "name": name, "secret": secret}))
+            }
+        },
+        AdminCommand::Outbox(c) => match c {
+            OutboxCommand::List { enterprise, state, limit } => Output::Rows(
+                tx.deliveries(enterprise, state.as_deref(), limit)
+                    .await?
+                    .into_iter()
+                    .map(|d| {
+                        json!({"event": d.event_id, "target": d.target_name, "type": d.event_type, "call": d.stream_key,
+                               "state": d.state, "attempts": d.attempts, "last_error": d.last_error, "payload": d.payload})
+                    })
+                    .collect(),
+            ),
+            OutboxCommand::Replay { enterprise, event, target } => {
+                tx.replay_delivery(event, enterprise, &target).await?;
+                done(format!("event {event} queued again for {target}"))
             }
         },
         AdminCommand::Attempts(AttemptsCommand::List { enterprise, limit }) => Output::Rows(

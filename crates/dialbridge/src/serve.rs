@@ -39,7 +39,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen for HTTP on {} (http.listen)", config.http_listen))?;
     tracing::info!(address = %listener.local_addr()?, node = %config.node_name, "listening for HTTP");
 
-    let calls = dialbridge_api::calls::CallService::new(store.clone(), engine.clone(), config.node_name.clone());
+    let dispatcher = dialbridge_push::Dispatcher::start(store.clone(), dialbridge_push::DispatcherSettings::default());
+    let calls = dialbridge_api::calls::CallService::new(
+        store.clone(),
+        engine.clone(),
+        config.node_name.clone(),
+        dispatcher.waker(),
+    );
     let recovered = calls
         .recover()
         .await
@@ -57,6 +63,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .context("HTTP server failed")?;
     gauges.abort();
     engine.shutdown(config.shutdown_grace).await;
+    dispatcher.stop().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

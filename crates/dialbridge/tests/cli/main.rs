@@ -15,6 +15,7 @@ mod legacy_outcall;
 mod legacy_robustness;
 mod legacy_sessions;
 mod operator;
+mod pushes;
 mod restart;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dialbridge");

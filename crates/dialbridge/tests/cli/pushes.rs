@@ -1,0 +1,328 @@
+//! Pushes to a CRM's web server: a real HTTP receiver started by the test.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use super::*;
+
+/// One request the receiver got, and the status it answered.
+#[derive(Debug, Clone)]
+struct Received {
+    method: String,
+    target: String,
+    headers: HashMap<String, String>,
+    body: String,
+    status: u16,
+}
+
+/// An HTTP receiver on 127.0.0.1 that records every request; a path whose first segment is in
+/// `failures` answers 500 that many times first.
+struct Receiver {
+    address: String,
+    log: Arc<Mutex<Vec<Received>>>,
+}
+
+fn receiver(failures: &[(&str, u32)]) -> Receiver {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let remaining: Arc<Mutex<HashMap<String, u32>>> =
+        Arc::new(Mutex::new(failures.iter().map(|(p, n)| (p.to_string(), *n)).collect()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let mut data = Vec::new();
+            let mut buf = [0u8; 8192];
+            let (head, body) = loop {
+                let Ok(n) = stream.read(&mut buf) else {
+                    break (String::new(), String::new());
+                };
+                if n == 0 {
+                    break (String::new(), String::new());
+                }
+                data.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&data).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break (head.to_owned(), body[..length].to_owned());
+                    }
+                }
+            };
+            let mut lines = head.lines();
+            let request_line: Vec<String> = lines
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+            let headers: HashMap<String, String> = lines
+                .filter_map(|l| {
+                    l.split_once(':')
+                        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                })
+                .collect();
+            let target = request_line.get(1).cloned().unwrap_or_default();
+            let segment = target
+                .trim_start_matches('/')
+                .split(['/', '?'])
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            let status = {
+                let mut r = remaining.lock().unwrap();
+                match r.get_mut(&segment) {
+                    Some(n) if *n > 0 => {
+                        *n -= 1;
+                        500
+                    }
+                    _ => 200,
+                }
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Length: 21\r\nConnection: close\r\n\r\n{{\"result\":\"success\"}}"
+            );
+            sink.lock().unwrap().push(Received {
+                method: request_line.first().cloned().unwrap_or_default(),
+                target,
+                headers,
+                body,
+                status,
+            });
+        }
+    });
+    Receiver { address, log }
+}
+
+impl Receiver {
+    fn delivered(&self, path: &str) -> Vec<Received> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.status == 200 && r.target.starts_with(path))
+            .cloned()
+            .collect()
+    }
+
+    fn wait_for(&self, path: &str, deadline: Duration) -> Received {
+        let end = Instant::now() + deadline;
+        while Instant::now() < end {
+            if let Some(r) = self.delivered(path).into_iter().next() {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no delivery to {path}: {:?}", self.log.lock().unwrap());
+    }
+}
+
+fn form(text: &str) -> HashMap<String, String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(text)
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn a_bridged_call_pushes_ringing_bridge_and_hangup_in_order() {
+    let w = legacy_world();
+    let a = w.server.http.clone();
+    let crm = receiver(&[("hangup", 2)]);
+    let r = &crm.address;
+    w.op.ok(&[
+        "admin",
+        "push-target",
+        "set",
+        "--enterprise",
+        "3000001",
+        "--name",
+        "ring",
+        "--type",
+        "ringing",
+        "--method",
+        "get",
+        "--url",
+        &format!("http://{r}/ring?model=ringpush"),
+    ]);
+    w.op.ok(&[
+        "admin",
+        "push-target",
+        "set",
+        "--enterprise",
+        "3000001",
+        "--name",
+        "bridge",
+        "--type",
+        "bridge",
+        "--url",
+        &format!("http://{r}/bridge"),
+        "--map",
+        "uid=uniqueId",
+        "--map",
+        "ph=customerNumber",
+    ]);
+    w.op.ok(&[
+        "admin",
+        "push-target",
+        "set",
+        "--enterprise",
+        "3000001",
+        "--name",
+        "hang",
+        "--type",
+        "hangup",
+        "--url",
+        &format!("http://{r}/hangup?model=onhookpush"),
+    ]);
+    let secret = w.op.json(&[
+        "admin",
+        "push-target",
+        "secret",
+        "--enterprise",
+        "3000001",
+        "--name",
+        "hang",
+    ])["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let sip: std::net::SocketAddr = w.server.sip.parse().unwrap();
+    let phone_port = dialbridge_testkit::free_port();
+    let mut phone = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
+        .args(["-p".to_owned(), phone_port.to_string(), "-m".to_owned(), "1".to_owned()])
+        .media_port(dialbridge_testkit::free_port())
+        .rtp_stream()
+        .spawn();
+    let mut carrier = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
+        .args([
+            "-p".to_owned(),
+            w.carrier_port.to_string(),
+            "-m".to_owned(),
+            "1".to_owned(),
+        ])
+        .media_port(dialbridge_testkit::free_port())
+        .rtp_stream()
+        .set("talk_ms", "800")
+        .spawn();
+    let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(sip))
+        .args([
+            "-s",
+            "3000001-801",
+            "-au",
+            "3000001-801",
+            "-ap",
+            "ext801-secret",
+            "-m",
+            "1",
+        ])
+        .args(["-p".to_owned(), dialbridge_testkit::free_port().to_string()])
+        .set("contact_port", phone_port)
+        .spawn();
+    assert!(register.finish(Duration::from_secs(10)), "{}", register.logs());
+    assert_eq!(
+        json_get(
+            &a,
+            &format!(
+                "/interface/client/ClientOnline?{}&cno=2000&bindTel=801&type=2",
+                admin_auth()
+            )
+        )["code"],
+        "0"
+    );
+    let reply = outcall(
+        &a,
+        "customerNumber=13800138000&sync=1&userField=order%3D17%26x%3D%E4%B8%AD",
+    );
+    assert_eq!(reply["res"], "0", "{reply}");
+    let unique_id = reply["uniqueId"].as_str().unwrap().to_owned();
+    assert!(carrier.finish(Duration::from_secs(20)) && phone.finish(Duration::from_secs(20)));
+
+    // The hang-up receiver fails twice: the push arrives later, once, still after the others.
+    let hangup = crm.wait_for("/hangup", Duration::from_secs(20));
+    let ringing = crm.wait_for("/ring", Duration::from_secs(1));
+    let bridge = crm.wait_for("/bridge", Duration::from_secs(1));
+    let log = crm.log.lock().unwrap().clone();
+    let position = |path: &str| {
+        log.iter()
+            .position(|r| r.status == 200 && r.target.starts_with(path))
+            .unwrap()
+    };
+    assert!(
+        position("/ring") < position("/bridge") && position("/bridge") < position("/hangup"),
+        "{log:?}"
+    );
+    assert_eq!(
+        log.iter().filter(|r| r.target.starts_with("/hangup")).count(),
+        3,
+        "two failures, then delivered"
+    );
+    let ids: std::collections::HashSet<_> = log
+        .iter()
+        .filter(|r| r.target.starts_with("/hangup"))
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 1, "the same event id every time: a receiver can deduplicate");
+    assert_eq!(crm.delivered("/hangup").len(), 1, "delivered exactly once");
+
+    // Hang-up: a form POST, the target's own query kept in the URL, the legacy names.
+    assert_eq!(hangup.method, "POST");
+    assert_eq!(hangup.target, "/hangup?model=onhookpush");
+    let fields = form(&hangup.body);
+    assert_eq!(fields["cdr_main_unique_id"], unique_id);
+    assert_eq!(fields["cdr_status"], "28");
+    assert_eq!(fields["userField"], "order=17&x=中");
+    assert_eq!(fields["cdr_customer_number_type"], "2");
+    assert_eq!(fields["cdr_number_trunk"], "02160001234");
+    assert!(fields["cdr_bridge_time"].parse::<i64>().unwrap() >= fields["cdr_start_time"].parse::<i64>().unwrap());
+    assert!(fields["cdr_end_time"].parse::<i64>().unwrap() >= fields["cdr_bridge_time"].parse::<i64>().unwrap());
+    // The signature verifies with the target's secret.
+    let expected = dialbridge_push::sign::signature(
+        &secret,
+        &hangup.headers["webhook-id"],
+        hangup.headers["webhook-timestamp"].parse().unwrap(),
+        &hangup.body,
+    );
+    assert_eq!(Some(&hangup.headers["webhook-signature"]), expected.as_ref());
+
+    // Ringing: a GET, the parameters after the target's own query.
+    assert_eq!(ringing.method, "GET");
+    let (path, query) = ringing.target.split_once('?').unwrap();
+    assert_eq!(path, "/ring");
+    let q = form(query);
+    assert_eq!(
+        (q["model"].as_str(), q["name"].as_str(), q["uniqueId"].as_str()),
+        ("ringpush", "ringing", unique_id.as_str())
+    );
+    // Bridge: exactly the enterprise's mapped names.
+    let b = form(&bridge.body);
+    assert_eq!(b.len(), 2, "{b:?}");
+    assert_eq!(
+        (b["uid"].as_str(), b["ph"].as_str()),
+        (unique_id.as_str(), "13800138000")
+    );
+    // The operator sees the deliveries.
+    let delivered = w.op.json(&[
+        "admin",
+        "outbox",
+        "list",
+        "--enterprise",
+        "3000001",
+        "--state",
+        "delivered",
+    ]);
+    assert_eq!(delivered.as_array().unwrap().len(), 3);
+}
