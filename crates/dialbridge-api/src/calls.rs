@@ -96,12 +96,49 @@ impl CallService {
         &self.inner.engine
     }
 
+    /// Writes the agent-status push of an agent's state, in the caller's transaction (the one
+    /// that changed the state).
+    pub async fn push_status(
+        &self,
+        tx: &mut Tx<'_>,
+        enterprise: dialbridge_core::EnterpriseId,
+        agent_id: i64,
+        cno: &str,
+        state: &AgentState,
+        customer_number: &str,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let state = state.clone().at(now);
+        let phone = tx.bound_phone(agent_id).await?;
+        let reachable = self.phone_reachable(enterprise, phone.as_ref());
+        let payload = dialbridge_push::fields::status(&dialbridge_push::fields::AgentStatus {
+            enterprise_id: enterprise.get(),
+            cno,
+            bind_tel: phone.as_ref().map_or("", |(_, n)| n.as_str()),
+            login_status: state.login.as_str(),
+            device_status: state.device(reachable).as_str(),
+            pause_description: state.pause_description.as_deref().unwrap_or(""),
+            customer_number,
+            unique_id: state.call.as_ref().map_or("", |c| c.unique_id.as_str()),
+            wrapup_secs_left: state.wrapup_seconds_left(now),
+        });
+        tx.enqueue_push(enterprise, "agent_status", &format!("agent:{agent_id}"), &payload)
+            .await?;
+        Ok(())
+    }
+
+    pub fn wake_pushes(&self) {
+        self.inner.push_wake.notify_one();
+    }
+
     /// Whether the agent's bound phone can be reached now (an extension must be registered).
-    pub fn phone_reachable(&self, enterprise: &Enterprise, phone: Option<&(PhoneType, String)>) -> bool {
+    pub fn phone_reachable(
+        &self,
+        enterprise: dialbridge_core::EnterpriseId,
+        phone: Option<&(PhoneType, String)>,
+    ) -> bool {
         match phone {
-            Some((PhoneType::Extension, number)) => {
-                self.inner.engine.is_registered(&format!("{}-{number}", enterprise.id))
-            }
+            Some((PhoneType::Extension, number)) => self.inner.engine.is_registered(&format!("{enterprise}-{number}")),
             Some(_) => true,
             None => false,
         }
@@ -190,7 +227,7 @@ impl CallService {
         let stored = tx.agent_state(agent.id).await?;
         stored.state.may_call(now).map_err(agent_refusal)?;
         let phone = tx.bound_phone(agent.id).await?;
-        if !self.phone_reachable(enterprise, phone.as_ref()) {
+        if !self.phone_reachable(enterprise.id, phone.as_ref()) {
             return Err(refuse("9", "the agent's phone is not reachable"));
         }
         let Some((phone_type, phone_number)) = phone else {
@@ -235,6 +272,15 @@ impl CallService {
             requested_at: now,
         })
         .await?;
+        self.push_status(
+            &mut tx,
+            enterprise.id,
+            agent.id,
+            agent.cno.as_str(),
+            &locked,
+            number.digits(),
+        )
+        .await?;
         tx.commit().await?;
 
         let agent_phone = match phone_type {
@@ -264,6 +310,8 @@ impl CallService {
         let context = CallContext {
             enterprise: enterprise.clone(),
             agent_id: agent.id,
+            cno: agent.cno.to_string(),
+            customer_number: number.digits().to_owned(),
             wrapup_secs: agent.settings.wrapup_secs.unwrap_or(s.wrapup_secs),
         };
         match self.inner.engine.start_preview_outcall(call) {
@@ -340,7 +388,7 @@ impl CallService {
                         let _ = tx.send(true);
                     }
                     self.mark_progress(&handle.unique_id, Some(at_ms), None).await;
-                    self.update_agent(context.agent_id, |s, _| Some(s.call_connected(&handle.unique_id)))
+                    self.update_agent(&context, |s, _| Some(s.call_connected(&handle.unique_id)))
                         .await;
                 }
                 CallUpdate::Progress {
@@ -484,6 +532,8 @@ impl CallService {
             let context = CallContext {
                 enterprise,
                 agent_id: cdr.start.agent_id,
+                cno: cdr.start.cno.clone(),
+                customer_number: cdr.start.customer_number.clone(),
                 wrapup_secs,
             };
             tracing::warn!(unique_id = %cdr.start.unique_id, ?phase, "closing a call left running by a restart");
@@ -494,7 +544,8 @@ impl CallService {
     }
 
     /// Reads, changes and writes the agent's state, retrying when a concurrent change won.
-    async fn update_agent(&self, agent_id: i64, change: impl Fn(&AgentState, i64) -> Option<AgentState>) {
+    async fn update_agent(&self, context: &CallContext, change: impl Fn(&AgentState, i64) -> Option<AgentState>) {
+        let agent_id = context.agent_id;
         for _ in 0..20 {
             let result: Result<bool, StoreError> = async {
                 let mut tx = self.inner.store.begin().await?;
@@ -503,7 +554,17 @@ impl CallService {
                     return Ok(true);
                 };
                 if tx.save_agent_state(agent_id, &next, stored.version).await? {
+                    self.push_status(
+                        &mut tx,
+                        context.enterprise.id,
+                        agent_id,
+                        &context.cno,
+                        &next,
+                        &context.customer_number,
+                    )
+                    .await?;
                     tx.commit().await?;
+                    self.inner.push_wake.notify_one();
                     return Ok(true);
                 }
                 Ok(false)
@@ -542,6 +603,15 @@ impl CallService {
                 if !tx.save_agent_state(context.agent_id, &next, stored.version).await? {
                     return Ok(false);
                 }
+                self.push_status(
+                    &mut tx,
+                    context.enterprise.id,
+                    context.agent_id,
+                    &context.cno,
+                    &next,
+                    &context.customer_number,
+                )
+                .await?;
                 if let Some(cdr) = tx.cdr(&report.unique_id).await? {
                     let payload = dialbridge_push::fields::hangup(&cdr);
                     tx.enqueue_push(cdr.start.enterprise_id, "hangup", &report.unique_id, &payload)
@@ -570,6 +640,8 @@ impl CallService {
 struct CallContext {
     enterprise: Enterprise,
     agent_id: i64,
+    cno: String,
+    customer_number: String,
     wrapup_secs: u32,
 }
 

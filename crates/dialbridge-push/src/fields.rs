@@ -93,6 +93,35 @@ pub fn bridge(start: &CdrStart) -> String {
     ])
 }
 
+/// An agent's state as the agent-status push (type 5) carries it.
+pub struct AgentStatus<'a> {
+    pub enterprise_id: i64,
+    pub cno: &'a str,
+    pub bind_tel: &'a str,
+    pub login_status: &'a str,
+    pub device_status: &'a str,
+    pub pause_description: &'a str,
+    pub customer_number: &'a str,
+    pub unique_id: &'a str,
+    pub wrapup_secs_left: u64,
+}
+
+/// Agent status (type 5).
+pub fn status(s: &AgentStatus<'_>) -> String {
+    object(vec![
+        ("name", "status".to_owned()),
+        ("enterpriseId", s.enterprise_id.to_string()),
+        ("cno", s.cno.to_owned()),
+        ("bindTel", s.bind_tel.to_owned()),
+        ("loginStatus", s.login_status.to_owned()),
+        ("deviceStatus", s.device_status.to_owned()),
+        ("pauseDescription", s.pause_description.to_owned()),
+        ("customerNumber", s.customer_number.to_owned()),
+        ("uniqueId", s.unique_id.to_owned()),
+        ("wrapupTime", s.wrapup_secs_left.to_string()),
+    ])
+}
+
 /// The parameters sent to a target: every variable under its default name, or — with a
 /// mapping — exactly the mapped names (`crm name ← variable`), empty when unknown.
 pub fn parameters(payload: &str, mapping: &[(String, String)]) -> Vec<(String, String)> {

@@ -116,6 +116,20 @@ async fn change_agent(
     Ok(())
 }
 
+/// The agent's status push for its state now, in the handler's transaction.
+async fn push_status(
+    app: &AppState,
+    tx: &mut Tx<'_>,
+    enterprise: EnterpriseId,
+    agent: &AgentRecord,
+) -> Result<(), Failure> {
+    let state = tx.agent_state(agent.id).await?.state;
+    app.calls
+        .push_status(tx, enterprise, agent.id, agent.cno.as_str(), &state, "")
+        .await?;
+    Ok(())
+}
+
 pub async fn client_online(
     State(app): State<AppState>,
     RawQuery(query): RawQuery,
@@ -137,7 +151,9 @@ pub async fn client_online(
             Err(StoreError::Conflict(_)) => return Err(fail("31", "the phone is bound to another agent")),
             other => other?,
         }
+        push_status(&app, &mut tx, enterprise.id, &agent).await?;
         tx.commit().await?;
+        app.calls.wake_pushes();
         Ok(())
     }
     .await;
@@ -153,12 +169,14 @@ pub async fn client_offline(
     let params = params_of(query, &headers, &body).await;
     let result = async {
         let mut tx = app.calls.store().begin().await?;
-        let (_, agent) = admin_and_agent(&mut tx, &params).await?;
+        let (enterprise, agent) = admin_and_agent(&mut tx, &params).await?;
         change_agent(&mut tx, &agent, |s| s.log_out(now_ms())).await?;
         if params.get("unBind") == Some("1") {
             tx.unbind_phone(agent.id).await?;
         }
+        push_status(&app, &mut tx, enterprise.id, &agent).await?;
         tx.commit().await?;
+        app.calls.wake_pushes();
         Ok(())
     }
     .await;
@@ -174,14 +192,16 @@ pub async fn change_status(
     let params = params_of(query, &headers, &body).await;
     let result = async {
         let mut tx = app.calls.store().begin().await?;
-        let (_, agent) = admin_and_agent(&mut tx, &params).await?;
+        let (enterprise, agent) = admin_and_agent(&mut tx, &params).await?;
         let availability = match params.get("type") {
             Some("1") => Availability::Online,
             Some("2") => Availability::Pause(params.get("description").unwrap_or("pause").to_owned()),
             _ => return Err(fail("2", "type must be 1 or 2")),
         };
         change_agent(&mut tx, &agent, |s| s.change_status(availability, now_ms())).await?;
+        push_status(&app, &mut tx, enterprise.id, &agent).await?;
         tx.commit().await?;
+        app.calls.wake_pushes();
         Ok(())
     }
     .await;
@@ -207,7 +227,9 @@ pub async fn change_bind_tel(
             Err(StoreError::Conflict(_)) => return Err(fail("31", "the phone is bound to another agent")),
             other => other?,
         }
+        push_status(&app, &mut tx, enterprise.id, &agent).await?;
         tx.commit().await?;
+        app.calls.wake_pushes();
         Ok(())
     }
     .await;
