@@ -25,7 +25,10 @@ struct Receiver {
 }
 
 fn receiver(failures: &[(&str, u32)]) -> Receiver {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), failures)
+}
+
+fn receiver_on(listener: TcpListener, failures: &[(&str, u32)]) -> Receiver {
     let address = listener.local_addr().unwrap().to_string();
     let log = Arc::new(Mutex::new(Vec::new()));
     let remaining: Arc<Mutex<HashMap<String, u32>>> =
@@ -325,4 +328,186 @@ fn a_bridged_call_pushes_ringing_bridge_and_hangup_in_order() {
         "delivered",
     ]);
     assert_eq!(delivered.as_array().unwrap().len(), 3);
+}
+
+/// A receiver that accepts connections and never answers.
+fn black_hole() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    address
+}
+
+#[test]
+fn a_dead_receiver_of_one_enterprise_holds_back_no_one_else() {
+    let w = legacy_world();
+    let a = w.server.http.clone();
+    let hole = black_hole();
+    let crm = receiver(&[]);
+    // Enterprise A's status pushes go into a black hole (with a long timeout); B's to a CRM.
+    w.op.ok(&[
+        "admin",
+        "push-target",
+        "set",
+        "--enterprise",
+        "3000001",
+        "--name",
+        "st",
+        "--type",
+        "agent_status",
+        "--timeout-ms",
+        "60000",
+        "--url",
+        &format!("http://{hole}/status"),
+    ]);
+    w.op.ok(&[
+        "admin",
+        "agent",
+        "create",
+        "--enterprise",
+        "3000002",
+        "--cno",
+        "3000",
+        "--name",
+        "Zed",
+        "--password",
+        "z",
+    ]);
+    w.op.ok(&[
+        "admin",
+        "extension",
+        "set",
+        "--enterprise",
+        "3000002",
+        "--number",
+        "801",
+        "--password",
+        "p",
+    ]);
+    w.op.ok(&[
+        "admin",
+        "push-target",
+        "set",
+        "--enterprise",
+        "3000002",
+        "--name",
+        "st",
+        "--type",
+        "agent_status",
+        "--url",
+        &format!("http://{}/status", crm.address),
+    ]);
+    let rival = format!(
+        "enterpriseId=3000002&userName=admin&seed=5&pwd={}",
+        md5_hex(&format!("{}5", md5_hex("rival-secret")))
+    );
+    for round in 0..5 {
+        // A's agent changes state five times (each a push stuck behind the black hole)...
+        let (on, off) = ("ClientOnline?", "ClientOffline?");
+        let a_path = if round % 2 == 0 { on } else { off };
+        json_get(
+            &a,
+            &format!("/interface/client/{a_path}{}&cno=2000&bindTel=801&type=2", admin_auth()),
+        );
+        // ...and so does B's.
+        let b_path = if round % 2 == 0 { on } else { off };
+        let r = json_get(
+            &a,
+            &format!("/interface/client/{b_path}{rival}&cno=3000&bindTel=801&type=2"),
+        );
+        assert_eq!(r["code"], "0", "{r}");
+    }
+    // B's five pushes all arrive, in order, while A's are still outstanding.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while crm.delivered("/status").len() < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "B's pushes were held back: {:?}",
+            crm.log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let statuses: Vec<String> = crm
+        .delivered("/status")
+        .iter()
+        .map(|r| form(&r.body)["loginStatus"].clone())
+        .collect();
+    assert_eq!(statuses, ["online", "offline", "online", "offline", "online"]);
+    let pending = w.op.json(&[
+        "admin",
+        "outbox",
+        "list",
+        "--enterprise",
+        "3000001",
+        "--state",
+        "pending",
+    ]);
+    assert_eq!(
+        pending.as_array().unwrap().len(),
+        5,
+        "A's pushes are still waiting: {pending}"
+    );
+    // And calls go on: A's agent is served at once (res 9: its phone is not registered).
+    assert_eq!(outcall(&a, "customerNumber=13800138000")["res"], "9");
+}
+
+#[test]
+fn pushes_pending_when_the_server_is_killed_are_delivered_after_restart() {
+    let w = legacy_world();
+    // The CRM is down: nothing listens on its port yet.
+    let port = dialbridge_testkit::free_port();
+    w.op.ok(&[
+        "admin",
+        "push-target",
+        "set",
+        "--enterprise",
+        "3000001",
+        "--name",
+        "st",
+        "--type",
+        "agent_status",
+        "--url",
+        &format!("http://127.0.0.1:{port}/status"),
+    ]);
+    let online = json_get(
+        &w.server.http,
+        &format!(
+            "/interface/client/ClientOnline?{}&cno=2000&bindTel=801&type=2",
+            admin_auth()
+        ),
+    );
+    assert_eq!(online["code"], "0");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pending = w.op.json(&[
+            "admin",
+            "outbox",
+            "list",
+            "--enterprise",
+            "3000001",
+            "--state",
+            "pending",
+        ]);
+        if pending[0]["attempts"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the push was never attempted: {pending}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let LegacyWorld { op, mut server, .. } = w;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop(server);
+    // The CRM comes back, then the server.
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let crm = receiver_on(listener, &[]);
+    let _server = serve(&op);
+    let status = crm.wait_for("/status", Duration::from_secs(20));
+    assert_eq!(form(&status.body)["loginStatus"], "online");
+    assert_eq!(crm.delivered("/status").len(), 1);
 }
