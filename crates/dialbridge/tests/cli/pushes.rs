@@ -511,3 +511,61 @@ fn pushes_pending_when_the_server_is_killed_are_delivered_after_restart() {
     assert_eq!(form(&status.body)["loginStatus"], "online");
     assert_eq!(crm.delivered("/status").len(), 1);
 }
+
+#[test]
+fn the_json_format_sends_one_signed_object_per_event() {
+    let w = legacy_world();
+    let crm = receiver(&[]);
+    w.op.ok(&[
+        "admin",
+        "push-target",
+        "set",
+        "--enterprise",
+        "3000001",
+        "--name",
+        "modern",
+        "--type",
+        "agent_status",
+        "--format",
+        "json",
+        "--url",
+        &format!("http://{}/events", crm.address),
+    ]);
+    let secret = w.op.json(&[
+        "admin",
+        "push-target",
+        "secret",
+        "--enterprise",
+        "3000001",
+        "--name",
+        "modern",
+    ])["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    json_get(
+        &w.server.http,
+        &format!(
+            "/interface/client/ClientOnline?{}&cno=2000&bindTel=13900139000&type=1&status=2&description=training",
+            admin_auth()
+        ),
+    );
+    let got = crm.wait_for("/events", Duration::from_secs(10));
+    assert_eq!(got.method, "POST");
+    assert_eq!(got.headers["content-type"], "application/json");
+    let event: serde_json::Value = serde_json::from_str(&got.body).unwrap();
+    assert_eq!(event["type"], "agent_status");
+    assert_eq!(event["id"], got.headers["webhook-id"].as_str());
+    assert!(event["stream"].as_str().unwrap().starts_with("agent:"));
+    assert_eq!(event["data"]["loginStatus"], "pause");
+    assert_eq!(event["data"]["pauseDescription"], "training");
+    assert_eq!(event["data"]["bindTel"], "13900139000");
+    assert_eq!(event["data"]["deviceStatus"], "idle");
+    let expected = dialbridge_push::sign::signature(
+        &secret,
+        &got.headers["webhook-id"],
+        got.headers["webhook-timestamp"].parse().unwrap(),
+        &got.body,
+    );
+    assert_eq!(Some(&got.headers["webhook-signature"]), expected.as_ref());
+}
