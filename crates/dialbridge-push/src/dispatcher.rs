@@ -172,6 +172,9 @@ async fn deliver(
     d: &DueDelivery,
 ) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
+    if !tx.delivery_pending(d.event_id, d.enterprise_id, &d.target_name).await? {
+        return Ok(());
+    }
     let target = tx
         .push_targets(d.enterprise_id)
         .await?

@@ -98,6 +98,25 @@ impl Tx<'_> {
             .collect()
     }
 
+    /// Whether a delivery is still waiting (a dispatcher re-checks this before sending, since
+    /// the list it works from may be older than a result just recorded).
+    pub async fn delivery_pending(
+        &mut self,
+        event_id: i64,
+        enterprise: EnterpriseId,
+        target: &str,
+    ) -> Result<bool, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT state FROM push_deliveries WHERE event_id = $1 AND enterprise_id = $2 AND target_name = $3",
+        )
+        .bind(event_id)
+        .bind(enterprise.get())
+        .bind(target)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        Ok(row.is_some_and(|(state,)| state == "pending"))
+    }
+
     pub async fn mark_delivered(
         &mut self,
         event_id: i64,
