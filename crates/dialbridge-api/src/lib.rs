@@ -6,6 +6,7 @@
 
 pub mod calls;
 mod legacy;
+pub mod live;
 mod metrics;
 
 use std::sync::Arc;
@@ -26,16 +27,19 @@ pub struct AppState {
     pub calls: calls::CallService,
     pub agent_auth: Arc<legacy::AgentAuthCache>,
     pub validate_limiter: Arc<legacy::ValidateLimiter>,
+    /// Signs the event stream's tokens (derived from the server's key).
+    pub token_key: [u8; 32],
 }
 
 impl AppState {
-    pub fn new(calls: calls::CallService, metrics: Arc<Metrics>) -> Self {
+    pub fn new(calls: calls::CallService, metrics: Arc<Metrics>, token_key: [u8; 32]) -> Self {
         Self {
             store: calls.store().clone(),
             metrics,
             calls,
             agent_auth: Arc::default(),
             validate_limiter: Arc::default(),
+            token_key,
         }
     }
 }
@@ -44,6 +48,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/api/v1/session", axum::routing::any(live::session))
+        .route("/api/v1/events", get(live::events))
         .merge(legacy::router())
         .with_state(state)
 }

@@ -98,6 +98,34 @@ impl Tx<'_> {
             .collect()
     }
 
+    /// The enterprise's events after `after_id`, oldest first: (id, type, stream, payload, time).
+    /// The event ids are the live stream's sequence numbers.
+    pub async fn events_since(
+        &mut self,
+        enterprise: EnterpriseId,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, String, String, String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, event_type, stream_key, payload, created_at FROM push_events WHERE enterprise_id = $1 AND id > $2 \
+             ORDER BY id LIMIT $3",
+        )
+        .bind(enterprise.get())
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.conn)
+        .await?)
+    }
+
+    /// The newest event id of an enterprise (0 when none): where a fresh stream starts.
+    pub async fn latest_event_id(&mut self, enterprise: EnterpriseId) -> Result<i64, StoreError> {
+        let (id,): (Option<i64>,) = sqlx::query_as("SELECT MAX(id) FROM push_events WHERE enterprise_id = $1")
+            .bind(enterprise.get())
+            .fetch_one(&mut *self.conn)
+            .await?;
+        Ok(id.unwrap_or(0))
+    }
+
     /// Whether a delivery is still waiting (a dispatcher re-checks this before sending, since
     /// the list it works from may be older than a result just recorded).
     pub async fn delivery_pending(

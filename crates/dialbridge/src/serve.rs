@@ -53,7 +53,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if recovered > 0 {
         tracing::warn!(calls = recovered, "closed calls left running by the previous run");
     }
-    let app = dialbridge_api::router(AppState::new(calls, metrics));
+    let app = dialbridge_api::router(AppState::new(
+        calls,
+        metrics,
+        dialbridge_api::live::derive_token_key(key.bytes()),
+    ));
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

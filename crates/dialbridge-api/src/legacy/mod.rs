@@ -3,7 +3,7 @@
 //! authentication families; the call itself is placed by [`crate::calls::CallService`].
 
 mod agents;
-mod auth;
+pub(crate) mod auth;
 
 pub use agents::ValidateLimiter;
 pub use auth::AgentAuthCache;

@@ -14,6 +14,7 @@ mod legacy_agents;
 mod legacy_outcall;
 mod legacy_robustness;
 mod legacy_sessions;
+mod live;
 mod operator;
 mod pushes;
 mod restart;

@@ -1,0 +1,299 @@
+//! The live event stream for browsers (the agent toolbar) and CRMs: a short-lived token from
+//! `/api/v1/session`, then a WebSocket at `/api/v1/events?token=…[&since=SEQ]` that sends a
+//! snapshot and then every event of the agent (or, for an admin, of the enterprise) as it is
+//! written to the outbox. The outbox's event ids are the sequence numbers, so a client that
+//! reconnects with the last one it saw gets what it missed.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use dialbridge_core::{Cno, EnterpriseId};
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::calls::now_ms;
+use crate::legacy::{auth, params_of};
+use crate::AppState;
+
+const TOKEN_LIFETIME_MS: i64 = 3_600_000;
+
+/// Who a token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Viewer {
+    Agent {
+        enterprise: EnterpriseId,
+        agent_id: i64,
+        cno: String,
+    },
+    Admin {
+        enterprise: EnterpriseId,
+    },
+}
+
+impl Viewer {
+    fn enterprise(&self) -> EnterpriseId {
+        match self {
+            Viewer::Agent { enterprise, .. } | Viewer::Admin { enterprise } => *enterprise,
+        }
+    }
+}
+
+fn mac(key: &[u8; 32], text: &str) -> String {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(text.as_bytes());
+    URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+}
+
+/// The token key: HMAC of a label under the server's key, so tokens survive a restart and the
+/// key that seals stored secrets signs nothing else.
+pub fn derive_token_key(server_key: &[u8; 32]) -> [u8; 32] {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(server_key).expect("HMAC takes any key length");
+    m.update(b"dialbridge-event-stream-tokens");
+    m.finalize().into_bytes().into()
+}
+
+/// `v1.<enterprise>.<who>.<expiry ms>.<mac>`; who is `a<agent id>:<cno>` or `admin`.
+pub fn issue_token(key: &[u8; 32], viewer: &Viewer, now: i64) -> String {
+    let who = match viewer {
+        Viewer::Agent { agent_id, cno, .. } => format!("a{agent_id}:{cno}"),
+        Viewer::Admin { .. } => "admin".to_owned(),
+    };
+    let body = format!("v1.{}.{who}.{}", viewer.enterprise(), now + TOKEN_LIFETIME_MS);
+    format!("{body}.{}", mac(key, &body))
+}
+
+pub fn check_token(key: &[u8; 32], token: &str, now: i64) -> Option<Viewer> {
+    let (body, signature) = token.rsplit_once('.')?;
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        mac(key, body).as_bytes(),
+        signature.as_bytes(),
+    )) {
+        return None;
+    }
+    let mut parts = body.split('.');
+    let (version, enterprise, who, expiry) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if version != "v1" || parts.next().is_some() || expiry.parse::<i64>().ok()? < now {
+        return None;
+    }
+    let enterprise = EnterpriseId::parse(enterprise).ok()?;
+    if who == "admin" {
+        return Some(Viewer::Admin { enterprise });
+    }
+    let (id, cno) = who.strip_prefix('a')?.split_once(':')?;
+    Some(Viewer::Agent {
+        enterprise,
+        agent_id: id.parse().ok()?,
+        cno: cno.to_owned(),
+    })
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({"error": message}))).into_response()
+}
+
+/// `/api/v1/session`: an agent (`enterpriseId`, `cno`, `pwd` = md5 of its password) or an admin
+/// (`enterpriseId`, `userName`, `seed`, `pwd`) gets a token for the event stream.
+pub async fn session(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params = params_of(query, &headers, &body).await;
+    let Some(enterprise) = params.get("enterpriseId").and_then(|e| EnterpriseId::parse(e).ok()) else {
+        return error(StatusCode::BAD_REQUEST, "enterpriseId is required (7 digits)");
+    };
+    let Some(pwd) = params.get("pwd") else {
+        return error(StatusCode::BAD_REQUEST, "pwd is required");
+    };
+    let Ok(mut tx) = app.calls.store().begin_read().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable");
+    };
+    let viewer = match (params.get("userName"), params.get("cno")) {
+        (Some(user), _) => {
+            match auth::admin_ok(&mut tx, enterprise, user, Some(params.get("seed").unwrap_or("")), pwd).await {
+                Ok(true) => Viewer::Admin { enterprise },
+                _ => return error(StatusCode::UNAUTHORIZED, "authentication failed"),
+            }
+        }
+        (None, Some(cno)) => {
+            let Ok(cno) = Cno::parse(cno) else {
+                return error(StatusCode::BAD_REQUEST, "cno must be 4-6 digits");
+            };
+            let agent = tx.agent(enterprise, &cno).await.ok().flatten();
+            let ok = match &agent {
+                Some(_) => app
+                    .agent_auth
+                    .agent_ok(&mut tx, enterprise, &cno, pwd)
+                    .await
+                    .unwrap_or(false),
+                None => false,
+            };
+            match (agent, ok) {
+                (Some(agent), true) => Viewer::Agent {
+                    enterprise,
+                    agent_id: agent.id,
+                    cno: cno.to_string(),
+                },
+                _ => return error(StatusCode::UNAUTHORIZED, "authentication failed"),
+            }
+        }
+        (None, None) => return error(StatusCode::BAD_REQUEST, "cno or userName is required"),
+    };
+    let token = issue_token(&app.token_key, &viewer, now_ms());
+    axum::Json(json!({"token": token, "expiresIn": TOKEN_LIFETIME_MS / 1000})).into_response()
+}
+
+/// `/api/v1/events`: the WebSocket.
+pub async fn events(State(app): State<AppState>, RawQuery(query): RawQuery, ws: WebSocketUpgrade) -> Response {
+    let params = crate::legacy::Params::parse(query.as_deref(), &HeaderMap::new(), &[]);
+    let Some(viewer) = params
+        .get("token")
+        .and_then(|t| check_token(&app.token_key, t, now_ms()))
+    else {
+        return error(StatusCode::UNAUTHORIZED, "a valid token is required");
+    };
+    let since = params.get("since").and_then(|s| s.parse::<i64>().ok());
+    ws.on_upgrade(move |socket| stream(app, viewer, since, socket))
+}
+
+/// The message type of an outbox event on the stream.
+fn message_type(event_type: &str) -> &'static str {
+    match event_type {
+        "ringing" => "previewOutcallRinging",
+        "bridge" => "previewOutcallBridge",
+        "hangup" => "hangup",
+        _ => "status",
+    }
+}
+
+/// Whether an agent sees an event: its own status, and its own calls.
+fn concerns(viewer: &Viewer, stream_key: &str, payload: &Value) -> bool {
+    match viewer {
+        Viewer::Admin { .. } => true,
+        Viewer::Agent { agent_id, cno, .. } => {
+            stream_key == format!("agent:{agent_id}")
+                || (!stream_key.starts_with("agent:")
+                    && [payload.get("cno"), payload.get("cdr_bridged_cno")]
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c == cno.as_str()))
+        }
+    }
+}
+
+async fn snapshot(app: &AppState, viewer: &Viewer) -> Result<(i64, Value), dialbridge_store::StoreError> {
+    let mut tx = app.calls.store().begin_read().await?;
+    let latest = tx.latest_event_id(viewer.enterprise()).await?;
+    let now = now_ms();
+    let mut agents = Vec::new();
+    for agent in tx.agents(viewer.enterprise()).await? {
+        if let Viewer::Agent { agent_id, .. } = viewer {
+            if *agent_id != agent.id {
+                continue;
+            }
+        }
+        let state = tx.agent_state(agent.id).await?.state.at(now);
+        let phone = tx.bound_phone(agent.id).await?;
+        let reachable = app.calls.phone_reachable(viewer.enterprise(), phone.as_ref());
+        agents.push(json!({
+            "cno": agent.cno.as_str(),
+            "bindTel": phone.as_ref().map_or("", |(_, n)| n.as_str()),
+            "loginStatus": state.login.as_str(),
+            "deviceStatus": state.device(reachable).as_str(),
+            "pauseDescription": state.pause_description.clone().unwrap_or_default(),
+            "uniqueId": state.call.as_ref().map_or("", |c| c.unique_id.as_str()),
+            "wrapupTime": state.wrapup_seconds_left(now),
+        }));
+    }
+    Ok((latest, json!({"type": "snapshot", "seq": latest, "agents": agents})))
+}
+
+async fn stream(app: AppState, viewer: Viewer, since: Option<i64>, mut socket: WebSocket) {
+    let Ok((latest, snapshot)) = snapshot(&app, &viewer).await else {
+        return;
+    };
+    if socket.send(Message::Text(snapshot.to_string().into())).await.is_err() {
+        return;
+    }
+    let mut last = since.unwrap_or(latest);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => continue,
+            },
+        }
+        let events = match app.calls.store().begin_read().await {
+            Ok(mut tx) => tx
+                .events_since(viewer.enterprise(), last, 500)
+                .await
+                .unwrap_or_default(),
+            Err(_) => continue,
+        };
+        for (id, event_type, stream_key, payload, created_at) in events {
+            last = id;
+            let data: Value = serde_json::from_str(&payload).unwrap_or_default();
+            if !concerns(&viewer, &stream_key, &data) {
+                continue;
+            }
+            let message = json!({"type": message_type(&event_type), "seq": id, "time": created_at, "data": data});
+            if socket.send(Message::Text(message.to_string().into())).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_signed_scoped_and_expire() {
+        let key = [7u8; 32];
+        let agent = Viewer::Agent {
+            enterprise: EnterpriseId::new(3000001).unwrap(),
+            agent_id: 5,
+            cno: "2000".into(),
+        };
+        let token = issue_token(&key, &agent, 1_000);
+        assert_eq!(check_token(&key, &token, 2_000), Some(agent));
+        assert_eq!(
+            check_token(&key, &token, 1_000 + TOKEN_LIFETIME_MS + 1),
+            None,
+            "expired"
+        );
+        assert_eq!(check_token(&[8u8; 32], &token, 2_000), None, "another key");
+        let forged = token.replace("3000001", "3000002");
+        assert_eq!(check_token(&key, &forged, 2_000), None, "another enterprise");
+        let admin = Viewer::Admin {
+            enterprise: EnterpriseId::new(3000002).unwrap(),
+        };
+        assert_eq!(check_token(&key, &issue_token(&key, &admin, 0), 1), Some(admin));
+        assert_eq!(check_token(&key, "garbage", 1), None);
+    }
+
+    #[test]
+    fn an_agent_sees_its_own_status_and_calls_only() {
+        let me = Viewer::Agent {
+            enterprise: EnterpriseId::new(3000001).unwrap(),
+            agent_id: 5,
+            cno: "2000".into(),
+        };
+        assert!(concerns(&me, "agent:5", &json!({})));
+        assert!(!concerns(&me, "agent:6", &json!({})));
+        assert!(concerns(&me, "n-1.1", &json!({"cno": "2000"})));
+        assert!(concerns(&me, "n-1.1", &json!({"cdr_bridged_cno": "2000"})));
+        assert!(!concerns(&me, "n-1.2", &json!({"cno": "2001"})));
+    }
+}

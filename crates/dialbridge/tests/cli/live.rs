@@ -1,0 +1,104 @@
+//! The live event stream: `/api/v1/session` and the `/api/v1/events` WebSocket.
+
+use super::*;
+
+type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+fn token(address: &str, query: &str) -> String {
+    let r = json_get(address, &format!("/api/v1/session?{query}"));
+    r["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {r}"))
+        .to_owned()
+}
+
+fn connect(address: &str, token: &str, since: Option<i64>) -> Socket {
+    let since = since.map(|s| format!("&since={s}")).unwrap_or_default();
+    let (socket, _) = tungstenite::connect(format!("ws://{address}/api/v1/events?token={token}{since}")).unwrap();
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = socket.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    }
+    socket
+}
+
+fn next(socket: &mut Socket) -> serde_json::Value {
+    loop {
+        match socket.read().expect("a message within 10 s") {
+            tungstenite::Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            _ => continue,
+        }
+    }
+}
+
+#[test]
+fn an_agent_sees_a_snapshot_then_its_events_and_catches_up_after_a_reconnect() {
+    let w = legacy_world();
+    let a = &w.server.http;
+    let agent = token(a, &format!("enterpriseId=3000001&cno=2000&pwd={}", md5_hex("1234")));
+    let mut socket = connect(a, &agent, None);
+    let snapshot = next(&mut socket);
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(
+        snapshot["agents"].as_array().unwrap().len(),
+        1,
+        "an agent's snapshot is its own"
+    );
+    assert_eq!(snapshot["agents"][0]["loginStatus"], "offline");
+
+    let client = |endpoint: &str, extra: &str| {
+        json_get(
+            a,
+            &format!("/interface/client/{endpoint}?{}&cno=2000&{extra}", admin_auth()),
+        )
+    };
+    assert_eq!(client("ClientOnline", "bindTel=13900139000&type=1")["code"], "0");
+    let online = next(&mut socket);
+    assert_eq!(
+        (online["type"].as_str(), online["data"]["loginStatus"].as_str()),
+        (Some("status"), Some("online"))
+    );
+    assert_eq!(client("ChangeStatus", "type=2&description=lunch")["code"], "0");
+    let paused = next(&mut socket);
+    assert_eq!(paused["data"]["pauseDescription"], "lunch");
+    assert!(paused["seq"].as_i64().unwrap() > online["seq"].as_i64().unwrap());
+    let last_seen = paused["seq"].as_i64().unwrap();
+    socket.close(None).ok();
+
+    // Missed while disconnected, then replayed from the last sequence number.
+    assert_eq!(client("ChangeStatus", "type=1")["code"], "0");
+    assert_eq!(client("ClientOffline", "unBind=1")["code"], "0");
+    let mut socket = connect(a, &agent, Some(last_seen));
+    assert_eq!(next(&mut socket)["type"], "snapshot");
+    let first = next(&mut socket);
+    let second = next(&mut socket);
+    assert_eq!(
+        (
+            first["data"]["loginStatus"].as_str(),
+            second["data"]["loginStatus"].as_str()
+        ),
+        (Some("online"), Some("offline"))
+    );
+    assert!(first["seq"].as_i64().unwrap() > last_seen);
+
+    // Another enterprise's admin sees none of it; a bad token is refused.
+    let rival = token(
+        a,
+        &format!(
+            "enterpriseId=3000002&userName=admin&seed=3&pwd={}",
+            md5_hex(&format!("{}3", md5_hex("rival-secret")))
+        ),
+    );
+    let mut theirs = connect(a, &rival, Some(0));
+    let snapshot = next(&mut theirs);
+    assert_eq!(snapshot["agents"], serde_json::json!([]));
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = theirs.get_ref() {
+        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    }
+    assert!(theirs.read().is_err(), "no event of enterprise 3000001 reaches 3000002");
+    assert!(tungstenite::connect(format!("ws://{a}/api/v1/events?token=forged")).is_err());
+    let (status, body) = http_get(
+        a,
+        &format!("/api/v1/session?enterpriseId=3000001&cno=2000&pwd={}", md5_hex("wrong")),
+    );
+    assert_eq!((status, body.as_str()), (401, r#"{"error":"authentication failed"}"#));
+}
