@@ -246,9 +246,22 @@ async fn stream(app: AppState, viewer: Viewer, since: Option<i64>, mut socket: W
             if !concerns(&viewer, &stream_key, &data) {
                 continue;
             }
-            let message = json!({"type": message_type(&event_type), "seq": id, "time": created_at, "data": data});
-            if socket.send(Message::Text(message.to_string().into())).await.is_err() {
-                return;
+            // The status that puts the agent's phone ringing for a call is also the call's start.
+            let starts_call = event_type == "agent_status"
+                && data.get("deviceStatus").and_then(Value::as_str) == Some("ringing")
+                && data
+                    .get("uniqueId")
+                    .and_then(Value::as_str)
+                    .is_some_and(|u| !u.is_empty());
+            let mut types = vec![message_type(&event_type)];
+            if starts_call {
+                types.insert(0, "previewOutcallStart");
+            }
+            for kind in types {
+                let message = json!({"type": kind, "seq": id, "time": created_at, "data": data});
+                if socket.send(Message::Text(message.to_string().into())).await.is_err() {
+                    return;
+                }
             }
         }
     }

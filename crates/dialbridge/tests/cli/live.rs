@@ -102,3 +102,49 @@ fn an_agent_sees_a_snapshot_then_its_events_and_catches_up_after_a_reconnect() {
     );
     assert_eq!((status, body.as_str()), (401, r#"{"error":"authentication failed"}"#));
 }
+
+#[test]
+fn a_real_call_streams_its_progress_in_order() {
+    let w = legacy_world();
+    let a = w.server.http.clone();
+    let (mut phone, mut carrier) = phone_and_carrier(&w, &[], &[("talk_ms", "500")]);
+    let agent = token(&a, &format!("enterpriseId=3000001&cno=2000&pwd={}", md5_hex("1234")));
+    let mut socket = connect(&a, &agent, None);
+    assert_eq!(next(&mut socket)["agents"][0]["loginStatus"], "online");
+    let reply = outcall(&a, "customerNumber=13800138000&sync=1");
+    assert_eq!(reply["res"], "0");
+    let unique_id = reply["uniqueId"].as_str().unwrap().to_owned();
+    assert!(carrier.finish(Duration::from_secs(20)) && phone.finish(Duration::from_secs(20)));
+    let mut seen = Vec::new();
+    let mut last_seq = 0;
+    while !seen.contains(&"hangup".to_owned()) {
+        let m = next(&mut socket);
+        let seq = m["seq"].as_i64().unwrap();
+        assert!(seq >= last_seq, "in order: {m}");
+        last_seq = seq;
+        let kind = m["type"].as_str().unwrap().to_owned();
+        if kind != "status" {
+            let id = m["data"]["uniqueId"]
+                .as_str()
+                .or(m["data"]["cdr_main_unique_id"].as_str())
+                .unwrap();
+            assert_eq!(id, unique_id);
+        }
+        seen.push(kind);
+    }
+    let calls: Vec<&str> = seen.iter().map(String::as_str).filter(|k| *k != "status").collect();
+    assert_eq!(
+        calls,
+        [
+            "previewOutcallStart",
+            "previewOutcallRinging",
+            "previewOutcallBridge",
+            "hangup"
+        ],
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().filter(|k| *k == "status").count() >= 3,
+        "ringing, busy, wrap-up: {seen:?}"
+    );
+}

@@ -321,3 +321,50 @@ fn cdr_row(address: &str, unique_id: &str) -> serde_json::Value {
     }
     panic!("no CDR for {unique_id}");
 }
+
+/// A phone registered as extension 801 of enterprise 3000001 (answering as `phone` says), the
+/// agent 2000 online on it, and the carrier (behaving as `carrier` says).
+fn phone_and_carrier(
+    w: &LegacyWorld,
+    phone: &[(&str, &str)],
+    carrier: &[(&str, &str)],
+) -> (dialbridge_testkit::Sipp, dialbridge_testkit::Sipp) {
+    let uas = |port: u16, settings: &[(&str, &str)]| {
+        let mut b = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
+            .args(["-p".to_owned(), port.to_string(), "-m".to_owned(), "1".to_owned()])
+            .media_port(dialbridge_testkit::free_port())
+            .rtp_stream();
+        for (k, v) in settings {
+            b = b.set(k, v);
+        }
+        b.spawn()
+    };
+    let phone_port = dialbridge_testkit::free_port();
+    let phone = uas(phone_port, phone);
+    let carrier = uas(w.carrier_port, carrier);
+    let sip: std::net::SocketAddr = w.server.sip.parse().unwrap();
+    let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(sip))
+        .args([
+            "-s",
+            "3000001-801",
+            "-au",
+            "3000001-801",
+            "-ap",
+            "ext801-secret",
+            "-m",
+            "1",
+        ])
+        .args(["-p".to_owned(), dialbridge_testkit::free_port().to_string()])
+        .set("contact_port", phone_port)
+        .spawn();
+    assert!(register.finish(Duration::from_secs(10)), "{}", register.logs());
+    let online = json_get(
+        &w.server.http,
+        &format!(
+            "/interface/client/ClientOnline?{}&cno=2000&bindTel=801&type=2",
+            admin_auth()
+        ),
+    );
+    assert_eq!(online["code"], "0");
+    (phone, carrier)
+}
