@@ -131,51 +131,16 @@ fn preview_outcall_refusals_carry_their_res_codes() {
 fn a_synchronous_preview_outcall_end_to_end() {
     let w = legacy_world();
     let a = &w.server.http;
-    let sip: std::net::SocketAddr = w.server.sip.parse().unwrap();
-    let phone_port = dialbridge_testkit::free_port();
-    let mut phone = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
-        .args(["-p".to_owned(), phone_port.to_string(), "-m".to_owned(), "1".to_owned()])
-        .media_port(dialbridge_testkit::free_port())
-        .rtp_stream()
-        .set("expect_from_user", "13800138000")
-        .spawn();
-    let mut carrier = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
-        .args([
-            "-p".to_owned(),
-            w.carrier_port.to_string(),
-            "-m".to_owned(),
-            "1".to_owned(),
-        ])
-        .media_port(dialbridge_testkit::free_port())
-        .rtp_stream()
-        .set("talk_ms", "1200")
-        .set("expect_from_user", "02160001234")
-        .set("expect_pai_user", "02160001234")
-        .set("expect_ruri_user", "13800138000")
-        .spawn();
-    let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(sip))
-        .args([
-            "-s",
-            "3000001-801",
-            "-au",
-            "3000001-801",
-            "-ap",
-            "ext801-secret",
-            "-m",
-            "1",
-        ])
-        .args(["-p".to_owned(), dialbridge_testkit::free_port().to_string()])
-        .set("contact_port", phone_port)
-        .spawn();
-    assert!(register.finish(Duration::from_secs(10)), "{}", register.logs());
-    let online = json_get(
-        a,
-        &format!(
-            "/interface/client/ClientOnline?{}&cno=2000&bindTel=801&type=2",
-            admin_auth()
-        ),
+    let (mut phone, mut carrier) = phone_and_carrier(
+        &w,
+        &[("expect_from_user", "13800138000")],
+        &[
+            ("talk_ms", "1200"),
+            ("expect_from_user", "02160001234"),
+            ("expect_pai_user", "02160001234"),
+            ("expect_ruri_user", "13800138000"),
+        ],
     );
-    assert_eq!(online["code"], "0");
 
     let reply = outcall(
         a,
@@ -281,39 +246,7 @@ fn a_synchronous_preview_outcall_end_to_end() {
 fn fifty_racing_requests_place_exactly_one_call() {
     let w = legacy_world();
     let a = w.server.http.clone();
-    let sip: std::net::SocketAddr = w.server.sip.parse().unwrap();
-    let phone_port = dialbridge_testkit::free_port();
-    let mut phone = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
-        .args(["-p".to_owned(), phone_port.to_string(), "-m".to_owned(), "1".to_owned()])
-        .media_port(dialbridge_testkit::free_port())
-        .rtp_stream()
-        .set("mode", "noanswer")
-        .spawn();
-    let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(sip))
-        .args([
-            "-s",
-            "3000001-801",
-            "-au",
-            "3000001-801",
-            "-ap",
-            "ext801-secret",
-            "-m",
-            "1",
-        ])
-        .args(["-p".to_owned(), dialbridge_testkit::free_port().to_string()])
-        .set("contact_port", phone_port)
-        .spawn();
-    assert!(register.finish(Duration::from_secs(10)), "{}", register.logs());
-    assert_eq!(
-        json_get(
-            &a,
-            &format!(
-                "/interface/client/ClientOnline?{}&cno=2000&bindTel=801&type=2",
-                admin_auth()
-            )
-        )["code"],
-        "0"
-    );
+    let (mut phone, _carrier) = phone_and_carrier(&w, &[("mode", "noanswer")], &[]);
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(50));
     let racers: Vec<_> = (0..50)
         .map(|_| {

@@ -203,49 +203,7 @@ fn a_bridged_call_pushes_ringing_bridge_and_hangup_in_order() {
         .unwrap()
         .to_owned();
 
-    let sip: std::net::SocketAddr = w.server.sip.parse().unwrap();
-    let phone_port = dialbridge_testkit::free_port();
-    let mut phone = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
-        .args(["-p".to_owned(), phone_port.to_string(), "-m".to_owned(), "1".to_owned()])
-        .media_port(dialbridge_testkit::free_port())
-        .rtp_stream()
-        .spawn();
-    let mut carrier = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
-        .args([
-            "-p".to_owned(),
-            w.carrier_port.to_string(),
-            "-m".to_owned(),
-            "1".to_owned(),
-        ])
-        .media_port(dialbridge_testkit::free_port())
-        .rtp_stream()
-        .set("talk_ms", "800")
-        .spawn();
-    let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(sip))
-        .args([
-            "-s",
-            "3000001-801",
-            "-au",
-            "3000001-801",
-            "-ap",
-            "ext801-secret",
-            "-m",
-            "1",
-        ])
-        .args(["-p".to_owned(), dialbridge_testkit::free_port().to_string()])
-        .set("contact_port", phone_port)
-        .spawn();
-    assert!(register.finish(Duration::from_secs(10)), "{}", register.logs());
-    assert_eq!(
-        json_get(
-            &a,
-            &format!(
-                "/interface/client/ClientOnline?{}&cno=2000&bindTel=801&type=2",
-                admin_auth()
-            )
-        )["code"],
-        "0"
-    );
+    let (mut phone, mut carrier) = phone_and_carrier(&w, &[], &[("talk_ms", "800")]);
     let reply = outcall(
         &a,
         "customerNumber=13800138000&sync=1&userField=order%3D17%26x%3D%E4%B8%AD",

@@ -6,48 +6,7 @@ use super::*;
 fn a_call_survives_a_crash_of_the_server_as_one_cdr_charged_once() {
     let w = legacy_world();
     let a = w.server.http.clone();
-    let sip: std::net::SocketAddr = w.server.sip.parse().unwrap();
-    let phone_port = dialbridge_testkit::free_port();
-    let _phone = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
-        .args(["-p".to_owned(), phone_port.to_string(), "-m".to_owned(), "1".to_owned()])
-        .media_port(dialbridge_testkit::free_port())
-        .rtp_stream()
-        .spawn();
-    let _carrier = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
-        .args([
-            "-p".to_owned(),
-            w.carrier_port.to_string(),
-            "-m".to_owned(),
-            "1".to_owned(),
-        ])
-        .media_port(dialbridge_testkit::free_port())
-        .rtp_stream()
-        .spawn();
-    let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(sip))
-        .args([
-            "-s",
-            "3000001-801",
-            "-au",
-            "3000001-801",
-            "-ap",
-            "ext801-secret",
-            "-m",
-            "1",
-        ])
-        .args(["-p".to_owned(), dialbridge_testkit::free_port().to_string()])
-        .set("contact_port", phone_port)
-        .spawn();
-    assert!(register.finish(Duration::from_secs(10)), "{}", register.logs());
-    assert_eq!(
-        json_get(
-            &a,
-            &format!(
-                "/interface/client/ClientOnline?{}&cno=2000&bindTel=801&type=2",
-                admin_auth()
-            )
-        )["code"],
-        "0"
-    );
+    let (_phone, _carrier) = phone_and_carrier(&w, &[], &[]);
     let reply = outcall(&a, "customerNumber=13800138000&sync=1");
     assert_eq!(reply["res"], "0", "{reply}");
     let unique_id = reply["uniqueId"].as_str().unwrap().to_owned();
