@@ -185,7 +185,7 @@ async fn deliver(
             .await?;
         return tx.commit().await;
     };
-    let secret = tx.push_target_secret(d.enterprise_id, &d.target_name).await?;
+    let (secret, previous_secret) = tx.push_target_secrets(d.enterprise_id, &d.target_name).await?;
     tx.commit().await?;
 
     let params = fields::parameters(&d.payload, &target.name_mapping);
@@ -206,8 +206,13 @@ async fn deliver(
     .timeout(Duration::from_millis(u64::from(target.timeout_ms)))
     .header("webhook-id", &id)
     .header("webhook-timestamp", timestamp.to_string());
-    if let Some(signature) = sign::signature(&secret, &id, timestamp, &signed) {
-        builder = builder.header("webhook-signature", signature);
+    // During a rotation both secrets sign (space-separated, as Standard Webhooks allows).
+    let signatures: Vec<String> = std::iter::once(&secret)
+        .chain(previous_secret.as_ref())
+        .filter_map(|key| sign::signature(key, &id, timestamp, &signed))
+        .collect();
+    if !signatures.is_empty() {
+        builder = builder.header("webhook-signature", signatures.join(" "));
     }
     let outcome = match builder.send().await {
         Ok(response) if response.status().is_success() => Ok(()),

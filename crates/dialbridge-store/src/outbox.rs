@@ -245,6 +245,59 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// The secrets a push target signs with: the current one, and the previous one while a
+    /// rotation is under way.
+    pub async fn push_target_secrets(
+        &mut self,
+        enterprise: EnterpriseId,
+        target: &str,
+    ) -> Result<(String, Option<String>), StoreError> {
+        let current = self.push_target_secret(enterprise, target).await?;
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT previous_secret_sealed FROM push_targets WHERE enterprise_id = $1 AND name = $2")
+                .bind(enterprise.get())
+                .bind(target)
+                .fetch_optional(&mut *self.conn)
+                .await?;
+        let previous = row
+            .and_then(|(p,)| p)
+            .map(|sealed| self.store.sealer().open(&sealed))
+            .transpose()?;
+        Ok((current, previous))
+    }
+
+    /// Starts a rotation: a new current secret; the old one keeps signing beside it.
+    pub async fn rotate_push_target_secret(
+        &mut self,
+        enterprise: EnterpriseId,
+        target: &str,
+    ) -> Result<String, StoreError> {
+        let old = self.push_target_secret(enterprise, target).await?;
+        sqlx::query(
+            "UPDATE push_targets SET previous_secret_sealed = $3, secret_sealed = NULL WHERE enterprise_id = $1 AND name = $2",
+        )
+        .bind(enterprise.get())
+        .bind(target)
+        .bind(self.store.sealer().seal(&old))
+        .execute(&mut *self.conn)
+        .await?;
+        self.push_target_secret(enterprise, target).await
+    }
+
+    /// Ends a rotation: only the current secret signs.
+    pub async fn drop_previous_push_target_secret(
+        &mut self,
+        enterprise: EnterpriseId,
+        target: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE push_targets SET previous_secret_sealed = NULL WHERE enterprise_id = $1 AND name = $2")
+            .bind(enterprise.get())
+            .bind(target)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
     /// The signing secret of a push target, creating one the first time.
     pub async fn push_target_secret(&mut self, enterprise: EnterpriseId, target: &str) -> Result<String, StoreError> {
         let row: Option<(Option<String>,)> =

@@ -460,6 +460,20 @@ enum PushTargetCommand {
         #[arg(long)]
         name: String,
     },
+    /// Starts a secret rotation: prints the new secret; the old one keeps signing beside it.
+    RotateSecret {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long)]
+        name: String,
+    },
+    /// Ends a rotation: the old secret stops signing.
+    DropOldSecret {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long)]
+        name: String,
+    },
     /// Creates or replaces a push target.
     Set {
         #[arg(long, value_parser = enterprise_id)]
@@ -885,6 +899,14 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
             PushTargetCommand::Remove { enterprise, name } => {
                 tx.delete_push_target(enterprise, &name).await?;
                 done(format!("removed push target {name} of enterprise {enterprise}"))
+            }
+            PushTargetCommand::RotateSecret { enterprise, name } => {
+                let secret = tx.rotate_push_target_secret(enterprise, &name).await?;
+                Output::Done(secret.clone(), json!({"enterprise": enterprise.get(), "name": name, "secret": secret}))
+            }
+            PushTargetCommand::DropOldSecret { enterprise, name } => {
+                tx.drop_previous_push_target_secret(enterprise, &name).await?;
+                done(format!("push target {name} signs with its current secret only"))
             }
             PushTargetCommand::Secret { enterprise, name } => {
                 let secret = tx.push_target_secret(enterprise, &name).await?;

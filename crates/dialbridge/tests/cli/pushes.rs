@@ -527,3 +527,99 @@ fn the_json_format_sends_one_signed_object_per_event() {
     );
     assert_eq!(Some(&got.headers["webhook-signature"]), expected.as_ref());
 }
+
+#[test]
+fn during_a_secret_rotation_both_secrets_sign() {
+    let w = legacy_world();
+    let crm = receiver(&[]);
+    let op = |args: &[&str]| w.op.json(args);
+    w.op.ok(&[
+        "admin",
+        "push-target",
+        "set",
+        "--enterprise",
+        "3000001",
+        "--name",
+        "st",
+        "--type",
+        "agent_status",
+        "--url",
+        &format!("http://{}/s", crm.address),
+    ]);
+    let old = op(&[
+        "admin",
+        "push-target",
+        "secret",
+        "--enterprise",
+        "3000001",
+        "--name",
+        "st",
+    ])["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let new = op(&[
+        "admin",
+        "push-target",
+        "rotate-secret",
+        "--enterprise",
+        "3000001",
+        "--name",
+        "st",
+    ])["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(old, new);
+    json_get(
+        &w.server.http,
+        &format!(
+            "/interface/client/ClientOnline?{}&cno=2000&bindTel=13900139000&type=1",
+            admin_auth()
+        ),
+    );
+    let got = crm.wait_for("/s", Duration::from_secs(10));
+    let sign = |secret: &str| {
+        dialbridge_push::sign::signature(
+            secret,
+            &got.headers["webhook-id"],
+            got.headers["webhook-timestamp"].parse().unwrap(),
+            &got.body,
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        got.headers["webhook-signature"],
+        format!("{} {}", sign(&new), sign(&old))
+    );
+    w.op.ok(&[
+        "admin",
+        "push-target",
+        "drop-old-secret",
+        "--enterprise",
+        "3000001",
+        "--name",
+        "st",
+    ]);
+    json_get(
+        &w.server.http,
+        &format!("/interface/client/ClientOffline?{}&cno=2000", admin_auth()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while crm.delivered("/s").len() < 2 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = crm.delivered("/s")[1].clone();
+    let expected = dialbridge_push::sign::signature(
+        &new,
+        &second.headers["webhook-id"],
+        second.headers["webhook-timestamp"].parse().unwrap(),
+        &second.body,
+    )
+    .unwrap();
+    assert_eq!(
+        second.headers["webhook-signature"], expected,
+        "the old secret no longer signs"
+    );
+}
