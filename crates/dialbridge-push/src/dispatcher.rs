@@ -50,6 +50,36 @@ type StreamKey = (i64, String, String);
 struct InFlight {
     streams: HashSet<StreamKey>,
     per_target: HashMap<(i64, String), usize>,
+    breakers: HashMap<(i64, String), Breaker>,
+}
+
+/// A per-target circuit breaker: after `TRIP_AFTER` failures in a row the target is left alone
+/// for a cool-down (its deliveries stay pending), so a dead CRM costs no connections or
+/// timeouts; one success closes it again.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Breaker {
+    failures_in_a_row: u32,
+    open_until: Option<i64>,
+}
+
+const TRIP_AFTER: u32 = 5;
+const COOL_DOWN_MS: i64 = 30_000;
+
+impl Breaker {
+    pub fn allows(&self, now: i64) -> bool {
+        self.open_until.is_none_or(|until| now >= until)
+    }
+
+    pub fn record(&mut self, success: bool, now: i64) {
+        if success {
+            *self = Breaker::default();
+        } else {
+            self.failures_in_a_row += 1;
+            if self.failures_in_a_row >= TRIP_AFTER {
+                self.open_until = Some(now + COOL_DOWN_MS);
+            }
+        }
+    }
 }
 
 pub struct Dispatcher {
@@ -110,7 +140,8 @@ async fn run(store: Store, settings: DispatcherSettings, wake: Arc<Notify>) {
             {
                 let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
                 let busy = f.per_target.get(&target_key).copied().unwrap_or(0);
-                if f.streams.contains(&stream) || busy >= settings.per_target {
+                let closed = f.breakers.get(&target_key).is_none_or(|b| b.allows(now_ms()));
+                if f.streams.contains(&stream) || busy >= settings.per_target || !closed {
                     continue;
                 }
                 f.streams.insert(stream.clone());
@@ -118,10 +149,18 @@ async fn run(store: Store, settings: DispatcherSettings, wake: Arc<Notify>) {
             }
             let (store, client, in_flight, wake) = (store.clone(), client.clone(), in_flight.clone(), wake.clone());
             tokio::spawn(async move {
-                if let Err(e) = deliver(&store, &client, &settings, &delivery).await {
-                    tracing::warn!(event = delivery.event_id, target = %delivery.target_name, error = %e, "cannot record a push result");
-                }
+                let success = match deliver(&store, &client, &settings, &delivery).await {
+                    Ok(success) => success,
+                    Err(e) => {
+                        tracing::warn!(event = delivery.event_id, target = %delivery.target_name, error = %e, "cannot record a push result");
+                        false
+                    }
+                };
                 let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                f.breakers
+                    .entry(target_key.clone())
+                    .or_default()
+                    .record(success, now_ms());
                 f.streams.remove(&stream);
                 if let Some(n) = f.per_target.get_mut(&target_key) {
                     *n = n.saturating_sub(1);
@@ -165,15 +204,17 @@ fn request(
     }
 }
 
+/// Sends one delivery and records the result; `Ok(true)` when the target answered 2xx (or there
+/// was nothing to send).
 async fn deliver(
     store: &Store,
     client: &reqwest::Client,
     settings: &DispatcherSettings,
     d: &DueDelivery,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let mut tx = store.begin().await?;
     if !tx.delivery_pending(d.event_id, d.enterprise_id, &d.target_name).await? {
-        return Ok(());
+        return Ok(true);
     }
     let target = tx
         .push_targets(d.enterprise_id)
@@ -183,7 +224,8 @@ async fn deliver(
     let Some(target) = target else {
         tx.mark_failed(d.event_id, d.enterprise_id, &d.target_name, "push target removed", None)
             .await?;
-        return tx.commit().await;
+        tx.commit().await?;
+        return Ok(true);
     };
     let (secret, previous_secret) = tx.push_target_secrets(d.enterprise_id, &d.target_name).await?;
     tx.commit().await?;
@@ -221,6 +263,7 @@ async fn deliver(
         Err(e) => Err(format!("connection: {e}")),
     };
     let mut tx = store.begin().await?;
+    let success = outcome.is_ok();
     match outcome {
         Ok(()) => {
             tracing::debug!(event = d.event_id, target = %d.target_name, "push delivered");
@@ -233,7 +276,8 @@ async fn deliver(
                 .await?;
         }
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(success)
 }
 
 /// When to try again after `attempts` failures: exponential backoff with ±20 % jitter, or
@@ -252,6 +296,20 @@ pub fn next_attempt(settings: &DispatcherSettings, attempts: u32, created_at: i6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_breaker_opens_after_failures_in_a_row_and_closes_on_success() {
+        let mut b = Breaker::default();
+        for _ in 0..TRIP_AFTER - 1 {
+            b.record(false, 0);
+        }
+        assert!(b.allows(0), "not yet");
+        b.record(false, 1_000);
+        assert!(!b.allows(1_000 + COOL_DOWN_MS - 1), "open during the cool-down");
+        assert!(b.allows(1_000 + COOL_DOWN_MS), "then one more try");
+        b.record(true, 40_000);
+        assert_eq!(b, Breaker::default());
+    }
 
     #[test]
     fn backoff_grows_is_capped_and_ends_at_the_horizon() {
