@@ -623,3 +623,48 @@ fn during_a_secret_rotation_both_secrets_sign() {
         "the old secret no longer signs"
     );
 }
+
+#[test]
+fn https_targets_are_attempted_over_tls() {
+    let w = legacy_world();
+    let port = dialbridge_testkit::free_port();
+    w.op.ok(&[
+        "admin",
+        "push-target",
+        "set",
+        "--enterprise",
+        "3000001",
+        "--name",
+        "tls",
+        "--type",
+        "agent_status",
+        "--url",
+        &format!("https://127.0.0.1:{port}/s"),
+    ]);
+    json_get(
+        &w.server.http,
+        &format!(
+            "/interface/client/ClientOnline?{}&cno=2000&bindTel=13900139000&type=1",
+            admin_auth()
+        ),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pending = w.op.json(&[
+            "admin",
+            "outbox",
+            "list",
+            "--enterprise",
+            "3000001",
+            "--state",
+            "pending",
+        ]);
+        if let Some(error) = pending[0]["last_error"].as_str() {
+            // Nothing listens there: a connection error, not "https is not supported".
+            assert!(error.starts_with("connection") && !error.contains("scheme"), "{error}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{pending}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
