@@ -208,6 +208,26 @@ impl SipStack {
                 }
             }
         }));
+        // The endpoint's task binds the TCP listener; say "listening" only once it accepts.
+        if config.transports.contains(&SipTransport::Tcp) {
+            let mut ready = false;
+            for _ in 0..300 {
+                if tokio::net::TcpStream::connect(local).await.is_ok() {
+                    ready = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if !ready {
+                cancel.cancel();
+                tasks.iter().for_each(JoinHandle::abort);
+                return Err(SipError::Listen {
+                    address: local,
+                    transport: SipTransport::Tcp,
+                    message: "the listener did not start".into(),
+                });
+            }
+        }
         tracing::info!(address = %local, transports = ?config.transports, "listening for SIP");
         Ok(Self {
             shared,
