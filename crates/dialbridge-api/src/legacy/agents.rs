@@ -253,19 +253,10 @@ pub async fn query_bind_tel(
     let params = params_of(query, &headers, &body).await;
     let outcome = async {
         let mut tx = app.calls.store().begin_read().await.map_err(store_error)?;
-        let enterprise = params
-            .get("enterpriseId")
-            .and_then(|e| EnterpriseId::parse(e).ok())
-            .ok_or("bad enterpriseId")?;
-        let (Some(user), Some(pwd)) = (params.get("userName"), params.get("pwd")) else {
-            return Err("userName and pwd are required".to_owned());
-        };
-        if !auth::admin_ok(&mut tx, enterprise, user, Some(params.get("seed").unwrap_or("")), pwd)
+        let enterprise = auth::admin_seed(&mut tx, &params)
             .await
             .map_err(store_error)?
-        {
-            return Err("authentication failed".to_owned());
-        }
+            .map_err(|r| r.message().to_owned())?;
         let agent = target(&mut tx, enterprise, &params).await?;
         let phones = tx.phones_of(agent.id).await.map_err(store_error)?;
         let data: Vec<Value> = phones

@@ -50,6 +50,42 @@ pub async fn admin_ok(
     })
 }
 
+/// Why the admin seed family's parameters did not authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedRefusal {
+    BadEnterprise,
+    MissingCredentials,
+    Failed,
+}
+
+impl SeedRefusal {
+    pub fn message(self) -> &'static str {
+        match self {
+            SeedRefusal::BadEnterprise => "bad enterpriseId",
+            SeedRefusal::MissingCredentials => "userName and pwd are required",
+            SeedRefusal::Failed => "authentication failed",
+        }
+    }
+}
+
+/// The admin seed family (`enterpriseId`, `userName`, `seed`, `pwd`): the enterprise, or why not.
+pub async fn admin_seed(
+    tx: &mut Tx<'_>,
+    params: &super::Params,
+) -> Result<Result<EnterpriseId, SeedRefusal>, StoreError> {
+    let Some(enterprise) = params.get("enterpriseId").and_then(|e| EnterpriseId::parse(e).ok()) else {
+        return Ok(Err(SeedRefusal::BadEnterprise));
+    };
+    let (Some(user), Some(pwd)) = (params.get("userName"), params.get("pwd")) else {
+        return Ok(Err(SeedRefusal::MissingCredentials));
+    };
+    if admin_ok(tx, enterprise, user, Some(params.get("seed").unwrap_or("")), pwd).await? {
+        Ok(Ok(enterprise))
+    } else {
+        Ok(Err(SeedRefusal::Failed))
+    }
+}
+
 /// Successful agent checks, remembered for a few seconds so that a burst of PreviewOutcall
 /// clicks does not pay the slow hash each time (a changed password takes effect within the
 /// same few seconds).

@@ -26,33 +26,12 @@ pub async fn list_cdr_ob(
     body: Bytes,
 ) -> Response {
     let params = params_of(query, &headers, &body).await;
-    let Some(enterprise_id) = params.get("enterpriseId").and_then(|e| EnterpriseId::parse(e).ok()) else {
-        return error(&params, "bad enterpriseId");
-    };
-    let (Some(user), Some(pwd)) = (params.get("userName"), params.get("pwd")) else {
-        return error(&params, "userName and pwd are required");
-    };
     let result = async {
         let mut tx = app.calls.store().begin_read().await?;
-        if !auth::admin_ok(
-            &mut tx,
-            enterprise_id,
-            user,
-            Some(params.get("seed").unwrap_or("")),
-            pwd,
-        )
-        .await?
-        {
-            return Ok(Err("authentication failed"));
-        }
-        let Some(enterprise) = tx.enterprise(enterprise_id).await? else {
-            return Ok(Err("authentication failed"));
+        let (enterprise_id, zone) = match authenticated_zone(&mut tx, &params).await? {
+            Ok(found) => found,
+            Err(refusal) => return Ok(Err(refusal.message())),
         };
-        let zone: Tz = enterprise
-            .settings
-            .time_zone
-            .parse()
-            .unwrap_or(chrono_tz::Asia::Shanghai);
         let time = |name: &str| -> Result<Option<i64>, &'static str> {
             params
                 .get(name)
@@ -118,33 +97,15 @@ pub async fn list_cdr_ob_detail(
     body: Bytes,
 ) -> Response {
     let params = params_of(query, &headers, &body).await;
-    let Some(enterprise_id) = params.get("enterpriseId").and_then(|e| EnterpriseId::parse(e).ok()) else {
-        return error(&params, "bad enterpriseId");
-    };
-    let (Some(user), Some(pwd), Some(unique_id)) = (params.get("userName"), params.get("pwd"), params.get("id")) else {
-        return error(&params, "userName, pwd and id are required");
+    let Some(unique_id) = params.get("id") else {
+        return error(&params, "id is required");
     };
     let result = async {
         let mut tx = app.calls.store().begin_read().await?;
-        if !auth::admin_ok(
-            &mut tx,
-            enterprise_id,
-            user,
-            Some(params.get("seed").unwrap_or("")),
-            pwd,
-        )
-        .await?
-        {
-            return Ok(Err("authentication failed"));
-        }
-        let Some(enterprise) = tx.enterprise(enterprise_id).await? else {
-            return Ok(Err("authentication failed"));
+        let (enterprise_id, zone) = match authenticated_zone(&mut tx, &params).await? {
+            Ok(found) => found,
+            Err(refusal) => return Ok(Err(refusal.message())),
         };
-        let zone: Tz = enterprise
-            .settings
-            .time_zone
-            .parse()
-            .unwrap_or(chrono_tz::Asia::Shanghai);
         let cdr = tx
             .cdr(unique_id)
             .await?
@@ -188,6 +149,28 @@ pub async fn list_cdr_ob_detail(
             error(&params, "internal error")
         }
     }
+}
+
+/// Admin seed authentication, and the enterprise's time zone (CDR times are local).
+async fn authenticated_zone(
+    tx: &mut dialbridge_store::Tx<'_>,
+    params: &super::Params,
+) -> Result<Result<(EnterpriseId, Tz), auth::SeedRefusal>, dialbridge_store::StoreError> {
+    let enterprise_id = match auth::admin_seed(tx, params).await? {
+        Ok(e) => e,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let Some(enterprise) = tx.enterprise(enterprise_id).await? else {
+        return Ok(Err(auth::SeedRefusal::Failed));
+    };
+    Ok(Ok((
+        enterprise_id,
+        enterprise
+            .settings
+            .time_zone
+            .parse()
+            .unwrap_or(chrono_tz::Asia::Shanghai),
+    )))
 }
 
 fn local(ms: Option<i64>, zone: Tz) -> String {

@@ -11,6 +11,7 @@ use dialbridge_core::{Cno, Enterprise, EnterpriseId, ExtensionNumber, PhoneType}
 use dialbridge_store::{AgentRecord, StoreError, Tx};
 use serde_json::json;
 
+use super::auth::SeedRefusal;
 use super::{auth, params_of, reply, Params};
 use crate::calls::now_ms;
 use crate::AppState;
@@ -47,21 +48,21 @@ fn result_reply(params: &Params, result: Result<(), Failure>) -> Response {
 }
 
 /// Admin seed authentication, then the agent named by `cno`.
+/// Admin seed authentication, in the `code` style.
+async fn admin(tx: &mut Tx<'_>, params: &Params) -> Result<EnterpriseId, Failure> {
+    match auth::admin_seed(tx, params).await? {
+        Ok(enterprise) => Ok(enterprise),
+        Err(r @ (SeedRefusal::BadEnterprise | SeedRefusal::MissingCredentials)) => Err(fail("2", r.message())),
+        Err(r) => Err(fail("3", r.message())),
+    }
+}
+
 async fn admin_and_agent(tx: &mut Tx<'_>, params: &Params) -> Result<(Enterprise, AgentRecord), Failure> {
-    let enterprise_id = params
-        .get("enterpriseId")
-        .and_then(|e| EnterpriseId::parse(e).ok())
-        .ok_or_else(|| fail("2", "bad enterpriseId"))?;
-    let (Some(user), Some(pwd)) = (params.get("userName"), params.get("pwd")) else {
-        return Err(fail("2", "userName and pwd are required"));
-    };
     let cno = params
         .get("cno")
         .and_then(|c| Cno::parse(c).ok())
         .ok_or_else(|| fail("2", "bad cno"))?;
-    if !auth::admin_ok(tx, enterprise_id, user, Some(params.get("seed").unwrap_or("")), pwd).await? {
-        return Err(fail("3", "authentication failed"));
-    }
+    let enterprise_id = admin(tx, params).await?;
     let enterprise = tx
         .enterprise(enterprise_id)
         .await?
@@ -116,17 +117,29 @@ async fn change_agent(
     Ok(())
 }
 
-/// The agent's status push for its state now, in the handler's transaction.
-async fn push_status(
-    app: &AppState,
+/// Binds a phone; one bound to another agent is refused with 31.
+async fn bind(
     tx: &mut Tx<'_>,
-    enterprise: EnterpriseId,
+    enterprise: &Enterprise,
     agent: &AgentRecord,
+    phone_type: PhoneType,
+    number: &str,
 ) -> Result<(), Failure> {
+    match tx.bind_phone(enterprise.id, agent.id, phone_type, number).await {
+        Err(StoreError::Conflict(_)) => Err(fail("31", "the phone is bound to another agent")),
+        other => Ok(other?),
+    }
+}
+
+/// Ends a session request: the agent's status push for its state now, in the same transaction,
+/// then the commit.
+async fn finish(app: &AppState, mut tx: Tx<'_>, enterprise: EnterpriseId, agent: &AgentRecord) -> Result<(), Failure> {
     let state = tx.agent_state(agent.id).await?.state;
     app.calls
-        .push_status(tx, enterprise, agent.id, agent.cno.as_str(), &state, "")
+        .push_status(&mut tx, enterprise, agent.id, agent.cno.as_str(), &state, "")
         .await?;
+    tx.commit().await?;
+    app.calls.wake_pushes();
     Ok(())
 }
 
@@ -147,14 +160,8 @@ pub async fn client_online(
         };
         let (phone_type, number) = phone_of(&mut tx, &enterprise, &params).await?;
         change_agent(&mut tx, &agent, |s| s.log_in(availability, now_ms())).await?;
-        match tx.bind_phone(enterprise.id, agent.id, phone_type, &number).await {
-            Err(StoreError::Conflict(_)) => return Err(fail("31", "the phone is bound to another agent")),
-            other => other?,
-        }
-        push_status(&app, &mut tx, enterprise.id, &agent).await?;
-        tx.commit().await?;
-        app.calls.wake_pushes();
-        Ok(())
+        bind(&mut tx, &enterprise, &agent, phone_type, &number).await?;
+        finish(&app, tx, enterprise.id, &agent).await
     }
     .await;
     code_reply(&params, result)
@@ -174,10 +181,7 @@ pub async fn client_offline(
         if params.get("unBind") == Some("1") {
             tx.unbind_phone(agent.id).await?;
         }
-        push_status(&app, &mut tx, enterprise.id, &agent).await?;
-        tx.commit().await?;
-        app.calls.wake_pushes();
-        Ok(())
+        finish(&app, tx, enterprise.id, &agent).await
     }
     .await;
     code_reply(&params, result)
@@ -199,10 +203,7 @@ pub async fn change_status(
             _ => return Err(fail("2", "type must be 1 or 2")),
         };
         change_agent(&mut tx, &agent, |s| s.change_status(availability, now_ms())).await?;
-        push_status(&app, &mut tx, enterprise.id, &agent).await?;
-        tx.commit().await?;
-        app.calls.wake_pushes();
-        Ok(())
+        finish(&app, tx, enterprise.id, &agent).await
     }
     .await;
     code_reply(&params, result)
@@ -223,14 +224,8 @@ pub async fn change_bind_tel(
         if stored.state.call.is_some() {
             return Err(fail("13", "agent not idle"));
         }
-        match tx.bind_phone(enterprise.id, agent.id, phone_type, &number).await {
-            Err(StoreError::Conflict(_)) => return Err(fail("31", "the phone is bound to another agent")),
-            other => other?,
-        }
-        push_status(&app, &mut tx, enterprise.id, &agent).await?;
-        tx.commit().await?;
-        app.calls.wake_pushes();
-        Ok(())
+        bind(&mut tx, &enterprise, &agent, phone_type, &number).await?;
+        finish(&app, tx, enterprise.id, &agent).await
     }
     .await;
     result_reply(&params, result)
@@ -245,24 +240,7 @@ pub async fn hang_up(
     let params = params_of(query, &headers, &body).await;
     let result = async {
         let mut tx = app.calls.store().begin_read().await?;
-        let enterprise_id = params
-            .get("enterpriseId")
-            .and_then(|e| EnterpriseId::parse(e).ok())
-            .ok_or_else(|| fail("2", "bad enterpriseId"))?;
-        let (Some(user), Some(pwd)) = (params.get("userName"), params.get("pwd")) else {
-            return Err(fail("2", "userName and pwd are required"));
-        };
-        if !auth::admin_ok(
-            &mut tx,
-            enterprise_id,
-            user,
-            Some(params.get("seed").unwrap_or("")),
-            pwd,
-        )
-        .await?
-        {
-            return Err(fail("3", "authentication failed"));
-        }
+        let enterprise_id = admin(&mut tx, &params).await?;
         let unique_id = match (params.get("uniqueId"), params.get("cno")) {
             (Some(unique_id), _) => {
                 let cdr = tx.cdr(unique_id).await?;
