@@ -101,6 +101,16 @@ pub struct SipStack {
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
+fn port_free_for_udp_and_tcp(ip: IpAddr) -> Option<u16> {
+    (0..50).find_map(|_| {
+        let udp = std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).ok()?;
+        let port = udp.local_addr().ok()?.port();
+        std::net::TcpListener::bind(SocketAddr::new(ip, port))
+            .ok()
+            .map(|_| port)
+    })
+}
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -128,6 +138,15 @@ impl SipStack {
         let cancel = CancellationToken::new();
         let transport_layer = TransportLayer::new(cancel.child_token());
         let mut local = config.listen;
+        if local.port() == 0 && config.transports.contains(&SipTransport::Tcp) {
+            // Port 0 (tests): UDP and TCP must share one port, so pick one free for both now
+            // rather than let UDP choose one that a TCP socket may already hold.
+            local.set_port(port_free_for_udp_and_tcp(local.ip()).ok_or_else(|| SipError::Listen {
+                address: local,
+                transport: SipTransport::Tcp,
+                message: "no port free for both UDP and TCP".into(),
+            })?);
+        }
         // An external address only when it differs from the one bound (a public IP in front
         // of a private or wildcard listen address); the port is the listen port.
         let external = config
