@@ -268,45 +268,5 @@ async fn stream(app: AppState, viewer: Viewer, since: Option<i64>, mut socket: W
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_signed_scoped_and_expire() {
-        let key = [7u8; 32];
-        let agent = Viewer::Agent {
-            enterprise: EnterpriseId::new(3000001).unwrap(),
-            agent_id: 5,
-            cno: "2000".into(),
-        };
-        let token = issue_token(&key, &agent, 1_000);
-        assert_eq!(check_token(&key, &token, 2_000), Some(agent));
-        assert_eq!(
-            check_token(&key, &token, 1_000 + TOKEN_LIFETIME_MS + 1),
-            None,
-            "expired"
-        );
-        assert_eq!(check_token(&[8u8; 32], &token, 2_000), None, "another key");
-        let forged = token.replace("3000001", "3000002");
-        assert_eq!(check_token(&key, &forged, 2_000), None, "another enterprise");
-        let admin = Viewer::Admin {
-            enterprise: EnterpriseId::new(3000002).unwrap(),
-        };
-        assert_eq!(check_token(&key, &issue_token(&key, &admin, 0), 1), Some(admin));
-        assert_eq!(check_token(&key, "garbage", 1), None);
-    }
-
-    #[test]
-    fn an_agent_sees_its_own_status_and_calls_only() {
-        let me = Viewer::Agent {
-            enterprise: EnterpriseId::new(3000001).unwrap(),
-            agent_id: 5,
-            cno: "2000".into(),
-        };
-        assert!(concerns(&me, "agent:5", &json!({})));
-        assert!(!concerns(&me, "agent:6", &json!({})));
-        assert!(concerns(&me, "n-1.1", &json!({"cno": "2000"})));
-        assert!(concerns(&me, "n-1.1", &json!({"cdr_bridged_cno": "2000"})));
-        assert!(!concerns(&me, "n-1.2", &json!({"cno": "2001"})));
-    }
-}
+#[path = "live_test.rs"]
+mod tests;

@@ -78,47 +78,5 @@ pub fn parse_contacts(values: &[String]) -> Option<Contacts> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn users() {
-        assert_eq!(
-            uri_user("\"Bob\" <sip:3000001-801@127.0.0.1:5060>;tag=1").as_deref(),
-            Some("3000001-801")
-        );
-        assert_eq!(uri_user("sip:801@h;transport=tcp").as_deref(), Some("801"));
-        assert_eq!(uri_user("<sip:u:pw@h>").as_deref(), Some("u"));
-        assert_eq!(uri_user("<sip:h>"), None);
-        assert_eq!(uri_user("<tel:123>"), None);
-    }
-
-    #[test]
-    fn contacts() {
-        assert_eq!(parse_contacts(&[]), Some(Contacts::Query));
-        assert_eq!(parse_contacts(&["*".into()]), Some(Contacts::All));
-        let parsed = parse_contacts(&[
-            "<sip:801-0x55%41@10.0.0.1:5070;transport=TCP>;expires=120;+sip.instance=\"<urn:x,y>\"".into(),
-            "sip:802@h;expires=30, \"A, B\" <sip:803@h>".into(),
-        ]);
-        assert_eq!(
-            parsed,
-            Some(Contacts::List(vec![
-                ContactSpec {
-                    uri: "sip:801-0x55%41@10.0.0.1:5070;transport=TCP".into(),
-                    expires: Some(120)
-                },
-                ContactSpec {
-                    uri: "sip:802@h".into(),
-                    expires: Some(30)
-                },
-                ContactSpec {
-                    uri: "sip:803@h".into(),
-                    expires: None
-                },
-            ]))
-        );
-        assert_eq!(parse_contacts(&["<http://x>".into()]), None);
-        assert_eq!(parse_contacts(&["<sip:a b@h>".into()]), None);
-    }
-}
+#[path = "message_test.rs"]
+mod tests;

@@ -1,0 +1,81 @@
+use super::*;
+
+fn outcome(reason: EndReason, phase: Phase, sip_code: Option<u16>) -> Outcome {
+    Outcome {
+        reason,
+        side: Side::Platform,
+        phase,
+        sip_code,
+    }
+}
+
+#[test]
+fn cdr_status_by_phase_and_reason() {
+    assert_eq!(
+        cdr_status(&outcome(EndReason::AgentHungUp, Phase::Bridged, Some(200))),
+        28
+    );
+    assert_eq!(
+        cdr_status(&outcome(EndReason::CustomerNoAnswer, Phase::CustomerLeg, None)),
+        21
+    );
+    assert_eq!(
+        cdr_status(&outcome(EndReason::AgentHungUp, Phase::CustomerLeg, None)),
+        21
+    );
+    assert_eq!(
+        cdr_status(&outcome(EndReason::HangUpRequested, Phase::CustomerLeg, None)),
+        21
+    );
+    for r in [
+        EndReason::CustomerBusy,
+        EndReason::CustomerDeclined,
+        EndReason::CustomerUnreachable,
+        EndReason::CustomerFailed,
+    ] {
+        assert_eq!(cdr_status(&outcome(r, Phase::CustomerLeg, Some(486))), 22);
+    }
+    for r in [
+        EndReason::AgentBusy,
+        EndReason::AgentNoAnswer,
+        EndReason::HangUpRequested,
+        EndReason::AgentNotRegistered,
+    ] {
+        assert_eq!(cdr_status(&outcome(r, Phase::AgentLeg, None)), 24);
+    }
+}
+
+#[test]
+fn sip_causes() {
+    assert_eq!(
+        sip_cause(&outcome(EndReason::CustomerBusy, Phase::CustomerLeg, Some(486))),
+        486
+    );
+    assert_eq!(
+        sip_cause(&outcome(EndReason::AgentNoAnswer, Phase::AgentLeg, None)),
+        487
+    );
+    assert_eq!(
+        sip_cause(&outcome(EndReason::AgentUnreachable, Phase::AgentLeg, None)),
+        408
+    );
+    assert_eq!(sip_cause(&outcome(EndReason::MediaTimeout, Phase::Bridged, None)), 200);
+}
+
+#[test]
+fn bridged_time_is_billed_per_started_minute() {
+    let report = CallReport {
+        unique_id: "u".into(),
+        outcome: outcome(EndReason::CustomerHungUp, Phase::Bridged, Some(200)),
+        record: dialbridge_core::call::CallRecord {
+            bridged_at: Some(1_000),
+            ended_at: Some(62_500),
+            ..Default::default()
+        },
+        media: Default::default(),
+    };
+    let end = cdr_end(&report, "0.12".parse().unwrap());
+    assert_eq!(end.bridge_seconds, 62);
+    assert_eq!(end.cost, "0.24".parse().unwrap());
+    assert_eq!(end.status, 28);
+}

@@ -1,0 +1,102 @@
+use super::*;
+
+fn class_of(text: &str) -> NumberClass {
+    PhoneNumber::parse(text)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .class()
+        .clone()
+}
+
+fn landline(area: &str) -> NumberClass {
+    NumberClass::Landline {
+        area_code: area.to_owned(),
+    }
+}
+
+#[test]
+fn classifies_mobiles_landlines_extensions() {
+    assert_eq!(class_of("13800138000"), NumberClass::Mobile);
+    assert_eq!(class_of("01087128906"), landline("010"));
+    assert_eq!(class_of("02160001234"), landline("021"));
+    assert_eq!(class_of("057187654321"), landline("0571"));
+    assert_eq!(class_of("05718765432"), landline("0571"));
+    assert_eq!(class_of("801"), NumberClass::Extension);
+    assert_eq!(class_of("80123"), NumberClass::Extension);
+    assert_eq!(class_of("0014155550100"), NumberClass::International);
+}
+
+#[test]
+fn strips_separators_and_the_country_prefix() {
+    assert_eq!(PhoneNumber::parse("138 0013-8000").unwrap().digits(), "13800138000");
+    assert_eq!(PhoneNumber::parse("+8613800138000").unwrap().digits(), "13800138000");
+    assert_eq!(PhoneNumber::parse("008613800138000").unwrap().digits(), "13800138000");
+    assert_eq!(PhoneNumber::parse("+86 10 8712 8906").unwrap().digits(), "01087128906");
+    assert_eq!(PhoneNumber::parse("+1 415 555 0100").unwrap().digits(), "0014155550100");
+}
+
+#[test]
+fn rejects_malformed_numbers() {
+    for bad in [
+        "",
+        "12",
+        "138001380001",
+        "2380013800",
+        "010871289",
+        "010087128906",
+        "abc",
+        "138.0013.8000",
+        "0",
+        "+",
+        "+860108712890",
+    ] {
+        assert!(PhoneNumber::parse(bad).is_err(), "{bad:?} accepted");
+    }
+}
+
+#[test]
+fn legacy_number_type() {
+    assert_eq!(PhoneNumber::parse("13800138000").unwrap().legacy_number_type(), Some(2));
+    assert_eq!(PhoneNumber::parse("01087128906").unwrap().legacy_number_type(), Some(1));
+    assert_eq!(PhoneNumber::parse("801").unwrap().legacy_number_type(), None);
+}
+
+#[test]
+fn call_power_rules() {
+    let mobile = PhoneNumber::parse("13800138000").unwrap();
+    let beijing = PhoneNumber::parse("01087128906").unwrap();
+    let abroad = PhoneNumber::parse("0014155550100").unwrap();
+    let ext = PhoneNumber::parse("801").unwrap();
+    use CallPower::*;
+    let cases = [
+        (All, &mobile, true),
+        (All, &abroad, true),
+        (All, &ext, false),
+        (National, &mobile, true),
+        (National, &beijing, true),
+        (National, &abroad, false),
+        (Local, &beijing, true),
+        (Local, &mobile, false),
+        (Local, &abroad, false),
+        (Internal, &mobile, false),
+        (Internal, &beijing, false),
+        (Internal, &ext, false),
+    ];
+    for (power, number, expected) in cases {
+        assert_eq!(
+            power.permits_customer(number, Some("010"), None),
+            expected,
+            "{power:?} {number}"
+        );
+    }
+    assert!(!Local.permits_customer(&beijing, Some("021"), None));
+    assert!(!Local.permits_customer(&beijing, None, None));
+    assert!(Local.permits_customer(&mobile, Some("010"), Some(true)));
+}
+
+#[test]
+fn call_power_round_trips() {
+    for p in CallPower::ALL {
+        assert_eq!(CallPower::parse(p.as_str()), Ok(p));
+    }
+    assert_eq!(CallPower::parse("everything").unwrap_err().field, "call_power");
+}

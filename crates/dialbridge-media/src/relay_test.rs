@@ -1,0 +1,60 @@
+use super::*;
+
+fn rtp(pt: u8, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4];
+    p.extend_from_slice(payload);
+    p
+}
+
+#[test]
+fn converts_only_g711_of_the_right_law() {
+    let mut packet = rtp(0, &[0xFF, 0x80, 0x00]);
+    convert_law(&mut packet, Law::Mu, Law::A);
+    assert_eq!(packet[1], 8);
+    assert_eq!(
+        &packet[12..],
+        &[
+            g711::transcode(Law::Mu, 0xFF),
+            g711::transcode(Law::Mu, 0x80),
+            g711::transcode(Law::Mu, 0x00)
+        ]
+    );
+    let mut marked = rtp(0x80, &[0xFF]);
+    convert_law(&mut marked, Law::Mu, Law::A);
+    assert_eq!(marked[1], 0x88, "the marker bit survives");
+    let mut dtmf = rtp(101, &[1, 2, 3, 4]);
+    convert_law(&mut dtmf, Law::Mu, Law::A);
+    assert_eq!(dtmf, rtp(101, &[1, 2, 3, 4]));
+    let mut short = vec![0x80, 0, 1];
+    convert_law(&mut short, Law::Mu, Law::A);
+    assert_eq!(short, vec![0x80, 0, 1]);
+}
+
+#[test]
+fn payload_offsets() {
+    assert_eq!(rtp_payload_offset(&rtp(0, &[1; 160])), Some(12));
+    let mut with_csrc = rtp(0, &[0; 8]);
+    with_csrc[0] = 0x81;
+    assert_eq!(rtp_payload_offset(&with_csrc), Some(16));
+    let mut with_ext = rtp(0, &[0, 0, 0, 1, 9, 9, 9, 9, 7]);
+    with_ext[0] = 0x90;
+    assert_eq!(rtp_payload_offset(&with_ext), Some(20));
+    let mut bad_ext = rtp(0, &[0, 0, 0, 9]);
+    bad_ext[0] = 0x90;
+    assert_eq!(rtp_payload_offset(&bad_ext), None);
+    assert_eq!(rtp_payload_offset(&[0x40; 20]), None, "not version 2");
+}
+
+#[test]
+fn ringback_cadence() {
+    let mut tone = Ringback::new();
+    let first = tone.next_packet(Law::Mu).to_vec();
+    assert_eq!(first[1], 0x80, "marker on the first packet, PCMU");
+    assert!(first[12..].iter().any(|b| *b != 0xFF), "the first second is tone");
+    for _ in 1..60 {
+        tone.next_packet(Law::A);
+    }
+    let silent = tone.next_packet(Law::A);
+    assert_eq!(silent[1], 8);
+    assert!(silent[12..].iter().all(|b| *b == Law::A.encode(0)), "then silence");
+}

@@ -1,0 +1,258 @@
+use super::*;
+use crate::digest::{expected_response, Algorithm};
+
+const KEY: [u8; 32] = [9; 32];
+
+fn registrar() -> Registrar<u32> {
+    Registrar::new(RegistrarSettings::default(), &KEY)
+}
+
+fn request(aor: &str, contacts: Contacts, expires: Option<u32>) -> RegisterRequest<u32> {
+    RegisterRequest {
+        aor: aor.into(),
+        authorization: None,
+        call_id: "c1".into(),
+        cseq: 1,
+        contacts,
+        expires_header: expires,
+        source: "127.0.0.1:5070".parse().unwrap(),
+        transport: SipTransport::Udp,
+        connection: 7,
+    }
+}
+
+fn contact(uri: &str) -> Contacts {
+    Contacts::List(vec![ContactSpec {
+        uri: uri.into(),
+        expires: None,
+    }])
+}
+
+fn nonce_of(reply: &RegisterReply) -> String {
+    let RegisterReply::Challenge(values) = reply else {
+        panic!("not a challenge: {reply:?}")
+    };
+    let start = values[0].find("nonce=\"").unwrap() + 7;
+    values[0][start..].split('"').next().unwrap().to_owned()
+}
+
+fn authorize(mut req: RegisterRequest<u32>, user: &str, password: &str, nonce: &str, nc: u32) -> RegisterRequest<u32> {
+    let mut creds = DigestResponse {
+        username: user.into(),
+        realm: "dialbridge".into(),
+        nonce: nonce.into(),
+        uri: "sip:127.0.0.1:5060".into(),
+        qop: Some("auth".into()),
+        nc: Some(format!("{nc:08x}")),
+        cnonce: Some("c".into()),
+        ..DigestResponse::default()
+    };
+    creds.response = expected_response(Algorithm::Md5, password, "REGISTER", &creds).unwrap();
+    req.authorization = Some(format!(
+        "Digest username=\"{}\", realm=\"dialbridge\", nonce=\"{}\", uri=\"{}\", response=\"{}\", algorithm=MD5, qop=auth, nc={}, cnonce=\"c\"",
+        creds.username, creds.nonce, creds.uri, creds.response, creds.nc.unwrap()
+    ));
+    req
+}
+
+#[test]
+fn challenge_then_register_then_unregister() {
+    let mut r = registrar();
+    let aor = "3000001-801";
+    let uri = "sip:801-0x55aa@127.0.0.1:5070;transport=udp";
+    let challenge = r.register(request(aor, contact(uri), Some(120)), Some("pw"), 1_000);
+    let nonce = nonce_of(&challenge);
+    let reply = r.register(
+        authorize(request(aor, contact(uri), Some(120)), aor, "pw", &nonce, 1),
+        Some("pw"),
+        1_000,
+    );
+    assert_eq!(reply, RegisterReply::Ok(vec![(uri.to_owned(), 120)]));
+    let bindings = r.bindings(aor, 1_010);
+    assert_eq!(bindings[0].contact, uri, "the Contact exactly as registered");
+    assert_eq!(
+        bindings[0].send_target(),
+        SendTarget::Address("127.0.0.1:5070".parse().unwrap(), SipTransport::Udp)
+    );
+    let mut other_port = bindings[0].clone();
+    other_port.contact = "sip:801@127.0.0.1:6000".into();
+    let reachable = SendTarget::Address("127.0.0.1:6000".parse().unwrap(), SipTransport::Udp);
+    assert_eq!(other_port.send_target(), reachable, "reachable as it says");
+    let source = SendTarget::Address("127.0.0.1:5070".parse().unwrap(), SipTransport::Udp);
+    let mut natted = bindings[0].clone();
+    natted.contact = "sip:801@192.168.1.20:5060;transport=udp".into();
+    assert_eq!(natted.send_target(), source, "behind NAT");
+    let mut named = bindings[0].clone();
+    named.contact = "sip:801@phone.example".into();
+    assert_eq!(named.send_target(), source);
+    assert!(r.bindings(aor, 1_120).is_empty(), "expired");
+
+    let unregister = authorize(request(aor, contact(uri), Some(0)), aor, "pw", &nonce, 2);
+    assert_eq!(r.register(unregister, Some("pw"), 1_050), RegisterReply::Ok(vec![]));
+    assert_eq!(r.binding_count(), 0);
+}
+
+#[test]
+fn contact_star_removes_everything_and_needs_expires_zero() {
+    let mut r = registrar();
+    let aor = "3000001-801";
+    let nonce = nonce_of(&r.register(request(aor, Contacts::Query, None), Some("pw"), 1_000));
+    let two = Contacts::List(vec![
+        ContactSpec {
+            uri: "sip:a@127.0.0.1:1".into(),
+            expires: Some(300),
+        },
+        ContactSpec {
+            uri: "sip:b@127.0.0.1:2".into(),
+            expires: None,
+        },
+    ]);
+    let RegisterReply::Ok(list) = r.register(
+        authorize(request(aor, two, Some(600)), aor, "pw", &nonce, 1),
+        Some("pw"),
+        1_000,
+    ) else {
+        panic!()
+    };
+    assert_eq!(list.len(), 2);
+    assert!(list.contains(&("sip:a@127.0.0.1:1".into(), 300)) && list.contains(&("sip:b@127.0.0.1:2".into(), 600)));
+    let bad = authorize(request(aor, Contacts::All, Some(60)), aor, "pw", &nonce, 2);
+    assert_eq!(
+        r.register(bad, Some("pw"), 1_001),
+        RegisterReply::BadRequest("Contact: * needs Expires: 0")
+    );
+    let star = authorize(request(aor, Contacts::All, Some(0)), aor, "pw", &nonce, 3);
+    assert_eq!(r.register(star, Some("pw"), 1_002), RegisterReply::Ok(vec![]));
+    assert_eq!(r.binding_count(), 0);
+}
+
+#[test]
+fn expiry_limits() {
+    let mut r = registrar();
+    let aor = "3000001-801";
+    let nonce = nonce_of(&r.register(request(aor, Contacts::Query, None), Some("pw"), 1_000));
+    let brief = authorize(request(aor, contact("sip:a@h"), Some(30)), aor, "pw", &nonce, 1);
+    assert_eq!(
+        r.register(brief, Some("pw"), 1_000),
+        RegisterReply::IntervalTooBrief { min_expires: 60 }
+    );
+    let long = authorize(request(aor, contact("sip:a@h"), Some(99_999)), aor, "pw", &nonce, 2);
+    assert_eq!(
+        r.register(long, Some("pw"), 1_000),
+        RegisterReply::Ok(vec![("sip:a@h".into(), 3600)])
+    );
+}
+
+#[test]
+fn refusals() {
+    let mut r = registrar();
+    let aor = "3000001-801";
+    let nonce = nonce_of(&r.register(request(aor, Contacts::Query, None), Some("pw"), 1_000));
+    let wrong = authorize(request(aor, contact("sip:a@h"), None), aor, "guess", &nonce, 1);
+    assert_eq!(
+        r.register(wrong, Some("pw"), 1_000),
+        RegisterReply::Forbidden("bad credentials")
+    );
+    // Someone else's credentials for this AOR: the To user must be the authenticated one.
+    let other = authorize(request(aor, contact("sip:a@h"), None), "3000001-802", "pw2", &nonce, 1);
+    assert_eq!(
+        r.register(other, Some("pw2"), 1_000),
+        RegisterReply::Forbidden("To user is not the authenticated user")
+    );
+    // Replay of an accepted request: challenged again, not accepted.
+    let good = authorize(request(aor, contact("sip:a@h"), None), aor, "pw", &nonce, 5);
+    assert!(matches!(
+        r.register(good.clone(), Some("pw"), 1_000),
+        RegisterReply::Ok(_)
+    ));
+    assert!(matches!(
+        r.register(good, Some("pw"), 1_001),
+        RegisterReply::Challenge(_)
+    ));
+    // An expired nonce with the right password: stale=true.
+    let stale = authorize(request(aor, contact("sip:a@h"), None), aor, "pw", &nonce, 6);
+    let RegisterReply::Challenge(values) = r.register(stale, Some("pw"), 5_000) else {
+        panic!()
+    };
+    assert!(values[0].contains("stale=true"));
+    // No such account.
+    let unknown = authorize(
+        request("3000001-999", contact("sip:a@h"), None),
+        "3000001-999",
+        "x",
+        &nonce,
+        1,
+    );
+    assert_eq!(
+        r.register(unknown, None, 1_000),
+        RegisterReply::Forbidden("bad credentials")
+    );
+    let mut garbage = request(aor, contact("sip:a@h"), None);
+    garbage.authorization = Some("Digest nonsense".into());
+    assert_eq!(
+        r.register(garbage, Some("pw"), 1_000),
+        RegisterReply::BadRequest("malformed Authorization")
+    );
+}
+
+#[test]
+fn a_source_that_keeps_failing_is_blocked_for_a_while() {
+    let mut r = Registrar::new(
+        RegistrarSettings {
+            max_failures: 3,
+            ..RegistrarSettings::default()
+        },
+        &KEY,
+    );
+    let aor = "3000001-801";
+    let nonce = nonce_of(&r.register(request(aor, Contacts::Query, None), Some("pw"), 1_000));
+    for nc in 1..=3 {
+        let wrong = authorize(request(aor, contact("sip:a@h"), None), aor, "guess", &nonce, nc);
+        assert_eq!(
+            r.register(wrong, Some("pw"), 1_000),
+            RegisterReply::Forbidden("bad credentials")
+        );
+    }
+    let right = authorize(request(aor, contact("sip:a@h"), None), aor, "pw", &nonce, 10);
+    assert_eq!(
+        r.register(right.clone(), Some("pw"), 1_001),
+        RegisterReply::Forbidden("too many failed attempts")
+    );
+    let mut elsewhere = right.clone();
+    elsewhere.source = "127.0.0.2:5070".parse().unwrap();
+    assert!(
+        matches!(r.register(elsewhere, Some("pw"), 1_001), RegisterReply::Ok(_)),
+        "other sources are not blocked"
+    );
+    let later = authorize(
+        request(aor, contact("sip:a@h"), None),
+        aor,
+        "pw",
+        &r.issuer.issue(1_100),
+        1,
+    );
+    assert!(
+        matches!(r.register(later, Some("pw"), 1_100), RegisterReply::Ok(_)),
+        "the block ends with the window"
+    );
+}
+
+#[test]
+fn tcp_bindings_send_back_over_their_connection() {
+    let mut r = registrar();
+    let aor = "3000001-801";
+    let nonce = nonce_of(&r.register(request(aor, Contacts::Query, None), Some("pw"), 1_000));
+    let mut req = authorize(
+        request(aor, contact("sip:801@127.0.0.1:41234;transport=tcp"), None),
+        aor,
+        "pw",
+        &nonce,
+        1,
+    );
+    req.transport = SipTransport::Tcp;
+    req.connection = 42;
+    r.register(req, Some("pw"), 1_000);
+    assert_eq!(r.bindings(aor, 1_000)[0].send_target(), SendTarget::Connection(42));
+    r.sweep(1_000 + 3_601);
+    assert_eq!(r.binding_count(), 0);
+}
