@@ -6,10 +6,9 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -19,7 +18,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::calls::now_ms;
-use crate::legacy::{auth, params_of};
+use crate::legacy::{auth, Params};
 use crate::AppState;
 
 const TOKEN_LIFETIME_MS: i64 = 3_600_000;
@@ -100,13 +99,7 @@ fn error(status: StatusCode, message: &str) -> Response {
 
 /// `/api/v1/session`: an agent (`enterpriseId`, `cno`, `pwd` = md5 of its password) or an admin
 /// (`enterpriseId`, `userName`, `seed`, `pwd`) gets a token for the event stream.
-pub async fn session(
-    State(app): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params = params_of(query, &headers, &body).await;
+pub async fn session(State(app): State<AppState>, params: Params) -> Response {
     let Some(enterprise) = params.get("enterpriseId").and_then(|e| EnterpriseId::parse(e).ok()) else {
         return error(StatusCode::BAD_REQUEST, "enterpriseId is required (7 digits)");
     };
@@ -152,8 +145,7 @@ pub async fn session(
 }
 
 /// `/api/v1/events`: the WebSocket.
-pub async fn events(State(app): State<AppState>, RawQuery(query): RawQuery, ws: WebSocketUpgrade) -> Response {
-    let params = crate::legacy::Params::parse(query.as_deref(), &HeaderMap::new(), &[]);
+pub async fn events(State(app): State<AppState>, ws: WebSocketUpgrade, params: Params) -> Response {
     let Some(viewer) = params
         .get("token")
         .and_then(|t| check_token(&app.token_key, t, now_ms()))

@@ -6,16 +6,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use dialbridge_core::agent::AgentState;
 use dialbridge_core::{validate_area_code, AgentSettings, Cno, EnterpriseId};
 use dialbridge_store::{AgentRecord, StoreError, Tx};
 use serde_json::{json, Value};
 
-use super::{auth, params_of, reply, Params};
+use super::{auth, reply, Params};
 use crate::calls::now_ms;
 use crate::AppState;
 
@@ -96,8 +94,7 @@ fn small_code(params: &Params, name: &str, allowed: &[i64], default: i64) -> Res
     }
 }
 
-pub async fn save(State(app): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
-    let params = params_of(query, &headers, &body).await;
+pub async fn save(State(app): State<AppState>, params: Params) -> Response {
     let outcome = async {
         let mut tx = app.calls.store().begin().await.map_err(store_error)?;
         let enterprise = authenticate(&mut tx, &params).await?;
@@ -151,8 +148,7 @@ pub async fn save(State(app): State<AppState>, RawQuery(query): RawQuery, header
     answer(&params, outcome)
 }
 
-pub async fn view(State(app): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
-    let params = params_of(query, &headers, &body).await;
+pub async fn view(State(app): State<AppState>, params: Params) -> Response {
     let outcome = async {
         let mut tx = app.calls.store().begin_read().await.map_err(store_error)?;
         let enterprise = authenticate(&mut tx, &params).await?;
@@ -163,8 +159,7 @@ pub async fn view(State(app): State<AppState>, RawQuery(query): RawQuery, header
     answer(&params, outcome)
 }
 
-pub async fn list(State(app): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
-    let params = params_of(query, &headers, &body).await;
+pub async fn list(State(app): State<AppState>, params: Params) -> Response {
     let outcome = async {
         let mut tx = app.calls.store().begin_read().await.map_err(store_error)?;
         let enterprise = authenticate(&mut tx, &params).await?;
@@ -178,13 +173,7 @@ pub async fn list(State(app): State<AppState>, RawQuery(query): RawQuery, header
     answer(&params, outcome)
 }
 
-pub async fn delete(
-    State(app): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params = params_of(query, &headers, &body).await;
+pub async fn delete(State(app): State<AppState>, params: Params) -> Response {
     let outcome = async {
         let mut tx = app.calls.store().begin().await.map_err(store_error)?;
         let enterprise = authenticate(&mut tx, &params).await?;
@@ -225,11 +214,8 @@ impl ValidateLimiter {
 pub async fn validate_cno(
     State(app): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    params: Params,
 ) -> Response {
-    let params = params_of(query, &headers, &body).await;
     if !app.validate_limiter.allow(source.ip()) {
         return reply(&params, json!({"result": false}));
     }
@@ -244,13 +230,7 @@ pub async fn validate_cno(
     reply(&params, json!({"result": exists}))
 }
 
-pub async fn query_bind_tel(
-    State(app): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params = params_of(query, &headers, &body).await;
+pub async fn query_bind_tel(State(app): State<AppState>, params: Params) -> Response {
     let outcome = async {
         let mut tx = app.calls.store().begin_read().await.map_err(store_error)?;
         let enterprise = auth::admin_seed(&mut tx, &params)

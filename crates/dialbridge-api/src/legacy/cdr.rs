@@ -1,8 +1,6 @@
 //! `/interfaceAction/cdrObInterface!listCdrOb.action`: the enterprise's CDRs, newest first.
 
-use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::response::Response;
 use chrono::{NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
@@ -10,7 +8,7 @@ use dialbridge_core::EnterpriseId;
 use dialbridge_store::{Cdr, CdrQuery};
 use serde_json::{json, Value};
 
-use super::{auth, params_of, reply};
+use super::{auth, reply, Params};
 use crate::AppState;
 
 const MAX_LIMIT: u32 = 1000;
@@ -19,13 +17,7 @@ fn error(params: &super::Params, msg: &str) -> Response {
     reply(params, json!({"result": "error", "msg": msg}))
 }
 
-pub async fn list_cdr_ob(
-    State(app): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params = params_of(query, &headers, &body).await;
+pub async fn list_cdr_ob(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
         let mut tx = app.calls.store().begin_read().await?;
         let (enterprise_id, zone) = match authenticated_zone(&mut tx, &params).await? {
@@ -90,13 +82,7 @@ pub async fn list_cdr_ob(
 }
 
 /// `!listCdrObDetail.action?id=<uniqueId>`: one row per leg of the call.
-pub async fn list_cdr_ob_detail(
-    State(app): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params = params_of(query, &headers, &body).await;
+pub async fn list_cdr_ob_detail(State(app): State<AppState>, params: Params) -> Response {
     let Some(unique_id) = params.get("id") else {
         return error(&params, "id is required");
     };

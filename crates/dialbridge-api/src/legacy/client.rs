@@ -2,9 +2,7 @@
 //! authentication). Replies in the `code` style (ClientOnline, ClientOffline, ChangeStatus) or
 //! the `result` style (ChangeBindTel, HangUp).
 
-use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::response::Response;
 use dialbridge_core::agent::{AgentRefusal, AgentState, Availability};
 use dialbridge_core::{Cno, Enterprise, EnterpriseId, ExtensionNumber, PhoneType};
@@ -12,7 +10,7 @@ use dialbridge_store::{AgentRecord, StoreError, Tx};
 use serde_json::json;
 
 use super::auth::SeedRefusal;
-use super::{auth, params_of, reply, Params};
+use super::{auth, reply, Params};
 use crate::calls::now_ms;
 use crate::AppState;
 
@@ -143,13 +141,7 @@ async fn finish(app: &AppState, mut tx: Tx<'_>, enterprise: EnterpriseId, agent:
     Ok(())
 }
 
-pub async fn client_online(
-    State(app): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params = params_of(query, &headers, &body).await;
+pub async fn client_online(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
         let mut tx = app.calls.store().begin().await?;
         let (enterprise, agent) = admin_and_agent(&mut tx, &params).await?;
@@ -167,13 +159,7 @@ pub async fn client_online(
     code_reply(&params, result)
 }
 
-pub async fn client_offline(
-    State(app): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params = params_of(query, &headers, &body).await;
+pub async fn client_offline(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
         let mut tx = app.calls.store().begin().await?;
         let (enterprise, agent) = admin_and_agent(&mut tx, &params).await?;
@@ -187,13 +173,7 @@ pub async fn client_offline(
     code_reply(&params, result)
 }
 
-pub async fn change_status(
-    State(app): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params = params_of(query, &headers, &body).await;
+pub async fn change_status(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
         let mut tx = app.calls.store().begin().await?;
         let (enterprise, agent) = admin_and_agent(&mut tx, &params).await?;
@@ -209,13 +189,7 @@ pub async fn change_status(
     code_reply(&params, result)
 }
 
-pub async fn change_bind_tel(
-    State(app): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params = params_of(query, &headers, &body).await;
+pub async fn change_bind_tel(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
         let mut tx = app.calls.store().begin().await?;
         let (enterprise, agent) = admin_and_agent(&mut tx, &params).await?;
@@ -231,13 +205,7 @@ pub async fn change_bind_tel(
     result_reply(&params, result)
 }
 
-pub async fn hang_up(
-    State(app): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params = params_of(query, &headers, &body).await;
+pub async fn hang_up(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
         let mut tx = app.calls.store().begin_read().await?;
         let enterprise_id = admin(&mut tx, &params).await?;

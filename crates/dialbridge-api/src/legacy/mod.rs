@@ -111,9 +111,24 @@ fn is_safe_callback(name: &str) -> bool {
     first_ok && name.len() <= 64 && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '.'))
 }
 
+/// Bodies larger than this are not read: their parameters are missing, and the endpoint answers
+/// its "bad parameters" code (still HTTP 200, as every legacy reply).
+const MAX_BODY: usize = 1 << 20;
+
+/// The parameters as an extractor: query string, form or multipart body. Never rejects.
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Params {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(request: axum::extract::Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, MAX_BODY).await.unwrap_or_default();
+        Ok(params_of(parts.uri.query(), &parts.headers, &body).await)
+    }
+}
+
 /// The request's parameters; a `multipart/form-data` body's text fields count like form fields.
-pub(crate) async fn params_of(query: Option<String>, headers: &HeaderMap, body: &Bytes) -> Params {
-    let mut params = Params::parse(query.as_deref(), headers, body);
+async fn params_of(query: Option<&str>, headers: &HeaderMap, body: &Bytes) -> Params {
+    let mut params = Params::parse(query, headers, body);
     let boundary = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

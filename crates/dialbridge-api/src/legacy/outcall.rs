@@ -2,26 +2,18 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::response::Response;
 use dialbridge_core::{Cno, EnterpriseId};
 use serde_json::json;
 
-use super::{auth, params_of, reply, Params};
+use super::{auth, reply, Params};
 use crate::calls::{OutcallRequest, Refusal};
 use crate::AppState;
 
 const MAX_USER_FIELD: usize = 1024;
 
-pub async fn preview_outcall(
-    State(app): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params = params_of(query, &headers, &body).await;
+pub async fn preview_outcall(State(app): State<AppState>, params: Params) -> Response {
     match place(&app, &params).await {
         Ok(body) => reply(&params, body),
         Err(refusal) => {

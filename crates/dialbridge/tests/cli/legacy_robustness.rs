@@ -131,3 +131,11 @@ fn malformed_input_never_breaks_a_legacy_endpoint() {
     let (status, _) = http_get(a, "/healthz");
     assert_eq!(status, 200);
 }
+
+#[test]
+fn an_oversized_body_is_answered_like_missing_parameters() {
+    let w = legacy_world();
+    let form = format!("enterpriseId=3000001&cno=2000&userField={}", "x".repeat(2 << 20));
+    let reply = http_post_form(&w.server.http, "/interface/PreviewOutcall", &form);
+    assert_eq!(reply, serde_json::json!({"res": "2"}));
+}
