@@ -384,12 +384,14 @@ impl CallService {
                     progress: Progress::AgentAnswered,
                     at_ms,
                 } => {
-                    if let Some(tx) = answered.take() {
-                        let _ = tx.send(true);
-                    }
                     self.mark_progress(&handle.unique_id, Some(at_ms), None).await;
                     self.update_agent(&context, |s, _| Some(s.call_connected(&handle.unique_id)))
                         .await;
+                    // Only now: a CRM that calls again right after a sync `res` 0 must find the
+                    // agent's lock past setup (13), not still in it (33).
+                    if let Some(tx) = answered.take() {
+                        let _ = tx.send(true);
+                    }
                 }
                 CallUpdate::Progress {
                     progress: Progress::CustomerRinging,
