@@ -56,6 +56,11 @@ pub struct SippBuilder {
 impl SippBuilder {
     /// `remote`: the address SIPp sends to (its first request), if it is a client.
     pub fn new(scenario_name: &str, remote: Option<SocketAddr>) -> Self {
+        Self::from_file(&scenario(scenario_name), remote)
+    }
+
+    /// A scenario kept elsewhere (the benchmarks keep their own).
+    pub fn from_file(scenario: &Path, remote: Option<SocketAddr>) -> Self {
         let mut args = vec![];
         if let Some(remote) = remote {
             args.push(remote.to_string());
@@ -63,7 +68,7 @@ impl SippBuilder {
         args.extend(
             [
                 "-sf",
-                scenario(scenario_name).to_str().expect("utf-8 path"),
+                scenario.to_str().expect("utf-8 path"),
                 "-i",
                 "127.0.0.1",
                 "-mi",
@@ -78,7 +83,9 @@ impl SippBuilder {
         );
         Self {
             args,
-            name: scenario_name.to_owned(),
+            name: scenario
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         }
     }
 
@@ -135,6 +142,11 @@ impl Sipp {
         self.child.id()
     }
 
+    /// Whether SIPp has exited, and if so whether every call succeeded; does not wait.
+    pub fn exited(&mut self) -> Option<bool> {
+        self.child.try_wait().ok().flatten().map(|status| status.success())
+    }
+
     /// Waits up to `deadline` for SIPp to exit; returns whether every call succeeded (exit 0).
     pub fn finish(&mut self, deadline: Duration) -> bool {
         let end = Instant::now() + deadline;
@@ -149,6 +161,11 @@ impl Sipp {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The working directory SIPp writes its log and statistics files into.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Everything SIPp logged (its -trace_logs and -trace_err files), for assertions and for

@@ -1,4 +1,4 @@
-//! `bench/push-latency`: event → first delivery attempt latency of the push dispatcher at a
+//! `push`: event → first delivery attempt latency of the push dispatcher at a
 //! steady event rate, beside a baseline measured in the same run: the same HTTP request sent
 //! directly by the same process (no outbox, no dispatcher).
 //!
@@ -10,21 +10,39 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::Args;
 use dialbridge_core::{EnterpriseId, EnterpriseSettings, PushFormat, PushMethod, PushTarget, PushType};
 use dialbridge_push::{Dispatcher, DispatcherSettings};
 use dialbridge_store::{PasswordHashCost, SecretKey, Store, StoreOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-#[derive(Parser)]
-#[command(about = "Push dispatcher latency against a direct-HTTP baseline")]
-struct Args {
+use crate::stats::ms;
+
+#[derive(Args, Clone)]
+pub struct PushArgs {
     /// Events per second.
     #[arg(long, default_value_t = 100)]
-    rate: u32,
+    pub rate: u32,
     /// Seconds of events.
     #[arg(long, default_value_t = 10)]
-    seconds: u32,
+    pub seconds: u32,
+}
+
+impl PushArgs {
+    pub fn smoke() -> Self {
+        PushArgs { rate: 20, seconds: 1 }
+    }
+}
+
+#[derive(serde::Serialize)]
+pub struct Report {
+    pub rate: u32,
+    pub events: u32,
+    pub lost: usize,
+    pub outbox_p50_ms: f64,
+    pub outbox_p99_ms: f64,
+    pub direct_p50_ms: f64,
+    pub direct_p99_ms: f64,
 }
 
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
@@ -87,19 +105,10 @@ async fn receiver(arrivals: Arrivals) -> anyhow::Result<String> {
 
 fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
     v.sort();
-    if v.is_empty() {
-        return Duration::ZERO;
-    }
-    v[((v.len() - 1) as f64 * p).round() as usize]
+    crate::stats::percentile(&v, p)
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+pub async fn run(args: PushArgs, out: &std::path::Path) -> anyhow::Result<Report> {
     let total = args.rate * args.seconds;
     let arrivals: Arrivals = Arc::default();
     let address = receiver(arrivals.clone()).await?;
@@ -215,7 +224,17 @@ async fn main() -> anyhow::Result<()> {
     dispatcher.stop().await;
     store.close().await;
     anyhow::ensure!(lost == 0, "{lost} events were not delivered");
-    Ok(())
+    let report = Report {
+        rate: args.rate,
+        events: total,
+        lost,
+        outbox_p50_ms: ms(o50),
+        outbox_p99_ms: ms(o99),
+        direct_p50_ms: ms(d50),
+        direct_p99_ms: ms(d99),
+    };
+    crate::write_json(out, "push", &report)?;
+    Ok(report)
 }
 
 /// The form body of a payload object (what a legacy POST carries).
