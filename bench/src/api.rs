@@ -98,6 +98,18 @@ pub async fn run(args: ApiArgs, out: &Path) -> anyhow::Result<Vec<Step>> {
     Ok(steps)
 }
 
+/// What went wrong in a run that should have been clean.
+pub fn smoke_failures(steps: &[Step]) -> Vec<String> {
+    steps
+        .iter()
+        .filter(|s| {
+            let expected = if s.path == "accepted" { "0" } else { "3" };
+            s.replies.get(expected).copied().unwrap_or(0) != s.requests
+        })
+        .map(|s| format!("{} at {}/s: replies {:?}", s.path, s.rate, s.replies))
+        .collect()
+}
+
 async fn step(
     world: &World,
     path: &str,

@@ -105,6 +105,16 @@ pub async fn run(args: ConcurrencyArgs, out: &Path) -> anyhow::Result<Vec<Level>
     Ok(levels)
 }
 
+/// What went wrong in a run that should have been clean.
+pub fn smoke_failures(levels: &[Level]) -> Vec<String> {
+    levels
+        .iter()
+        .flat_map(|l| l.relays.iter().map(move |r| (l.calls, r)))
+        .filter(|(_, r)| r.packets_received < r.packets_sent || r.packets_sent == 0)
+        .map(|(calls, r)| format!("{calls} calls through {}: {} of {} packets arrived", r.name, r.packets_received, r.packets_sent))
+        .collect()
+}
+
 fn print_level(level: &Level) {
     let per_packet = |name: &str| {
         level
