@@ -194,6 +194,11 @@ impl Drop for World {
     fn drop(&mut self) {
         let _ = self.server.kill();
         let _ = self.server.wait();
+        // BENCH_KEEP=1 keeps the server's directory (its log, database) to look into a run.
+        if std::env::var_os("BENCH_KEEP").is_some() {
+            let kept = std::mem::replace(&mut self.dir, tempfile::TempDir::new().expect("temp dir"));
+            eprintln!("kept {}", kept.keep().display());
+        }
     }
 }
 
