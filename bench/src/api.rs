@@ -56,7 +56,10 @@ pub async fn run(args: ApiArgs, out: &Path) -> anyhow::Result<Vec<Step>> {
     let most = args.rates.iter().copied().max().unwrap_or(1);
     // An agent comes round again after two seconds at the highest rate.
     let agents = (most as usize * 2).max(10);
-    println!("api: {agents} agents whose phones answer 486 at once, {} s per rate", args.step_secs);
+    println!(
+        "api: {agents} agents whose phones answer 486 at once, {} s per rate",
+        args.step_secs
+    );
     let world = World::start(agents).await?;
     let inf = world.dir.path().join("no-media.csv");
     std::fs::write(&inf, "SEQUENTIAL\n9\n")?;

@@ -111,7 +111,12 @@ pub fn smoke_failures(levels: &[Level]) -> Vec<String> {
         .iter()
         .flat_map(|l| l.relays.iter().map(move |r| (l.calls, r)))
         .filter(|(_, r)| r.packets_received < r.packets_sent || r.packets_sent == 0)
-        .map(|(calls, r)| format!("{calls} calls through {}: {} of {} packets arrived", r.name, r.packets_received, r.packets_sent))
+        .map(|(calls, r)| {
+            format!(
+                "{calls} calls through {}: {} of {} packets arrived",
+                r.name, r.packets_received, r.packets_sent
+            )
+        })
         .collect()
 }
 
@@ -256,7 +261,9 @@ async fn through_dialbridge(
     for (sockets, offered) in [(agents, &agent_side), (customers, &customer_side)] {
         for socket in sockets {
             let port = socket.local_addr()?.port();
-            let relay_port = *offered.get(&port).with_context(|| format!("no call offered port {port}"))?;
+            let relay_port = *offered
+                .get(&port)
+                .with_context(|| format!("no call offered port {port}"))?;
             pairs.push((socket, local(relay_port)));
         }
     }

@@ -26,8 +26,24 @@ impl Kamailio {
         let log = std::fs::File::create(dir.join("kamailio.log"))?;
         // TLSF allocator and generous shared memory: what Kamailio needs above ~3,500 calls/s.
         let mut child = Command::new("kamailio")
-            .args(["-f", &config.display().to_string(), "-DD", "-E", "-x", "tlsf", "-m", "1024", "-M", "32"])
-            .args(["-Y", &runtime.display().to_string(), "-w", &runtime.display().to_string()])
+            .args([
+                "-f",
+                &config.display().to_string(),
+                "-DD",
+                "-E",
+                "-x",
+                "tlsf",
+                "-m",
+                "1024",
+                "-M",
+                "32",
+            ])
+            .args([
+                "-Y",
+                &runtime.display().to_string(),
+                "-w",
+                &runtime.display().to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

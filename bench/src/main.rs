@@ -72,7 +72,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         check(smoke, rate::smoke_failures(&report))?;
     }
     if all {
-        let report = rate::run(if smoke { rate::RateArgs::smoke() } else { rate::RateArgs::parse_defaults() }, out).await?;
+        let report = rate::run(
+            if smoke {
+                rate::RateArgs::smoke()
+            } else {
+                rate::RateArgs::parse_defaults()
+            },
+            out,
+        )
+        .await?;
         check(smoke, rate::smoke_failures(&report))?;
     }
     let concurrency_args = match &cli.scenario {
@@ -81,7 +89,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => None,
     };
     if let Some(args) = concurrency_args {
-        let levels = concurrency::run(if smoke { concurrency::ConcurrencyArgs::smoke() } else { args }, out).await?;
+        let levels = concurrency::run(
+            if smoke {
+                concurrency::ConcurrencyArgs::smoke()
+            } else {
+                args
+            },
+            out,
+        )
+        .await?;
         check(smoke, concurrency::smoke_failures(&levels))?;
     }
     let api_args = match &cli.scenario {
@@ -133,7 +149,11 @@ fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name")).map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
         .unwrap_or_default();
     format!("machine: {cores} cores ({model})")
 }

@@ -19,7 +19,11 @@ use crate::world::{sipp_failed_calls, sipp_log_lines, World};
 pub struct RateArgs {
     /// Call attempt rates per second, increasing; after the first with failures, the gap to
     /// the last clean rate is halved twice (RFC 7502's search).
-    #[arg(long, value_delimiter = ',', default_value = "100,200,300,400,500,600,800,1000,1200,1500")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "100,200,300,400,500,600,800,1000,1200,1500"
+    )]
     pub rates: Vec<u32>,
     /// A call whose agent phone rings later than this after the request counts as failed
     /// (RFC 7502 leaves the time-out to the tester: a click-to-call slower than this is broken
@@ -96,7 +100,11 @@ pub async fn run(args: RateArgs, out: &Path) -> anyhow::Result<Report> {
     std::fs::write(&inf, "SEQUENTIAL\n9\n")?;
     let phones = world.phones("answer", &inf);
     let carrier = world.carrier(Duration::from_millis(args.hold_ms), &inf);
-    let kamailio = if args.no_kamailio { None } else { Some(Kamailio::start(world.dir.path())?) };
+    let kamailio = if args.no_kamailio {
+        None
+    } else {
+        Some(Kamailio::start(world.dir.path())?)
+    };
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let mut steps: Vec<Step> = Vec::new();
@@ -125,7 +133,12 @@ pub async fn run(args: RateArgs, out: &Path) -> anyhow::Result<Report> {
         steps.push(step.clone());
         if step.failed > 0 && refinements < 2 {
             // Halve the gap to the last clean rate, then stop climbing.
-            let clean = steps.iter().filter(|s| s.failed == 0).map(|s| s.rate).max().unwrap_or(0);
+            let clean = steps
+                .iter()
+                .filter(|s| s.failed == 0)
+                .map(|s| s.rate)
+                .max()
+                .unwrap_or(0);
             let middle = (clean + rate) / 2;
             rates.truncate(i);
             if clean > 0 && middle > clean && middle < rate && (rate - clean) * 10 > rate {
@@ -174,10 +187,17 @@ pub fn smoke_failures(report: &Report) -> Vec<String> {
     let mut failures = Vec::new();
     for s in &report.steps {
         if s.failed > 0 || s.sipp_failed > 0 {
-            failures.push(format!("rate {}: {} failed calls through dialbridge", s.rate, s.failed.max(s.sipp_failed as usize)));
+            failures.push(format!(
+                "rate {}: {} failed calls through dialbridge",
+                s.rate,
+                s.failed.max(s.sipp_failed as usize)
+            ));
         }
         if s.baseline_failed > 0 {
-            failures.push(format!("rate {}: {} failed SIPp-to-SIPp calls", s.rate, s.baseline_failed));
+            failures.push(format!(
+                "rate {}: {} failed SIPp-to-SIPp calls",
+                s.rate, s.baseline_failed
+            ));
         }
         if s.kamailio_failed.is_some_and(|f| f > 0) {
             failures.push(format!("rate {}: failed calls through Kamailio", s.rate));
@@ -267,9 +287,11 @@ async fn dialbridge_step(
         };
         match line.word.as_str() {
             "invite" => {
-                let time = line.fields.get(1).and_then(|s| s.parse::<f64>().ok()).zip(
-                    line.fields.get(2).and_then(|u| u.parse::<f64>().ok()),
-                );
+                let time = line
+                    .fields
+                    .get(1)
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .zip(line.fields.get(2).and_then(|u| u.parse::<f64>().ok()));
                 carrier_invite.insert(customer.clone(), time.map(|(s, u)| s + u / 1e6));
             }
             "done" => drop(carrier_done.insert(customer.clone(), ())),
@@ -336,7 +358,12 @@ fn baseline(rate: u32, args: &RateArgs, proxy: Option<&Kamailio>) -> anyhow::Res
     let proxy_before = proxy.map(|k| tree_cpu_seconds(k.pid()));
     let mut caller = SippBuilder::new("caller_uac.xml", Some(target.parse()?))
         .args(["-r".to_owned(), rate.to_string(), "-m".to_owned(), calls.to_string()])
-        .args(["-p".to_owned(), free_port().to_string(), "-max_socket".into(), "60000".into()])
+        .args([
+            "-p".to_owned(),
+            free_port().to_string(),
+            "-max_socket".into(),
+            "60000".into(),
+        ])
         .args(["-trace_stat".to_owned(), "-stf".to_owned(), stats.display().to_string()])
         .args(["-fd", "1"])
         .set("hold_ms", args.hold_ms)
@@ -370,22 +397,25 @@ fn baseline(rate: u32, args: &RateArgs, proxy: Option<&Kamailio>) -> anyhow::Res
         let (Some(header), Some(last)) = (rows.first(), rows.last()) else {
             return "";
         };
-        header.iter().position(|h| *h == name).and_then(|i| last.get(i).copied()).unwrap_or("")
+        header
+            .iter()
+            .position(|h| *h == name)
+            .and_then(|i| last.get(i).copied())
+            .unwrap_or("")
     };
     let successful: u64 = column("SuccessfulCall(C)").parse().unwrap_or(0);
     let failed = calls.saturating_sub(successful).max(u64::from(!finished));
     // "HH:MM:SS:mmmuuu": the cumulative mean of the INVITE → 200 time.
-    let parts: Vec<f64> = column("ResponseTimesetup(C)").split(':').filter_map(|p| p.parse().ok()).collect();
+    let parts: Vec<f64> = column("ResponseTimesetup(C)")
+        .split(':')
+        .filter_map(|p| p.parse().ok())
+        .collect();
     let setup_ms = if parts.len() == 4 {
         (parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]) * 1e3 + parts[3] / 1e3
     } else {
         0.0
     };
-    Ok((
-        failed,
-        (caller_cpu + callee_cpu) * 1e3 / calls.max(1) as f64,
-        setup_ms,
-    ))
+    Ok((failed, (caller_cpu + callee_cpu) * 1e3 / calls.max(1) as f64, setup_ms))
 }
 
 fn print_row(s: &Step) {

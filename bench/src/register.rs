@@ -20,7 +20,15 @@ pub fn register_all(registrar: SocketAddr, aors: &[String], password: &str, cont
         let mut authorization = None;
         let mut registered = false;
         for attempt in 0..4 {
-            let request = register(registrar, local, aor, contact_port, n, attempt, authorization.as_deref());
+            let request = register(
+                registrar,
+                local,
+                aor,
+                contact_port,
+                n,
+                attempt,
+                authorization.as_deref(),
+            );
             socket.send_to(request.as_bytes(), registrar)?;
             let reply = receive_for(&socket, &format!("{n}-{local}"))?;
             let status = reply.split_whitespace().nth(1).unwrap_or("");

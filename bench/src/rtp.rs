@@ -188,7 +188,10 @@ impl Drop for Epoll {
 /// Raises this process's open-file limit to its hard limit (children inherit it): thousands of
 /// calls hold four RTP sockets each.
 pub fn raise_file_limit() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: plain struct in, plain struct out.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {

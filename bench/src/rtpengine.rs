@@ -53,7 +53,11 @@ impl Rtpengine {
         let control = UdpSocket::bind("127.0.0.1:0")?;
         control.connect(("127.0.0.1", ng_port))?;
         control.set_read_timeout(Some(Duration::from_secs(5)))?;
-        Ok(Rtpengine { child, control, cookie: 0 })
+        Ok(Rtpengine {
+            child,
+            control,
+            cookie: 0,
+        })
     }
 
     pub fn pid(&self) -> u32 {

@@ -39,7 +39,10 @@ fn dialbridge_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe.with_file_name("dialbridge");
     if !path.exists() {
-        bail!("{} is missing: build it with `cargo build -p dialbridge`", path.display());
+        bail!(
+            "{} is missing: build it with `cargo build -p dialbridge`",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -65,7 +68,15 @@ impl World {
             Ok(())
         };
         run(&["provision", &provision.display().to_string()])?;
-        run(&["admin", "balance", "top-up", "--enterprise", ENTERPRISE, "--amount", "1000000"])?;
+        run(&[
+            "admin",
+            "balance",
+            "top-up",
+            "--enterprise",
+            ENTERPRISE,
+            "--amount",
+            "1000000",
+        ])?;
 
         let log = dir.path().join("serve.log");
         let server = environment(Command::new(&binary), dir.path())
@@ -151,7 +162,9 @@ impl World {
     /// The agents' phones: one SIPp process on the port every extension registered.
     /// `inf`: the SDP port per call (see phone.xml).
     pub fn phones(&self, mode: &str, inf: &Path) -> Sipp {
-        long_running(&scenario("phone.xml"), self.phone_port, inf).set("mode", mode).spawn()
+        long_running(&scenario("phone.xml"), self.phone_port, inf)
+            .set("mode", mode)
+            .spawn()
     }
 
     /// The carrier behind the enterprise's trunk, holding each call `hold` before its BYE.
@@ -205,7 +218,12 @@ impl Drop for World {
 /// A SIPp UAS meant to run for the whole scenario (no call or time limit of its own).
 pub fn long_running(scenario: &Path, port: u16, inf: &Path) -> SippBuilder {
     SippBuilder::from_file(scenario, None)
-        .args(["-p".to_owned(), port.to_string(), "-m".to_owned(), "100000000".to_owned()])
+        .args([
+            "-p".to_owned(),
+            port.to_string(),
+            "-m".to_owned(),
+            "100000000".to_owned(),
+        ])
         .args(["-timeout", "3600s", "-max_socket", "60000", "-trace_stat", "-fd", "1"])
         .args(["-inf".to_owned(), inf.display().to_string()])
         .media_port(free_port())
@@ -241,7 +259,10 @@ fn listening_addresses(log: &Path) -> anyhow::Result<(String, String)> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    bail!("dialbridge serve did not start: {}", std::fs::read_to_string(log).unwrap_or_default())
+    bail!(
+        "dialbridge serve did not start: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    )
 }
 
 fn provisioning(agents: usize, carrier_port: u16) -> String {
