@@ -302,7 +302,7 @@ impl CallService {
             unique_id: unique_id.clone(),
             agent_phone,
             customer_number: number.digits().to_owned(),
-            caller_id: caller_id.number,
+            caller_id: trunk.trunk.caller_id_format.apply_to_text(&caller_id.number),
             trunk: route,
             timers,
         };
@@ -368,6 +368,7 @@ impl CallService {
                 dialbridge_core::Transport::Tcp => SipTransport::Tcp,
             },
             credential,
+            number_format: trunk.customer_number_format.clone(),
         })
     }
 

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{EnterpriseId, Money, NumberClass, PhoneNumber, ValidationError};
+use crate::{EnterpriseId, Money, NumberClass, NumberFormat, PhoneNumber, ValidationError};
 
 macro_rules! text_enum {
     ($(#[$doc:meta])* $name:ident, $field:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
@@ -337,6 +337,10 @@ pub struct Trunk {
     pub outbound_proxy: Option<SipAddress>,
     pub max_channels: u32,
     pub enterprises: Vec<EnterpriseId>,
+    /// How the carrier wants the dialled number written (Request-URI and To).
+    pub customer_number_format: NumberFormat,
+    /// How the carrier wants the caller id written (From and P-Asserted-Identity).
+    pub caller_id_format: NumberFormat,
 }
 
 impl Trunk {

@@ -10,11 +10,13 @@ pub mod entities;
 pub mod ids;
 pub mod money;
 pub mod number;
+pub mod number_format;
 
 pub use entities::*;
 pub use ids::*;
 pub use money::Money;
 pub use number::{CallPower, NumberClass, PhoneNumber};
+pub use number_format::{NumberFormat, NumberStyle};
 
 /// A value that breaks one of the domain's rules. `field` names what was wrong so that a CLI,
 /// a provisioning file or an HTTP error can point at it.

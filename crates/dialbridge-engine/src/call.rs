@@ -300,8 +300,9 @@ impl CallTask {
             SipTransport::Udp => "",
             SipTransport::Tcp => ";transport=tcp",
         };
+        let dialled = trunk.number_format.apply_to_text(number);
         LegSpec {
-            request_uri: format!("sip:{number}@{}{transport}", trunk.host),
+            request_uri: format!("sip:{dialled}@{}{transport}", trunk.host),
             destination: trunk.address,
             transport: trunk.transport,
             from_user: self.request.caller_id.clone(),

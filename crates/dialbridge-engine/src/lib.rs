@@ -64,6 +64,9 @@ pub struct TrunkRoute {
     pub host: String,
     pub transport: SipTransport,
     pub credential: Option<(String, String)>,
+    /// How the carrier wants the numbers it is asked to call written (the caller id arrives
+    /// already in the carrier's format).
+    pub number_format: dialbridge_core::NumberFormat,
 }
 
 /// One preview outcall, everything decided: the engine only places it.

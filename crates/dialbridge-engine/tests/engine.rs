@@ -108,6 +108,7 @@ fn trunk(port: u16, tcp: bool, credential: Option<(&str, &str)>) -> TrunkRoute {
         host: address.to_string(),
         transport: if tcp { SipTransport::Tcp } else { SipTransport::Udp },
         credential: credential.map(|(u, p)| (u.to_owned(), p.to_owned())),
+        number_format: Default::default(),
     }
 }
 

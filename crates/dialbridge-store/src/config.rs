@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use dialbridge_core::{
     AgentSettings, BlacklistPattern, CallPower, CallerId, Cno, Enterprise, EnterpriseId, EnterpriseSettings,
-    ExtensionNumber, Money, NumberLimit, PushTarget, SipAddress, Trunk,
+    ExtensionNumber, Money, NumberFormat, NumberLimit, PushTarget, SipAddress, Trunk,
 };
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -537,6 +537,10 @@ impl Tx<'_> {
                         outbound_proxy: proxy.map(|p| SipAddress::parse("outbound_proxy", &p)).transpose()?,
                         max_channels: to_u32("max_channels", row.try_get("max_channels")?)?,
                         enterprises,
+                        customer_number_format: NumberFormat::parse(
+                            &row.try_get::<String, _>("customer_number_format")?,
+                        )?,
+                        caller_id_format: NumberFormat::parse(&row.try_get::<String, _>("caller_id_format")?)?,
                         name,
                     },
                 })
@@ -569,11 +573,14 @@ impl Tx<'_> {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO trunks (name, host, port, transport, auth_username, auth_password_sealed, outbound_proxy, max_channels, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+             customer_number_format, caller_id_format, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
              ON CONFLICT (name) DO UPDATE SET host = excluded.host, port = excluded.port, transport = excluded.transport, \
              auth_username = excluded.auth_username, \
              auth_password_sealed = COALESCE(excluded.auth_password_sealed, trunks.auth_password_sealed), \
-             outbound_proxy = excluded.outbound_proxy, max_channels = excluded.max_channels, updated_at = excluded.updated_at",
+             outbound_proxy = excluded.outbound_proxy, max_channels = excluded.max_channels, \
+             customer_number_format = excluded.customer_number_format, caller_id_format = excluded.caller_id_format, \
+             updated_at = excluded.updated_at",
         )
         .bind(&trunk.name)
         .bind(&trunk.address.host)
@@ -583,6 +590,8 @@ impl Tx<'_> {
         .bind(sealed)
         .bind(trunk.outbound_proxy.as_ref().map(|p| p.to_string()))
         .bind(i64::from(trunk.max_channels))
+        .bind(trunk.customer_number_format.to_string())
+        .bind(trunk.caller_id_format.to_string())
         .bind(now)
         .execute(&mut *self.conn)
         .await?;

@@ -6,8 +6,8 @@ use clap::{Args, Subcommand};
 use dialbridge_core::agent::AgentState;
 use dialbridge_core::{
     AgentSettings, BlacklistPattern, CallPower, CallerId, Cno, Enterprise, EnterpriseId, EnterpriseSettings,
-    EnterpriseStatus, ExtensionNumber, Money, NumberLimit, PushFormat, PushMethod, PushTarget, PushType, SipAddress,
-    Transport, Trunk, ValidationError,
+    EnterpriseStatus, ExtensionNumber, Money, NumberFormat, NumberLimit, PushFormat, PushMethod, PushTarget, PushType,
+    SipAddress, Transport, Trunk, ValidationError,
 };
 use dialbridge_store::{AgentRecord, Store, TrunkRecord, Tx};
 use serde_json::{json, Value};
@@ -395,6 +395,13 @@ enum TrunkCommand {
         /// An enterprise allowed to use the trunk (repeat for several).
         #[arg(long = "enterprise", value_parser = enterprise_id)]
         enterprises: Vec<EnterpriseId>,
+        /// How the carrier wants the dialled number written, e.g. "plus" or
+        /// "mobile-prefix=0,add=17909" (README: trunk number formats). Default: as normalised.
+        #[arg(long, default_value = "")]
+        customer_number_format: String,
+        /// How the carrier wants the caller id written (same forms).
+        #[arg(long, default_value = "")]
+        caller_id_format: String,
     },
     List,
     Remove {
@@ -630,6 +637,8 @@ fn trunk_json(t: &TrunkRecord) -> Value {
         "outbound_proxy": t.trunk.outbound_proxy.as_ref().map(ToString::to_string),
         "max_channels": t.trunk.max_channels,
         "enterprises": t.trunk.enterprises.iter().map(|e| e.get()).collect::<Vec<_>>(),
+        "customer_number_format": t.trunk.customer_number_format.to_string(),
+        "caller_id_format": t.trunk.caller_id_format.to_string(),
     })
 }
 
@@ -792,6 +801,8 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                 outbound_proxy,
                 max_channels,
                 enterprises,
+                customer_number_format,
+                caller_id_format,
             } => {
                 for e in &enterprises {
                     if tx.enterprise(*e).await?.is_none() {
@@ -806,6 +817,10 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                     outbound_proxy,
                     max_channels,
                     enterprises,
+                    customer_number_format: NumberFormat::parse(&customer_number_format)
+                        .map_err(|e| anyhow::anyhow!("--customer-number-format: {}", e.reason))?,
+                    caller_id_format: NumberFormat::parse(&caller_id_format)
+                        .map_err(|e| anyhow::anyhow!("--caller-id-format: {}", e.reason))?,
                 };
                 tx.upsert_trunk(&trunk, password.as_deref()).await?;
                 done(format!("set trunk {}", trunk.name))

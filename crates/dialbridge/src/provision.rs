@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use dialbridge_core::{
     AgentSettings, BlacklistPattern, CallPower, CallerId, Cno, EnterpriseId, EnterpriseSettings, ExtensionNumber,
-    Money, NumberLimit, PushTarget, SipAddress, Trunk, ValidationError,
+    Money, NumberFormat, NumberLimit, PushTarget, SipAddress, Trunk, ValidationError,
 };
 use dialbridge_store::{md5_hex, Store, Tx};
 use serde::Deserialize;
@@ -60,6 +60,10 @@ struct TrunkSpec {
     max_channels: Option<u32>,
     #[serde(default)]
     enterprises: Vec<i64>,
+    #[serde(default)]
+    customer_number_format: String,
+    #[serde(default)]
+    caller_id_format: String,
 }
 
 #[derive(Deserialize)]
@@ -243,6 +247,10 @@ fn parse(file_name: &str, text: &str) -> Result<Desired, SpecError> {
                 .map(|e| EnterpriseId::new(*e))
                 .collect::<Result<_, _>>()
                 .map_err(|e| fail((format!("{path}.enterprises"), e.reason)))?,
+            customer_number_format: NumberFormat::parse(&t.customer_number_format)
+                .map_err(|e| fail((format!("{path}.customer_number_format"), e.reason)))?,
+            caller_id_format: NumberFormat::parse(&t.caller_id_format)
+                .map_err(|e| fail((format!("{path}.caller_id_format"), e.reason)))?,
         };
         trunk.validate().map_err(|e| fail(field(&path, e)))?;
         if let Some(p) = &t.password {

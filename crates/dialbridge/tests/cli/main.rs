@@ -18,6 +18,7 @@ mod live;
 mod operator;
 mod pushes;
 mod restart;
+mod trunk_routing;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dialbridge");
 

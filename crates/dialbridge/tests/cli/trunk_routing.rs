@@ -1,0 +1,119 @@
+//! What carriers see of a call: numbers written in the format each trunk asks for.
+
+use super::*;
+
+#[test]
+fn the_carrier_sees_numbers_in_its_trunks_format_and_the_crm_sees_them_normalised() {
+    let w = legacy_world();
+    let a = &w.server.http;
+    w.op.ok(&[
+        "admin",
+        "trunk",
+        "set",
+        "--name",
+        "carrier",
+        "--address",
+        &format!("127.0.0.1:{}", w.carrier_port),
+        "--enterprise",
+        "3000001",
+        "--customer-number-format",
+        "plus",
+        "--caller-id-format",
+        "e164,add=9",
+    ]);
+    let trunks = w.op.json(&["admin", "trunk", "list"]);
+    assert_eq!(trunks[0]["customer_number_format"], "plus");
+    assert_eq!(trunks[0]["caller_id_format"], "e164,add=9");
+    let bad = w.op.fails(&[
+        "admin",
+        "trunk",
+        "set",
+        "--name",
+        "carrier",
+        "--address",
+        "127.0.0.1:5080",
+        "--customer-number-format",
+        "plus,zeros",
+    ]);
+    assert!(
+        bad.contains("--customer-number-format") && bad.contains("more than one style"),
+        "{bad}"
+    );
+
+    // The extension still sees the customer's number as normalised; the carrier gets its own
+    // formats in the Request-URI, From and P-Asserted-Identity.
+    let (mut phone, mut carrier) = phone_and_carrier(
+        &w,
+        &[("expect_from_user", "13800138000")],
+        &[
+            ("talk_ms", "300"),
+            ("expect_ruri_user", "+8613800138000"),
+            ("expect_from_user", "9862160001234"),
+            ("expect_pai_user", "9862160001234"),
+        ],
+    );
+    let reply = outcall(a, "customerNumber=0086-138-0013-8000&sync=1");
+    assert_eq!(reply["res"], "0", "{reply}");
+    assert!(carrier.finish(Duration::from_secs(20)), "{}", carrier.logs());
+    assert!(phone.finish(Duration::from_secs(20)), "{}", phone.logs());
+    let unique_id = reply["uniqueId"].as_str().unwrap();
+    let mut row = serde_json::Value::Null;
+    for _ in 0..100 {
+        let page = json_get(
+            a,
+            &format!(
+                "/interfaceAction/cdrObInterface!listCdrOb.action?{}&uniqueId={unique_id}",
+                admin_auth()
+            ),
+        );
+        if let Some(r) = page["msg"]["data"].get(0) {
+            row = r.clone();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(row["status"], "双方接听", "{row}");
+    assert_eq!(row["customerNumber"], "13800138000");
+    assert_eq!(row["numberTrunk"], "02160001234");
+}
+
+#[test]
+fn provisioning_files_carry_trunk_number_formats_and_name_a_bad_one() {
+    let op = Operator::new();
+    let good = op.write(
+        "good.toml",
+        r#"
+[[trunk]]
+name = "carrier"
+address = "127.0.0.1:5080"
+customer_number_format = "national,mobile-prefix=0"
+caller_id_format = "zeros"
+"#,
+    );
+    op.ok(&["provision", &good]);
+    let trunks = op.json(&["admin", "trunk", "list"]);
+    assert_eq!(trunks[0]["customer_number_format"], "mobile-prefix=0");
+    assert_eq!(trunks[0]["caller_id_format"], "zeros");
+    // Applying the same file again changes nothing.
+    assert!(op.ok(&["provision", &good]).contains("no changes"), "idempotent");
+
+    let bad = op.write(
+        "bad.toml",
+        r#"
+[[trunk]]
+name = "carrier"
+address = "127.0.0.1:5080"
+caller_id_format = "mobile-prefix=0,plus"
+"#,
+    );
+    let error = op.fails(&["provision", &bad]);
+    assert!(
+        error.contains("trunk[0] (carrier).caller_id_format") && error.contains("national style only"),
+        "{error}"
+    );
+    assert_eq!(
+        op.json(&["admin", "trunk", "list"])[0]["caller_id_format"],
+        "zeros",
+        "unchanged"
+    );
+}
