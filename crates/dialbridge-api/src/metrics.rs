@@ -1,6 +1,7 @@
 //! The Prometheus registry every part of the server registers its metrics in.
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
@@ -12,6 +13,10 @@ pub struct Metrics {
     pub sip_legs: Gauge,
     pub sip_dialogs: Gauge,
     pub rtp_port_pairs: Gauge,
+    /// Totals kept by the SIP stack, copied in.
+    pub sip_unsolicited_answered: Counter,
+    pub sip_unsolicited_dropped: Counter,
+    pub sip_registrations_refused: Counter,
 }
 
 impl Metrics {
@@ -25,12 +30,33 @@ impl Metrics {
                 ("node".to_owned(), node_name.to_owned()),
             ]),
         );
+        let sip_unsolicited_answered = Counter::default();
+        registry.register(
+            "sip_unsolicited_answered",
+            "Requests outside our dialogs (scanners, calls to a caller id) refused with an answer",
+            sip_unsolicited_answered.clone(),
+        );
+        let sip_unsolicited_dropped = Counter::default();
+        registry.register(
+            "sip_unsolicited_dropped",
+            "Requests outside our dialogs dropped unanswered: their source exceeded its rate",
+            sip_unsolicited_dropped.clone(),
+        );
+        let sip_registrations_refused = Counter::default();
+        registry.register(
+            "sip_registrations_refused",
+            "REGISTERs refused: bad credentials, unknown users, sources that failed too often",
+            sip_registrations_refused.clone(),
+        );
         let mut gauge = |name: &str, help: &str| {
             let g = Gauge::default();
             registry.register(name, help, g.clone());
             g
         };
         Self {
+            sip_unsolicited_answered,
+            sip_unsolicited_dropped,
+            sip_registrations_refused,
             start_time_seconds: gauge("start_time_seconds", "Unix time at which this server started"),
             calls_active: gauge("calls_active", "Calls running now"),
             sip_legs: gauge("sip_legs", "Outgoing SIP legs alive"),

@@ -109,6 +109,9 @@ pub struct EngineCounts {
     pub sip_legs: usize,
     pub sip_dialogs: usize,
     pub rtp_port_pairs: usize,
+    pub sip_unsolicited_answered: u64,
+    pub sip_unsolicited_dropped: u64,
+    pub sip_registrations_refused: u64,
 }
 
 enum Control {
@@ -217,6 +220,9 @@ impl Engine {
             sip_legs: sip.legs,
             sip_dialogs: sip.dialogs,
             rtp_port_pairs: self.shared.ports.in_use(),
+            sip_unsolicited_answered: sip.unsolicited_answered,
+            sip_unsolicited_dropped: sip.unsolicited_dropped,
+            sip_registrations_refused: sip.registrations_refused,
         }
     }
 

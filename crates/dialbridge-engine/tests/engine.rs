@@ -43,6 +43,7 @@ async fn engine(rtp_inactivity: Duration) -> Engine {
             registrar: RegistrarSettings::default(),
             t1: Duration::from_millis(100),
             server_key: [5; 32],
+            unsolicited: Default::default(),
         },
         rtp_ip: "127.0.0.1".parse().unwrap(),
         rtp_ports: 32_000..=39_999,
@@ -144,14 +145,9 @@ async fn run_to_end(mut handle: CallHandle) -> (Vec<Progress>, CallReport) {
 
 /// Waits until the engine holds nothing of any call.
 async fn assert_all_released(engine: &Engine) {
-    let zero = EngineCounts {
-        calls: 0,
-        sip_legs: 0,
-        sip_dialogs: 0,
-        rtp_port_pairs: 0,
-    };
     for _ in 0..200 {
-        if engine.counts() == zero {
+        let c = engine.counts();
+        if (c.calls, c.sip_legs, c.sip_dialogs, c.rtp_port_pairs) == (0, 0, 0, 0) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -963,4 +959,127 @@ async fn a_bridged_call_is_cut_off_at_a_limit_set_at_the_bridge() {
     assert!(finish(carrier).await.1.contains("BYE received"));
     assert_all_released(&engine).await;
     assert!(!engine.limit_duration("t-limit", Duration::from_secs(1)));
+}
+
+/// This process's resident memory, KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unsolicited_requests_leaves_bridged_calls_and_resources_alone() {
+    const CALLS: u32 = 50;
+    const FLOOD: u32 = 10_000;
+    let engine = engine(Duration::from_secs(60)).await;
+    let (phone_port, carrier_port) = (free_port(), free_port());
+    let uas = |port: u16, settings: &[(&str, &str)]| {
+        let mut b = SippBuilder::new("phone_uas.xml", None)
+            .args(["-p".to_owned(), port.to_string(), "-m".to_owned(), CALLS.to_string()])
+            .media_port(free_port())
+            .args(["-key", "rtp_stream", "pause"]);
+        for (name, value) in settings {
+            b = b.set(name, value);
+        }
+        b.spawn()
+    };
+    let phone = uas(phone_port, &[("ring_ms", "0")]);
+    // Held long enough for the whole flood to pass while every call is bridged.
+    let carrier = uas(carrier_port, &[("ring_ms", "0"), ("talk_ms", "9000")]);
+    register_agent(&engine, phone_port).await;
+    let mut calls = Vec::new();
+    for i in 0..CALLS {
+        let request = outcall(
+            &format!("t-flood-{i}"),
+            extension(),
+            trunk(carrier_port, false, None),
+            timers(),
+        );
+        calls.push(tokio::spawn(run_to_end(engine.start_preview_outcall(request).unwrap())));
+    }
+    for _ in 0..100 {
+        if engine.counts().rtp_port_pairs == CALLS as usize * 2 && engine.counts().sip_dialogs == CALLS as usize * 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = engine.counts();
+    assert_eq!(before.sip_legs, CALLS as usize * 2, "{before:?}");
+    let rss_before = rss_kib();
+
+    // Two scanners on other loopback addresses: INVITEs to made-up numbers, and REGISTERs with
+    // credentials for users that do not exist.
+    let scanner = |address: &str, method: &str| {
+        SippBuilder::new("flood.xml", Some(engine.sip_addr()))
+            .args(["-i", address, "-p", &free_port().to_string()])
+            .args(["-r", "2500", "-m", &FLOOD.to_string()])
+            .set("method", method)
+            .spawn()
+    };
+    let invites = scanner("127.0.0.2", "INVITE");
+    let registers = scanner("127.0.0.3", "REGISTER");
+    let mut peak = engine.counts();
+    let flooding = tokio::task::spawn_blocking(move || {
+        let (mut invites, mut registers) = (invites, registers);
+        // A scanner ignores what it gets back (SIPp calls an answer to a call it already
+        // ended a failure): what matters is that it sent everything and exited.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while (invites.exited().is_none() || registers.exited().is_none()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let sent = (invites.exited().is_some(), registers.exited().is_some());
+        (sent, invites.logs() + &registers.logs())
+    });
+    while !flooding.is_finished() {
+        let now = engine.counts();
+        peak.sip_legs = peak.sip_legs.max(now.sip_legs);
+        peak.sip_dialogs = peak.sip_dialogs.max(now.sip_dialogs);
+        peak.rtp_port_pairs = peak.rtp_port_pairs.max(now.rtp_port_pairs);
+        peak.calls = peak.calls.max(now.calls);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (sent, logs) = flooding.await.unwrap();
+    assert_eq!(
+        sent,
+        (true, true),
+        "both scanners sent everything: {}",
+        &logs[..logs.len().min(3000)]
+    );
+    assert_eq!(
+        (peak.calls, peak.sip_legs, peak.sip_dialogs, peak.rtp_port_pairs),
+        (before.calls, before.sip_legs, before.sip_dialogs, before.rtp_port_pairs),
+        "the flood got no call, leg, dialog or port"
+    );
+    let after = engine.counts();
+    assert!(
+        after.sip_unsolicited_answered + after.sip_unsolicited_dropped >= u64::from(FLOOD) * 9 / 10,
+        "the INVITEs are counted: {after:?}"
+    );
+    assert!(
+        after.sip_unsolicited_answered < u64::from(FLOOD) / 10,
+        "most are dropped unanswered: {after:?}"
+    );
+    assert!(
+        after.sip_registrations_refused >= u64::from(FLOOD) * 9 / 10,
+        "{after:?}"
+    );
+
+    // Every call was bridged through the flood and ended with the carrier's BYE.
+    for call in calls {
+        let (_, report) = call.await.unwrap();
+        assert_eq!(
+            (report.outcome.reason, report.outcome.phase),
+            (EndReason::CustomerHungUp, Phase::Bridged),
+            "{report:?}"
+        );
+    }
+    assert!(finish(carrier).await.0);
+    assert!(finish(phone).await.0);
+    assert_all_released(&engine).await;
+    let grown = rss_kib().saturating_sub(rss_before);
+    assert!(grown < 16 * 1024, "memory grew by {grown} KiB over the flood");
 }

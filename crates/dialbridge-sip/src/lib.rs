@@ -8,8 +8,10 @@ pub mod digest;
 mod message;
 pub mod registrar;
 pub mod stack;
+pub mod unsolicited;
 
 pub use registrar::{RegistrarSettings, SipTransport};
 pub use stack::{
     AccountDirectory, Leg, LegEvent, LegHangUp, LegSpec, Registration, SipConfig, SipCounts, SipError, SipStack,
 };
+pub use unsolicited::UnsolicitedSettings;

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,6 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::message::{parse_contacts, uri_user};
 use crate::registrar::{RegisterReply, RegisterRequest, Registrar, RegistrarSettings, SendTarget, SipTransport};
+use crate::unsolicited::{SourceLimiter, UnsolicitedSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SipError {
@@ -66,6 +68,7 @@ pub struct SipConfig {
     /// RFC 3261 T1; INVITE and non-INVITE timeouts are 64·T1. Tests shorten it.
     pub t1: Duration,
     pub server_key: [u8; 32],
+    pub unsolicited: UnsolicitedSettings,
 }
 
 /// Where a registered phone is, as the registrar learnt it.
@@ -84,6 +87,12 @@ pub struct SipCounts {
     pub dialogs: usize,
     pub legs: usize,
     pub bindings: usize,
+    /// Requests outside any dialog of ours (not REGISTER) answered with a refusal, and those
+    /// dropped unanswered because their source sent too many, since the start.
+    pub unsolicited_answered: u64,
+    pub unsolicited_dropped: u64,
+    /// REGISTERs refused (bad credentials, unknown users, sources that failed too often).
+    pub registrations_refused: u64,
 }
 
 struct Shared {
@@ -91,6 +100,10 @@ struct Shared {
     registrar: Mutex<Registrar<SocketAddr>>,
     directory: Arc<dyn AccountDirectory>,
     legs: std::sync::atomic::AtomicUsize,
+    unsolicited: Mutex<SourceLimiter>,
+    unsolicited_answered: AtomicU64,
+    unsolicited_dropped: AtomicU64,
+    registrations_refused: AtomicU64,
 }
 
 pub struct SipStack {
@@ -118,6 +131,13 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 fn to_library_transport(t: SipTransport) -> rsipstack::sip::Transport {
     match t {
         SipTransport::Udp => rsipstack::sip::Transport::Udp,
@@ -126,6 +146,21 @@ fn to_library_transport(t: SipTransport) -> rsipstack::sip::Transport {
 }
 
 impl Shared {
+    fn limiter(&self) -> MutexGuard<'_, SourceLimiter> {
+        self.unsolicited
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts the request as answered when its source is still under its limit.
+    fn may_answer_unsolicited(&self, tx: &Transaction) -> bool {
+        let allowed = request_source(tx).is_some_and(|(source, _)| self.limiter().allow(source.ip(), now_millis()));
+        if allowed {
+            self.unsolicited_answered.fetch_add(1, Ordering::Relaxed);
+        }
+        allowed
+    }
+
     fn registrar(&self) -> MutexGuard<'_, Registrar<SocketAddr>> {
         // A panic while holding the lock would be a bug in the registrar's pure code; the
         // bindings stay usable rather than poisoning every later request.
@@ -198,6 +233,10 @@ impl SipStack {
             registrar: Mutex::new(Registrar::new(config.registrar, &config.server_key)),
             directory,
             legs: std::sync::atomic::AtomicUsize::new(0),
+            unsolicited: Mutex::new(SourceLimiter::new(config.unsolicited)),
+            unsolicited_answered: AtomicU64::new(0),
+            unsolicited_dropped: AtomicU64::new(0),
+            registrations_refused: AtomicU64::new(0),
         });
 
         let mut tasks = Vec::new();
@@ -222,7 +261,10 @@ impl SipStack {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tokio::select! {
-                    _ = tick.tick() => sweeper.registrar().sweep(now_secs()),
+                    _ = tick.tick() => {
+                        sweeper.registrar().sweep(now_secs());
+                        sweeper.limiter().sweep(now_millis());
+                    }
                     () = sweep_cancel.cancelled() => break,
                 }
             }
@@ -285,6 +327,9 @@ impl SipStack {
             dialogs: self.shared.dialog_layer.len(),
             legs: self.shared.legs.load(std::sync::atomic::Ordering::Relaxed),
             bindings: self.shared.registrar().binding_count(),
+            unsolicited_answered: self.shared.unsolicited_answered.load(Ordering::Relaxed),
+            unsolicited_dropped: self.shared.unsolicited_dropped.load(Ordering::Relaxed),
+            registrations_refused: self.shared.registrations_refused.load(Ordering::Relaxed),
         }
     }
 
@@ -532,6 +577,11 @@ async fn handle_incoming(shared: Arc<Shared>, mut tx: Transaction) {
         _ => match shared.dialog_layer.match_dialog(&tx) {
             Some(Dialog::Invite(mut dialog)) => dialog.handle(&mut tx).await.map_err(SipError::from),
             Some(_) => tx.reply(StatusCode::MethodNotAllowed).await.map_err(SipError::from),
+            None if !shared.may_answer_unsolicited(&tx) => {
+                // Dropping the transaction unanswered: no reply, nothing kept for it.
+                shared.unsolicited_dropped.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
             None => match tx.original.method {
                 Method::Options => tx.reply(StatusCode::OK).await.map_err(SipError::from),
                 Method::Invite => tx
@@ -592,6 +642,13 @@ async fn handle_register(shared: &Shared, tx: &mut Transaction) -> Result<(), Si
         return tx.reply(StatusCode::BadRequest).await.map_err(SipError::from);
     };
     if shared.registrar().is_blocked(source.ip(), now) {
+        // A source that failed too often: refused without a lookup, and beyond its rate not
+        // even answered.
+        shared.registrations_refused.fetch_add(1, Ordering::Relaxed);
+        if !shared.may_answer_unsolicited(tx) {
+            shared.unsolicited_dropped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         return tx.reply(StatusCode::Forbidden).await.map_err(SipError::from);
     }
     let aor = tx.original.to_header().ok().and_then(|to| uri_user(to.value()));
@@ -632,6 +689,7 @@ async fn handle_register(shared: &Shared, tx: &mut Transaction) -> Result<(), Si
             tx.reply_with(StatusCode::Unauthorized, headers, None).await?;
         }
         RegisterReply::Forbidden(why) => {
+            shared.registrations_refused.fetch_add(1, Ordering::Relaxed);
             tracing::info!(%aor, %source, reason = why, "REGISTER refused");
             tx.reply_with(StatusCode::Forbidden, vec![warning(why)], None).await?;
         }

@@ -35,6 +35,7 @@ async fn start(registrar: RegistrarSettings) -> SipStack {
         registrar,
         t1: Duration::from_millis(100),
         server_key: [3; 32],
+        unsolicited: Default::default(),
     };
     SipStack::start(config, Arc::new(accounts)).await.unwrap()
 }
@@ -215,4 +216,101 @@ async fn replayed_and_expired_nonces_are_challenged_again() {
         );
     });
     stack.shutdown().await;
+}
+
+fn unsolicited(method: &str, n: usize, from: SocketAddr, to: SocketAddr) -> String {
+    format!(
+        "{method} sip:02160001234@{to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {from};branch=z9hG4bK-scan-{n};rport\r\n\
+         From: <sip:scanner@{from}>;tag=scan{n}\r\n\
+         To: <sip:02160001234@{to}>\r\n\
+         Call-ID: scan-{n}@{from}\r\n\
+         CSeq: 1 {method}\r\n\
+         Contact: <sip:scanner@{from}>\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// Replies read until none arrives for a while, by their status code.
+fn replies(socket: &UdpSocket) -> HashMap<String, usize> {
+    socket.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let mut codes = HashMap::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(len) = socket.recv(&mut buffer) {
+        let text = String::from_utf8_lossy(&buffer[..len]).into_owned();
+        let code = text.split_whitespace().nth(1).unwrap_or("?").to_owned();
+        *codes.entry(code).or_insert(0) += 1;
+    }
+    codes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsolicited_requests_are_refused_then_dropped_per_source_without_any_state() {
+    let accounts = Accounts(HashMap::new());
+    let config = SipConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        transports: vec![SipTransport::Udp],
+        public_ip: None,
+        user_agent: "dialbridge-test".into(),
+        call_id_domain: "dialbridge.test".into(),
+        registrar: RegistrarSettings::default(),
+        t1: Duration::from_millis(100),
+        server_key: [3; 32],
+        unsolicited: dialbridge_sip::UnsolicitedSettings {
+            per_second: 5,
+            burst: 10,
+            max_sources: 100,
+        },
+    };
+    let stack = SipStack::start(config, Arc::new(accounts)).await.unwrap();
+    let server = stack.local_addr();
+
+    // A scanner on another loopback address sends 300 INVITEs at once: the first ten (its
+    // burst) get a 403, the rest nothing at all, and nothing is kept for any of them.
+    let scanner = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let from = scanner.local_addr().unwrap();
+    for n in 0..300 {
+        scanner
+            .send_to(unsolicited("INVITE", n, from, server).as_bytes(), server)
+            .unwrap();
+        if n % 20 == 19 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let codes = tokio::task::block_in_place(|| replies(&scanner));
+    let refused = codes.get("403").copied().unwrap_or(0);
+    assert!((10..=12).contains(&refused), "{codes:?}");
+    assert_eq!(codes.len(), 1, "only 403s: {codes:?}");
+    let counts = stack.counts();
+    assert_eq!(counts.unsolicited_answered, refused as u64);
+    // The kernel may drop a few of a burst this fast before they are read (its RcvbufErrors).
+    let seen = counts.unsolicited_answered + counts.unsolicited_dropped;
+    assert!((280..=300).contains(&seen), "{counts:?}");
+    assert_eq!((counts.dialogs, counts.legs), (0, 0), "no dialog for any of them");
+
+    // Another source is not held back by the scanner: its OPTIONS is answered.
+    let neighbour = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let from = neighbour.local_addr().unwrap();
+    neighbour
+        .send_to(unsolicited("OPTIONS", 1, from, server).as_bytes(), server)
+        .unwrap();
+    let codes = tokio::task::block_in_place(|| replies(&neighbour));
+    assert_eq!(codes.get("200"), Some(&1), "{codes:?}");
+
+    // Over a second later the scanner is answered again (five a second, at most its burst).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    for n in 300..320 {
+        scanner
+            .send_to(unsolicited("INVITE", n, from_of(&scanner), server).as_bytes(), server)
+            .unwrap();
+    }
+    let codes = tokio::task::block_in_place(|| replies(&scanner));
+    let again = codes.get("403").copied().unwrap_or(0);
+    assert!((5..=10).contains(&again), "{codes:?}");
+    stack.shutdown().await;
+}
+
+fn from_of(socket: &UdpSocket) -> SocketAddr {
+    socket.local_addr().unwrap()
 }

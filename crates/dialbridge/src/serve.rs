@@ -91,6 +91,7 @@ fn engine_config(config: &Config, key: &[u8; 32]) -> EngineConfig {
             registrar: RegistrarSettings::default(),
             t1: Duration::from_millis(500),
             server_key: *key,
+            unsolicited: Default::default(),
         },
         rtp_ip: config.public_address,
         rtp_ports: config.rtp_ports.clone(),
@@ -108,6 +109,18 @@ async fn update_gauges(engine: Engine, metrics: Arc<Metrics>) {
         metrics.sip_legs.set(as_gauge(counts.sip_legs));
         metrics.sip_dialogs.set(as_gauge(counts.sip_dialogs));
         metrics.rtp_port_pairs.set(as_gauge(counts.rtp_port_pairs));
+        metrics
+            .sip_unsolicited_answered
+            .inner()
+            .store(counts.sip_unsolicited_answered, std::sync::atomic::Ordering::Relaxed);
+        metrics
+            .sip_unsolicited_dropped
+            .inner()
+            .store(counts.sip_unsolicited_dropped, std::sync::atomic::Ordering::Relaxed);
+        metrics
+            .sip_registrations_refused
+            .inner()
+            .store(counts.sip_registrations_refused, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -13,6 +13,13 @@ fn serve_starts_with_no_config_and_shuts_down_on_sigterm() {
     let (status, metrics) = http_get(&server.http, "/metrics");
     assert_eq!(status, 200);
     assert!(metrics.contains("dialbridge_build_info{"), "{metrics}");
+    for counter in [
+        "dialbridge_sip_unsolicited_answered_total 0",
+        "dialbridge_sip_unsolicited_dropped_total 0",
+        "dialbridge_sip_registrations_refused_total 0",
+    ] {
+        assert!(metrics.contains(counter), "{counter}: {metrics}");
+    }
     let data = op.dir.path().join("dialbridge-data");
     assert!(data.join("dialbridge.db").exists());
     assert!(data.join("secret.key").exists());
