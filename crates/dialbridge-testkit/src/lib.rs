@@ -51,6 +51,8 @@ pub struct Sipp {
 pub struct SippBuilder {
     args: Vec<String>,
     name: String,
+    /// Answers calls (no remote address to send to first).
+    server: bool,
 }
 
 impl SippBuilder {
@@ -83,6 +85,7 @@ impl SippBuilder {
         );
         Self {
             args,
+            server: remote.is_none(),
             name: scenario
                 .file_name()
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
@@ -120,6 +123,7 @@ impl SippBuilder {
     }
 
     pub fn spawn(self) -> Sipp {
+        let listen = self.listen_address();
         let dir = tempfile::tempdir().expect("temp dir");
         let child = Command::new("sipp")
             .args(&self.args)
@@ -129,11 +133,46 @@ impl SippBuilder {
             .stderr(Stdio::null())
             .spawn()
             .expect("sipp must be installed (scripts/test installs sip-tester)");
-        Sipp {
+        let mut sipp = Sipp {
             child,
             dir,
             name: self.name,
+        };
+        // Callers of a SIPp that answers must not reach it before it listens (a call placed too
+        // early looks like an unreachable phone).
+        if let Some((address, tcp)) = listen {
+            let free = || {
+                if tcp {
+                    TcpListener::bind(address).is_ok()
+                } else {
+                    UdpSocket::bind(address).is_ok()
+                }
+            };
+            let end = Instant::now() + Duration::from_secs(10);
+            while free() && sipp.exited().is_none() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
+        sipp
+    }
+
+    /// Where a SIPp that answers listens (`-i`, `-p`, and TCP for `-t t1`/`tn`); `None` for a
+    /// caller, which binds nothing before it sends.
+    fn listen_address(&self) -> Option<(SocketAddr, bool)> {
+        if !self.server {
+            return None;
+        }
+        let last_value = |flag: &str| {
+            self.args
+                .windows(2)
+                .filter(|w| w[0] == flag)
+                .last()
+                .map(|w| w[1].clone())
+        };
+        let port: u16 = last_value("-p")?.parse().ok()?;
+        let ip: std::net::IpAddr = last_value("-i")?.parse().ok()?;
+        let tcp = last_value("-t").is_some_and(|t| t.starts_with('t'));
+        Some((SocketAddr::new(ip, port), tcp))
     }
 }
 
