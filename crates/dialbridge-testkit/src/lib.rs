@@ -162,13 +162,7 @@ impl SippBuilder {
         if !self.server {
             return None;
         }
-        let last_value = |flag: &str| {
-            self.args
-                .windows(2)
-                .filter(|w| w[0] == flag)
-                .last()
-                .map(|w| w[1].clone())
-        };
+        let last_value = |flag: &str| self.args.windows(2).rfind(|w| w[0] == flag).map(|w| w[1].clone());
         let port: u16 = last_value("-p")?.parse().ok()?;
         let ip: std::net::IpAddr = last_value("-i")?.parse().ok()?;
         let tcp = last_value("-t").is_some_and(|t| t.starts_with('t'));
