@@ -178,7 +178,7 @@ impl CallTask {
         match sdp::parse(body) {
             Ok(remote) => {
                 let law = remote.law()?;
-                self.media.set_remote(leg, remote.address, law);
+                self.media.set_remote(leg, remote.address, law, remote.telephone_event);
                 Some(law)
             }
             Err(e) => {

@@ -1083,3 +1083,57 @@ async fn a_flood_of_unsolicited_requests_leaves_bridged_calls_and_resources_alon
     let grown = rss_kib().saturating_sub(rss_before);
     assert!(grown < 16 * 1024, "memory grew by {grown} KiB over the flood");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digit_pressed_by_the_agent_reaches_the_carrier_under_the_carriers_payload_type() {
+    let engine = engine(Duration::from_secs(30)).await;
+    let (phone_port, carrier_port) = (free_port(), free_port());
+    // The carrier's media is this socket: what it receives is what the carrier would hear.
+    let carrier_media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let phone = SippBuilder::new("dtmf_phone.xml", None)
+        .args(["-p".to_owned(), phone_port.to_string(), "-m".to_owned(), "1".to_owned()])
+        .media_port(free_port())
+        .spawn();
+    let carrier = SippBuilder::new("dtmf_carrier.xml", None)
+        .args([
+            "-p".to_owned(),
+            carrier_port.to_string(),
+            "-m".to_owned(),
+            "1".to_owned(),
+        ])
+        .set("sdp_port", carrier_media.local_addr().unwrap().port())
+        .set("talk_ms", 2500)
+        .media_port(free_port())
+        .spawn();
+    register_agent(&engine, phone_port).await;
+    let handle = engine
+        .start_preview_outcall(outcall(
+            "t-dtmf",
+            extension(),
+            trunk(carrier_port, false, None),
+            timers(),
+        ))
+        .unwrap();
+    let call = tokio::spawn(run_to_end(handle));
+    // RFC 4733: payload type 96 as the carrier answered, event 5 in the payload's first byte.
+    let mut digits = Vec::new();
+    let mut buffer = [0u8; 2048];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Ok(Ok(len)) = tokio::time::timeout_at(deadline, carrier_media.recv(&mut buffer)).await {
+        if len >= 16 && buffer[1] & 0x7F == 96 {
+            digits.push(buffer[12]);
+        }
+    }
+    let (_, report) = call.await.unwrap();
+    assert_eq!(
+        (report.outcome.reason, report.outcome.phase),
+        (EndReason::CustomerHungUp, Phase::Bridged)
+    );
+    assert!(!digits.is_empty(), "no telephone event arrived: {report:?}");
+    assert!(digits.iter().all(|d| *d == 5), "{digits:?}");
+    assert!(report.media.telephone_events >= 1, "{:?}", report.media);
+    let (ok, logs) = finish(phone).await;
+    assert!(ok && logs.contains("pressed 5"), "{logs}");
+    assert!(finish(carrier).await.0);
+    assert_all_released(&engine).await;
+}

@@ -16,6 +16,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::g711::{self, Law};
 use crate::ports::{PortPool, RtpPorts};
+use crate::sdp;
 use crate::MediaError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,6 +54,8 @@ pub struct RelayStats {
     pub customer_to_agent_packets: u64,
     pub customer_to_agent_bytes: u64,
     pub ringback_packets: u64,
+    /// Telephone-event (DTMF) packets forwarded, both ways.
+    pub telephone_events: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -61,7 +64,7 @@ pub struct RelaySettings {
 }
 
 enum Command {
-    Remote(MediaLeg, SocketAddr, Law),
+    Remote(MediaLeg, SocketAddr, Law, Option<u8>),
     Mode(RelayMode),
 }
 
@@ -106,9 +109,10 @@ impl MediaSession {
         self.customer_port
     }
 
-    /// Where a leg wants RTP (from its SDP) and the law it chose.
-    pub fn set_remote(&self, leg: MediaLeg, address: SocketAddr, law: Law) {
-        let _ = self.commands.send(Command::Remote(leg, address, law));
+    /// Where a leg wants RTP (from its SDP), the law it chose, and the payload type it takes
+    /// telephone events under (`None`: it takes none).
+    pub fn set_remote(&self, leg: MediaLeg, address: SocketAddr, law: Law, telephone_event: Option<u8>) {
+        let _ = self.commands.send(Command::Remote(leg, address, law, telephone_event));
     }
 
     pub fn set_mode(&self, mode: RelayMode) {
@@ -128,6 +132,7 @@ struct Side {
     remote: Option<SocketAddr>,
     latched: bool,
     law: Law,
+    telephone_event: Option<u8>,
     last_received: Instant,
     inactive_reported: bool,
 }
@@ -139,6 +144,7 @@ impl Side {
             remote: None,
             latched: false,
             law: Law::Mu,
+            telephone_event: None,
             last_received: Instant::now(),
             inactive_reported: false,
         }
@@ -197,12 +203,13 @@ impl Relay {
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(Command::Remote(leg, address, law)) => {
+                    Some(Command::Remote(leg, address, law, telephone_event)) => {
                         let side = self.side(leg);
                         if !side.latched {
                             side.remote = Some(address);
                         }
                         side.law = law;
+                        side.telephone_event = telephone_event;
                     }
                     Some(Command::Mode(mode)) => {
                         if mode == RelayMode::Bridged && self.mode != RelayMode::Bridged {
@@ -280,10 +287,20 @@ impl Relay {
             MediaLeg::Customer => (&self.agent, MediaLeg::Agent),
         };
         let Some(remote) = to.remote else { return };
-        if from_law != to.law {
-            convert_law(packet, from_law, to.law);
-        }
+        let event = match map_telephone_event(packet, to.telephone_event) {
+            EventMapping::NotAnEvent => {
+                if from_law != to.law {
+                    convert_law(packet, from_law, to.law);
+                }
+                false
+            }
+            EventMapping::Mapped => true,
+            EventMapping::NotTaken => return,
+        };
         if to.ports.rtp.send_to(packet, remote).await.is_ok() {
+            if event {
+                self.stats.telephone_events += 1;
+            }
             let bytes = packet.len() as u64;
             match to_leg {
                 MediaLeg::Customer => {
@@ -296,6 +313,30 @@ impl Relay {
                 }
             }
         }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum EventMapping {
+    NotAnEvent,
+    /// Now under the receiving leg's payload type.
+    Mapped,
+    /// The receiving leg takes no telephone events: drop it.
+    NotTaken,
+}
+
+/// Telephone events reach us under the payload type of our offers; each far end takes them
+/// under the one it answered with, which may differ: rewrite it in place.
+fn map_telephone_event(packet: &mut [u8], to_event_type: Option<u8>) -> EventMapping {
+    if packet.len() < RTP_HEADER || packet[1] & 0x7F != sdp::TELEPHONE_EVENT_PT {
+        return EventMapping::NotAnEvent;
+    }
+    match to_event_type {
+        Some(pt) => {
+            packet[1] = (packet[1] & 0x80) | (pt & 0x7F);
+            EventMapping::Mapped
+        }
+        None => EventMapping::NotTaken,
     }
 }
 

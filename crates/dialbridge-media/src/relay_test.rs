@@ -58,3 +58,24 @@ fn ringback_cadence() {
     assert_eq!(silent[1], 8);
     assert!(silent[12..].iter().all(|b| *b == Law::A.encode(0)), "then silence");
 }
+
+#[test]
+fn telephone_events_take_the_receiving_legs_payload_type() {
+    let mut event = rtp(sdp::TELEPHONE_EVENT_PT, &[5, 0x0a, 0, 160]);
+    event[1] |= 0x80; // the marker of an event's first packet survives
+    assert_eq!(map_telephone_event(&mut event, Some(96)), EventMapping::Mapped);
+    assert_eq!(event[1], 0x80 | 96);
+    assert_eq!(&event[12..], &[5, 0x0a, 0, 160], "the event itself is untouched");
+
+    let mut event = rtp(sdp::TELEPHONE_EVENT_PT, &[5, 0x0a, 0, 160]);
+    assert_eq!(map_telephone_event(&mut event, None), EventMapping::NotTaken);
+
+    let mut audio = rtp(0, &[0xff; 160]);
+    assert_eq!(map_telephone_event(&mut audio, Some(96)), EventMapping::NotAnEvent);
+    assert_eq!(audio[1], 0);
+    assert_eq!(
+        map_telephone_event(&mut [0x80, 101], Some(96)),
+        EventMapping::NotAnEvent,
+        "too short"
+    );
+}

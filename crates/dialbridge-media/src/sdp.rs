@@ -19,6 +19,10 @@ pub enum SdpError {
     Malformed(String),
 }
 
+/// The payload type our offers give telephone events (RFC 4733): the far ends send DTMF to us
+/// under it, whatever number they chose for receiving it.
+pub const TELEPHONE_EVENT_PT: u8 = 101;
+
 /// Our offer: one audio stream at `ip:port`, the laws in order of preference, and
 /// telephone-event (RFC 4733) so DTMF passes through.
 pub fn offer(session_id: u64, ip: IpAddr, port: u16, laws: &[Law]) -> String {
@@ -26,7 +30,7 @@ pub fn offer(session_id: u64, ip: IpAddr, port: u16, laws: &[Law]) -> String {
     let payloads: Vec<String> = laws
         .iter()
         .map(|l| l.payload_type().to_string())
-        .chain(["101".into()])
+        .chain([TELEPHONE_EVENT_PT.to_string()])
         .collect();
     let mut sdp = format!(
         "v=0\r\no=dialbridge {session_id} {session_id} IN {ip_kind} {ip}\r\ns=dialbridge\r\nc=IN {ip_kind} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {}\r\n",
@@ -39,7 +43,9 @@ pub fn offer(session_id: u64, ip: IpAddr, port: u16, laws: &[Law]) -> String {
         };
         sdp.push_str(&format!("a=rtpmap:{} {name}/8000\r\n", law.payload_type()));
     }
-    sdp.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n");
+    sdp.push_str(&format!(
+        "a=rtpmap:{TELEPHONE_EVENT_PT} telephone-event/8000\r\na=fmtp:{TELEPHONE_EVENT_PT} 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
+    ));
     sdp
 }
 
@@ -50,6 +56,8 @@ pub struct RemoteMedia {
     pub address: SocketAddr,
     /// The payload types of its audio stream, in its order.
     pub payload_types: Vec<u8>,
+    /// The payload type under which it takes telephone events, if it takes them.
+    pub telephone_event: Option<u8>,
 }
 
 impl RemoteMedia {
@@ -65,6 +73,7 @@ pub fn parse(body: &[u8]) -> Result<RemoteMedia, SdpError> {
     let mut media_ip: Option<IpAddr> = None;
     let mut audio: Option<(u16, Vec<u8>)> = None;
     let mut in_audio = false;
+    let mut event_types: Vec<u8> = Vec::new();
     for line in text.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("m=") {
             in_audio = false;
@@ -76,6 +85,13 @@ pub fn parse(body: &[u8]) -> Result<RemoteMedia, SdpError> {
                 let payloads = fields.filter_map(|p| p.parse::<u8>().ok()).collect();
                 audio = Some((port, payloads));
                 in_audio = true;
+            }
+        } else if let Some(rest) = line.strip_prefix("a=rtpmap:").filter(|_| in_audio) {
+            let mut fields = rest.split_whitespace();
+            let pt = fields.next().and_then(|p| p.parse::<u8>().ok());
+            let encoding = fields.next().unwrap_or("");
+            if let Some(pt) = pt.filter(|_| encoding.to_ascii_lowercase().starts_with("telephone-event/8000")) {
+                event_types.push(pt);
             }
         } else if let Some(rest) = line.strip_prefix("c=") {
             let ip = rest
@@ -92,9 +108,11 @@ pub fn parse(body: &[u8]) -> Result<RemoteMedia, SdpError> {
     }
     let (port, payload_types) = audio.ok_or(SdpError::NoAudio)?;
     let ip = media_ip.or(session_ip).ok_or(SdpError::NoConnection)?;
+    let telephone_event = event_types.into_iter().find(|pt| payload_types.contains(pt));
     Ok(RemoteMedia {
         address: SocketAddr::new(ip, port),
         payload_types,
+        telephone_event,
     })
 }
 

@@ -8,6 +8,19 @@ fn our_offer_parses_back() {
     assert_eq!(parsed.address, "127.0.0.1:20000".parse().unwrap());
     assert_eq!(parsed.payload_types, vec![0, 8, 101]);
     assert_eq!(parsed.law(), Some(Law::Mu));
+    assert_eq!(parsed.telephone_event, Some(TELEPHONE_EVENT_PT));
+}
+
+#[test]
+fn finds_the_payload_type_a_far_end_takes_telephone_events_under() {
+    let answer = "v=0\r\nc=IN IP4 10.0.0.5\r\nm=audio 4000 RTP/AVP 0 96\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:96 Telephone-Event/8000\r\na=fmtp:96 0-15\r\n";
+    assert_eq!(parse(answer.as_bytes()).unwrap().telephone_event, Some(96));
+    // Listed in an rtpmap but not on the m= line: not taken.
+    let unlisted = "v=0\r\nc=IN IP4 10.0.0.5\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:96 telephone-event/8000\r\n";
+    assert_eq!(parse(unlisted.as_bytes()).unwrap().telephone_event, None);
+    // Another stream's events are not the audio stream's.
+    let video = "v=0\r\nc=IN IP4 10.0.0.5\r\nm=audio 4000 RTP/AVP 0\r\nm=video 5000 RTP/AVP 97\r\na=rtpmap:97 telephone-event/8000\r\n";
+    assert_eq!(parse(video.as_bytes()).unwrap().telephone_event, None);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use dialbridge_media::sdp::TELEPHONE_EVENT_PT;
 use dialbridge_media::{Law, MediaEvent, MediaLeg, MediaSession, PortPool, RelayMode, RelaySettings};
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
@@ -49,10 +50,27 @@ struct Phones {
 }
 
 async fn phones(session: &MediaSession, agent_law: Law, customer_law: Law) -> Phones {
+    phones_with_events(
+        session,
+        (agent_law, Some(TELEPHONE_EVENT_PT)),
+        (customer_law, Some(TELEPHONE_EVENT_PT)),
+    )
+    .await
+}
+
+/// Each phone's law and the payload type it takes telephone events under.
+async fn phones_with_events(session: &MediaSession, agent: (Law, Option<u8>), customer: (Law, Option<u8>)) -> Phones {
+    let (agent_law, agent_events) = agent;
+    let (customer_law, customer_events) = customer;
     let agent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let customer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    session.set_remote(MediaLeg::Agent, agent.local_addr().unwrap(), agent_law);
-    session.set_remote(MediaLeg::Customer, customer.local_addr().unwrap(), customer_law);
+    session.set_remote(MediaLeg::Agent, agent.local_addr().unwrap(), agent_law, agent_events);
+    session.set_remote(
+        MediaLeg::Customer,
+        customer.local_addr().unwrap(),
+        customer_law,
+        customer_events,
+    );
     Phones {
         agent,
         customer,
@@ -230,4 +248,39 @@ async fn a_silent_leg_is_reported_once() {
         .map(|e| e != Some(MediaEvent::Inactive(MediaLeg::Customer)))
         .unwrap_or(true));
     session.finish().await;
+}
+
+#[tokio::test]
+async fn dtmf_events_cross_under_each_legs_payload_type_and_are_never_transcoded() {
+    let pool = pool();
+    let (session, _events) = MediaSession::start(
+        &pool,
+        RelaySettings {
+            inactivity_timeout: Duration::from_secs(60),
+        },
+    )
+    .unwrap();
+    // The carrier answered telephone-event as 96 (and A-law); the agent's phone took none.
+    let p = phones_with_events(&session, (Law::Mu, None), (Law::A, Some(96))).await;
+    session.set_mode(RelayMode::Bridged);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Digit 5, end bit clear, volume 10, duration 160: sent under our offer's type.
+    let mut digit = rtp(TELEPHONE_EVENT_PT, 7, 0);
+    digit.truncate(12);
+    digit.extend([5, 0x0a, 0, 160]);
+    p.agent.send_to(&digit, p.to_agent_port).await.unwrap();
+    let got = recv(&p.customer).await.unwrap();
+    assert_eq!(got[1] & 0x7F, 96);
+    assert_eq!(&got[12..], &[5, 0x0a, 0, 160], "not transcoded as if it were A-law");
+    assert_eq!(&got[2..12], &digit[2..12], "sequence, timestamp and SSRC kept");
+    // The other way the agent takes no events: nothing is sent, audio still is.
+    p.customer.send_to(&digit, p.to_customer_port).await.unwrap();
+    p.customer
+        .send_to(&rtp(8, 8, Law::A.encode(0)), p.to_customer_port)
+        .await
+        .unwrap();
+    let got = recv(&p.agent).await.unwrap();
+    assert_eq!(got[1], 0, "the audio, not the event: {got:?}");
+    let stats = session.finish().await;
+    assert_eq!(stats.telephone_events, 1);
 }
