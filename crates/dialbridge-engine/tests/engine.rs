@@ -155,6 +155,18 @@ async fn assert_all_released(engine: &Engine) {
     panic!("left behind: {:?}", engine.counts());
 }
 
+/// A phone or carrier for `calls` calls that sends no RTP (load tests).
+fn silent_uas(port: u16, calls: u32, settings: &[(&str, &str)]) -> Sipp {
+    let mut b = SippBuilder::new("phone_uas.xml", None)
+        .args(["-p".to_owned(), port.to_string(), "-m".to_owned(), calls.to_string()])
+        .media_port(free_port())
+        .args(["-key", "rtp_stream", "pause"]);
+    for (name, value) in settings {
+        b = b.set(name, value);
+    }
+    b.spawn()
+}
+
 async fn finish(sipp: Sipp) -> (bool, String) {
     let mut sipp = sipp;
     tokio::task::spawn_blocking(move || (sipp.finish(Duration::from_secs(20)), sipp.logs()))
@@ -787,18 +799,8 @@ async fn two_hundred_concurrent_calls_complete_and_leave_nothing_behind() {
     const CALLS: u32 = 200;
     let engine = engine(Duration::from_secs(60)).await;
     let (phone_port, carrier_port) = (free_port(), free_port());
-    let silent = |port: u16, settings: &[(&str, &str)]| {
-        let mut b = SippBuilder::new("phone_uas.xml", None)
-            .args(["-p".to_owned(), port.to_string(), "-m".to_owned(), CALLS.to_string()])
-            .media_port(free_port())
-            .args(["-key", "rtp_stream", "pause"]);
-        for (name, value) in settings {
-            b = b.set(name, value);
-        }
-        b.spawn()
-    };
-    let phone = silent(phone_port, &[("ring_ms", "100")]);
-    let carrier = silent(carrier_port, &[("ring_ms", "100"), ("talk_ms", "1500")]);
+    let phone = silent_uas(phone_port, CALLS, &[("ring_ms", "100")]);
+    let carrier = silent_uas(carrier_port, CALLS, &[("ring_ms", "100"), ("talk_ms", "1500")]);
     register_agent(&engine, phone_port).await;
     let timers = CallTimers {
         agent_no_response: Duration::from_secs(5),
@@ -977,19 +979,9 @@ async fn a_flood_of_unsolicited_requests_leaves_bridged_calls_and_resources_alon
     const FLOOD: u32 = 10_000;
     let engine = engine(Duration::from_secs(60)).await;
     let (phone_port, carrier_port) = (free_port(), free_port());
-    let uas = |port: u16, settings: &[(&str, &str)]| {
-        let mut b = SippBuilder::new("phone_uas.xml", None)
-            .args(["-p".to_owned(), port.to_string(), "-m".to_owned(), CALLS.to_string()])
-            .media_port(free_port())
-            .args(["-key", "rtp_stream", "pause"]);
-        for (name, value) in settings {
-            b = b.set(name, value);
-        }
-        b.spawn()
-    };
-    let phone = uas(phone_port, &[("ring_ms", "0")]);
+    let phone = silent_uas(phone_port, CALLS, &[("ring_ms", "0")]);
     // Held long enough for the whole flood to pass while every call is bridged.
-    let carrier = uas(carrier_port, &[("ring_ms", "0"), ("talk_ms", "9000")]);
+    let carrier = silent_uas(carrier_port, CALLS, &[("ring_ms", "0"), ("talk_ms", "9000")]);
     register_agent(&engine, phone_port).await;
     let mut calls = Vec::new();
     for i in 0..CALLS {

@@ -32,6 +32,18 @@ fn rtp(pt: u8, seq: u16, payload_byte: u8) -> Vec<u8> {
     p
 }
 
+/// A session whose legs are never reported silent during a test.
+fn quiet_session(pool: &PortPool) -> MediaSession {
+    MediaSession::start(
+        pool,
+        RelaySettings {
+            inactivity_timeout: Duration::from_secs(60),
+        },
+    )
+    .unwrap()
+    .0
+}
+
 async fn recv(socket: &UdpSocket) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; 2048];
     let (n, _) = timeout(Duration::from_millis(500), socket.recv_from(&mut buf))
@@ -82,13 +94,7 @@ async fn phones_with_events(session: &MediaSession, agent: (Law, Option<u8>), cu
 #[tokio::test]
 async fn bridged_media_flows_both_ways_and_is_counted() {
     let pool = pool();
-    let (session, _events) = MediaSession::start(
-        &pool,
-        RelaySettings {
-            inactivity_timeout: Duration::from_secs(60),
-        },
-    )
-    .unwrap();
+    let session = quiet_session(&pool);
     let p = phones(&session, Law::Mu, Law::Mu).await;
     session.set_mode(RelayMode::Bridged);
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -120,13 +126,7 @@ async fn bridged_media_flows_both_ways_and_is_counted() {
 #[tokio::test]
 async fn different_laws_are_transcoded() {
     let pool = pool();
-    let (session, _events) = MediaSession::start(
-        &pool,
-        RelaySettings {
-            inactivity_timeout: Duration::from_secs(60),
-        },
-    )
-    .unwrap();
+    let session = quiet_session(&pool);
     let p = phones(&session, Law::Mu, Law::A).await;
     session.set_mode(RelayMode::Bridged);
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -151,13 +151,7 @@ async fn different_laws_are_transcoded() {
 #[tokio::test]
 async fn phases_decide_what_flows_and_the_agent_hears_ringback() {
     let pool = pool();
-    let (session, _events) = MediaSession::start(
-        &pool,
-        RelaySettings {
-            inactivity_timeout: Duration::from_secs(60),
-        },
-    )
-    .unwrap();
+    let session = quiet_session(&pool);
     let p = phones(&session, Law::Mu, Law::Mu).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     p.agent.send_to(&rtp(0, 1, 0x11), p.to_agent_port).await.unwrap();
@@ -197,13 +191,7 @@ async fn phases_decide_what_flows_and_the_agent_hears_ringback() {
 #[tokio::test]
 async fn latching_follows_the_real_source_and_ignores_strangers() {
     let pool = pool();
-    let (session, _events) = MediaSession::start(
-        &pool,
-        RelaySettings {
-            inactivity_timeout: Duration::from_secs(60),
-        },
-    )
-    .unwrap();
+    let session = quiet_session(&pool);
     let p = phones(&session, Law::Mu, Law::Mu).await;
     // The agent's SDP named a port it does not use: it sends from another socket (NAT).
     let real_agent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -253,13 +241,7 @@ async fn a_silent_leg_is_reported_once() {
 #[tokio::test]
 async fn dtmf_events_cross_under_each_legs_payload_type_and_are_never_transcoded() {
     let pool = pool();
-    let (session, _events) = MediaSession::start(
-        &pool,
-        RelaySettings {
-            inactivity_timeout: Duration::from_secs(60),
-        },
-    )
-    .unwrap();
+    let session = quiet_session(&pool);
     // The carrier answered telephone-event as 96 (and A-law); the agent's phone took none.
     let p = phones_with_events(&session, (Law::Mu, None), (Law::A, Some(96))).await;
     session.set_mode(RelayMode::Bridged);
