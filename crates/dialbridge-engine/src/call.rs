@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dialbridge_core::call::{CallEvent, CallMachine, Effect, Leg as CallLeg, Timer};
-use dialbridge_media::{sdp, Law, MediaEvent, MediaLeg, MediaSession, RelayMode};
-use dialbridge_sip::{Leg, LegEvent, LegSpec, SipTransport};
+use dialbridge_media::sdp::Direction;
+use dialbridge_media::{sdp, Law, MediaEvent, MediaLeg, MediaSession, RelayMode, RemoteLeg};
+use dialbridge_sip::{Leg, LegEvent, LegSpec, Renegotiation, SipTransport};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -32,8 +33,46 @@ async fn next_leg_event(leg: &mut Option<Leg>) -> LegEvent {
     }
 }
 
+/// Our side of a leg's session description, kept to answer the far end's re-INVITEs and
+/// UPDATEs (the media stays anchored here: nothing about them reaches the other leg).
+struct LocalDescription {
+    session_id: u64,
+    version: u64,
+    port: u16,
+    laws: Vec<Law>,
+    last: String,
+}
+
+impl LocalDescription {
+    fn offer(ip: std::net::IpAddr, port: u16, laws: &[Law]) -> Self {
+        let session_id: u64 = rand::random::<u32>().into();
+        let last = sdp::offer(session_id, ip, port, laws);
+        Self {
+            session_id,
+            version: session_id,
+            port,
+            laws: laws.to_vec(),
+            last,
+        }
+    }
+
+    /// Our answer to a re-offer: the law it chose, the direction that answers its own; the
+    /// version goes up only when the description changes.
+    fn answer(&mut self, ip: std::net::IpAddr, law: Law, direction: Direction) -> String {
+        let same = sdp::describe(self.session_id, self.version, ip, self.port, &[law], direction);
+        if same != self.last {
+            self.version += 1;
+            self.laws = vec![law];
+            self.last = sdp::describe(self.session_id, self.version, ip, self.port, &self.laws, direction);
+        }
+        self.last.clone()
+    }
+}
+
 struct CallTask {
     shared: Arc<Shared>,
+    agent_description: Option<LocalDescription>,
+    customer_description: Option<LocalDescription>,
     request: PreviewOutcall,
     media: MediaSession,
     agent: Option<Leg>,
@@ -60,6 +99,8 @@ pub(crate) async fn run(
         let (mut machine, effects) = CallMachine::start(request.timers, now_ms());
         let mut task = CallTask {
             shared: shared.clone(),
+            agent_description: None,
+            customer_description: None,
             request,
             media,
             agent: None,
@@ -171,14 +212,72 @@ impl CallTask {
             }
             LegEvent::Failed { code } => Some(CallEvent::Failed { leg, code }),
             LegEvent::RemoteBye | LegEvent::Ended => Some(CallEvent::HungUp { leg }),
+            LegEvent::Renegotiate(renegotiation) => {
+                self.renegotiate(media_leg, renegotiation);
+                None
+            }
         }
+    }
+
+    /// Answers a far end's re-INVITE or UPDATE here: hold and resume, a moved stream (the
+    /// relay follows it), a session refresh.
+    fn renegotiate(&mut self, leg: MediaLeg, renegotiation: Renegotiation) {
+        let ip = self.shared.sip.public_ip();
+        let description = match leg {
+            MediaLeg::Agent => self.agent_description.as_mut(),
+            MediaLeg::Customer => self.customer_description.as_mut(),
+        };
+        let Some(description) = description else {
+            renegotiation.refuse();
+            return;
+        };
+        let Some(body) = renegotiation.offer.clone() else {
+            // A refresh without a description; a re-INVITE without one gets ours as an offer.
+            let ours = renegotiation.is_invite.then(|| description.last.clone().into_bytes());
+            tracing::debug!(?leg, "session refreshed");
+            renegotiation.accept(ours);
+            return;
+        };
+        let remote = match sdp::parse(&body) {
+            Ok(remote) => remote,
+            Err(e) => {
+                tracing::info!(?leg, error = %e, "re-offer refused");
+                renegotiation.refuse();
+                return;
+            }
+        };
+        let Some(law) = remote.law() else {
+            tracing::info!(?leg, "re-offer without G.711 refused");
+            renegotiation.refuse();
+            return;
+        };
+        tracing::info!(?leg, address = %remote.address, direction = ?remote.direction, "re-offer answered");
+        self.media.set_remote(
+            leg,
+            RemoteLeg {
+                address: remote.address,
+                law,
+                telephone_event: remote.telephone_event,
+                sends: remote.direction.sends(),
+            },
+        );
+        let answer = description.answer(ip, law, remote.direction.answered());
+        renegotiation.accept(Some(answer.into_bytes()));
     }
 
     fn take_remote_media(&mut self, leg: MediaLeg, body: &[u8]) -> Option<Law> {
         match sdp::parse(body) {
             Ok(remote) => {
                 let law = remote.law()?;
-                self.media.set_remote(leg, remote.address, law, remote.telephone_event);
+                self.media.set_remote(
+                    leg,
+                    RemoteLeg {
+                        address: remote.address,
+                        law,
+                        telephone_event: remote.telephone_event,
+                        sends: remote.direction.sends(),
+                    },
+                );
                 Some(law)
             }
             Err(e) => {
@@ -227,12 +326,9 @@ impl CallTask {
     fn invite_agent(&mut self) {
         let shared = self.shared.clone();
         let public_ip = shared.sip.public_ip();
-        let offer = sdp::offer(
-            rand::random::<u32>().into(),
-            public_ip,
-            self.media.agent_port(),
-            &[Law::Mu, Law::A],
-        );
+        let description = LocalDescription::offer(public_ip, self.media.agent_port(), &[Law::Mu, Law::A]);
+        let offer = description.last.clone();
+        self.agent_description = Some(description);
         let spec = match &self.request.agent_phone {
             AgentPhone::Extension { aor } => {
                 let Some(registration) = shared.sip.registration(aor) else {
@@ -274,12 +370,9 @@ impl CallTask {
         // The law the agent's phone chose first, so that no transcoding is needed if the
         // carrier can take it.
         let laws = [self.agent_law, self.agent_law.other()];
-        let offer = sdp::offer(
-            rand::random::<u32>().into(),
-            public_ip,
-            self.media.customer_port(),
-            &laws,
-        );
+        let description = LocalDescription::offer(public_ip, self.media.customer_port(), &laws);
+        let offer = description.last.clone();
+        self.customer_description = Some(description);
         let number = self.request.customer_number.clone();
         let spec = self.trunk_leg(&number, offer.into_bytes());
         match self.shared.sip.invite(spec) {

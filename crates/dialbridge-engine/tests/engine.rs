@@ -1129,3 +1129,77 @@ async fn a_digit_pressed_by_the_agent_reaches_the_carrier_under_the_carriers_pay
     assert!(finish(carrier).await.0);
     assert_all_released(&engine).await;
 }
+
+/// Our RTP port for a leg, as the SIPp `reinvite_uas.xml` logged it from our INVITE.
+fn relay_port(sipp: &Sipp) -> u16 {
+    assert!(sipp.wait_for_log("relay ", Duration::from_secs(10)), "{}", sipp.logs());
+    sipp.logs()
+        .split("relay ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_resume_a_moved_stream_and_a_refresh_on_each_leg_keep_the_call_and_its_media() {
+    let engine = engine(Duration::from_secs(30)).await;
+    let (phone_port, carrier_port) = (free_port(), free_port());
+    let socket = || async { tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap() };
+    let (agent_a, agent_b, carrier_a, carrier_b) = (socket().await, socket().await, socket().await, socket().await);
+    let port = |s: &tokio::net::UdpSocket| s.local_addr().unwrap().port();
+    let uas = |sip_port: u16, a: u16, b: u16, hang_up: bool| {
+        SippBuilder::new("reinvite_uas.xml", None)
+            .args(["-p".to_owned(), sip_port.to_string(), "-m".to_owned(), "1".to_owned()])
+            .set("port_a", a)
+            .set("port_b", b)
+            .set("hangup", u8::from(hang_up))
+            .media_port(free_port())
+            .spawn()
+    };
+    // Both legs hold, resume elsewhere and refresh; the carrier then hangs up.
+    let phone = uas(phone_port, port(&agent_a), port(&agent_b), false);
+    let carrier = uas(carrier_port, port(&carrier_a), port(&carrier_b), true);
+    register_agent(&engine, phone_port).await;
+    let handle = engine
+        .start_preview_outcall(outcall(
+            "t-reinvite",
+            extension(),
+            trunk(carrier_port, false, None),
+            timers(),
+        ))
+        .unwrap();
+    let call = tokio::spawn(run_to_end(handle));
+    let agent_leg_port = tokio::task::block_in_place(|| relay_port(&phone));
+    let to_relay: SocketAddr = format!("127.0.0.1:{agent_leg_port}").parse().unwrap();
+
+    // The agent talks all along (from where it first said); count where the carrier hears it.
+    let (mut heard_at_a, mut heard_at_b) = (0, 0);
+    let (mut buffer_a, mut buffer_b) = ([0u8; 2048], [0u8; 2048]);
+    let mut packet = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+    packet.extend([0xffu8; 160]);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    while !call.is_finished() {
+        tokio::select! {
+            _ = tick.tick() => {
+                let _ = agent_a.send_to(&packet, to_relay).await;
+            }
+            Ok(_) = carrier_a.recv(&mut buffer_a) => heard_at_a += 1,
+            Ok(_) = carrier_b.recv(&mut buffer_b) => heard_at_b += 1,
+        }
+    }
+    let (_, report) = call.await.unwrap();
+    assert_eq!(
+        (report.outcome.reason, report.outcome.phase),
+        (EndReason::CustomerHungUp, Phase::Bridged),
+        "{report:?}"
+    );
+    assert!(
+        heard_at_a > 5 && heard_at_b > 20,
+        "RTP followed the move: {heard_at_a} at a, {heard_at_b} at b"
+    );
+    for sipp in [carrier, phone] {
+        let (ok, logs) = finish(sipp).await;
+        assert!(ok && logs.contains("refreshed"), "{logs}");
+    }
+    assert_all_released(&engine).await;
+}

@@ -11,7 +11,7 @@ pub mod sdp;
 
 pub use g711::Law;
 pub use ports::PortPool;
-pub use relay::{MediaEvent, MediaLeg, MediaSession, RelayMode, RelaySettings, RelayStats};
+pub use relay::{MediaEvent, MediaLeg, MediaSession, RelayMode, RelaySettings, RelayStats, RemoteLeg};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MediaError {

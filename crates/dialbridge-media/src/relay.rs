@@ -64,7 +64,7 @@ pub struct RelaySettings {
 }
 
 enum Command {
-    Remote(MediaLeg, SocketAddr, Law, Option<u8>),
+    Remote(MediaLeg, RemoteLeg),
     Mode(RelayMode),
 }
 
@@ -109,10 +109,9 @@ impl MediaSession {
         self.customer_port
     }
 
-    /// Where a leg wants RTP (from its SDP), the law it chose, and the payload type it takes
-    /// telephone events under (`None`: it takes none).
-    pub fn set_remote(&self, leg: MediaLeg, address: SocketAddr, law: Law, telephone_event: Option<u8>) {
-        let _ = self.commands.send(Command::Remote(leg, address, law, telephone_event));
+    /// What a leg's SDP says, at the answer and again at each re-INVITE or UPDATE.
+    pub fn set_remote(&self, leg: MediaLeg, remote: RemoteLeg) {
+        let _ = self.commands.send(Command::Remote(leg, remote));
     }
 
     pub fn set_mode(&self, mode: RelayMode) {
@@ -133,6 +132,10 @@ struct Side {
     latched: bool,
     law: Law,
     telephone_event: Option<u8>,
+    /// The address its SDP gave, to tell a moved stream from a refresh.
+    described: Option<SocketAddr>,
+    /// Whether its SDP says it sends RTP (on hold with `inactive` it does not: no timeout).
+    sends: bool,
     last_received: Instant,
     inactive_reported: bool,
 }
@@ -145,6 +148,8 @@ impl Side {
             latched: false,
             law: Law::Mu,
             telephone_event: None,
+            described: None,
+            sends: true,
             last_received: Instant::now(),
             inactive_reported: false,
         }
@@ -203,13 +208,22 @@ impl Relay {
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(Command::Remote(leg, address, law, telephone_event)) => {
+                    Some(Command::Remote(leg, remote)) => {
                         let side = self.side(leg);
-                        if !side.latched {
-                            side.remote = Some(address);
+                        // A new address (a re-INVITE moved the stream): send there, and latch
+                        // again onto where its packets come from. The same address: a refresh.
+                        if side.described != Some(remote.address) {
+                            side.described = Some(remote.address);
+                            side.remote = Some(remote.address);
+                            side.latched = false;
                         }
-                        side.law = law;
-                        side.telephone_event = telephone_event;
+                        side.law = remote.law;
+                        side.telephone_event = remote.telephone_event;
+                        if remote.sends && !side.sends {
+                            side.last_received = Instant::now();
+                            side.inactive_reported = false;
+                        }
+                        side.sends = remote.sends;
                     }
                     Some(Command::Mode(mode)) => {
                         if mode == RelayMode::Bridged && self.mode != RelayMode::Bridged {
@@ -246,7 +260,7 @@ impl Relay {
                     for leg in [MediaLeg::Agent, MediaLeg::Customer] {
                         let timeout = self.settings.inactivity_timeout;
                         let side = self.side(leg);
-                        if !side.inactive_reported && side.last_received.elapsed() >= timeout {
+                        if side.sends && !side.inactive_reported && side.last_received.elapsed() >= timeout {
                             side.inactive_reported = true;
                             let _ = events.try_send(MediaEvent::Inactive(leg));
                         }
@@ -323,6 +337,17 @@ enum EventMapping {
     Mapped,
     /// The receiving leg takes no telephone events: drop it.
     NotTaken,
+}
+
+/// What a leg's session description says about its media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteLeg {
+    pub address: SocketAddr,
+    pub law: Law,
+    /// The payload type it takes telephone events under (`None`: it takes none).
+    pub telephone_event: Option<u8>,
+    /// Whether it sends RTP (not `recvonly` or `inactive`).
+    pub sends: bool,
 }
 
 /// Telephone events reach us under the payload type of our offers; each far end takes them

@@ -26,6 +26,46 @@ pub const TELEPHONE_EVENT_PT: u8 = 101;
 /// Our offer: one audio stream at `ip:port`, the laws in order of preference, and
 /// telephone-event (RFC 4733) so DTMF passes through.
 pub fn offer(session_id: u64, ip: IpAddr, port: u16, laws: &[Law]) -> String {
+    describe(session_id, session_id, ip, port, laws, Direction::SendRecv)
+}
+
+/// Which way media flows, as a description states it (RFC 3264 §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    #[default]
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    fn attribute(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+
+    /// The direction an answer gives to an offer of this one (hold: sendonly → recvonly).
+    pub fn answered(self) -> Direction {
+        match self {
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            other => other,
+        }
+    }
+
+    /// Whether the side that wrote it sends RTP.
+    pub fn sends(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+}
+
+/// Our session description for a leg: `version` goes up each time it changes (RFC 3264 §8).
+pub fn describe(session_id: u64, version: u64, ip: IpAddr, port: u16, laws: &[Law], direction: Direction) -> String {
     let ip_kind = if ip.is_ipv6() { "IP6" } else { "IP4" };
     let payloads: Vec<String> = laws
         .iter()
@@ -33,7 +73,7 @@ pub fn offer(session_id: u64, ip: IpAddr, port: u16, laws: &[Law]) -> String {
         .chain([TELEPHONE_EVENT_PT.to_string()])
         .collect();
     let mut sdp = format!(
-        "v=0\r\no=dialbridge {session_id} {session_id} IN {ip_kind} {ip}\r\ns=dialbridge\r\nc=IN {ip_kind} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {}\r\n",
+        "v=0\r\no=dialbridge {session_id} {version} IN {ip_kind} {ip}\r\ns=dialbridge\r\nc=IN {ip_kind} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {}\r\n",
         payloads.join(" ")
     );
     for law in laws {
@@ -44,7 +84,8 @@ pub fn offer(session_id: u64, ip: IpAddr, port: u16, laws: &[Law]) -> String {
         sdp.push_str(&format!("a=rtpmap:{} {name}/8000\r\n", law.payload_type()));
     }
     sdp.push_str(&format!(
-        "a=rtpmap:{TELEPHONE_EVENT_PT} telephone-event/8000\r\na=fmtp:{TELEPHONE_EVENT_PT} 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
+        "a=rtpmap:{TELEPHONE_EVENT_PT} telephone-event/8000\r\na=fmtp:{TELEPHONE_EVENT_PT} 0-16\r\na=ptime:20\r\na={}\r\n",
+        direction.attribute()
     ));
     sdp
 }
@@ -58,6 +99,7 @@ pub struct RemoteMedia {
     pub payload_types: Vec<u8>,
     /// The payload type under which it takes telephone events, if it takes them.
     pub telephone_event: Option<u8>,
+    pub direction: Direction,
 }
 
 impl RemoteMedia {
@@ -74,6 +116,8 @@ pub fn parse(body: &[u8]) -> Result<RemoteMedia, SdpError> {
     let mut audio: Option<(u16, Vec<u8>)> = None;
     let mut in_audio = false;
     let mut event_types: Vec<u8> = Vec::new();
+    let mut session_direction = None;
+    let mut media_direction = None;
     for line in text.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("m=") {
             in_audio = false;
@@ -92,6 +136,12 @@ pub fn parse(body: &[u8]) -> Result<RemoteMedia, SdpError> {
             let encoding = fields.next().unwrap_or("");
             if let Some(pt) = pt.filter(|_| encoding.to_ascii_lowercase().starts_with("telephone-event/8000")) {
                 event_types.push(pt);
+            }
+        } else if let Some(direction) = line.strip_prefix("a=").and_then(parse_direction) {
+            if in_audio {
+                media_direction = Some(direction);
+            } else if audio.is_none() {
+                session_direction = Some(direction);
             }
         } else if let Some(rest) = line.strip_prefix("c=") {
             let ip = rest
@@ -113,7 +163,18 @@ pub fn parse(body: &[u8]) -> Result<RemoteMedia, SdpError> {
         address: SocketAddr::new(ip, port),
         payload_types,
         telephone_event,
+        direction: media_direction.or(session_direction).unwrap_or_default(),
     })
+}
+
+fn parse_direction(attribute: &str) -> Option<Direction> {
+    match attribute {
+        "sendrecv" => Some(Direction::SendRecv),
+        "sendonly" => Some(Direction::SendOnly),
+        "recvonly" => Some(Direction::RecvOnly),
+        "inactive" => Some(Direction::Inactive),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -49,3 +49,36 @@ fn rejects_what_it_cannot_use() {
     let no_g711 = parse(b"c=IN IP4 1.1.1.1\r\nm=audio 1 RTP/AVP 18\r\n").unwrap();
     assert_eq!(no_g711.law(), None);
 }
+
+#[test]
+fn directions_are_read_and_answered() {
+    let hold = "v=0\r\nc=IN IP4 10.0.0.5\r\nm=audio 4000 RTP/AVP 0\r\na=sendonly\r\n";
+    let parsed = parse(hold.as_bytes()).unwrap();
+    assert_eq!(parsed.direction, Direction::SendOnly);
+    assert_eq!(parsed.direction.answered(), Direction::RecvOnly);
+    assert!(parsed.direction.sends());
+    let session_level = "v=0\r\nc=IN IP4 10.0.0.5\r\na=inactive\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let parsed = parse(session_level.as_bytes()).unwrap();
+    assert_eq!(parsed.direction, Direction::Inactive);
+    assert!(!parsed.direction.sends());
+    assert_eq!(
+        parse(b"v=0\r\nc=IN IP4 1.1.1.1\r\nm=audio 4000 RTP/AVP 0\r\n")
+            .unwrap()
+            .direction,
+        Direction::SendRecv
+    );
+    assert_eq!(Direction::RecvOnly.answered(), Direction::SendOnly);
+    assert!(!Direction::RecvOnly.sends());
+}
+
+#[test]
+fn a_changed_description_carries_a_new_version_and_direction() {
+    let ip = "127.0.0.1".parse().unwrap();
+    let again = describe(42, 43, ip, 20_000, &[Law::Mu], Direction::RecvOnly);
+    assert!(again.contains("o=dialbridge 42 43 IN IP4 127.0.0.1\r\n"), "{again}");
+    assert!(
+        again.contains("a=recvonly\r\n") && !again.contains("sendrecv"),
+        "{again}"
+    );
+    assert_eq!(parse(again.as_bytes()).unwrap().direction, Direction::RecvOnly);
+}

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use dialbridge_media::sdp::TELEPHONE_EVENT_PT;
-use dialbridge_media::{Law, MediaEvent, MediaLeg, MediaSession, PortPool, RelayMode, RelaySettings};
+use dialbridge_media::{Law, MediaEvent, MediaLeg, MediaSession, PortPool, RelayMode, RelaySettings, RemoteLeg};
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
@@ -76,13 +76,14 @@ async fn phones_with_events(session: &MediaSession, agent: (Law, Option<u8>), cu
     let (customer_law, customer_events) = customer;
     let agent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let customer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    session.set_remote(MediaLeg::Agent, agent.local_addr().unwrap(), agent_law, agent_events);
-    session.set_remote(
-        MediaLeg::Customer,
-        customer.local_addr().unwrap(),
-        customer_law,
-        customer_events,
-    );
+    let remote = |socket: &UdpSocket, law: Law, telephone_event: Option<u8>| RemoteLeg {
+        address: socket.local_addr().unwrap(),
+        law,
+        telephone_event,
+        sends: true,
+    };
+    session.set_remote(MediaLeg::Agent, remote(&agent, agent_law, agent_events));
+    session.set_remote(MediaLeg::Customer, remote(&customer, customer_law, customer_events));
     Phones {
         agent,
         customer,

@@ -12,6 +12,7 @@ pub mod unsolicited;
 
 pub use registrar::{RegistrarSettings, SipTransport};
 pub use stack::{
-    AccountDirectory, Leg, LegEvent, LegHangUp, LegSpec, Registration, SipConfig, SipCounts, SipError, SipStack,
+    AccountDirectory, Leg, LegEvent, LegHangUp, LegSpec, Registration, Renegotiation, SipConfig, SipCounts, SipError,
+    SipStack,
 };
 pub use unsolicited::UnsolicitedSettings;

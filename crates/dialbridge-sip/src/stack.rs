@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rsipstack::dialog::authenticate::Credential;
-use rsipstack::dialog::dialog::{Dialog, DialogState, DialogStateReceiver, TerminatedReason};
+use rsipstack::dialog::dialog::{Dialog, DialogState, DialogStateReceiver, TerminatedReason, TransactionHandle};
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
 use rsipstack::dialog::invite_dialog::InviteDialog;
@@ -412,7 +412,7 @@ pub struct LegSpec {
     pub credential: Option<(String, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum LegEvent {
     /// 18x; `sdp` when it carried a session description (early media).
     Provisional {
@@ -430,6 +430,47 @@ pub enum LegEvent {
     RemoteBye,
     /// The leg ended after our CANCEL or BYE (or for any other reason once answered).
     Ended,
+    /// A re-INVITE or UPDATE from the far end (hold, resume, a moved stream, a session
+    /// refresh), to be answered here: the media is anchored, nothing crosses to the other leg.
+    Renegotiate(Renegotiation),
+}
+
+/// A far end's re-INVITE or UPDATE waiting for our answer.
+#[derive(Debug)]
+pub struct Renegotiation {
+    handle: TransactionHandle,
+    /// Its session description, if it carried one.
+    pub offer: Option<Vec<u8>>,
+    /// A re-INVITE without a description wants ours as an offer; an UPDATE without one is a
+    /// plain refresh.
+    pub is_invite: bool,
+}
+
+impl Renegotiation {
+    /// 200 OK, with our session description when there is one to give.
+    pub fn accept(self, sdp: Option<Vec<u8>>) {
+        let headers = sdp
+            .as_ref()
+            .map(|_| vec![Header::ContentType("application/sdp".into())]);
+        tokio::spawn(async move {
+            let _ = self.handle.respond(StatusCode::OK, headers, sdp).await;
+        });
+    }
+
+    /// 488: a description we cannot use.
+    pub fn refuse(self) {
+        tokio::spawn(async move {
+            let _ = self.handle.reply(StatusCode::NotAcceptableHere).await;
+        });
+    }
+}
+
+/// An in-dialog request that needs no decision of the call: OPTIONS and INFO are answered 200
+/// (INFO digits are not relayed yet), what we never take (REFER, MESSAGE, NOTIFY) 405.
+fn answer_in_dialog(handle: TransactionHandle, status: StatusCode) {
+    tokio::spawn(async move {
+        let _ = handle.reply(status).await;
+    });
 }
 
 /// An outgoing call leg. Dropping it forgets the dialog: hang it up first.
@@ -488,6 +529,22 @@ impl Leg {
                     self.confirmed = Some(id);
                     let sdp = (!response.body.is_empty()).then(|| response.body.clone());
                     return Some(LegEvent::Answered { sdp });
+                }
+                DialogState::Updated(_, request, handle) => {
+                    return Some(LegEvent::Renegotiate(Renegotiation {
+                        handle,
+                        offer: (!request.body.is_empty()).then(|| request.body.clone()),
+                        is_invite: request.method == Method::Invite,
+                    }));
+                }
+                DialogState::Options(_, _, handle) | DialogState::Info(_, _, handle) => {
+                    answer_in_dialog(handle, StatusCode::OK);
+                }
+                DialogState::Refer(_, _, handle)
+                | DialogState::Message(_, _, handle)
+                | DialogState::Notify(_, _, handle)
+                | DialogState::Publish(_, _, handle) => {
+                    answer_in_dialog(handle, StatusCode::MethodNotAllowed);
                 }
                 DialogState::Terminated(_, reason) => {
                     if self.confirmed.is_some() {
