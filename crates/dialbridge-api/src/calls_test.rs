@@ -60,6 +60,9 @@ fn sip_causes() {
         408
     );
     assert_eq!(sip_cause(&outcome(EndReason::MediaTimeout, Phase::Bridged, None)), 200);
+    // A refresh the carrier refused: a bridged call whose CDR carries the refusal's status.
+    let refused = outcome(EndReason::SessionRefreshFailed, Phase::Bridged, Some(481));
+    assert_eq!((cdr_status(&refused), sip_cause(&refused)), (28, 481));
 }
 
 #[test]

@@ -33,6 +33,9 @@ async fn next_leg_event(leg: &mut Option<Leg>) -> LegEvent {
     }
 }
 
+/// A leg's session refresh and how the far end took it (`Err`: the status that refused it).
+type RefreshResult = (CallLeg, Result<(), u16>);
+
 /// Our side of a leg's session description, kept to answer the far end's re-INVITEs and
 /// UPDATEs (the media stays anchored here: nothing about them reaches the other leg).
 struct LocalDescription {
@@ -71,6 +74,12 @@ impl LocalDescription {
 
 struct CallTask {
     shared: Arc<Shared>,
+    /// Legs whose answer made us the session refresher (RFC 4028): next refresh, interval.
+    refreshes: HashMap<CallLeg, (Instant, Duration)>,
+    refresh_results: (
+        mpsc::UnboundedSender<RefreshResult>,
+        mpsc::UnboundedReceiver<RefreshResult>,
+    ),
     agent_description: Option<LocalDescription>,
     customer_description: Option<LocalDescription>,
     request: PreviewOutcall,
@@ -99,6 +108,8 @@ pub(crate) async fn run(
         let (mut machine, effects) = CallMachine::start(request.timers, now_ms());
         let mut task = CallTask {
             shared: shared.clone(),
+            refreshes: HashMap::new(),
+            refresh_results: mpsc::unbounded_channel(),
             agent_description: None,
             customer_description: None,
             request,
@@ -148,6 +159,17 @@ impl CallTask {
                     None => std::future::pending().await,
                 }
             };
+            let next_refresh = self
+                .refreshes
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(leg, (at, _))| (*leg, *at));
+            let refresh_sleep = async {
+                match next_refresh {
+                    Some((_, at)) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 event = next_leg_event(&mut self.agent) => {
                     if let Some(e) = self.leg_event(CallLeg::Agent, event) {
@@ -159,6 +181,18 @@ impl CallTask {
                         return e;
                     }
                 }
+                () = refresh_sleep => {
+                    if let Some((leg, _)) = next_refresh {
+                        self.refresh(leg);
+                    }
+                }
+                Some((leg, result)) = self.refresh_results.1.recv() => match result {
+                    Ok(()) => tracing::debug!(?leg, "session refreshed"),
+                    Err(code) => {
+                        tracing::info!(?leg, code, "session refresh refused");
+                        return CallEvent::SessionRefreshFailed { leg, code };
+                    }
+                },
                 () = timer_sleep => {
                     if let Some((timer, _)) = next_timer {
                         self.deadlines.remove(&timer);
@@ -202,7 +236,10 @@ impl CallTask {
                 tracing::debug!(?leg, code, early_media, "provisional");
                 Some(CallEvent::Provisional { leg, early_media })
             }
-            LegEvent::Answered { sdp } => {
+            LegEvent::Answered { sdp, refresh_every } => {
+                if let Some(every) = refresh_every {
+                    self.refreshes.insert(leg, (Instant::now() + every, every));
+                }
                 match sdp.as_deref().and_then(|body| self.take_remote_media(media_leg, body)) {
                     Some(law) if leg == CallLeg::Agent => self.agent_law = law,
                     Some(_) => {}
@@ -217,6 +254,27 @@ impl CallTask {
                 None
             }
         }
+    }
+
+    /// Sends the leg's session refresh from its own task (the answer comes back as an event) and
+    /// schedules the next one.
+    fn refresh(&mut self, leg: CallLeg) {
+        let handle = match leg {
+            CallLeg::Agent => self.agent.as_ref(),
+            CallLeg::Customer => self.customer.as_ref(),
+        }
+        .map(Leg::refresh_handle);
+        let Some(handle) = handle else {
+            self.refreshes.remove(&leg);
+            return;
+        };
+        if let Some((at, every)) = self.refreshes.get_mut(&leg) {
+            *at = Instant::now() + *every;
+        }
+        let results = self.refresh_results.0.clone();
+        tokio::spawn(async move {
+            let _ = results.send((leg, handle.refresh().await));
+        });
     }
 
     /// Answers a far end's re-INVITE or UPDATE here: hold and resume, a moved stream (the

@@ -1203,3 +1203,51 @@ async fn hold_resume_a_moved_stream_and_a_refresh_on_each_leg_keep_the_call_and_
     }
     assert_all_released(&engine).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_refresh_the_session_when_asked_and_a_refused_refresh_ends_the_call() {
+    let engine = engine(Duration::from_secs(30)).await;
+    let (phone_port, carrier_port) = (free_port(), free_port());
+    let phone = uas(phone_port, false, 1, &[]);
+    let carrier = SippBuilder::new("session_timer_uas.xml", None)
+        .args([
+            "-p".to_owned(),
+            carrier_port.to_string(),
+            "-m".to_owned(),
+            "1".to_owned(),
+        ])
+        .media_port(free_port())
+        .spawn();
+    register_agent(&engine, phone_port).await;
+    let started = std::time::Instant::now();
+    let handle = engine
+        .start_preview_outcall(outcall(
+            "t-refresh",
+            extension(),
+            trunk(carrier_port, false, None),
+            timers(),
+        ))
+        .unwrap();
+    let (_, report) = run_to_end(handle).await;
+    // Refreshes every second (half of Session-Expires: 2): the first accepted, the second
+    // refused with 481, which hangs up both legs.
+    assert_outcome(
+        &report,
+        EndReason::SessionRefreshFailed,
+        Side::Platform,
+        Phase::Bridged,
+        Some(481),
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1800),
+        "{:?}",
+        started.elapsed()
+    );
+    let (ok, logs) = finish(carrier).await;
+    assert!(
+        ok && logs.contains("refresh answered") && logs.contains("refresh refused"),
+        "{logs}"
+    );
+    assert!(finish(phone).await.1.contains("BYE received"));
+    assert_all_released(&engine).await;
+}

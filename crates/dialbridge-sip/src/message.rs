@@ -80,3 +80,12 @@ pub fn parse_contacts(values: &[String]) -> Option<Contacts> {
 #[cfg(test)]
 #[path = "message_test.rs"]
 mod tests;
+
+/// How often we must refresh, from a `Session-Expires` value such as `1800;refresher=uac`:
+/// half the interval when the refresher is us (the caller), else `None` (RFC 4028 §7.2, §10).
+pub fn refresh_interval(value: &str) -> Option<std::time::Duration> {
+    let mut parts = value.split(';').map(str::trim);
+    let seconds: u64 = parts.next()?.parse().ok()?;
+    let refresher_is_us = parts.any(|p| p.eq_ignore_ascii_case("refresher=uac"));
+    (refresher_is_us && seconds > 0).then(|| std::time::Duration::from_millis(seconds * 500))
+}

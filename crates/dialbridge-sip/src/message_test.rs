@@ -40,3 +40,14 @@ fn contacts() {
     assert_eq!(parse_contacts(&["<http://x>".into()]), None);
     assert_eq!(parse_contacts(&["<sip:a b@h>".into()]), None);
 }
+
+#[test]
+fn session_expires_says_whether_and_how_often_we_refresh() {
+    use std::time::Duration;
+    assert_eq!(refresh_interval("1800;refresher=uac"), Some(Duration::from_secs(900)));
+    assert_eq!(refresh_interval("90 ; Refresher=UAC"), Some(Duration::from_secs(45)));
+    assert_eq!(refresh_interval("1800;refresher=uas"), None, "the far end refreshes");
+    assert_eq!(refresh_interval("1800"), None, "no refresher named: not us");
+    assert_eq!(refresh_interval("soon;refresher=uac"), None);
+    assert_eq!(refresh_interval("0;refresher=uac"), None);
+}

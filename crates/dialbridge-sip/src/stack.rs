@@ -25,7 +25,7 @@ use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
 use rsipstack::EndpointBuilder;
 use tokio::task::JoinHandle;
 
-use crate::message::{parse_contacts, uri_user};
+use crate::message::{parse_contacts, refresh_interval, uri_user};
 use crate::registrar::{RegisterReply, RegisterRequest, Registrar, RegistrarSettings, SendTarget, SipTransport};
 use crate::unsolicited::{SourceLimiter, UnsolicitedSettings};
 
@@ -415,17 +415,15 @@ pub struct LegSpec {
 #[derive(Debug)]
 pub enum LegEvent {
     /// 18x; `sdp` when it carried a session description (early media).
-    Provisional {
-        code: u16,
-        sdp: Option<Vec<u8>>,
-    },
+    Provisional { code: u16, sdp: Option<Vec<u8>> },
     Answered {
         sdp: Option<Vec<u8>>,
+        /// When the answer asks us to refresh the session (RFC 4028 `Session-Expires` with
+        /// `refresher=uac`): how often (half the interval).
+        refresh_every: Option<Duration>,
     },
     /// A final non-2xx answer, or no answer at all (408), or a transport failure (503).
-    Failed {
-        code: u16,
-    },
+    Failed { code: u16 },
     /// The far end hung up with BYE.
     RemoteBye,
     /// The leg ended after our CANCEL or BYE (or for any other reason once answered).
@@ -528,7 +526,14 @@ impl Leg {
                 DialogState::Confirmed(id, response) if self.confirmed.is_none() => {
                     self.confirmed = Some(id);
                     let sdp = (!response.body.is_empty()).then(|| response.body.clone());
-                    return Some(LegEvent::Answered { sdp });
+                    let refresh_every = response
+                        .headers()
+                        .iter()
+                        .find(|h| {
+                            h.name().eq_ignore_ascii_case("Session-Expires") || h.name().eq_ignore_ascii_case("x")
+                        })
+                        .and_then(|h| refresh_interval(h.value()));
+                    return Some(LegEvent::Answered { sdp, refresh_every });
                 }
                 DialogState::Updated(_, request, handle) => {
                     return Some(LegEvent::Renegotiate(Renegotiation {
@@ -582,6 +587,13 @@ impl Leg {
         }
     }
 
+    /// A handle that can refresh the leg's session from another task.
+    pub fn refresh_handle(&self) -> LegRefresh {
+        LegRefresh {
+            dialog: self.dialog.clone(),
+        }
+    }
+
     /// A handle that can hang up the leg from another task.
     pub fn hang_up_handle(&self) -> LegHangUp {
         LegHangUp {
@@ -596,6 +608,24 @@ impl Drop for Leg {
             self.shared.dialog_layer.remove_dialog(&id);
         }
         self.shared.legs.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Refreshes a leg's session from another task.
+#[derive(Clone)]
+pub struct LegRefresh {
+    dialog: InviteDialog,
+}
+
+impl LegRefresh {
+    /// An UPDATE without a body (RFC 4028 §7.4); `Err` with the status that refused it, or 408
+    /// when nothing answered.
+    pub async fn refresh(&self) -> Result<(), u16> {
+        match self.dialog.update(None, None).await {
+            Ok(Some(response)) if response.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful => Ok(()),
+            Ok(Some(response)) => Err(response.status_code.code()),
+            Ok(None) | Err(_) => Err(408),
+        }
     }
 }
 

@@ -82,6 +82,12 @@ pub enum CallEvent {
     MediaTimeout {
         leg: Leg,
     },
+    /// A session refresh we sent on a leg (RFC 4028) was refused or never answered: the far
+    /// end no longer holds the call.
+    SessionRefreshFailed {
+        leg: Leg,
+        code: u16,
+    },
     /// Hang-up asked through the engine's API (HangUp, shutdown).
     HangUpRequested {
         cause: PlatformCause,
@@ -147,6 +153,8 @@ pub enum EndReason {
     /// The HangUp API, during any phase.
     HangUpRequested,
     MediaTimeout,
+    /// A session refresh was refused or unanswered.
+    SessionRefreshFailed,
     MaxDuration,
     Shutdown,
 }
@@ -409,6 +417,21 @@ impl CallMachine {
             CallEvent::MediaTimeout { .. } => {
                 if self.agent == LegState::Answered {
                     self.finish(&mut fx, now, EndReason::MediaTimeout, Side::Platform, None);
+                }
+            }
+            CallEvent::SessionRefreshFailed { leg, code } => {
+                let answered = match leg {
+                    Leg::Agent => self.agent == LegState::Answered,
+                    Leg::Customer => self.customer == LegState::Answered,
+                };
+                if answered {
+                    self.finish(
+                        &mut fx,
+                        now,
+                        EndReason::SessionRefreshFailed,
+                        Side::Platform,
+                        Some(code),
+                    );
                 }
             }
             CallEvent::HangUpRequested { cause } => {

@@ -447,6 +447,61 @@ fn hang_up_requested_in_every_phase() {
 }
 
 #[test]
+fn a_refused_session_refresh_ends_the_call_on_both_legs() {
+    let mut m = bridged();
+    assert_eq!(
+        m.apply(
+            SessionRefreshFailed {
+                leg: Leg::Customer,
+                code: 481
+            },
+            9_000
+        ),
+        vec![
+            Bye(Leg::Customer),
+            Bye(Leg::Agent),
+            outcome(
+                EndReason::SessionRefreshFailed,
+                Side::Platform,
+                Phase::Bridged,
+                Some(481)
+            ),
+        ]
+    );
+    // While the customer still rings, the agent's leg failing its refresh ends the attempt.
+    let (mut m, _) = CallMachine::start(TIMERS, 0);
+    m.apply(Answered { leg: Leg::Agent }, 1);
+    let fx = m.apply(
+        SessionRefreshFailed {
+            leg: Leg::Agent,
+            code: 408,
+        },
+        2,
+    );
+    assert_eq!(
+        fx.last(),
+        Some(&outcome(
+            EndReason::SessionRefreshFailed,
+            Side::Platform,
+            Phase::CustomerLeg,
+            Some(408)
+        ))
+    );
+    // A leg that never answered has no session to refresh.
+    let (mut m, _) = CallMachine::start(TIMERS, 0);
+    assert_eq!(
+        m.apply(
+            SessionRefreshFailed {
+                leg: Leg::Customer,
+                code: 481
+            },
+            1
+        ),
+        vec![]
+    );
+}
+
+#[test]
 fn rtp_inactivity_and_maximum_duration_end_a_bridged_call() {
     let mut m = bridged();
     assert_eq!(
@@ -601,6 +656,7 @@ fn all_events() -> Vec<CallEvent> {
             Failed { leg, code: 503 },
             HungUp { leg },
             MediaTimeout { leg },
+            SessionRefreshFailed { leg, code: 481 },
         ]);
     }
     for timer in [
