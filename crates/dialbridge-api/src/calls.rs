@@ -238,14 +238,38 @@ impl CallService {
                 return Err(refuse("10", "the enterprise's concurrency cap is reached"));
             }
         }
-        let trunk = tx
-            .trunk(&caller_id.trunk)
-            .await?
+        // The caller id's trunk first, then the enterprise's other trunks (by name) as
+        // fallbacks; a full trunk, or one that cannot be resolved, is skipped.
+        let all_trunks = tx.trunks().await?;
+        let primary = all_trunks
+            .iter()
+            .find(|t| t.trunk.name == caller_id.trunk)
             .ok_or_else(|| refuse("6", format!("trunk {} is gone", caller_id.trunk)))?;
-        if tx.running_calls(None, Some(&trunk.trunk.name)).await? >= u64::from(trunk.trunk.max_channels) {
-            return Err(refuse("10", format!("trunk {} is full", trunk.trunk.name)));
+        let candidates = std::iter::once(primary).chain(
+            all_trunks
+                .iter()
+                .filter(|t| t.trunk.name != primary.trunk.name && t.trunk.enterprises.contains(&enterprise.id)),
+        );
+        let mut routes = Vec::new();
+        let mut skipped = Vec::new();
+        for candidate in candidates {
+            if tx.running_calls(None, Some(&candidate.trunk.name)).await? >= u64::from(candidate.trunk.max_channels) {
+                skipped.push(format!("{} is full", candidate.trunk.name));
+                continue;
+            }
+            match self.route(&mut tx, &candidate.trunk).await {
+                Ok(route) => routes.push(route),
+                Err(refusal) => skipped.push(refusal.reason),
+            }
         }
-        let route = self.route(&mut tx, &trunk.trunk).await?;
+        if routes.is_empty() {
+            return Err(refuse(
+                "10",
+                format!("no trunk can take the call: {}", skipped.join("; ")),
+            ));
+        }
+        let route = routes.remove(0);
+        let trunk_name = route.name.clone();
 
         // Accept: allocate the uniqueId, take the lock, write the CDR row, in one transaction.
         let seq = tx.next_id(&format!("unique_id:{}", self.inner.node)).await?;
@@ -266,7 +290,7 @@ impl CallService {
             customer_area_code: number.area_code().map(str::to_owned),
             customer_number_type: number.legacy_number_type(),
             caller_id: caller_id.number.clone(),
-            trunk_name: trunk.trunk.name.clone(),
+            trunk_name: trunk_name.clone(),
             user_field: request.user_field.clone(),
             node: self.inner.node.to_string(),
             requested_at: now,
@@ -302,8 +326,9 @@ impl CallService {
             unique_id: unique_id.clone(),
             agent_phone,
             customer_number: number.digits().to_owned(),
-            caller_id: trunk.trunk.caller_id_format.apply_to_text(&caller_id.number),
+            caller_id: caller_id.number,
             trunk: route,
+            fallback_trunks: routes,
             timers,
         };
         let (answered_tx, agent_answered) = oneshot::channel();
@@ -369,6 +394,7 @@ impl CallService {
             },
             credential,
             number_format: trunk.customer_number_format.clone(),
+            caller_id_format: trunk.caller_id_format.clone(),
         })
     }
 

@@ -74,6 +74,8 @@ impl LocalDescription {
 
 struct CallTask {
     shared: Arc<Shared>,
+    /// Customer INVITEs sent so far (each failover sends one more).
+    customer_attempts: usize,
     /// Legs whose answer made us the session refresher (RFC 4028): next refresh, interval.
     refreshes: HashMap<CallLeg, (Instant, Duration)>,
     refresh_results: (
@@ -105,9 +107,12 @@ pub(crate) async fn run(
     let span = tracing::info_span!("call", unique_id = %request.unique_id);
     async move {
         let unique_id = request.unique_id.clone();
-        let (mut machine, effects) = CallMachine::start(request.timers, now_ms());
+        let (machine, effects) = CallMachine::start(request.timers, now_ms());
+        let fallbacks = u32::try_from(request.fallback_trunks.len()).unwrap_or(u32::MAX);
+        let mut machine = machine.with_customer_fallbacks(fallbacks);
         let mut task = CallTask {
             shared: shared.clone(),
+            customer_attempts: 0,
             refreshes: HashMap::new(),
             refresh_results: mpsc::unbounded_channel(),
             agent_description: None,
@@ -408,7 +413,7 @@ impl CallTask {
             }
             AgentPhone::Telephone { number } => {
                 // A carrier only passes the enterprise's own caller id.
-                self.trunk_leg(number, offer.into_bytes())
+                self.trunk_leg(&self.request.trunk, number, offer.into_bytes())
             }
         };
         match shared.sip.invite(spec) {
@@ -432,7 +437,16 @@ impl CallTask {
         let offer = description.last.clone();
         self.customer_description = Some(description);
         let number = self.request.customer_number.clone();
-        let spec = self.trunk_leg(&number, offer.into_bytes());
+        // The first attempt goes out on the main trunk, each later one on the next fallback.
+        let route = match self.customer_attempts {
+            0 => &self.request.trunk,
+            n => self.request.fallback_trunks.get(n - 1).unwrap_or(&self.request.trunk),
+        };
+        if self.customer_attempts > 0 {
+            tracing::info!(trunk = %route.name, attempt = self.customer_attempts + 1, "calling the customer through the next trunk");
+        }
+        self.customer_attempts += 1;
+        let spec = self.trunk_leg(route, &number, offer.into_bytes());
         match self.shared.sip.invite(spec) {
             Ok(leg) => self.customer = Some(leg),
             Err(e) => {
@@ -445,20 +459,20 @@ impl CallTask {
         }
     }
 
-    fn trunk_leg(&self, number: &str, sdp_offer: Vec<u8>) -> LegSpec {
-        let trunk = &self.request.trunk;
+    fn trunk_leg(&self, trunk: &crate::TrunkRoute, number: &str, sdp_offer: Vec<u8>) -> LegSpec {
         let transport = match trunk.transport {
             SipTransport::Udp => "",
             SipTransport::Tcp => ";transport=tcp",
         };
         let dialled = trunk.number_format.apply_to_text(number);
+        let caller_id = trunk.caller_id_format.apply_to_text(&self.request.caller_id);
         LegSpec {
             request_uri: format!("sip:{dialled}@{}{transport}", trunk.host),
             destination: trunk.address,
             transport: trunk.transport,
-            from_user: self.request.caller_id.clone(),
+            from_user: caller_id.clone(),
             from_display: None,
-            asserted_identity: Some(self.request.caller_id.clone()),
+            asserted_identity: Some(caller_id),
             sdp_offer,
             credential: trunk.credential.clone(),
         }

@@ -64,9 +64,10 @@ pub struct TrunkRoute {
     pub host: String,
     pub transport: SipTransport,
     pub credential: Option<(String, String)>,
-    /// How the carrier wants the numbers it is asked to call written (the caller id arrives
-    /// already in the carrier's format).
+    /// How the carrier wants the numbers it is asked to call written.
     pub number_format: dialbridge_core::NumberFormat,
+    /// How the carrier wants the caller id written.
+    pub caller_id_format: dialbridge_core::NumberFormat,
 }
 
 /// One preview outcall, everything decided: the engine only places it.
@@ -78,6 +79,9 @@ pub struct PreviewOutcall {
     /// Shown to the customer (From and P-Asserted-Identity), and to a telephone agent.
     pub caller_id: String,
     pub trunk: TrunkRoute,
+    /// Further trunks for the customer, in order, when one answers 503 or 408, cannot be sent
+    /// to, or does not answer at all.
+    pub fallback_trunks: Vec<TrunkRoute>,
     pub timers: CallTimers,
 }
 

@@ -110,6 +110,7 @@ fn trunk(port: u16, tcp: bool, credential: Option<(&str, &str)>) -> TrunkRoute {
         transport: if tcp { SipTransport::Tcp } else { SipTransport::Udp },
         credential: credential.map(|(u, p)| (u.to_owned(), p.to_owned())),
         number_format: Default::default(),
+        caller_id_format: Default::default(),
     }
 }
 
@@ -120,6 +121,7 @@ fn outcall(id: &str, agent_phone: AgentPhone, trunk: TrunkRoute, timers: CallTim
         customer_number: CUSTOMER.into(),
         caller_id: CALLER_ID.into(),
         trunk,
+        fallback_trunks: Vec::new(),
         timers,
     }
 }
@@ -1250,4 +1252,49 @@ async fn we_refresh_the_session_when_asked_and_a_refused_refresh_ends_the_call()
     );
     assert!(finish(phone).await.1.contains("BYE received"));
     assert_all_released(&engine).await;
+}
+
+/// The customer's call through a first carrier behaving as `first`, with a second carrier as
+/// fallback that answers: the outcome, and how many INVITEs each carrier logged.
+async fn with_a_fallback_trunk(first: &[(&str, &str)]) -> (CallReport, usize, usize) {
+    let engine = engine(Duration::from_secs(30)).await;
+    let (phone_port, first_port, second_port) = (free_port(), free_port(), free_port());
+    let phone = uas(phone_port, false, 1, &[]);
+    let first_carrier = uas(first_port, false, 1, first);
+    let second_carrier = uas(second_port, false, 1, &[("talk_ms", "300")]);
+    register_agent(&engine, phone_port).await;
+    let mut request = outcall("t-failover", extension(), trunk(first_port, false, None), timers());
+    request.fallback_trunks = vec![trunk(second_port, false, None)];
+    let (_, report) = run_to_end(engine.start_preview_outcall(request).unwrap()).await;
+    let invites = |sipp: &Sipp| sipp.logs().matches("INVITE call_id=").count();
+    let counts = (invites(&first_carrier), invites(&second_carrier));
+    drop((phone, first_carrier, second_carrier));
+    assert_all_released(&engine).await;
+    (report, counts.0, counts.1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_answering_503_or_not_at_all_gives_way_to_the_next() {
+    for first in [&[("mode", "error")][..], &[("mode", "silent")][..]] {
+        let (report, first_invites, second_invites) = with_a_fallback_trunk(first).await;
+        assert_eq!(
+            (report.outcome.reason, report.outcome.phase),
+            (EndReason::CustomerHungUp, Phase::Bridged),
+            "{first:?}: {report:?}"
+        );
+        assert_eq!((first_invites, second_invites), (1, 1), "{first:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_customer_is_not_called_again_through_another_trunk() {
+    let (report, first_invites, second_invites) = with_a_fallback_trunk(&[("mode", "busy")]).await;
+    assert_outcome(
+        &report,
+        EndReason::CustomerBusy,
+        Side::Customer,
+        Phase::CustomerLeg,
+        Some(486),
+    );
+    assert_eq!((first_invites, second_invites), (1, 0));
 }

@@ -216,6 +216,8 @@ enum LegState {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CallMachine {
     timers: CallTimers,
+    /// Further routes (trunks) the customer may be tried on when one does not answer at all.
+    customer_routes_left: u32,
     agent: LegState,
     customer: LegState,
     outcome: Option<Outcome>,
@@ -227,6 +229,7 @@ impl CallMachine {
     pub fn start(timers: CallTimers, now: Millis) -> (Self, Vec<Effect>) {
         let machine = Self {
             timers,
+            customer_routes_left: 0,
             agent: LegState::Dialing,
             customer: LegState::Idle,
             outcome: None,
@@ -241,6 +244,40 @@ impl CallMachine {
             Effect::StartTimer(Timer::AgentRing, timers.agent_ring),
         ];
         (machine, effects)
+    }
+
+    /// The customer can be called through `routes` further trunks, in order, when one answers
+    /// 503 or 408, fails to send, or does not answer at all (not when the customer is busy,
+    /// declines or does not pick up).
+    pub fn with_customer_fallbacks(mut self, routes: u32) -> Self {
+        self.customer_routes_left = routes;
+        self
+    }
+
+    /// Tries the customer on the next route, if one is left: the effects of the new attempt.
+    fn fail_over(&mut self, fx: &mut Vec<Effect>, cancel_current: bool) -> bool {
+        if self.customer_routes_left == 0 {
+            return false;
+        }
+        self.customer_routes_left -= 1;
+        if cancel_current {
+            fx.push(Effect::Cancel(Leg::Customer));
+        }
+        if self.customer == LegState::Ringing {
+            // The agent may have heard this route's early media: back to our own ringback.
+            fx.push(Effect::PlayRingback);
+        } else {
+            fx.push(Effect::StopTimer(Timer::CustomerNoResponse));
+        }
+        self.customer = LegState::Dialing;
+        // The record describes the route that carries the call (or failed last).
+        self.record.customer_ringing_at = None;
+        fx.push(Effect::InviteCustomer);
+        fx.push(Effect::StartTimer(
+            Timer::CustomerNoResponse,
+            self.timers.customer_no_response,
+        ));
+        true
     }
 
     pub fn record(&self) -> &CallRecord {
@@ -367,6 +404,9 @@ impl CallMachine {
                 code,
             } => {
                 if matches!(self.customer, LegState::Dialing | LegState::Ringing) {
+                    if matches!(code, 0 | 408 | 503) && self.fail_over(&mut fx, false) {
+                        return fx;
+                    }
                     self.customer = LegState::Gone;
                     self.record.customer_final_code = Some(code);
                     let reason = match code {
@@ -394,6 +434,13 @@ impl CallMachine {
                 }
             }
             CallEvent::TimerFired(timer) => {
+                // No answer at all from this route: the next one, if any.
+                if timer == Timer::CustomerNoResponse
+                    && self.customer == LegState::Dialing
+                    && self.fail_over(&mut fx, true)
+                {
+                    return fx;
+                }
                 let reason = match timer {
                     Timer::AgentNoResponse if self.agent == LegState::Dialing => Some(EndReason::AgentUnreachable),
                     Timer::AgentRing if matches!(self.agent, LegState::Dialing | LegState::Ringing) => {

@@ -446,6 +446,133 @@ fn hang_up_requested_in_every_phase() {
     );
 }
 
+/// A call whose agent answered, with `fallbacks` further routes for the customer.
+fn customer_invited(fallbacks: u32) -> CallMachine {
+    let (m, _) = CallMachine::start(TIMERS, 0);
+    let mut m = m.with_customer_fallbacks(fallbacks);
+    m.apply(Answered { leg: Leg::Agent }, 1);
+    m
+}
+
+#[test]
+fn a_route_that_fails_or_never_answers_gives_way_to_the_next() {
+    let retry = vec![
+        StopTimer(Timer::CustomerNoResponse),
+        InviteCustomer,
+        StartTimer(Timer::CustomerNoResponse, TIMERS.customer_no_response),
+    ];
+    // 503, then no response at all, then the third route answers.
+    let mut m = customer_invited(2);
+    assert_eq!(
+        m.apply(
+            Failed {
+                leg: Leg::Customer,
+                code: 503
+            },
+            2
+        ),
+        retry
+    );
+    let mut cancel_then_retry = vec![Cancel(Leg::Customer)];
+    cancel_then_retry.extend(retry.clone());
+    assert_eq!(m.apply(TimerFired(Timer::CustomerNoResponse), 3), cancel_then_retry);
+    let fx = m.apply(Answered { leg: Leg::Customer }, 4);
+    assert!(fx.contains(&Bridge), "{fx:?}");
+    assert_eq!(m.phase(), Phase::Bridged);
+
+    // A route that rang, then failed: back to our ringback while the next one is tried.
+    let mut m = customer_invited(1);
+    m.apply(
+        Provisional {
+            leg: Leg::Customer,
+            early_media: true,
+        },
+        2,
+    );
+    assert_eq!(
+        m.apply(
+            Failed {
+                leg: Leg::Customer,
+                code: 408
+            },
+            3
+        ),
+        vec![
+            PlayRingback,
+            InviteCustomer,
+            StartTimer(Timer::CustomerNoResponse, TIMERS.customer_no_response)
+        ]
+    );
+
+    // No route left: the last failure ends the call as before.
+    let mut m = customer_invited(1);
+    m.apply(
+        Failed {
+            leg: Leg::Customer,
+            code: 0,
+        },
+        2,
+    );
+    let fx = m.apply(
+        Failed {
+            leg: Leg::Customer,
+            code: 503,
+        },
+        3,
+    );
+    assert_eq!(
+        fx.last(),
+        Some(&outcome(
+            EndReason::CustomerFailed,
+            Side::Customer,
+            Phase::CustomerLeg,
+            Some(503)
+        ))
+    );
+}
+
+#[test]
+fn the_customers_own_answers_never_fail_over() {
+    for (code, reason) in [
+        (486, EndReason::CustomerBusy),
+        (603, EndReason::CustomerDeclined),
+        (404, EndReason::CustomerUnreachable),
+    ] {
+        let mut m = customer_invited(3);
+        let fx = m.apply(
+            Failed {
+                leg: Leg::Customer,
+                code,
+            },
+            2,
+        );
+        assert!(!fx.contains(&InviteCustomer), "{code}: {fx:?}");
+        assert_eq!(
+            fx.last(),
+            Some(&outcome(reason, Side::Customer, Phase::CustomerLeg, Some(code)))
+        );
+    }
+    // Ringing too long is the customer not picking up: no other route.
+    let mut m = customer_invited(3);
+    m.apply(
+        Provisional {
+            leg: Leg::Customer,
+            early_media: false,
+        },
+        2,
+    );
+    let fx = m.apply(TimerFired(Timer::CustomerRing), 3);
+    assert_eq!(
+        fx.last(),
+        Some(&outcome(
+            EndReason::CustomerNoAnswer,
+            Side::Platform,
+            Phase::CustomerLeg,
+            None
+        ))
+    );
+}
+
 #[test]
 fn a_refused_session_refresh_ends_the_call_on_both_legs() {
     let mut m = bridged();
@@ -682,6 +809,8 @@ fn invariants_hold_in_every_reachable_state() {
         ..TIMERS
     };
     let (first, start_fx) = CallMachine::start(timers, 0);
+    // With two further routes for the customer, every failover path is explored too.
+    let first = first.with_customer_fallbacks(2);
     let running: HashSet<Timer> = start_fx
         .iter()
         .filter_map(|e| if let StartTimer(t, _) = e { Some(*t) } else { None })

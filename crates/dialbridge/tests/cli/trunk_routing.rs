@@ -117,3 +117,91 @@ caller_id_format = "mobile-prefix=0,plus"
         "unchanged"
     );
 }
+
+fn set_trunk(w: &LegacyWorld, name: &str, port: u16, max_channels: &str) {
+    w.op.ok(&[
+        "admin",
+        "trunk",
+        "set",
+        "--name",
+        name,
+        "--address",
+        &format!("127.0.0.1:{port}"),
+        "--enterprise",
+        "3000001",
+        "--max-channels",
+        max_channels,
+    ]);
+}
+
+#[test]
+fn a_full_trunk_is_skipped_for_the_enterprises_next_one_and_all_full_is_res_10() {
+    let w = legacy_world();
+    let a = &w.server.http;
+    set_trunk(&w, "carrier", w.carrier_port, "1");
+    // Alice's call holds the carrier trunk's only channel.
+    let (mut phone, mut carrier) = phone_and_carrier(&w, &[], &[("talk_ms", "2500")]);
+    assert_eq!(outcall(a, "customerNumber=13800138000&sync=1")["res"], "0");
+    // Dave's phone is a telephone reached through a trunk.
+    w.op.ok(&[
+        "admin",
+        "agent",
+        "create",
+        "--enterprise",
+        "3000001",
+        "--cno",
+        "2002",
+        "--name",
+        "Dave",
+        "--password",
+        "9999",
+    ]);
+    let online = json_get(
+        a,
+        &format!(
+            "/interface/client/ClientOnline?{}&cno=2002&bindTel=13900139001&type=1",
+            admin_auth()
+        ),
+    );
+    assert_eq!(online["code"], "0");
+    let dave = |customer: &str| {
+        json_get(
+            a,
+            &format!(
+                "/interface/PreviewOutcall?enterpriseId=3000001&cno=2002&pwd={}&customerNumber={customer}",
+                md5_hex("9999")
+            ),
+        )
+    };
+    // The only trunk is full: a capacity refusal.
+    assert_eq!(dave("13700137000")["res"], "10");
+
+    // A second trunk for the enterprise: Dave's call goes out there, both his leg and the
+    // customer's.
+    let second_port = dialbridge_testkit::free_port();
+    let second = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
+        .args([
+            "-p".to_owned(),
+            second_port.to_string(),
+            "-m".to_owned(),
+            "2".to_owned(),
+        ])
+        .media_port(dialbridge_testkit::free_port())
+        .args(["-key", "rtp_stream", "pause"])
+        .set("ring_ms", "0")
+        .spawn();
+    set_trunk(&w, "carrier-b", second_port, "5");
+    assert_eq!(dave("13700137000")["res"], "0");
+    assert!(
+        second.wait_for_log("ruri_user=13700137000", Duration::from_secs(20)),
+        "{}",
+        second.logs()
+    );
+    let logs = second.logs();
+    assert!(
+        logs.contains("ruri_user=13900139001") && logs.contains("ruri_user=13700137000"),
+        "{logs}"
+    );
+    assert!(carrier.finish(Duration::from_secs(20)), "{}", carrier.logs());
+    assert!(phone.finish(Duration::from_secs(20)), "{}", phone.logs());
+}
