@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dialbridge_core::call::{CallEvent, CallMachine, Effect, Leg as CallLeg, Timer};
 use dialbridge_media::sdp::Direction;
-use dialbridge_media::{sdp, Law, MediaEvent, MediaLeg, MediaSession, RelayMode, RemoteLeg};
+use dialbridge_media::{sdp, Law, MediaEvent, MediaLeg, MediaSession, RelayMode};
 use dialbridge_sip::{Leg, LegEvent, LegSpec, Renegotiation, SipTransport};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -309,39 +309,23 @@ impl CallTask {
                 return;
             }
         };
-        let Some(law) = remote.law() else {
+        let Some(relay_leg) = remote.relay_leg() else {
             tracing::info!(?leg, "re-offer without G.711 refused");
             renegotiation.refuse();
             return;
         };
         tracing::info!(?leg, address = %remote.address, direction = ?remote.direction, "re-offer answered");
-        self.media.set_remote(
-            leg,
-            RemoteLeg {
-                address: remote.address,
-                law,
-                telephone_event: remote.telephone_event,
-                sends: remote.direction.sends(),
-            },
-        );
-        let answer = description.answer(ip, law, remote.direction.answered());
+        self.media.set_remote(leg, relay_leg);
+        let answer = description.answer(ip, relay_leg.law, remote.direction.answered());
         renegotiation.accept(Some(answer.into_bytes()));
     }
 
     fn take_remote_media(&mut self, leg: MediaLeg, body: &[u8]) -> Option<Law> {
         match sdp::parse(body) {
             Ok(remote) => {
-                let law = remote.law()?;
-                self.media.set_remote(
-                    leg,
-                    RemoteLeg {
-                        address: remote.address,
-                        law,
-                        telephone_event: remote.telephone_event,
-                        sends: remote.direction.sends(),
-                    },
-                );
-                Some(law)
+                let relay_leg = remote.relay_leg()?;
+                self.media.set_remote(leg, relay_leg);
+                Some(relay_leg.law)
             }
             Err(e) => {
                 tracing::warn!(?leg, error = %e, "unusable SDP");

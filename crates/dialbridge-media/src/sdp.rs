@@ -107,6 +107,16 @@ impl RemoteMedia {
     pub fn law(&self) -> Option<Law> {
         self.payload_types.iter().find_map(|pt| Law::from_payload_type(*pt))
     }
+
+    /// What the relay needs of it; `None` when it offers no G.711 we can relay.
+    pub fn relay_leg(&self) -> Option<crate::RemoteLeg> {
+        Some(crate::RemoteLeg {
+            address: self.address,
+            law: self.law()?,
+            telephone_event: self.telephone_event,
+            sends: self.direction.sends(),
+        })
+    }
 }
 
 pub fn parse(body: &[u8]) -> Result<RemoteMedia, SdpError> {
