@@ -338,6 +338,7 @@ impl CallService {
             cno: agent.cno.to_string(),
             customer_number: number.digits().to_owned(),
             wrapup_secs: agent.settings.wrapup_secs.unwrap_or(s.wrapup_secs),
+            trunk_name: trunk_name.clone(),
         };
         match self.inner.engine.start_preview_outcall(call) {
             Ok(handle) => {
@@ -361,6 +362,7 @@ impl CallService {
                         ..Default::default()
                     },
                     media: Default::default(),
+                    customer_trunk: None,
                 };
                 let _ = answered_tx.send(false);
                 self.close(&context, &report).await;
@@ -557,6 +559,7 @@ impl CallService {
                     ..Default::default()
                 },
                 media: Default::default(),
+                customer_trunk: None,
             };
             let context = CallContext {
                 enterprise,
@@ -564,6 +567,7 @@ impl CallService {
                 cno: cdr.start.cno.clone(),
                 customer_number: cdr.start.customer_number.clone(),
                 wrapup_secs,
+                trunk_name: cdr.start.trunk_name.clone(),
             };
             tracing::warn!(unique_id = %cdr.start.unique_id, ?phase, "closing a call left running by a restart");
             self.close(&context, &report).await;
@@ -621,6 +625,9 @@ impl CallService {
                 if !tx.finish_cdr(&report.unique_id, &end).await? {
                     return Ok(true);
                 }
+                if let Some(trunk) = report.customer_trunk.as_ref().filter(|t| **t != context.trunk_name) {
+                    tx.set_cdr_trunk(&report.unique_id, trunk).await?;
+                }
                 if end.cost.is_positive() {
                     tx.charge_call(context.enterprise.id, end.cost, &report.unique_id)
                         .await?;
@@ -672,6 +679,8 @@ struct CallContext {
     cno: String,
     customer_number: String,
     wrapup_secs: u32,
+    /// The trunk its CDR names (the one chosen at the request).
+    trunk_name: String,
 }
 
 fn agent_refusal(r: AgentRefusal) -> Refusal {

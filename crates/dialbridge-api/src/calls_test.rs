@@ -76,6 +76,7 @@ fn bridged_time_is_billed_per_started_minute() {
             ..Default::default()
         },
         media: Default::default(),
+        customer_trunk: None,
     };
     let end = cdr_end(&report, "0.12".parse().unwrap());
     assert_eq!(end.bridge_seconds, 62);

@@ -74,8 +74,9 @@ impl LocalDescription {
 
 struct CallTask {
     shared: Arc<Shared>,
-    /// Customer INVITEs sent so far (each failover sends one more).
+    /// Customer INVITEs sent so far (each failover sends one more), and the trunk of the last.
     customer_attempts: usize,
+    customer_trunk: Option<String>,
     /// Legs whose answer made us the session refresher (RFC 4028): next refresh, interval.
     refreshes: HashMap<CallLeg, (Instant, Duration)>,
     refresh_results: (
@@ -113,6 +114,7 @@ pub(crate) async fn run(
         let mut task = CallTask {
             shared: shared.clone(),
             customer_attempts: 0,
+            customer_trunk: None,
             refreshes: HashMap::new(),
             refresh_results: mpsc::unbounded_channel(),
             agent_description: None,
@@ -430,6 +432,7 @@ impl CallTask {
             tracing::info!(trunk = %route.name, attempt = self.customer_attempts + 1, "calling the customer through the next trunk");
         }
         self.customer_attempts += 1;
+        self.customer_trunk = Some(route.name.clone());
         let spec = self.trunk_leg(route, &number, offer.into_bytes());
         match self.shared.sip.invite(spec) {
             Ok(leg) => self.customer = Some(leg),
@@ -472,8 +475,9 @@ impl CallTask {
                 outcome,
                 record: machine.record().clone(),
                 media,
+                customer_trunk: self.customer_trunk.clone(),
             };
-            let _ = self.updates.send(CallUpdate::Finished(report));
+            let _ = self.updates.send(CallUpdate::Finished(Box::new(report)));
         }
         let drain = self.shared.config.sip.t1 * 64 + Duration::from_secs(1);
         let legs_done = async {

@@ -89,7 +89,7 @@ pub struct PreviewOutcall {
 #[derive(Debug, Clone)]
 pub enum CallUpdate {
     Progress { progress: Progress, at_ms: i64 },
-    Finished(CallReport),
+    Finished(Box<CallReport>),
 }
 
 /// Everything a CDR needs about a call that ended.
@@ -99,6 +99,9 @@ pub struct CallReport {
     pub outcome: Outcome,
     pub record: CallRecord,
     pub media: RelayStats,
+    /// The trunk the customer was last called through (after a failover, not the first one);
+    /// `None` when the customer was never called.
+    pub customer_trunk: Option<String>,
 }
 
 pub struct CallHandle {

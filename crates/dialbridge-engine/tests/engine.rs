@@ -140,7 +140,7 @@ async fn run_to_end(mut handle: CallHandle) -> (Vec<Progress>, CallReport) {
             .expect("the call reports its end");
         match update {
             CallUpdate::Progress { progress: p, .. } => progress.push(p),
-            CallUpdate::Finished(report) => return (progress, report),
+            CallUpdate::Finished(report) => return (progress, *report),
         }
     }
 }
@@ -1265,7 +1265,10 @@ async fn with_a_fallback_trunk(first: &[(&str, &str)]) -> (CallReport, usize, us
     let second_carrier = uas(second_port, false, 1, &[("talk_ms", "300")]);
     register_agent(&engine, phone_port).await;
     let mut request = outcall("t-failover", extension(), trunk(first_port, false, None), timers());
-    request.fallback_trunks = vec![trunk(second_port, false, None)];
+    request.fallback_trunks = vec![TrunkRoute {
+        name: "carrier-b".into(),
+        ..trunk(second_port, false, None)
+    }];
     let (_, report) = run_to_end(engine.start_preview_outcall(request).unwrap()).await;
     let invites = |sipp: &Sipp| sipp.logs().matches("INVITE call_id=").count();
     let counts = (invites(&first_carrier), invites(&second_carrier));
@@ -1284,6 +1287,11 @@ async fn a_trunk_answering_503_or_not_at_all_gives_way_to_the_next() {
             "{first:?}: {report:?}"
         );
         assert_eq!((first_invites, second_invites), (1, 1), "{first:?}");
+        assert_eq!(
+            report.customer_trunk.as_deref(),
+            Some("carrier-b"),
+            "the trunk that carried it"
+        );
     }
 }
 
@@ -1298,4 +1306,5 @@ async fn a_busy_customer_is_not_called_again_through_another_trunk() {
         Some(486),
     );
     assert_eq!((first_invites, second_invites), (1, 0));
+    assert_eq!(report.customer_trunk.as_deref(), Some("carrier"));
 }

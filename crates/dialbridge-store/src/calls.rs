@@ -383,6 +383,16 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Records the trunk that actually carried the customer's leg (after a failover).
+    pub async fn set_cdr_trunk(&mut self, unique_id: &str, trunk_name: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE cdrs SET trunk_name = $2 WHERE unique_id = $1")
+            .bind(unique_id)
+            .bind(trunk_name)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
     /// Completes a CDR; false when it was already complete (a call is closed once).
     pub async fn finish_cdr(&mut self, unique_id: &str, end: &CdrEnd) -> Result<bool, StoreError> {
         let done = sqlx::query(

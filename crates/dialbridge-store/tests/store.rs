@@ -295,6 +295,10 @@ async fn exercise_calls(store: &Store) {
     };
     assert!(tx.finish_cdr("node-1.1", &end).await.unwrap());
     assert!(!tx.finish_cdr("node-1.1", &end).await.unwrap(), "a call is closed once");
+    // After a failover the CDR names the trunk that carried the call.
+    tx.set_cdr_trunk("node-1.1", "carrier-b").await.unwrap();
+    assert_eq!(tx.cdr("node-1.1").await.unwrap().unwrap().start.trunk_name, "carrier-b");
+    tx.set_cdr_trunk("node-1.1", &start.trunk_name).await.unwrap();
     let balance = tx.enterprise(acme).await.unwrap().unwrap().balance;
     let after = tx.charge_call(acme, end.cost, "node-1.1").await.unwrap();
     assert_eq!(after, balance.checked_sub(end.cost).unwrap());
