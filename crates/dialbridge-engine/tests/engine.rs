@@ -77,6 +77,22 @@ fn uas(port: u16, tcp: bool, calls: u32, settings: &[(&str, &str)]) -> Sipp {
     b.spawn()
 }
 
+/// A SIPp playing `scenario` for one call on `port` (settings still to add).
+fn one_call(scenario: &str, port: u16) -> SippBuilder {
+    SippBuilder::new(scenario, None)
+        .args(["-p".to_owned(), port.to_string(), "-m".to_owned(), "1".to_owned()])
+        .media_port(free_port())
+}
+
+/// Starts an outcall from the extension agent to the customer through the carrier on
+/// `carrier_port`, and follows it to its end in its own task.
+fn place_call(engine: &Engine, id: &str, carrier_port: u16) -> tokio::task::JoinHandle<(Vec<Progress>, CallReport)> {
+    let handle = engine
+        .start_preview_outcall(outcall(id, extension(), trunk(carrier_port, false, None), timers()))
+        .unwrap();
+    tokio::spawn(run_to_end(handle))
+}
+
 /// Registers the agent's extension for a UAS listening on `phone_port` (UDP).
 async fn register_agent(engine: &Engine, phone_port: u16) {
     let mut sipp = SippBuilder::new("register.xml", Some(engine.sip_addr()))
@@ -1085,31 +1101,13 @@ async fn a_digit_pressed_by_the_agent_reaches_the_carrier_under_the_carriers_pay
     let (phone_port, carrier_port) = (free_port(), free_port());
     // The carrier's media is this socket: what it receives is what the carrier would hear.
     let carrier_media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let phone = SippBuilder::new("dtmf_phone.xml", None)
-        .args(["-p".to_owned(), phone_port.to_string(), "-m".to_owned(), "1".to_owned()])
-        .media_port(free_port())
-        .spawn();
-    let carrier = SippBuilder::new("dtmf_carrier.xml", None)
-        .args([
-            "-p".to_owned(),
-            carrier_port.to_string(),
-            "-m".to_owned(),
-            "1".to_owned(),
-        ])
+    let phone = one_call("dtmf_phone.xml", phone_port).spawn();
+    let carrier = one_call("dtmf_carrier.xml", carrier_port)
         .set("sdp_port", carrier_media.local_addr().unwrap().port())
         .set("talk_ms", 2500)
-        .media_port(free_port())
         .spawn();
     register_agent(&engine, phone_port).await;
-    let handle = engine
-        .start_preview_outcall(outcall(
-            "t-dtmf",
-            extension(),
-            trunk(carrier_port, false, None),
-            timers(),
-        ))
-        .unwrap();
-    let call = tokio::spawn(run_to_end(handle));
+    let call = place_call(&engine, "t-dtmf", carrier_port);
     // RFC 4733: payload type 96 as the carrier answered, event 5 in the payload's first byte.
     let mut digits = Vec::new();
     let mut buffer = [0u8; 2048];
@@ -1151,27 +1149,17 @@ async fn hold_resume_a_moved_stream_and_a_refresh_on_each_leg_keep_the_call_and_
     let (agent_a, agent_b, carrier_a, carrier_b) = (socket().await, socket().await, socket().await, socket().await);
     let port = |s: &tokio::net::UdpSocket| s.local_addr().unwrap().port();
     let uas = |sip_port: u16, a: u16, b: u16, hang_up: bool| {
-        SippBuilder::new("reinvite_uas.xml", None)
-            .args(["-p".to_owned(), sip_port.to_string(), "-m".to_owned(), "1".to_owned()])
+        one_call("reinvite_uas.xml", sip_port)
             .set("port_a", a)
             .set("port_b", b)
             .set("hangup", u8::from(hang_up))
-            .media_port(free_port())
             .spawn()
     };
     // Both legs hold, resume elsewhere and refresh; the carrier then hangs up.
     let phone = uas(phone_port, port(&agent_a), port(&agent_b), false);
     let carrier = uas(carrier_port, port(&carrier_a), port(&carrier_b), true);
     register_agent(&engine, phone_port).await;
-    let handle = engine
-        .start_preview_outcall(outcall(
-            "t-reinvite",
-            extension(),
-            trunk(carrier_port, false, None),
-            timers(),
-        ))
-        .unwrap();
-    let call = tokio::spawn(run_to_end(handle));
+    let call = place_call(&engine, "t-reinvite", carrier_port);
     let agent_leg_port = tokio::task::block_in_place(|| relay_port(&phone));
     let to_relay: SocketAddr = format!("127.0.0.1:{agent_leg_port}").parse().unwrap();
 
@@ -1212,26 +1200,10 @@ async fn we_refresh_the_session_when_asked_and_a_refused_refresh_ends_the_call()
     let engine = engine(Duration::from_secs(30)).await;
     let (phone_port, carrier_port) = (free_port(), free_port());
     let phone = uas(phone_port, false, 1, &[]);
-    let carrier = SippBuilder::new("session_timer_uas.xml", None)
-        .args([
-            "-p".to_owned(),
-            carrier_port.to_string(),
-            "-m".to_owned(),
-            "1".to_owned(),
-        ])
-        .media_port(free_port())
-        .spawn();
+    let carrier = one_call("session_timer_uas.xml", carrier_port).spawn();
     register_agent(&engine, phone_port).await;
     let started = std::time::Instant::now();
-    let handle = engine
-        .start_preview_outcall(outcall(
-            "t-refresh",
-            extension(),
-            trunk(carrier_port, false, None),
-            timers(),
-        ))
-        .unwrap();
-    let (_, report) = run_to_end(handle).await;
+    let (_, report) = place_call(&engine, "t-refresh", carrier_port).await.unwrap();
     // Refreshes every second (half of Session-Expires: 2): the first accepted, the second
     // refused with 481, which hangs up both legs.
     assert_outcome(

@@ -152,12 +152,16 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Counts the request as answered when its source is still under its limit.
+    /// Whether an unsolicited request may be answered (its source is under its limit); counts
+    /// it as answered or dropped.
     fn may_answer_unsolicited(&self, tx: &Transaction) -> bool {
         let allowed = request_source(tx).is_some_and(|(source, _)| self.limiter().allow(source.ip(), now_millis()));
-        if allowed {
-            self.unsolicited_answered.fetch_add(1, Ordering::Relaxed);
-        }
+        let counter = if allowed {
+            &self.unsolicited_answered
+        } else {
+            &self.unsolicited_dropped
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         allowed
     }
 
@@ -664,11 +668,8 @@ async fn handle_incoming(shared: Arc<Shared>, mut tx: Transaction) {
         _ => match shared.dialog_layer.match_dialog(&tx) {
             Some(Dialog::Invite(mut dialog)) => dialog.handle(&mut tx).await.map_err(SipError::from),
             Some(_) => tx.reply(StatusCode::MethodNotAllowed).await.map_err(SipError::from),
-            None if !shared.may_answer_unsolicited(&tx) => {
-                // Dropping the transaction unanswered: no reply, nothing kept for it.
-                shared.unsolicited_dropped.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
+            // Dropping the transaction unanswered: no reply, nothing kept for it.
+            None if !shared.may_answer_unsolicited(&tx) => Ok(()),
             None => match tx.original.method {
                 Method::Options => tx.reply(StatusCode::OK).await.map_err(SipError::from),
                 Method::Invite => tx
@@ -733,7 +734,6 @@ async fn handle_register(shared: &Shared, tx: &mut Transaction) -> Result<(), Si
         // even answered.
         shared.registrations_refused.fetch_add(1, Ordering::Relaxed);
         if !shared.may_answer_unsolicited(tx) {
-            shared.unsolicited_dropped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
         return tx.reply(StatusCode::Forbidden).await.map_err(SipError::from);

@@ -22,6 +22,10 @@ impl AccountDirectory for Accounts {
 }
 
 async fn start(registrar: RegistrarSettings) -> SipStack {
+    start_with(registrar, Default::default()).await
+}
+
+async fn start_with(registrar: RegistrarSettings, unsolicited: dialbridge_sip::UnsolicitedSettings) -> SipStack {
     let accounts = Accounts(HashMap::from([
         ("3000001-801".to_owned(), "secret801".to_owned()),
         ("3000002-801".to_owned(), "other801".to_owned()),
@@ -35,7 +39,7 @@ async fn start(registrar: RegistrarSettings) -> SipStack {
         registrar,
         t1: Duration::from_millis(100),
         server_key: [3; 32],
-        unsolicited: Default::default(),
+        unsolicited,
     };
     SipStack::start(config, Arc::new(accounts)).await.unwrap()
 }
@@ -247,23 +251,15 @@ fn replies(socket: &UdpSocket) -> HashMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsolicited_requests_are_refused_then_dropped_per_source_without_any_state() {
-    let accounts = Accounts(HashMap::new());
-    let config = SipConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        transports: vec![SipTransport::Udp],
-        public_ip: None,
-        user_agent: "dialbridge-test".into(),
-        call_id_domain: "dialbridge.test".into(),
-        registrar: RegistrarSettings::default(),
-        t1: Duration::from_millis(100),
-        server_key: [3; 32],
-        unsolicited: dialbridge_sip::UnsolicitedSettings {
+    let stack = start_with(
+        RegistrarSettings::default(),
+        dialbridge_sip::UnsolicitedSettings {
             per_second: 5,
             burst: 10,
             max_sources: 100,
         },
-    };
-    let stack = SipStack::start(config, Arc::new(accounts)).await.unwrap();
+    )
+    .await;
     let server = stack.local_addr();
 
     // A scanner on another loopback address sends 300 INVITEs at once: the first ten (its
