@@ -12,7 +12,8 @@ use dialbridge_core::{
     BlacklistPattern, Enterprise, EnterpriseStatus, Money, NodeName, NumberClass, PhoneNumber, PhoneType,
 };
 use dialbridge_engine::{
-    AgentPhone, CallReport, CallTimers, CallUpdate, Engine, PreviewOutcall, Progress, SipTransport, TrunkRoute,
+    AgentPhone, CallReport, CallTimers, CallUpdate, CarrierTarget, Engine, PreviewOutcall, Progress, SipTransport,
+    TrunkAccount, TrunkRoute, TrunkWatch,
 };
 use dialbridge_store::{AgentRecord, CdrEnd, CdrStart, Store, StoreError, Tx};
 use tokio::sync::{oneshot, Notify};
@@ -238,9 +239,11 @@ impl CallService {
                 return Err(refuse("10", "the enterprise's concurrency cap is reached"));
             }
         }
-        // The caller id's trunk first, then the enterprise's other trunks (by name) as
-        // fallbacks; a full trunk, or one that cannot be resolved, is skipped.
-        let all_trunks = tx.trunks().await?;
+        // The caller id's trunk first, then the enterprise's other trunks by priority (then
+        // name) as fallbacks; a trunk that is full, down by its keepalive, or cannot be
+        // resolved is skipped.
+        let mut all_trunks = tx.trunks().await?;
+        all_trunks.sort_by(|a, b| (a.trunk.priority, &a.trunk.name).cmp(&(b.trunk.priority, &b.trunk.name)));
         let primary = all_trunks
             .iter()
             .find(|t| t.trunk.name == caller_id.trunk)
@@ -253,6 +256,15 @@ impl CallService {
         let mut routes = Vec::new();
         let mut skipped = Vec::new();
         for candidate in candidates {
+            if self
+                .inner
+                .engine
+                .trunk_status(&candidate.trunk.name)
+                .is_some_and(|status| !status.usable())
+            {
+                skipped.push(format!("{} is down (no answer to OPTIONS)", candidate.trunk.name));
+                continue;
+            }
             if tx.running_calls(None, Some(&candidate.trunk.name)).await? >= u64::from(candidate.trunk.max_channels) {
                 skipped.push(format!("{} is full", candidate.trunk.name));
                 continue;
@@ -376,28 +388,69 @@ impl CallService {
     }
 
     async fn route(&self, tx: &mut Tx<'_>, trunk: &dialbridge_core::Trunk) -> Result<TrunkRoute, Refusal> {
-        let target = trunk.outbound_proxy.as_ref().unwrap_or(&trunk.address);
-        let address = tokio::net::lookup_host(target.to_string())
-            .await
-            .ok()
-            .and_then(|mut a| a.next())
-            .ok_or_else(|| refuse("10", format!("trunk {}: cannot resolve {target}", trunk.name)))?;
+        let target = carrier_target(trunk).await.ok_or_else(|| {
+            refuse(
+                "10",
+                format!("trunk {}: cannot resolve {}", trunk.name, trunk_destination(trunk)),
+            )
+        })?;
         let credential = match (&trunk.auth_username, tx.trunk_password(&trunk.name).await?) {
             (Some(user), Some(password)) => Some((user.clone(), password)),
             _ => None,
         };
         Ok(TrunkRoute {
             name: trunk.name.clone(),
-            address,
-            host: trunk.address.to_string(),
-            transport: match trunk.transport {
-                dialbridge_core::Transport::Udp => SipTransport::Udp,
-                dialbridge_core::Transport::Tcp => SipTransport::Tcp,
-            },
+            address: target.destination,
+            host: target.host,
+            transport: target.transport,
             credential,
             number_format: trunk.customer_number_format.clone(),
             caller_id_format: trunk.caller_id_format.clone(),
         })
+    }
+
+    /// Keeps the engine watching the trunks the store configures for it (keepalive OPTIONS,
+    /// registration with the carrier), reading them again every `every`, so a change made
+    /// with `dialbridge admin` or `provision` takes effect without a restart.
+    pub async fn watch_trunks(self, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match self.trunk_watches().await {
+                Ok(watches) => self.inner.engine.watch_trunks(watches),
+                Err(e) => tracing::warn!(error = %e, "cannot read the trunks to watch"),
+            }
+        }
+    }
+
+    async fn trunk_watches(&self) -> Result<Vec<TrunkWatch>, StoreError> {
+        let mut tx = self.inner.store.begin_read().await?;
+        let mut watches = Vec::new();
+        for record in tx.trunks().await? {
+            let trunk = record.trunk;
+            if trunk.keepalive_secs == 0 && trunk.register_secs == 0 {
+                continue;
+            }
+            let Some(target) = carrier_target(&trunk).await else {
+                tracing::warn!(trunk = %trunk.name, address = %trunk_destination(&trunk), "cannot resolve the trunk to watch it");
+                continue;
+            };
+            let registration = match (&trunk.auth_username, trunk.register_secs) {
+                (Some(user), secs) if secs > 0 => Some(TrunkAccount {
+                    user: user.clone(),
+                    password: tx.trunk_password(&trunk.name).await?.unwrap_or_default(),
+                    expires_secs: secs,
+                }),
+                _ => None,
+            };
+            watches.push(TrunkWatch {
+                name: trunk.name.clone(),
+                target,
+                keepalive: (trunk.keepalive_secs > 0).then(|| Duration::from_secs(u64::from(trunk.keepalive_secs))),
+                registration,
+            });
+        }
+        Ok(watches)
     }
 
     async fn follow(
@@ -754,3 +807,24 @@ fn cdr_end(report: &CallReport, rate: Money) -> CdrEnd {
 #[cfg(test)]
 #[path = "calls_test.rs"]
 mod tests;
+
+/// Where a trunk's requests go: its outbound proxy when it has one.
+fn trunk_destination(trunk: &dialbridge_core::Trunk) -> &dialbridge_core::SipAddress {
+    trunk.outbound_proxy.as_ref().unwrap_or(&trunk.address)
+}
+
+/// The trunk's carrier with its destination resolved; `None` when it does not resolve.
+async fn carrier_target(trunk: &dialbridge_core::Trunk) -> Option<CarrierTarget> {
+    let destination = tokio::net::lookup_host(trunk_destination(trunk).to_string())
+        .await
+        .ok()?
+        .next()?;
+    Some(CarrierTarget {
+        destination,
+        transport: match trunk.transport {
+            dialbridge_core::Transport::Udp => SipTransport::Udp,
+            dialbridge_core::Transport::Tcp => SipTransport::Tcp,
+        },
+        host: trunk.address.to_string(),
+    })
+}

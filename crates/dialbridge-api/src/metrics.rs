@@ -2,6 +2,7 @@
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
@@ -17,7 +18,13 @@ pub struct Metrics {
     pub sip_unsolicited_answered: Counter,
     pub sip_unsolicited_dropped: Counter,
     pub sip_registrations_refused: Counter,
+    /// Per watched trunk (label `trunk`): 1 while it answers keepalive OPTIONS, 0 while down.
+    pub trunk_up: TrunkGauges,
+    /// Per registering trunk: 1 while our registration with the carrier holds.
+    pub trunk_registered: TrunkGauges,
 }
+
+pub type TrunkGauges = Family<Vec<(String, String)>, Gauge>;
 
 impl Metrics {
     pub fn new(node_name: &str) -> Self {
@@ -48,6 +55,18 @@ impl Metrics {
             "REGISTERs refused: bad credentials, unknown users, sources that failed too often",
             sip_registrations_refused.clone(),
         );
+        let trunk_up = TrunkGauges::default();
+        registry.register(
+            "trunk_up",
+            "1 while a trunk with a keepalive answers OPTIONS, 0 while calls skip it",
+            trunk_up.clone(),
+        );
+        let trunk_registered = TrunkGauges::default();
+        registry.register(
+            "trunk_registered",
+            "1 while a registering trunk's registration with its carrier holds",
+            trunk_registered.clone(),
+        );
         let mut gauge = |name: &str, help: &str| {
             let g = Gauge::default();
             registry.register(name, help, g.clone());
@@ -57,6 +76,8 @@ impl Metrics {
             sip_unsolicited_answered,
             sip_unsolicited_dropped,
             sip_registrations_refused,
+            trunk_up,
+            trunk_registered,
             start_time_seconds: gauge("start_time_seconds", "Unix time at which this server started"),
             calls_active: gauge("calls_active", "Calls running now"),
             sip_legs: gauge("sip_legs", "Outgoing SIP legs alive"),

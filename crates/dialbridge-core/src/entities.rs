@@ -341,14 +341,30 @@ pub struct Trunk {
     pub customer_number_format: NumberFormat,
     /// How the carrier wants the caller id written (From and P-Asserted-Identity).
     pub caller_id_format: NumberFormat,
+    /// After the caller id's own trunk, an enterprise's trunks are tried in ascending priority
+    /// (then by name).
+    pub priority: u32,
+    /// Send OPTIONS this often (seconds) and skip the trunk while it does not answer; 0: off.
+    pub keepalive_secs: u32,
+    /// Register with the carrier as `auth_username`, asking for this many seconds; 0: the
+    /// carrier does not want a registration.
+    pub register_secs: u32,
 }
 
 impl Trunk {
     pub fn validate(&self) -> Result<(), ValidationError> {
         validate_slug("name", &self.name)?;
         in_range("max_channels", self.max_channels, 1, 100_000)?;
+        in_range("priority", self.priority, 0, 1_000_000)?;
+        in_range("keepalive_secs", self.keepalive_secs, 0, 3_600)?;
+        in_range("register_secs", self.register_secs, 0, 86_400)?;
         if let Some(user) = &self.auth_username {
             validate_name("auth_username", user)?;
+        } else if self.register_secs > 0 {
+            return Err(ValidationError::new(
+                "register_secs",
+                "a trunk that registers needs auth_username (the account it registers as)",
+            ));
         }
         Ok(())
     }

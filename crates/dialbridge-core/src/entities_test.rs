@@ -232,3 +232,57 @@ fn area_codes() {
         assert!(validate_area_code(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn a_trunk_that_registers_needs_an_account_and_its_intervals_are_bounded() {
+    let trunk = Trunk {
+        name: "carrier".into(),
+        address: SipAddress::parse("address", "127.0.0.1:5080").unwrap(),
+        transport: Transport::Udp,
+        auth_username: None,
+        outbound_proxy: None,
+        max_channels: 30,
+        enterprises: vec![],
+        customer_number_format: NumberFormat::default(),
+        caller_id_format: NumberFormat::default(),
+        priority: 0,
+        keepalive_secs: 30,
+        register_secs: 0,
+    };
+    assert_eq!(trunk.validate(), Ok(()));
+    let field = |t: Trunk| t.validate().unwrap_err().field;
+    assert_eq!(
+        field(Trunk {
+            register_secs: 600,
+            ..trunk.clone()
+        }),
+        "register_secs"
+    );
+    let registering = Trunk {
+        register_secs: 600,
+        auth_username: Some("acct".into()),
+        ..trunk.clone()
+    };
+    assert_eq!(registering.validate(), Ok(()));
+    assert_eq!(
+        field(Trunk {
+            keepalive_secs: 3_601,
+            ..trunk.clone()
+        }),
+        "keepalive_secs"
+    );
+    assert_eq!(
+        field(Trunk {
+            register_secs: 86_401,
+            ..registering
+        }),
+        "register_secs"
+    );
+    assert_eq!(
+        field(Trunk {
+            priority: 1_000_001,
+            ..trunk
+        }),
+        "priority"
+    );
+}

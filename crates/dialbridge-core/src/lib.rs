@@ -11,6 +11,7 @@ pub mod ids;
 pub mod money;
 pub mod number;
 pub mod number_format;
+pub mod trunk_watch;
 
 pub use entities::*;
 pub use ids::*;

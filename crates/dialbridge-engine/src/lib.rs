@@ -8,6 +8,7 @@
 
 mod call;
 mod directory;
+mod trunks;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -17,12 +18,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use dialbridge_core::call::{CallRecord, CallTimers, EndReason, Outcome, Phase, Progress, Side};
+pub use dialbridge_core::trunk_watch::Health;
 pub use dialbridge_media::RelayStats;
 use dialbridge_media::{MediaError, PortPool};
+pub use dialbridge_sip::CarrierTarget;
 use dialbridge_sip::{AccountDirectory, SipStack};
 pub use dialbridge_sip::{RegistrarSettings, SipConfig, SipTransport};
 pub use directory::{extension_aor, parse_aor, StoreDirectory};
 use tokio::sync::mpsc;
+pub use trunks::{TrunkAccount, TrunkStatus, TrunkWatch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -128,7 +132,8 @@ enum Control {
 }
 
 struct Shared {
-    sip: SipStack,
+    sip: Arc<SipStack>,
+    trunks: trunks::TrunkWatcher,
     ports: PortPool,
     config: EngineConfig,
     calls: Mutex<HashMap<String, mpsc::UnboundedSender<Control>>>,
@@ -152,7 +157,8 @@ impl Engine {
         let ports = PortPool::new(config.rtp_ip, config.rtp_ports.clone());
         Ok(Self {
             shared: Arc::new(Shared {
-                sip,
+                sip: Arc::new(sip),
+                trunks: trunks::TrunkWatcher::default(),
                 ports,
                 config,
                 calls: Mutex::new(HashMap::new()),
@@ -168,6 +174,22 @@ impl Engine {
     /// Whether an extension's phone is registered now.
     pub fn is_registered(&self, aor: &str) -> bool {
         self.shared.sip.registration(aor).is_some()
+    }
+
+    /// Watches exactly these trunks from now on (keepalive OPTIONS, registration with the
+    /// carrier); trunks not listed stop being watched.
+    pub fn watch_trunks(&self, trunks: Vec<TrunkWatch>) {
+        self.shared.trunks.replace(&self.shared.sip, trunks);
+    }
+
+    /// What is known of a watched trunk; `None` when it is not watched.
+    pub fn trunk_status(&self, name: &str) -> Option<TrunkStatus> {
+        self.shared.trunks.status(name)
+    }
+
+    /// Every watched trunk's status, by name.
+    pub fn trunk_statuses(&self) -> Vec<(String, TrunkStatus)> {
+        self.shared.trunks.statuses()
     }
 
     /// Starts a call and returns at once; progress arrives on the handle.
@@ -252,6 +274,7 @@ impl Engine {
         while !self.shared.calls().is_empty() && tokio::time::Instant::now() < hard_deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        self.shared.trunks.stop();
         self.shared.sip.shutdown().await;
     }
 }

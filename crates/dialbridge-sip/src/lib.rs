@@ -4,12 +4,14 @@
 //! Architecture invariant: no rsipstack type leaves this crate, and it knows no tenants: the
 //! engine gives it an [`stack::AccountDirectory`] to look SIP accounts up.
 
+mod client;
 pub mod digest;
 mod message;
 pub mod registrar;
 pub mod stack;
 pub mod unsolicited;
 
+pub use client::{CarrierRegistration, CarrierTarget, RegisterAnswer};
 pub use registrar::{RegistrarSettings, SipTransport};
 pub use stack::{
     AccountDirectory, Leg, LegEvent, LegHangUp, LegSpec, Registration, Renegotiation, SipConfig, SipCounts, SipError,

@@ -1,7 +1,7 @@
-//! The one place that knows rsipstack: starting the endpoint on UDP/TCP, routing incoming
-//! requests (REGISTER to the registrar, in-dialog requests to their dialog), and placing
-//! outgoing INVITE legs. Nothing outside this module sees an rsipstack type, so an upgrade or a
-//! swap of the library touches this file only.
+//! With `client.rs`, the place that knows rsipstack: starting the endpoint on UDP/TCP, routing
+//! incoming requests (REGISTER to the registrar, in-dialog requests to their dialog), and
+//! placing outgoing INVITE legs. Nothing outside these two modules sees an rsipstack type, so
+//! an upgrade or a swap of the library touches them only.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -138,7 +138,7 @@ fn now_millis() -> u64 {
         .unwrap_or(0)
 }
 
-fn to_library_transport(t: SipTransport) -> rsipstack::sip::Transport {
+pub(crate) fn to_library_transport(t: SipTransport) -> rsipstack::sip::Transport {
     match t {
         SipTransport::Udp => rsipstack::sip::Transport::Udp,
         SipTransport::Tcp => rsipstack::sip::Transport::Tcp,
@@ -301,6 +301,10 @@ impl SipStack {
             public_ip: config.public_ip.unwrap_or(local.ip()),
             tasks: Mutex::new(tasks),
         })
+    }
+
+    pub(crate) fn dialog_layer(&self) -> &DialogLayer {
+        &self.shared.dialog_layer
     }
 
     /// The address SIP listens on (the actual port when 0 was configured).

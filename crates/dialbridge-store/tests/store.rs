@@ -126,6 +126,9 @@ async fn exercise_configuration(store: &Store) {
         enterprises: vec![acme],
         customer_number_format: dialbridge_core::NumberFormat::parse("plus").unwrap(),
         caller_id_format: dialbridge_core::NumberFormat::parse("mobile-prefix=0,add=17909").unwrap(),
+        priority: 5,
+        keepalive_secs: 30,
+        register_secs: 600,
     };
     tx.upsert_trunk(&trunk, Some("trunk-pass")).await.unwrap();
     tx.upsert_trunk(&trunk, None).await.unwrap();
@@ -419,7 +422,7 @@ async fn sqlite_configuration_round_trip() {
 
     // Reopening migrates nothing twice and keeps the data; sequences continue.
     let store = sqlite_store(&dir).await;
-    assert_eq!(store.applied_migrations().await.unwrap(), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(store.applied_migrations().await.unwrap(), vec![1, 2, 3, 4, 5, 6, 7]);
     let mut tx = store.begin().await.unwrap();
     assert_eq!(tx.next_id("test_seq").await.unwrap(), 3);
     assert!(tx.enterprise(ent(3000001)).await.unwrap().is_some());
@@ -525,7 +528,7 @@ async fn postgres_runs_the_same_migrations_and_operations() {
     };
     let store = Store::open(&options, &key()).await.unwrap();
     assert_eq!(store.backend(), Backend::Postgres);
-    assert_eq!(store.applied_migrations().await.unwrap(), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(store.applied_migrations().await.unwrap(), vec![1, 2, 3, 4, 5, 6, 7]);
     exercise_configuration(&store).await;
     exercise_calls(&store).await;
 }

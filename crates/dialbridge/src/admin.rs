@@ -374,40 +374,54 @@ enum ExtensionCommand {
 #[derive(Subcommand)]
 enum TrunkCommand {
     /// Creates or replaces a trunk.
-    Set {
-        #[arg(long)]
-        name: String,
-        /// The carrier's SIP address, host:port.
-        #[arg(long, value_parser = sip_address)]
-        address: SipAddress,
-        #[arg(long, default_value = "udp")]
-        transport: Transport,
-        /// Digest user name for the carrier's 401/407 challenges.
-        #[arg(long)]
-        username: Option<String>,
-        /// Digest password; omitted keeps the stored one.
-        #[arg(long)]
-        password: Option<String>,
-        #[arg(long, value_parser = sip_address)]
-        outbound_proxy: Option<SipAddress>,
-        #[arg(long, default_value_t = 30)]
-        max_channels: u32,
-        /// An enterprise allowed to use the trunk (repeat for several).
-        #[arg(long = "enterprise", value_parser = enterprise_id)]
-        enterprises: Vec<EnterpriseId>,
-        /// How the carrier wants the dialled number written, e.g. "plus" or
-        /// "mobile-prefix=0,add=17909" (README: trunk number formats). Default: as normalised.
-        #[arg(long, default_value = "")]
-        customer_number_format: String,
-        /// How the carrier wants the caller id written (same forms).
-        #[arg(long, default_value = "")]
-        caller_id_format: String,
-    },
+    Set(Box<TrunkSet>),
     List,
     Remove {
         #[arg(long)]
         name: String,
     },
+}
+
+#[derive(Args)]
+struct TrunkSet {
+    #[arg(long)]
+    name: String,
+    /// The carrier's SIP address, host:port.
+    #[arg(long, value_parser = sip_address)]
+    address: SipAddress,
+    #[arg(long, default_value = "udp")]
+    transport: Transport,
+    /// Digest user name for the carrier's 401/407 challenges.
+    #[arg(long)]
+    username: Option<String>,
+    /// Digest password; omitted keeps the stored one.
+    #[arg(long)]
+    password: Option<String>,
+    #[arg(long, value_parser = sip_address)]
+    outbound_proxy: Option<SipAddress>,
+    #[arg(long, default_value_t = 30)]
+    max_channels: u32,
+    /// An enterprise allowed to use the trunk (repeat for several).
+    #[arg(long = "enterprise", value_parser = enterprise_id)]
+    enterprises: Vec<EnterpriseId>,
+    /// How the carrier wants the dialled number written, e.g. "plus" or
+    /// "mobile-prefix=0,add=17909" (README: trunk number formats). Default: as normalised.
+    #[arg(long, default_value = "")]
+    customer_number_format: String,
+    /// How the carrier wants the caller id written (same forms).
+    #[arg(long, default_value = "")]
+    caller_id_format: String,
+    /// Failover order after the caller id's own trunk: lower first, then by name.
+    #[arg(long, default_value_t = 0)]
+    priority: u32,
+    /// Send OPTIONS this often (seconds); calls skip the trunk while it does not answer.
+    /// 0: no keepalive.
+    #[arg(long, default_value_t = 0)]
+    keepalive_secs: u32,
+    /// Register with the carrier as --username, asking for this many seconds (refreshed
+    /// at half). 0: the carrier wants no registration.
+    #[arg(long, default_value_t = 0)]
+    register_secs: u32,
 }
 
 #[derive(Subcommand)]
@@ -639,6 +653,9 @@ fn trunk_json(t: &TrunkRecord) -> Value {
         "enterprises": t.trunk.enterprises.iter().map(|e| e.get()).collect::<Vec<_>>(),
         "customer_number_format": t.trunk.customer_number_format.to_string(),
         "caller_id_format": t.trunk.caller_id_format.to_string(),
+        "priority": t.trunk.priority,
+        "keepalive_secs": t.trunk.keepalive_secs,
+        "register_secs": t.trunk.register_secs,
     })
 }
 
@@ -792,7 +809,8 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
             }
         },
         AdminCommand::Trunk(c) => match c {
-            TrunkCommand::Set {
+            TrunkCommand::Set(set) => {
+                let TrunkSet {
                 name,
                 address,
                 transport,
@@ -803,7 +821,10 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                 enterprises,
                 customer_number_format,
                 caller_id_format,
-            } => {
+                priority,
+                keepalive_secs,
+                register_secs,
+            } = *set;
                 for e in &enterprises {
                     if tx.enterprise(*e).await?.is_none() {
                         anyhow::bail!("--enterprise {e}: enterprise not found");
@@ -821,6 +842,9 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                         .map_err(|e| anyhow::anyhow!("--customer-number-format: {}", e.reason))?,
                     caller_id_format: NumberFormat::parse(&caller_id_format)
                         .map_err(|e| anyhow::anyhow!("--caller-id-format: {}", e.reason))?,
+                    priority,
+                    keepalive_secs,
+                    register_secs,
                 };
                 tx.upsert_trunk(&trunk, password.as_deref()).await?;
                 done(format!("set trunk {}", trunk.name))

@@ -64,6 +64,12 @@ struct TrunkSpec {
     customer_number_format: String,
     #[serde(default)]
     caller_id_format: String,
+    #[serde(default)]
+    priority: u32,
+    #[serde(default)]
+    keepalive_secs: u32,
+    #[serde(default)]
+    register_secs: u32,
 }
 
 #[derive(Deserialize)]
@@ -251,6 +257,9 @@ fn parse(file_name: &str, text: &str) -> Result<Desired, SpecError> {
                 .map_err(|e| fail((format!("{path}.customer_number_format"), e.reason)))?,
             caller_id_format: NumberFormat::parse(&t.caller_id_format)
                 .map_err(|e| fail((format!("{path}.caller_id_format"), e.reason)))?,
+            priority: t.priority,
+            keepalive_secs: t.keepalive_secs,
+            register_secs: t.register_secs,
         };
         trunk.validate().map_err(|e| fail(field(&path, e)))?;
         if let Some(p) = &t.password {

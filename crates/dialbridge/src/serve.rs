@@ -12,6 +12,9 @@ use dialbridge_engine::{Engine, EngineConfig, RegistrarSettings, SipTransport, S
 
 use crate::config::Config;
 
+/// How often the trunks to watch (keepalive, registration) are read from the store again.
+const TRUNK_RELOAD: Duration = Duration::from_secs(10);
+
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let (store, key) = crate::open_store_and_key(&config).await?;
     tracing::info!(
@@ -46,6 +49,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.node_name.clone(),
         dispatcher.waker(),
     );
+    let trunk_watch = tokio::spawn(calls.clone().watch_trunks(TRUNK_RELOAD));
     let recovered = calls
         .recover()
         .await
@@ -66,6 +70,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .await
     .context("HTTP server failed")?;
     gauges.abort();
+    trunk_watch.abort();
     engine.shutdown(config.shutdown_grace).await;
     dispatcher.stop().await;
     store.close().await;
@@ -121,6 +126,22 @@ async fn update_gauges(engine: Engine, metrics: Arc<Metrics>) {
             .sip_registrations_refused
             .inner()
             .store(counts.sip_registrations_refused, std::sync::atomic::Ordering::Relaxed);
+        metrics.trunk_up.clear();
+        metrics.trunk_registered.clear();
+        for (name, status) in engine.trunk_statuses() {
+            let labels = vec![("trunk".to_owned(), name)];
+            if let Some(health) = status.health {
+                // Unknown (not probed yet) is reported as up: calls still use the trunk.
+                let up = health != dialbridge_engine::Health::Down;
+                metrics.trunk_up.get_or_create(&labels).set(i64::from(up));
+            }
+            if let Some(registered) = status.registered {
+                metrics
+                    .trunk_registered
+                    .get_or_create(&labels)
+                    .set(i64::from(registered));
+            }
+        }
     }
 }
 

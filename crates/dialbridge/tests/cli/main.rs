@@ -19,6 +19,7 @@ mod operator;
 mod pushes;
 mod restart;
 mod trunk_routing;
+mod trunk_watch;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dialbridge");
 
@@ -254,6 +255,11 @@ struct LegacyWorld {
 }
 
 fn legacy_world() -> LegacyWorld {
+    legacy_world_with(|_, _| {})
+}
+
+/// The legacy world, with `configure` run on the store before the server starts.
+fn legacy_world_with(configure: impl FnOnce(&Operator, u16)) -> LegacyWorld {
     let op = Operator::new();
     let carrier_port = dialbridge_testkit::free_port();
     let path = op.write("legacy.toml", &legacy_setup(carrier_port));
@@ -267,6 +273,7 @@ fn legacy_world() -> LegacyWorld {
         "--amount",
         "100",
     ]);
+    configure(&op, carrier_port);
     let server = serve(&op);
     LegacyWorld {
         op,

@@ -88,12 +88,20 @@ name = "carrier"
 address = "127.0.0.1:5080"
 customer_number_format = "national,mobile-prefix=0"
 caller_id_format = "zeros"
+priority = 3
+keepalive_secs = 20
+username = "acct"
+register_secs = 300
 "#,
     );
     op.ok(&["provision", &good]);
     let trunks = op.json(&["admin", "trunk", "list"]);
     assert_eq!(trunks[0]["customer_number_format"], "mobile-prefix=0");
     assert_eq!(trunks[0]["caller_id_format"], "zeros");
+    assert_eq!(
+        (&trunks[0]["priority"], &trunks[0]["keepalive_secs"], &trunks[0]["register_secs"]),
+        (&serde_json::json!(3), &serde_json::json!(20), &serde_json::json!(300))
+    );
     // Applying the same file again changes nothing.
     assert!(op.ok(&["provision", &good]).contains("no changes"), "idempotent");
 
@@ -109,6 +117,20 @@ caller_id_format = "mobile-prefix=0,plus"
     let error = op.fails(&["provision", &bad]);
     assert!(
         error.contains("trunk[0] (carrier).caller_id_format") && error.contains("national style only"),
+        "{error}"
+    );
+    let unregistrable = op.write(
+        "unregistrable.toml",
+        r#"
+[[trunk]]
+name = "carrier"
+address = "127.0.0.1:5080"
+register_secs = 300
+"#,
+    );
+    let error = op.fails(&["provision", &unregistrable]);
+    assert!(
+        error.contains("trunk[0] (carrier).register_secs") && error.contains("needs auth_username"),
         "{error}"
     );
     assert_eq!(

@@ -1,0 +1,5 @@
+-- Trunk order for failover (ascending, then by name), keepalive OPTIONS interval and the
+-- registration interval asked of the carrier (seconds; 0 = off).
+ALTER TABLE trunks ADD COLUMN priority BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE trunks ADD COLUMN keepalive_secs BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE trunks ADD COLUMN register_secs BIGINT NOT NULL DEFAULT 0;
