@@ -260,6 +260,23 @@ impl CallTask {
                 self.renegotiate(media_leg, renegotiation);
                 None
             }
+            LegEvent::Digit(digit) => {
+                // The other leg hears it as RFC 4733 events (the relay sends them only while
+                // the call is bridged).
+                let to = match media_leg {
+                    MediaLeg::Agent => MediaLeg::Customer,
+                    MediaLeg::Customer => MediaLeg::Agent,
+                };
+                tracing::debug!(
+                    ?leg,
+                    event = digit.event,
+                    duration_ms = digit.duration_ms,
+                    "digit by INFO"
+                );
+                self.media
+                    .send_digit(to, digit.event, Duration::from_millis(u64::from(digit.duration_ms)));
+                None
+            }
         }
     }
 

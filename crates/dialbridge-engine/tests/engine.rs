@@ -1095,26 +1095,27 @@ async fn a_flood_of_unsolicited_requests_leaves_bridged_calls_and_resources_alon
     assert!(grown < 16 * 1024, "memory grew by {grown} KiB over the flood");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_digit_pressed_by_the_agent_reaches_the_carrier_under_the_carriers_payload_type() {
+/// The agent's phone (playing `phone_scenario`) presses 5 during a bridged call: the
+/// telephone-event packets the carrier's media receives (payload type 96, as the carrier
+/// answered), once the call ended as it should.
+async fn digit_packets_at_the_carrier(phone_scenario: &str, id: &str) -> Vec<Vec<u8>> {
     let engine = engine(Duration::from_secs(30)).await;
     let (phone_port, carrier_port) = (free_port(), free_port());
     // The carrier's media is this socket: what it receives is what the carrier would hear.
     let carrier_media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let phone = one_call("dtmf_phone.xml", phone_port).spawn();
+    let phone = one_call(phone_scenario, phone_port).spawn();
     let carrier = one_call("dtmf_carrier.xml", carrier_port)
         .set("sdp_port", carrier_media.local_addr().unwrap().port())
         .set("talk_ms", 2500)
         .spawn();
     register_agent(&engine, phone_port).await;
-    let call = place_call(&engine, "t-dtmf", carrier_port);
-    // RFC 4733: payload type 96 as the carrier answered, event 5 in the payload's first byte.
-    let mut digits = Vec::new();
+    let call = place_call(&engine, id, carrier_port);
+    let mut events = Vec::new();
     let mut buffer = [0u8; 2048];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while let Ok(Ok(len)) = tokio::time::timeout_at(deadline, carrier_media.recv(&mut buffer)).await {
         if len >= 16 && buffer[1] & 0x7F == 96 {
-            digits.push(buffer[12]);
+            events.push(buffer[..len].to_vec());
         }
     }
     let (_, report) = call.await.unwrap();
@@ -1122,13 +1123,45 @@ async fn a_digit_pressed_by_the_agent_reaches_the_carrier_under_the_carriers_pay
         (report.outcome.reason, report.outcome.phase),
         (EndReason::CustomerHungUp, Phase::Bridged)
     );
-    assert!(!digits.is_empty(), "no telephone event arrived: {report:?}");
-    assert!(digits.iter().all(|d| *d == 5), "{digits:?}");
-    assert!(report.media.telephone_events >= 1, "{:?}", report.media);
+    assert!(!events.is_empty(), "no telephone event arrived: {report:?}");
+    assert_eq!(report.media.telephone_events, events.len() as u64, "{:?}", report.media);
     let (ok, logs) = finish(phone).await;
     assert!(ok && logs.contains("pressed 5"), "{logs}");
     assert!(finish(carrier).await.0);
     assert_all_released(&engine).await;
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digit_pressed_by_the_agent_reaches_the_carrier_under_the_carriers_payload_type() {
+    // RFC 4733 from the phone (payload type 101), event 5 in the payload's first byte.
+    let events = digit_packets_at_the_carrier("dtmf_phone.xml", "t-dtmf").await;
+    assert!(events.iter().all(|p| p[12] == 5), "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digit_sent_by_info_reaches_the_carrier_as_telephone_events() {
+    let events = digit_packets_at_the_carrier("dtmf_info_phone.xml", "t-info").await;
+    let field = |p: &Vec<u8>, range: std::ops::Range<usize>| p[range].iter().fold(0u32, |n, b| n << 8 | u32::from(*b));
+    assert!(events.iter().all(|p| p[12] == 5), "{events:?}");
+    // One event: a single start timestamp and source, consecutive sequence numbers, the
+    // first packet marked, durations growing to 160 ms (1,280 samples), the end three times.
+    assert!(events.iter().all(|p| field(p, 4..8) == field(&events[0], 4..8)));
+    assert!(events.iter().all(|p| field(p, 8..12) == field(&events[0], 8..12)));
+    for pair in events.windows(2) {
+        assert_eq!(
+            field(&pair[1], 2..4),
+            (field(&pair[0], 2..4) + 1) % 65_536,
+            "{events:?}"
+        );
+        assert!(field(&pair[1], 14..16) >= field(&pair[0], 14..16));
+    }
+    assert_eq!(events[0][1] & 0x80, 0x80, "marker on the first packet");
+    assert!(events[1..].iter().all(|p| p[1] & 0x80 == 0));
+    let ends: Vec<_> = events.iter().filter(|p| p[13] & 0x80 != 0).collect();
+    assert_eq!(ends.len(), 3, "{events:?}");
+    assert!(ends.iter().all(|p| field(p, 14..16) == 1_280));
+    assert_eq!(events.len(), 8 + 2, "one per 20 ms, the end repeated: {events:?}");
 }
 
 /// Our RTP port for a leg, as the SIPp `reinvite_uas.xml` logged it from our INVITE.

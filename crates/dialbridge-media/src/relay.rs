@@ -7,6 +7,7 @@
 //! [`MediaSession`] is the interface the engine uses; a kernel forwarding path could sit
 //! behind the same methods for calls that need no tone, transcoding or recording.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -66,6 +67,15 @@ pub struct RelaySettings {
 enum Command {
     Remote(MediaLeg, RemoteLeg),
     Mode(RelayMode),
+    Digit(Digit),
+}
+
+/// A key to play to a leg as RFC 4733 telephone events.
+#[derive(Debug, Clone, Copy)]
+struct Digit {
+    to: MediaLeg,
+    event: u8,
+    duration: Duration,
 }
 
 /// The media of one call. Dropping it stops the relay; [`MediaSession::finish`] stops it and
@@ -118,6 +128,13 @@ impl MediaSession {
         let _ = self.commands.send(Command::Mode(mode));
     }
 
+    /// Plays a key (RFC 4733 event code) to a leg as telephone events under the payload type
+    /// it takes them with, continuing the stream it is sent; only while the call is bridged,
+    /// and not to a leg that takes none. For a phone that sends its keys by SIP INFO.
+    pub fn send_digit(&self, to: MediaLeg, event: u8, duration: Duration) {
+        let _ = self.commands.send(Command::Digit(Digit { to, event, duration }));
+    }
+
     /// Stops the relay, releases its ports, and returns the counters.
     pub async fn finish(self) -> RelayStats {
         drop(self.commands);
@@ -138,6 +155,97 @@ struct Side {
     sends: bool,
     last_received: Instant,
     inactive_reported: bool,
+    sent: SentStream,
+}
+
+/// The RTP stream this leg is sent, so that packets we make up (a key pressed by INFO)
+/// continue it: relayed packets' sequence numbers are shifted by how many we inserted.
+#[derive(Debug, Clone, Copy, Default)]
+struct SentStream {
+    ssrc: Option<u32>,
+    next_sequence: u16,
+    last_timestamp: u32,
+    sequence_shift: u16,
+}
+
+impl SentStream {
+    /// Shifts a relayed packet's sequence number and remembers where the stream is.
+    fn relay(&mut self, packet: &mut [u8]) {
+        if packet.len() < RTP_HEADER || packet[0] >> 6 != 2 {
+            return;
+        }
+        let sequence = u16::from_be_bytes([packet[2], packet[3]]).wrapping_add(self.sequence_shift);
+        packet[2..4].copy_from_slice(&sequence.to_be_bytes());
+        self.next_sequence = sequence.wrapping_add(1);
+        self.last_timestamp = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+        self.ssrc = Some(u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]));
+    }
+
+    /// Takes the next sequence number for a packet of ours.
+    fn insert(&mut self) -> u16 {
+        let sequence = self.next_sequence;
+        self.next_sequence = sequence.wrapping_add(1);
+        self.sequence_shift = self.sequence_shift.wrapping_add(1);
+        sequence
+    }
+}
+
+/// A key being played: RFC 4733 §2.5 — one packet per 20 ms with the event's start timestamp
+/// and the duration so far, the first marked, the last (end bit set) sent three times.
+struct Playing {
+    to: MediaLeg,
+    packet: [u8; RTP_HEADER + 4],
+    total_samples: u32,
+    elapsed_samples: u32,
+    ends_left: u8,
+}
+
+const SAMPLES_PER_TICK: u32 = 160;
+const END_REPEATS: u8 = 3;
+/// The volume field of the events we generate (-10 dBm0).
+const EVENT_VOLUME: u8 = 10;
+
+impl Playing {
+    fn start(digit: Digit, payload_type: u8, stream: &SentStream) -> Self {
+        let samples = u32::try_from(digit.duration.as_millis().saturating_mul(8)).unwrap_or(u32::MAX);
+        let mut packet = [0u8; RTP_HEADER + 4];
+        packet[0] = 0x80;
+        packet[1] = 0x80 | (payload_type & 0x7F);
+        let timestamp = match stream.ssrc {
+            Some(_) => stream.last_timestamp.wrapping_add(SAMPLES_PER_TICK),
+            None => rand::random(),
+        };
+        packet[4..8].copy_from_slice(&timestamp.to_be_bytes());
+        packet[8..12].copy_from_slice(&stream.ssrc.unwrap_or_else(rand::random).to_be_bytes());
+        packet[RTP_HEADER] = digit.event;
+        Self {
+            to: digit.to,
+            packet,
+            total_samples: samples.clamp(SAMPLES_PER_TICK, u32::from(u16::MAX)),
+            elapsed_samples: 0,
+            ends_left: END_REPEATS,
+        }
+    }
+
+    /// The next packet, with its sequence number from the stream; `None` once done.
+    fn next_packet(&mut self, stream: &mut SentStream) -> Option<&[u8]> {
+        if self.ends_left == 0 {
+            return None;
+        }
+        if self.elapsed_samples > 0 {
+            self.packet[1] &= 0x7F;
+        }
+        self.elapsed_samples = (self.elapsed_samples + SAMPLES_PER_TICK).min(self.total_samples);
+        let ended = self.elapsed_samples >= self.total_samples;
+        if ended {
+            self.ends_left -= 1;
+        }
+        self.packet[RTP_HEADER + 1] = if ended { 0x80 } else { 0 } | EVENT_VOLUME;
+        let duration = u16::try_from(self.elapsed_samples).unwrap_or(u16::MAX);
+        self.packet[RTP_HEADER + 2..].copy_from_slice(&duration.to_be_bytes());
+        self.packet[2..4].copy_from_slice(&stream.insert().to_be_bytes());
+        Some(&self.packet)
+    }
 }
 
 impl Side {
@@ -152,6 +260,7 @@ impl Side {
             sends: true,
             last_received: Instant::now(),
             inactive_reported: false,
+            sent: SentStream::default(),
         }
     }
 
@@ -173,6 +282,8 @@ struct Relay {
     settings: RelaySettings,
     stats: RelayStats,
     ringback: Ringback,
+    digits: VecDeque<Digit>,
+    playing: Option<Playing>,
 }
 
 const MAX_PACKET: usize = 1500;
@@ -187,6 +298,8 @@ impl Relay {
             settings,
             stats: RelayStats::default(),
             ringback: Ringback::new(),
+            digits: VecDeque::new(),
+            playing: None,
         }
     }
 
@@ -203,6 +316,8 @@ impl Relay {
         ringback_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let watchdog_period =
             (self.settings.inactivity_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let mut digit_tick = tokio::time::interval(Duration::from_millis(20));
+        digit_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut watchdog = tokio::time::interval(watchdog_period);
         watchdog.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -224,6 +339,12 @@ impl Relay {
                             side.inactive_reported = false;
                         }
                         side.sends = remote.sends;
+                    }
+                    Some(Command::Digit(digit)) => {
+                        if self.digits.is_empty() && self.playing.is_none() {
+                            digit_tick.reset_immediately();
+                        }
+                        self.digits.push_back(digit);
                     }
                     Some(Command::Mode(mode)) => {
                         if mode == RelayMode::Bridged && self.mode != RelayMode::Bridged {
@@ -256,6 +377,9 @@ impl Relay {
                         }
                     }
                 }
+                _ = digit_tick.tick(), if self.playing.is_some() || !self.digits.is_empty() => {
+                    self.play_digits().await;
+                }
                 _ = watchdog.tick(), if self.mode == RelayMode::Bridged => {
                     for leg in [MediaLeg::Agent, MediaLeg::Customer] {
                         let timeout = self.settings.inactivity_timeout;
@@ -269,6 +393,42 @@ impl Relay {
             }
         }
         self.stats
+    }
+
+    /// Sends the next packet of the key being played, starting the next queued one when
+    /// none is. A key for a leg that takes no telephone events, or while the call is not
+    /// bridged, is dropped.
+    async fn play_digits(&mut self) {
+        if self.playing.is_none() {
+            let Some(digit) = self.digits.pop_front() else { return };
+            let bridged = self.mode == RelayMode::Bridged;
+            let to = self.side(digit.to);
+            match (to.telephone_event, bridged) {
+                (Some(payload_type), true) => self.playing = Some(Playing::start(digit, payload_type, &to.sent)),
+                _ => {
+                    tracing::debug!(
+                        ?digit,
+                        bridged,
+                        "key not played: not bridged, or the leg takes no events"
+                    );
+                    return;
+                }
+            }
+        }
+        let Some(playing) = self.playing.as_mut() else { return };
+        let to = match playing.to {
+            MediaLeg::Agent => &mut self.agent,
+            MediaLeg::Customer => &mut self.customer,
+        };
+        let Some(packet) = playing.next_packet(&mut to.sent) else {
+            self.playing = None;
+            return;
+        };
+        if let Some(remote) = to.remote {
+            if to.ports.rtp.send_to(packet, remote).await.is_ok() {
+                self.stats.telephone_events += 1;
+            }
+        }
     }
 
     fn side(&mut self, leg: MediaLeg) -> &mut Side {
@@ -297,8 +457,8 @@ impl Relay {
             return;
         }
         let (to, to_leg) = match from {
-            MediaLeg::Agent => (&self.customer, MediaLeg::Customer),
-            MediaLeg::Customer => (&self.agent, MediaLeg::Agent),
+            MediaLeg::Agent => (&mut self.customer, MediaLeg::Customer),
+            MediaLeg::Customer => (&mut self.agent, MediaLeg::Agent),
         };
         let Some(remote) = to.remote else { return };
         let event = match map_telephone_event(packet, to.telephone_event) {
@@ -311,6 +471,7 @@ impl Relay {
             EventMapping::Mapped => true,
             EventMapping::NotTaken => return,
         };
+        to.sent.relay(packet);
         if to.ports.rtp.send_to(packet, remote).await.is_ok() {
             if event {
                 self.stats.telephone_events += 1;

@@ -79,3 +79,61 @@ fn telephone_events_take_the_receiving_legs_payload_type() {
         "too short"
     );
 }
+
+fn audio(sequence: u16, timestamp: u32, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0];
+    p.extend(sequence.to_be_bytes());
+    p.extend(timestamp.to_be_bytes());
+    p.extend(ssrc.to_be_bytes());
+    p.extend([0xff; 160]);
+    p
+}
+
+#[test]
+fn a_played_key_continues_the_stream_and_later_packets_are_renumbered_after_it() {
+    let mut stream = SentStream::default();
+    let mut first = audio(65_534, 1_000, 7);
+    stream.relay(&mut first);
+    assert_eq!(
+        &first[2..4],
+        &65_534u16.to_be_bytes(),
+        "nothing inserted yet: unchanged"
+    );
+    let digit = Digit {
+        to: MediaLeg::Customer,
+        event: 11,
+        duration: Duration::from_millis(50),
+    };
+    let mut playing = Playing::start(digit, 96, &stream);
+    let mut packets = Vec::new();
+    while let Some(p) = playing.next_packet(&mut stream) {
+        packets.push(p.to_vec());
+    }
+    // 50 ms: 160, 320, then 400 samples (ended) sent three times.
+    let durations: Vec<u16> = packets.iter().map(|p| u16::from_be_bytes([p[14], p[15]])).collect();
+    assert_eq!(durations, [160, 320, 400, 400, 400]);
+    let sequences: Vec<u16> = packets.iter().map(|p| u16::from_be_bytes([p[2], p[3]])).collect();
+    assert_eq!(
+        sequences,
+        [65_535, 0, 1, 2, 3],
+        "continues the relayed stream, wrapping"
+    );
+    for (i, p) in packets.iter().enumerate() {
+        assert_eq!(p[1], if i == 0 { 0x80 | 96 } else { 96 }, "marker on the first only");
+        assert_eq!(p[12], 11);
+        assert_eq!(p[13] & 0x80 != 0, i >= 2, "end bit");
+        assert_eq!(
+            &p[4..8],
+            &1_160u32.to_be_bytes(),
+            "starts a packet after the last relayed"
+        );
+        assert_eq!(&p[8..12], &7u32.to_be_bytes(), "the relayed stream's source");
+    }
+    let mut next = audio(65_535, 1_160, 7);
+    stream.relay(&mut next);
+    assert_eq!(&next[2..4], &4u16.to_be_bytes(), "shifted by the five inserted");
+    // A stream that sent nothing yet gets a source of its own.
+    let mut fresh = SentStream::default();
+    let mut alone = Playing::start(digit, 101, &fresh);
+    assert!(alone.next_packet(&mut fresh).is_some());
+}

@@ -89,3 +89,49 @@ pub fn refresh_interval(value: &str) -> Option<std::time::Duration> {
     let refresher_is_us = parts.any(|p| p.eq_ignore_ascii_case("refresher=uac"));
     (refresher_is_us && seconds > 0).then(|| std::time::Duration::from_millis(seconds * 500))
 }
+
+/// A key pressed, as an INFO carried it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InfoDigit {
+    /// The RFC 4733 event code: 0-9, `*` 10, `#` 11, A-D 12-15.
+    pub event: u8,
+    pub duration_ms: u32,
+}
+
+/// How long a key is held when the INFO does not say.
+const DEFAULT_DIGIT_MS: u32 = 250;
+
+/// The digit of an INFO body, by its content type: `application/dtmf-relay` (`Signal=5`,
+/// `Duration=160`, as most phones send it) or `application/dtmf` (just `5`). `None` for any
+/// other INFO. The duration is kept within 40 ms-5 s.
+pub fn info_digit(content_type: &str, body: &[u8]) -> Option<InfoDigit> {
+    let media_type = content_type.split(';').next()?.trim();
+    let body = std::str::from_utf8(body).ok()?;
+    let (signal, duration) = if media_type.eq_ignore_ascii_case("application/dtmf-relay") {
+        let field = |name: &str| {
+            body.lines().find_map(|line| {
+                let (key, value) = line.split_once('=')?;
+                key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+            })
+        };
+        (field("Signal")?, field("Duration").and_then(|d| d.parse().ok()))
+    } else if media_type.eq_ignore_ascii_case("application/dtmf") {
+        (body.trim(), None)
+    } else {
+        return None;
+    };
+    let event = match signal {
+        "*" => 10,
+        "#" => 11,
+        s if s.len() == 1 && s.as_bytes()[0].is_ascii_digit() => s.as_bytes()[0] - b'0',
+        s if s.len() == 1 && (b'A'..=b'D').contains(&s.as_bytes()[0].to_ascii_uppercase()) => {
+            s.as_bytes()[0].to_ascii_uppercase() - b'A' + 12
+        }
+        // Some phones send the event code itself for * and # (10, 11).
+        s => s.parse().ok().filter(|code| (10..=15).contains(code))?,
+    };
+    Some(InfoDigit {
+        event,
+        duration_ms: duration.unwrap_or(DEFAULT_DIGIT_MS).clamp(40, 5_000),
+    })
+}

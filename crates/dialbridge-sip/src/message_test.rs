@@ -51,3 +51,41 @@ fn session_expires_says_whether_and_how_often_we_refresh() {
     assert_eq!(refresh_interval("soon;refresher=uac"), None);
     assert_eq!(refresh_interval("0;refresher=uac"), None);
 }
+
+#[test]
+fn info_digits_are_read_from_dtmf_relay_and_dtmf_bodies() {
+    let relay = "application/dtmf-relay";
+    let digit = |event, duration_ms| Some(InfoDigit { event, duration_ms });
+    assert_eq!(info_digit(relay, b"Signal=5\r\nDuration=160\r\n"), digit(5, 160));
+    assert_eq!(info_digit(relay, b"Signal= 0\nDuration= 100"), digit(0, 100));
+    assert_eq!(
+        info_digit("Application/DTMF-Relay; charset=x", b"signal=*"),
+        digit(10, 250)
+    );
+    assert_eq!(
+        info_digit(relay, b"Signal=#\r\nDuration=10"),
+        digit(11, 40),
+        "clamped up"
+    );
+    assert_eq!(
+        info_digit(relay, b"Signal=d\r\nDuration=99999"),
+        digit(15, 5_000),
+        "clamped down"
+    );
+    assert_eq!(info_digit(relay, b"Signal=11"), digit(11, 250), "# as its event code");
+    assert_eq!(info_digit("application/dtmf", b"9\r\n"), digit(9, 250));
+    assert_eq!(info_digit("application/dtmf", b"A"), digit(12, 250));
+    for (content_type, body) in [
+        (relay, &b"Duration=160"[..]),
+        (relay, b"Signal=16"),
+        (relay, b"Signal=55"),
+        (relay, b"Signal=x"),
+        (relay, b"Signal="),
+        (relay, b"\xff\xfe"),
+        ("application/dtmf", b""),
+        ("application/media_control+xml", b"<media_control/>"),
+        ("", b"Signal=5"),
+    ] {
+        assert_eq!(info_digit(content_type, body), None, "{content_type} {body:?}");
+    }
+}

@@ -25,7 +25,8 @@ use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
 use rsipstack::EndpointBuilder;
 use tokio::task::JoinHandle;
 
-use crate::message::{parse_contacts, refresh_interval, uri_user};
+pub use crate::message::InfoDigit;
+use crate::message::{info_digit, parse_contacts, refresh_interval, uri_user};
 use crate::registrar::{RegisterReply, RegisterRequest, Registrar, RegistrarSettings, SendTarget, SipTransport};
 use crate::unsolicited::{SourceLimiter, UnsolicitedSettings};
 
@@ -439,6 +440,9 @@ pub enum LegEvent {
     /// A re-INVITE or UPDATE from the far end (hold, resume, a moved stream, a session
     /// refresh), to be answered here: the media is anchored, nothing crosses to the other leg.
     Renegotiate(Renegotiation),
+    /// A key pressed, sent by SIP INFO (`application/dtmf-relay` or `application/dtmf`),
+    /// already answered 200.
+    Digit(InfoDigit),
 }
 
 /// A far end's re-INVITE or UPDATE waiting for our answer.
@@ -472,7 +476,7 @@ impl Renegotiation {
 }
 
 /// An in-dialog request that needs no decision of the call: OPTIONS and INFO are answered 200
-/// (INFO digits are not relayed yet), what we never take (REFER, MESSAGE, NOTIFY) 405.
+/// (an INFO's digit then goes to the call), what we never take (REFER, MESSAGE, NOTIFY) 405.
 fn answer_in_dialog(handle: TransactionHandle, status: StatusCode) {
     tokio::spawn(async move {
         let _ = handle.reply(status).await;
@@ -550,8 +554,18 @@ impl Leg {
                         is_invite: request.method == Method::Invite,
                     }));
                 }
-                DialogState::Options(_, _, handle) | DialogState::Info(_, _, handle) => {
+                DialogState::Options(_, _, handle) => answer_in_dialog(handle, StatusCode::OK),
+                DialogState::Info(_, request, handle) => {
                     answer_in_dialog(handle, StatusCode::OK);
+                    let content_type = request
+                        .headers()
+                        .iter()
+                        .find(|h| matches!(h, Header::ContentType(_)))
+                        .map(|h| h.value().to_owned())
+                        .unwrap_or_default();
+                    if let Some(digit) = info_digit(&content_type, &request.body) {
+                        return Some(LegEvent::Digit(digit));
+                    }
                 }
                 DialogState::Refer(_, _, handle)
                 | DialogState::Message(_, _, handle)

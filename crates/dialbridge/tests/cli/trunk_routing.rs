@@ -99,7 +99,11 @@ register_secs = 300
     assert_eq!(trunks[0]["customer_number_format"], "mobile-prefix=0");
     assert_eq!(trunks[0]["caller_id_format"], "zeros");
     assert_eq!(
-        (&trunks[0]["priority"], &trunks[0]["keepalive_secs"], &trunks[0]["register_secs"]),
+        (
+            &trunks[0]["priority"],
+            &trunks[0]["keepalive_secs"],
+            &trunks[0]["register_secs"]
+        ),
         (&serde_json::json!(3), &serde_json::json!(20), &serde_json::json!(300))
     );
     // Applying the same file again changes nothing.
