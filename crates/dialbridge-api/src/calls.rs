@@ -406,32 +406,45 @@ impl CallService {
             credential,
             number_format: trunk.customer_number_format.clone(),
             caller_id_format: trunk.caller_id_format.clone(),
+            sources: trunk.sources.clone(),
         })
     }
 
     /// Keeps the engine watching the trunks the store configures for it (keepalive OPTIONS,
-    /// registration with the carrier), reading them again every `every`, so a change made
-    /// with `dialbridge admin` or `provision` takes effect without a restart.
+    /// registration with the carrier) and knowing where carriers send from, reading them again
+    /// every `every`, so a change made with `dialbridge admin` or `provision` takes effect
+    /// without a restart.
     pub async fn watch_trunks(self, every: Duration) {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
             match self.trunk_watches().await {
-                Ok(watches) => self.inner.engine.watch_trunks(watches),
+                Ok((watches, sources)) => {
+                    self.inner.engine.watch_trunks(watches);
+                    self.inner.engine.set_carrier_sources(sources);
+                }
                 Err(e) => tracing::warn!(error = %e, "cannot read the trunks to watch"),
             }
         }
     }
 
-    async fn trunk_watches(&self) -> Result<Vec<TrunkWatch>, StoreError> {
+    /// The trunks to watch, and the addresses all carriers send from.
+    async fn trunk_watches(&self) -> Result<(Vec<TrunkWatch>, Vec<ipnet::IpNet>), StoreError> {
         let mut tx = self.inner.store.begin_read().await?;
         let mut watches = Vec::new();
+        let mut sources = Vec::new();
         for record in tx.trunks().await? {
             let trunk = record.trunk;
+            let target = carrier_target(&trunk).await;
+            match &target {
+                _ if !trunk.sources.is_empty() => sources.extend(trunk.sources.iter().copied()),
+                Some(target) => sources.push(ipnet::IpNet::from(target.destination.ip())),
+                None => {}
+            }
             if trunk.keepalive_secs == 0 && trunk.register_secs == 0 {
                 continue;
             }
-            let Some(target) = carrier_target(&trunk).await else {
+            let Some(target) = target else {
                 tracing::warn!(trunk = %trunk.name, address = %trunk_destination(&trunk), "cannot resolve the trunk to watch it");
                 continue;
             };
@@ -450,7 +463,7 @@ impl CallService {
                 registration,
             });
         }
-        Ok(watches)
+        Ok((watches, sources))
     }
 
     async fn follow(

@@ -18,6 +18,7 @@ pub struct Metrics {
     pub sip_unsolicited_answered: Counter,
     pub sip_unsolicited_dropped: Counter,
     pub sip_registrations_refused: Counter,
+    pub sip_requests_from_wrong_source: Counter,
     /// Per watched trunk (label `trunk`): 1 while it answers keepalive OPTIONS, 0 while down.
     pub trunk_up: TrunkGauges,
     /// Per registering trunk: 1 while our registration with the carrier holds.
@@ -55,6 +56,12 @@ impl Metrics {
             "REGISTERs refused: bad credentials, unknown users, sources that failed too often",
             sip_registrations_refused.clone(),
         );
+        let sip_requests_from_wrong_source = Counter::default();
+        registry.register(
+            "sip_requests_from_wrong_source",
+            "Requests inside a call on a trunk refused (403) for not coming from the trunk's addresses",
+            sip_requests_from_wrong_source.clone(),
+        );
         let trunk_up = TrunkGauges::default();
         registry.register(
             "trunk_up",
@@ -76,6 +83,7 @@ impl Metrics {
             sip_unsolicited_answered,
             sip_unsolicited_dropped,
             sip_registrations_refused,
+            sip_requests_from_wrong_source,
             trunk_up,
             trunk_registered,
             start_time_seconds: gauge("start_time_seconds", "Unix time at which this server started"),

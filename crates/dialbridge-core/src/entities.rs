@@ -349,6 +349,21 @@ pub struct Trunk {
     /// Register with the carrier as `auth_username`, asking for this many seconds; 0: the
     /// carrier does not want a registration.
     pub register_secs: u32,
+    /// The addresses the carrier sends from (its requests inside our calls, its OPTIONS and
+    /// INVITEs to us); empty: the address its requests go to.
+    pub sources: Vec<ipnet::IpNet>,
+}
+
+/// The most source ranges a trunk may list.
+pub const MAX_TRUNK_SOURCES: usize = 64;
+
+/// One source of a trunk: an address (`203.0.113.5`) or a range (`203.0.113.0/24`).
+pub fn parse_trunk_source(text: &str) -> Result<ipnet::IpNet, ValidationError> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| ValidationError::new("sources", format!("{text:?} is not an IP address or range (a.b.c.d/n)")))
 }
 
 impl Trunk {
@@ -358,6 +373,12 @@ impl Trunk {
         in_range("priority", self.priority, 0, 1_000_000)?;
         in_range("keepalive_secs", self.keepalive_secs, 0, 3_600)?;
         in_range("register_secs", self.register_secs, 0, 86_400)?;
+        if self.sources.len() > MAX_TRUNK_SOURCES {
+            return Err(ValidationError::new(
+                "sources",
+                format!("at most {MAX_TRUNK_SOURCES} addresses or ranges"),
+            ));
+        }
         if let Some(user) = &self.auth_username {
             validate_name("auth_username", user)?;
         } else if self.register_secs > 0 {

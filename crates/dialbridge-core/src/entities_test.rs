@@ -248,6 +248,7 @@ fn a_trunk_that_registers_needs_an_account_and_its_intervals_are_bounded() {
         priority: 0,
         keepalive_secs: 30,
         register_secs: 0,
+        sources: vec![],
     };
     assert_eq!(trunk.validate(), Ok(()));
     let field = |t: Trunk| t.validate().unwrap_err().field;
@@ -281,8 +282,32 @@ fn a_trunk_that_registers_needs_an_account_and_its_intervals_are_bounded() {
     assert_eq!(
         field(Trunk {
             priority: 1_000_001,
-            ..trunk
+            ..trunk.clone()
         }),
         "priority"
     );
+    let source = parse_trunk_source("203.0.113.5").unwrap();
+    assert_eq!(
+        field(Trunk {
+            sources: vec![source; MAX_TRUNK_SOURCES + 1],
+            ..trunk
+        }),
+        "sources"
+    );
+}
+
+#[test]
+fn trunk_sources_are_addresses_or_ranges() {
+    let text = |s: &str| parse_trunk_source(s).map(|n| n.to_string());
+    assert_eq!(text("203.0.113.5").unwrap(), "203.0.113.5/32");
+    assert_eq!(
+        text(" 203.0.113.77/24 ").unwrap(),
+        "203.0.113.0/24",
+        "host bits dropped"
+    );
+    assert_eq!(text("2001:db8::1").unwrap(), "2001:db8::1/128");
+    assert_eq!(text("2001:db8::/32").unwrap(), "2001:db8::/32");
+    for bad in ["", "carrier.example", "203.0.113.5/33", "203.0.113/24", "1.2.3.4:5060"] {
+        assert_eq!(parse_trunk_source(bad).unwrap_err().field, "sources", "{bad}");
+    }
 }

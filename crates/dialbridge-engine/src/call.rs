@@ -412,6 +412,7 @@ impl CallTask {
                     asserted_identity: None,
                     sdp_offer: offer.into_bytes(),
                     credential: None,
+                    allowed_sources: None,
                 }
             }
             AgentPhone::Telephone { number } => {
@@ -479,6 +480,11 @@ impl CallTask {
             asserted_identity: Some(caller_id),
             sdp_offer,
             credential: trunk.credential.clone(),
+            allowed_sources: Some(if trunk.sources.is_empty() {
+                vec![ipnet::IpNet::from(trunk.address.ip())]
+            } else {
+                trunk.sources.clone()
+            }),
         }
     }
 

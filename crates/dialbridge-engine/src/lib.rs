@@ -72,6 +72,8 @@ pub struct TrunkRoute {
     pub number_format: dialbridge_core::NumberFormat,
     /// How the carrier wants the caller id written.
     pub caller_id_format: dialbridge_core::NumberFormat,
+    /// Where the carrier may send its requests inside the call from; empty: `address` only.
+    pub sources: Vec<ipnet::IpNet>,
 }
 
 /// One preview outcall, everything decided: the engine only places it.
@@ -123,6 +125,7 @@ pub struct EngineCounts {
     pub sip_unsolicited_answered: u64,
     pub sip_unsolicited_dropped: u64,
     pub sip_registrations_refused: u64,
+    pub sip_requests_from_wrong_source: u64,
 }
 
 enum Control {
@@ -180,6 +183,12 @@ impl Engine {
     /// carrier); trunks not listed stop being watched.
     pub fn watch_trunks(&self, trunks: Vec<TrunkWatch>) {
         self.shared.trunks.replace(&self.shared.sip, trunks);
+    }
+
+    /// The addresses carriers send from: their requests outside calls (keepalives, calls to a
+    /// caller id) are answered without the limit unsolicited traffic gets.
+    pub fn set_carrier_sources(&self, ranges: Vec<ipnet::IpNet>) {
+        self.shared.sip.set_carrier_sources(ranges);
     }
 
     /// What is known of a watched trunk; `None` when it is not watched.
@@ -252,6 +261,7 @@ impl Engine {
             sip_unsolicited_answered: sip.unsolicited_answered,
             sip_unsolicited_dropped: sip.unsolicited_dropped,
             sip_registrations_refused: sip.registrations_refused,
+            sip_requests_from_wrong_source: sip.requests_from_wrong_source,
         }
     }
 

@@ -127,6 +127,7 @@ fn trunk(port: u16, tcp: bool, credential: Option<(&str, &str)>) -> TrunkRoute {
         credential: credential.map(|(u, p)| (u.to_owned(), p.to_owned())),
         number_format: Default::default(),
         caller_id_format: Default::default(),
+        sources: Vec::new(),
     }
 }
 
@@ -1312,4 +1313,39 @@ async fn a_busy_customer_is_not_called_again_through_another_trunk() {
     );
     assert_eq!((first_invites, second_invites), (1, 0));
     assert_eq!(report.customer_trunk.as_deref(), Some("carrier"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bye_from_outside_the_trunks_addresses_is_refused_and_the_call_stays_up() {
+    let engine = engine(Duration::from_secs(30)).await;
+    let (phone_port, carrier_port) = (free_port(), free_port());
+    let phone = uas(phone_port, false, 1, &[]);
+    let carrier = uas(carrier_port, false, 1, &[("talk_ms", "300")]);
+    register_agent(&engine, phone_port).await;
+    // The carrier may only send from 127.0.0.9; its BYE comes from 127.0.0.1.
+    let mut route = trunk(carrier_port, false, None);
+    route.sources = vec!["127.0.0.9/32".parse().unwrap()];
+    let handle = engine
+        .start_preview_outcall(outcall("t-source", extension(), route, timers()))
+        .unwrap();
+    let call = tokio::spawn(run_to_end(handle));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while engine.counts().sip_requests_from_wrong_source == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        engine.counts().sip_requests_from_wrong_source >= 1,
+        "the BYE was not refused"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!call.is_finished(), "a BYE from elsewhere ended the call");
+    assert!(engine.hang_up("t-source"));
+    let (_, report) = call.await.unwrap();
+    assert_eq!(
+        (report.outcome.reason, report.outcome.phase),
+        (EndReason::HangUpRequested, Phase::Bridged),
+        "{report:?}"
+    );
+    drop((phone, carrier));
+    assert_all_released(&engine).await;
 }

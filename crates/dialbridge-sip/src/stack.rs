@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::collections::HashMap;
+
+use ipnet::IpNet;
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::{Dialog, DialogState, DialogStateReceiver, TerminatedReason, TransactionHandle};
 use rsipstack::dialog::dialog_layer::DialogLayer;
@@ -94,6 +97,8 @@ pub struct SipCounts {
     pub unsolicited_dropped: u64,
     /// REGISTERs refused (bad credentials, unknown users, sources that failed too often).
     pub registrations_refused: u64,
+    /// Requests inside a carrier's call refused (403) for not coming from its addresses.
+    pub requests_from_wrong_source: u64,
 }
 
 struct Shared {
@@ -105,6 +110,12 @@ struct Shared {
     unsolicited_answered: AtomicU64,
     unsolicited_dropped: AtomicU64,
     registrations_refused: AtomicU64,
+    /// Legs whose far end may only send from these addresses (carriers), by Call-ID.
+    guarded_legs: Mutex<HashMap<String, Vec<IpNet>>>,
+    /// Where carriers send from: their requests outside calls are answered without the
+    /// unsolicited-traffic limit.
+    carrier_sources: Mutex<Vec<IpNet>>,
+    requests_from_wrong_source: AtomicU64,
 }
 
 pub struct SipStack {
@@ -113,6 +124,10 @@ pub struct SipStack {
     local: SocketAddr,
     public_ip: IpAddr,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn port_free_for_udp_and_tcp(ip: IpAddr) -> Option<u16> {
@@ -164,6 +179,33 @@ impl Shared {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         allowed
+    }
+
+    /// Whether a request inside a leg's dialog comes from where its far end may send from;
+    /// counts it when not.
+    fn sent_from_allowed_source(&self, tx: &Transaction) -> bool {
+        let Ok(call_id) = tx.original.call_id_header() else {
+            return true;
+        };
+        let allowed = match lock(&self.guarded_legs).get(call_id.value()) {
+            None => return true,
+            Some(ranges) => {
+                request_source(tx).is_some_and(|(source, _)| ranges.iter().any(|r| r.contains(&source.ip())))
+            }
+        };
+        if !allowed {
+            self.requests_from_wrong_source.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                method = %tx.original.method, call_id = %call_id.value(), source = ?request_source(tx).map(|s| s.0),
+                "request inside a call refused: not from the trunk's addresses"
+            );
+        }
+        allowed
+    }
+
+    fn sent_by_a_carrier(&self, tx: &Transaction) -> bool {
+        request_source(tx)
+            .is_some_and(|(source, _)| lock(&self.carrier_sources).iter().any(|r| r.contains(&source.ip())))
     }
 
     fn registrar(&self) -> MutexGuard<'_, Registrar<SocketAddr>> {
@@ -242,6 +284,9 @@ impl SipStack {
             unsolicited_answered: AtomicU64::new(0),
             unsolicited_dropped: AtomicU64::new(0),
             registrations_refused: AtomicU64::new(0),
+            guarded_legs: Mutex::new(HashMap::new()),
+            carrier_sources: Mutex::new(Vec::new()),
+            requests_from_wrong_source: AtomicU64::new(0),
         });
 
         let mut tasks = Vec::new();
@@ -308,6 +353,11 @@ impl SipStack {
         &self.shared.dialog_layer
     }
 
+    /// Where carriers send from, replacing what was set before.
+    pub fn set_carrier_sources(&self, ranges: Vec<IpNet>) {
+        *lock(&self.shared.carrier_sources) = ranges;
+    }
+
     /// The address SIP listens on (the actual port when 0 was configured).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
@@ -339,6 +389,7 @@ impl SipStack {
             unsolicited_answered: self.shared.unsolicited_answered.load(Ordering::Relaxed),
             unsolicited_dropped: self.shared.unsolicited_dropped.load(Ordering::Relaxed),
             registrations_refused: self.shared.registrations_refused.load(Ordering::Relaxed),
+            requests_from_wrong_source: self.shared.requests_from_wrong_source.load(Ordering::Relaxed),
         }
     }
 
@@ -383,7 +434,13 @@ impl SipStack {
         let (sender, states) = self.shared.dialog_layer.new_dialog_state_channel();
         let (dialog, join) = self.shared.dialog_layer.do_invite_async(option, sender)?;
         self.shared.legs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let guarded_call_id = spec.allowed_sources.map(|ranges| {
+            let call_id = dialog.id().call_id;
+            lock(&self.shared.guarded_legs).insert(call_id.clone(), ranges);
+            call_id
+        });
         Ok(Leg {
+            guarded_call_id,
             shared: self.shared.clone(),
             dialog,
             states,
@@ -419,6 +476,9 @@ pub struct LegSpec {
     pub sdp_offer: Vec<u8>,
     /// Digest credentials for a 401/407 challenge: (user, password).
     pub credential: Option<(String, String)>,
+    /// Where the far end may send its requests inside the call from (a carrier's addresses);
+    /// `None`: anywhere (a phone).
+    pub allowed_sources: Option<Vec<IpNet>>,
 }
 
 #[derive(Debug)]
@@ -486,6 +546,8 @@ fn answer_in_dialog(handle: TransactionHandle, status: StatusCode) {
 /// An outgoing call leg. Dropping it forgets the dialog: hang it up first.
 pub struct Leg {
     shared: Arc<Shared>,
+    /// Set when the far end's requests are checked against its addresses.
+    guarded_call_id: Option<String>,
     dialog: InviteDialog,
     states: DialogStateReceiver,
     join: Option<JoinHandle<InviteAsyncResult>>,
@@ -626,6 +688,9 @@ impl Leg {
 
 impl Drop for Leg {
     fn drop(&mut self) {
+        if let Some(call_id) = self.guarded_call_id.take() {
+            lock(&self.shared.guarded_legs).remove(&call_id);
+        }
         if let Some(id) = self.confirmed.take() {
             self.shared.dialog_layer.remove_dialog(&id);
         }
@@ -684,10 +749,14 @@ async fn handle_incoming(shared: Arc<Shared>, mut tx: Transaction) {
         Method::Register => handle_register(&shared, &mut tx).await,
         Method::Ack => Ok(()),
         _ => match shared.dialog_layer.match_dialog(&tx) {
+            Some(Dialog::Invite(_)) if !shared.sent_from_allowed_source(&tx) => {
+                tx.reply(StatusCode::Forbidden).await.map_err(SipError::from)
+            }
             Some(Dialog::Invite(mut dialog)) => dialog.handle(&mut tx).await.map_err(SipError::from),
             Some(_) => tx.reply(StatusCode::MethodNotAllowed).await.map_err(SipError::from),
-            // Dropping the transaction unanswered: no reply, nothing kept for it.
-            None if !shared.may_answer_unsolicited(&tx) => Ok(()),
+            // Dropping the transaction unanswered: no reply, nothing kept for it. A carrier's
+            // requests (its keepalive, a customer calling a caller id back) are always answered.
+            None if !shared.sent_by_a_carrier(&tx) && !shared.may_answer_unsolicited(&tx) => Ok(()),
             None => match tx.original.method {
                 Method::Options => tx.reply(StatusCode::OK).await.map_err(SipError::from),
                 Method::Invite => tx

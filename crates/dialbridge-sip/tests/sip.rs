@@ -304,6 +304,31 @@ async fn unsolicited_requests_are_refused_then_dropped_per_source_without_any_st
     let codes = tokio::task::block_in_place(|| replies(&scanner));
     let again = codes.get("403").copied().unwrap_or(0);
     assert!((5..=10).contains(&again), "{codes:?}");
+
+    // A carrier's address is not limited: every OPTIONS (its keepalive) and INVITE (a
+    // customer calling a caller id back) of it is answered.
+    stack.set_carrier_sources(vec!["127.0.0.4/32".parse().unwrap()]);
+    let before = stack.counts();
+    let carrier = UdpSocket::bind("127.0.0.4:0").unwrap();
+    for n in 0..40 {
+        for method in ["OPTIONS", "INVITE"] {
+            carrier
+                .send_to(
+                    unsolicited(method, 1000 + n, from_of(&carrier), server).as_bytes(),
+                    server,
+                )
+                .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let codes = tokio::task::block_in_place(|| replies(&carrier));
+    assert_eq!(
+        (codes.get("200"), codes.get("403")),
+        (Some(&40), Some(&40)),
+        "{codes:?}"
+    );
+    let after = stack.counts();
+    assert_eq!(after.unsolicited_dropped, before.unsolicited_dropped);
     stack.shutdown().await;
 }
 

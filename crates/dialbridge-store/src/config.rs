@@ -544,6 +544,12 @@ impl Tx<'_> {
                         priority: to_u32("priority", row.try_get("priority")?)?,
                         keepalive_secs: to_u32("keepalive_secs", row.try_get("keepalive_secs")?)?,
                         register_secs: to_u32("register_secs", row.try_get("register_secs")?)?,
+                        sources: row
+                            .try_get::<String, _>("sources")?
+                            .split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(dialbridge_core::parse_trunk_source)
+                            .collect::<Result<_, _>>()?,
                         name,
                     },
                 })
@@ -576,15 +582,16 @@ impl Tx<'_> {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO trunks (name, host, port, transport, auth_username, auth_password_sealed, outbound_proxy, max_channels, \
-             customer_number_format, caller_id_format, priority, keepalive_secs, register_secs, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
+             customer_number_format, caller_id_format, priority, keepalive_secs, register_secs, sources, created_at, \
+             updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
              ON CONFLICT (name) DO UPDATE SET host = excluded.host, port = excluded.port, transport = excluded.transport, \
              auth_username = excluded.auth_username, \
              auth_password_sealed = COALESCE(excluded.auth_password_sealed, trunks.auth_password_sealed), \
              outbound_proxy = excluded.outbound_proxy, max_channels = excluded.max_channels, \
              customer_number_format = excluded.customer_number_format, caller_id_format = excluded.caller_id_format, \
              priority = excluded.priority, keepalive_secs = excluded.keepalive_secs, \
-             register_secs = excluded.register_secs, updated_at = excluded.updated_at",
+             register_secs = excluded.register_secs, sources = excluded.sources, updated_at = excluded.updated_at",
         )
         .bind(&trunk.name)
         .bind(&trunk.address.host)
@@ -599,6 +606,14 @@ impl Tx<'_> {
         .bind(i64::from(trunk.priority))
         .bind(i64::from(trunk.keepalive_secs))
         .bind(i64::from(trunk.register_secs))
+        .bind(
+            trunk
+                .sources
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        )
         .bind(now)
         .execute(&mut *self.conn)
         .await?;

@@ -129,6 +129,10 @@ async fn exercise_configuration(store: &Store) {
         priority: 5,
         keepalive_secs: 30,
         register_secs: 600,
+        sources: vec![
+            dialbridge_core::parse_trunk_source("203.0.113.0/24").unwrap(),
+            dialbridge_core::parse_trunk_source("198.51.100.7").unwrap(),
+        ],
     };
     tx.upsert_trunk(&trunk, Some("trunk-pass")).await.unwrap();
     tx.upsert_trunk(&trunk, None).await.unwrap();

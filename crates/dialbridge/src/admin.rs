@@ -422,6 +422,10 @@ struct TrunkSet {
     /// at half). 0: the carrier wants no registration.
     #[arg(long, default_value_t = 0)]
     register_secs: u32,
+    /// An address or range the carrier sends from (repeat for several); requests inside
+    /// calls on this trunk from elsewhere are refused. Default: where its requests go.
+    #[arg(long = "source", value_parser = dialbridge_core::parse_trunk_source)]
+    sources: Vec<ipnet::IpNet>,
 }
 
 #[derive(Subcommand)]
@@ -656,6 +660,7 @@ fn trunk_json(t: &TrunkRecord) -> Value {
         "priority": t.trunk.priority,
         "keepalive_secs": t.trunk.keepalive_secs,
         "register_secs": t.trunk.register_secs,
+        "sources": t.trunk.sources.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })
 }
 
@@ -824,6 +829,7 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                 priority,
                 keepalive_secs,
                 register_secs,
+                sources,
             } = *set;
                 for e in &enterprises {
                     if tx.enterprise(*e).await?.is_none() {
@@ -845,6 +851,7 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                     priority,
                     keepalive_secs,
                     register_secs,
+                    sources,
                 };
                 tx.upsert_trunk(&trunk, password.as_deref()).await?;
                 done(format!("set trunk {}", trunk.name))

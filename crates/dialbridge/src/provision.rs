@@ -70,6 +70,8 @@ struct TrunkSpec {
     keepalive_secs: u32,
     #[serde(default)]
     register_secs: u32,
+    #[serde(default)]
+    sources: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -260,6 +262,12 @@ fn parse(file_name: &str, text: &str) -> Result<Desired, SpecError> {
             priority: t.priority,
             keepalive_secs: t.keepalive_secs,
             register_secs: t.register_secs,
+            sources: t
+                .sources
+                .iter()
+                .map(|s| dialbridge_core::parse_trunk_source(s))
+                .collect::<Result<_, _>>()
+                .map_err(|e| fail((format!("{path}.sources"), e.reason)))?,
         };
         trunk.validate().map_err(|e| fail(field(&path, e)))?;
         if let Some(p) = &t.password {

@@ -126,6 +126,10 @@ async fn update_gauges(engine: Engine, metrics: Arc<Metrics>) {
             .sip_registrations_refused
             .inner()
             .store(counts.sip_registrations_refused, std::sync::atomic::Ordering::Relaxed);
+        metrics.sip_requests_from_wrong_source.inner().store(
+            counts.sip_requests_from_wrong_source,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         metrics.trunk_up.clear();
         metrics.trunk_registered.clear();
         for (name, status) in engine.trunk_statuses() {

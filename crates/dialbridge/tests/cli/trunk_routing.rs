@@ -92,6 +92,7 @@ priority = 3
 keepalive_secs = 20
 username = "acct"
 register_secs = 300
+sources = ["203.0.113.0/24", "198.51.100.7"]
 "#,
     );
     op.ok(&["provision", &good]);
@@ -105,6 +106,10 @@ register_secs = 300
             &trunks[0]["register_secs"]
         ),
         (&serde_json::json!(3), &serde_json::json!(20), &serde_json::json!(300))
+    );
+    assert_eq!(
+        trunks[0]["sources"],
+        serde_json::json!(["203.0.113.0/24", "198.51.100.7/32"])
     );
     // Applying the same file again changes nothing.
     assert!(op.ok(&["provision", &good]).contains("no changes"), "idempotent");
@@ -137,6 +142,32 @@ register_secs = 300
         error.contains("trunk[0] (carrier).register_secs") && error.contains("needs auth_username"),
         "{error}"
     );
+    let unreadable = op.write(
+        "unreadable.toml",
+        r#"
+[[trunk]]
+name = "carrier"
+address = "127.0.0.1:5080"
+sources = ["carrier.example"]
+"#,
+    );
+    let error = op.fails(&["provision", &unreadable]);
+    assert!(
+        error.contains("trunk[0] (carrier).sources") && error.contains("not an IP address or range"),
+        "{error}"
+    );
+    let bad_flag = op.fails(&[
+        "admin",
+        "trunk",
+        "set",
+        "--name",
+        "carrier",
+        "--address",
+        "127.0.0.1:5080",
+        "--source",
+        "10.0.0.0/33",
+    ]);
+    assert!(bad_flag.contains("--source"), "{bad_flag}");
     assert_eq!(
         op.json(&["admin", "trunk", "list"])[0]["caller_id_format"],
         "zeros",
