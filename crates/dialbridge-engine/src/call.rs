@@ -295,9 +295,15 @@ impl CallTask {
         if let Some((at, every)) = self.refreshes.get_mut(&leg) {
             *at = Instant::now() + *every;
         }
+        // A re-INVITE refresh repeats what we last said, so nothing changes.
+        let ours = match leg {
+            CallLeg::Agent => self.agent_description.as_ref(),
+            CallLeg::Customer => self.customer_description.as_ref(),
+        }
+        .map(|description| description.last.clone().into_bytes());
         let results = self.refresh_results.0.clone();
         tokio::spawn(async move {
-            let _ = results.send((leg, handle.refresh().await));
+            let _ = results.send((leg, handle.refresh(ours).await));
         });
     }
 

@@ -1229,17 +1229,17 @@ async fn hold_resume_a_moved_stream_and_a_refresh_on_each_leg_keep_the_call_and_
     assert_all_released(&engine).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn we_refresh_the_session_when_asked_and_a_refused_refresh_ends_the_call() {
+/// A call whose carrier (playing `scenario`) makes us the session refresher with
+/// `Session-Expires: 2`: refreshes every second, the first accepted, the second refused with
+/// 481, which hangs up both legs. Returns the carrier's log.
+async fn refreshed_then_refused(scenario: &str, id: &str) -> String {
     let engine = engine(Duration::from_secs(30)).await;
     let (phone_port, carrier_port) = (free_port(), free_port());
     let phone = uas(phone_port, false, 1, &[]);
-    let carrier = one_call("session_timer_uas.xml", carrier_port).spawn();
+    let carrier = one_call(scenario, carrier_port).spawn();
     register_agent(&engine, phone_port).await;
     let started = std::time::Instant::now();
-    let (_, report) = place_call(&engine, "t-refresh", carrier_port).await.unwrap();
-    // Refreshes every second (half of Session-Expires: 2): the first accepted, the second
-    // refused with 481, which hangs up both legs.
+    let (_, report) = place_call(&engine, id, carrier_port).await.unwrap();
     assert_outcome(
         &report,
         EndReason::SessionRefreshFailed,
@@ -1253,12 +1253,22 @@ async fn we_refresh_the_session_when_asked_and_a_refused_refresh_ends_the_call()
         started.elapsed()
     );
     let (ok, logs) = finish(carrier).await;
-    assert!(
-        ok && logs.contains("refresh answered") && logs.contains("refresh refused"),
-        "{logs}"
-    );
+    assert!(ok && logs.contains("refresh refused"), "{logs}");
     assert!(finish(phone).await.1.contains("BYE received"));
     assert_all_released(&engine).await;
+    logs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_refresh_the_session_when_asked_and_a_refused_refresh_ends_the_call() {
+    let logs = refreshed_then_refused("session_timer_uas.xml", "t-refresh").await;
+    assert!(logs.contains("refresh answered"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_far_end_that_does_not_take_update_is_refreshed_by_reinvite() {
+    let logs = refreshed_then_refused("session_timer_reinvite_uas.xml", "t-refresh-invite").await;
+    assert!(logs.contains("refresh answered by re-INVITE m=audio"), "{logs}");
 }
 
 /// The customer's call through a first carrier behaving as `first`, with a second carrier as

@@ -441,6 +441,7 @@ impl SipStack {
         });
         Ok(Leg {
             guarded_call_id,
+            refresh_by_reinvite: Arc::default(),
             shared: self.shared.clone(),
             dialog,
             states,
@@ -548,6 +549,9 @@ pub struct Leg {
     shared: Arc<Shared>,
     /// Set when the far end's requests are checked against its addresses.
     guarded_call_id: Option<String>,
+    /// Whether session refreshes go by re-INVITE: the far end's answer listed what it allows,
+    /// without UPDATE, or it refused an UPDATE with 405/501.
+    refresh_by_reinvite: Arc<std::sync::atomic::AtomicBool>,
     dialog: InviteDialog,
     states: DialogStateReceiver,
     join: Option<JoinHandle<InviteAsyncResult>>,
@@ -599,6 +603,15 @@ impl Leg {
                 }
                 DialogState::Confirmed(id, response) if self.confirmed.is_none() => {
                     self.confirmed = Some(id);
+                    let allow: Vec<String> = response
+                        .headers()
+                        .iter()
+                        .filter(|h| h.name().eq_ignore_ascii_case("Allow"))
+                        .map(|h| h.value().to_ascii_uppercase())
+                        .collect();
+                    let takes_update =
+                        allow.is_empty() || allow.iter().any(|v| v.split(',').any(|m| m.trim() == "UPDATE"));
+                    self.refresh_by_reinvite.store(!takes_update, Ordering::Relaxed);
                     let sdp = (!response.body.is_empty()).then(|| response.body.clone());
                     let refresh_every = response
                         .headers()
@@ -675,6 +688,7 @@ impl Leg {
     pub fn refresh_handle(&self) -> LegRefresh {
         LegRefresh {
             dialog: self.dialog.clone(),
+            by_reinvite: self.refresh_by_reinvite.clone(),
         }
     }
 
@@ -702,17 +716,33 @@ impl Drop for Leg {
 #[derive(Clone)]
 pub struct LegRefresh {
     dialog: InviteDialog,
+    by_reinvite: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn refresh_result(sent: Result<Option<rsipstack::sip::Response>, rsipstack::Error>) -> Result<(), u16> {
+    match sent {
+        Ok(Some(response)) if response.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful => Ok(()),
+        Ok(Some(response)) => Err(response.status_code.code()),
+        Ok(None) | Err(_) => Err(408),
+    }
 }
 
 impl LegRefresh {
-    /// An UPDATE without a body (RFC 4028 §7.4); `Err` with the status that refused it, or 408
-    /// when nothing answered.
-    pub async fn refresh(&self) -> Result<(), u16> {
-        match self.dialog.update(None, None).await {
-            Ok(Some(response)) if response.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful => Ok(()),
-            Ok(Some(response)) => Err(response.status_code.code()),
-            Ok(None) | Err(_) => Err(408),
+    /// Refreshes the session (RFC 4028 §7.4): an UPDATE without a body, or a re-INVITE with
+    /// `sdp` (our current description, unchanged) to a far end that does not take UPDATE.
+    /// `Err` with the status that refused it, or 408 when nothing answered.
+    pub async fn refresh(&self, sdp: Option<Vec<u8>>) -> Result<(), u16> {
+        if !self.by_reinvite.load(Ordering::Relaxed) {
+            match refresh_result(self.dialog.update(None, None).await) {
+                Err(405 | 501) if sdp.is_some() => self.by_reinvite.store(true, Ordering::Relaxed),
+                result => return result,
+            }
         }
+        let Some(sdp) = sdp else {
+            return Err(405);
+        };
+        let headers = vec![Header::ContentType("application/sdp".into())];
+        refresh_result(self.dialog.reinvite(Some(headers), Some(sdp)).await)
     }
 }
 
