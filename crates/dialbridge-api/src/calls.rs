@@ -502,6 +502,7 @@ impl CallService {
                     self.limit_to_balance(&handle.unique_id, &context).await;
                 }
                 CallUpdate::Progress { .. } => {}
+                CallUpdate::CustomerTrunk { trunk } => self.move_to_trunk(&handle.unique_id, &trunk).await,
                 CallUpdate::Finished(report) => {
                     if let Some(tx) = answered.take() {
                         let _ = tx.send(false);
@@ -557,6 +558,20 @@ impl CallService {
     }
 
     /// Records the call's progress; at the bridge, with the bridge push in the same transaction.
+    /// After a failover: the CDR (which the trunks' channel counts read) names the trunk now
+    /// carrying the customer's leg.
+    async fn move_to_trunk(&self, unique_id: &str, trunk: &str) {
+        let result = async {
+            let mut tx = self.inner.store.begin().await?;
+            tx.set_cdr_trunk(unique_id, trunk).await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(%unique_id, %trunk, error = %e, "cannot record the trunk after a failover");
+        }
+    }
+
     async fn mark_progress(&self, unique_id: &str, agent_answered_at: Option<i64>, bridged_at: Option<i64>) {
         let result = async {
             let mut tx = self.inner.store.begin().await?;

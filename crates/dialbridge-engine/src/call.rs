@@ -454,6 +454,9 @@ impl CallTask {
         };
         if self.customer_attempts > 0 {
             tracing::info!(trunk = %route.name, attempt = self.customer_attempts + 1, "calling the customer through the next trunk");
+            let _ = self.updates.send(CallUpdate::CustomerTrunk {
+                trunk: route.name.clone(),
+            });
         }
         self.customer_attempts += 1;
         self.customer_trunk = Some(route.name.clone());

@@ -94,7 +94,15 @@ pub struct PreviewOutcall {
 /// What a call reports, in order: progress events, then exactly one `Finished`.
 #[derive(Debug, Clone)]
 pub enum CallUpdate {
-    Progress { progress: Progress, at_ms: i64 },
+    Progress {
+        progress: Progress,
+        at_ms: i64,
+    },
+    /// The customer is being called through this fallback trunk (the one before failed), so
+    /// the trunk's channels count this call from now on.
+    CustomerTrunk {
+        trunk: String,
+    },
     Finished(Box<CallReport>),
 }
 

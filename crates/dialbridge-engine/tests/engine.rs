@@ -157,6 +157,7 @@ async fn run_to_end(mut handle: CallHandle) -> (Vec<Progress>, CallReport) {
             .expect("the call reports its end");
         match update {
             CallUpdate::Progress { progress: p, .. } => progress.push(p),
+            CallUpdate::CustomerTrunk { .. } => {}
             CallUpdate::Finished(report) => return (progress, *report),
         }
     }
@@ -1272,8 +1273,9 @@ async fn a_far_end_that_does_not_take_update_is_refreshed_by_reinvite() {
 }
 
 /// The customer's call through a first carrier behaving as `first`, with a second carrier as
-/// fallback that answers: the outcome, and how many INVITEs each carrier logged.
-async fn with_a_fallback_trunk(first: &[(&str, &str)]) -> (CallReport, usize, usize) {
+/// fallback that answers: the outcome, how many INVITEs each carrier logged, and the trunks
+/// the call reported moving to.
+async fn with_a_fallback_trunk(first: &[(&str, &str)]) -> (CallReport, usize, usize, Vec<String>) {
     let engine = engine(Duration::from_secs(30)).await;
     let (phone_port, first_port, second_port) = (free_port(), free_port(), free_port());
     let phone = uas(phone_port, false, 1, &[]);
@@ -1285,18 +1287,27 @@ async fn with_a_fallback_trunk(first: &[(&str, &str)]) -> (CallReport, usize, us
         name: "carrier-b".into(),
         ..trunk(second_port, false, None)
     }];
-    let (_, report) = run_to_end(engine.start_preview_outcall(request).unwrap()).await;
+    let mut handle = engine.start_preview_outcall(request).unwrap();
+    let mut moved_to = Vec::new();
+    let report = loop {
+        match tokio::time::timeout(Duration::from_secs(30), handle.updates.recv()).await {
+            Ok(Some(CallUpdate::CustomerTrunk { trunk })) => moved_to.push(trunk),
+            Ok(Some(CallUpdate::Finished(report))) => break *report,
+            Ok(Some(CallUpdate::Progress { .. })) => {}
+            other => panic!("the call did not end: {other:?}"),
+        }
+    };
     let invites = |sipp: &Sipp| sipp.logs().matches("INVITE call_id=").count();
     let counts = (invites(&first_carrier), invites(&second_carrier));
     drop((phone, first_carrier, second_carrier));
     assert_all_released(&engine).await;
-    (report, counts.0, counts.1)
+    (report, counts.0, counts.1, moved_to)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trunk_answering_503_or_not_at_all_gives_way_to_the_next() {
     for first in [&[("mode", "error")][..], &[("mode", "silent")][..]] {
-        let (report, first_invites, second_invites) = with_a_fallback_trunk(first).await;
+        let (report, first_invites, second_invites, moved_to) = with_a_fallback_trunk(first).await;
         assert_eq!(
             (report.outcome.reason, report.outcome.phase),
             (EndReason::CustomerHungUp, Phase::Bridged),
@@ -1308,12 +1319,13 @@ async fn a_trunk_answering_503_or_not_at_all_gives_way_to_the_next() {
             Some("carrier-b"),
             "the trunk that carried it"
         );
+        assert_eq!(moved_to, ["carrier-b"], "reported when the customer is called there");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_customer_is_not_called_again_through_another_trunk() {
-    let (report, first_invites, second_invites) = with_a_fallback_trunk(&[("mode", "busy")]).await;
+    let (report, first_invites, second_invites, moved_to) = with_a_fallback_trunk(&[("mode", "busy")]).await;
     assert_outcome(
         &report,
         EndReason::CustomerBusy,
@@ -1323,6 +1335,7 @@ async fn a_busy_customer_is_not_called_again_through_another_trunk() {
     );
     assert_eq!((first_invites, second_invites), (1, 0));
     assert_eq!(report.customer_trunk.as_deref(), Some("carrier"));
+    assert!(moved_to.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
