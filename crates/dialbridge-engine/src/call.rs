@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use dialbridge_core::call::{CallEvent, CallMachine, Effect, Leg as CallLeg, Timer};
 use dialbridge_media::sdp::Direction;
 use dialbridge_media::{sdp, Law, MediaEvent, MediaLeg, MediaSession, RelayMode};
-use dialbridge_sip::{Leg, LegEvent, LegSpec, Renegotiation, SipTransport};
+use dialbridge_sip::{Leg, LegEvent, LegSpec, Renegotiation, SessionTimer, SipTransport};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -79,6 +79,9 @@ struct CallTask {
     customer_trunk: Option<String>,
     /// Legs whose answer made us the session refresher (RFC 4028): next refresh, interval.
     refreshes: HashMap<CallLeg, (Instant, Duration)>,
+    /// Legs whose far end refreshes the session: when it expires without a refresh, and how
+    /// long each refresh extends it.
+    expiries: HashMap<CallLeg, (Instant, Duration)>,
     refresh_results: (
         mpsc::UnboundedSender<RefreshResult>,
         mpsc::UnboundedReceiver<RefreshResult>,
@@ -116,6 +119,7 @@ pub(crate) async fn run(
             customer_attempts: 0,
             customer_trunk: None,
             refreshes: HashMap::new(),
+            expiries: HashMap::new(),
             refresh_results: mpsc::unbounded_channel(),
             agent_description: None,
             customer_description: None,
@@ -177,6 +181,17 @@ impl CallTask {
                     None => std::future::pending().await,
                 }
             };
+            let next_expiry = self
+                .expiries
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(leg, (at, _))| (*leg, *at));
+            let expiry_sleep = async {
+                match next_expiry {
+                    Some((_, at)) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 event = next_leg_event(&mut self.agent) => {
                     if let Some(e) = self.leg_event(CallLeg::Agent, event) {
@@ -200,6 +215,13 @@ impl CallTask {
                         return CallEvent::SessionRefreshFailed { leg, code };
                     }
                 },
+                () = expiry_sleep => {
+                    if let Some((leg, _)) = next_expiry {
+                        self.expiries.remove(&leg);
+                        tracing::info!(?leg, "the far end did not refresh the session: it has expired");
+                        return CallEvent::SessionRefreshFailed { leg, code: 408 };
+                    }
+                }
                 () = timer_sleep => {
                     if let Some((timer, _)) = next_timer {
                         self.deadlines.remove(&timer);
@@ -243,9 +265,16 @@ impl CallTask {
                 tracing::debug!(?leg, code, early_media, "provisional");
                 Some(CallEvent::Provisional { leg, early_media })
             }
-            LegEvent::Answered { sdp, refresh_every } => {
-                if let Some(every) = refresh_every {
-                    self.refreshes.insert(leg, (Instant::now() + every, every));
+            LegEvent::Answered { sdp, session_timer } => {
+                match session_timer {
+                    Some(SessionTimer::WeRefresh { every }) => {
+                        self.refreshes.insert(leg, (Instant::now() + every, every));
+                    }
+                    Some(SessionTimer::FarEndRefreshes { expires_after }) => {
+                        self.expiries
+                            .insert(leg, (Instant::now() + expires_after, expires_after));
+                    }
+                    None => {}
                 }
                 match sdp.as_deref().and_then(|body| self.take_remote_media(media_leg, body)) {
                     Some(law) if leg == CallLeg::Agent => self.agent_law = law,
@@ -256,7 +285,22 @@ impl CallTask {
             }
             LegEvent::Failed { code } => Some(CallEvent::Failed { leg, code }),
             LegEvent::RemoteBye | LegEvent::Ended => Some(CallEvent::HungUp { leg }),
-            LegEvent::Renegotiate(renegotiation) => {
+            LegEvent::Renegotiate(mut renegotiation) => {
+                // A re-INVITE or UPDATE of the far end refreshes the session (RFC 4028 §10), for
+                // the interval it asks; one without an interval turns the timer off.
+                if self.refreshes.contains_key(&leg) {
+                    renegotiation.keep_refreshing();
+                } else {
+                    match renegotiation.session_expires.map(SessionTimer::far_end_refreshes) {
+                        Some(SessionTimer::FarEndRefreshes { expires_after }) => {
+                            self.expiries
+                                .insert(leg, (Instant::now() + expires_after, expires_after));
+                        }
+                        _ => {
+                            self.expiries.remove(&leg);
+                        }
+                    }
+                }
                 self.renegotiate(media_leg, renegotiation);
                 None
             }

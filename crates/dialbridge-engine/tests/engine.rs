@@ -1372,3 +1372,31 @@ async fn a_bye_from_outside_the_trunks_addresses_is_refused_and_the_call_stays_u
     drop((phone, carrier));
     assert_all_released(&engine).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_far_end_that_stops_refreshing_its_session_is_hung_up_when_it_expires() {
+    let engine = engine(Duration::from_secs(30)).await;
+    let (phone_port, carrier_port) = (free_port(), free_port());
+    let phone = uas(phone_port, false, 1, &[]);
+    let carrier = one_call("far_end_timer_uas.xml", carrier_port).spawn();
+    register_agent(&engine, phone_port).await;
+    let started = std::time::Instant::now();
+    let (_, report) = place_call(&engine, "t-expiry", carrier_port).await.unwrap();
+    // Answered, refreshed a second later for 2 s, then nothing: over about 3 s in all.
+    assert_outcome(
+        &report,
+        EndReason::SessionRefreshFailed,
+        Side::Platform,
+        Phase::Bridged,
+        Some(408),
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(2900),
+        "hung up before the refreshed session expired: {:?}",
+        started.elapsed()
+    );
+    let (ok, logs) = finish(carrier).await;
+    assert!(ok && logs.contains("refresh confirmed Session-Expires"), "{logs}");
+    assert!(finish(phone).await.1.contains("BYE received"));
+    assert_all_released(&engine).await;
+}

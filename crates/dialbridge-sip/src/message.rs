@@ -81,13 +81,44 @@ pub fn parse_contacts(values: &[String]) -> Option<Contacts> {
 #[path = "message_test.rs"]
 mod tests;
 
-/// How often we must refresh, from a `Session-Expires` value such as `1800;refresher=uac`:
-/// half the interval when the refresher is us (the caller), else `None` (RFC 4028 §7.2, §10).
-pub fn refresh_interval(value: &str) -> Option<std::time::Duration> {
-    let mut parts = value.split(';').map(str::trim);
-    let seconds: u64 = parts.next()?.parse().ok()?;
-    let refresher_is_us = parts.any(|p| p.eq_ignore_ascii_case("refresher=uac"));
-    (refresher_is_us && seconds > 0).then(|| std::time::Duration::from_millis(seconds * 500))
+/// An answer's RFC 4028 session timer, from its `Session-Expires` value such as
+/// `1800;refresher=uac`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionTimer {
+    /// We (the caller) refresh, this often: half the interval (§7.2, §10).
+    WeRefresh { every: std::time::Duration },
+    /// The far end refreshes; without a refresh for this long the session has expired: the
+    /// interval less a third of it, at most 32 s less (§10).
+    FarEndRefreshes { expires_after: std::time::Duration },
+}
+
+impl SessionTimer {
+    /// The far end refreshes a session of `seconds`.
+    pub fn far_end_refreshes(seconds: u64) -> Self {
+        Self::FarEndRefreshes {
+            expires_after: std::time::Duration::from_secs(seconds - (seconds / 3).min(32)),
+        }
+    }
+
+    /// `None` when the value names no interval, or names no refresher: a 2xx must name one
+    /// (§9), and we do not guess who it is.
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut parts = value.split(';').map(str::trim);
+        let seconds: u64 = parts.next()?.parse().ok().filter(|s| *s > 0)?;
+        let refresher = parts.find_map(|p| {
+            let (key, value) = p.split_once('=')?;
+            key.trim()
+                .eq_ignore_ascii_case("refresher")
+                .then(|| value.trim().to_ascii_lowercase())
+        })?;
+        match refresher.as_str() {
+            "uac" => Some(Self::WeRefresh {
+                every: std::time::Duration::from_millis(seconds * 500),
+            }),
+            "uas" => Some(Self::far_end_refreshes(seconds)),
+            _ => None,
+        }
+    }
 }
 
 /// A key pressed, as an INFO carried it.

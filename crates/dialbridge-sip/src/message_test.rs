@@ -42,14 +42,35 @@ fn contacts() {
 }
 
 #[test]
-fn session_expires_says_whether_and_how_often_we_refresh() {
+fn session_expires_says_who_refreshes_and_how_often() {
     use std::time::Duration;
-    assert_eq!(refresh_interval("1800;refresher=uac"), Some(Duration::from_secs(900)));
-    assert_eq!(refresh_interval("90 ; Refresher=UAC"), Some(Duration::from_secs(45)));
-    assert_eq!(refresh_interval("1800;refresher=uas"), None, "the far end refreshes");
-    assert_eq!(refresh_interval("1800"), None, "no refresher named: not us");
-    assert_eq!(refresh_interval("soon;refresher=uac"), None);
-    assert_eq!(refresh_interval("0;refresher=uac"), None);
+    let we = |secs| {
+        Some(SessionTimer::WeRefresh {
+            every: Duration::from_secs(secs),
+        })
+    };
+    let they = |secs| {
+        Some(SessionTimer::FarEndRefreshes {
+            expires_after: Duration::from_secs(secs),
+        })
+    };
+    assert_eq!(SessionTimer::parse("1800;refresher=uac"), we(900));
+    assert_eq!(SessionTimer::parse("90 ; Refresher=UAC"), we(45));
+    assert_eq!(
+        SessionTimer::parse("1800;refresher=uas"),
+        they(1768),
+        "32 s before it expires"
+    );
+    assert_eq!(
+        SessionTimer::parse("90;refresher=uas"),
+        they(60),
+        "a third before it expires"
+    );
+    assert_eq!(SessionTimer::parse("2;refresher=uas"), they(2));
+    assert_eq!(SessionTimer::parse("1800"), None, "no refresher named");
+    assert_eq!(SessionTimer::parse("1800;refresher=proxy"), None);
+    assert_eq!(SessionTimer::parse("soon;refresher=uac"), None);
+    assert_eq!(SessionTimer::parse("0;refresher=uac"), None);
 }
 
 #[test]

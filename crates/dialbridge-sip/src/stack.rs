@@ -29,7 +29,8 @@ use rsipstack::EndpointBuilder;
 use tokio::task::JoinHandle;
 
 pub use crate::message::InfoDigit;
-use crate::message::{info_digit, parse_contacts, refresh_interval, uri_user};
+pub use crate::message::SessionTimer;
+use crate::message::{info_digit, parse_contacts, uri_user};
 use crate::registrar::{RegisterReply, RegisterRequest, Registrar, RegistrarSettings, SendTarget, SipTransport};
 use crate::unsolicited::{SourceLimiter, UnsolicitedSettings};
 
@@ -488,9 +489,8 @@ pub enum LegEvent {
     Provisional { code: u16, sdp: Option<Vec<u8>> },
     Answered {
         sdp: Option<Vec<u8>>,
-        /// When the answer asks us to refresh the session (RFC 4028 `Session-Expires` with
-        /// `refresher=uac`): how often (half the interval).
-        refresh_every: Option<Duration>,
+        /// The answer's RFC 4028 session timer: who refreshes the session, and when.
+        session_timer: Option<SessionTimer>,
     },
     /// A final non-2xx answer, or no answer at all (408), or a transport failure (503).
     Failed { code: u16 },
@@ -515,14 +515,36 @@ pub struct Renegotiation {
     /// A re-INVITE without a description wants ours as an offer; an UPDATE without one is a
     /// plain refresh.
     pub is_invite: bool,
+    /// The session interval its `Session-Expires` asks for (RFC 4028), in seconds; `None`
+    /// when it carries none (the far end turns the session timer off).
+    pub session_expires: Option<u64>,
+    /// Who refreshes from now on, as our 200 will say; set by [`Renegotiation::keep_refreshing`].
+    refresher: &'static str,
 }
 
 impl Renegotiation {
-    /// 200 OK, with our session description when there is one to give.
+    /// Our 200 will say that we refresh the session (we were the refresher); by default the
+    /// far end that sent this request does.
+    pub fn keep_refreshing(&mut self) {
+        self.refresher = "uas";
+    }
+
+    /// 200 OK, with our session description when there is one to give. A request that asked
+    /// for a session interval gets it confirmed (RFC 4028 §9), or its sender would take the
+    /// session timer for off and stop refreshing.
     pub fn accept(self, sdp: Option<Vec<u8>>) {
-        let headers = sdp
-            .as_ref()
-            .map(|_| vec![Header::ContentType("application/sdp".into())]);
+        let mut headers = Vec::new();
+        if sdp.is_some() {
+            headers.push(Header::ContentType("application/sdp".into()));
+        }
+        if let Some(seconds) = self.session_expires {
+            headers.push(Header::Other(
+                "Session-Expires".into(),
+                format!("{seconds};refresher={}", self.refresher),
+            ));
+            headers.push(Header::Require("timer".into()));
+        }
+        let headers = (!headers.is_empty()).then_some(headers);
         tokio::spawn(async move {
             let _ = self.handle.respond(StatusCode::OK, headers, sdp).await;
         });
@@ -613,20 +635,29 @@ impl Leg {
                         allow.is_empty() || allow.iter().any(|v| v.split(',').any(|m| m.trim() == "UPDATE"));
                     self.refresh_by_reinvite.store(!takes_update, Ordering::Relaxed);
                     let sdp = (!response.body.is_empty()).then(|| response.body.clone());
-                    let refresh_every = response
+                    let session_timer = response
                         .headers()
                         .iter()
                         .find(|h| {
                             h.name().eq_ignore_ascii_case("Session-Expires") || h.name().eq_ignore_ascii_case("x")
                         })
-                        .and_then(|h| refresh_interval(h.value()));
-                    return Some(LegEvent::Answered { sdp, refresh_every });
+                        .and_then(|h| SessionTimer::parse(h.value()));
+                    return Some(LegEvent::Answered { sdp, session_timer });
                 }
                 DialogState::Updated(_, request, handle) => {
+                    let session_expires = request
+                        .headers()
+                        .iter()
+                        .find(|h| {
+                            h.name().eq_ignore_ascii_case("Session-Expires") || h.name().eq_ignore_ascii_case("x")
+                        })
+                        .and_then(|h| h.value().split(';').next()?.trim().parse().ok());
                     return Some(LegEvent::Renegotiate(Renegotiation {
                         handle,
                         offer: (!request.body.is_empty()).then(|| request.body.clone()),
                         is_invite: request.method == Method::Invite,
+                        session_expires,
+                        refresher: "uac",
                     }));
                 }
                 DialogState::Options(_, _, handle) => answer_in_dialog(handle, StatusCode::OK),
