@@ -304,6 +304,12 @@ impl CallTask {
                 self.renegotiate(media_leg, renegotiation);
                 None
             }
+            LegEvent::AnswerInAck { sdp } => {
+                if let Some(law) = self.take_remote_media(media_leg, &sdp) {
+                    tracing::info!(?leg, ?law, "answer in the ACK of a re-INVITE taken");
+                }
+                None
+            }
             LegEvent::Digit(digit) => {
                 // The other leg hears it as RFC 4733 events (the relay sends them only while
                 // the call is bridged).

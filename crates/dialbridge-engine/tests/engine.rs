@@ -1176,29 +1176,30 @@ fn relay_port(sipp: &Sipp) -> u16 {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hold_resume_a_moved_stream_and_a_refresh_on_each_leg_keep_the_call_and_its_media() {
+/// Both legs play `scenario`, which moves each leg's media from its `port_a` to its `port_b`
+/// mid-call (the carrier then hangs up), while the agent talks all along: how many packets the
+/// carrier heard at a and at b, once the call ended well and both SIPps succeeded; their logs.
+async fn agent_heard_before_and_after_the_move(scenario: &str, id: &str) -> (usize, usize, Vec<String>) {
     let engine = engine(Duration::from_secs(30)).await;
     let (phone_port, carrier_port) = (free_port(), free_port());
     let socket = || async { tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap() };
     let (agent_a, agent_b, carrier_a, carrier_b) = (socket().await, socket().await, socket().await, socket().await);
     let port = |s: &tokio::net::UdpSocket| s.local_addr().unwrap().port();
     let uas = |sip_port: u16, a: u16, b: u16, hang_up: bool| {
-        one_call("reinvite_uas.xml", sip_port)
+        one_call(scenario, sip_port)
             .set("port_a", a)
             .set("port_b", b)
             .set("hangup", u8::from(hang_up))
             .spawn()
     };
-    // Both legs hold, resume elsewhere and refresh; the carrier then hangs up.
     let phone = uas(phone_port, port(&agent_a), port(&agent_b), false);
     let carrier = uas(carrier_port, port(&carrier_a), port(&carrier_b), true);
     register_agent(&engine, phone_port).await;
-    let call = place_call(&engine, "t-reinvite", carrier_port);
+    let call = place_call(&engine, id, carrier_port);
     let agent_leg_port = tokio::task::block_in_place(|| relay_port(&phone));
     let to_relay: SocketAddr = format!("127.0.0.1:{agent_leg_port}").parse().unwrap();
 
-    // The agent talks all along (from where it first said); count where the carrier hears it.
+    // The agent talks from where it first said; count where the carrier hears it.
     let (mut heard_at_a, mut heard_at_b) = (0, 0);
     let (mut buffer_a, mut buffer_b) = ([0u8; 2048], [0u8; 2048]);
     let mut packet = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
@@ -1219,15 +1220,36 @@ async fn hold_resume_a_moved_stream_and_a_refresh_on_each_leg_keep_the_call_and_
         (EndReason::CustomerHungUp, Phase::Bridged),
         "{report:?}"
     );
+    let mut logs = Vec::new();
+    for sipp in [carrier, phone] {
+        let (ok, log) = finish(sipp).await;
+        assert!(ok, "{log}");
+        logs.push(log);
+    }
+    assert_all_released(&engine).await;
+    (heard_at_a, heard_at_b, logs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_resume_a_moved_stream_and_a_refresh_on_each_leg_keep_the_call_and_its_media() {
+    // Both legs hold, resume elsewhere and refresh.
+    let (heard_at_a, heard_at_b, logs) = agent_heard_before_and_after_the_move("reinvite_uas.xml", "t-reinvite").await;
     assert!(
         heard_at_a > 5 && heard_at_b > 20,
         "RTP followed the move: {heard_at_a} at a, {heard_at_b} at b"
     );
-    for sipp in [carrier, phone] {
-        let (ok, logs) = finish(sipp).await;
-        assert!(ok && logs.contains("refreshed"), "{logs}");
-    }
-    assert_all_released(&engine).await;
+    assert!(logs.iter().all(|l| l.contains("refreshed")), "{logs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reinvite_without_an_offer_gets_ours_and_its_answer_in_the_ack_moves_the_stream() {
+    let (heard_at_a, heard_at_b, logs) =
+        agent_heard_before_and_after_the_move("late_answer_uas.xml", "t-late-answer").await;
+    assert!(
+        heard_at_a > 5 && heard_at_b > 20,
+        "RTP followed the answer in the ACK: {heard_at_a} at a, {heard_at_b} at b"
+    );
+    assert!(logs.iter().all(|l| l.contains("offered m=audio")), "{logs:?}");
 }
 
 /// A call whose carrier (playing `scenario`) makes us the session refresher with

@@ -26,6 +26,7 @@ use rsipstack::transport::tcp_listener::TcpListenerConnection;
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
 use rsipstack::EndpointBuilder;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use crate::message::InfoDigit;
@@ -443,6 +444,7 @@ impl SipStack {
         Ok(Leg {
             guarded_call_id,
             refresh_by_reinvite: Arc::default(),
+            answers_in_acks: mpsc::unbounded_channel(),
             shared: self.shared.clone(),
             dialog,
             states,
@@ -504,6 +506,9 @@ pub enum LegEvent {
     /// A key pressed, sent by SIP INFO (`application/dtmf-relay` or `application/dtmf`),
     /// already answered 200.
     Digit(InfoDigit),
+    /// The far end's answer to the description we offered in reply to its re-INVITE without
+    /// one, as its ACK carried it.
+    AnswerInAck { sdp: Vec<u8> },
 }
 
 /// A far end's re-INVITE or UPDATE waiting for our answer.
@@ -520,6 +525,48 @@ pub struct Renegotiation {
     pub session_expires: Option<u64>,
     /// Who refreshes from now on, as our 200 will say; set by [`Renegotiation::keep_refreshing`].
     refresher: &'static str,
+    /// For a re-INVITE without a description: where its ACK (which carries the far end's
+    /// answer to our offer) is found, and where that answer goes.
+    answer_in_ack: Option<AnswerInAck>,
+}
+
+struct AnswerInAck {
+    dialog: InviteDialog,
+    cseq: u32,
+    answers: mpsc::UnboundedSender<Vec<u8>>,
+}
+
+impl std::fmt::Debug for AnswerInAck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnswerInAck")
+            .field("cseq", &self.cseq)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long the answer in an ACK is waited for (the ACK of a 2xx is retransmitted for 64*T1;
+/// a far end that sends none is ended by the dialog layer).
+const ACK_ANSWER_WAIT: Duration = Duration::from_secs(8);
+
+impl AnswerInAck {
+    /// rsipstack keeps the last ACK of the dialog without telling anyone: look for ours.
+    async fn forward(self) {
+        let deadline = tokio::time::Instant::now() + ACK_ANSWER_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            let ack = self
+                .dialog
+                .last_remote_ack()
+                .filter(|ack| ack.cseq_header().ok().and_then(|c| c.seq().ok()) == Some(self.cseq));
+            if let Some(ack) = ack {
+                if !ack.body.is_empty() {
+                    let _ = self.answers.send(ack.body);
+                }
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::debug!(cseq = self.cseq, "no ACK with an answer to our re-INVITE offer");
+    }
 }
 
 impl Renegotiation {
@@ -547,6 +594,9 @@ impl Renegotiation {
         let headers = (!headers.is_empty()).then_some(headers);
         tokio::spawn(async move {
             let _ = self.handle.respond(StatusCode::OK, headers, sdp).await;
+            if let Some(waiting) = self.answer_in_ack {
+                waiting.forward().await;
+            }
         });
     }
 
@@ -574,6 +624,7 @@ pub struct Leg {
     /// Whether session refreshes go by re-INVITE: the far end's answer listed what it allows,
     /// without UPDATE, or it refused an UPDATE with 405/501.
     refresh_by_reinvite: Arc<std::sync::atomic::AtomicBool>,
+    answers_in_acks: (mpsc::UnboundedSender<Vec<u8>>, mpsc::UnboundedReceiver<Vec<u8>>),
     dialog: InviteDialog,
     states: DialogStateReceiver,
     join: Option<JoinHandle<InviteAsyncResult>>,
@@ -589,6 +640,7 @@ impl Leg {
                 Some(join) => tokio::select! {
                     biased;
                     state = self.states.recv() => state,
+                    Some(sdp) = self.answers_in_acks.1.recv() => return Some(LegEvent::AnswerInAck { sdp }),
                     result = join => {
                         self.join = None;
                         match result {
@@ -606,7 +658,10 @@ impl Leg {
                         }
                     }
                 },
-                None => self.states.recv().await,
+                None => tokio::select! {
+                    state = self.states.recv() => state,
+                    Some(sdp) = self.answers_in_acks.1.recv() => return Some(LegEvent::AnswerInAck { sdp }),
+                },
             };
             let Some(state) = state else {
                 return Some(self.finish(if self.confirmed.is_some() {
@@ -652,12 +707,19 @@ impl Leg {
                             h.name().eq_ignore_ascii_case("Session-Expires") || h.name().eq_ignore_ascii_case("x")
                         })
                         .and_then(|h| h.value().split(';').next()?.trim().parse().ok());
+                    let is_invite = request.method == Method::Invite;
+                    let answer_in_ack = (is_invite && request.body.is_empty()).then(|| AnswerInAck {
+                        dialog: self.dialog.clone(),
+                        cseq: request.cseq_header().ok().and_then(|c| c.seq().ok()).unwrap_or(0),
+                        answers: self.answers_in_acks.0.clone(),
+                    });
                     return Some(LegEvent::Renegotiate(Renegotiation {
                         handle,
                         offer: (!request.body.is_empty()).then(|| request.body.clone()),
-                        is_invite: request.method == Method::Invite,
+                        is_invite,
                         session_expires,
                         refresher: "uac",
+                        answer_in_ack,
                     }));
                 }
                 DialogState::Options(_, _, handle) => answer_in_dialog(handle, StatusCode::OK),
