@@ -1285,6 +1285,7 @@ async fn refreshed_then_refused(scenario: &str, id: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn we_refresh_the_session_when_asked_and_a_refused_refresh_ends_the_call() {
     let logs = refreshed_then_refused("session_timer_uas.xml", "t-refresh").await;
+    assert!(logs.contains("offered session timers: Supported: timer"), "{logs}");
     assert!(logs.contains("refresh answered"), "{logs}");
 }
 

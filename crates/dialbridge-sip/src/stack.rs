@@ -406,7 +406,9 @@ impl SipStack {
             SipTransport::Tcp => ";transport=tcp",
         };
         let contact = uri(format!("sip:dialbridge@{host}{transport_param}"))?;
-        let mut headers = Vec::new();
+        // RFC 4028: we take session timers either way round (we refresh, or we hold the far
+        // end to its refreshes), without asking for an interval, so no far end answers 422.
+        let mut headers = vec![Header::Supported("timer".into())];
         if let Some(pai) = &spec.asserted_identity {
             headers.push(Header::Other(
                 "P-Asserted-Identity".into(),
