@@ -869,7 +869,29 @@ fn failure_code(reason: &TerminatedReason) -> Option<u16> {
     })
 }
 
+/// What a request that cannot be taken as it stands must be answered (RFC 3261 §18.3: a UDP
+/// body shorter than its Content-Length is 400; §8.2.x: a SIP version other than 2.0 is 505).
+fn refusal_of_malformed(request: &rsipstack::sip::Request) -> Option<StatusCode> {
+    if request.version != rsipstack::sip::Version::V2 {
+        return Some(StatusCode::VersionNotSupported);
+    }
+    let declared = request
+        .headers()
+        .iter()
+        .find(|h| h.name().eq_ignore_ascii_case("Content-Length") || h.name() == "l")
+        .and_then(|h| h.value().trim().parse::<usize>().ok());
+    declared
+        .is_some_and(|length| length > request.body.len())
+        .then_some(StatusCode::BadRequest)
+}
+
 async fn handle_incoming(shared: Arc<Shared>, mut tx: Transaction) {
+    if let Some(status) = refusal_of_malformed(&tx.original) {
+        if tx.original.method != Method::Ack && shared.may_answer_unsolicited(&tx) {
+            let _ = tx.reply(status).await;
+        }
+        return;
+    }
     let result = match tx.original.method {
         Method::Register => handle_register(&shared, &mut tx).await,
         Method::Ack => Ok(()),

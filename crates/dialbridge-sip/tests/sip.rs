@@ -335,3 +335,52 @@ async fn unsolicited_requests_are_refused_then_dropped_per_source_without_any_st
 fn from_of(socket: &UdpSocket) -> SocketAddr {
     socket.local_addr().unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_get_nothing_and_leave_the_stack_serving() {
+    let stack = start(RegistrarSettings::default()).await;
+    let server = stack.local_addr();
+    let sender = UdpSocket::bind("127.0.0.5:0").unwrap();
+    let from = from_of(&sender);
+    let options = unsolicited("OPTIONS", 1, from, server);
+    let mut malformed: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        b"\r\n\r\n".to_vec(),
+        b"hello".to_vec(),
+        (0..=255u8).cycle().take(1400).collect(),
+        b"INVITE sip:x SIP/2.0\r\n\r\n".to_vec(),
+        b"INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP [::1\r\nCall-ID: x\r\n\r\n".to_vec(),
+        options.replace("CSeq: 1 OPTIONS", "CSeq: one OPTIONS").into_bytes(),
+    ];
+    // Refused: a body shorter than its Content-Length (400), a SIP version not 2.0 (505).
+    let refused = [
+        unsolicited("OPTIONS", 3, from, server).replace("Content-Length: 0", "Content-Length: 99999"),
+        unsolicited("OPTIONS", 4, from, server).replacen("SIP/2.0\r\n", "SIP/9.9\r\n", 1),
+    ];
+    malformed.extend(refused.iter().map(|r| r.clone().into_bytes()));
+    // Truncated at every length: a datagram cut anywhere.
+    malformed.extend((1..options.len()).step_by(7).map(|n| options.as_bytes()[..n].to_vec()));
+    for datagram in &malformed {
+        let _ = sender.send_to(datagram, server);
+    }
+    let codes = tokio::task::block_in_place(|| replies(&sender));
+    // Nothing else is answered but the CRLF keepalive (RFC 5626), whose pong has no status.
+    assert_eq!(
+        (codes.get("400"), codes.get("505"), codes.len()),
+        (Some(&1), Some(&1), 3),
+        "{codes:?}"
+    );
+    let counts = stack.counts();
+    assert_eq!((counts.dialogs, counts.legs, counts.bindings), (0, 0, 0), "{counts:?}");
+
+    // The same source, well-formed now, is answered, and phones still register.
+    sender
+        .send_to(unsolicited("OPTIONS", 5, from, server).as_bytes(), server)
+        .unwrap();
+    let codes = tokio::task::block_in_place(|| replies(&sender));
+    assert_eq!(codes.get("200"), Some(&1), "{codes:?}");
+    let (ok, logs) =
+        tokio::task::block_in_place(|| register(&stack, "3000001-801", "3000001-801", "secret801", 200, false));
+    assert!(ok, "{logs}");
+    stack.shutdown().await;
+}
