@@ -334,11 +334,21 @@ impl CallService {
                 .map(Duration::from_secs),
             ..CallTimers::default()
         };
+        // The number an agent's telephone is shown, while it is still one of the enterprise's.
+        let agent_caller_id = s
+            .agent_caller_id
+            .as_ref()
+            .filter(|clid| caller_ids.iter().any(|c| c.number == **clid))
+            .cloned();
+        if s.agent_caller_id.is_some() && agent_caller_id.is_none() {
+            tracing::warn!(enterprise = %enterprise.id, "agent_caller_id is no longer one of the enterprise's numbers: the call's caller id is shown");
+        }
         let call = PreviewOutcall {
             unique_id: unique_id.clone(),
             agent_phone,
             customer_number: number.digits().to_owned(),
             caller_id: caller_id.number,
+            agent_caller_id,
             trunk: route,
             fallback_trunks: routes,
             timers,

@@ -169,6 +169,9 @@ pub struct EnterpriseSettings {
     pub outbound_enabled: bool,
     pub interface_enabled: bool,
     pub default_caller_id: Option<String>,
+    /// The number an agent's telephone (reached through a trunk) is shown when it rings: one
+    /// of the enterprise's numbers; `None`: the call's caller id.
+    pub agent_caller_id: Option<String>,
     pub sync_default: bool,
     pub agent_ring_timeout_secs: u32,
     pub customer_ring_timeout_secs: u32,
@@ -196,6 +199,7 @@ impl EnterpriseSettings {
             outbound_enabled: true,
             interface_enabled: true,
             default_caller_id: None,
+            agent_caller_id: None,
             sync_default: false,
             agent_ring_timeout_secs: DEFAULT_AGENT_RING_TIMEOUT_SECS,
             customer_ring_timeout_secs: DEFAULT_CUSTOMER_RING_TIMEOUT_SECS,
@@ -213,6 +217,9 @@ impl EnterpriseSettings {
         }
         if let Some(clid) = &self.default_caller_id {
             validate_caller_id(clid).map_err(|e| ValidationError::new("default_caller_id", e.reason))?;
+        }
+        if let Some(clid) = &self.agent_caller_id {
+            validate_caller_id(clid).map_err(|e| ValidationError::new("agent_caller_id", e.reason))?;
         }
         in_range(
             "agent_ring_timeout_secs",

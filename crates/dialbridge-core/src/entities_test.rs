@@ -43,6 +43,13 @@ fn enterprise_rules_name_the_field() {
         ),
         (
             EnterpriseSettings {
+                agent_caller_id: Some("12".into()),
+                ..base.clone()
+            },
+            "agent_caller_id",
+        ),
+        (
+            EnterpriseSettings {
                 agent_ring_timeout_secs: 61,
                 ..base.clone()
             },

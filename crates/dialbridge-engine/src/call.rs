@@ -472,8 +472,9 @@ impl CallTask {
                 }
             }
             AgentPhone::Telephone { number } => {
-                // A carrier only passes the enterprise's own caller id.
-                self.trunk_leg(&self.request.trunk, number, offer.into_bytes())
+                // A carrier only passes the enterprise's own numbers.
+                let shown = self.request.agent_caller_id.as_ref().unwrap_or(&self.request.caller_id);
+                self.trunk_leg(&self.request.trunk, number, shown, offer.into_bytes())
             }
         };
         match shared.sip.invite(spec) {
@@ -510,7 +511,7 @@ impl CallTask {
         }
         self.customer_attempts += 1;
         self.customer_trunk = Some(route.name.clone());
-        let spec = self.trunk_leg(route, &number, offer.into_bytes());
+        let spec = self.trunk_leg(route, &number, &self.request.caller_id, offer.into_bytes());
         match self.shared.sip.invite(spec) {
             Ok(leg) => self.customer = Some(leg),
             Err(e) => {
@@ -523,13 +524,13 @@ impl CallTask {
         }
     }
 
-    fn trunk_leg(&self, trunk: &crate::TrunkRoute, number: &str, sdp_offer: Vec<u8>) -> LegSpec {
+    fn trunk_leg(&self, trunk: &crate::TrunkRoute, number: &str, caller_id: &str, sdp_offer: Vec<u8>) -> LegSpec {
         let transport = match trunk.transport {
             SipTransport::Udp => "",
             SipTransport::Tcp => ";transport=tcp",
         };
         let dialled = trunk.number_format.apply_to_text(number);
-        let caller_id = trunk.caller_id_format.apply_to_text(&self.request.caller_id);
+        let caller_id = trunk.caller_id_format.apply_to_text(caller_id);
         LegSpec {
             request_uri: format!("sip:{dialled}@{}{transport}", trunk.host),
             destination: trunk.address,

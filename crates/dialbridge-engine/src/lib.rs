@@ -82,8 +82,11 @@ pub struct PreviewOutcall {
     pub unique_id: String,
     pub agent_phone: AgentPhone,
     pub customer_number: String,
-    /// Shown to the customer (From and P-Asserted-Identity), and to a telephone agent.
+    /// Shown to the customer (From and P-Asserted-Identity), and to a telephone agent unless
+    /// `agent_caller_id` says otherwise.
     pub caller_id: String,
+    /// Shown to an agent reached as a telephone through the trunk.
+    pub agent_caller_id: Option<String>,
     pub trunk: TrunkRoute,
     /// Further trunks for the customer, in order, when one answers 503 or 408, cannot be sent
     /// to, or does not answer at all.

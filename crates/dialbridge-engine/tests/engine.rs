@@ -137,6 +137,7 @@ fn outcall(id: &str, agent_phone: AgentPhone, trunk: TrunkRoute, timers: CallTim
         agent_phone,
         customer_number: CUSTOMER.into(),
         caller_id: CALLER_ID.into(),
+        agent_caller_id: None,
         trunk,
         fallback_trunks: Vec::new(),
         timers,
@@ -1421,5 +1422,38 @@ async fn a_far_end_that_stops_refreshing_its_session_is_hung_up_when_it_expires(
     let (ok, logs) = finish(carrier).await;
     assert!(ok && logs.contains("refresh confirmed Session-Expires"), "{logs}");
     assert!(finish(phone).await.1.contains("BYE received"));
+    assert_all_released(&engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_telephone_agent_can_be_shown_another_of_the_enterprises_numbers() {
+    const AGENT_SEES: &str = "02160009999";
+    let engine = engine(Duration::from_secs(30)).await;
+    let carrier_port = free_port();
+    let carrier = uas(carrier_port, false, 2, &[("talk_ms", "300")]);
+    let mut request = outcall(
+        "t-agent-clid",
+        AgentPhone::Telephone {
+            number: "13900139000".into(),
+        },
+        trunk(carrier_port, false, None),
+        timers(),
+    );
+    request.agent_caller_id = Some(AGENT_SEES.into());
+    let (_, report) = run_to_end(engine.start_preview_outcall(request).unwrap()).await;
+    assert_eq!(report.outcome.phase, Phase::Bridged, "{report:?}");
+    let (_, logs) = finish(carrier).await;
+    assert!(
+        logs.contains(&format!(
+            "from_user={AGENT_SEES} pai_user={AGENT_SEES} ruri_user=13900139000"
+        )),
+        "the agent's telephone: {logs}"
+    );
+    assert!(
+        logs.contains(&format!(
+            "from_user={CALLER_ID} pai_user={CALLER_ID} ruri_user=13800138000"
+        )),
+        "the customer: {logs}"
+    );
     assert_all_released(&engine).await;
 }

@@ -69,7 +69,7 @@ pub struct AgentPhoneRecord {
 const ENTERPRISE_COLUMNS: &str =
     "id, name, status, time_zone, balance, rate_per_minute, outbound_enabled, interface_enabled, \
      default_caller_id, sync_default, agent_ring_timeout_secs, customer_ring_timeout_secs, wrapup_secs, \
-     number_limit_count, number_limit_window_minutes, concurrency_cap";
+     number_limit_count, number_limit_window_minutes, concurrency_cap, agent_caller_id";
 
 fn enterprise_from_row(row: &AnyRow) -> Result<Enterprise, StoreError> {
     let number_limit = match (
@@ -93,6 +93,7 @@ fn enterprise_from_row(row: &AnyRow) -> Result<Enterprise, StoreError> {
             outbound_enabled: row.try_get::<i64, _>("outbound_enabled")? != 0,
             interface_enabled: row.try_get::<i64, _>("interface_enabled")? != 0,
             default_caller_id: row.try_get("default_caller_id")?,
+            agent_caller_id: row.try_get("agent_caller_id")?,
             sync_default: row.try_get::<i64, _>("sync_default")? != 0,
             agent_ring_timeout_secs: to_u32("agent_ring_timeout_secs", row.try_get("agent_ring_timeout_secs")?)?,
             customer_ring_timeout_secs: to_u32(
@@ -153,8 +154,9 @@ impl Tx<'_> {
         let now = now_ms();
         let sql = "INSERT INTO enterprises (id, name, status, time_zone, balance, rate_per_minute, outbound_enabled, \
                    interface_enabled, default_caller_id, sync_default, agent_ring_timeout_secs, customer_ring_timeout_secs, \
-                   wrapup_secs, number_limit_count, number_limit_window_minutes, concurrency_cap, created_at, updated_at) \
-                   VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)";
+                   wrapup_secs, number_limit_count, number_limit_window_minutes, concurrency_cap, agent_caller_id, created_at, \
+                   updated_at) \
+                   VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)";
         bind_enterprise_settings(sqlx::query(sql).bind(id.get()), settings)
             .bind(now)
             .execute(&mut *self.conn)
@@ -172,7 +174,8 @@ impl Tx<'_> {
         let sql = "UPDATE enterprises SET name = $2, status = $3, time_zone = $4, rate_per_minute = $5, \
                    outbound_enabled = $6, interface_enabled = $7, default_caller_id = $8, sync_default = $9, \
                    agent_ring_timeout_secs = $10, customer_ring_timeout_secs = $11, wrapup_secs = $12, \
-                   number_limit_count = $13, number_limit_window_minutes = $14, concurrency_cap = $15, updated_at = $16 \
+                   number_limit_count = $13, number_limit_window_minutes = $14, concurrency_cap = $15, agent_caller_id = $16, \
+                   updated_at = $17 \
                    WHERE id = $1";
         let done = bind_enterprise_settings(sqlx::query(sql).bind(id.get()), settings)
             .bind(now_ms())
@@ -843,4 +846,5 @@ fn bind_enterprise_settings<'q>(
         .bind(s.number_limit.map(|l| i64::from(l.count)))
         .bind(s.number_limit.map(|l| i64::from(l.window_minutes)))
         .bind(opt_u32(s.concurrency_cap))
+        .bind(s.agent_caller_id.as_deref())
 }

@@ -150,6 +150,10 @@ struct EnterpriseFields {
     /// One of the enterprise's caller-id numbers; "" clears it.
     #[arg(long)]
     default_caller_id: Option<String>,
+    /// The number an agent's telephone is shown (one of the enterprise's numbers); "" clears
+    /// it (the call's caller id).
+    #[arg(long)]
+    agent_caller_id: Option<String>,
     /// PreviewOutcall's mode when a request has no `sync`.
     #[arg(long, value_parser = bool_flag)]
     sync_default: Option<bool>,
@@ -189,6 +193,13 @@ impl EnterpriseFields {
         }
         if let Some(v) = self.default_caller_id {
             s.default_caller_id = if v.is_empty() {
+                None
+            } else {
+                Some(dialbridge_core::validate_caller_id(&v)?)
+            };
+        }
+        if let Some(v) = self.agent_caller_id {
+            s.agent_caller_id = if v.is_empty() {
                 None
             } else {
                 Some(dialbridge_core::validate_caller_id(&v)?)
@@ -614,6 +625,7 @@ pub fn enterprise_json(e: &Enterprise) -> Value {
         "outbound_enabled": s.outbound_enabled,
         "interface_enabled": s.interface_enabled,
         "default_caller_id": s.default_caller_id,
+        "agent_caller_id": s.agent_caller_id,
         "sync_default": s.sync_default,
         "agent_ring_timeout_secs": s.agent_ring_timeout_secs,
         "customer_ring_timeout_secs": s.customer_ring_timeout_secs,

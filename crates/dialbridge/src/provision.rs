@@ -92,6 +92,7 @@ struct EnterpriseSpec {
     outbound_enabled: Option<bool>,
     interface_enabled: Option<bool>,
     default_caller_id: Option<String>,
+    agent_caller_id: Option<String>,
     sync_default: Option<bool>,
     agent_ring_timeout_secs: Option<u32>,
     customer_ring_timeout_secs: Option<u32>,
@@ -311,6 +312,12 @@ fn parse(file_name: &str, text: &str) -> Result<Desired, SpecError> {
                     .map_err(|err| fail((format!("{path}.default_caller_id"), err.reason)))?,
             );
         }
+        if let Some(v) = &e.agent_caller_id {
+            settings.agent_caller_id = Some(
+                dialbridge_core::validate_caller_id(v)
+                    .map_err(|err| fail((format!("{path}.agent_caller_id"), err.reason)))?,
+            );
+        }
         settings.sync_default = e.sync_default.unwrap_or(settings.sync_default);
         settings.agent_ring_timeout_secs = e.agent_ring_timeout_secs.unwrap_or(settings.agent_ring_timeout_secs);
         settings.customer_ring_timeout_secs = e
@@ -490,14 +497,16 @@ async fn reconcile(tx: &mut Tx<'_>, desired: &Desired, prune: bool) -> anyhow::R
         match tx.enterprise(e.id).await? {
             None => {
                 let mut settings = e.settings.clone();
-                // The default caller id is set after the numbers exist.
+                // The caller ids it names are set after the numbers exist.
                 settings.default_caller_id = None;
+                settings.agent_caller_id = None;
                 tx.insert_enterprise(e.id, &settings).await?;
                 changes.push(change("create", format!("enterprise {}", e.id)));
             }
             Some(current) => {
                 let mut settings = e.settings.clone();
                 settings.default_caller_id = current.settings.default_caller_id.clone();
+                settings.agent_caller_id = current.settings.agent_caller_id.clone();
                 if current.settings != settings {
                     tx.update_enterprise(e.id, &settings).await?;
                     changes.push(change("update", format!("enterprise {}", e.id)));
@@ -648,17 +657,26 @@ async fn reconcile(tx: &mut Tx<'_>, desired: &Desired, prune: bool) -> anyhow::R
             .enterprise(id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("enterprise {id} vanished"))?;
-        if current.settings.default_caller_id != e.settings.default_caller_id {
-            if let Some(clid) = &e.settings.default_caller_id {
+        let named = [
+            ("default_caller_id", &e.settings.default_caller_id),
+            ("agent_caller_id", &e.settings.agent_caller_id),
+        ];
+        for (key, clid) in named {
+            if let Some(clid) = clid {
                 let owned = tx.caller_ids(Some(id)).await?.iter().any(|c| c.number == *clid);
                 if !owned {
-                    anyhow::bail!("enterprise {id}: default_caller_id {clid} is not one of the enterprise's numbers");
+                    anyhow::bail!("enterprise {id}: {key} {clid} is not one of the enterprise's numbers");
                 }
             }
+        }
+        if (&current.settings.default_caller_id, &current.settings.agent_caller_id)
+            != (&e.settings.default_caller_id, &e.settings.agent_caller_id)
+        {
             let mut settings = current.settings.clone();
             settings.default_caller_id = e.settings.default_caller_id.clone();
+            settings.agent_caller_id = e.settings.agent_caller_id.clone();
             tx.update_enterprise(id, &settings).await?;
-            changes.push(change("update", format!("enterprise {id} (default caller id)")));
+            changes.push(change("update", format!("enterprise {id} (caller ids)")));
         }
 
         // Blacklist.

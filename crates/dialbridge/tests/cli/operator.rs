@@ -102,7 +102,7 @@ fn provisioning_the_example_is_idempotent() {
         "create extension 3000001/801",
         "create number 3000001/02160001234",
         "create number 3000001/02160001235",
-        "update enterprise 3000001 (default caller id)",
+        "update enterprise 3000001 (caller ids)",
         "create push target 3000001/crm-hangup",
     ] {
         assert!(first.contains(expected), "missing {expected:?} in:\n{first}");
@@ -125,6 +125,7 @@ fn provisioning_the_example_is_idempotent() {
     assert_eq!(agents[1]["wrapup_secs"], 0);
     let enterprise = &op.json(&["admin", "enterprise", "show", "--id", "3000001"])[0];
     assert_eq!(enterprise["default_caller_id"], "02160001234");
+    assert_eq!(enterprise["agent_caller_id"], "02160001235");
     assert_eq!(enterprise["rate_per_minute"], "0.1200");
     assert_eq!(enterprise["number_limit"], "3/60");
     let numbers = op.json(&["admin", "number", "list", "--enterprise", "3000001"]);
@@ -268,6 +269,16 @@ fn a_bad_provisioning_file_changes_nothing() {
     let err = op.fails(&["provision", &op.write("default.toml", &foreign_default)]);
     assert!(
         err.contains("default_caller_id 01087128906 is not one of the enterprise's numbers"),
+        "{err}"
+    );
+    let foreign_agent_caller_id = renamed.replace(
+        "agent_caller_id = \"02160001235\"",
+        "agent_caller_id = \"01087128906\"",
+    );
+    assert_ne!(foreign_agent_caller_id, renamed);
+    let err = op.fails(&["provision", &op.write("agent.toml", &foreign_agent_caller_id)]);
+    assert!(
+        err.contains("agent_caller_id 01087128906 is not one of the enterprise's numbers"),
         "{err}"
     );
 
