@@ -152,6 +152,19 @@ pub(crate) async fn run(
     .await
 }
 
+/// The entry due first, and when.
+fn earliest<K: Copy, V>(entries: &HashMap<K, V>, due: impl Fn(&V) -> Instant) -> Option<(K, Instant)> {
+    entries.iter().map(|(k, v)| (*k, due(v))).min_by_key(|(_, at)| *at)
+}
+
+/// Sleeps until `next` is due; forever when there is none.
+async fn sleep_until_due<K>(next: Option<(K, Instant)>) {
+    match next {
+        Some((_, at)) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl CallTask {
     async fn wait_event(
         &mut self,
@@ -159,39 +172,9 @@ impl CallTask {
         control: &mut mpsc::UnboundedReceiver<Control>,
     ) -> CallEvent {
         loop {
-            let next_timer = self
-                .deadlines
-                .iter()
-                .min_by_key(|(_, at)| **at)
-                .map(|(t, at)| (*t, *at));
-            let timer_sleep = async {
-                match next_timer {
-                    Some((_, at)) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let next_refresh = self
-                .refreshes
-                .iter()
-                .min_by_key(|(_, (at, _))| *at)
-                .map(|(leg, (at, _))| (*leg, *at));
-            let refresh_sleep = async {
-                match next_refresh {
-                    Some((_, at)) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let next_expiry = self
-                .expiries
-                .iter()
-                .min_by_key(|(_, (at, _))| *at)
-                .map(|(leg, (at, _))| (*leg, *at));
-            let expiry_sleep = async {
-                match next_expiry {
-                    Some((_, at)) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let next_timer = earliest(&self.deadlines, |at| *at);
+            let next_refresh = earliest(&self.refreshes, |(at, _)| *at);
+            let next_expiry = earliest(&self.expiries, |(at, _)| *at);
             tokio::select! {
                 event = next_leg_event(&mut self.agent) => {
                     if let Some(e) = self.leg_event(CallLeg::Agent, event) {
@@ -203,7 +186,7 @@ impl CallTask {
                         return e;
                     }
                 }
-                () = refresh_sleep => {
+                () = sleep_until_due(next_refresh) => {
                     if let Some((leg, _)) = next_refresh {
                         self.refresh(leg);
                     }
@@ -215,14 +198,14 @@ impl CallTask {
                         return CallEvent::SessionRefreshFailed { leg, code };
                     }
                 },
-                () = expiry_sleep => {
+                () = sleep_until_due(next_expiry) => {
                     if let Some((leg, _)) = next_expiry {
                         self.expiries.remove(&leg);
                         tracing::info!(?leg, "the far end did not refresh the session: it has expired");
                         return CallEvent::SessionRefreshFailed { leg, code: 408 };
                     }
                 }
-                () = timer_sleep => {
+                () = sleep_until_due(next_timer) => {
                     if let Some((timer, _)) = next_timer {
                         self.deadlines.remove(&timer);
                         return CallEvent::TimerFired(timer);

@@ -228,6 +228,14 @@ password = "rival-secret"
     )
 }
 
+/// `admin trunk set --name NAME --address 127.0.0.1:PORT` and `more` flags; must succeed.
+fn trunk_set(op: &Operator, name: &str, port: u16, more: &[&str]) {
+    let address = format!("127.0.0.1:{port}");
+    let mut args = vec!["admin", "trunk", "set", "--name", name, "--address", &address];
+    args.extend_from_slice(more);
+    op.ok(&args);
+}
+
 /// The admin seed parameters of enterprise 3000001.
 fn admin_auth() -> String {
     let pwd = md5_hex(&format!("{}4711", md5_hex("admin-secret")));

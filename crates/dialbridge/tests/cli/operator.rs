@@ -271,10 +271,8 @@ fn a_bad_provisioning_file_changes_nothing() {
         err.contains("default_caller_id 01087128906 is not one of the enterprise's numbers"),
         "{err}"
     );
-    let foreign_agent_caller_id = renamed.replace(
-        "agent_caller_id = \"02160001235\"",
-        "agent_caller_id = \"01087128906\"",
-    );
+    let foreign_agent_caller_id =
+        renamed.replace("agent_caller_id = \"02160001235\"", "agent_caller_id = \"01087128906\"");
     assert_ne!(foreign_agent_caller_id, renamed);
     let err = op.fails(&["provision", &op.write("agent.toml", &foreign_agent_caller_id)]);
     assert!(

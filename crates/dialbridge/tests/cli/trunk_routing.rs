@@ -6,21 +6,19 @@ use super::*;
 fn the_carrier_sees_numbers_in_its_trunks_format_and_the_crm_sees_them_normalised() {
     let w = legacy_world();
     let a = &w.server.http;
-    w.op.ok(&[
-        "admin",
-        "trunk",
-        "set",
-        "--name",
+    trunk_set(
+        &w.op,
         "carrier",
-        "--address",
-        &format!("127.0.0.1:{}", w.carrier_port),
-        "--enterprise",
-        "3000001",
-        "--customer-number-format",
-        "plus",
-        "--caller-id-format",
-        "e164,add=9",
-    ]);
+        w.carrier_port,
+        &[
+            "--enterprise",
+            "3000001",
+            "--customer-number-format",
+            "plus",
+            "--caller-id-format",
+            "e164,add=9",
+        ],
+    );
     let trunks = w.op.json(&["admin", "trunk", "list"]);
     assert_eq!(trunks[0]["customer_number_format"], "plus");
     assert_eq!(trunks[0]["caller_id_format"], "e164,add=9");
@@ -114,48 +112,31 @@ sources = ["203.0.113.0/24", "198.51.100.7"]
     // Applying the same file again changes nothing.
     assert!(op.ok(&["provision", &good]).contains("no changes"), "idempotent");
 
-    let bad = op.write(
-        "bad.toml",
-        r#"
-[[trunk]]
-name = "carrier"
-address = "127.0.0.1:5080"
-caller_id_format = "mobile-prefix=0,plus"
-"#,
-    );
-    let error = op.fails(&["provision", &bad]);
-    assert!(
-        error.contains("trunk[0] (carrier).caller_id_format") && error.contains("national style only"),
-        "{error}"
-    );
-    let unregistrable = op.write(
-        "unregistrable.toml",
-        r#"
-[[trunk]]
-name = "carrier"
-address = "127.0.0.1:5080"
-register_secs = 300
-"#,
-    );
-    let error = op.fails(&["provision", &unregistrable]);
-    assert!(
-        error.contains("trunk[0] (carrier).register_secs") && error.contains("needs auth_username"),
-        "{error}"
-    );
-    let unreadable = op.write(
-        "unreadable.toml",
-        r#"
-[[trunk]]
-name = "carrier"
-address = "127.0.0.1:5080"
-sources = ["carrier.example"]
-"#,
-    );
-    let error = op.fails(&["provision", &unreadable]);
-    assert!(
-        error.contains("trunk[0] (carrier).sources") && error.contains("not an IP address or range"),
-        "{error}"
-    );
+    // Each file is refused naming the trunk's key and why; the stored trunk is left alone.
+    for (key_line, names, why) in [
+        (
+            "caller_id_format = \"mobile-prefix=0,plus\"",
+            "trunk[0] (carrier).caller_id_format",
+            "national style only",
+        ),
+        (
+            "register_secs = 300",
+            "trunk[0] (carrier).register_secs",
+            "needs auth_username",
+        ),
+        (
+            "sources = [\"carrier.example\"]",
+            "trunk[0] (carrier).sources",
+            "not an IP address or range",
+        ),
+    ] {
+        let file = op.write(
+            "bad.toml",
+            &format!("[[trunk]]\nname = \"carrier\"\naddress = \"127.0.0.1:5080\"\n{key_line}\n"),
+        );
+        let error = op.fails(&["provision", &file]);
+        assert!(error.contains(names) && error.contains(why), "{key_line}: {error}");
+    }
     let bad_flag = op.fails(&[
         "admin",
         "trunk",
@@ -176,19 +157,12 @@ sources = ["carrier.example"]
 }
 
 fn set_trunk(w: &LegacyWorld, name: &str, port: u16, max_channels: &str) {
-    w.op.ok(&[
-        "admin",
-        "trunk",
-        "set",
-        "--name",
+    trunk_set(
+        &w.op,
         name,
-        "--address",
-        &format!("127.0.0.1:{port}"),
-        "--enterprise",
-        "3000001",
-        "--max-channels",
-        max_channels,
-    ]);
+        port,
+        &["--enterprise", "3000001", "--max-channels", max_channels],
+    );
 }
 
 #[test]

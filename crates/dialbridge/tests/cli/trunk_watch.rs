@@ -74,32 +74,18 @@ fn a_trunk_that_does_not_answer_options_is_skipped_without_being_tried_until_it_
     // The caller id's own trunk is the dead one, watched every second; the SIPp carrier is
     // the enterprise's other trunk.
     let w = legacy_world_with(|op, carrier_port| {
-        op.ok(&[
-            "admin",
-            "trunk",
-            "set",
-            "--name",
+        trunk_set(
+            op,
             "carrier",
-            "--address",
-            &format!("127.0.0.1:{}", dead.port),
-            "--enterprise",
-            "3000001",
-            "--keepalive-secs",
-            "1",
-        ]);
-        op.ok(&[
-            "admin",
-            "trunk",
-            "set",
-            "--name",
+            dead.port,
+            &["--enterprise", "3000001", "--keepalive-secs", "1"],
+        );
+        trunk_set(
+            op,
             "backup",
-            "--address",
-            &format!("127.0.0.1:{carrier_port}"),
-            "--enterprise",
-            "3000001",
-            "--priority",
-            "5",
-        ]);
+            carrier_port,
+            &["--enterprise", "3000001", "--priority", "5"],
+        );
     });
     assert_eq!(w.op.json(&["admin", "trunk", "list"])[1]["keepalive_secs"], 1);
     assert!(
@@ -147,21 +133,19 @@ fn a_registering_trunk_registers_refreshes_and_registers_again_after_the_carrier
     };
     let first = registrar();
     let w = legacy_world_with(|op, _| {
-        op.ok(&[
-            "admin",
-            "trunk",
-            "set",
-            "--name",
+        trunk_set(
+            op,
             "registered",
-            "--address",
-            &format!("127.0.0.1:{registrar_port}"),
-            "--username",
-            "acct",
-            "--password",
-            "trunk-secret",
-            "--register-secs",
-            "60",
-        ]);
+            registrar_port,
+            &[
+                "--username",
+                "acct",
+                "--password",
+                "trunk-secret",
+                "--register-secs",
+                "60",
+            ],
+        );
     });
     let registrations = |sipp: &dialbridge_testkit::Sipp| sipp.logs().matches("registered Expires: 60").count();
     // Granted 2 s, refreshed every second: the first REGISTER and at least two refreshes.
