@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use dialbridge_core::call::{CallEvent, CallMachine, Effect, Leg as CallLeg, Timer};
 use dialbridge_media::sdp::Direction;
 use dialbridge_media::{sdp, Law, MediaEvent, MediaLeg, MediaSession, RelayMode};
-use dialbridge_sip::{Leg, LegEvent, LegSpec, Renegotiation, SessionTimer, SipTransport};
+use dialbridge_sip::{Leg, LegEvent, LegSpec, Refresher, Renegotiation, SessionTimer, SipTransport};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -269,19 +269,27 @@ impl CallTask {
             LegEvent::Failed { code } => Some(CallEvent::Failed { leg, code }),
             LegEvent::RemoteBye | LegEvent::Ended => Some(CallEvent::HungUp { leg }),
             LegEvent::Renegotiate(mut renegotiation) => {
-                // A re-INVITE or UPDATE of the far end refreshes the session (RFC 4028 §10), for
-                // the interval it asks; one without an interval turns the timer off.
-                if self.refreshes.contains_key(&leg) {
-                    renegotiation.keep_refreshing();
-                } else {
-                    match renegotiation.session_expires.map(SessionTimer::far_end_refreshes) {
-                        Some(SessionTimer::FarEndRefreshes { expires_after }) => {
-                            self.expiries
-                                .insert(leg, (Instant::now() + expires_after, expires_after));
-                        }
-                        _ => {
-                            self.expiries.remove(&leg);
-                        }
+                // A re-INVITE or UPDATE of the far end refreshes the session (RFC 4028 §10) for
+                // the interval it asks, and says who refreshes from now on (it, unless it names
+                // us); one without an interval turns the timer off, unless we are refreshing.
+                let now = Instant::now();
+                match renegotiation.session_expires {
+                    Some(expires)
+                        if expires.refresher == Some(Refresher::Uas)
+                            || (expires.refresher.is_none() && self.refreshes.contains_key(&leg)) =>
+                    {
+                        renegotiation.keep_refreshing();
+                        let every = expires.refresh_every();
+                        self.refreshes.insert(leg, (now + every, every));
+                        self.expiries.remove(&leg);
+                    }
+                    Some(expires) => {
+                        let after = expires.expires_after();
+                        self.expiries.insert(leg, (now + after, after));
+                        self.refreshes.remove(&leg);
+                    }
+                    None => {
+                        self.expiries.remove(&leg);
                     }
                 }
                 self.renegotiate(media_leg, renegotiation);

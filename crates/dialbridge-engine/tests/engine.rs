@@ -1457,3 +1457,25 @@ async fn a_telephone_agent_can_be_shown_another_of_the_enterprises_numbers() {
     );
     assert_all_released(&engine).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_far_end_can_hand_the_refreshing_over_to_us() {
+    let engine = engine(Duration::from_secs(30)).await;
+    let (phone_port, carrier_port) = (free_port(), free_port());
+    let phone = uas(phone_port, false, 1, &[]);
+    let carrier = one_call("timer_handover_uas.xml", carrier_port).spawn();
+    register_agent(&engine, phone_port).await;
+    let (_, report) = place_call(&engine, "t-handover", carrier_port).await.unwrap();
+    assert_eq!(
+        (report.outcome.reason, report.outcome.phase),
+        (EndReason::CustomerHungUp, Phase::Bridged),
+        "{report:?}"
+    );
+    let (ok, logs) = finish(carrier).await;
+    assert!(
+        ok && logs.contains("handed over Session-Expires") && logs.contains("refreshed by the platform"),
+        "{logs}"
+    );
+    assert!(finish(phone).await.1.contains("BYE received"));
+    assert_all_released(&engine).await;
+}

@@ -14,7 +14,7 @@ pub mod unsolicited;
 pub use client::{CarrierRegistration, CarrierTarget, RegisterAnswer};
 pub use registrar::{RegistrarSettings, SipTransport};
 pub use stack::{
-    AccountDirectory, InfoDigit, Leg, LegEvent, LegHangUp, LegSpec, Registration, Renegotiation, SessionTimer,
-    SipConfig, SipCounts, SipError, SipStack,
+    AccountDirectory, InfoDigit, Leg, LegEvent, LegHangUp, LegSpec, Refresher, Registration, Renegotiation,
+    SessionExpires, SessionTimer, SipConfig, SipCounts, SipError, SipStack,
 };
 pub use unsolicited::UnsolicitedSettings;

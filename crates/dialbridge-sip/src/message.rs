@@ -81,43 +81,75 @@ pub fn parse_contacts(values: &[String]) -> Option<Contacts> {
 #[path = "message_test.rs"]
 mod tests;
 
-/// An answer's RFC 4028 session timer, from its `Session-Expires` value such as
-/// `1800;refresher=uac`.
+/// Who refreshes a session, as a `Session-Expires` names it: the client or the server of the
+/// transaction that carried it (RFC 4028).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresher {
+    Uac,
+    Uas,
+}
+
+/// A `Session-Expires` value such as `1800;refresher=uac`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionExpires {
+    pub seconds: u64,
+    pub refresher: Option<Refresher>,
+}
+
+impl SessionExpires {
+    /// `None` without a positive interval; an unknown refresher counts as none named.
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut parts = value.split(';').map(str::trim);
+        let seconds: u64 = parts.next()?.parse().ok().filter(|s| *s > 0)?;
+        let refresher = parts
+            .find_map(|p| {
+                let (key, value) = p.split_once('=')?;
+                key.trim()
+                    .eq_ignore_ascii_case("refresher")
+                    .then(|| value.trim().to_ascii_lowercase())
+            })
+            .and_then(|r| match r.as_str() {
+                "uac" => Some(Refresher::Uac),
+                "uas" => Some(Refresher::Uas),
+                _ => None,
+            });
+        Some(Self { seconds, refresher })
+    }
+
+    /// How often the refresher refreshes: half the interval (§7.2, §10).
+    pub fn refresh_every(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.seconds * 500)
+    }
+
+    /// How long without a refresh before the session has expired: the interval less a third
+    /// of it, at most 32 s less (§10).
+    pub fn expires_after(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.seconds - (self.seconds / 3).min(32))
+    }
+}
+
+/// A session timer as one leg runs it (RFC 4028).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionTimer {
-    /// We (the caller) refresh, this often: half the interval (§7.2, §10).
+    /// We refresh, this often.
     WeRefresh { every: std::time::Duration },
-    /// The far end refreshes; without a refresh for this long the session has expired: the
-    /// interval less a third of it, at most 32 s less (§10).
+    /// The far end refreshes; without a refresh for this long the session has expired.
     FarEndRefreshes { expires_after: std::time::Duration },
 }
 
 impl SessionTimer {
-    /// The far end refreshes a session of `seconds`.
-    pub fn far_end_refreshes(seconds: u64) -> Self {
-        Self::FarEndRefreshes {
-            expires_after: std::time::Duration::from_secs(seconds - (seconds / 3).min(32)),
-        }
-    }
-
-    /// `None` when the value names no interval, or names no refresher: a 2xx must name one
-    /// (§9), and we do not guess who it is.
-    pub fn parse(value: &str) -> Option<Self> {
-        let mut parts = value.split(';').map(str::trim);
-        let seconds: u64 = parts.next()?.parse().ok().filter(|s| *s > 0)?;
-        let refresher = parts.find_map(|p| {
-            let (key, value) = p.split_once('=')?;
-            key.trim()
-                .eq_ignore_ascii_case("refresher")
-                .then(|| value.trim().to_ascii_lowercase())
-        })?;
-        match refresher.as_str() {
-            "uac" => Some(Self::WeRefresh {
-                every: std::time::Duration::from_millis(seconds * 500),
-            }),
-            "uas" => Some(Self::far_end_refreshes(seconds)),
-            _ => None,
-        }
+    /// The timer the answer to our INVITE sets (we are its client); `None` when it names no
+    /// refresher: a 2xx must name one (§9), and we do not guess who it is.
+    pub fn of_answer(value: &str) -> Option<Self> {
+        let expires = SessionExpires::parse(value)?;
+        Some(match expires.refresher? {
+            Refresher::Uac => Self::WeRefresh {
+                every: expires.refresh_every(),
+            },
+            Refresher::Uas => Self::FarEndRefreshes {
+                expires_after: expires.expires_after(),
+            },
+        })
     }
 }
 

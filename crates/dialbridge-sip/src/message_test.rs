@@ -54,23 +54,35 @@ fn session_expires_says_who_refreshes_and_how_often() {
             expires_after: Duration::from_secs(secs),
         })
     };
-    assert_eq!(SessionTimer::parse("1800;refresher=uac"), we(900));
-    assert_eq!(SessionTimer::parse("90 ; Refresher=UAC"), we(45));
+    assert_eq!(SessionTimer::of_answer("1800;refresher=uac"), we(900));
+    assert_eq!(SessionTimer::of_answer("90 ; Refresher=UAC"), we(45));
     assert_eq!(
-        SessionTimer::parse("1800;refresher=uas"),
+        SessionTimer::of_answer("1800;refresher=uas"),
         they(1768),
         "32 s before it expires"
     );
     assert_eq!(
-        SessionTimer::parse("90;refresher=uas"),
+        SessionTimer::of_answer("90;refresher=uas"),
         they(60),
         "a third before it expires"
     );
-    assert_eq!(SessionTimer::parse("2;refresher=uas"), they(2));
-    assert_eq!(SessionTimer::parse("1800"), None, "no refresher named");
-    assert_eq!(SessionTimer::parse("1800;refresher=proxy"), None);
-    assert_eq!(SessionTimer::parse("soon;refresher=uac"), None);
-    assert_eq!(SessionTimer::parse("0;refresher=uac"), None);
+    assert_eq!(SessionTimer::of_answer("2;refresher=uas"), they(2));
+    assert_eq!(SessionTimer::of_answer("1800"), None, "no refresher named");
+    assert_eq!(SessionTimer::of_answer("1800;refresher=proxy"), None);
+    assert_eq!(SessionTimer::of_answer("soon;refresher=uac"), None);
+    assert_eq!(SessionTimer::of_answer("0;refresher=uac"), None);
+    let expires = |seconds, refresher| Some(SessionExpires { seconds, refresher });
+    assert_eq!(SessionExpires::parse("600"), expires(600, None));
+    assert_eq!(
+        SessionExpires::parse("600;refresher=uas"),
+        expires(600, Some(Refresher::Uas))
+    );
+    assert_eq!(
+        SessionExpires::parse("600;x=1;refresher=UAC"),
+        expires(600, Some(Refresher::Uac))
+    );
+    assert_eq!(SessionExpires::parse("600;refresher=other"), expires(600, None));
+    assert_eq!(SessionExpires::parse(""), None);
 }
 
 #[test]

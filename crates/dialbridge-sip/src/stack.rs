@@ -30,8 +30,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use crate::message::InfoDigit;
-pub use crate::message::SessionTimer;
 use crate::message::{info_digit, parse_contacts, uri_user};
+pub use crate::message::{Refresher, SessionExpires, SessionTimer};
 use crate::registrar::{RegisterReply, RegisterRequest, Registrar, RegistrarSettings, SendTarget, SipTransport};
 use crate::unsolicited::{SourceLimiter, UnsolicitedSettings};
 
@@ -522,11 +522,12 @@ pub struct Renegotiation {
     /// A re-INVITE without a description wants ours as an offer; an UPDATE without one is a
     /// plain refresh.
     pub is_invite: bool,
-    /// The session interval its `Session-Expires` asks for (RFC 4028), in seconds; `None`
-    /// when it carries none (the far end turns the session timer off).
-    pub session_expires: Option<u64>,
-    /// Who refreshes from now on, as our 200 will say; set by [`Renegotiation::keep_refreshing`].
-    refresher: &'static str,
+    /// Its `Session-Expires` (RFC 4028); `None` when it carries none (the far end turns the
+    /// session timer off). Its `refresher`, if named, is relative to this request: `Uas` is us.
+    pub session_expires: Option<SessionExpires>,
+    /// Who refreshes from now on, as our 200 will say: as the request named it, else its
+    /// sender, unless [`Renegotiation::keep_refreshing`] keeps it with us.
+    refresher: Refresher,
     /// For a re-INVITE without a description: where its ACK (which carries the far end's
     /// answer to our offer) is found, and where that answer goes.
     answer_in_ack: Option<AnswerInAck>,
@@ -572,10 +573,9 @@ impl AnswerInAck {
 }
 
 impl Renegotiation {
-    /// Our 200 will say that we refresh the session (we were the refresher); by default the
-    /// far end that sent this request does.
+    /// Our 200 will say that we refresh the session.
     pub fn keep_refreshing(&mut self) {
-        self.refresher = "uas";
+        self.refresher = Refresher::Uas;
     }
 
     /// 200 OK, with our session description when there is one to give. A request that asked
@@ -586,10 +586,14 @@ impl Renegotiation {
         if sdp.is_some() {
             headers.push(Header::ContentType("application/sdp".into()));
         }
-        if let Some(seconds) = self.session_expires {
+        if let Some(expires) = self.session_expires {
+            let refresher = match self.refresher {
+                Refresher::Uac => "uac",
+                Refresher::Uas => "uas",
+            };
             headers.push(Header::Other(
                 "Session-Expires".into(),
-                format!("{seconds};refresher={}", self.refresher),
+                format!("{};refresher={refresher}", expires.seconds),
             ));
             headers.push(Header::Require("timer".into()));
         }
@@ -698,7 +702,7 @@ impl Leg {
                         .find(|h| {
                             h.name().eq_ignore_ascii_case("Session-Expires") || h.name().eq_ignore_ascii_case("x")
                         })
-                        .and_then(|h| SessionTimer::parse(h.value()));
+                        .and_then(|h| SessionTimer::of_answer(h.value()));
                     return Some(LegEvent::Answered { sdp, session_timer });
                 }
                 DialogState::Updated(_, request, handle) => {
@@ -708,7 +712,7 @@ impl Leg {
                         .find(|h| {
                             h.name().eq_ignore_ascii_case("Session-Expires") || h.name().eq_ignore_ascii_case("x")
                         })
-                        .and_then(|h| h.value().split(';').next()?.trim().parse().ok());
+                        .and_then(|h| SessionExpires::parse(h.value()));
                     let is_invite = request.method == Method::Invite;
                     let answer_in_ack = (is_invite && request.body.is_empty()).then(|| AnswerInAck {
                         dialog: self.dialog.clone(),
@@ -720,7 +724,7 @@ impl Leg {
                         offer: (!request.body.is_empty()).then(|| request.body.clone()),
                         is_invite,
                         session_expires,
-                        refresher: "uac",
+                        refresher: session_expires.and_then(|e| e.refresher).unwrap_or(Refresher::Uac),
                         answer_in_ack,
                     }));
                 }
