@@ -295,7 +295,7 @@ impl Engine {
         while !self.shared.calls().is_empty() && tokio::time::Instant::now() < hard_deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        self.shared.trunks.stop();
+        self.shared.trunks.stop().await;
         self.shared.sip.shutdown().await;
     }
 }

@@ -10,12 +10,16 @@ use std::time::Duration;
 
 use dialbridge_core::trunk_watch::{CarrierReply, Health, Keepalive, RegisterOutcome, TrunkRegistration};
 use dialbridge_sip::{CarrierTarget, RegisterAnswer, SipStack};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// How long a keepalive OPTIONS waits for its answer (over UDP, four transmissions).
 pub const PROBE_WAIT: Duration = Duration::from_secs(4);
 /// How long a REGISTER waits, challenge and answer included.
 const REGISTER_WAIT: Duration = Duration::from_secs(32);
+/// How long the un-REGISTER of a trunk that stops being watched (or of a server stopping) may
+/// take.
+const UNREGISTER_WAIT: Duration = Duration::from_secs(3);
 
 /// What to watch of one trunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,11 +67,13 @@ impl TrunkStatus {
 struct Watched {
     watch: TrunkWatch,
     tasks: Vec<JoinHandle<()>>,
+    /// Tells the tasks to end: the keepalive at once, the registration after un-registering.
+    stop: watch::Sender<bool>,
 }
 
 impl Drop for Watched {
     fn drop(&mut self) {
-        self.tasks.iter().for_each(JoinHandle::abort);
+        let _ = self.stop.send(true);
     }
 }
 
@@ -96,6 +102,7 @@ impl TrunkWatcher {
             }
             let mut status = TrunkStatus::default();
             let mut tasks = Vec::new();
+            let (stop, stopped) = watch::channel(false);
             if let Some(interval) = watch.keepalive {
                 status.health = Some(Health::Unknown);
                 tasks.push(tokio::spawn(keep_alive(
@@ -104,6 +111,7 @@ impl TrunkWatcher {
                     name.clone(),
                     watch.target.clone(),
                     interval,
+                    stopped.clone(),
                 )));
             }
             if let Some(account) = watch.registration.clone() {
@@ -114,10 +122,11 @@ impl TrunkWatcher {
                     name.clone(),
                     watch.target.clone(),
                     account,
+                    stopped,
                 )));
             }
             lock(&self.statuses).insert(name.clone(), status);
-            watched.insert(name, Watched { watch, tasks });
+            watched.insert(name, Watched { watch, tasks, stop });
         }
     }
 
@@ -131,8 +140,22 @@ impl TrunkWatcher {
         all
     }
 
-    pub(crate) fn stop(&self) {
-        lock(&self.watched).clear();
+    /// Stops watching every trunk, waiting (a few seconds at most) for the registrations to
+    /// be withdrawn from their carriers.
+    pub(crate) async fn stop(&self) {
+        let watched: Vec<Watched> = lock(&self.watched).drain().map(|(_, w)| w).collect();
+        let mut tasks = Vec::new();
+        for mut w in watched {
+            let _ = w.stop.send(true);
+            tasks.append(&mut w.tasks);
+        }
+        let deadline = tokio::time::Instant::now() + UNREGISTER_WAIT + Duration::from_secs(1);
+        for task in tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                abort.abort();
+            }
+        }
     }
 }
 
@@ -142,10 +165,21 @@ fn update(statuses: &Statuses, name: &str, change: impl FnOnce(&mut TrunkStatus)
     }
 }
 
-async fn keep_alive(sip: Arc<SipStack>, statuses: Statuses, name: String, target: CarrierTarget, interval: Duration) {
+async fn keep_alive(
+    sip: Arc<SipStack>,
+    statuses: Statuses,
+    name: String,
+    target: CarrierTarget,
+    interval: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
     let mut keepalive = Keepalive::new();
     loop {
-        let reply = match sip.options(&target, PROBE_WAIT).await {
+        let probe = tokio::select! {
+            probe = sip.options(&target, PROBE_WAIT) => probe,
+            _ = stopped.changed() => return,
+        };
+        let reply = match probe {
             Ok(Some(code)) => CarrierReply::Answered(code),
             Ok(None) => CarrierReply::NoAnswer,
             Err(e) => {
@@ -163,7 +197,10 @@ async fn keep_alive(sip: Arc<SipStack>, statuses: Statuses, name: String, target
             }
             update(&statuses, &name, |s| s.health = Some(health));
         }
-        tokio::time::sleep(interval).await;
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = stopped.changed() => return,
+        }
     }
 }
 
@@ -173,12 +210,17 @@ async fn keep_registered(
     name: String,
     target: CarrierTarget,
     account: TrunkAccount,
+    mut stopped: watch::Receiver<bool>,
 ) {
     let mut machine = TrunkRegistration::new(account.expires_secs);
     let mut client = sip.carrier_registration(target, account.user, account.password);
     loop {
         let was_registered = machine.is_registered();
-        let outcome = match client.register(machine.requested_secs(), REGISTER_WAIT).await {
+        let answer = tokio::select! {
+            answer = client.register(machine.requested_secs(), REGISTER_WAIT) => answer,
+            _ = stopped.changed() => break,
+        };
+        let outcome = match answer {
             Ok(RegisterAnswer::Registered { granted_secs }) => RegisterOutcome::Registered { granted_secs },
             Ok(RegisterAnswer::IntervalTooBrief { min_expires }) => RegisterOutcome::IntervalTooBrief { min_expires },
             Ok(RegisterAnswer::Refused(code)) => RegisterOutcome::Refused(code),
@@ -201,6 +243,21 @@ async fn keep_registered(
         }
         let registered = machine.is_registered();
         update(&statuses, &name, |s| s.registered = Some(registered));
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stopped.changed() => break,
+        }
+    }
+    // Withdrawn rather than left to lapse: the carrier stops sending to an address that may
+    // not answer any more.
+    if machine.is_registered() {
+        match client.register(0, UNREGISTER_WAIT).await {
+            Ok(RegisterAnswer::Registered { .. }) => {
+                tracing::info!(trunk = %name, aor = %client.aor(), "un-registered from the carrier")
+            }
+            other => {
+                tracing::warn!(trunk = %name, aor = %client.aor(), ?other, "un-registering from the carrier failed")
+            }
+        }
     }
 }

@@ -124,7 +124,7 @@ fn a_trunk_that_does_not_answer_options_is_skipped_without_being_tried_until_it_
 }
 
 #[test]
-fn a_registering_trunk_registers_refreshes_and_registers_again_after_the_carrier_restarts() {
+fn a_registering_trunk_registers_refreshes_registers_again_after_the_carrier_restarts_and_withdraws_at_shutdown() {
     let registrar_port = dialbridge_testkit::free_port();
     let registrar = || {
         dialbridge_testkit::SippBuilder::new("trunk_registrar.xml", None)
@@ -177,4 +177,19 @@ fn a_registering_trunk_registers_refreshes_and_registers_again_after_the_carrier
         "dialbridge_trunk_registered{trunk=\"registered\"} 1",
         Duration::from_secs(5)
     ));
+
+    // A server that stops withdraws its registration (Expires: 0) before it exits.
+    let mut w = w;
+    let pid = w.server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        second.wait_for_log("registered Expires: 0", Duration::from_secs(10)),
+        "{}",
+        second.logs()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while w.server.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
