@@ -64,16 +64,33 @@ impl TrunkStatus {
     }
 }
 
+/// What a trunk's tasks are told: `None` keep going; `Some(withdraw)` stop, the registration
+/// un-registering first when `withdraw`.
+type Stop = Option<bool>;
+
 struct Watched {
     watch: TrunkWatch,
     tasks: Vec<JoinHandle<()>>,
-    /// Tells the tasks to end: the keepalive at once, the registration after un-registering.
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Stop>,
+}
+
+impl Watched {
+    /// Stops the tasks; a trunk that is only reconfigured keeps its registration (the new
+    /// task registers the same binding again, and a late un-REGISTER would remove it).
+    fn stop(&self, withdraw: bool) {
+        self.stop.send_if_modified(|stop| {
+            let first = stop.is_none();
+            if first {
+                *stop = Some(withdraw);
+            }
+            first
+        });
+    }
 }
 
 impl Drop for Watched {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop(true);
     }
 }
 
@@ -94,7 +111,14 @@ impl TrunkWatcher {
     pub(crate) fn replace(&self, sip: &Arc<SipStack>, trunks: Vec<TrunkWatch>) {
         let mut watched = lock(&self.watched);
         let wanted: HashMap<String, TrunkWatch> = trunks.into_iter().map(|t| (t.name.clone(), t)).collect();
-        watched.retain(|name, w| wanted.get(name) == Some(&w.watch));
+        watched.retain(|name, w| match wanted.get(name) {
+            Some(watch) if *watch == w.watch => true,
+            Some(_) => {
+                w.stop(false);
+                false
+            }
+            None => false,
+        });
         lock(&self.statuses).retain(|name, _| watched.contains_key(name));
         for (name, watch) in wanted {
             if watched.contains_key(&name) || (watch.keepalive.is_none() && watch.registration.is_none()) {
@@ -102,7 +126,7 @@ impl TrunkWatcher {
             }
             let mut status = TrunkStatus::default();
             let mut tasks = Vec::new();
-            let (stop, stopped) = watch::channel(false);
+            let (stop, stopped) = watch::channel(None);
             if let Some(interval) = watch.keepalive {
                 status.health = Some(Health::Unknown);
                 tasks.push(tokio::spawn(keep_alive(
@@ -146,7 +170,7 @@ impl TrunkWatcher {
         let watched: Vec<Watched> = lock(&self.watched).drain().map(|(_, w)| w).collect();
         let mut tasks = Vec::new();
         for mut w in watched {
-            let _ = w.stop.send(true);
+            w.stop(true);
             tasks.append(&mut w.tasks);
         }
         let deadline = tokio::time::Instant::now() + UNREGISTER_WAIT + Duration::from_secs(1);
@@ -171,7 +195,7 @@ async fn keep_alive(
     name: String,
     target: CarrierTarget,
     interval: Duration,
-    mut stopped: watch::Receiver<bool>,
+    mut stopped: watch::Receiver<Stop>,
 ) {
     let mut keepalive = Keepalive::new();
     loop {
@@ -210,7 +234,7 @@ async fn keep_registered(
     name: String,
     target: CarrierTarget,
     account: TrunkAccount,
-    mut stopped: watch::Receiver<bool>,
+    mut stopped: watch::Receiver<Stop>,
 ) {
     let mut machine = TrunkRegistration::new(account.expires_secs);
     let mut client = sip.carrier_registration(target, account.user, account.password);
@@ -250,7 +274,8 @@ async fn keep_registered(
     }
     // Withdrawn rather than left to lapse: the carrier stops sending to an address that may
     // not answer any more.
-    if machine.is_registered() {
+    let withdraw = *stopped.borrow() != Some(false);
+    if withdraw && machine.is_registered() {
         match client.register(0, UNREGISTER_WAIT).await {
             Ok(RegisterAnswer::Registered { .. }) => {
                 tracing::info!(trunk = %name, aor = %client.aor(), "un-registered from the carrier")

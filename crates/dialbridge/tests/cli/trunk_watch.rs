@@ -178,6 +178,28 @@ fn a_registering_trunk_registers_refreshes_registers_again_after_the_carrier_res
         Duration::from_secs(5)
     ));
 
+    // Reconfigured (a longer interval asked), the trunk registers again when the server next
+    // reads its trunks (every 10 s), and the binding is never withdrawn in between.
+    trunk_set(
+        &w.op,
+        "registered",
+        registrar_port,
+        &[
+            "--username",
+            "acct",
+            "--password",
+            "trunk-secret",
+            "--register-secs",
+            "120",
+        ],
+    );
+    assert!(
+        second.wait_for_log("registered Expires: 120", Duration::from_secs(25)),
+        "{}",
+        second.logs()
+    );
+    assert!(!second.logs().contains("registered Expires: 0"), "{}", second.logs());
+
     // A server that stops withdraws its registration (Expires: 0) before it exits.
     let mut w = w;
     let pid = w.server.child.id().to_string();
