@@ -73,17 +73,20 @@ struct Inner {
     store: Store,
     engine: Engine,
     node: NodeName,
+    /// How often a bridged call's CDR row is marked alive (what a restart bills it up to).
+    heartbeat: Duration,
     /// Wakes the push dispatcher after an event was written to the outbox.
     push_wake: Arc<Notify>,
 }
 
 impl CallService {
-    pub fn new(store: Store, engine: Engine, node: NodeName, push_wake: Arc<Notify>) -> Self {
+    pub fn new(store: Store, engine: Engine, node: NodeName, push_wake: Arc<Notify>, heartbeat: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 engine,
                 node,
+                heartbeat,
                 push_wake,
             }),
         }
@@ -483,7 +486,20 @@ impl CallService {
         answered: oneshot::Sender<bool>,
     ) {
         let mut answered = Some(answered);
-        while let Some(update) = handle.updates.recv().await {
+        let mut heartbeat = tokio::time::interval(self.inner.heartbeat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut bridged = false;
+        loop {
+            let update = tokio::select! {
+                update = handle.updates.recv() => match update {
+                    Some(update) => update,
+                    None => break,
+                },
+                _ = heartbeat.tick(), if bridged => {
+                    self.mark_alive(&handle.unique_id).await;
+                    continue;
+                }
+            };
             match update {
                 CallUpdate::Progress {
                     progress: Progress::AgentAnswered,
@@ -510,6 +526,8 @@ impl CallService {
                 } => {
                     self.mark_progress(&handle.unique_id, None, Some(at_ms)).await;
                     self.limit_to_balance(&handle.unique_id, &context).await;
+                    bridged = true;
+                    heartbeat.reset();
                 }
                 CallUpdate::Progress { .. } => {}
                 CallUpdate::CustomerTrunk { trunk } => self.move_to_trunk(&handle.unique_id, &trunk).await,
@@ -568,6 +586,19 @@ impl CallService {
     }
 
     /// Records the call's progress; at the bridge, with the bridge push in the same transaction.
+    /// The bridged call is still up: a restart after a crash bills it up to now.
+    async fn mark_alive(&self, unique_id: &str) {
+        let result = async {
+            let mut tx = self.inner.store.begin().await?;
+            tx.mark_cdr_alive(unique_id, now_ms()).await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(%unique_id, error = %e, "cannot record the call's heartbeat");
+        }
+    }
+
     /// After a failover: the CDR (which the trunks' channel counts read) names the trunk now
     /// carrying the customer's leg.
     async fn move_to_trunk(&self, unique_id: &str, trunk: &str) {
@@ -613,7 +644,8 @@ impl CallService {
         let mut closed = 0;
         for cdr in open.into_iter().filter(|c| c.start.node == self.inner.node.as_str()) {
             let mut tx = self.inner.store.begin_read().await?;
-            let (agent_answered_at, bridged_at) = tx.cdr_progress(&cdr.start.unique_id).await?;
+            let progress = tx.cdr_progress(&cdr.start.unique_id).await?;
+            let (agent_answered_at, bridged_at) = (progress.agent_answered_at, progress.bridged_at);
             let Some(enterprise) = tx.enterprise(cdr.start.enterprise_id).await? else {
                 continue;
             };
@@ -633,7 +665,12 @@ impl CallService {
                 (Some(_), None) => Phase::CustomerLeg,
                 _ => Phase::AgentLeg,
             };
-            let last_known = bridged_at.or(agent_answered_at).unwrap_or(cdr.start.requested_at);
+            // Billed up to the last heartbeat of a bridged call.
+            let last_known = progress
+                .alive_at
+                .or(bridged_at)
+                .or(agent_answered_at)
+                .unwrap_or(cdr.start.requested_at);
             let report = CallReport {
                 unique_id: cdr.start.unique_id.clone(),
                 outcome: Outcome {

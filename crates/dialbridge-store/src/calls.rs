@@ -17,6 +17,15 @@ pub struct StoredAgentState {
 }
 
 /// A call as it is accepted.
+/// How far a running call got, as recorded while it ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CdrProgress {
+    pub agent_answered_at: Option<i64>,
+    pub bridged_at: Option<i64>,
+    /// The last heartbeat of the bridged call.
+    pub alive_at: Option<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CdrStart {
     pub unique_id: String,
@@ -441,14 +450,29 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The progress times recorded for a running call: (agent answered, bridged).
-    pub async fn cdr_progress(&mut self, unique_id: &str) -> Result<(Option<i64>, Option<i64>), StoreError> {
-        let row: Option<(Option<i64>, Option<i64>)> =
-            sqlx::query_as("SELECT agent_answered_at, bridged_at FROM cdrs WHERE unique_id = $1")
+    /// A running bridged call is still up at `at` (its heartbeat).
+    pub async fn mark_cdr_alive(&mut self, unique_id: &str, at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE cdrs SET alive_at = $2 WHERE unique_id = $1 AND ended_at IS NULL")
+            .bind(unique_id)
+            .bind(at)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The progress times recorded for a running call.
+    pub async fn cdr_progress(&mut self, unique_id: &str) -> Result<CdrProgress, StoreError> {
+        let row: Option<(Option<i64>, Option<i64>, Option<i64>)> =
+            sqlx::query_as("SELECT agent_answered_at, bridged_at, alive_at FROM cdrs WHERE unique_id = $1")
                 .bind(unique_id)
                 .fetch_optional(&mut *self.conn)
                 .await?;
-        Ok(row.unwrap_or((None, None)))
+        let (agent_answered_at, bridged_at, alive_at) = row.unwrap_or_default();
+        Ok(CdrProgress {
+            agent_answered_at,
+            bridged_at,
+            alive_at,
+        })
     }
 
     pub async fn cdr(&mut self, unique_id: &str) -> Result<Option<Cdr>, StoreError> {

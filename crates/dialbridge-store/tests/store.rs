@@ -426,7 +426,10 @@ async fn sqlite_configuration_round_trip() {
 
     // Reopening migrates nothing twice and keeps the data; sequences continue.
     let store = sqlite_store(&dir).await;
-    assert_eq!(store.applied_migrations().await.unwrap(), vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(
+        store.applied_migrations().await.unwrap(),
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9]
+    );
     let mut tx = store.begin().await.unwrap();
     assert_eq!(tx.next_id("test_seq").await.unwrap(), 3);
     assert!(tx.enterprise(ent(3000001)).await.unwrap().is_some());
@@ -532,7 +535,10 @@ async fn postgres_runs_the_same_migrations_and_operations() {
     };
     let store = Store::open(&options, &key()).await.unwrap();
     assert_eq!(store.backend(), Backend::Postgres);
-    assert_eq!(store.applied_migrations().await.unwrap(), vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(
+        store.applied_migrations().await.unwrap(),
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9]
+    );
     exercise_configuration(&store).await;
     exercise_calls(&store).await;
 }

@@ -89,6 +89,11 @@ const KEYS: &[Key] = &[
         env: "DIALBRIDGE_SHUTDOWN_GRACE_SECS",
         default: Some("30"),
     },
+    Key {
+        name: "calls.heartbeat_secs",
+        env: "DIALBRIDGE_CALLS_HEARTBEAT_SECS",
+        default: Some("30"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +120,9 @@ pub struct Config {
     pub password_hash_cost: PasswordHashCost,
     pub rtp_inactivity: Duration,
     pub shutdown_grace: Duration,
+    /// How often a bridged call is recorded as still up (what a restart after a crash bills
+    /// it up to).
+    pub call_heartbeat: Duration,
 }
 
 /// Where a raw value came from, for error messages.
@@ -264,6 +272,18 @@ impl Config {
             parse(raw, "shutdown.grace_secs", number)?,
             "shutdown.grace_secs",
         )?));
+        let call_heartbeat = Duration::from_secs(u64::from(required(
+            parse(raw, "calls.heartbeat_secs", |s| {
+                number(s).and_then(|n| {
+                    if (1..=3600).contains(&n) {
+                        Ok(n)
+                    } else {
+                        Err(format!("{n} is not between 1 and 3600"))
+                    }
+                })
+            })?,
+            "calls.heartbeat_secs",
+        )?));
         Ok(Self {
             node_name,
             log_level,
@@ -278,6 +298,7 @@ impl Config {
             password_hash_cost,
             rtp_inactivity,
             shutdown_grace,
+            call_heartbeat,
         })
     }
 

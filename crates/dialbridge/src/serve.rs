@@ -48,6 +48,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         engine.clone(),
         config.node_name.clone(),
         dispatcher.waker(),
+        config.call_heartbeat,
     );
     let trunk_watch = tokio::spawn(calls.clone().watch_trunks(TRUNK_RELOAD));
     let recovered = calls

@@ -125,6 +125,8 @@ fn serve(op: &Operator) -> Server {
         .command(&["serve"])
         .env("DIALBRIDGE_HTTP_LISTEN", "127.0.0.1:0")
         .env("DIALBRIDGE_SIP_LISTEN", "127.0.0.1:0")
+        // Bridged calls record a heartbeat every second (the restart test bills up to it).
+        .env("DIALBRIDGE_CALLS_HEARTBEAT_SECS", "1")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

@@ -10,7 +10,8 @@ fn a_call_survives_a_crash_of_the_server_as_one_cdr_charged_once() {
     let reply = outcall(&a, "customerNumber=13800138000&sync=1");
     assert_eq!(reply["res"], "0", "{reply}");
     let unique_id = reply["uniqueId"].as_str().unwrap().to_owned();
-    std::thread::sleep(Duration::from_millis(1_000));
+    // Bridged for over three heartbeats (one a second in these tests).
+    std::thread::sleep(Duration::from_millis(3_500));
 
     // SIGKILL in the middle of the bridged call.
     let LegacyWorld { op, mut server, .. } = w;
@@ -31,6 +32,9 @@ fn a_call_survives_a_crash_of_the_server_as_one_cdr_charged_once() {
         assert_eq!(rows.len(), 1, "restart {restart}: exactly one CDR: {page}");
         assert_eq!(rows[0]["status"], "双方接听", "the phase it reached");
         assert_eq!(rows[0]["sipCause"], "0");
+        // Billed up to its last heartbeat (the second at least), not only its first second.
+        let bridged = rows[0]["bridgeDuration"].as_str().unwrap();
+        assert!(["00:00:02", "00:00:03", "00:00:04"].contains(&bridged), "{}", rows[0]);
         let balance = &op.json(&["admin", "balance", "show", "--enterprise", "3000001"])[0]["balance"];
         assert_eq!(balance, "99.8800", "restart {restart}: charged once");
         // The lock is released: the agent can call again (its phone is still registered? the
