@@ -614,6 +614,14 @@ impl Renegotiation {
     }
 }
 
+/// A message's `Session-Expires` value (or its compact form `x`).
+fn session_expires_value(headers: &rsipstack::sip::Headers) -> Option<&str> {
+    headers
+        .iter()
+        .find(|h| h.name().eq_ignore_ascii_case("Session-Expires") || h.name().eq_ignore_ascii_case("x"))
+        .map(|h| h.value())
+}
+
 /// An in-dialog request that needs no decision of the call: OPTIONS and INFO are answered 200
 /// (an INFO's digit then goes to the call), what we never take (REFER, MESSAGE, NOTIFY) 405.
 fn answer_in_dialog(handle: TransactionHandle, status: StatusCode) {
@@ -696,23 +704,11 @@ impl Leg {
                         allow.is_empty() || allow.iter().any(|v| v.split(',').any(|m| m.trim() == "UPDATE"));
                     self.refresh_by_reinvite.store(!takes_update, Ordering::Relaxed);
                     let sdp = (!response.body.is_empty()).then(|| response.body.clone());
-                    let session_timer = response
-                        .headers()
-                        .iter()
-                        .find(|h| {
-                            h.name().eq_ignore_ascii_case("Session-Expires") || h.name().eq_ignore_ascii_case("x")
-                        })
-                        .and_then(|h| SessionTimer::of_answer(h.value()));
+                    let session_timer = session_expires_value(response.headers()).and_then(SessionTimer::of_answer);
                     return Some(LegEvent::Answered { sdp, session_timer });
                 }
                 DialogState::Updated(_, request, handle) => {
-                    let session_expires = request
-                        .headers()
-                        .iter()
-                        .find(|h| {
-                            h.name().eq_ignore_ascii_case("Session-Expires") || h.name().eq_ignore_ascii_case("x")
-                        })
-                        .and_then(|h| SessionExpires::parse(h.value()));
+                    let session_expires = session_expires_value(request.headers()).and_then(SessionExpires::parse);
                     let is_invite = request.method == Method::Invite;
                     let answer_in_ack = (is_invite && request.body.is_empty()).then(|| AnswerInAck {
                         dialog: self.dialog.clone(),

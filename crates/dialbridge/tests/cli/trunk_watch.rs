@@ -131,21 +131,18 @@ fn a_registering_trunk_registers_refreshes_registers_again_after_the_carrier_res
             .args(["-p".to_owned(), registrar_port.to_string()])
             .spawn()
     };
-    let first = registrar();
-    let w = legacy_world_with(|op, _| {
+    let register_trunk = |op: &Operator, seconds: &str| {
+        let account = ["--username", "acct", "--password", "trunk-secret"];
         trunk_set(
             op,
             "registered",
             registrar_port,
-            &[
-                "--username",
-                "acct",
-                "--password",
-                "trunk-secret",
-                "--register-secs",
-                "60",
-            ],
+            &[&account[..], &["--register-secs", seconds]].concat(),
         );
+    };
+    let first = registrar();
+    let w = legacy_world_with(|op, _| {
+        register_trunk(op, "60");
     });
     let registrations = |sipp: &dialbridge_testkit::Sipp| sipp.logs().matches("registered Expires: 60").count();
     // Granted 2 s, refreshed every second: the first REGISTER and at least two refreshes.
@@ -180,19 +177,7 @@ fn a_registering_trunk_registers_refreshes_registers_again_after_the_carrier_res
 
     // Reconfigured (a longer interval asked), the trunk registers again when the server next
     // reads its trunks (every 10 s), and the binding is never withdrawn in between.
-    trunk_set(
-        &w.op,
-        "registered",
-        registrar_port,
-        &[
-            "--username",
-            "acct",
-            "--password",
-            "trunk-secret",
-            "--register-secs",
-            "120",
-        ],
-    );
+    register_trunk(&w.op, "120");
     assert!(
         second.wait_for_log("registered Expires: 120", Duration::from_secs(25)),
         "{}",
