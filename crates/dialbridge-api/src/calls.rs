@@ -75,18 +75,27 @@ struct Inner {
     node: NodeName,
     /// How often a bridged call's CDR row is marked alive (what a restart bills it up to).
     heartbeat: Duration,
+    metrics: Arc<crate::Metrics>,
     /// Wakes the push dispatcher after an event was written to the outbox.
     push_wake: Arc<Notify>,
 }
 
 impl CallService {
-    pub fn new(store: Store, engine: Engine, node: NodeName, push_wake: Arc<Notify>, heartbeat: Duration) -> Self {
+    pub fn new(
+        store: Store,
+        engine: Engine,
+        node: NodeName,
+        push_wake: Arc<Notify>,
+        heartbeat: Duration,
+        metrics: Arc<crate::Metrics>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 engine,
                 node,
                 heartbeat,
+                metrics,
                 push_wake,
             }),
         }
@@ -748,11 +757,14 @@ impl CallService {
         let end = cdr_end(report, context.enterprise.settings.rate_per_minute);
         let agent_answered = report.record.agent_answered_at.is_some();
         for attempt in 0u32.. {
+            // Whether this close wrote the CDR (a call closed already is not counted again).
+            let mut written = false;
             let result: Result<bool, StoreError> = async {
                 let mut tx = self.inner.store.begin().await?;
                 if !tx.finish_cdr(&report.unique_id, &end).await? {
                     return Ok(true);
                 }
+                written = true;
                 if let Some(trunk) = report.customer_trunk.as_ref().filter(|t| **t != context.trunk_name) {
                     tx.set_cdr_trunk(&report.unique_id, trunk).await?;
                 }
@@ -787,7 +799,14 @@ impl CallService {
             .await;
             match result {
                 Ok(true) => {
-                    tracing::info!(unique_id = %report.unique_id, status = end.status, reason = %end.end_reason, "CDR written");
+                    if written {
+                        tracing::info!(unique_id = %report.unique_id, status = end.status, reason = %end.end_reason, "CDR written");
+                        self.inner
+                            .metrics
+                            .calls_ended
+                            .get_or_create(&vec![("reason".to_owned(), end.end_reason.clone())])
+                            .inc();
+                    }
                     self.inner.push_wake.notify_one();
                     return;
                 }

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub sip_unsolicited_dropped: Counter,
     pub sip_registrations_refused: Counter,
     pub sip_requests_from_wrong_source: Counter,
+    /// Calls ended, by end reason (label `reason`, as the CDR's `end_reason`).
+    pub calls_ended: Family<Vec<(String, String)>, Counter>,
     /// Per watched trunk (label `trunk`): 1 while it answers keepalive OPTIONS, 0 while down.
     pub trunk_up: TrunkGauges,
     /// Per registering trunk: 1 while our registration with the carrier holds.
@@ -62,6 +64,12 @@ impl Metrics {
             "Requests inside a call on a trunk refused (403) for not coming from the trunk's addresses",
             sip_requests_from_wrong_source.clone(),
         );
+        let calls_ended = Family::<Vec<(String, String)>, Counter>::default();
+        registry.register(
+            "calls_ended",
+            "Calls ended, by end reason (the CDR's end_reason)",
+            calls_ended.clone(),
+        );
         let trunk_up = TrunkGauges::default();
         registry.register(
             "trunk_up",
@@ -84,6 +92,7 @@ impl Metrics {
             sip_unsolicited_dropped,
             sip_registrations_refused,
             sip_requests_from_wrong_source,
+            calls_ended,
             trunk_up,
             trunk_registered,
             start_time_seconds: gauge("start_time_seconds", "Unix time at which this server started"),

@@ -49,6 +49,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.node_name.clone(),
         dispatcher.waker(),
         config.call_heartbeat,
+        metrics.clone(),
     );
     let trunk_watch = tokio::spawn(calls.clone().watch_trunks(TRUNK_RELOAD));
     let recovered = calls

@@ -230,6 +230,18 @@ password = "rival-secret"
     )
 }
 
+/// Waits until `/metrics` has the line `line`.
+fn wait_for_metric(server: &Server, line: &str, deadline: Duration) -> bool {
+    let until = Instant::now() + deadline;
+    while Instant::now() < until {
+        if http_get(&server.http, "/metrics").1.lines().any(|l| l == line) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
 /// `admin trunk set --name NAME --address 127.0.0.1:PORT` and `more` flags; must succeed.
 fn trunk_set(op: &Operator, name: &str, port: u16, more: &[&str]) {
     let address = format!("127.0.0.1:{port}");

@@ -73,6 +73,12 @@ fn the_carrier_sees_numbers_in_its_trunks_format_and_the_crm_sees_them_normalise
     assert_eq!(row["status"], "双方接听", "{row}");
     assert_eq!(row["customerNumber"], "13800138000");
     assert_eq!(row["numberTrunk"], "02160001234");
+    // Counted once, by how it ended.
+    assert!(wait_for_metric(
+        &w.server,
+        "dialbridge_calls_ended_total{reason=\"CustomerHungUp\"} 1",
+        Duration::from_secs(5)
+    ));
 }
 
 #[test]

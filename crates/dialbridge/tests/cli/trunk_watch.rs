@@ -7,18 +7,6 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 
-/// Waits until `/metrics` has the line `line`.
-fn wait_for_metric(server: &Server, line: &str, deadline: Duration) -> bool {
-    let until = Instant::now() + deadline;
-    while Instant::now() < until {
-        if http_get(&server.http, "/metrics").1.lines().any(|l| l == line) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
 /// A carrier that is not there: it records the method of every request it gets and answers
 /// nothing, until `answer` is set; from then on it answers OPTIONS with 200.
 struct SilentCarrier {
