@@ -5,7 +5,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 pub struct Metrics {
     registry: Registry,
@@ -40,66 +40,38 @@ impl Metrics {
                 ("node".to_owned(), node_name.to_owned()),
             ]),
         );
-        let sip_unsolicited_answered = Counter::default();
-        registry.register(
-            "sip_unsolicited_answered",
-            "Requests outside our dialogs (scanners, calls to a caller id) refused with an answer",
-            sip_unsolicited_answered.clone(),
-        );
-        let sip_unsolicited_dropped = Counter::default();
-        registry.register(
-            "sip_unsolicited_dropped",
-            "Requests outside our dialogs dropped unanswered: their source exceeded its rate",
-            sip_unsolicited_dropped.clone(),
-        );
-        let sip_registrations_refused = Counter::default();
-        registry.register(
-            "sip_registrations_refused",
-            "REGISTERs refused: bad credentials, unknown users, sources that failed too often",
-            sip_registrations_refused.clone(),
-        );
-        let sip_requests_from_wrong_source = Counter::default();
-        registry.register(
-            "sip_requests_from_wrong_source",
-            "Requests inside a call on a trunk refused (403) for not coming from the trunk's addresses",
-            sip_requests_from_wrong_source.clone(),
-        );
-        let calls_ended = Family::<Vec<(String, String)>, Counter>::default();
-        registry.register(
-            "calls_ended",
-            "Calls ended, by end reason (the CDR's end_reason)",
-            calls_ended.clone(),
-        );
-        let trunk_up = TrunkGauges::default();
-        registry.register(
-            "trunk_up",
-            "1 while a trunk with a keepalive answers OPTIONS, 0 while calls skip it",
-            trunk_up.clone(),
-        );
-        let trunk_registered = TrunkGauges::default();
-        registry.register(
-            "trunk_registered",
-            "1 while a registering trunk's registration with its carrier holds",
-            trunk_registered.clone(),
-        );
-        let mut gauge = |name: &str, help: &str| {
-            let g = Gauge::default();
-            registry.register(name, help, g.clone());
-            g
-        };
+        let mut register = Registered(&mut registry);
         Self {
-            sip_unsolicited_answered,
-            sip_unsolicited_dropped,
-            sip_registrations_refused,
-            sip_requests_from_wrong_source,
-            calls_ended,
-            trunk_up,
-            trunk_registered,
-            start_time_seconds: gauge("start_time_seconds", "Unix time at which this server started"),
-            calls_active: gauge("calls_active", "Calls running now"),
-            sip_legs: gauge("sip_legs", "Outgoing SIP legs alive"),
-            sip_dialogs: gauge("sip_dialogs", "SIP dialogs held by the stack"),
-            rtp_port_pairs: gauge("rtp_port_pairs", "RTP/RTCP port pairs in use"),
+            sip_unsolicited_answered: register.metric(
+                "sip_unsolicited_answered",
+                "Requests outside our dialogs (scanners, calls to a caller id) refused with an answer",
+            ),
+            sip_unsolicited_dropped: register.metric(
+                "sip_unsolicited_dropped",
+                "Requests outside our dialogs dropped unanswered: their source exceeded its rate",
+            ),
+            sip_registrations_refused: register.metric(
+                "sip_registrations_refused",
+                "REGISTERs refused: bad credentials, unknown users, sources that failed too often",
+            ),
+            sip_requests_from_wrong_source: register.metric(
+                "sip_requests_from_wrong_source",
+                "Requests inside a call on a trunk refused (403) for not coming from the trunk's addresses",
+            ),
+            calls_ended: register.metric("calls_ended", "Calls ended, by end reason (the CDR's end_reason)"),
+            trunk_up: register.metric(
+                "trunk_up",
+                "1 while a trunk with a keepalive answers OPTIONS, 0 while calls skip it",
+            ),
+            trunk_registered: register.metric(
+                "trunk_registered",
+                "1 while a registering trunk's registration with its carrier holds",
+            ),
+            start_time_seconds: register.metric("start_time_seconds", "Unix time at which this server started"),
+            calls_active: register.metric("calls_active", "Calls running now"),
+            sip_legs: register.metric("sip_legs", "Outgoing SIP legs alive"),
+            sip_dialogs: register.metric("sip_dialogs", "SIP dialogs held by the stack"),
+            rtp_port_pairs: register.metric("rtp_port_pairs", "RTP/RTCP port pairs in use"),
             registry,
         }
     }
@@ -108,5 +80,16 @@ impl Metrics {
         let mut out = String::new();
         encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+/// Registers metrics and hands back the handle the server updates.
+struct Registered<'a>(&'a mut Registry);
+
+impl Registered<'_> {
+    fn metric<M: Metric + Clone + Default>(&mut self, name: &str, help: &str) -> M {
+        let metric = M::default();
+        self.0.register(name, help, metric.clone());
+        metric
     }
 }

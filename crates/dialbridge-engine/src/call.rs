@@ -74,9 +74,8 @@ impl LocalDescription {
 
 struct CallTask {
     shared: Arc<Shared>,
-    /// Customer INVITEs sent so far (each failover sends one more), and the trunk of the last.
+    /// Customer INVITEs sent so far (each failover sends one more).
     customer_attempts: usize,
-    customer_trunk: Option<String>,
     /// Legs whose answer made us the session refresher (RFC 4028): next refresh, interval.
     refreshes: HashMap<CallLeg, (Instant, Duration)>,
     /// Legs whose far end refreshes the session: when it expires without a refresh, and how
@@ -117,7 +116,6 @@ pub(crate) async fn run(
         let mut task = CallTask {
             shared: shared.clone(),
             customer_attempts: 0,
-            customer_trunk: None,
             refreshes: HashMap::new(),
             expiries: HashMap::new(),
             refresh_results: mpsc::unbounded_channel(),
@@ -489,11 +487,7 @@ impl CallTask {
         let offer = description.last.clone();
         self.customer_description = Some(description);
         let number = self.request.customer_number.clone();
-        // The first attempt goes out on the main trunk, each later one on the next fallback.
-        let route = match self.customer_attempts {
-            0 => &self.request.trunk,
-            n => self.request.fallback_trunks.get(n - 1).unwrap_or(&self.request.trunk),
-        };
+        let route = self.request.customer_route(self.customer_attempts);
         if self.customer_attempts > 0 {
             tracing::info!(trunk = %route.name, attempt = self.customer_attempts + 1, "calling the customer through the next trunk");
             let _ = self.updates.send(CallUpdate::CustomerTrunk {
@@ -501,7 +495,6 @@ impl CallTask {
             });
         }
         self.customer_attempts += 1;
-        self.customer_trunk = Some(route.name.clone());
         let spec = self.trunk_leg(route, &number, &self.request.caller_id, offer.into_bytes());
         match self.shared.sip.invite(spec) {
             Ok(leg) => self.customer = Some(leg),
@@ -542,6 +535,10 @@ impl CallTask {
     /// After the outcome: stop the media, report, then let the legs' hang-ups and last
     /// messages drain (bounded by the SIP transaction timeout) before the task ends.
     async fn finish(mut self, machine: &CallMachine, outcome: Option<crate::Outcome>, unique_id: &str) {
+        let customer_trunk = self
+            .customer_attempts
+            .checked_sub(1)
+            .map(|last| self.request.customer_route(last).name.clone());
         let media = self.media.finish().await;
         if let Some(outcome) = outcome {
             let report = CallReport {
@@ -549,7 +546,7 @@ impl CallTask {
                 outcome,
                 record: machine.record().clone(),
                 media,
-                customer_trunk: self.customer_trunk.clone(),
+                customer_trunk,
             };
             let _ = self.updates.send(CallUpdate::Finished(Box::new(report)));
         }

@@ -94,6 +94,17 @@ pub struct PreviewOutcall {
     pub timers: CallTimers,
 }
 
+impl PreviewOutcall {
+    /// The trunk of the customer's `attempt`th INVITE (from 0): the main trunk first, then
+    /// each fallback in turn.
+    pub(crate) fn customer_route(&self, attempt: usize) -> &TrunkRoute {
+        match attempt {
+            0 => &self.trunk,
+            n => self.fallback_trunks.get(n - 1).unwrap_or(&self.trunk),
+        }
+    }
+}
+
 /// What a call reports, in order: progress events, then exactly one `Finished`.
 #[derive(Debug, Clone)]
 pub enum CallUpdate {

@@ -128,6 +128,8 @@ pub struct SipStack {
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// A panic while holding one of the stack's locks would be a bug in pure code; what it guards
+/// stays usable rather than poisoning every later request.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -165,9 +167,7 @@ pub(crate) fn to_library_transport(t: SipTransport) -> rsipstack::sip::Transport
 
 impl Shared {
     fn limiter(&self) -> MutexGuard<'_, SourceLimiter> {
-        self.unsolicited
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.unsolicited)
     }
 
     /// Whether an unsolicited request may be answered (its source is under its limit); counts
@@ -211,9 +211,7 @@ impl Shared {
     }
 
     fn registrar(&self) -> MutexGuard<'_, Registrar<SocketAddr>> {
-        // A panic while holding the lock would be a bug in the registrar's pure code; the
-        // bindings stay usable rather than poisoning every later request.
-        self.registrar.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.registrar)
     }
 }
 
@@ -459,7 +457,7 @@ impl SipStack {
     /// Stops listening and ends every task of the stack.
     pub async fn shutdown(&self) {
         self.cancel.cancel();
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
         for task in tasks {
             task.abort();
             let _ = task.await;

@@ -266,27 +266,7 @@ fn fifty_racing_requests_place_exactly_one_call() {
         "the losers of a race during setup get 33"
     );
     // 10: the enterprise's concurrency cap is reached by the call in setup.
-    w.op.ok(&[
-        "admin",
-        "agent",
-        "create",
-        "--enterprise",
-        "3000001",
-        "--cno",
-        "2002",
-        "--name",
-        "Dave",
-        "--password",
-        "9999",
-    ]);
-    let online = json_get(
-        &a,
-        &format!(
-            "/interface/client/ClientOnline?{}&cno=2002&bindTel=13900139001&type=1",
-            admin_auth()
-        ),
-    );
-    assert_eq!(online["code"], "0");
+    let dave = dave_online_on_a_telephone(&w);
     w.op.ok(&[
         "admin",
         "enterprise",
@@ -296,10 +276,9 @@ fn fifty_racing_requests_place_exactly_one_call() {
         "--concurrency-cap",
         "1",
     ]);
-    let dave = md5_hex("9999");
     let r = json_get(
         &a,
-        &format!("/interface/PreviewOutcall?enterpriseId=3000001&cno=2002&pwd={dave}&customerNumber=13800138000"),
+        &format!("/interface/PreviewOutcall?{dave}&customerNumber=13800138000"),
     );
     assert_eq!(r, serde_json::json!({"res": "10"}));
     for r in &replies {

@@ -77,19 +77,7 @@ fn agent_sessions_online_pause_phone_and_offline() {
         serde_json::json!({"result": "success"})
     );
     assert_eq!(state().2.as_deref(), Some("801"));
-    w.op.ok(&[
-        "admin",
-        "agent",
-        "create",
-        "--enterprise",
-        "3000001",
-        "--cno",
-        "2003",
-        "--name",
-        "Eve",
-        "--password",
-        "x",
-    ]);
+    create_agent(&w.op, "3000001", "2003", "Eve", "x");
     let taken = client("ChangeBindTel", "cno=2003&bindTel=801&type=2");
     assert_eq!(
         taken,

@@ -230,6 +230,38 @@ password = "rival-secret"
     )
 }
 
+/// `admin agent create` in an enterprise; must succeed.
+fn create_agent(op: &Operator, enterprise: &str, cno: &str, name: &str, password: &str) {
+    op.ok(&[
+        "admin",
+        "agent",
+        "create",
+        "--enterprise",
+        enterprise,
+        "--cno",
+        cno,
+        "--name",
+        name,
+        "--password",
+        password,
+    ]);
+}
+
+/// Agent 2002 of enterprise 3000001 (Dave), online on the telephone 13900139001; returns what
+/// his own PreviewOutcall requests start with (`enterpriseId=…&cno=2002&pwd=…`).
+fn dave_online_on_a_telephone(w: &LegacyWorld) -> String {
+    create_agent(&w.op, "3000001", "2002", "Dave", "9999");
+    let online = json_get(
+        &w.server.http,
+        &format!(
+            "/interface/client/ClientOnline?{}&cno=2002&bindTel=13900139001&type=1",
+            admin_auth()
+        ),
+    );
+    assert_eq!(online["code"], "0", "{online}");
+    format!("enterpriseId=3000001&cno=2002&pwd={}", md5_hex("9999"))
+}
+
 /// Waits until `/metrics` has the line `line`.
 fn wait_for_metric(server: &Server, line: &str, deadline: Duration) -> bool {
     let until = Instant::now() + deadline;

@@ -323,19 +323,7 @@ fn a_dead_receiver_of_one_enterprise_holds_back_no_one_else() {
         "--url",
         &format!("http://{hole}/status"),
     ]);
-    w.op.ok(&[
-        "admin",
-        "agent",
-        "create",
-        "--enterprise",
-        "3000002",
-        "--cno",
-        "3000",
-        "--name",
-        "Zed",
-        "--password",
-        "z",
-    ]);
+    create_agent(&w.op, "3000002", "3000", "Zed", "z");
     w.op.ok(&[
         "admin",
         "extension",

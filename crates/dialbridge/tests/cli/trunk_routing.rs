@@ -2,6 +2,21 @@
 
 use super::*;
 
+/// `admin trunk set` of trunk "carrier" with `flag value`, which must be refused: the error.
+fn refused_trunk_flag(op: &Operator, flag: &str, value: &str) -> String {
+    op.fails(&[
+        "admin",
+        "trunk",
+        "set",
+        "--name",
+        "carrier",
+        "--address",
+        "127.0.0.1:5080",
+        flag,
+        value,
+    ])
+}
+
 #[test]
 fn the_carrier_sees_numbers_in_its_trunks_format_and_the_crm_sees_them_normalised() {
     let w = legacy_world();
@@ -22,17 +37,7 @@ fn the_carrier_sees_numbers_in_its_trunks_format_and_the_crm_sees_them_normalise
     let trunks = w.op.json(&["admin", "trunk", "list"]);
     assert_eq!(trunks[0]["customer_number_format"], "plus");
     assert_eq!(trunks[0]["caller_id_format"], "e164,add=9");
-    let bad = w.op.fails(&[
-        "admin",
-        "trunk",
-        "set",
-        "--name",
-        "carrier",
-        "--address",
-        "127.0.0.1:5080",
-        "--customer-number-format",
-        "plus,zeros",
-    ]);
+    let bad = refused_trunk_flag(&w.op, "--customer-number-format", "plus,zeros");
     assert!(
         bad.contains("--customer-number-format") && bad.contains("more than one style"),
         "{bad}"
@@ -143,17 +148,7 @@ sources = ["203.0.113.0/24", "198.51.100.7"]
         let error = op.fails(&["provision", &file]);
         assert!(error.contains(names) && error.contains(why), "{key_line}: {error}");
     }
-    let bad_flag = op.fails(&[
-        "admin",
-        "trunk",
-        "set",
-        "--name",
-        "carrier",
-        "--address",
-        "127.0.0.1:5080",
-        "--source",
-        "10.0.0.0/33",
-    ]);
+    let bad_flag = refused_trunk_flag(&op, "--source", "10.0.0.0/33");
     assert!(bad_flag.contains("--source"), "{bad_flag}");
     assert_eq!(
         op.json(&["admin", "trunk", "list"])[0]["caller_id_format"],
@@ -180,34 +175,11 @@ fn a_full_trunk_is_skipped_for_the_enterprises_next_one_and_all_full_is_res_10()
     let (mut phone, mut carrier) = phone_and_carrier(&w, &[], &[("talk_ms", "2500")]);
     assert_eq!(outcall(a, "customerNumber=13800138000&sync=1")["res"], "0");
     // Dave's phone is a telephone reached through a trunk.
-    w.op.ok(&[
-        "admin",
-        "agent",
-        "create",
-        "--enterprise",
-        "3000001",
-        "--cno",
-        "2002",
-        "--name",
-        "Dave",
-        "--password",
-        "9999",
-    ]);
-    let online = json_get(
-        a,
-        &format!(
-            "/interface/client/ClientOnline?{}&cno=2002&bindTel=13900139001&type=1",
-            admin_auth()
-        ),
-    );
-    assert_eq!(online["code"], "0");
+    let dave_auth = dave_online_on_a_telephone(&w);
     let dave = |customer: &str| {
         json_get(
             a,
-            &format!(
-                "/interface/PreviewOutcall?enterpriseId=3000001&cno=2002&pwd={}&customerNumber={customer}",
-                md5_hex("9999")
-            ),
+            &format!("/interface/PreviewOutcall?{dave_auth}&customerNumber={customer}"),
         )
     };
     // The only trunk is full: a capacity refusal.
