@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use dialbridge_sip::digest::{expected_response, Algorithm, DigestResponse};
 use dialbridge_sip::{AccountDirectory, RegistrarSettings, SipConfig, SipStack, SipTransport};
-use dialbridge_testkit::SippBuilder;
+use dialbridge_testkit::{skip_without_sipp, SippBuilder};
 
 struct Accounts(HashMap<String, String>);
 
@@ -44,23 +44,33 @@ async fn start_with(registrar: RegistrarSettings, unsolicited: dialbridge_sip::U
     SipStack::start(config, Arc::new(accounts)).await.unwrap()
 }
 
-fn register(stack: &SipStack, user: &str, auth_user: &str, password: &str, expect: u16, tcp: bool) -> (bool, String) {
+async fn register(
+    stack: &SipStack,
+    user: &str,
+    auth_user: &str,
+    password: &str,
+    expect: u16,
+    tcp: bool,
+) -> (bool, String) {
     let mut builder = SippBuilder::new("register.xml", Some(stack.local_addr()))
         .args(["-s", user, "-au", auth_user, "-ap", password, "-m", "1"])
         .set("expect", expect);
     if tcp {
         builder = builder.args(["-t", "t1"]);
     }
-    let mut sipp = builder.spawn();
-    let ok = sipp.finish(Duration::from_secs(20));
+    let mut sipp = builder.spawn_async().await;
+    let ok = sipp.finish_async(Duration::from_secs(30)).await;
     (ok, sipp.logs())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phones_register_with_digest_and_wrong_ones_are_refused() {
+    if skip_without_sipp() {
+        return;
+    }
     let stack = start(RegistrarSettings::default()).await;
     let s = &stack;
-    let (ok, logs) = tokio::task::block_in_place(|| register(s, "3000001-801", "3000001-801", "secret801", 200, false));
+    let (ok, logs) = register(s, "3000001-801", "3000001-801", "secret801", 200, false).await;
     assert!(ok, "{logs}");
     let registration = stack.registration("3000001-801").expect("registered");
     assert!(
@@ -73,12 +83,12 @@ async fn phones_register_with_digest_and_wrong_ones_are_refused() {
         "the other enterprise's 801 is another account"
     );
 
-    let (ok, logs) = tokio::task::block_in_place(|| register(s, "3000002-801", "3000002-801", "secret801", 403, false));
+    let (ok, logs) = register(s, "3000002-801", "3000002-801", "secret801", 403, false).await;
     assert!(ok, "a wrong password is refused with 403: {logs}");
     assert!(stack.registration("3000002-801").is_none());
 
     // Valid credentials of one account, used for another account's AOR.
-    let (ok, logs) = tokio::task::block_in_place(|| register(s, "3000002-801", "3000001-801", "secret801", 403, false));
+    let (ok, logs) = register(s, "3000002-801", "3000001-801", "secret801", 403, false).await;
     assert!(ok, "To user must be the authenticated user: {logs}");
     assert!(stack.registration("3000002-801").is_none());
     stack.shutdown().await;
@@ -86,9 +96,12 @@ async fn phones_register_with_digest_and_wrong_ones_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_registers_over_tcp_and_is_reached_over_its_connection() {
+    if skip_without_sipp() {
+        return;
+    }
     let stack = start(RegistrarSettings::default()).await;
     let s = &stack;
-    let (ok, logs) = tokio::task::block_in_place(|| register(s, "3000001-801", "3000001-801", "secret801", 200, true));
+    let (ok, logs) = register(s, "3000001-801", "3000001-801", "secret801", 200, true).await;
     assert!(ok, "{logs}");
     let registration = stack.registration("3000001-801").expect("registered");
     assert_eq!(registration.transport, SipTransport::Tcp);
@@ -179,7 +192,7 @@ async fn replayed_and_expired_nonces_are_challenged_again() {
     let stack = start(settings).await;
     let phone = RawPhone::new(stack.local_addr());
     let server = stack.local_addr();
-    tokio::task::block_in_place(|| {
+    let nonce = tokio::task::block_in_place(|| {
         let challenge = phone.register(1, None);
         assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
         assert!(
@@ -198,9 +211,12 @@ async fn replayed_and_expired_nonces_are_challenged_again() {
             replay.starts_with("SIP/2.0 401") && !replay.contains("stale=true"),
             "{replay}"
         );
+        nonce
+    });
 
-        // After the nonce's lifetime: the right password gets stale=true.
-        std::thread::sleep(Duration::from_millis(2_100));
+    // After the nonce's lifetime: the right password gets stale=true.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    tokio::task::block_in_place(|| {
         let stale = phone.register(4, Some(&authorization(&nonce, 2, server)));
         assert!(
             stale.starts_with("SIP/2.0 401") && stale.contains("stale=true"),
@@ -271,7 +287,7 @@ async fn unsolicited_requests_are_refused_then_dropped_per_source_without_any_st
             .send_to(unsolicited("INVITE", n, from, server).as_bytes(), server)
             .unwrap();
         if n % 20 == 19 {
-            std::thread::sleep(Duration::from_millis(1));
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
     let codes = tokio::task::block_in_place(|| replies(&scanner));
@@ -319,7 +335,7 @@ async fn unsolicited_requests_are_refused_then_dropped_per_source_without_any_st
                 )
                 .unwrap();
         }
-        std::thread::sleep(Duration::from_millis(1));
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let codes = tokio::task::block_in_place(|| replies(&carrier));
     assert_eq!(
@@ -338,6 +354,9 @@ fn from_of(socket: &UdpSocket) -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_messages_get_nothing_and_leave_the_stack_serving() {
+    if skip_without_sipp() {
+        return;
+    }
     let stack = start(RegistrarSettings::default()).await;
     let server = stack.local_addr();
     let sender = UdpSocket::bind("127.0.0.5:0").unwrap();
@@ -379,8 +398,7 @@ async fn malformed_messages_get_nothing_and_leave_the_stack_serving() {
         .unwrap();
     let codes = tokio::task::block_in_place(|| replies(&sender));
     assert_eq!(codes.get("200"), Some(&1), "{codes:?}");
-    let (ok, logs) =
-        tokio::task::block_in_place(|| register(&stack, "3000001-801", "3000001-801", "secret801", 200, false));
+    let (ok, logs) = register(&stack, "3000001-801", "3000001-801", "secret801", 200, false).await;
     assert!(ok, "{logs}");
     stack.shutdown().await;
 }

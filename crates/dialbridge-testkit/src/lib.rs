@@ -1,10 +1,104 @@
 //! Test support shared by the crates' integration tests: running SIPp (the independent SIP
-//! implementation the tests talk to) with the project's own scenarios, and finding free ports.
+//! implementation the tests talk to) with the project's own scenarios, finding free ports, and
+//! skipping a test whose outside program is missing.
+//!
+//! Every wait comes in two forms: a blocking one for plain `#[test]`s and blocking threads, and
+//! an `_async` one for `#[tokio::test]` bodies, which must never block a runtime thread (one
+//! test's wait would stall the other tasks on that worker).
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The environment variable naming the PostgreSQL database the portability tests use.
+pub const POSTGRES_URL_VARIABLE: &str = "DIALBRIDGE_TEST_POSTGRES_URL";
+
+/// Whether this run must not skip anything: `CI` set to anything but empty, `0` or `false`
+/// (`.ci/run` runs with `CI=true`).
+fn nothing_may_be_skipped() -> bool {
+    std::env::var("CI").is_ok_and(|value| !matches!(value.trim(), "" | "0" | "false"))
+}
+
+/// `true` when the calling test must return at once because `missing` describes what it needs
+/// and is not here. Under CI that is a failure instead, naming what is missing.
+fn skip_because(present: bool, missing: &str) -> bool {
+    if present {
+        return false;
+    }
+    let current = std::thread::current();
+    let test = current.name().unwrap_or("a test");
+    assert!(
+        !nothing_may_be_skipped(),
+        "{test} needs {missing} (CI is set, so it is not skipped)"
+    );
+    // Written to the process's standard error itself, past the test harness's capture of
+    // `eprintln!`, so that `cargo test` lists every skipped test with its reason.
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: needs {missing}");
+    true
+}
+
+/// Whether an executable named `program` is on `PATH`.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+        })
+    })
+}
+
+/// `true` when SIPp is not installed and the calling test must return at once (it prints why);
+/// with `CI` set a missing SIPp fails the test instead. Call it first in every test that runs
+/// SIPp: `if skip_without_sipp() { return; }`.
+pub fn skip_without_sipp() -> bool {
+    skip_because(
+        on_path("sipp"),
+        "SIPp, and `sipp` is not on PATH (scripts/test installs Debian's sip-tester)",
+    )
+}
+
+/// The PostgreSQL database for the portability tests ([`POSTGRES_URL_VARIABLE`]); `None` when it
+/// is not set and the calling test must return at once (it prints why). With `CI` set a missing
+/// database fails the test instead.
+pub fn postgres_url() -> Option<String> {
+    let url = std::env::var(POSTGRES_URL_VARIABLE).ok().filter(|url| !url.is_empty());
+    let missing =
+        format!("PostgreSQL, and {POSTGRES_URL_VARIABLE} is not set (scripts/test starts a throwaway server)");
+    if skip_because(url.is_some(), &missing) {
+        return None;
+    }
+    url
+}
+
+/// Polls `done` every `step` until it holds or `deadline` passes; returns whether it held.
+fn poll(deadline: Duration, step: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(step);
+    }
+}
+
+/// [`poll`] for async tests: sleeps on the runtime's timer instead of blocking its thread.
+async fn poll_async(deadline: Duration, step: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(step).await;
+    }
+}
 
 /// A scenario file shipped in this crate's `sipp/` folder.
 pub fn scenario(name: &str) -> PathBuf {
@@ -40,6 +134,10 @@ pub fn free_port() -> u16 {
     }
     panic!("no free port");
 }
+
+/// How long a SIPp that answers may take to bind its port (generous: a loaded machine).
+const LISTEN_DEADLINE: Duration = Duration::from_secs(20);
+const POLL_STEP: Duration = Duration::from_millis(20);
 
 /// One SIPp process. Killed on drop; `finish` waits for it with a deadline.
 pub struct Sipp {
@@ -122,7 +220,27 @@ impl SippBuilder {
         self.args(["-set".to_owned(), name.to_owned(), value.to_string()])
     }
 
+    /// Starts SIPp and, for one that answers, waits (blocking the thread) until it listens:
+    /// callers must not reach it before (a call placed too early looks like an unreachable
+    /// phone). For plain `#[test]`s; async tests use [`Self::spawn_async`].
     pub fn spawn(self) -> Sipp {
+        let (mut sipp, listen) = self.launch();
+        if let Some(address) = listen {
+            poll(LISTEN_DEADLINE, POLL_STEP, || !sipp.still_starting(address));
+        }
+        sipp
+    }
+
+    /// [`Self::spawn`] for `#[tokio::test]` bodies: waits on the runtime's timer.
+    pub async fn spawn_async(self) -> Sipp {
+        let (mut sipp, listen) = self.launch();
+        if let Some(address) = listen {
+            poll_async(LISTEN_DEADLINE, POLL_STEP, || !sipp.still_starting(address)).await;
+        }
+        sipp
+    }
+
+    fn launch(self) -> (Sipp, Option<(SocketAddr, bool)>) {
         let listen = self.listen_address();
         let dir = tempfile::tempdir().expect("temp dir");
         let child = Command::new("sipp")
@@ -132,28 +250,13 @@ impl SippBuilder {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("sipp must be installed (scripts/test installs sip-tester)");
-        let mut sipp = Sipp {
+            .expect("sipp must be installed: a test that runs it starts with `if skip_without_sipp() { return; }`");
+        let sipp = Sipp {
             child,
             dir,
             name: self.name,
         };
-        // Callers of a SIPp that answers must not reach it before it listens (a call placed too
-        // early looks like an unreachable phone).
-        if let Some((address, tcp)) = listen {
-            let free = || {
-                if tcp {
-                    TcpListener::bind(address).is_ok()
-                } else {
-                    UdpSocket::bind(address).is_ok()
-                }
-            };
-            let end = Instant::now() + Duration::from_secs(10);
-            while free() && sipp.exited().is_none() && Instant::now() < end {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        sipp
+        (sipp, listen)
     }
 
     /// Where a SIPp that answers listens (`-i`, `-p`, and TCP for `-t t1`/`tn`); `None` for a
@@ -180,19 +283,39 @@ impl Sipp {
         self.child.try_wait().ok().flatten().map(|status| status.success())
     }
 
-    /// Waits up to `deadline` for SIPp to exit; returns whether every call succeeded (exit 0).
+    /// Whether SIPp, answering on `address` (TCP if the flag says so), has not bound it yet
+    /// and is still running.
+    fn still_starting(&mut self, (address, tcp): (SocketAddr, bool)) -> bool {
+        let free = if tcp {
+            TcpListener::bind(address).is_ok()
+        } else {
+            UdpSocket::bind(address).is_ok()
+        };
+        free && self.exited().is_none()
+    }
+
+    /// Waits up to `deadline` (blocking the thread) for SIPp to exit; returns whether every
+    /// call succeeded (exit 0). One still running then is killed.
     pub fn finish(&mut self, deadline: Duration) -> bool {
-        let end = Instant::now() + deadline;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for sipp") {
-                return status.success();
-            }
-            if Instant::now() > end {
+        poll(deadline, POLL_STEP, || self.exited().is_some());
+        self.verdict()
+    }
+
+    /// [`Self::finish`] for `#[tokio::test]` bodies.
+    pub async fn finish_async(&mut self, deadline: Duration) -> bool {
+        poll_async(deadline, POLL_STEP, || self.exited().is_some()).await;
+        self.verdict()
+    }
+
+    /// Exit 0, or `false` after killing a SIPp still running.
+    fn verdict(&mut self) -> bool {
+        match self.exited() {
+            Some(success) => success,
+            None => {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                return false;
+                false
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -219,16 +342,15 @@ impl Sipp {
         out
     }
 
-    /// Waits until the logs contain `needle` (e.g. SIPp logged "registered").
+    /// Waits (blocking the thread) until the logs contain `needle` (e.g. SIPp logged
+    /// "registered"); returns whether they did within `deadline`.
     pub fn wait_for_log(&self, needle: &str, deadline: Duration) -> bool {
-        let end = Instant::now() + deadline;
-        while Instant::now() < end {
-            if self.logs().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
+        poll(deadline, POLL_STEP, || self.logs().contains(needle))
+    }
+
+    /// [`Self::wait_for_log`] for `#[tokio::test]` bodies.
+    pub async fn wait_for_log_async(&self, needle: &str, deadline: Duration) -> bool {
+        poll_async(deadline, POLL_STEP, || self.logs().contains(needle)).await
     }
 }
 

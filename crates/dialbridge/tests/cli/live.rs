@@ -105,6 +105,9 @@ fn an_agent_sees_a_snapshot_then_its_events_and_catches_up_after_a_reconnect() {
 
 #[test]
 fn a_real_call_streams_its_progress_in_order() {
+    if dialbridge_testkit::skip_without_sipp() {
+        return;
+    }
     let w = legacy_world();
     let a = w.server.http.clone();
     let (mut phone, mut carrier) = phone_and_carrier(&w, &[], &[("talk_ms", "500")]);

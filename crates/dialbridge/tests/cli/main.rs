@@ -366,9 +366,9 @@ fn http_post_form(address: &str, path: &str, form: &str) -> serde_json::Value {
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
 }
 
-/// Waits for the CDR of `unique_id` and returns its row.
+/// Waits (up to 20 s) for the CDR of `unique_id` and returns its row.
 fn cdr_row(address: &str, unique_id: &str) -> serde_json::Value {
-    for _ in 0..200 {
+    for _ in 0..400 {
         let page = json_get(
             address,
             &format!(

@@ -41,6 +41,9 @@ fn serve_starts_with_no_config_and_shuts_down_on_sigterm() {
 
 #[test]
 fn a_phone_registers_as_a_provisioned_extension() {
+    if dialbridge_testkit::skip_without_sipp() {
+        return;
+    }
     let op = Operator::new();
     op.provision_example();
     let server = serve(&op);
