@@ -123,16 +123,37 @@ pub fn tone_file() -> PathBuf {
     .clone()
 }
 
-/// A loopback port free for both UDP and TCP at the time of the call.
+/// Where [`free_port`] looks: below the kernel's ephemeral range (32768-60999 by default), so
+/// no socket bound to port 0 by a test running beside this one takes the port before the SIPp
+/// it is meant for binds it, and apart from the RTP ranges the engine tests (32000-39999) and a
+/// default `dialbridge serve` (20000-29999) allocate from.
+const TEST_PORTS: std::ops::Range<u16> = 10_000..20_000;
+
+/// Ports handed out are this far apart: a SIPp given port P for its media also binds the next
+/// ones (RTCP, a second stream).
+const PORT_STEP: u16 = 4;
+
+/// A loopback port free for both UDP and TCP at the time of the call, never the same one twice
+/// in a process, with the three after it left free too (see [`PORT_STEP`]).
 pub fn free_port() -> u16 {
-    for _ in 0..100 {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
-        let port = udp.local_addr().expect("local addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let slots = (TEST_PORTS.end - TEST_PORTS.start) / PORT_STEP;
+    // A random start per process (processes of one test run do not collide), then onwards.
+    let start = {
+        let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        (random % u64::from(slots)) as u16
+    };
+    let _ = NEXT.compare_exchange(0, start.max(1), Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..slots {
+        let slot = NEXT.fetch_add(1, Ordering::Relaxed) % slots;
+        let port = TEST_PORTS.start + slot * PORT_STEP;
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() && TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
-    panic!("no free port");
+    panic!("no free port in {TEST_PORTS:?}");
 }
 
 /// How long a SIPp that answers may take to bind its port (generous: a loaded machine).
