@@ -4,10 +4,8 @@
 //! Architecture invariant: handlers translate between the wire and the engine/store; they hold
 //! no call state of their own.
 
-pub mod calls;
 mod legacy;
 pub mod live;
-mod metrics;
 
 use std::sync::Arc;
 
@@ -18,13 +16,13 @@ use axum::routing::get;
 use axum::Router;
 use dialbridge_store::Store;
 
-pub use metrics::Metrics;
+pub use dialbridge_service::{CallService, Metrics};
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
-    pub calls: calls::CallService,
+    pub calls: CallService,
     pub agent_auth: Arc<legacy::AgentAuthCache>,
     pub validate_limiter: Arc<legacy::ValidateLimiter>,
     /// Signs the event stream's tokens (derived from the server's key).
@@ -32,7 +30,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(calls: calls::CallService, metrics: Arc<Metrics>, token_key: [u8; 32]) -> Self {
+    pub fn new(calls: CallService, metrics: Arc<Metrics>, token_key: [u8; 32]) -> Self {
         Self {
             store: calls.store().clone(),
             metrics,

@@ -17,9 +17,9 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::calls::now_ms;
 use crate::legacy::{auth, Params};
 use crate::AppState;
+use dialbridge_service::now_ms;
 
 const TOKEN_LIFETIME_MS: i64 = 3_600_000;
 

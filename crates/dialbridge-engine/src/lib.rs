@@ -7,7 +7,6 @@
 //! machine's; the engine only does I/O. It knows tenants only as opaque fields it carries.
 
 mod call;
-mod directory;
 mod trunks;
 
 use std::collections::HashMap;
@@ -24,7 +23,6 @@ use dialbridge_media::{MediaError, PortPool};
 pub use dialbridge_sip::CarrierTarget;
 use dialbridge_sip::{AccountDirectory, SipStack};
 pub use dialbridge_sip::{RegistrarSettings, SipConfig, SipTransport};
-pub use directory::{extension_aor, parse_aor, StoreDirectory};
 use tokio::sync::mpsc;
 pub use trunks::{TrunkAccount, TrunkStatus, TrunkWatch};
 

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use dialbridge_api::{AppState, Metrics};
+use dialbridge_api::AppState;
 use dialbridge_core::Transport;
-use dialbridge_engine::{Engine, EngineConfig, RegistrarSettings, SipTransport, StoreDirectory};
+use dialbridge_engine::{Engine, EngineConfig, RegistrarSettings, SipTransport};
+use dialbridge_service::{CallService, Metrics, StoreDirectory};
 
 use crate::config::Config;
 
@@ -43,7 +44,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, node = %config.node_name, "listening for HTTP");
 
     let dispatcher = dialbridge_push::Dispatcher::start(store.clone(), dialbridge_push::DispatcherSettings::default());
-    let calls = dialbridge_api::calls::CallService::new(
+    let calls = CallService::new(
         store.clone(),
         engine.clone(),
         config.node_name.clone(),

@@ -14,8 +14,8 @@ use dialbridge_store::{AgentRecord, StoreError, Tx};
 use serde_json::{json, Value};
 
 use super::{auth, reply, Params};
-use crate::calls::now_ms;
 use crate::AppState;
+use dialbridge_service::now_ms;
 
 type Outcome = Result<Value, String>;
 

@@ -11,8 +11,8 @@ use serde_json::json;
 
 use super::auth::SeedRefusal;
 use super::{auth, reply, Params};
-use crate::calls::now_ms;
 use crate::AppState;
+use dialbridge_service::now_ms;
 
 /// A refusal in the `code` style; `result` style handlers turn it into `{"result":"error"}`.
 struct Failure {

@@ -1,6 +1,6 @@
 //! The legacy outbound-call interface, wire-exact (the spec's `legacy-interface.md`). This
 //! module alone knows the legacy paths, parameter names, `res`/`code`/`result` conventions and
-//! authentication families; the call itself is placed by [`crate::calls::CallService`].
+//! authentication families; the call itself is placed by [`dialbridge_service::CallService`].
 
 mod agents;
 pub(crate) mod auth;

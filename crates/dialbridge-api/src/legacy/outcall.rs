@@ -4,11 +4,13 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::Response;
+use dialbridge_core::agent::AgentRefusal;
 use dialbridge_core::{Cno, EnterpriseId};
+use dialbridge_service::{OutcallRequest, Refusal as CallRefusal};
+use dialbridge_store::StoreError;
 use serde_json::json;
 
 use super::{auth, reply, Params};
-use crate::calls::{OutcallRequest, Refusal};
 use crate::AppState;
 
 const MAX_USER_FIELD: usize = 1024;
@@ -24,10 +26,57 @@ pub async fn preview_outcall(State(app): State<AppState>, params: Params) -> Res
     }
 }
 
+/// A refused PreviewOutcall as the legacy wire says it: its `res` code, and a reason for the
+/// operator's log.
+#[derive(Debug)]
+struct Refusal {
+    res: &'static str,
+    reason: String,
+}
+
 fn bad(reason: &str) -> Refusal {
     Refusal {
         res: "2",
         reason: reason.to_owned(),
+    }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        CallRefusal::from(e).into()
+    }
+}
+
+impl From<CallRefusal> for Refusal {
+    fn from(refusal: CallRefusal) -> Self {
+        Refusal {
+            res: res_code(&refusal),
+            reason: refusal.to_string(),
+        }
+    }
+}
+
+/// The spec's `res` for each reason the call service refuses a call (§2.1).
+fn res_code(refusal: &CallRefusal) -> &'static str {
+    match refusal {
+        CallRefusal::EnterpriseInactive(_) => "41",
+        CallRefusal::AgentDisabled => "4",
+        CallRefusal::OutboundDisabled
+        | CallRefusal::NoCallerId
+        | CallRefusal::DefaultCallerIdGone
+        | CallRefusal::CallerIdTrunkGone(_) => "6",
+        CallRefusal::BalanceExhausted => "5",
+        CallRefusal::BadCustomerNumber(_) | CallRefusal::ExtensionAsCustomer | CallRefusal::CallPowerForbids { .. } => {
+            "7"
+        }
+        CallRefusal::Blacklisted(_) => "11",
+        CallRefusal::UnknownCallerId => "14",
+        CallRefusal::NumberLimitReached { .. } => "40",
+        CallRefusal::Agent(AgentRefusal::Offline | AgentRefusal::AlreadyOnline) => "12",
+        CallRefusal::Agent(AgentRefusal::AlreadyCalling) | CallRefusal::LockLost => "33",
+        CallRefusal::Agent(AgentRefusal::InCall) => "13",
+        CallRefusal::NoBoundPhone | CallRefusal::PhoneUnreachable => "9",
+        CallRefusal::ConcurrencyCapReached | CallRefusal::NoTrunk(_) | CallRefusal::Internal => "10",
     }
 }
 
