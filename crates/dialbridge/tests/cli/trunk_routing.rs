@@ -205,3 +205,44 @@ fn a_full_trunk_is_skipped_for_the_enterprises_next_one_and_all_full_is_res_10()
     assert!(carrier.finish(Duration::from_secs(20)), "{}", carrier.logs());
     assert!(phone.finish(Duration::from_secs(20)), "{}", phone.logs());
 }
+
+#[test]
+fn a_trunk_removed_from_an_enterprise_carries_none_of_its_calls_even_as_its_caller_ids_own() {
+    if dialbridge_testkit::skip_without_sipp() {
+        return;
+    }
+    let w = legacy_world();
+    let a = &w.server.http;
+    let (mut phone, carrier) = phone_and_carrier(&w, &[], &[]);
+    let backup_port = dialbridge_testkit::free_port();
+    let mut backup = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
+        .args(["-p".to_owned(), backup_port.to_string(), "-m".to_owned(), "1".to_owned()])
+        .media_port(dialbridge_testkit::free_port())
+        .rtp_stream()
+        .set("talk_ms", "300")
+        .spawn();
+    trunk_set(&w.op, "backup", backup_port, &["--enterprise", "3000001"]);
+    // The trunk of the enterprise's caller id no longer serves it (set without --enterprise):
+    // its calls fail over to the enterprise's other trunks, caller id unchanged.
+    trunk_set(&w.op, "carrier", w.carrier_port, &[]);
+    let reply = outcall(a, "customerNumber=13800138000&sync=1");
+    assert_eq!(reply["res"], "0", "{reply}");
+    assert!(backup.finish(Duration::from_secs(30)), "{}", backup.logs());
+    assert!(
+        backup.logs().contains("from_user=02160001234 pai_user=02160001234 ruri_user=13800138000"),
+        "{}",
+        backup.logs()
+    );
+    assert!(phone.finish(Duration::from_secs(30)), "{}", phone.logs());
+    assert_eq!(cdr_row(a, reply["uniqueId"].as_str().unwrap())["status"], "双方接听");
+
+    // No trunk serves the enterprise any more: a capacity refusal, and nobody is called.
+    trunk_set(&w.op, "backup", backup_port, &[]);
+    let reply = outcall(a, "customerNumber=13800138000&sync=1");
+    assert_eq!(reply["res"], "10", "{reply}");
+    assert!(
+        !carrier.logs().contains("INVITE call_id"),
+        "the removed trunk was used: {}",
+        carrier.logs()
+    );
+}
