@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::config::now_ms;
+use crate::corrupt;
 use crate::{classify_constraint, StoreError, Tx};
 
 /// An agent's state as stored, with the version its next change must match.
@@ -113,7 +114,7 @@ fn cdr_from_row(row: &AnyRow) -> Result<Cdr, StoreError> {
     let phone_type: i64 = row.try_get("agent_phone_type")?;
     let start = CdrStart {
         unique_id: row.try_get("unique_id")?,
-        enterprise_id: EnterpriseId::new(row.try_get("enterprise_id")?)?,
+        enterprise_id: EnterpriseId::new(row.try_get("enterprise_id")?).map_err(corrupt)?,
         agent_id: row.try_get("agent_id")?,
         cno: row.try_get("cno")?,
         agent_phone: row.try_get("agent_phone")?,

@@ -10,6 +10,7 @@ use dialbridge_core::{
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::corrupt;
 use crate::{classify_constraint, StoreError, Tx};
 
 pub(crate) fn now_ms() -> i64 {
@@ -83,11 +84,11 @@ fn enterprise_from_row(row: &AnyRow) -> Result<Enterprise, StoreError> {
         _ => None,
     };
     Ok(Enterprise {
-        id: EnterpriseId::new(row.try_get("id")?)?,
+        id: EnterpriseId::new(row.try_get("id")?).map_err(corrupt)?,
         balance: Money::from_ten_thousandths(row.try_get("balance")?),
         settings: EnterpriseSettings {
             name: row.try_get("name")?,
-            status: row.try_get::<String, _>("status")?.parse()?,
+            status: row.try_get::<String, _>("status")?.parse().map_err(corrupt)?,
             time_zone: row.try_get("time_zone")?,
             rate_per_minute: Money::from_ten_thousandths(row.try_get("rate_per_minute")?),
             outbound_enabled: row.try_get::<i64, _>("outbound_enabled")? != 0,
@@ -113,14 +114,14 @@ fn enterprise_from_row(row: &AnyRow) -> Result<Enterprise, StoreError> {
 fn agent_from_row(row: &AnyRow) -> Result<AgentRecord, StoreError> {
     Ok(AgentRecord {
         id: row.try_get("id")?,
-        enterprise_id: EnterpriseId::new(row.try_get("enterprise_id")?)?,
-        cno: Cno::parse(&row.try_get::<String, _>("cno")?)?,
+        enterprise_id: EnterpriseId::new(row.try_get("enterprise_id")?).map_err(corrupt)?,
+        cno: Cno::parse(&row.try_get::<String, _>("cno")?).map_err(corrupt)?,
         has_password: row.try_get::<Option<String>, _>("password_hash")?.is_some(),
         settings: AgentSettings {
             name: row.try_get("name")?,
             active: row.try_get::<i64, _>("active")? != 0,
             outbound_allowed: row.try_get::<i64, _>("outbound_allowed")? != 0,
-            call_power: CallPower::parse(&row.try_get::<String, _>("call_power")?)?,
+            call_power: CallPower::parse(&row.try_get::<String, _>("call_power")?).map_err(corrupt)?,
             area_code: row.try_get("area_code")?,
             wrapup_secs: row
                 .try_get::<Option<i64>, _>("wrapup_secs")?
@@ -434,7 +435,7 @@ impl Tx<'_> {
         rows.into_iter()
             .map(|(cno, phone_type, number, bound)| {
                 Ok(AgentPhoneRecord {
-                    cno: Cno::parse(&cno)?,
+                    cno: Cno::parse(&cno).map_err(corrupt)?,
                     phone_type: dialbridge_core::PhoneType::from_legacy_code(phone_type)
                         .ok_or_else(|| StoreError::Corrupt(format!("phone_type = {phone_type}")))?,
                     number,
@@ -453,7 +454,7 @@ impl Tx<'_> {
                 .fetch_all(&mut *self.conn)
                 .await?;
         rows.into_iter()
-            .map(|(n,)| ExtensionNumber::parse(&n).map_err(StoreError::from))
+            .map(|(n,)| ExtensionNumber::parse(&n).map_err(corrupt))
             .collect()
     }
 
@@ -525,7 +526,8 @@ impl Tx<'_> {
                     .iter()
                     .filter(|(t, _)| *t == name)
                     .map(|(_, e)| EnterpriseId::new(*e))
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(corrupt)?;
                 let proxy: Option<String> = row.try_get("outbound_proxy")?;
                 Ok(TrunkRecord {
                     has_password: row.try_get::<Option<String>, _>("auth_password_sealed")?.is_some(),
@@ -535,15 +537,20 @@ impl Tx<'_> {
                             port: u16::try_from(row.try_get::<i64, _>("port")?)
                                 .map_err(|_| StoreError::Corrupt("trunk port".into()))?,
                         },
-                        transport: row.try_get::<String, _>("transport")?.parse()?,
+                        transport: row.try_get::<String, _>("transport")?.parse().map_err(corrupt)?,
                         auth_username: row.try_get("auth_username")?,
-                        outbound_proxy: proxy.map(|p| SipAddress::parse("outbound_proxy", &p)).transpose()?,
+                        outbound_proxy: proxy
+                            .map(|p| SipAddress::parse("outbound_proxy", &p))
+                            .transpose()
+                            .map_err(corrupt)?,
                         max_channels: to_u32("max_channels", row.try_get("max_channels")?)?,
                         enterprises,
                         customer_number_format: NumberFormat::parse(
                             &row.try_get::<String, _>("customer_number_format")?,
-                        )?,
-                        caller_id_format: NumberFormat::parse(&row.try_get::<String, _>("caller_id_format")?)?,
+                        )
+                        .map_err(corrupt)?,
+                        caller_id_format: NumberFormat::parse(&row.try_get::<String, _>("caller_id_format")?)
+                            .map_err(corrupt)?,
                         priority: to_u32("priority", row.try_get("priority")?)?,
                         keepalive_secs: to_u32("keepalive_secs", row.try_get("keepalive_secs")?)?,
                         register_secs: to_u32("register_secs", row.try_get("register_secs")?)?,
@@ -552,7 +559,8 @@ impl Tx<'_> {
                             .split(',')
                             .filter(|s| !s.is_empty())
                             .map(dialbridge_core::parse_trunk_source)
-                            .collect::<Result<_, _>>()?,
+                            .collect::<Result<_, _>>()
+                            .map_err(corrupt)?,
                         name,
                     },
                 })
@@ -665,7 +673,7 @@ impl Tx<'_> {
             .map(|(number, enterprise_id, trunk)| {
                 Ok(CallerId {
                     number,
-                    enterprise_id: EnterpriseId::new(enterprise_id)?,
+                    enterprise_id: EnterpriseId::new(enterprise_id).map_err(corrupt)?,
                     trunk,
                 })
             })
@@ -729,7 +737,7 @@ impl Tx<'_> {
                 .fetch_all(&mut *self.conn)
                 .await?;
         rows.into_iter()
-            .map(|(p,)| BlacklistPattern::parse(&p).map_err(StoreError::from))
+            .map(|(p,)| BlacklistPattern::parse(&p).map_err(corrupt))
             .collect()
     }
 
@@ -773,12 +781,12 @@ impl Tx<'_> {
                 let mapping: String = row.try_get("name_mapping")?;
                 Ok(PushTarget {
                     name: row.try_get("name")?,
-                    push_type: row.try_get::<String, _>("push_type")?.parse()?,
+                    push_type: row.try_get::<String, _>("push_type")?.parse().map_err(corrupt)?,
                     url: row.try_get("url")?,
-                    method: row.try_get::<String, _>("method")?.parse()?,
+                    method: row.try_get::<String, _>("method")?.parse().map_err(corrupt)?,
                     timeout_ms: to_u32("timeout_ms", row.try_get("timeout_ms")?)?,
                     retries: to_u32("retries", row.try_get("retries")?)?,
-                    format: row.try_get::<String, _>("format")?.parse()?,
+                    format: row.try_get::<String, _>("format")?.parse().map_err(corrupt)?,
                     name_mapping: serde_json::from_str(&mapping)
                         .map_err(|e| StoreError::Corrupt(format!("name_mapping: {e}")))?,
                 })

@@ -49,14 +49,18 @@ pub enum StoreError {
     AlreadyExists(String),
     #[error("{0}")]
     Conflict(String),
+    /// A value given to store (an operator's or a request's) breaks a rule; it names the field.
+    #[error("{0}")]
+    Invalid(#[from] dialbridge_core::ValidationError),
+    /// A row already stored does not parse: the database was changed outside dialbridge.
     #[error("stored row is invalid: {0}")]
     Corrupt(String),
 }
 
-impl From<dialbridge_core::ValidationError> for StoreError {
-    fn from(e: dialbridge_core::ValidationError) -> Self {
-        StoreError::Corrupt(e.to_string())
-    }
+/// For values read back from the database: a stored value that breaks a rule is corruption, not
+/// bad input.
+pub(crate) fn corrupt(e: dialbridge_core::ValidationError) -> StoreError {
+    StoreError::Corrupt(e.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,7 @@ use dialbridge_core::EnterpriseId;
 use sqlx::Row;
 
 use crate::config::now_ms;
+use crate::corrupt;
 use crate::{StoreError, Tx};
 
 /// One delivery to make: the event and where it goes.
@@ -86,7 +87,7 @@ impl Tx<'_> {
             .map(|row| {
                 Ok(DueDelivery {
                     event_id: row.try_get("event_id")?,
-                    enterprise_id: EnterpriseId::new(row.try_get("enterprise_id")?)?,
+                    enterprise_id: EnterpriseId::new(row.try_get("enterprise_id")?).map_err(corrupt)?,
                     target_name: row.try_get("target_name")?,
                     stream_key: row.try_get("stream_key")?,
                     event_type: row.try_get("event_type")?,

@@ -327,6 +327,17 @@ fn admin_commands_name_the_bad_argument() {
     assert!(err.contains("--amount"), "{err}");
     let err = op.fails(&["admin", "trunk", "set", "--name", "t", "--address", "nohost"]);
     assert!(err.contains("--address"), "{err}");
+    // A value the store's rules refuse is named as bad input, not as a broken stored row.
+    let err = op.fails(&[
+        "admin",
+        "enterprise",
+        "update",
+        "--id",
+        "3000001",
+        "--wrapup-secs",
+        "99999",
+    ]);
+    assert!(err.contains("wrapup_secs") && !err.contains("stored row"), "{err}");
     let err = op.fails(&[
         "admin",
         "agent",

@@ -216,7 +216,12 @@ fn a_trunk_removed_from_an_enterprise_carries_none_of_its_calls_even_as_its_call
     let (mut phone, carrier) = phone_and_carrier(&w, &[], &[]);
     let backup_port = dialbridge_testkit::free_port();
     let mut backup = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
-        .args(["-p".to_owned(), backup_port.to_string(), "-m".to_owned(), "1".to_owned()])
+        .args([
+            "-p".to_owned(),
+            backup_port.to_string(),
+            "-m".to_owned(),
+            "1".to_owned(),
+        ])
         .media_port(dialbridge_testkit::free_port())
         .rtp_stream()
         .set("talk_ms", "300")
@@ -229,7 +234,9 @@ fn a_trunk_removed_from_an_enterprise_carries_none_of_its_calls_even_as_its_call
     assert_eq!(reply["res"], "0", "{reply}");
     assert!(backup.finish(Duration::from_secs(30)), "{}", backup.logs());
     assert!(
-        backup.logs().contains("from_user=02160001234 pai_user=02160001234 ruri_user=13800138000"),
+        backup
+            .logs()
+            .contains("from_user=02160001234 pai_user=02160001234 ruri_user=13800138000"),
         "{}",
         backup.logs()
     );
