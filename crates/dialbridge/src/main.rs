@@ -2,16 +2,14 @@
 //! operator's tools over the same store.
 
 mod admin;
-mod config;
 mod provision;
-mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use dialbridge_store::{SecretKey, Store};
+use dialbridge::open_store;
+use dialbridge::{config, serve};
 
 use crate::config::Config;
 
@@ -66,7 +64,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve => serve::run(config).await,
+            Command::Serve => serve::run(config, serve::shutdown_signal()).await,
             Command::Admin(args) => admin::run(&config, args).await,
             Command::Provision(args) => provision::run(&config, args).await,
         }
@@ -77,47 +75,5 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Creates the data directory when needed, loads (or creates) the secret key, opens and
-/// migrates the database.
-pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Ok(open_store_and_key(config).await?.0)
-}
-
-/// As [`open_store`], also returning the server's secret key (the SIP registrar signs its
-/// nonces with it).
-pub async fn open_store_and_key(config: &Config) -> anyhow::Result<(Store, SecretKey)> {
-    create_private_dir(&config.data_dir)
-        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    let key = match &config.secret_key {
-        Some(key) => key.clone(),
-        None => SecretKey::load_or_create(&config.data_dir)?,
-    };
-    let store = Store::open(&config.store_options(), &key)
-        .await
-        .with_context(|| format!("cannot open the database {}", redact_url(&config.database_url)))?;
-    Ok((store, key))
-}
-
-/// The data directory holds the database and the secret key: owner-only when we create it.
-fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(path)
-}
-
-/// A database URL without its password, for messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}://{user}:***@{}", &url[..scheme_end], &url[at + 1..])
-        }
-        _ => url.to_owned(),
     }
 }

@@ -1,7 +1,9 @@
-//! `dialbridge serve`: opens the store, starts the call engine (SIP and media) and HTTP, and
-//! shuts down gracefully on SIGINT or SIGTERM: stop accepting, let calls end or hang them up
-//! after the grace period, close the store.
+//! A whole server: opens the store, starts the call engine (SIP and media), the push dispatcher
+//! and HTTP, and shuts down gracefully when told (the binary: on SIGINT or SIGTERM): stop
+//! accepting, let calls end or hang them up after the grace period, close the store.
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,75 +12,122 @@ use dialbridge_api::AppState;
 use dialbridge_core::Transport;
 use dialbridge_engine::{Engine, EngineConfig, RegistrarSettings, SipTransport};
 use dialbridge_service::{CallService, Metrics, StoreDirectory};
+use dialbridge_store::Store;
 
 use crate::config::Config;
 
 /// How often the trunks to watch (keepalive, registration) are read from the store again.
 const TRUNK_RELOAD: Duration = Duration::from_secs(10);
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    let (store, key) = crate::open_store_and_key(&config).await?;
-    tracing::info!(
-        database = %crate::redact_url(&config.database_url),
-        migrations = ?store.applied_migrations().await?,
-        "database ready"
-    );
-    let metrics = Arc::new(Metrics::new(config.node_name.as_str()));
-    let started = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    metrics.start_time_seconds.set(i64::try_from(started).unwrap_or(0));
+/// Runs a whole server until `shutdown` resolves, then stops it in order (see [`Server::run`]).
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    Server::start(config).await?.run(shutdown).await
+}
 
-    let engine = Engine::start(
-        engine_config(&config, key.bytes()),
-        Arc::new(StoreDirectory::new(store.clone())),
-    )
-    .await
-    .with_context(|| format!("cannot start SIP on {} (sip.listen)", config.sip_listen))?;
-    let gauges = tokio::spawn(update_gauges(engine.clone(), metrics.clone()));
+/// A server whose store, engine (SIP and media), push dispatcher and HTTP listener are up,
+/// with the calls a crash left closed: the binary's `serve`, and tests and the bench in-process.
+pub struct Server {
+    config: Config,
+    store: Store,
+    engine: Engine,
+    dispatcher: dialbridge_push::Dispatcher,
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
 
-    let listener = tokio::net::TcpListener::bind(config.http_listen)
+impl Server {
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let (store, key) = crate::open_store_and_key(&config).await?;
+        tracing::info!(
+            database = %crate::redact_url(&config.database_url),
+            migrations = ?store.applied_migrations().await?,
+            "database ready"
+        );
+        let metrics = Arc::new(Metrics::new(config.node_name.as_str()));
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        metrics.start_time_seconds.set(i64::try_from(started).unwrap_or(0));
+
+        let engine = Engine::start(
+            engine_config(&config, key.bytes()),
+            Arc::new(StoreDirectory::new(store.clone())),
+        )
         .await
-        .with_context(|| format!("cannot listen for HTTP on {} (http.listen)", config.http_listen))?;
-    tracing::info!(address = %listener.local_addr()?, node = %config.node_name, "listening for HTTP");
+        .with_context(|| format!("cannot start SIP on {} (sip.listen)", config.sip_listen))?;
+        let gauges = tokio::spawn(update_gauges(engine.clone(), metrics.clone()));
 
-    let dispatcher = dialbridge_push::Dispatcher::start(store.clone(), dialbridge_push::DispatcherSettings::default());
-    let calls = CallService::new(
-        store.clone(),
-        engine.clone(),
-        config.node_name.clone(),
-        dispatcher.waker(),
-        config.call_heartbeat,
-        metrics.clone(),
-    );
-    let trunk_watch = tokio::spawn(calls.clone().watch_trunks(TRUNK_RELOAD));
-    let recovered = calls
-        .recover()
-        .await
-        .context("closing the calls left by the last run")?;
-    if recovered > 0 {
-        tracing::warn!(calls = recovered, "closed calls left running by the previous run");
+        let listener = tokio::net::TcpListener::bind(config.http_listen)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {} (http.listen)", config.http_listen))?;
+        tracing::info!(address = %listener.local_addr()?, node = %config.node_name, "listening for HTTP");
+
+        let dispatcher =
+            dialbridge_push::Dispatcher::start(store.clone(), dialbridge_push::DispatcherSettings::default());
+        let calls = CallService::new(
+            store.clone(),
+            engine.clone(),
+            config.node_name.clone(),
+            dispatcher.waker(),
+            config.call_heartbeat,
+            metrics.clone(),
+        );
+        let trunk_watch = tokio::spawn(calls.clone().watch_trunks(TRUNK_RELOAD));
+        let recovered = calls
+            .recover()
+            .await
+            .context("closing the calls left by the last run")?;
+        if recovered > 0 {
+            tracing::warn!(calls = recovered, "closed calls left running by the previous run");
+        }
+        let app = dialbridge_api::router(AppState::new(
+            calls,
+            metrics,
+            dialbridge_api::live::derive_token_key(key.bytes()),
+        ));
+        Ok(Self {
+            config,
+            store,
+            engine,
+            dispatcher,
+            listener,
+            app,
+            background: vec![gauges, trunk_watch],
+        })
     }
-    let app = dialbridge_api::router(AppState::new(
-        calls,
-        metrics,
-        dialbridge_api::live::derive_token_key(key.bytes()),
-    ));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("HTTP server failed")?;
-    gauges.abort();
-    trunk_watch.abort();
-    engine.shutdown(config.shutdown_grace).await;
-    dispatcher.stop().await;
-    store.close().await;
-    tracing::info!("stopped");
-    Ok(())
+
+    /// Where HTTP listens (the configured address, its port chosen when it was 0).
+    pub fn http_address(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Where SIP listens.
+    pub fn sip_address(&self) -> SocketAddr {
+        self.engine.sip_addr()
+    }
+
+    /// Serves until `shutdown` resolves; then, in this order: stops accepting HTTP (requests in
+    /// progress finish), stops the background tasks, lets live calls end within the grace
+    /// period (then hangs them up), stops the push dispatcher, closes the store.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        axum::serve(
+            self.listener,
+            self.app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")?;
+        for task in self.background {
+            task.abort();
+        }
+        self.engine.shutdown(self.config.shutdown_grace).await;
+        self.dispatcher.stop().await;
+        self.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
 }
 
 fn engine_config(config: &Config, key: &[u8; 32]) -> EngineConfig {
@@ -152,7 +201,8 @@ async fn update_gauges(engine: Engine, metrics: Arc<Metrics>) {
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM (the binary's shutdown).
+pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use dialbridge_store::md5_hex;
 use serde_json::Value;
 
+mod in_process;
 mod legacy_agents;
 mod legacy_outcall;
 mod legacy_robustness;
@@ -391,6 +392,17 @@ fn phone_and_carrier(
     phone: &[(&str, &str)],
     carrier: &[(&str, &str)],
 ) -> (dialbridge_testkit::Sipp, dialbridge_testkit::Sipp) {
+    phone_and_carrier_at(&w.server.http, &w.server.sip, w.carrier_port, phone, carrier)
+}
+
+/// [`phone_and_carrier`] for a server at `http` and `sip`, its carrier on `carrier_port`.
+fn phone_and_carrier_at(
+    http: &str,
+    sip: &str,
+    carrier_port: u16,
+    phone: &[(&str, &str)],
+    carrier: &[(&str, &str)],
+) -> (dialbridge_testkit::Sipp, dialbridge_testkit::Sipp) {
     let uas = |port: u16, settings: &[(&str, &str)]| {
         let mut b = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
             .args(["-p".to_owned(), port.to_string(), "-m".to_owned(), "1".to_owned()])
@@ -403,8 +415,8 @@ fn phone_and_carrier(
     };
     let phone_port = dialbridge_testkit::free_port();
     let phone = uas(phone_port, phone);
-    let carrier = uas(w.carrier_port, carrier);
-    let sip: std::net::SocketAddr = w.server.sip.parse().unwrap();
+    let carrier = uas(carrier_port, carrier);
+    let sip: std::net::SocketAddr = sip.parse().unwrap();
     let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(sip))
         .args([
             "-s",
@@ -421,7 +433,7 @@ fn phone_and_carrier(
         .spawn();
     assert!(register.finish(Duration::from_secs(10)), "{}", register.logs());
     let online = json_get(
-        &w.server.http,
+        http,
         &format!(
             "/interface/client/ClientOnline?{}&cno=2000&bindTel=801&type=2",
             admin_auth()
