@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use dialbridge_core::call::{CallEvent, CallMachine, Effect, Leg as CallLeg, Timer};
 use dialbridge_media::sdp::Direction;
 use dialbridge_media::{sdp, Law, MediaEvent, MediaLeg, MediaSession, RelayMode};
-use dialbridge_sip::{Leg, LegEvent, LegSpec, Refresher, Renegotiation, SessionTimer, SipTransport};
+use dialbridge_sip::{Leg, LegEvent, LegSessionTimer, LegSpec, Renegotiation, SessionDue, SipTransport};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -76,11 +76,10 @@ struct CallTask {
     shared: Arc<Shared>,
     /// Customer INVITEs sent so far (each failover sends one more).
     customer_attempts: usize,
-    /// Legs whose answer made us the session refresher (RFC 4028): next refresh, interval.
-    refreshes: HashMap<CallLeg, (Instant, Duration)>,
-    /// Legs whose far end refreshes the session: when it expires without a refresh, and how
-    /// long each refresh extends it.
-    expiries: HashMap<CallLeg, (Instant, Duration)>,
+    /// Each answered leg's RFC 4028 session timer (who refreshes, when), on the clock of
+    /// `started`.
+    session_timers: HashMap<CallLeg, LegSessionTimer>,
+    started: Instant,
     refresh_results: (
         mpsc::UnboundedSender<RefreshResult>,
         mpsc::UnboundedReceiver<RefreshResult>,
@@ -116,8 +115,8 @@ pub(crate) async fn run(
         let mut task = CallTask {
             shared: shared.clone(),
             customer_attempts: 0,
-            refreshes: HashMap::new(),
-            expiries: HashMap::new(),
+            session_timers: HashMap::new(),
+            started: Instant::now(),
             refresh_results: mpsc::unbounded_channel(),
             agent_description: None,
             customer_description: None,
@@ -171,8 +170,11 @@ impl CallTask {
     ) -> CallEvent {
         loop {
             let next_timer = earliest(&self.deadlines, |at| *at);
-            let next_refresh = earliest(&self.refreshes, |(at, _)| *at);
-            let next_expiry = earliest(&self.expiries, |(at, _)| *at);
+            let next_session = self
+                .session_timers
+                .iter()
+                .filter_map(|(leg, timer)| Some((*leg, self.started + timer.next_deadline()?)))
+                .min_by_key(|(_, at)| *at);
             tokio::select! {
                 event = next_leg_event(&mut self.agent) => {
                     if let Some(e) = self.leg_event(CallLeg::Agent, event) {
@@ -184,9 +186,16 @@ impl CallTask {
                         return e;
                     }
                 }
-                () = sleep_until_due(next_refresh) => {
-                    if let Some((leg, _)) = next_refresh {
-                        self.refresh(leg);
+                () = sleep_until_due(next_session) => {
+                    let Some((leg, _)) = next_session else { continue };
+                    let now = self.started.elapsed();
+                    match self.session_timers.get_mut(&leg).and_then(|timer| timer.on_deadline(now)) {
+                        Some(SessionDue::Refresh) => self.refresh(leg),
+                        Some(SessionDue::Expired) => {
+                            tracing::info!(?leg, "the far end did not refresh the session: it has expired");
+                            return CallEvent::SessionRefreshFailed { leg, code: 408 };
+                        }
+                        None => {}
                     }
                 }
                 Some((leg, result)) = self.refresh_results.1.recv() => match result {
@@ -196,13 +205,6 @@ impl CallTask {
                         return CallEvent::SessionRefreshFailed { leg, code };
                     }
                 },
-                () = sleep_until_due(next_expiry) => {
-                    if let Some((leg, _)) = next_expiry {
-                        self.expiries.remove(&leg);
-                        tracing::info!(?leg, "the far end did not refresh the session: it has expired");
-                        return CallEvent::SessionRefreshFailed { leg, code: 408 };
-                    }
-                }
                 () = sleep_until_due(next_timer) => {
                     if let Some((timer, _)) = next_timer {
                         self.deadlines.remove(&timer);
@@ -247,16 +249,8 @@ impl CallTask {
                 Some(CallEvent::Provisional { leg, early_media })
             }
             LegEvent::Answered { sdp, session_timer } => {
-                match session_timer {
-                    Some(SessionTimer::WeRefresh { every }) => {
-                        self.refreshes.insert(leg, (Instant::now() + every, every));
-                    }
-                    Some(SessionTimer::FarEndRefreshes { expires_after }) => {
-                        self.expiries
-                            .insert(leg, (Instant::now() + expires_after, expires_after));
-                    }
-                    None => {}
-                }
+                self.session_timers
+                    .insert(leg, LegSessionTimer::answered(session_timer, self.started.elapsed()));
                 match sdp.as_deref().and_then(|body| self.take_remote_media(media_leg, body)) {
                     Some(law) if leg == CallLeg::Agent => self.agent_law = law,
                     Some(_) => {}
@@ -267,28 +261,15 @@ impl CallTask {
             LegEvent::Failed { code } => Some(CallEvent::Failed { leg, code }),
             LegEvent::RemoteBye | LegEvent::Ended => Some(CallEvent::HungUp { leg }),
             LegEvent::Renegotiate(mut renegotiation) => {
-                // A re-INVITE or UPDATE of the far end refreshes the session (RFC 4028 §10) for
-                // the interval it asks, and says who refreshes from now on (it, unless it names
-                // us); one without an interval turns the timer off, unless we are refreshing.
-                let now = Instant::now();
-                match renegotiation.session_expires {
-                    Some(expires)
-                        if expires.refresher == Some(Refresher::Uas)
-                            || (expires.refresher.is_none() && self.refreshes.contains_key(&leg)) =>
-                    {
-                        renegotiation.keep_refreshing();
-                        let every = expires.refresh_every();
-                        self.refreshes.insert(leg, (now + every, every));
-                        self.expiries.remove(&leg);
-                    }
-                    Some(expires) => {
-                        let after = expires.expires_after();
-                        self.expiries.insert(leg, (now + after, after));
-                        self.refreshes.remove(&leg);
-                    }
-                    None => {
-                        self.expiries.remove(&leg);
-                    }
+                // A re-INVITE or UPDATE of the far end refreshes the session (RFC 4028 §10).
+                let now = self.started.elapsed();
+                if self
+                    .session_timers
+                    .entry(leg)
+                    .or_default()
+                    .far_end_request(renegotiation.session_expires, now)
+                {
+                    renegotiation.keep_refreshing();
                 }
                 self.renegotiate(media_leg, renegotiation);
                 None
@@ -319,8 +300,8 @@ impl CallTask {
         }
     }
 
-    /// Sends the leg's session refresh from its own task (the answer comes back as an event) and
-    /// schedules the next one.
+    /// Sends the leg's session refresh from its own task (the answer comes back as an event; its
+    /// timer has scheduled the next one).
     fn refresh(&mut self, leg: CallLeg) {
         let handle = match leg {
             CallLeg::Agent => self.agent.as_ref(),
@@ -328,12 +309,11 @@ impl CallTask {
         }
         .map(Leg::refresh_handle);
         let Some(handle) = handle else {
-            self.refreshes.remove(&leg);
+            if let Some(timer) = self.session_timers.get_mut(&leg) {
+                timer.stop();
+            }
             return;
         };
-        if let Some((at, every)) = self.refreshes.get_mut(&leg) {
-            *at = Instant::now() + *every;
-        }
         // A re-INVITE refresh repeats what we last said, so nothing changes.
         let ours = match leg {
             CallLeg::Agent => self.agent_description.as_ref(),

@@ -8,11 +8,13 @@ mod client;
 pub mod digest;
 mod message;
 pub mod registrar;
+pub mod session_timer;
 pub mod stack;
 pub mod unsolicited;
 
 pub use client::{CarrierRegistration, CarrierTarget, RegisterAnswer};
 pub use registrar::{RegistrarSettings, SipTransport};
+pub use session_timer::{LegSessionTimer, SessionDue};
 pub use stack::{
     AccountDirectory, InfoDigit, Leg, LegEvent, LegHangUp, LegSpec, Refresher, Registration, Renegotiation,
     SessionExpires, SessionTimer, SipConfig, SipCounts, SipError, SipStack,
