@@ -7,6 +7,7 @@
 pub mod g711;
 pub mod ports;
 pub mod relay;
+mod relay_core;
 pub mod sdp;
 
 pub use g711::Law;

@@ -1,0 +1,494 @@
+//! The relay's decisions, sans I/O: for each packet a leg sends, whether it is taken (symmetric
+//! RTP latching), whether the call's phase forwards it, and how it is rewritten for the other
+//! leg (µ-law/A-law, the telephone-event payload type, sequence numbers continued past the
+//! packets we inserted); which keys and ringback packets to send next; which leg went silent.
+//! Time is passed in. [`crate::relay`]'s task owns the sockets and does what this says, with
+//! no channel or lock per packet.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::g711::{self, Law};
+use crate::relay::{MediaLeg, RelayMode, RelaySettings, RelayStats, RemoteLeg};
+use crate::sdp;
+
+/// A key to play to a leg as RFC 4733 telephone events.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Digit {
+    pub(crate) to: MediaLeg,
+    pub(crate) event: u8,
+    pub(crate) duration: Duration,
+}
+
+/// Where a packet goes, once [`RelayCore::on_packet`] has rewritten it for that leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Forward {
+    pub(crate) to: MediaLeg,
+    pub(crate) remote: SocketAddr,
+    /// A telephone event (counted apart).
+    pub(crate) event: bool,
+}
+
+/// What the relay knows of one leg.
+struct LegState {
+    /// Where to send: the SDP address until the first packet, then where packets come from.
+    remote: Option<SocketAddr>,
+    latched: bool,
+    law: Law,
+    telephone_event: Option<u8>,
+    /// The address its SDP gave, to tell a moved stream from a refresh.
+    described: Option<SocketAddr>,
+    /// Whether its SDP says it sends RTP (on hold with `inactive` it does not: no timeout).
+    sends: bool,
+    last_received: Instant,
+    inactive_reported: bool,
+    sent: SentStream,
+}
+
+impl LegState {
+    fn new(now: Instant) -> Self {
+        Self {
+            remote: None,
+            latched: false,
+            law: Law::Mu,
+            telephone_event: None,
+            described: None,
+            sends: true,
+            last_received: now,
+            inactive_reported: false,
+            sent: SentStream::default(),
+        }
+    }
+
+    /// Symmetric RTP: the first packet fixes the far end; packets from elsewhere are dropped so
+    /// a stranger cannot take over the stream.
+    fn accept_from(&mut self, source: SocketAddr) -> bool {
+        if !self.latched {
+            self.latched = true;
+            self.remote = Some(source);
+        }
+        self.remote == Some(source)
+    }
+}
+
+pub(crate) struct RelayCore {
+    agent: LegState,
+    customer: LegState,
+    mode: RelayMode,
+    settings: RelaySettings,
+    stats: RelayStats,
+    ringback: Ringback,
+    digits: VecDeque<Digit>,
+    playing: Option<Playing>,
+}
+
+pub(crate) const RTP_HEADER: usize = 12;
+
+impl RelayCore {
+    pub(crate) fn new(settings: RelaySettings, now: Instant) -> Self {
+        Self {
+            agent: LegState::new(now),
+            customer: LegState::new(now),
+            mode: RelayMode::Silent,
+            settings,
+            stats: RelayStats::default(),
+            ringback: Ringback::new(),
+            digits: VecDeque::new(),
+            playing: None,
+        }
+    }
+
+    fn leg(&mut self, leg: MediaLeg) -> &mut LegState {
+        match leg {
+            MediaLeg::Agent => &mut self.agent,
+            MediaLeg::Customer => &mut self.customer,
+        }
+    }
+
+    pub(crate) fn mode(&self) -> RelayMode {
+        self.mode
+    }
+
+    pub(crate) fn stats(&self) -> RelayStats {
+        self.stats
+    }
+
+    /// What a leg's SDP says. A new address (a re-INVITE moved the stream): send there, and
+    /// latch again onto where its packets come from. The same address: a refresh.
+    pub(crate) fn set_remote(&mut self, leg: MediaLeg, remote: RemoteLeg, now: Instant) {
+        let side = self.leg(leg);
+        if side.described != Some(remote.address) {
+            side.described = Some(remote.address);
+            side.remote = Some(remote.address);
+            side.latched = false;
+        }
+        side.law = remote.law;
+        side.telephone_event = remote.telephone_event;
+        if remote.sends && !side.sends {
+            side.last_received = now;
+            side.inactive_reported = false;
+        }
+        side.sends = remote.sends;
+    }
+
+    /// Entering the bridge starts both legs' inactivity clocks afresh.
+    pub(crate) fn set_mode(&mut self, mode: RelayMode, now: Instant) {
+        if mode == RelayMode::Bridged && self.mode != RelayMode::Bridged {
+            self.agent.last_received = now;
+            self.customer.last_received = now;
+        }
+        self.mode = mode;
+    }
+
+    /// Queues a key; `true` when none was queued or playing (the 20 ms clock starts now).
+    pub(crate) fn queue_digit(&mut self, digit: Digit) -> bool {
+        let idle = !self.digits_pending();
+        self.digits.push_back(digit);
+        idle
+    }
+
+    pub(crate) fn digits_pending(&self) -> bool {
+        self.playing.is_some() || !self.digits.is_empty()
+    }
+
+    /// A packet `from` a leg, from `source`: counted, rewritten in place for the other leg, and
+    /// where to send it; `None` when it is dropped (a stranger's, the phase forwards nothing
+    /// that way, the other leg has no address yet or takes no telephone events).
+    pub(crate) fn on_packet(
+        &mut self,
+        from: MediaLeg,
+        packet: &mut [u8],
+        source: SocketAddr,
+        now: Instant,
+    ) -> Option<Forward> {
+        let side = self.leg(from);
+        if !side.accept_from(source) {
+            return None;
+        }
+        side.last_received = now;
+        let from_law = side.law;
+        match from {
+            MediaLeg::Agent => self.stats.received_from_agent += 1,
+            MediaLeg::Customer => self.stats.received_from_customer += 1,
+        }
+        let forward = matches!(
+            (self.mode, from),
+            (RelayMode::Bridged, _) | (RelayMode::EarlyMedia, MediaLeg::Customer)
+        );
+        if !forward {
+            return None;
+        }
+        let to_leg = match from {
+            MediaLeg::Agent => MediaLeg::Customer,
+            MediaLeg::Customer => MediaLeg::Agent,
+        };
+        let to = self.leg(to_leg);
+        let remote = to.remote?;
+        let event = match map_telephone_event(packet, to.telephone_event) {
+            EventMapping::NotAnEvent => {
+                if from_law != to.law {
+                    convert_law(packet, from_law, to.law);
+                }
+                false
+            }
+            EventMapping::Mapped => true,
+            EventMapping::NotTaken => return None,
+        };
+        to.sent.relay(packet);
+        Some(Forward {
+            to: to_leg,
+            remote,
+            event,
+        })
+    }
+
+    /// A forwarded packet of `bytes` went out.
+    pub(crate) fn forwarded(&mut self, forward: &Forward, bytes: usize) {
+        if forward.event {
+            self.stats.telephone_events += 1;
+        }
+        let bytes = bytes as u64;
+        match forward.to {
+            MediaLeg::Customer => {
+                self.stats.agent_to_customer_packets += 1;
+                self.stats.agent_to_customer_bytes += bytes;
+            }
+            MediaLeg::Agent => {
+                self.stats.customer_to_agent_packets += 1;
+                self.stats.customer_to_agent_bytes += bytes;
+            }
+        }
+    }
+
+    /// The next 20 ms of ringback for the agent, while the phase plays it and the agent has an
+    /// address.
+    pub(crate) fn next_ringback(&mut self) -> Option<(SocketAddr, &[u8])> {
+        if self.mode != RelayMode::Ringback {
+            return None;
+        }
+        let remote = self.agent.remote?;
+        Some((remote, self.ringback.next_packet(self.agent.law)))
+    }
+
+    pub(crate) fn ringback_sent(&mut self) {
+        self.stats.ringback_packets += 1;
+    }
+
+    /// The next packet of the key being played, starting the next queued one when none is,
+    /// with the leg and address it goes to (no address yet: the packet is spent). A key
+    /// for a leg that takes no telephone events, or while the call is not bridged, is dropped.
+    pub(crate) fn next_digit_packet(&mut self) -> Option<(MediaLeg, Option<SocketAddr>, &[u8])> {
+        if self.playing.is_none() {
+            let digit = self.digits.pop_front()?;
+            let bridged = self.mode == RelayMode::Bridged;
+            let to = self.leg(digit.to);
+            match (to.telephone_event, bridged) {
+                (Some(payload_type), true) => self.playing = Some(Playing::start(digit, payload_type, &to.sent)),
+                _ => {
+                    tracing::debug!(
+                        ?digit,
+                        bridged,
+                        "key not played: not bridged, or the leg takes no events"
+                    );
+                    return None;
+                }
+            }
+        }
+        let playing = self.playing.as_mut()?;
+        let to = match playing.to {
+            MediaLeg::Agent => &mut self.agent,
+            MediaLeg::Customer => &mut self.customer,
+        };
+        if playing.next_packet(&mut to.sent).is_none() {
+            self.playing = None;
+            return None;
+        }
+        let remote = to.remote;
+        self.playing.as_ref().map(|p| (p.to, remote, &p.packet[..]))
+    }
+
+    pub(crate) fn inactivity_timeout(&self) -> Duration {
+        self.settings.inactivity_timeout
+    }
+
+    pub(crate) fn digit_sent(&mut self) {
+        self.stats.telephone_events += 1;
+    }
+
+    /// The legs found silent for the inactivity timeout while bridged, each reported once
+    /// (until its SDP says it sends again).
+    pub(crate) fn newly_inactive(&mut self, now: Instant) -> Vec<MediaLeg> {
+        if self.mode != RelayMode::Bridged {
+            return Vec::new();
+        }
+        let timeout = self.settings.inactivity_timeout;
+        let mut silent = Vec::new();
+        for leg in [MediaLeg::Agent, MediaLeg::Customer] {
+            let side = self.leg(leg);
+            if side.sends && !side.inactive_reported && now.saturating_duration_since(side.last_received) >= timeout {
+                side.inactive_reported = true;
+                silent.push(leg);
+            }
+        }
+        silent
+    }
+}
+
+/// The RTP stream this leg is sent, so that packets we make up (a key pressed by INFO)
+/// continue it: relayed packets' sequence numbers are shifted by how many we inserted.
+#[derive(Debug, Clone, Copy, Default)]
+struct SentStream {
+    ssrc: Option<u32>,
+    next_sequence: u16,
+    last_timestamp: u32,
+    sequence_shift: u16,
+}
+
+impl SentStream {
+    /// Shifts a relayed packet's sequence number and remembers where the stream is.
+    fn relay(&mut self, packet: &mut [u8]) {
+        if packet.len() < RTP_HEADER || packet[0] >> 6 != 2 {
+            return;
+        }
+        let sequence = u16::from_be_bytes([packet[2], packet[3]]).wrapping_add(self.sequence_shift);
+        packet[2..4].copy_from_slice(&sequence.to_be_bytes());
+        self.next_sequence = sequence.wrapping_add(1);
+        self.last_timestamp = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+        self.ssrc = Some(u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]));
+    }
+
+    /// Takes the next sequence number for a packet of ours.
+    fn insert(&mut self) -> u16 {
+        let sequence = self.next_sequence;
+        self.next_sequence = sequence.wrapping_add(1);
+        self.sequence_shift = self.sequence_shift.wrapping_add(1);
+        sequence
+    }
+}
+
+/// A key being played: RFC 4733 §2.5 — one packet per 20 ms with the event's start timestamp
+/// and the duration so far, the first marked, the last (end bit set) sent three times.
+struct Playing {
+    to: MediaLeg,
+    packet: [u8; RTP_HEADER + 4],
+    total_samples: u32,
+    elapsed_samples: u32,
+    ends_left: u8,
+}
+
+const SAMPLES_PER_TICK: u32 = 160;
+const END_REPEATS: u8 = 3;
+/// The volume field of the events we generate (-10 dBm0).
+const EVENT_VOLUME: u8 = 10;
+
+impl Playing {
+    fn start(digit: Digit, payload_type: u8, stream: &SentStream) -> Self {
+        let samples = u32::try_from(digit.duration.as_millis().saturating_mul(8)).unwrap_or(u32::MAX);
+        let mut packet = [0u8; RTP_HEADER + 4];
+        packet[0] = 0x80;
+        packet[1] = 0x80 | (payload_type & 0x7F);
+        let timestamp = match stream.ssrc {
+            Some(_) => stream.last_timestamp.wrapping_add(SAMPLES_PER_TICK),
+            None => rand::random(),
+        };
+        packet[4..8].copy_from_slice(&timestamp.to_be_bytes());
+        packet[8..12].copy_from_slice(&stream.ssrc.unwrap_or_else(rand::random).to_be_bytes());
+        packet[RTP_HEADER] = digit.event;
+        Self {
+            to: digit.to,
+            packet,
+            total_samples: samples.clamp(SAMPLES_PER_TICK, u32::from(u16::MAX)),
+            elapsed_samples: 0,
+            ends_left: END_REPEATS,
+        }
+    }
+
+    /// The next packet, with its sequence number from the stream; `None` once done.
+    fn next_packet(&mut self, stream: &mut SentStream) -> Option<&[u8]> {
+        if self.ends_left == 0 {
+            return None;
+        }
+        if self.elapsed_samples > 0 {
+            self.packet[1] &= 0x7F;
+        }
+        self.elapsed_samples = (self.elapsed_samples + SAMPLES_PER_TICK).min(self.total_samples);
+        let ended = self.elapsed_samples >= self.total_samples;
+        if ended {
+            self.ends_left -= 1;
+        }
+        self.packet[RTP_HEADER + 1] = if ended { 0x80 } else { 0 } | EVENT_VOLUME;
+        let duration = u16::try_from(self.elapsed_samples).unwrap_or(u16::MAX);
+        self.packet[RTP_HEADER + 2..].copy_from_slice(&duration.to_be_bytes());
+        self.packet[2..4].copy_from_slice(&stream.insert().to_be_bytes());
+        Some(&self.packet)
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum EventMapping {
+    NotAnEvent,
+    /// Now under the receiving leg's payload type.
+    Mapped,
+    /// The receiving leg takes no telephone events: drop it.
+    NotTaken,
+}
+
+/// Telephone events reach us under the payload type of our offers; each far end takes them
+/// under the one it answered with, which may differ: rewrite it in place.
+fn map_telephone_event(packet: &mut [u8], to_event_type: Option<u8>) -> EventMapping {
+    if packet.len() < RTP_HEADER || packet[1] & 0x7F != sdp::TELEPHONE_EVENT_PT {
+        return EventMapping::NotAnEvent;
+    }
+    match to_event_type {
+        Some(pt) => {
+            packet[1] = (packet[1] & 0x80) | (pt & 0x7F);
+            EventMapping::Mapped
+        }
+        None => EventMapping::NotTaken,
+    }
+}
+
+/// Rewrites a G.711 RTP packet of one law into the other, in place. Packets of other payload
+/// types (DTMF, comfort noise) and malformed ones are left as they are.
+fn convert_law(packet: &mut [u8], from: Law, to: Law) {
+    let Some(offset) = rtp_payload_offset(packet) else {
+        return;
+    };
+    if packet[1] & 0x7F != from.payload_type() {
+        return;
+    }
+    packet[1] = (packet[1] & 0x80) | to.payload_type();
+    for byte in &mut packet[offset..] {
+        *byte = g711::transcode(from, *byte);
+    }
+}
+
+/// Where the payload of an RTP packet starts (after CSRCs and any header extension).
+fn rtp_payload_offset(packet: &[u8]) -> Option<usize> {
+    if packet.len() < RTP_HEADER || packet[0] >> 6 != 2 {
+        return None;
+    }
+    let csrc_count = usize::from(packet[0] & 0x0F);
+    let mut offset = RTP_HEADER + 4 * csrc_count;
+    if packet[0] & 0x10 != 0 {
+        let words = packet.get(offset + 2..offset + 4)?;
+        offset += 4 + 4 * usize::from(u16::from_be_bytes([words[0], words[1]]));
+    }
+    let padding = if packet[0] & 0x20 != 0 {
+        usize::from(*packet.last()?)
+    } else {
+        0
+    };
+    (offset + padding <= packet.len()).then_some(offset)
+}
+
+/// The Chinese ringback tone: 450 Hz, one second on, four off, as 20 ms RTP packets.
+struct Ringback {
+    packet: [u8; RTP_HEADER + 160],
+    sequence: u16,
+    timestamp: u32,
+    ssrc: u32,
+    frame: u64,
+}
+
+impl Ringback {
+    fn new() -> Self {
+        Self {
+            packet: [0; RTP_HEADER + 160],
+            sequence: rand::random(),
+            timestamp: rand::random(),
+            ssrc: rand::random(),
+            frame: 0,
+        }
+    }
+
+    fn next_packet(&mut self, law: Law) -> &[u8] {
+        const FRAMES_ON: u64 = 50;
+        const FRAMES_PER_CYCLE: u64 = 250;
+        let on = self.frame % FRAMES_PER_CYCLE < FRAMES_ON;
+        let header = &mut self.packet[..RTP_HEADER];
+        header[0] = 0x80;
+        header[1] = law.payload_type() | if self.frame == 0 { 0x80 } else { 0 };
+        header[2..4].copy_from_slice(&self.sequence.to_be_bytes());
+        header[4..8].copy_from_slice(&self.timestamp.to_be_bytes());
+        header[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        for (i, byte) in self.packet[RTP_HEADER..].iter_mut().enumerate() {
+            let sample = if on {
+                let n = (self.frame * 160 + i as u64) as f64;
+                (0.25 * 32767.0 * (2.0 * std::f64::consts::PI * 450.0 * n / 8000.0).sin()) as i16
+            } else {
+                0
+            };
+            *byte = law.encode(sample);
+        }
+        self.sequence = self.sequence.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(160);
+        self.frame += 1;
+        &self.packet
+    }
+}
+
+#[cfg(test)]
+#[path = "relay_core_test.rs"]
+mod tests;

@@ -1,0 +1,387 @@
+use super::*;
+
+fn rtp(pt: u8, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4];
+    p.extend_from_slice(payload);
+    p
+}
+
+#[test]
+fn converts_only_g711_of_the_right_law() {
+    let mut packet = rtp(0, &[0xFF, 0x80, 0x00]);
+    convert_law(&mut packet, Law::Mu, Law::A);
+    assert_eq!(packet[1], 8);
+    assert_eq!(
+        &packet[12..],
+        &[
+            g711::transcode(Law::Mu, 0xFF),
+            g711::transcode(Law::Mu, 0x80),
+            g711::transcode(Law::Mu, 0x00)
+        ]
+    );
+    let mut marked = rtp(0x80, &[0xFF]);
+    convert_law(&mut marked, Law::Mu, Law::A);
+    assert_eq!(marked[1], 0x88, "the marker bit survives");
+    let mut dtmf = rtp(101, &[1, 2, 3, 4]);
+    convert_law(&mut dtmf, Law::Mu, Law::A);
+    assert_eq!(dtmf, rtp(101, &[1, 2, 3, 4]));
+    let mut short = vec![0x80, 0, 1];
+    convert_law(&mut short, Law::Mu, Law::A);
+    assert_eq!(short, vec![0x80, 0, 1]);
+}
+
+#[test]
+fn payload_offsets() {
+    assert_eq!(rtp_payload_offset(&rtp(0, &[1; 160])), Some(12));
+    let mut with_csrc = rtp(0, &[0; 8]);
+    with_csrc[0] = 0x81;
+    assert_eq!(rtp_payload_offset(&with_csrc), Some(16));
+    let mut with_ext = rtp(0, &[0, 0, 0, 1, 9, 9, 9, 9, 7]);
+    with_ext[0] = 0x90;
+    assert_eq!(rtp_payload_offset(&with_ext), Some(20));
+    let mut bad_ext = rtp(0, &[0, 0, 0, 9]);
+    bad_ext[0] = 0x90;
+    assert_eq!(rtp_payload_offset(&bad_ext), None);
+    assert_eq!(rtp_payload_offset(&[0x40; 20]), None, "not version 2");
+}
+
+#[test]
+fn ringback_cadence() {
+    let mut tone = Ringback::new();
+    let first = tone.next_packet(Law::Mu).to_vec();
+    assert_eq!(first[1], 0x80, "marker on the first packet, PCMU");
+    assert!(first[12..].iter().any(|b| *b != 0xFF), "the first second is tone");
+    for _ in 1..60 {
+        tone.next_packet(Law::A);
+    }
+    let silent = tone.next_packet(Law::A);
+    assert_eq!(silent[1], 8);
+    assert!(silent[12..].iter().all(|b| *b == Law::A.encode(0)), "then silence");
+}
+
+#[test]
+fn telephone_events_take_the_receiving_legs_payload_type() {
+    let mut event = rtp(sdp::TELEPHONE_EVENT_PT, &[5, 0x0a, 0, 160]);
+    event[1] |= 0x80; // the marker of an event's first packet survives
+    assert_eq!(map_telephone_event(&mut event, Some(96)), EventMapping::Mapped);
+    assert_eq!(event[1], 0x80 | 96);
+    assert_eq!(&event[12..], &[5, 0x0a, 0, 160], "the event itself is untouched");
+
+    let mut event = rtp(sdp::TELEPHONE_EVENT_PT, &[5, 0x0a, 0, 160]);
+    assert_eq!(map_telephone_event(&mut event, None), EventMapping::NotTaken);
+
+    let mut audio = rtp(0, &[0xff; 160]);
+    assert_eq!(map_telephone_event(&mut audio, Some(96)), EventMapping::NotAnEvent);
+    assert_eq!(audio[1], 0);
+    assert_eq!(
+        map_telephone_event(&mut [0x80, 101], Some(96)),
+        EventMapping::NotAnEvent,
+        "too short"
+    );
+}
+
+fn audio(sequence: u16, timestamp: u32, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0];
+    p.extend(sequence.to_be_bytes());
+    p.extend(timestamp.to_be_bytes());
+    p.extend(ssrc.to_be_bytes());
+    p.extend([0xff; 160]);
+    p
+}
+
+#[test]
+fn a_played_key_continues_the_stream_and_later_packets_are_renumbered_after_it() {
+    let mut stream = SentStream::default();
+    let mut first = audio(65_534, 1_000, 7);
+    stream.relay(&mut first);
+    assert_eq!(
+        &first[2..4],
+        &65_534u16.to_be_bytes(),
+        "nothing inserted yet: unchanged"
+    );
+    let digit = Digit {
+        to: MediaLeg::Customer,
+        event: 11,
+        duration: Duration::from_millis(50),
+    };
+    let mut playing = Playing::start(digit, 96, &stream);
+    let mut packets = Vec::new();
+    while let Some(p) = playing.next_packet(&mut stream) {
+        packets.push(p.to_vec());
+    }
+    // 50 ms: 160, 320, then 400 samples (ended) sent three times.
+    let durations: Vec<u16> = packets.iter().map(|p| u16::from_be_bytes([p[14], p[15]])).collect();
+    assert_eq!(durations, [160, 320, 400, 400, 400]);
+    let sequences: Vec<u16> = packets.iter().map(|p| u16::from_be_bytes([p[2], p[3]])).collect();
+    assert_eq!(
+        sequences,
+        [65_535, 0, 1, 2, 3],
+        "continues the relayed stream, wrapping"
+    );
+    for (i, p) in packets.iter().enumerate() {
+        assert_eq!(p[1], if i == 0 { 0x80 | 96 } else { 96 }, "marker on the first only");
+        assert_eq!(p[12], 11);
+        assert_eq!(p[13] & 0x80 != 0, i >= 2, "end bit");
+        assert_eq!(
+            &p[4..8],
+            &1_160u32.to_be_bytes(),
+            "starts a packet after the last relayed"
+        );
+        assert_eq!(&p[8..12], &7u32.to_be_bytes(), "the relayed stream's source");
+    }
+    let mut next = audio(65_535, 1_160, 7);
+    stream.relay(&mut next);
+    assert_eq!(&next[2..4], &4u16.to_be_bytes(), "shifted by the five inserted");
+    // A stream that sent nothing yet gets a source of its own.
+    let mut fresh = SentStream::default();
+    let mut alone = Playing::start(digit, 101, &fresh);
+    assert!(alone.next_packet(&mut fresh).is_some());
+}
+
+const AGENT: &str = "127.0.0.1:4000";
+const CUSTOMER: &str = "127.0.0.1:5000";
+
+fn address(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+fn remote(at: &str, law: Law, telephone_event: Option<u8>) -> RemoteLeg {
+    RemoteLeg {
+        address: address(at),
+        law,
+        telephone_event,
+        sends: true,
+    }
+}
+
+/// A relay whose legs' SDP gave `AGENT` (PCMU, events as 101) and `CUSTOMER` (PCMA, events as
+/// 96), in `mode`.
+fn relay(mode: RelayMode, now: Instant) -> RelayCore {
+    let mut core = RelayCore::new(
+        RelaySettings {
+            inactivity_timeout: Duration::from_secs(5),
+        },
+        now,
+    );
+    core.set_remote(MediaLeg::Agent, remote(AGENT, Law::Mu, Some(101)), now);
+    core.set_remote(MediaLeg::Customer, remote(CUSTOMER, Law::A, Some(96)), now);
+    core.set_mode(mode, now);
+    core
+}
+
+#[test]
+fn each_phase_forwards_only_what_it_should() {
+    let now = Instant::now();
+    for (mode, agent_heard, customer_heard) in [
+        (RelayMode::Silent, false, false),
+        (RelayMode::Ringback, false, false),
+        (RelayMode::EarlyMedia, true, false),
+        (RelayMode::Bridged, true, true),
+    ] {
+        let mut core = relay(mode, now);
+        let from_customer = core.on_packet(MediaLeg::Customer, &mut rtp(8, &[0xD5; 160]), address(CUSTOMER), now);
+        let from_agent = core.on_packet(MediaLeg::Agent, &mut rtp(0, &[0xFF; 160]), address(AGENT), now);
+        assert_eq!(from_customer.is_some(), agent_heard, "{mode:?}: customer to agent");
+        assert_eq!(from_agent.is_some(), customer_heard, "{mode:?}: agent to customer");
+        let stats = core.stats();
+        assert_eq!(
+            (stats.received_from_agent, stats.received_from_customer),
+            (1, 1),
+            "{mode:?}: counted either way"
+        );
+    }
+}
+
+#[test]
+fn a_packet_is_rewritten_for_the_other_legs_law_and_event_type_and_counted_once_sent() {
+    let now = Instant::now();
+    let mut core = relay(RelayMode::Bridged, now);
+    let mut audio = rtp(0, &[0xFF, 0x80]);
+    let forward = core
+        .on_packet(MediaLeg::Agent, &mut audio, address(AGENT), now)
+        .unwrap();
+    assert_eq!(
+        forward,
+        Forward {
+            to: MediaLeg::Customer,
+            remote: address(CUSTOMER),
+            event: false
+        }
+    );
+    assert_eq!(audio[1], 8, "PCMU became PCMA");
+    assert_eq!(
+        &audio[12..],
+        &[g711::transcode(Law::Mu, 0xFF), g711::transcode(Law::Mu, 0x80)]
+    );
+    assert_eq!(
+        core.stats().agent_to_customer_packets,
+        0,
+        "not counted before it is sent"
+    );
+    core.forwarded(&forward, audio.len());
+    assert_eq!(
+        (
+            core.stats().agent_to_customer_packets,
+            core.stats().agent_to_customer_bytes
+        ),
+        (1, 14)
+    );
+
+    let mut key = rtp(sdp::TELEPHONE_EVENT_PT, &[5, 10, 0, 160]);
+    let forward = core.on_packet(MediaLeg::Agent, &mut key, address(AGENT), now).unwrap();
+    assert!(forward.event);
+    assert_eq!(key[1], 96, "under the customer's event type");
+    assert_eq!(&key[12..], &[5, 10, 0, 160], "the event itself untouched");
+    core.forwarded(&forward, key.len());
+    assert_eq!(core.stats().telephone_events, 1);
+
+    // A leg that takes no telephone events gets none.
+    core.set_remote(MediaLeg::Customer, remote(CUSTOMER, Law::A, None), now);
+    let mut key = rtp(sdp::TELEPHONE_EVENT_PT, &[5, 10, 0, 160]);
+    assert_eq!(core.on_packet(MediaLeg::Agent, &mut key, address(AGENT), now), None);
+}
+
+#[test]
+fn the_first_source_is_latched_a_stranger_dropped_and_a_moved_stream_latched_again() {
+    let now = Instant::now();
+    let mut core = relay(RelayMode::Bridged, now);
+    // The customer's packets come from a NAT's address, not the SDP's: the first source wins,
+    // and the agent's packets go there.
+    let nat = address("127.0.0.9:7000");
+    assert!(core
+        .on_packet(MediaLeg::Customer, &mut rtp(8, &[0; 4]), nat, now)
+        .is_some());
+    let to_customer = core
+        .on_packet(MediaLeg::Agent, &mut rtp(0, &[0; 4]), address(AGENT), now)
+        .unwrap();
+    assert_eq!(to_customer.remote, nat);
+    // A stranger sending to the customer's port is ignored, and not counted.
+    let stranger = address("127.0.0.66:6666");
+    assert_eq!(
+        core.on_packet(MediaLeg::Customer, &mut rtp(8, &[0; 4]), stranger, now),
+        None
+    );
+    assert_eq!(core.stats().received_from_customer, 1);
+    // The same SDP again (a refresh) keeps the latch; a new address (the stream moved) latches
+    // onto the next source.
+    core.set_remote(MediaLeg::Customer, remote(CUSTOMER, Law::A, Some(96)), now);
+    assert_eq!(
+        core.on_packet(MediaLeg::Customer, &mut rtp(8, &[0; 4]), stranger, now),
+        None
+    );
+    core.set_remote(MediaLeg::Customer, remote("127.0.0.1:5002", Law::A, Some(96)), now);
+    let to_customer = core
+        .on_packet(MediaLeg::Agent, &mut rtp(0, &[0; 4]), address(AGENT), now)
+        .unwrap();
+    assert_eq!(
+        to_customer.remote,
+        address("127.0.0.1:5002"),
+        "sent where the new SDP says"
+    );
+    assert!(core
+        .on_packet(MediaLeg::Customer, &mut rtp(8, &[0; 4]), stranger, now)
+        .is_some());
+}
+
+#[test]
+fn a_silent_leg_is_reported_once_only_while_bridged_and_not_while_it_says_it_sends_nothing() {
+    let start = Instant::now();
+    let mut core = relay(RelayMode::EarlyMedia, start);
+    assert!(
+        core.newly_inactive(start + Duration::from_secs(60)).is_empty(),
+        "not bridged"
+    );
+    let bridged = start + Duration::from_secs(60);
+    core.set_mode(RelayMode::Bridged, bridged);
+    core.on_packet(
+        MediaLeg::Agent,
+        &mut rtp(0, &[0; 4]),
+        address(AGENT),
+        bridged + Duration::from_secs(4),
+    );
+    assert!(core.newly_inactive(bridged + Duration::from_secs(4)).is_empty());
+    assert_eq!(
+        core.newly_inactive(bridged + Duration::from_secs(5)),
+        [MediaLeg::Customer]
+    );
+    assert!(core.newly_inactive(bridged + Duration::from_secs(6)).is_empty(), "once");
+    assert_eq!(core.newly_inactive(bridged + Duration::from_secs(9)), [MediaLeg::Agent]);
+    // On hold (`inactive`): no report; resumed: its clock starts again.
+    let mut core = relay(RelayMode::Bridged, start);
+    core.set_remote(
+        MediaLeg::Customer,
+        RemoteLeg {
+            sends: false,
+            ..remote(CUSTOMER, Law::A, Some(96))
+        },
+        start,
+    );
+    core.on_packet(
+        MediaLeg::Agent,
+        &mut rtp(0, &[0; 4]),
+        address(AGENT),
+        start + Duration::from_secs(9),
+    );
+    assert!(core.newly_inactive(start + Duration::from_secs(10)).is_empty());
+    core.set_remote(
+        MediaLeg::Customer,
+        remote(CUSTOMER, Law::A, Some(96)),
+        start + Duration::from_secs(10),
+    );
+    assert_eq!(
+        core.newly_inactive(start + Duration::from_secs(14)),
+        [MediaLeg::Agent],
+        "the customer's clock started again at its resume"
+    );
+    assert_eq!(
+        core.newly_inactive(start + Duration::from_secs(15)),
+        [MediaLeg::Customer]
+    );
+}
+
+#[test]
+fn ringback_and_keys_go_out_only_in_their_phase_and_keys_renumber_the_relayed_stream() {
+    let now = Instant::now();
+    let mut core = relay(RelayMode::Ringback, now);
+    let (to, packet) = core.next_ringback().unwrap();
+    assert_eq!((to, packet[1] & 0x7F), (address(AGENT), 0), "PCMU to the agent");
+    core.ringback_sent();
+    assert_eq!(core.stats().ringback_packets, 1);
+    // A key while not bridged is dropped.
+    let key = Digit {
+        to: MediaLeg::Customer,
+        event: 5,
+        duration: Duration::from_millis(40),
+    };
+    assert!(core.queue_digit(key), "the clock starts");
+    assert!(core.next_digit_packet().is_none());
+    assert!(!core.digits_pending());
+
+    core.set_mode(RelayMode::Bridged, now);
+    assert!(core.next_ringback().is_none(), "no ringback once bridged");
+    let forward = core.on_packet(MediaLeg::Agent, &mut audio(100, 8_000, 42), address(AGENT), now);
+    assert!(forward.is_some());
+    assert!(core.queue_digit(key));
+    assert!(!core.queue_digit(key), "already ticking");
+    let mut sequences = Vec::new();
+    // One call a 20 ms tick, while keys are pending (a tick between two keys sends nothing).
+    for _ in 0..20 {
+        if !core.digits_pending() {
+            break;
+        }
+        if let Some((to, remote, packet)) = core.next_digit_packet() {
+            assert_eq!((to, remote), (MediaLeg::Customer, Some(address(CUSTOMER))));
+            assert_eq!(packet[1] & 0x7F, 96, "under the customer's event type");
+            sequences.push(u16::from_be_bytes([packet[2], packet[3]]));
+        }
+    }
+    // 40 ms: 160 then 320 samples (ended) three times: four packets; the second key as many.
+    assert_eq!(sequences, (101..109).collect::<Vec<u16>>());
+    let mut next = audio(101, 8_160, 42);
+    core.on_packet(MediaLeg::Agent, &mut next, address(AGENT), now).unwrap();
+    assert_eq!(
+        u16::from_be_bytes([next[2], next[3]]),
+        109,
+        "relayed after the inserted ones"
+    );
+}
