@@ -144,10 +144,15 @@ impl Store {
 
     /// A transaction that may write. On SQLite, writers wait for each other here.
     pub async fn begin(&self) -> Result<Tx<'_>, StoreError> {
-        Ok(Tx {
-            conn: self.inner.write.begin().await?,
-            store: self,
-        })
+        let conn = match self.inner.backend {
+            // IMMEDIATE takes the write lock at BEGIN (waiting up to busy_timeout for it). A
+            // deferred transaction that read first and then writes fails at once with
+            // SQLITE_BUSY when another process (an operator's `dialbridge admin` beside the
+            // server) wrote in between, and SQLite does not wait for that case.
+            Backend::Sqlite => self.inner.write.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.inner.write.begin().await?,
+        };
+        Ok(Tx { conn, store: self })
     }
 
     /// A transaction for consistent reads; dropping it ends it.

@@ -543,3 +543,33 @@ async fn postgres_runs_the_same_migrations_and_operations() {
     exercise_configuration(&store).await;
     exercise_calls(&store).await;
 }
+
+/// Two processes on one SQLite file (the server and an operator's `dialbridge admin`): a
+/// transaction that reads and then writes while the other one writes does not fail; the second
+/// writer waits for the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_of_two_processes_on_one_sqlite_file_wait_for_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = sqlite_store(&dir).await;
+    let admin = sqlite_store(&dir).await;
+    let mut reading_first = server.begin().await.unwrap();
+    assert!(reading_first.enterprises().await.unwrap().is_empty());
+    let other_writer = tokio::spawn(async move {
+        let mut tx = admin.begin().await?;
+        tx.insert_enterprise(ent(3000002), &EnterpriseSettings::new("Other"))
+            .await?;
+        tx.commit().await
+    });
+    // Time for the other writer to commit first if nothing makes it wait.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    reading_first
+        .insert_enterprise(ent(3000001), &EnterpriseSettings::new("Acme"))
+        .await
+        .expect("a write after a read is not refused for another process's write");
+    reading_first.commit().await.unwrap();
+    other_writer
+        .await
+        .unwrap()
+        .expect("the other writer waited, then wrote");
+    assert_eq!(server.begin_read().await.unwrap().enterprises().await.unwrap().len(), 2);
+}
