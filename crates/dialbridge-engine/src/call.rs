@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dialbridge_core::call::{CallEvent, CallMachine, Effect, Leg as CallLeg, Timer};
+use dialbridge_core::call::{CallEvent, CallMachine, Effect, Leg as CallLeg};
 use dialbridge_media::sdp::Direction;
 use dialbridge_media::{sdp, Law, MediaEvent, MediaLeg, MediaSession, RelayMode};
 use dialbridge_sip::{Leg, LegEvent, LegSessionTimer, LegSpec, Renegotiation, SessionDue, SipTransport};
@@ -91,7 +91,6 @@ struct CallTask {
     agent: Option<Leg>,
     customer: Option<Leg>,
     agent_law: Law,
-    deadlines: HashMap<Timer, Instant>,
     hang_ups: JoinSet<()>,
     updates: mpsc::UnboundedSender<CallUpdate>,
     /// Events the task produced itself (an unroutable agent, a leg that could not be sent).
@@ -125,19 +124,30 @@ pub(crate) async fn run(
             agent: None,
             customer: None,
             agent_law: Law::Mu,
-            deadlines: HashMap::new(),
             hang_ups: JoinSet::new(),
             updates,
             pending: VecDeque::new(),
         };
         task.execute(effects);
         while !machine.is_finished() {
-            let event = match task.pending.pop_front() {
-                Some(event) => event,
-                None => task.wait_event(&mut media_events, &mut control).await,
+            let wake = match task.pending.pop_front() {
+                Some(event) => Wake::Event(event),
+                None => {
+                    task.wait_event(&mut media_events, &mut control, machine.next_deadline())
+                        .await
+                }
             };
-            tracing::debug!(?event, "call event");
-            let effects = machine.apply(event, now_ms());
+            let effects = match wake {
+                Wake::Event(event) => {
+                    tracing::debug!(?event, "call event");
+                    machine.apply(event, now_ms())
+                }
+                Wake::Deadline => machine.on_deadline(now_ms()),
+                Wake::LimitDuration(limit) => {
+                    machine.limit_duration(limit, now_ms());
+                    Vec::new()
+                }
+            };
             task.execute(effects);
         }
         let outcome = machine.outcome();
@@ -149,9 +159,22 @@ pub(crate) async fn run(
     .await
 }
 
-/// The entry due first, and when.
-fn earliest<K: Copy, V>(entries: &HashMap<K, V>, due: impl Fn(&V) -> Instant) -> Option<(K, Instant)> {
-    entries.iter().map(|(k, v)| (*k, due(v))).min_by_key(|(_, at)| *at)
+/// What woke the call task.
+enum Wake {
+    Event(CallEvent),
+    /// The machine's next deadline has come.
+    Deadline,
+    /// A limit on the bridged call's duration (the balance's, set at the bridge).
+    LimitDuration(Duration),
+}
+
+/// Sleeps until the machine's deadline (unix milliseconds, the clock its events carry);
+/// forever when it has none.
+async fn sleep_until_deadline(deadline: Option<i64>) {
+    match deadline {
+        Some(at) => tokio::time::sleep(Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Sleeps until `next` is due; forever when there is none.
@@ -167,9 +190,9 @@ impl CallTask {
         &mut self,
         media_events: &mut mpsc::Receiver<MediaEvent>,
         control: &mut mpsc::UnboundedReceiver<Control>,
-    ) -> CallEvent {
+        machine_deadline: Option<i64>,
+    ) -> Wake {
         loop {
-            let next_timer = earliest(&self.deadlines, |at| *at);
             let next_session = self
                 .session_timers
                 .iter()
@@ -178,12 +201,12 @@ impl CallTask {
             tokio::select! {
                 event = next_leg_event(&mut self.agent) => {
                     if let Some(e) = self.leg_event(CallLeg::Agent, event) {
-                        return e;
+                        return Wake::Event(e);
                     }
                 }
                 event = next_leg_event(&mut self.customer) => {
                     if let Some(e) = self.leg_event(CallLeg::Customer, event) {
-                        return e;
+                        return Wake::Event(e);
                     }
                 }
                 () = sleep_until_due(next_session) => {
@@ -193,7 +216,7 @@ impl CallTask {
                         Some(SessionDue::Refresh) => self.refresh(leg),
                         Some(SessionDue::Expired) => {
                             tracing::info!(?leg, "the far end did not refresh the session: it has expired");
-                            return CallEvent::SessionRefreshFailed { leg, code: 408 };
+                            return Wake::Event(CallEvent::SessionRefreshFailed { leg, code: 408 });
                         }
                         None => {}
                     }
@@ -202,31 +225,21 @@ impl CallTask {
                     Ok(()) => tracing::debug!(?leg, "session refreshed"),
                     Err(code) => {
                         tracing::info!(?leg, code, "session refresh refused");
-                        return CallEvent::SessionRefreshFailed { leg, code };
+                        return Wake::Event(CallEvent::SessionRefreshFailed { leg, code });
                     }
                 },
-                () = sleep_until_due(next_timer) => {
-                    if let Some((timer, _)) = next_timer {
-                        self.deadlines.remove(&timer);
-                        return CallEvent::TimerFired(timer);
-                    }
-                }
+                () = sleep_until_deadline(machine_deadline) => return Wake::Deadline,
                 Some(MediaEvent::Inactive(leg)) = media_events.recv() => {
                     tracing::info!(?leg, "no RTP from a leg");
                     let leg = match leg {
                         MediaLeg::Agent => CallLeg::Agent,
                         MediaLeg::Customer => CallLeg::Customer,
                     };
-                    return CallEvent::MediaTimeout { leg };
+                    return Wake::Event(CallEvent::MediaTimeout { leg });
                 }
                 command = control.recv() => match command {
-                    Some(Control::HangUp(cause)) => return CallEvent::HangUpRequested { cause },
-                    Some(Control::LimitDuration(limit)) => {
-                        // Only a running maximum-duration timer (a bridged call) is shortened.
-                        if let Some(deadline) = self.deadlines.get_mut(&Timer::MaxDuration) {
-                            *deadline = (*deadline).min(Instant::now() + limit);
-                        }
-                    }
+                    Some(Control::HangUp(cause)) => return Wake::Event(CallEvent::HangUpRequested { cause }),
+                    Some(Control::LimitDuration(limit)) => return Wake::LimitDuration(limit),
                     None => std::future::pending::<()>().await,
                 },
             }
@@ -393,12 +406,6 @@ impl CallTask {
                         // delays nothing; they are joined before the task ends.
                         self.hang_ups.spawn(async move { handle.hang_up().await });
                     }
-                }
-                Effect::StartTimer(timer, after) => {
-                    self.deadlines.insert(timer, Instant::now() + after);
-                }
-                Effect::StopTimer(timer) => {
-                    self.deadlines.remove(&timer);
                 }
                 Effect::RelayEarlyMedia => self.media.set_mode(RelayMode::EarlyMedia),
                 Effect::PlayRingback => self.media.set_mode(RelayMode::Ringback),

@@ -1,9 +1,11 @@
 //! The preview-outcall state machine: agent leg first, then the customer leg, then the bridge.
 //!
-//! Pure: [`CallMachine::apply`] takes an event (a SIP outcome of a leg, a timer, an API
-//! command, a media timeout) and returns the effects the engine must carry out. Times come in
-//! with the events, so the machine reads no clock and a call can be replayed from its events.
-//! The machine also keeps the call's record (times, SIP codes per leg) for the CDR.
+//! Pure: [`CallMachine::apply`] takes an event (a SIP outcome of a leg, an API command, a media
+//! timeout) and returns the effects the engine must carry out. The machine owns its timers'
+//! deadlines: the engine sleeps until [`CallMachine::next_deadline`] and then calls
+//! [`CallMachine::on_deadline`]. Times come in with the events, so the machine reads no clock
+//! and a call can be replayed from its events. The machine also keeps the call's record (times,
+//! SIP codes per leg) for the CDR.
 
 use std::time::Duration;
 
@@ -16,8 +18,7 @@ pub enum Leg {
     Customer,
 }
 
-/// The timers a call runs. Each is started and stopped by effects; when one fires the engine
-/// feeds [`CallEvent::TimerFired`].
+/// The timers a call runs, their deadlines kept by the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Timer {
     /// No response at all from the agent's phone: it is unreachable.
@@ -30,6 +31,47 @@ pub enum Timer {
     CustomerRing,
     /// The bridged call reached its maximum duration (balance or configured limit).
     MaxDuration,
+}
+
+impl Timer {
+    pub const ALL: [Timer; 5] = [
+        Timer::AgentNoResponse,
+        Timer::AgentRing,
+        Timer::CustomerNoResponse,
+        Timer::CustomerRing,
+        Timer::MaxDuration,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// When each running timer is due (unix milliseconds, the clock of the events).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+struct Deadlines([Option<Millis>; 5]);
+
+impl Deadlines {
+    fn start(&mut self, timer: Timer, now: Millis, after: Duration) {
+        let after = Millis::try_from(after.as_millis()).unwrap_or(Millis::MAX);
+        self.0[timer.index()] = Some(now.saturating_add(after));
+    }
+
+    fn stop(&mut self, timer: Timer) {
+        self.0[timer.index()] = None;
+    }
+
+    fn get(&self, timer: Timer) -> Option<Millis> {
+        self.0[timer.index()]
+    }
+
+    /// The running timer due first, and when.
+    fn earliest(&self) -> Option<(Timer, Millis)> {
+        Timer::ALL
+            .iter()
+            .filter_map(|t| Some((*t, self.get(*t)?)))
+            .min_by_key(|(_, at)| *at)
+    }
 }
 
 /// How long each timer runs; the engine fills it from the enterprise's settings.
@@ -60,38 +102,20 @@ pub enum CallEvent {
     /// The agent's phone cannot be reached at all (an extension with no registration).
     AgentUnroutable,
     /// A provisional response (1xx other than 100) on a leg; `early_media` when it carried SDP.
-    Provisional {
-        leg: Leg,
-        early_media: bool,
-    },
+    Provisional { leg: Leg, early_media: bool },
     /// A 2xx on a leg.
-    Answered {
-        leg: Leg,
-    },
+    Answered { leg: Leg },
     /// A final non-2xx response on a leg, or a transport failure (`code` 0 when no response).
-    Failed {
-        leg: Leg,
-        code: u16,
-    },
+    Failed { leg: Leg, code: u16 },
     /// The far end of a leg sent BYE.
-    HungUp {
-        leg: Leg,
-    },
-    TimerFired(Timer),
+    HungUp { leg: Leg },
     /// No RTP from a leg for the configured time.
-    MediaTimeout {
-        leg: Leg,
-    },
+    MediaTimeout { leg: Leg },
     /// A session refresh we sent on a leg (RFC 4028) was refused or never answered: the far
     /// end no longer holds the call.
-    SessionRefreshFailed {
-        leg: Leg,
-        code: u16,
-    },
+    SessionRefreshFailed { leg: Leg, code: u16 },
     /// Hang-up asked through the engine's API (HangUp, shutdown).
-    HangUpRequested {
-        cause: PlatformCause,
-    },
+    HangUpRequested { cause: PlatformCause },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,8 +135,6 @@ pub enum Effect {
     Cancel(Leg),
     /// BYE a leg that answered.
     Bye(Leg),
-    StartTimer(Timer, Duration),
-    StopTimer(Timer),
     /// The agent hears the carrier's early media while the customer's phone rings.
     RelayEarlyMedia,
     /// The agent hears a locally generated ringback tone.
@@ -222,12 +244,13 @@ pub struct CallMachine {
     customer: LegState,
     outcome: Option<Outcome>,
     record: CallRecord,
+    deadlines: Deadlines,
 }
 
 impl CallMachine {
     /// A new call; returns the machine and the effects that start it.
     pub fn start(timers: CallTimers, now: Millis) -> (Self, Vec<Effect>) {
-        let machine = Self {
+        let mut machine = Self {
             timers,
             customer_routes_left: 0,
             agent: LegState::Dialing,
@@ -237,13 +260,13 @@ impl CallMachine {
                 started_at: now,
                 ..CallRecord::default()
             },
+            deadlines: Deadlines::default(),
         };
-        let effects = vec![
-            Effect::InviteAgent,
-            Effect::StartTimer(Timer::AgentNoResponse, timers.agent_no_response),
-            Effect::StartTimer(Timer::AgentRing, timers.agent_ring),
-        ];
-        (machine, effects)
+        machine
+            .deadlines
+            .start(Timer::AgentNoResponse, now, timers.agent_no_response);
+        machine.deadlines.start(Timer::AgentRing, now, timers.agent_ring);
+        (machine, vec![Effect::InviteAgent])
     }
 
     /// The customer can be called through `routes` further trunks, in order, when one answers
@@ -255,7 +278,7 @@ impl CallMachine {
     }
 
     /// Tries the customer on the next route, if one is left: the effects of the new attempt.
-    fn fail_over(&mut self, fx: &mut Vec<Effect>, cancel_current: bool) -> bool {
+    fn fail_over(&mut self, fx: &mut Vec<Effect>, cancel_current: bool, now: Millis) -> bool {
         if self.customer_routes_left == 0 {
             return false;
         }
@@ -266,17 +289,13 @@ impl CallMachine {
         if self.customer == LegState::Ringing {
             // The agent may have heard this route's early media: back to our own ringback.
             fx.push(Effect::PlayRingback);
-        } else {
-            fx.push(Effect::StopTimer(Timer::CustomerNoResponse));
         }
         self.customer = LegState::Dialing;
         // The record describes the route that carries the call (or failed last).
         self.record.customer_ringing_at = None;
         fx.push(Effect::InviteCustomer);
-        fx.push(Effect::StartTimer(
-            Timer::CustomerNoResponse,
-            self.timers.customer_no_response,
-        ));
+        self.deadlines
+            .start(Timer::CustomerNoResponse, now, self.timers.customer_no_response);
         true
     }
 
@@ -290,6 +309,41 @@ impl CallMachine {
 
     pub fn is_finished(&self) -> bool {
         self.outcome.is_some()
+    }
+
+    /// When the next running timer is due (`None` when none runs: always once finished).
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.deadlines.earliest().map(|(_, at)| at)
+    }
+
+    /// When `timer` is due, if it runs.
+    pub fn deadline(&self, timer: Timer) -> Option<Millis> {
+        self.deadlines.get(timer)
+    }
+
+    /// Fires every timer due at `now`, earliest first: the effects of what they end.
+    pub fn on_deadline(&mut self, now: Millis) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        while let Some((timer, at)) = self.deadlines.earliest() {
+            if at > now {
+                break;
+            }
+            self.deadlines.stop(timer);
+            self.fire(timer, now, &mut fx);
+        }
+        fx
+    }
+
+    /// A limit set once the call runs (what the balance pays for, at the bridge): the maximum
+    /// duration's deadline is brought forward to `now + limit`, never put back.
+    pub fn limit_duration(&mut self, limit: Duration, now: Millis) {
+        if let Some(due) = self.deadlines.get(Timer::MaxDuration) {
+            let mut limited = Deadlines::default();
+            limited.start(Timer::MaxDuration, now, limit);
+            if let Some(sooner) = limited.get(Timer::MaxDuration).filter(|at| *at < due) {
+                self.deadlines.0[Timer::MaxDuration.index()] = Some(sooner);
+            }
+        }
     }
 
     pub fn phase(&self) -> Phase {
@@ -323,7 +377,7 @@ impl CallMachine {
                 if self.agent == LegState::Dialing {
                     self.agent = LegState::Ringing;
                     self.record.agent_ringing_at = Some(now);
-                    fx.push(Effect::StopTimer(Timer::AgentNoResponse));
+                    self.deadlines.stop(Timer::AgentNoResponse);
                     fx.push(Effect::Emit(Progress::AgentRinging));
                 }
             }
@@ -335,7 +389,7 @@ impl CallMachine {
                     if self.customer == LegState::Dialing {
                         self.customer = LegState::Ringing;
                         self.record.customer_ringing_at = Some(now);
-                        fx.push(Effect::StopTimer(Timer::CustomerNoResponse));
+                        self.deadlines.stop(Timer::CustomerNoResponse);
                         fx.push(Effect::Emit(Progress::CustomerRinging));
                         fx.push(if early_media {
                             Effect::RelayEarlyMedia
@@ -350,39 +404,36 @@ impl CallMachine {
             }
             CallEvent::Answered { leg: Leg::Agent } => match self.agent {
                 LegState::Dialing | LegState::Ringing => {
-                    if self.agent == LegState::Dialing {
-                        fx.push(Effect::StopTimer(Timer::AgentNoResponse));
-                    }
+                    self.deadlines.stop(Timer::AgentNoResponse);
                     self.agent = LegState::Answered;
                     self.record.agent_answered_at = Some(now);
                     self.record.agent_final_code = Some(200);
                     self.customer = LegState::Dialing;
                     self.record.customer_invited_at = Some(now);
-                    fx.push(Effect::StopTimer(Timer::AgentRing));
+                    self.deadlines.stop(Timer::AgentRing);
                     fx.push(Effect::Emit(Progress::AgentAnswered));
                     fx.push(Effect::InviteCustomer);
-                    fx.push(Effect::StartTimer(
-                        Timer::CustomerNoResponse,
-                        self.timers.customer_no_response,
-                    ));
-                    fx.push(Effect::StartTimer(Timer::CustomerRing, self.timers.customer_ring));
+                    self.deadlines
+                        .start(Timer::CustomerNoResponse, now, self.timers.customer_no_response);
+                    self.deadlines
+                        .start(Timer::CustomerRing, now, self.timers.customer_ring);
                 }
                 _ => {}
             },
             CallEvent::Answered { leg: Leg::Customer } => {
                 if matches!(self.customer, LegState::Dialing | LegState::Ringing) {
                     if self.customer == LegState::Dialing {
-                        fx.push(Effect::StopTimer(Timer::CustomerNoResponse));
+                        self.deadlines.stop(Timer::CustomerNoResponse);
                         self.record.customer_ringing_at.get_or_insert(now);
                     }
                     self.customer = LegState::Answered;
                     self.record.bridged_at = Some(now);
                     self.record.customer_final_code = Some(200);
-                    fx.push(Effect::StopTimer(Timer::CustomerRing));
+                    self.deadlines.stop(Timer::CustomerRing);
                     fx.push(Effect::Bridge);
                     fx.push(Effect::Emit(Progress::CustomerAnswered));
                     if let Some(limit) = self.timers.max_duration {
-                        fx.push(Effect::StartTimer(Timer::MaxDuration, limit));
+                        self.deadlines.start(Timer::MaxDuration, now, limit);
                     }
                 }
             }
@@ -404,7 +455,7 @@ impl CallMachine {
                 code,
             } => {
                 if matches!(self.customer, LegState::Dialing | LegState::Ringing) {
-                    if matches!(code, 0 | 408 | 503) && self.fail_over(&mut fx, false) {
+                    if matches!(code, 0 | 408 | 503) && self.fail_over(&mut fx, false, now) {
                         return fx;
                     }
                     self.customer = LegState::Gone;
@@ -431,34 +482,6 @@ impl CallMachine {
                         None
                     };
                     self.finish(&mut fx, now, reason, side, code);
-                }
-            }
-            CallEvent::TimerFired(timer) => {
-                // No answer at all from this route: the next one, if any.
-                if timer == Timer::CustomerNoResponse
-                    && self.customer == LegState::Dialing
-                    && self.fail_over(&mut fx, true)
-                {
-                    return fx;
-                }
-                let reason = match timer {
-                    Timer::AgentNoResponse if self.agent == LegState::Dialing => Some(EndReason::AgentUnreachable),
-                    Timer::AgentRing if matches!(self.agent, LegState::Dialing | LegState::Ringing) => {
-                        Some(EndReason::AgentNoAnswer)
-                    }
-                    Timer::CustomerNoResponse if self.customer == LegState::Dialing => {
-                        Some(EndReason::CustomerUnreachable)
-                    }
-                    Timer::CustomerRing if matches!(self.customer, LegState::Dialing | LegState::Ringing) => {
-                        Some(EndReason::CustomerNoAnswer)
-                    }
-                    Timer::MaxDuration if self.customer == LegState::Answered && self.timers.max_duration.is_some() => {
-                        Some(EndReason::MaxDuration)
-                    }
-                    _ => None,
-                };
-                if let Some(reason) = reason {
-                    self.finish(&mut fx, now, reason, Side::Platform, None);
                 }
             }
             CallEvent::MediaTimeout { .. } => {
@@ -497,6 +520,29 @@ impl CallMachine {
         fx
     }
 
+    /// `timer` is due: what it ends (nothing when what it watched has happened since).
+    fn fire(&mut self, timer: Timer, now: Millis, fx: &mut Vec<Effect>) {
+        // No answer at all from this route: the next one, if any.
+        if timer == Timer::CustomerNoResponse && self.customer == LegState::Dialing && self.fail_over(fx, true, now) {
+            return;
+        }
+        let reason = match timer {
+            Timer::AgentNoResponse if self.agent == LegState::Dialing => Some(EndReason::AgentUnreachable),
+            Timer::AgentRing if matches!(self.agent, LegState::Dialing | LegState::Ringing) => {
+                Some(EndReason::AgentNoAnswer)
+            }
+            Timer::CustomerNoResponse if self.customer == LegState::Dialing => Some(EndReason::CustomerUnreachable),
+            Timer::CustomerRing if matches!(self.customer, LegState::Dialing | LegState::Ringing) => {
+                Some(EndReason::CustomerNoAnswer)
+            }
+            Timer::MaxDuration if self.customer == LegState::Answered => Some(EndReason::MaxDuration),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            self.finish(fx, now, reason, Side::Platform, None);
+        }
+    }
+
     fn leg(&self, leg: Leg) -> LegState {
         match leg {
             Leg::Agent => self.agent,
@@ -512,7 +558,7 @@ impl CallMachine {
     }
 
     /// Ends the call: releases every leg still up (CANCEL before an answer, BYE after), stops
-    /// every timer that may run, and reports the outcome.
+    /// every timer, and reports the outcome.
     fn finish(&mut self, fx: &mut Vec<Effect>, now: Millis, reason: EndReason, side: Side, sip_code: Option<u16>) {
         let phase = self.phase();
         for leg in [Leg::Customer, Leg::Agent] {
@@ -525,17 +571,7 @@ impl CallMachine {
                 self.set_leg(leg, LegState::Gone);
             }
         }
-        for timer in [
-            Timer::AgentNoResponse,
-            Timer::AgentRing,
-            Timer::CustomerNoResponse,
-            Timer::CustomerRing,
-            Timer::MaxDuration,
-        ] {
-            if self.timer_may_run(timer, phase) {
-                fx.push(Effect::StopTimer(timer));
-            }
-        }
+        self.deadlines = Deadlines::default();
         self.record.ended_at = Some(now);
         let outcome = Outcome {
             reason,
@@ -545,16 +581,6 @@ impl CallMachine {
         };
         self.outcome = Some(outcome);
         fx.push(Effect::Finished(outcome));
-    }
-
-    fn timer_may_run(&self, timer: Timer, phase: Phase) -> bool {
-        match timer {
-            Timer::AgentNoResponse => phase == Phase::AgentLeg && self.record.agent_ringing_at.is_none(),
-            Timer::AgentRing => phase == Phase::AgentLeg,
-            Timer::CustomerNoResponse => phase == Phase::CustomerLeg && self.record.customer_ringing_at.is_none(),
-            Timer::CustomerRing => phase == Phase::CustomerLeg,
-            Timer::MaxDuration => phase == Phase::Bridged && self.timers.max_duration.is_some(),
-        }
     }
 }
 

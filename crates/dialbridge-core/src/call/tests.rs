@@ -20,15 +20,24 @@ const TIMERS: CallTimers = CallTimers {
 
 fn start() -> CallMachine {
     let (machine, fx) = CallMachine::start(TIMERS, 1_000);
-    assert_eq!(
-        fx,
-        vec![
-            InviteAgent,
-            StartTimer(Timer::AgentNoResponse, Duration::from_secs(4)),
-            StartTimer(Timer::AgentRing, Duration::from_secs(30)),
-        ]
-    );
+    assert_eq!(fx, vec![InviteAgent]);
+    assert_eq!(machine.deadline(Timer::AgentNoResponse), Some(5_000));
+    assert_eq!(machine.deadline(Timer::AgentRing), Some(31_000));
     machine
+}
+
+/// `timer` is the machine's next deadline, due at `at`: nothing happens a moment before, and
+/// its effects at `at`.
+fn fire(m: &mut CallMachine, timer: Timer, at: Millis) -> Vec<Effect> {
+    assert_eq!(m.deadline(timer), Some(at), "{timer:?} due at {at}: {m:?}");
+    assert_eq!(m.next_deadline(), Some(at), "{timer:?} is due first: {m:?}");
+    assert!(m.on_deadline(at - 1).is_empty(), "nothing before its deadline");
+    let fx = m.on_deadline(at);
+    assert!(
+        m.deadline(timer).is_none_or(|again| again > at),
+        "{timer:?} fired, and runs again only for a new attempt"
+    );
+    fx
 }
 
 fn outcome(reason: EndReason, side: Side, phase: Phase, sip_code: Option<u16>) -> Effect {
@@ -60,17 +69,11 @@ fn agent_answered() -> CallMachine {
                     leg: Leg::Agent,
                     early_media: false,
                 },
-                vec![StopTimer(Timer::AgentNoResponse), Emit(Progress::AgentRinging)],
+                vec![Emit(Progress::AgentRinging)],
             ),
             (
                 Answered { leg: Leg::Agent },
-                vec![
-                    StopTimer(Timer::AgentRing),
-                    Emit(Progress::AgentAnswered),
-                    InviteCustomer,
-                    StartTimer(Timer::CustomerNoResponse, Duration::from_secs(8)),
-                    StartTimer(Timer::CustomerRing, Duration::from_secs(60)),
-                ],
+                vec![Emit(Progress::AgentAnswered), InviteCustomer],
             ),
         ],
     );
@@ -86,11 +89,7 @@ fn customer_ringing() -> CallMachine {
                 leg: Leg::Customer,
                 early_media: false,
             },
-            vec![
-                StopTimer(Timer::CustomerNoResponse),
-                Emit(Progress::CustomerRinging),
-                PlayRingback,
-            ],
+            vec![Emit(Progress::CustomerRinging), PlayRingback],
         )],
     );
     m
@@ -102,7 +101,7 @@ fn bridged() -> CallMachine {
         &mut m,
         vec![(
             Answered { leg: Leg::Customer },
-            vec![StopTimer(Timer::CustomerRing), Bridge, Emit(Progress::CustomerAnswered)],
+            vec![Bridge, Emit(Progress::CustomerAnswered)],
         )],
     );
     m
@@ -171,14 +170,11 @@ fn agent_endings_never_call_the_customer() {
                         leg: Leg::Agent,
                         early_media: false,
                     },
-                    vec![StopTimer(Timer::AgentNoResponse), Emit(Progress::AgentRinging)],
+                    vec![Emit(Progress::AgentRinging)],
                 ),
                 (
                     Failed { leg: Leg::Agent, code },
-                    vec![
-                        StopTimer(Timer::AgentRing),
-                        outcome(reason, Side::Agent, Phase::AgentLeg, Some(code)),
-                    ],
+                    vec![outcome(reason, Side::Agent, Phase::AgentLeg, Some(code))],
                 ),
             ],
         );
@@ -196,11 +192,7 @@ fn agent_busy_without_any_provisional() {
                 leg: Leg::Agent,
                 code: 486,
             },
-            vec![
-                StopTimer(Timer::AgentNoResponse),
-                StopTimer(Timer::AgentRing),
-                outcome(EndReason::AgentBusy, Side::Agent, Phase::AgentLeg, Some(486)),
-            ],
+            vec![outcome(EndReason::AgentBusy, Side::Agent, Phase::AgentLeg, Some(486))],
         )],
     );
 }
@@ -210,49 +202,47 @@ fn agent_no_answer_is_cancelled_at_the_ring_timeout() {
     let mut m = start();
     transcript(
         &mut m,
+        vec![(
+            Provisional {
+                leg: Leg::Agent,
+                early_media: false,
+            },
+            vec![Emit(Progress::AgentRinging)],
+        )],
+    );
+    assert_eq!(m.deadline(Timer::AgentNoResponse), None, "it answered");
+    assert_eq!(
+        fire(&mut m, Timer::AgentRing, 31_000),
         vec![
-            (
-                Provisional {
-                    leg: Leg::Agent,
-                    early_media: false,
-                },
-                vec![StopTimer(Timer::AgentNoResponse), Emit(Progress::AgentRinging)],
-            ),
-            (
-                TimerFired(Timer::AgentRing),
-                vec![
-                    Cancel(Leg::Agent),
-                    StopTimer(Timer::AgentRing),
-                    outcome(EndReason::AgentNoAnswer, Side::Platform, Phase::AgentLeg, None),
-                ],
-            ),
-            // The phone's 487 to our CANCEL changes nothing.
-            (
-                Failed {
-                    leg: Leg::Agent,
-                    code: 487,
-                },
-                vec![],
-            ),
-        ],
+            Cancel(Leg::Agent),
+            outcome(EndReason::AgentNoAnswer, Side::Platform, Phase::AgentLeg, None),
+        ]
+    );
+    assert_eq!(m.next_deadline(), None);
+    // The phone's 487 to our CANCEL changes nothing.
+    assert_eq!(
+        m.apply(
+            Failed {
+                leg: Leg::Agent,
+                code: 487
+            },
+            31_001
+        ),
+        vec![]
     );
 }
 
 #[test]
 fn a_phone_that_never_answers_at_all_is_unreachable() {
     let mut m = start();
-    transcript(
-        &mut m,
-        vec![(
-            TimerFired(Timer::AgentNoResponse),
-            vec![
-                Cancel(Leg::Agent),
-                StopTimer(Timer::AgentNoResponse),
-                StopTimer(Timer::AgentRing),
-                outcome(EndReason::AgentUnreachable, Side::Platform, Phase::AgentLeg, None),
-            ],
-        )],
+    assert_eq!(
+        fire(&mut m, Timer::AgentNoResponse, 5_000),
+        vec![
+            Cancel(Leg::Agent),
+            outcome(EndReason::AgentUnreachable, Side::Platform, Phase::AgentLeg, None),
+        ]
     );
+    assert_eq!(m.next_deadline(), None, "the ring timer went with the call");
 }
 
 #[test]
@@ -262,11 +252,12 @@ fn an_unregistered_agent_is_never_invited_further() {
         &mut m,
         vec![(
             AgentUnroutable,
-            vec![
-                StopTimer(Timer::AgentNoResponse),
-                StopTimer(Timer::AgentRing),
-                outcome(EndReason::AgentNotRegistered, Side::Platform, Phase::AgentLeg, None),
-            ],
+            vec![outcome(
+                EndReason::AgentNotRegistered,
+                Side::Platform,
+                Phase::AgentLeg,
+                None,
+            )],
         )],
     );
 }
@@ -291,7 +282,6 @@ fn customer_failures_hang_up_the_agent() {
                 },
                 vec![
                     Bye(Leg::Agent),
-                    StopTimer(Timer::CustomerRing),
                     outcome(reason, Side::Customer, Phase::CustomerLeg, Some(code)),
                 ],
             )],
@@ -303,36 +293,30 @@ fn customer_failures_hang_up_the_agent() {
 #[test]
 fn customer_no_answer_cancels_the_customer_and_hangs_up_the_agent() {
     let mut m = customer_ringing();
-    transcript(
-        &mut m,
-        vec![(
-            TimerFired(Timer::CustomerRing),
-            vec![
-                Cancel(Leg::Customer),
-                Bye(Leg::Agent),
-                StopTimer(Timer::CustomerRing),
-                outcome(EndReason::CustomerNoAnswer, Side::Platform, Phase::CustomerLeg, None),
-            ],
-        )],
+    // The agent answered at 3000: 60 s of ringing.
+    assert_eq!(
+        fire(&mut m, Timer::CustomerRing, 63_000),
+        vec![
+            Cancel(Leg::Customer),
+            Bye(Leg::Agent),
+            outcome(EndReason::CustomerNoAnswer, Side::Platform, Phase::CustomerLeg, None),
+        ]
     );
 }
 
 #[test]
 fn a_silent_carrier_is_unreachable() {
     let mut m = agent_answered();
-    transcript(
-        &mut m,
-        vec![(
-            TimerFired(Timer::CustomerNoResponse),
-            vec![
-                Cancel(Leg::Customer),
-                Bye(Leg::Agent),
-                StopTimer(Timer::CustomerNoResponse),
-                StopTimer(Timer::CustomerRing),
-                outcome(EndReason::CustomerUnreachable, Side::Platform, Phase::CustomerLeg, None),
-            ],
-        )],
+    assert_eq!(m.deadline(Timer::CustomerRing), Some(63_000));
+    assert_eq!(
+        fire(&mut m, Timer::CustomerNoResponse, 11_000),
+        vec![
+            Cancel(Leg::Customer),
+            Bye(Leg::Agent),
+            outcome(EndReason::CustomerUnreachable, Side::Platform, Phase::CustomerLeg, None),
+        ]
     );
+    assert_eq!(m.next_deadline(), None);
 }
 
 #[test]
@@ -344,7 +328,6 @@ fn agent_hangs_up_while_the_customer_rings() {
             HungUp { leg: Leg::Agent },
             vec![
                 Cancel(Leg::Customer),
-                StopTimer(Timer::CustomerRing),
                 outcome(EndReason::AgentHungUp, Side::Agent, Phase::CustomerLeg, None),
             ],
         )],
@@ -373,7 +356,7 @@ fn cancel_crossing_a_200_is_answered_with_bye() {
 #[test]
 fn agent_200_after_our_cancel_is_answered_with_bye() {
     let mut m = start();
-    m.apply(TimerFired(Timer::AgentRing), 5_000);
+    assert_eq!(m.on_deadline(5_000)[0], Cancel(Leg::Agent));
     assert_eq!(m.apply(Answered { leg: Leg::Agent }, 5_001), vec![Bye(Leg::Agent)]);
 }
 
@@ -407,8 +390,6 @@ fn hang_up_requested_in_every_phase() {
         m.apply(request.clone(), 5_000),
         vec![
             Cancel(Leg::Agent),
-            StopTimer(Timer::AgentNoResponse),
-            StopTimer(Timer::AgentRing),
             outcome(EndReason::HangUpRequested, Side::Platform, Phase::AgentLeg, None),
         ]
     );
@@ -418,8 +399,6 @@ fn hang_up_requested_in_every_phase() {
         vec![
             Cancel(Leg::Customer),
             Bye(Leg::Agent),
-            StopTimer(Timer::CustomerNoResponse),
-            StopTimer(Timer::CustomerRing),
             outcome(EndReason::HangUpRequested, Side::Platform, Phase::CustomerLeg, None),
         ]
     );
@@ -456,11 +435,7 @@ fn customer_invited(fallbacks: u32) -> CallMachine {
 
 #[test]
 fn a_route_that_fails_or_never_answers_gives_way_to_the_next() {
-    let retry = vec![
-        StopTimer(Timer::CustomerNoResponse),
-        InviteCustomer,
-        StartTimer(Timer::CustomerNoResponse, TIMERS.customer_no_response),
-    ];
+    let retry = vec![InviteCustomer];
     // 503, then no response at all, then the third route answers.
     let mut m = customer_invited(2);
     assert_eq!(
@@ -473,10 +448,17 @@ fn a_route_that_fails_or_never_answers_gives_way_to_the_next() {
         ),
         retry
     );
+    // The next route has its own time to answer, from its INVITE at 2.
     let mut cancel_then_retry = vec![Cancel(Leg::Customer)];
     cancel_then_retry.extend(retry.clone());
-    assert_eq!(m.apply(TimerFired(Timer::CustomerNoResponse), 3), cancel_then_retry);
-    let fx = m.apply(Answered { leg: Leg::Customer }, 4);
+    assert_eq!(fire(&mut m, Timer::CustomerNoResponse, 8_002), cancel_then_retry);
+    assert_eq!(m.deadline(Timer::CustomerNoResponse), Some(16_002));
+    assert_eq!(
+        m.deadline(Timer::CustomerRing),
+        Some(60_001),
+        "one ring timeout for all routes"
+    );
+    let fx = m.apply(Answered { leg: Leg::Customer }, 8_003);
     assert!(fx.contains(&Bridge), "{fx:?}");
     assert_eq!(m.phase(), Phase::Bridged);
 
@@ -497,11 +479,7 @@ fn a_route_that_fails_or_never_answers_gives_way_to_the_next() {
             },
             3
         ),
-        vec![
-            PlayRingback,
-            InviteCustomer,
-            StartTimer(Timer::CustomerNoResponse, TIMERS.customer_no_response)
-        ]
+        vec![PlayRingback, InviteCustomer,]
     );
 
     // No route left: the last failure ends the call as before.
@@ -561,7 +539,7 @@ fn the_customers_own_answers_never_fail_over() {
         },
         2,
     );
-    let fx = m.apply(TimerFired(Timer::CustomerRing), 3);
+    let fx = fire(&mut m, Timer::CustomerRing, 60_001);
     assert_eq!(
         fx.last(),
         Some(&outcome(
@@ -646,17 +624,18 @@ fn rtp_inactivity_and_maximum_duration_end_a_bridged_call() {
     };
     let (mut m, _) = CallMachine::start(timers, 0);
     m.apply(Answered { leg: Leg::Agent }, 1);
-    let fx = m.apply(Answered { leg: Leg::Customer }, 2);
+    m.apply(Answered { leg: Leg::Customer }, 2);
+    assert_eq!(m.next_deadline(), Some(120_002), "only the maximum duration runs");
+    // A limit set at the bridge (what the balance pays for) brings it forward, never back.
+    m.limit_duration(Duration::from_secs(200), 10);
+    assert_eq!(m.deadline(Timer::MaxDuration), Some(120_002));
+    m.limit_duration(Duration::from_secs(60), 10);
+    assert_eq!(m.deadline(Timer::MaxDuration), Some(60_010));
     assert_eq!(
-        fx.last(),
-        Some(&StartTimer(Timer::MaxDuration, Duration::from_secs(120)))
-    );
-    assert_eq!(
-        m.apply(TimerFired(Timer::MaxDuration), 120_002),
+        fire(&mut m, Timer::MaxDuration, 60_010),
         vec![
             Bye(Leg::Customer),
             Bye(Leg::Agent),
-            StopTimer(Timer::MaxDuration),
             outcome(EndReason::MaxDuration, Side::Platform, Phase::Bridged, None),
         ]
     );
@@ -673,11 +652,7 @@ fn early_media_reaches_the_agent() {
             },
             5_000
         ),
-        vec![
-            StopTimer(Timer::CustomerNoResponse),
-            Emit(Progress::CustomerRinging),
-            RelayEarlyMedia
-        ]
+        vec![Emit(Progress::CustomerRinging), RelayEarlyMedia]
     );
     // 180 first (ringback), then 183 with SDP: switch to the carrier's media, no second event.
     let mut m = customer_ringing();
@@ -706,29 +681,22 @@ fn early_media_reaches_the_agent() {
 #[test]
 fn answers_without_provisional_responses() {
     let (mut m, _) = CallMachine::start(TIMERS, 0);
-    let fx = m.apply(Answered { leg: Leg::Agent }, 1);
-    assert_eq!(fx[0], StopTimer(Timer::AgentNoResponse));
-    let fx = m.apply(Answered { leg: Leg::Customer }, 2);
+    m.apply(Answered { leg: Leg::Agent }, 1);
     assert_eq!(
-        fx,
-        vec![
-            StopTimer(Timer::CustomerNoResponse),
-            StopTimer(Timer::CustomerRing),
-            Bridge,
-            Emit(Progress::CustomerAnswered)
-        ]
+        (m.deadline(Timer::AgentNoResponse), m.deadline(Timer::AgentRing)),
+        (None, None)
     );
+    let fx = m.apply(Answered { leg: Leg::Customer }, 2);
+    assert_eq!(fx, vec![Bridge, Emit(Progress::CustomerAnswered)]);
     assert_eq!(m.record().customer_ringing_at, Some(2));
 }
 
 #[test]
 fn stale_timers_and_events_out_of_place_do_nothing() {
     let mut m = bridged();
+    assert_eq!(m.next_deadline(), None, "no timer outlives its phase");
+    assert!(m.on_deadline(1_000_000).is_empty());
     for event in [
-        TimerFired(Timer::AgentRing),
-        TimerFired(Timer::AgentNoResponse),
-        TimerFired(Timer::CustomerRing),
-        TimerFired(Timer::MaxDuration),
         Provisional {
             leg: Leg::Agent,
             early_media: false,
@@ -786,44 +754,39 @@ fn all_events() -> Vec<CallEvent> {
             SessionRefreshFailed { leg, code: 481 },
         ]);
     }
-    for timer in [
-        Timer::AgentNoResponse,
-        Timer::AgentRing,
-        Timer::CustomerNoResponse,
-        Timer::CustomerRing,
-        Timer::MaxDuration,
-    ] {
-        events.push(TimerFired(timer));
-    }
     events
 }
 
-/// Explores every state reachable from the start by any order of events and checks, on every
-/// transition: `Finished` at most once and only with the call ending; no invitation or bridge
-/// after the end; the customer is invited only once the agent answered; a bridge needs both
-/// legs answered; when the call ends no leg is left up and every started timer is stopped.
+/// Explores every state reachable from the start by any order of events and of deadlines
+/// passing, keyed on the whole state (the machine with its running deadlines, and the time
+/// reached), and checks on every transition: `Finished` at most once, last, and only with the
+/// call ending; no invitation or bridge after the end; the customer is invited only once the
+/// agent answered; a bridge needs both legs answered; no deadline lies in the past; when the
+/// call ends no leg is left up and no timer runs.
 #[test]
 fn invariants_hold_in_every_reachable_state() {
     let timers = CallTimers {
         max_duration: Some(Duration::from_secs(60)),
         ..TIMERS
     };
-    let (first, start_fx) = CallMachine::start(timers, 0);
+    let (first, _) = CallMachine::start(timers, 0);
     // With two further routes for the customer, every failover path is explored too.
     let first = first.with_customer_fallbacks(2);
-    let running: HashSet<Timer> = start_fx
-        .iter()
-        .filter_map(|e| if let StartTimer(t, _) = e { Some(*t) } else { None })
-        .collect();
-    let mut queue = VecDeque::from([(first.clone(), running)]);
-    let mut seen = HashSet::new();
-    seen.insert(first);
+    let mut queue = VecDeque::from([(first.clone(), 0)]);
+    let mut seen = HashSet::from([(first, 0)]);
     let events = all_events();
-    while let Some((machine, running)) = queue.pop_front() {
-        for event in &events {
+    while let Some((machine, now)) = queue.pop_front() {
+        // Each event at the time reached, and the next deadline passing.
+        let steps = events
+            .iter()
+            .map(|e| (Some(e.clone()), now))
+            .chain(machine.next_deadline().map(|at| (None, at)));
+        for (event, at) in steps {
             let mut next = machine.clone();
-            let fx = next.apply(event.clone(), 0);
-            let mut timers_running = running.clone();
+            let fx = match &event {
+                Some(event) => next.apply(event.clone(), at),
+                None => next.on_deadline(at),
+            };
             let finished = fx.iter().filter(|e| matches!(e, Finished(_))).count();
             if machine.is_finished() {
                 assert_eq!(finished, 0, "{machine:?} + {event:?} finished twice");
@@ -837,26 +800,25 @@ fn invariants_hold_in_every_reachable_state() {
             assert_eq!(finished == 1, next.is_finished());
             for effect in &fx {
                 match effect {
-                    StartTimer(t, _) => {
-                        timers_running.insert(*t);
-                    }
-                    StopTimer(t) => {
-                        timers_running.remove(t);
-                    }
                     InviteCustomer => assert_eq!(next.agent, LegState::Answered, "{machine:?} + {event:?}"),
                     Bridge => assert!(next.agent == LegState::Answered && next.customer == LegState::Answered),
                     InviteAgent => panic!("the agent is invited only at the start"),
                     _ => {}
                 }
             }
+            assert!(
+                next.next_deadline().is_none_or(|due| due > at),
+                "{machine:?} + {event:?} at {at}: a deadline in the past"
+            );
             if let Some(Finished(_)) = fx.last() {
                 assert!(
                     matches!(next.agent, LegState::Gone) && matches!(next.customer, LegState::Gone | LegState::Idle),
                     "a leg outlives the call: {next:?}"
                 );
-                assert!(
-                    timers_running.is_empty(),
-                    "{machine:?} + {event:?} leaves timers {timers_running:?}"
+                assert_eq!(
+                    next.next_deadline(),
+                    None,
+                    "{machine:?} + {event:?} leaves a timer running"
                 );
             }
             assert!(
@@ -865,8 +827,8 @@ fn invariants_hold_in_every_reachable_state() {
                     .any(|e| matches!(e, Finished(_))),
                 "Finished is last"
             );
-            if seen.insert(next.clone()) {
-                queue.push_back((next, timers_running));
+            if seen.insert((next.clone(), at)) {
+                queue.push_back((next, at));
             }
         }
     }
