@@ -5,13 +5,14 @@
 //! [`crate::Engine::watch_trunks`] whenever the configuration is read again.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use dialbridge_core::trunk_watch::{CarrierReply, Health, Keepalive, RegisterOutcome, TrunkRegistration};
 use dialbridge_sip::{CarrierTarget, RegisterAnswer, SipStack};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How long a keepalive OPTIONS waits for its answer (over UDP, four transmissions).
 pub const PROBE_WAIT: Duration = Duration::from_secs(4);
@@ -64,27 +65,40 @@ impl TrunkStatus {
     }
 }
 
-/// What a trunk's tasks are told: `None` keep going; `Some(withdraw)` stop, the registration
-/// un-registering first when `withdraw`.
-type Stop = Option<bool>;
+/// How a watched trunk's tasks are stopped: cancelled, the registration un-registering first
+/// when `withdraw` is set.
+#[derive(Clone)]
+struct Stop {
+    cancel: CancellationToken,
+    withdraw: Arc<AtomicBool>,
+}
+
+impl Stop {
+    fn child_of(parent: &CancellationToken) -> Self {
+        Self {
+            cancel: parent.child_token(),
+            withdraw: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    fn withdraws(&self) -> bool {
+        self.withdraw.load(Ordering::SeqCst)
+    }
+}
 
 struct Watched {
     watch: TrunkWatch,
-    tasks: Vec<JoinHandle<()>>,
-    stop: watch::Sender<Stop>,
+    stop: Stop,
 }
 
 impl Watched {
     /// Stops the tasks; a trunk that is only reconfigured keeps its registration (the new
     /// task registers the same binding again, and a late un-REGISTER would remove it).
     fn stop(&self, withdraw: bool) {
-        self.stop.send_if_modified(|stop| {
-            let first = stop.is_none();
-            if first {
-                *stop = Some(withdraw);
-            }
-            first
-        });
+        if !self.stop.cancel.is_cancelled() {
+            self.stop.withdraw.store(withdraw, Ordering::SeqCst);
+            self.stop.cancel.cancel();
+        }
     }
 }
 
@@ -100,6 +114,9 @@ type Statuses = Arc<Mutex<HashMap<String, TrunkStatus>>>;
 pub(crate) struct TrunkWatcher {
     watched: Mutex<HashMap<String, Watched>>,
     statuses: Statuses,
+    /// Parent of every trunk's [`Stop`].
+    cancel: CancellationToken,
+    tasks: TaskTracker,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -125,32 +142,31 @@ impl TrunkWatcher {
                 continue;
             }
             let mut status = TrunkStatus::default();
-            let mut tasks = Vec::new();
-            let (stop, stopped) = watch::channel(None);
+            let stop = Stop::child_of(&self.cancel);
             if let Some(interval) = watch.keepalive {
                 status.health = Some(Health::Unknown);
-                tasks.push(tokio::spawn(keep_alive(
+                self.tasks.spawn(keep_alive(
                     sip.clone(),
                     self.statuses.clone(),
                     name.clone(),
                     watch.target.clone(),
                     interval,
-                    stopped.clone(),
-                )));
+                    stop.clone(),
+                ));
             }
             if let Some(account) = watch.registration.clone() {
                 status.registered = Some(false);
-                tasks.push(tokio::spawn(keep_registered(
+                self.tasks.spawn(keep_registered(
                     sip.clone(),
                     self.statuses.clone(),
                     name.clone(),
                     watch.target.clone(),
                     account,
-                    stopped,
-                )));
+                    stop.clone(),
+                ));
             }
             lock(&self.statuses).insert(name.clone(), status);
-            watched.insert(name, Watched { watch, tasks, stop });
+            watched.insert(name, Watched { watch, stop });
         }
     }
 
@@ -167,18 +183,12 @@ impl TrunkWatcher {
     /// Stops watching every trunk, waiting (a few seconds at most) for the registrations to
     /// be withdrawn from their carriers.
     pub(crate) async fn stop(&self) {
-        let watched: Vec<Watched> = lock(&self.watched).drain().map(|(_, w)| w).collect();
-        let mut tasks = Vec::new();
-        for mut w in watched {
-            w.stop(true);
-            tasks.append(&mut w.tasks);
-        }
-        let deadline = tokio::time::Instant::now() + UNREGISTER_WAIT + Duration::from_secs(1);
-        for task in tasks {
-            let abort = task.abort_handle();
-            if tokio::time::timeout_at(deadline, task).await.is_err() {
-                abort.abort();
-            }
+        lock(&self.watched).drain().for_each(|(_, w)| w.stop(true));
+        self.cancel.cancel();
+        self.tasks.close();
+        let wait = UNREGISTER_WAIT + Duration::from_secs(1);
+        if tokio::time::timeout(wait, self.tasks.wait()).await.is_err() {
+            tracing::warn!(tasks = self.tasks.len(), "trunk tasks still running at shutdown");
         }
     }
 }
@@ -195,13 +205,13 @@ async fn keep_alive(
     name: String,
     target: CarrierTarget,
     interval: Duration,
-    mut stopped: watch::Receiver<Stop>,
+    stop: Stop,
 ) {
     let mut keepalive = Keepalive::new();
     loop {
         let probe = tokio::select! {
             probe = sip.options(&target, PROBE_WAIT) => probe,
-            _ = stopped.changed() => return,
+            () = stop.cancel.cancelled() => return,
         };
         let reply = match probe {
             Ok(Some(code)) => CarrierReply::Answered(code),
@@ -223,7 +233,7 @@ async fn keep_alive(
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
-            _ = stopped.changed() => return,
+            () = stop.cancel.cancelled() => return,
         }
     }
 }
@@ -234,7 +244,7 @@ async fn keep_registered(
     name: String,
     target: CarrierTarget,
     account: TrunkAccount,
-    mut stopped: watch::Receiver<Stop>,
+    stop: Stop,
 ) {
     let mut machine = TrunkRegistration::new(account.expires_secs);
     let mut client = sip.carrier_registration(target, account.user, account.password);
@@ -242,7 +252,7 @@ async fn keep_registered(
         let was_registered = machine.is_registered();
         let answer = tokio::select! {
             answer = client.register(machine.requested_secs(), REGISTER_WAIT) => answer,
-            _ = stopped.changed() => break,
+            () = stop.cancel.cancelled() => break,
         };
         let outcome = match answer {
             Ok(RegisterAnswer::Registered { granted_secs }) => RegisterOutcome::Registered { granted_secs },
@@ -269,13 +279,12 @@ async fn keep_registered(
         update(&statuses, &name, |s| s.registered = Some(registered));
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            _ = stopped.changed() => break,
+            () = stop.cancel.cancelled() => break,
         }
     }
     // Withdrawn rather than left to lapse: the carrier stops sending to an address that may
     // not answer any more.
-    let withdraw = *stopped.borrow() != Some(false);
-    if withdraw && machine.is_registered() {
+    if stop.withdraws() && machine.is_registered() {
         match client.register(0, UNREGISTER_WAIT).await {
             Ok(RegisterAnswer::Registered { .. }) => {
                 tracing::info!(trunk = %name, aor = %client.aor(), "un-registered from the carrier")

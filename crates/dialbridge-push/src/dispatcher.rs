@@ -11,6 +11,8 @@ use dialbridge_core::{PushFormat, PushMethod, PushTarget};
 use dialbridge_store::{DueDelivery, Store, StoreError};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::{fields, sign};
 
@@ -84,14 +86,26 @@ impl Breaker {
 
 pub struct Dispatcher {
     wake: Arc<Notify>,
+    stop: CancellationToken,
     task: JoinHandle<()>,
+    deliveries: TaskTracker,
 }
+
+/// How long [`Dispatcher::stop`] lets deliveries in flight finish.
+const DRAIN: Duration = Duration::from_secs(5);
 
 impl Dispatcher {
     pub fn start(store: Store, settings: DispatcherSettings) -> Self {
         let wake = Arc::new(Notify::new());
-        let task = tokio::spawn(run(store, settings, wake.clone()));
-        Self { wake, task }
+        let stop = CancellationToken::new();
+        let deliveries = TaskTracker::new();
+        let task = tokio::spawn(run(store, settings, wake.clone(), stop.clone(), deliveries.clone()));
+        Self {
+            wake,
+            stop,
+            task,
+            deliveries,
+        }
     }
 
     /// A handle that wakes the dispatcher (after an event was written).
@@ -99,13 +113,29 @@ impl Dispatcher {
         self.wake.clone()
     }
 
+    /// Takes no new delivery, and lets those in flight finish for up to [`DRAIN`]. One still
+    /// in flight then is left to the outbox: still pending there, it is sent again (at least
+    /// once) by the next start.
     pub async fn stop(self) {
-        self.task.abort();
+        self.stop.cancel();
         let _ = self.task.await;
+        self.deliveries.close();
+        if tokio::time::timeout(DRAIN, self.deliveries.wait()).await.is_err() {
+            tracing::warn!(
+                deliveries = self.deliveries.len(),
+                "push deliveries still in flight at shutdown are left to the outbox"
+            );
+        }
     }
 }
 
-async fn run(store: Store, settings: DispatcherSettings, wake: Arc<Notify>) {
+async fn run(
+    store: Store,
+    settings: DispatcherSettings,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+    deliveries: TaskTracker,
+) {
     let client = match reqwest::Client::builder().build() {
         Ok(c) => c,
         Err(e) => {
@@ -118,6 +148,7 @@ async fn run(store: Store, settings: DispatcherSettings, wake: Arc<Notify>) {
         tokio::select! {
             () = tokio::time::sleep(settings.poll_interval) => {}
             () = wake.notified() => {}
+            () = stop.cancelled() => return,
         }
         let due = match store.begin_read().await {
             Ok(mut tx) => tx.due_deliveries(now_ms(), 500).await,
@@ -148,7 +179,7 @@ async fn run(store: Store, settings: DispatcherSettings, wake: Arc<Notify>) {
                 *f.per_target.entry(target_key.clone()).or_default() += 1;
             }
             let (store, client, in_flight, wake) = (store.clone(), client.clone(), in_flight.clone(), wake.clone());
-            tokio::spawn(async move {
+            deliveries.spawn(async move {
                 let success = match deliver(&store, &client, &settings, &delivery).await {
                     Ok(success) => success,
                     Err(e) => {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use dialbridge_engine::{TrunkAccount, TrunkWatch};
 use dialbridge_store::StoreError;
+use tokio_util::sync::CancellationToken;
 
 use crate::routing::{carrier_target, trunk_destination};
 use crate::CallService;
@@ -13,11 +14,14 @@ impl CallService {
     /// Keeps the engine watching the trunks the store configures for it (keepalive OPTIONS,
     /// registration with the carrier) and knowing where carriers send from, reading them again
     /// every `every`, so a change made with `dialbridge admin` or `provision` takes effect
-    /// without a restart.
-    pub async fn watch_trunks(self, every: Duration) {
+    /// without a restart; until `stop` is cancelled.
+    pub async fn watch_trunks(self, every: Duration, stop: CancellationToken) {
         let mut tick = tokio::time::interval(every);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => return,
+            }
             match self.trunk_watches().await {
                 Ok((watches, sources)) => {
                     self.inner.engine.watch_trunks(watches);

@@ -28,6 +28,7 @@ use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
 use rsipstack::EndpointBuilder;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 
 pub use crate::message::InfoDigit;
 use crate::message::{info_digit, parse_contacts, uri_user};
@@ -125,7 +126,7 @@ pub struct SipStack {
     cancel: CancellationToken,
     local: SocketAddr,
     public_ip: IpAddr,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    tasks: TaskTracker,
 }
 
 /// A panic while holding one of the stack's locks would be a bug in pure code; what it guards
@@ -289,25 +290,31 @@ impl SipStack {
             requests_from_wrong_source: AtomicU64::new(0),
         });
 
-        let mut tasks = Vec::new();
+        let tasks = TaskTracker::new();
         let endpoint_inner = endpoint.inner.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             if let Err(e) = endpoint_inner.serve().await {
                 tracing::error!(error = %e, "SIP endpoint stopped");
             }
-        }));
+        });
         let dispatcher = shared.clone();
-        tasks.push(tokio::spawn(async move {
-            while let Some(tx) = incoming.recv().await {
+        let incoming_cancel = cancel.clone();
+        tasks.spawn(async move {
+            loop {
+                let tx = tokio::select! {
+                    tx = incoming.recv() => tx,
+                    () = incoming_cancel.cancelled() => None,
+                };
+                let Some(tx) = tx else { break };
                 let shared = dispatcher.clone();
                 // One short task per request: a REGISTER waits for the account lookup, and an
                 // in-dialog request for its dialog, without holding up the others.
                 tokio::spawn(async move { handle_incoming(shared, tx).await });
             }
-        }));
+        });
         let sweeper = shared.clone();
         let sweep_cancel = cancel.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tokio::select! {
@@ -318,7 +325,7 @@ impl SipStack {
                     () = sweep_cancel.cancelled() => break,
                 }
             }
-        }));
+        });
         // The endpoint's task binds the TCP listener; say "listening" only once it accepts.
         if config.transports.contains(&SipTransport::Tcp) {
             let mut ready = false;
@@ -331,7 +338,6 @@ impl SipStack {
             }
             if !ready {
                 cancel.cancel();
-                tasks.iter().for_each(JoinHandle::abort);
                 return Err(SipError::Listen {
                     address: local,
                     transport: SipTransport::Tcp,
@@ -345,7 +351,7 @@ impl SipStack {
             cancel,
             local,
             public_ip: config.public_ip.unwrap_or(local.ip()),
-            tasks: Mutex::new(tasks),
+            tasks,
         })
     }
 
@@ -457,10 +463,12 @@ impl SipStack {
     /// Stops listening and ends every task of the stack.
     pub async fn shutdown(&self) {
         self.cancel.cancel();
-        let tasks = std::mem::take(&mut *lock(&self.tasks));
-        for task in tasks {
-            task.abort();
-            let _ = task.await;
+        self.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(tasks = self.tasks.len(), "SIP tasks still running after a shutdown");
         }
     }
 }

@@ -13,6 +13,8 @@ use dialbridge_core::Transport;
 use dialbridge_engine::{Engine, EngineConfig, RegistrarSettings, SipTransport};
 use dialbridge_service::{CallService, Metrics, StoreDirectory};
 use dialbridge_store::Store;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 
@@ -33,7 +35,10 @@ pub struct Server {
     dispatcher: dialbridge_push::Dispatcher,
     listener: tokio::net::TcpListener,
     app: axum::Router,
-    background: Vec<tokio::task::JoinHandle<()>>,
+    /// Cancels the server's own background tasks (gauges, trunk reloading), tracked in
+    /// `background`.
+    stop: CancellationToken,
+    background: TaskTracker,
 }
 
 impl Server {
@@ -57,7 +62,9 @@ impl Server {
         )
         .await
         .with_context(|| format!("cannot start SIP on {} (sip.listen)", config.sip_listen))?;
-        let gauges = tokio::spawn(update_gauges(engine.clone(), metrics.clone()));
+        let stop = CancellationToken::new();
+        let background = TaskTracker::new();
+        background.spawn(update_gauges(engine.clone(), metrics.clone(), stop.child_token()));
 
         let listener = tokio::net::TcpListener::bind(config.http_listen)
             .await
@@ -74,7 +81,7 @@ impl Server {
             config.call_heartbeat,
             metrics.clone(),
         );
-        let trunk_watch = tokio::spawn(calls.clone().watch_trunks(TRUNK_RELOAD));
+        background.spawn(calls.clone().watch_trunks(TRUNK_RELOAD, stop.child_token()));
         let recovered = calls
             .recover()
             .await
@@ -94,7 +101,8 @@ impl Server {
             dispatcher,
             listener,
             app,
-            background: vec![gauges, trunk_watch],
+            stop,
+            background,
         })
     }
 
@@ -109,8 +117,11 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves; then, in this order: stops accepting HTTP (requests in
-    /// progress finish), stops the background tasks, lets live calls end within the grace
-    /// period (then hangs them up), stops the push dispatcher, closes the store.
+    /// progress finish), cancels the background tasks and waits for them, lets live calls end
+    /// within the grace period (then hangs them up; their CDRs and pushes are written), stops
+    /// the engine's trunk tasks and SIP, lets push deliveries in flight finish (the rest stay in
+    /// the outbox), closes the store. Every owner of tasks stops the same way: a cancellation
+    /// token, then a wait on its task tracker, bounded.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         axum::serve(
             self.listener,
@@ -119,9 +130,9 @@ impl Server {
         .with_graceful_shutdown(shutdown)
         .await
         .context("HTTP server failed")?;
-        for task in self.background {
-            task.abort();
-        }
+        self.stop.cancel();
+        self.background.close();
+        self.background.wait().await;
         self.engine.shutdown(self.config.shutdown_grace).await;
         self.dispatcher.stop().await;
         self.store.close().await;
@@ -156,10 +167,13 @@ fn engine_config(config: &Config, key: &[u8; 32]) -> EngineConfig {
     }
 }
 
-async fn update_gauges(engine: Engine, metrics: Arc<Metrics>) {
+async fn update_gauges(engine: Engine, metrics: Arc<Metrics>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => return,
+        }
         let counts = engine.counts();
         let as_gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         metrics.calls_active.set(as_gauge(counts.calls));
