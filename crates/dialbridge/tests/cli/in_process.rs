@@ -10,18 +10,7 @@ fn a_server_started_in_process_places_a_call_and_stops_cleanly_when_told() {
     if dialbridge_testkit::skip_without_sipp() {
         return;
     }
-    let op = Operator::new();
-    let carrier_port = dialbridge_testkit::free_port();
-    op.ok(&["provision", &op.write("legacy.toml", &legacy_setup(carrier_port))]);
-    op.ok(&[
-        "admin",
-        "balance",
-        "top-up",
-        "--enterprise",
-        "3000001",
-        "--amount",
-        "100",
-    ]);
+    let (op, carrier_port) = legacy_store();
     let data_dir = op.dir.path().join("dialbridge-data");
     let environment = HashMap::from([
         ("DIALBRIDGE_DATA_DIR", data_dir.display().to_string()),

@@ -313,8 +313,9 @@ fn legacy_world() -> LegacyWorld {
     legacy_world_with(|_, _| {})
 }
 
-/// The legacy world, with `configure` run on the store before the server starts.
-fn legacy_world_with(configure: impl FnOnce(&Operator, u16)) -> LegacyWorld {
+/// A store provisioned with the legacy world (its carrier on the returned port) and a balance
+/// of 100, no server yet.
+fn legacy_store() -> (Operator, u16) {
     let op = Operator::new();
     let carrier_port = dialbridge_testkit::free_port();
     let path = op.write("legacy.toml", &legacy_setup(carrier_port));
@@ -328,6 +329,12 @@ fn legacy_world_with(configure: impl FnOnce(&Operator, u16)) -> LegacyWorld {
         "--amount",
         "100",
     ]);
+    (op, carrier_port)
+}
+
+/// The legacy world, with `configure` run on the store before the server starts.
+fn legacy_world_with(configure: impl FnOnce(&Operator, u16)) -> LegacyWorld {
+    let (op, carrier_port) = legacy_store();
     configure(&op, carrier_port);
     let server = serve(&op);
     LegacyWorld {
