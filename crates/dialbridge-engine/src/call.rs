@@ -15,11 +15,36 @@ use tracing::Instrument;
 
 use crate::{AgentPhone, CallReport, CallUpdate, Control, PreviewOutcall, Shared};
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+/// One call's clock: the wall time when it began, advanced by a monotonic clock. Its record
+/// gets wall times, and its timers cannot fire early or late when the system clock is set
+/// during the call.
+#[derive(Clone, Copy)]
+struct CallClock {
+    wall_at_start: i64,
+    started: Instant,
+}
+
+impl CallClock {
+    fn start() -> Self {
+        let wall_at_start = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Self {
+            wall_at_start,
+            started: Instant::now(),
+        }
+    }
+
+    /// Unix milliseconds, the machine's clock.
+    fn now_ms(&self) -> i64 {
+        self.wall_at_start + i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX / 2)
+    }
+
+    /// When the machine's deadline `at` (unix milliseconds on this clock) comes.
+    fn instant_of(&self, at: i64) -> Instant {
+        self.started + Duration::from_millis(u64::try_from(at - self.wall_at_start).unwrap_or(0))
+    }
 }
 
 /// The next event of an optional leg; pending forever when there is none (or it ended).
@@ -76,10 +101,10 @@ struct CallTask {
     shared: Arc<Shared>,
     /// Customer INVITEs sent so far (each failover sends one more).
     customer_attempts: usize,
-    /// Each answered leg's RFC 4028 session timer (who refreshes, when), on the clock of
-    /// `started`.
+    /// Each answered leg's RFC 4028 session timer (who refreshes, when), on the time since
+    /// the call began.
     session_timers: HashMap<CallLeg, LegSessionTimer>,
-    started: Instant,
+    clock: CallClock,
     refresh_results: (
         mpsc::UnboundedSender<RefreshResult>,
         mpsc::UnboundedReceiver<RefreshResult>,
@@ -108,14 +133,15 @@ pub(crate) async fn run(
     let span = tracing::info_span!("call", unique_id = %request.unique_id);
     async move {
         let unique_id = request.unique_id.clone();
-        let (machine, effects) = CallMachine::start(request.timers, now_ms());
+        let clock = CallClock::start();
+        let (machine, effects) = CallMachine::start(request.timers, clock.now_ms());
         let fallbacks = u32::try_from(request.fallback_trunks.len()).unwrap_or(u32::MAX);
         let mut machine = machine.with_customer_fallbacks(fallbacks);
         let mut task = CallTask {
             shared: shared.clone(),
             customer_attempts: 0,
             session_timers: HashMap::new(),
-            started: Instant::now(),
+            clock,
             refresh_results: mpsc::unbounded_channel(),
             agent_description: None,
             customer_description: None,
@@ -133,18 +159,18 @@ pub(crate) async fn run(
             let wake = match task.pending.pop_front() {
                 Some(event) => Wake::Event(event),
                 None => {
-                    task.wait_event(&mut media_events, &mut control, machine.next_deadline())
-                        .await
+                    let deadline = machine.next_deadline().map(|at| clock.instant_of(at));
+                    task.wait_event(&mut media_events, &mut control, deadline).await
                 }
             };
             let effects = match wake {
                 Wake::Event(event) => {
                     tracing::debug!(?event, "call event");
-                    machine.apply(event, now_ms())
+                    machine.apply(event, clock.now_ms())
                 }
-                Wake::Deadline => machine.on_deadline(now_ms()),
+                Wake::Deadline => machine.on_deadline(clock.now_ms()),
                 Wake::LimitDuration(limit) => {
-                    machine.limit_duration(limit, now_ms());
+                    machine.limit_duration(limit, clock.now_ms());
                     Vec::new()
                 }
             };
@@ -168,11 +194,10 @@ enum Wake {
     LimitDuration(Duration),
 }
 
-/// Sleeps until the machine's deadline (unix milliseconds, the clock its events carry);
-/// forever when it has none.
-async fn sleep_until_deadline(deadline: Option<i64>) {
+/// Sleeps until the machine's next deadline; forever when it has none.
+async fn sleep_until_deadline(deadline: Option<Instant>) {
     match deadline {
-        Some(at) => tokio::time::sleep(Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))).await,
+        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }
@@ -190,13 +215,13 @@ impl CallTask {
         &mut self,
         media_events: &mut mpsc::Receiver<MediaEvent>,
         control: &mut mpsc::UnboundedReceiver<Control>,
-        machine_deadline: Option<i64>,
+        machine_deadline: Option<Instant>,
     ) -> Wake {
         loop {
             let next_session = self
                 .session_timers
                 .iter()
-                .filter_map(|(leg, timer)| Some((*leg, self.started + timer.next_deadline()?)))
+                .filter_map(|(leg, timer)| Some((*leg, self.clock.started + timer.next_deadline()?)))
                 .min_by_key(|(_, at)| *at);
             tokio::select! {
                 event = next_leg_event(&mut self.agent) => {
@@ -211,7 +236,7 @@ impl CallTask {
                 }
                 () = sleep_until_due(next_session) => {
                     let Some((leg, _)) = next_session else { continue };
-                    let now = self.started.elapsed();
+                    let now = self.clock.started.elapsed();
                     match self.session_timers.get_mut(&leg).and_then(|timer| timer.on_deadline(now)) {
                         Some(SessionDue::Refresh) => self.refresh(leg),
                         Some(SessionDue::Expired) => {
@@ -262,8 +287,10 @@ impl CallTask {
                 Some(CallEvent::Provisional { leg, early_media })
             }
             LegEvent::Answered { sdp, session_timer } => {
-                self.session_timers
-                    .insert(leg, LegSessionTimer::answered(session_timer, self.started.elapsed()));
+                self.session_timers.insert(
+                    leg,
+                    LegSessionTimer::answered(session_timer, self.clock.started.elapsed()),
+                );
                 match sdp.as_deref().and_then(|body| self.take_remote_media(media_leg, body)) {
                     Some(law) if leg == CallLeg::Agent => self.agent_law = law,
                     Some(_) => {}
@@ -275,7 +302,7 @@ impl CallTask {
             LegEvent::RemoteBye | LegEvent::Ended => Some(CallEvent::HungUp { leg }),
             LegEvent::Renegotiate(mut renegotiation) => {
                 // A re-INVITE or UPDATE of the far end refreshes the session (RFC 4028 §10).
-                let now = self.started.elapsed();
+                let now = self.clock.started.elapsed();
                 if self
                     .session_timers
                     .entry(leg)
@@ -413,7 +440,7 @@ impl CallTask {
                 Effect::Emit(progress) => {
                     let _ = self.updates.send(CallUpdate::Progress {
                         progress,
-                        at_ms: now_ms(),
+                        at_ms: self.clock.now_ms(),
                     });
                 }
                 Effect::Finished(_) => {}

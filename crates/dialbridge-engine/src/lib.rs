@@ -285,6 +285,11 @@ impl Engine {
         }
     }
 
+    /// Whether new calls are taken (not once a shutdown has begun).
+    pub fn is_accepting(&self) -> bool {
+        self.shared.accepting.load(Ordering::SeqCst)
+    }
+
     /// Stops taking calls, lets the running ones end for up to `grace`, hangs up the rest,
     /// and stops SIP.
     pub async fn shutdown(&self, grace: Duration) {

@@ -26,6 +26,7 @@ use dialbridge_core::{EnterpriseId, NodeName, PhoneType};
 use dialbridge_engine::Engine;
 use dialbridge_store::{Store, StoreError, Tx};
 use tokio::sync::Notify;
+use tokio_util::task::TaskTracker;
 
 pub use directory::{extension_aor, parse_aor, StoreDirectory};
 pub use metrics::{Metrics, TrunkGauges};
@@ -54,6 +55,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Wakes the push dispatcher after an event was written to the outbox.
     push_wake: Arc<Notify>,
+    /// The tasks following the calls, each until its CDR is written.
+    calls: TaskTracker,
 }
 
 impl CallService {
@@ -73,8 +76,17 @@ impl CallService {
                 heartbeat,
                 metrics,
                 push_wake,
+                calls: TaskTracker::new(),
             }),
         }
+    }
+
+    /// Waits, for up to `within`, until every call followed so far has its CDR written (the
+    /// engine must have ended the calls); whether they all did. One still open is closed by the
+    /// next start's recovery.
+    pub async fn calls_closed(&self, within: Duration) -> bool {
+        self.inner.calls.close();
+        tokio::time::timeout(within, self.inner.calls.wait()).await.is_ok()
     }
 
     pub fn store(&self) -> &Store {

@@ -178,7 +178,9 @@ impl CallService {
         };
         match self.inner.engine.start_preview_outcall(call) {
             Ok(handle) => {
-                tokio::spawn(self.clone().follow(handle, context, answered_tx));
+                self.inner
+                    .calls
+                    .spawn(self.clone().follow(handle, context, answered_tx));
             }
             Err(e) => {
                 // Accepted but not placed: the call still gets its CDR and the agent its lock back.

@@ -273,9 +273,14 @@ fn each_refusal_alone_gives_its_code() {
     }
 }
 
-/// A row's legacy code (its name's first word): two rows of one code test no order.
-fn code(row: &str) -> &str {
-    row.split(' ').next().unwrap_or(row)
+/// What a row's order can be told apart from: its legacy code (its name's first word), and the
+/// agent's state for 12, 33 and 13, which all set it (the one applied last wins, whatever the
+/// order of the checks). Two rows of one group test no order.
+fn group(row: &str) -> &str {
+    match row.split(' ').next().unwrap_or(row) {
+        "12" | "33" | "13" => "agent state",
+        code => code,
+    }
 }
 
 #[test]
@@ -283,7 +288,7 @@ fn when_two_refusals_apply_the_one_earlier_in_the_spec_order_wins() {
     let table = refusals();
     for (i, (earlier, change_earlier, expected)) in table.iter().enumerate() {
         for (later, change_later, _) in &table[i + 1..] {
-            if code(earlier) == code(later) {
+            if group(earlier) == group(later) {
                 continue;
             }
             let mut world = World::accepting();

@@ -26,7 +26,7 @@ impl CallService {
             let wrapup_secs = match tx
                 .agent(
                     enterprise.id,
-                    &dialbridge_core::Cno::parse(&cdr.start.cno).map_err(StoreError::from)?,
+                    &dialbridge_core::Cno::parse(&cdr.start.cno).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 )
                 .await?
             {

@@ -282,6 +282,7 @@ async fn unsolicited_requests_are_refused_then_dropped_per_source_without_any_st
     // burst) get a 403, the rest nothing at all, and nothing is kept for any of them.
     let scanner = UdpSocket::bind("127.0.0.2:0").unwrap();
     let from = scanner.local_addr().unwrap();
+    let started = std::time::Instant::now();
     for n in 0..300 {
         scanner
             .send_to(unsolicited("INVITE", n, from, server).as_bytes(), server)
@@ -291,8 +292,12 @@ async fn unsolicited_requests_are_refused_then_dropped_per_source_without_any_st
         }
     }
     let codes = tokio::task::block_in_place(|| replies(&scanner));
+    // The bucket refills five a second while the burst is being answered: on a loaded machine
+    // that can be a while (the last reply came before the reader's 500 ms of quiet).
+    let answering_ms = started.elapsed().as_millis().saturating_sub(500);
+    let most = 10 + 1 + usize::try_from(answering_ms * 5 / 1000).unwrap_or(usize::MAX);
     let refused = codes.get("403").copied().unwrap_or(0);
-    assert!((10..=12).contains(&refused), "{codes:?}");
+    assert!((10..=most).contains(&refused), "{codes:?}, at most {most}");
     assert_eq!(codes.len(), 1, "only 403s: {codes:?}");
     let counts = stack.counts();
     assert_eq!(counts.unsolicited_answered, refused as u64);

@@ -29,17 +29,26 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
 /// A server whose store, engine (SIP and media), push dispatcher and HTTP listener are up,
 /// with the calls a crash left closed: the binary's `serve`, and tests and the bench in-process.
 pub struct Server {
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    running: Running,
+}
+
+/// What [`Server::run`] stops, in order, once HTTP has stopped.
+struct Running {
     config: Config,
     store: Store,
     engine: Engine,
     dispatcher: dialbridge_push::Dispatcher,
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
+    calls: CallService,
     /// Cancels the server's own background tasks (gauges, trunk reloading), tracked in
     /// `background`.
     stop: CancellationToken,
     background: TaskTracker,
 }
+
+/// How long each step of the shutdown may take beyond what it is given (the calls' grace).
+const STEP_WAIT: Duration = Duration::from_secs(15);
 
 impl Server {
     pub async fn start(config: Config) -> anyhow::Result<Self> {
@@ -49,6 +58,10 @@ impl Server {
             migrations = ?store.applied_migrations().await?,
             "database ready"
         );
+        // Bound before anything starts: a port in use leaves nothing running.
+        let listener = tokio::net::TcpListener::bind(config.http_listen)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {} (http.listen)", config.http_listen))?;
         let metrics = Arc::new(Metrics::new(config.node_name.as_str()));
         let started = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -62,15 +75,7 @@ impl Server {
         )
         .await
         .with_context(|| format!("cannot start SIP on {} (sip.listen)", config.sip_listen))?;
-        let stop = CancellationToken::new();
-        let background = TaskTracker::new();
-        background.spawn(update_gauges(engine.clone(), metrics.clone(), stop.child_token()));
-
-        let listener = tokio::net::TcpListener::bind(config.http_listen)
-            .await
-            .with_context(|| format!("cannot listen for HTTP on {} (http.listen)", config.http_listen))?;
         tracing::info!(address = %listener.local_addr()?, node = %config.node_name, "listening for HTTP");
-
         let dispatcher =
             dialbridge_push::Dispatcher::start(store.clone(), dialbridge_push::DispatcherSettings::default());
         let calls = CallService::new(
@@ -81,29 +86,33 @@ impl Server {
             config.call_heartbeat,
             metrics.clone(),
         );
+        let stop = CancellationToken::new();
+        let background = TaskTracker::new();
+        background.spawn(update_gauges(engine.clone(), metrics.clone(), stop.child_token()));
         background.spawn(calls.clone().watch_trunks(TRUNK_RELOAD, stop.child_token()));
-        let recovered = calls
-            .recover()
-            .await
-            .context("closing the calls left by the last run")?;
-        if recovered > 0 {
-            tracing::warn!(calls = recovered, "closed calls left running by the previous run");
-        }
         let app = dialbridge_api::router(AppState::new(
-            calls,
+            calls.clone(),
             metrics,
             dialbridge_api::live::derive_token_key(key.bytes()),
         ));
-        Ok(Self {
+        let running = Running {
             config,
             store,
             engine,
             dispatcher,
-            listener,
-            app,
+            calls,
             stop,
             background,
-        })
+        };
+        match running.calls.recover().await {
+            Ok(0) => {}
+            Ok(recovered) => tracing::warn!(calls = recovered, "closed calls left running by the previous run"),
+            Err(e) => {
+                running.stop().await;
+                return Err(anyhow::Error::new(e).context("closing the calls left by the last run"));
+            }
+        }
+        Ok(Self { listener, app, running })
     }
 
     /// Where HTTP listens (the configured address, its port chosen when it was 0).
@@ -113,31 +122,44 @@ impl Server {
 
     /// Where SIP listens.
     pub fn sip_address(&self) -> SocketAddr {
-        self.engine.sip_addr()
+        self.running.engine.sip_addr()
     }
 
-    /// Serves until `shutdown` resolves; then, in this order: stops accepting HTTP (requests in
-    /// progress finish), cancels the background tasks and waits for them, lets live calls end
-    /// within the grace period (then hangs them up; their CDRs and pushes are written), stops
-    /// the engine's trunk tasks and SIP, lets push deliveries in flight finish (the rest stay in
-    /// the outbox), closes the store. Every owner of tasks stops the same way: a cancellation
-    /// token, then a wait on its task tracker, bounded.
+    /// Serves until `shutdown` resolves, then stops everything in order ([`Running::stop`]);
+    /// also when HTTP failed.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        axum::serve(
+        let served = axum::serve(
             self.listener,
             self.app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await
-        .context("HTTP server failed")?;
+        .context("HTTP server failed");
+        self.running.stop().await;
+        served
+    }
+}
+
+impl Running {
+    /// In this order, once HTTP takes no more requests: cancels the background tasks and waits
+    /// for them; lets live calls end within the grace period, then hangs them up; waits until
+    /// their CDRs and pushes are written; stops the engine's trunk tasks and SIP (inside the
+    /// engine's shutdown); lets push deliveries in flight finish (the rest stay in the outbox);
+    /// closes the store. Every owner of tasks stops the same way: a cancellation token, then a
+    /// bounded wait on its task tracker.
+    async fn stop(self) {
         self.stop.cancel();
         self.background.close();
-        self.background.wait().await;
+        if tokio::time::timeout(STEP_WAIT, self.background.wait()).await.is_err() {
+            tracing::warn!("background tasks still running at shutdown");
+        }
         self.engine.shutdown(self.config.shutdown_grace).await;
+        if !self.calls.calls_closed(STEP_WAIT).await {
+            tracing::warn!("calls whose CDR is not written yet at shutdown: the next start closes them");
+        }
         self.dispatcher.stop().await;
         self.store.close().await;
         tracing::info!("stopped");
-        Ok(())
     }
 }
 

@@ -49,12 +49,16 @@ impl Timer {
 
 /// When each running timer is due (unix milliseconds, the clock of the events).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-struct Deadlines([Option<Millis>; 5]);
+struct Deadlines([Option<Millis>; Timer::ALL.len()]);
+
+/// `after` from `now`, on the machine's clock.
+fn later(now: Millis, after: Duration) -> Millis {
+    now.saturating_add(Millis::try_from(after.as_millis()).unwrap_or(Millis::MAX))
+}
 
 impl Deadlines {
     fn start(&mut self, timer: Timer, now: Millis, after: Duration) {
-        let after = Millis::try_from(after.as_millis()).unwrap_or(Millis::MAX);
-        self.0[timer.index()] = Some(now.saturating_add(after));
+        self.0[timer.index()] = Some(later(now, after));
     }
 
     fn stop(&mut self, timer: Timer) {
@@ -338,11 +342,7 @@ impl CallMachine {
     /// duration's deadline is brought forward to `now + limit`, never put back.
     pub fn limit_duration(&mut self, limit: Duration, now: Millis) {
         if let Some(due) = self.deadlines.get(Timer::MaxDuration) {
-            let mut limited = Deadlines::default();
-            limited.start(Timer::MaxDuration, now, limit);
-            if let Some(sooner) = limited.get(Timer::MaxDuration).filter(|at| *at < due) {
-                self.deadlines.0[Timer::MaxDuration.index()] = Some(sooner);
-            }
+            self.deadlines.0[Timer::MaxDuration.index()] = Some(due.min(later(now, limit)));
         }
     }
 

@@ -757,6 +757,14 @@ fn all_events() -> Vec<CallEvent> {
     events
 }
 
+/// A transition of the exhaustive search.
+#[derive(Debug)]
+enum Step {
+    Event(CallEvent),
+    Deadline,
+    Limit,
+}
+
 /// Explores every state reachable from the start by any order of events and of deadlines
 /// passing, keyed on the whole state (the machine with its running deadlines, and the time
 /// reached), and checks on every transition: `Finished` at most once, last, and only with the
@@ -776,16 +784,22 @@ fn invariants_hold_in_every_reachable_state() {
     let mut seen = HashSet::from([(first, 0)]);
     let events = all_events();
     while let Some((machine, now)) = queue.pop_front() {
-        // Each event at the time reached, and the next deadline passing.
+        // Each event at the time reached, the next deadline passing, and a limit on the call's
+        // duration (the balance's, set at the bridge).
         let steps = events
             .iter()
-            .map(|e| (Some(e.clone()), now))
-            .chain(machine.next_deadline().map(|at| (None, at)));
+            .map(|e| (Step::Event(e.clone()), now))
+            .chain(machine.next_deadline().map(|at| (Step::Deadline, at)))
+            .chain([(Step::Limit, now)]);
         for (event, at) in steps {
             let mut next = machine.clone();
             let fx = match &event {
-                Some(event) => next.apply(event.clone(), at),
-                None => next.on_deadline(at),
+                Step::Event(event) => next.apply(event.clone(), at),
+                Step::Deadline => next.on_deadline(at),
+                Step::Limit => {
+                    next.limit_duration(Duration::from_secs(5), at);
+                    Vec::new()
+                }
             };
             let finished = fx.iter().filter(|e| matches!(e, Finished(_))).count();
             if machine.is_finished() {
