@@ -66,24 +66,18 @@ fn timers() -> CallTimers {
 
 /// A SIPp UAS on a free port, playing a phone or the carrier.
 async fn uas(port: u16, tcp: bool, calls: u32, settings: &[(&str, &str)]) -> Sipp {
-    let mut b = SippBuilder::new("phone_uas.xml", None)
-        .args(["-p".to_owned(), port.to_string(), "-m".to_owned(), calls.to_string()])
-        .media_port(free_port())
-        .rtp_stream();
+    let mut b = SippBuilder::answering("phone_uas.xml", port, calls)
+        .rtp_stream()
+        .settings(settings);
     if tcp {
         b = b.args(["-t", "t1"]);
-    }
-    for (name, value) in settings {
-        b = b.set(name, value);
     }
     b.spawn_async().await
 }
 
 /// A SIPp playing `scenario` for one call on `port` (settings still to add).
 fn one_call(scenario: &str, port: u16) -> SippBuilder {
-    SippBuilder::new(scenario, None)
-        .args(["-p".to_owned(), port.to_string(), "-m".to_owned(), "1".to_owned()])
-        .media_port(free_port())
+    SippBuilder::answering(scenario, port, 1)
 }
 
 /// Starts an outcall from the extension agent to the customer through the carrier on
@@ -207,14 +201,11 @@ async fn assert_all_released(engine: &Engine) {
 
 /// A phone or carrier for `calls` calls that sends no RTP (load tests).
 async fn silent_uas(port: u16, calls: u32, settings: &[(&str, &str)]) -> Sipp {
-    let mut b = SippBuilder::new("phone_uas.xml", None)
-        .args(["-p".to_owned(), port.to_string(), "-m".to_owned(), calls.to_string()])
-        .media_port(free_port())
-        .args(["-key", "rtp_stream", "pause"]);
-    for (name, value) in settings {
-        b = b.set(name, value);
-    }
-    b.spawn_async().await
+    SippBuilder::answering("phone_uas.xml", port, calls)
+        .silent_media()
+        .settings(settings)
+        .spawn_async()
+        .await
 }
 
 async fn finish(mut sipp: Sipp) -> (bool, String) {
@@ -760,19 +751,11 @@ async fn rtp_inactivity_and_maximum_duration_end_a_bridged_call() {
     let engine = engine(Duration::from_millis(700)).await;
     let (phone_port, carrier_port) = (free_port(), free_port());
     let phone = uas(phone_port, false, 1, &[]).await;
-    let carrier = {
-        let mut sipp = SippBuilder::new("phone_uas.xml", None)
-            .args([
-                "-p".to_owned(),
-                carrier_port.to_string(),
-                "-m".to_owned(),
-                "1".to_owned(),
-            ])
-            .media_port(free_port())
-            .args(["-key", "rtp_stream", "pause"]);
-        sipp = sipp.set("mode", "answer");
-        sipp.spawn_async().await
-    };
+    let carrier = SippBuilder::answering("phone_uas.xml", carrier_port, 1)
+        .silent_media()
+        .set("mode", "answer")
+        .spawn_async()
+        .await;
     register_agent(&engine, phone_port).await;
     let handle = engine
         .start_preview_outcall(outcall("t-i", extension(), trunk(carrier_port, false, None), timers()))

@@ -211,6 +211,14 @@ impl SippBuilder {
         }
     }
 
+    /// A SIPp playing `scenario` (a phone or a carrier) that answers `calls` calls on `port`,
+    /// its media on a port of its own.
+    pub fn answering(scenario_name: &str, port: u16, calls: u32) -> Self {
+        Self::new(scenario_name, None)
+            .args(["-p".to_owned(), port.to_string(), "-m".to_owned(), calls.to_string()])
+            .media_port(free_port())
+    }
+
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.args.push(a.into());
         self
@@ -239,6 +247,16 @@ impl SippBuilder {
 
     pub fn set(self, name: &str, value: impl ToString) -> Self {
         self.args(["-set".to_owned(), name.to_owned(), value.to_string()])
+    }
+
+    /// [`Self::set`] for each of `settings`.
+    pub fn settings(self, settings: &[(&str, &str)]) -> Self {
+        settings.iter().fold(self, |b, (name, value)| b.set(name, value))
+    }
+
+    /// Sends no RTP (scenarios that use `[rtp_stream]`: the stream is paused).
+    pub fn silent_media(self) -> Self {
+        self.args(["-key", "rtp_stream", "pause"])
     }
 
     /// Starts SIPp and, for one that answers, waits (blocking the thread) until it listens:

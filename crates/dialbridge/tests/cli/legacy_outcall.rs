@@ -327,14 +327,10 @@ fn unanswered_and_failed_calls_and_the_remaining_res_codes() {
     let sip: std::net::SocketAddr = server.sip.parse().unwrap();
     let phone_port = dialbridge_testkit::free_port();
     let uas = |port: u16, settings: &[(&str, &str)]| {
-        let mut b = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
-            .args(["-p".to_owned(), port.to_string(), "-m".to_owned(), "1".to_owned()])
-            .media_port(dialbridge_testkit::free_port())
-            .rtp_stream();
-        for (k, v) in settings {
-            b = b.set(k, v);
-        }
-        b.spawn()
+        dialbridge_testkit::SippBuilder::answering("phone_uas.xml", port, 1)
+            .rtp_stream()
+            .settings(settings)
+            .spawn()
     };
     let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(sip))
         .args([

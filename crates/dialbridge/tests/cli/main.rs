@@ -411,14 +411,10 @@ fn phone_and_carrier_at(
     carrier: &[(&str, &str)],
 ) -> (dialbridge_testkit::Sipp, dialbridge_testkit::Sipp) {
     let uas = |port: u16, settings: &[(&str, &str)]| {
-        let mut b = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
-            .args(["-p".to_owned(), port.to_string(), "-m".to_owned(), "1".to_owned()])
-            .media_port(dialbridge_testkit::free_port())
-            .rtp_stream();
-        for (k, v) in settings {
-            b = b.set(k, v);
-        }
-        b.spawn()
+        dialbridge_testkit::SippBuilder::answering("phone_uas.xml", port, 1)
+            .rtp_stream()
+            .settings(settings)
+            .spawn()
     };
     let phone_port = dialbridge_testkit::free_port();
     let phone = uas(phone_port, phone);

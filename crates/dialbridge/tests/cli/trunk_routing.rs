@@ -179,15 +179,8 @@ fn a_full_trunk_is_skipped_for_the_enterprises_next_one_and_all_full_is_res_10()
     // A second trunk for the enterprise: Dave's call goes out there, both his leg and the
     // customer's.
     let second_port = dialbridge_testkit::free_port();
-    let second = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
-        .args([
-            "-p".to_owned(),
-            second_port.to_string(),
-            "-m".to_owned(),
-            "2".to_owned(),
-        ])
-        .media_port(dialbridge_testkit::free_port())
-        .args(["-key", "rtp_stream", "pause"])
+    let second = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", second_port, 2)
+        .silent_media()
         .set("ring_ms", "0")
         .spawn();
     set_trunk(&w, "carrier-b", second_port, "5");
@@ -215,14 +208,7 @@ fn a_trunk_removed_from_an_enterprise_carries_none_of_its_calls_even_as_its_call
     let a = &w.server.http;
     let (mut phone, carrier) = phone_and_carrier(&w, &[], &[]);
     let backup_port = dialbridge_testkit::free_port();
-    let mut backup = dialbridge_testkit::SippBuilder::new("phone_uas.xml", None)
-        .args([
-            "-p".to_owned(),
-            backup_port.to_string(),
-            "-m".to_owned(),
-            "1".to_owned(),
-        ])
-        .media_port(dialbridge_testkit::free_port())
+    let mut backup = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", backup_port, 1)
         .rtp_stream()
         .set("talk_ms", "300")
         .spawn();
