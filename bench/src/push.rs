@@ -142,7 +142,6 @@ pub async fn run(args: PushArgs, out: &std::path::Path) -> anyhow::Result<Report
     .await?;
     tx.commit().await?;
     let dispatcher = Dispatcher::start(store.clone(), DispatcherSettings::default());
-    let wake = dispatcher.waker();
     let payload =
         r#"{"cdr_main_unique_id":"bench","cdr_status":"28","cdr_customer_number":"13800138000","userField":"x"}"#;
 
@@ -161,7 +160,6 @@ pub async fn run(args: PushArgs, out: &std::path::Path) -> anyhow::Result<Report
             .await?;
         tx.commit().await?;
         committed.insert(format!("evt_{id}"), Instant::now());
-        wake.notify_one();
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     while arrivals.lock().unwrap_or_else(|p| p.into_inner()).len() < committed.len() && Instant::now() < deadline {

@@ -1,10 +1,11 @@
 //! The live event stream for browsers (the agent toolbar) and CRMs: a short-lived token from
 //! `/api/v1/session`, then a WebSocket at `/api/v1/events?token=…[&since=SEQ]` that sends a
-//! snapshot and then every event of the agent (or, for an admin, of the enterprise) as it is
-//! written to the outbox. The outbox's event ids are the sequence numbers, so a client that
-//! reconnects with the last one it saw gets what it missed.
+//! snapshot and then every event of the agent (or, for an admin, of the enterprise) as its
+//! transaction commits: the store's event feed fans events out from memory, so an idle socket
+//! costs nothing and the database is read only to catch up. The outbox's event ids are the
+//! sequence numbers, so a client that reconnects with the last one it saw gets what it missed.
 
-use std::time::Duration;
+use std::collections::HashSet;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -13,9 +14,11 @@ use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use dialbridge_core::{Cno, EnterpriseId};
+use dialbridge_store::OutboxEvent;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::legacy::{auth, Params};
 use crate::AppState;
@@ -209,6 +212,8 @@ async fn snapshot(app: &AppState, viewer: &Viewer) -> Result<(i64, Value), dialb
 }
 
 async fn stream(app: AppState, viewer: Viewer, since: Option<i64>, mut socket: WebSocket) {
+    // Subscribed before the snapshot is read, so nothing committed after it is missed.
+    let mut feed = app.calls.store().subscribe_events();
     let Ok((latest, snapshot)) = snapshot(&app, &viewer).await else {
         return;
     };
@@ -216,47 +221,92 @@ async fn stream(app: AppState, viewer: Viewer, since: Option<i64>, mut socket: W
         return;
     }
     let mut last = since.unwrap_or(latest);
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    // Events read from the store that the feed may still bring: not sent twice.
+    let mut caught_up = HashSet::new();
+    if since.is_some()
+        && catch_up(&app, &viewer, &mut last, &mut caught_up, &mut socket)
+            .await
+            .is_err()
+    {
+        return;
+    }
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
+        let event = tokio::select! {
+            event = feed.recv() => event,
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => continue,
             },
-        }
-        let events = match app.calls.store().begin_read().await {
-            Ok(mut tx) => tx
-                .events_since(viewer.enterprise(), last, 500)
-                .await
-                .unwrap_or_default(),
-            Err(_) => continue,
         };
-        for (id, event_type, stream_key, payload, created_at) in events {
-            last = id;
-            let data: Value = serde_json::from_str(&payload).unwrap_or_default();
-            if !concerns(&viewer, &stream_key, &data) {
-                continue;
-            }
-            // The status that puts the agent's phone ringing for a call is also the call's start.
-            let starts_call = event_type == "agent_status"
-                && data.get("deviceStatus").and_then(Value::as_str) == Some("ringing")
-                && data
-                    .get("uniqueId")
-                    .and_then(Value::as_str)
-                    .is_some_and(|u| !u.is_empty());
-            let mut types = vec![message_type(&event_type)];
-            if starts_call {
-                types.insert(0, "previewOutcallStart");
-            }
-            for kind in types {
-                let message = json!({"type": kind, "seq": id, "time": created_at, "data": data});
-                if socket.send(Message::Text(message.to_string().into())).await.is_err() {
-                    return;
+        let sent = match event {
+            Ok(event) if event.enterprise_id != viewer.enterprise() => Ok(()),
+            Ok(event) => {
+                if caught_up.remove(&event.id) {
+                    continue;
                 }
+                caught_up.clear();
+                last = last.max(event.id);
+                send_event(&viewer, &event, &mut socket).await
             }
+            Err(RecvError::Lagged(_)) => catch_up(&app, &viewer, &mut last, &mut caught_up, &mut socket).await,
+            Err(RecvError::Closed) => return,
+        };
+        if sent.is_err() {
+            return;
         }
     }
+}
+
+/// Sends what the store has after `last` (a reconnect's `since`, or what a lagging socket
+/// missed), remembering each id in `caught_up`.
+async fn catch_up(
+    app: &AppState,
+    viewer: &Viewer,
+    last: &mut i64,
+    caught_up: &mut HashSet<i64>,
+    socket: &mut WebSocket,
+) -> Result<(), axum::Error> {
+    loop {
+        let events = match app.calls.store().begin_read().await {
+            Ok(mut tx) => tx
+                .events_since(viewer.enterprise(), *last, 500)
+                .await
+                .unwrap_or_default(),
+            Err(_) => return Ok(()),
+        };
+        let Some(newest) = events.last().map(|e| e.id) else {
+            return Ok(());
+        };
+        for event in &events {
+            caught_up.insert(event.id);
+            send_event(viewer, event, socket).await?;
+        }
+        *last = newest;
+    }
+}
+
+/// One outbox event as the stream's messages, if it concerns the viewer.
+async fn send_event(viewer: &Viewer, event: &OutboxEvent, socket: &mut WebSocket) -> Result<(), axum::Error> {
+    let data: Value = serde_json::from_str(&event.payload).unwrap_or_default();
+    if !concerns(viewer, &event.stream_key, &data) {
+        return Ok(());
+    }
+    // The status that puts the agent's phone ringing for a call is also the call's start.
+    let starts_call = event.event_type == "agent_status"
+        && data.get("deviceStatus").and_then(Value::as_str) == Some("ringing")
+        && data
+            .get("uniqueId")
+            .and_then(Value::as_str)
+            .is_some_and(|u| !u.is_empty());
+    let mut types = vec![message_type(&event.event_type)];
+    if starts_call {
+        types.insert(0, "previewOutcallStart");
+    }
+    for kind in types {
+        let message = json!({"type": kind, "seq": event.id, "time": event.created_at, "data": data});
+        socket.send(Message::Text(message.to_string().into())).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

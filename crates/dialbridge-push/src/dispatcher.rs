@@ -1,4 +1,5 @@
-//! Delivers the outbox: polls due deliveries (and wakes early when told an event was written),
+//! Delivers the outbox: polls due deliveries (and wakes early when the store's feed says an event
+//! was committed),
 //! sends each one to its target — at most a few at a time per target, one at a time per
 //! (target, call) so order holds — and records the result: delivered, retry later with
 //! exponential backoff and jitter, or dead once the horizon has passed.
@@ -9,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dialbridge_core::{PushFormat, PushMethod, PushTarget};
 use dialbridge_store::{DueDelivery, Store, StoreError};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -85,7 +87,6 @@ impl Breaker {
 }
 
 pub struct Dispatcher {
-    wake: Arc<Notify>,
     stop: CancellationToken,
     task: JoinHandle<()>,
     deliveries: TaskTracker,
@@ -96,21 +97,10 @@ const DRAIN: Duration = Duration::from_secs(5);
 
 impl Dispatcher {
     pub fn start(store: Store, settings: DispatcherSettings) -> Self {
-        let wake = Arc::new(Notify::new());
         let stop = CancellationToken::new();
         let deliveries = TaskTracker::new();
-        let task = tokio::spawn(run(store, settings, wake.clone(), stop.clone(), deliveries.clone()));
-        Self {
-            wake,
-            stop,
-            task,
-            deliveries,
-        }
-    }
-
-    /// A handle that wakes the dispatcher (after an event was written).
-    pub fn waker(&self) -> Arc<Notify> {
-        self.wake.clone()
+        let task = tokio::spawn(run(store, settings, stop.clone(), deliveries.clone()));
+        Self { stop, task, deliveries }
     }
 
     /// Takes no new delivery, and lets those in flight finish for up to [`DRAIN`]. One still
@@ -129,13 +119,11 @@ impl Dispatcher {
     }
 }
 
-async fn run(
-    store: Store,
-    settings: DispatcherSettings,
-    wake: Arc<Notify>,
-    stop: CancellationToken,
-    deliveries: TaskTracker,
-) {
+async fn run(store: Store, settings: DispatcherSettings, stop: CancellationToken, deliveries: TaskTracker) {
+    // Woken by every committed event, and by its own deliveries finishing (a stream's next
+    // event may be due then); the poll picks up retries whose time came.
+    let mut events = store.subscribe_events();
+    let wake = Arc::new(Notify::new());
     let client = match reqwest::Client::builder().build() {
         Ok(c) => c,
         Err(e) => {
@@ -148,6 +136,13 @@ async fn run(
         tokio::select! {
             () = tokio::time::sleep(settings.poll_interval) => {}
             () = wake.notified() => {}
+            event = events.recv() => {
+                if matches!(event, Err(RecvError::Closed)) {
+                    return;
+                }
+                // One look at the outbox covers every event committed so far.
+                while !matches!(events.try_recv(), Err(TryRecvError::Empty | TryRecvError::Closed)) {}
+            }
             () = stop.cancelled() => return,
         }
         let due = match store.begin_read().await {

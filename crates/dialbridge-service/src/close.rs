@@ -51,7 +51,6 @@ impl CallService {
                     )
                     .await?;
                     tx.commit().await?;
-                    self.inner.push_wake.notify_one();
                     return Ok(true);
                 }
                 Ok(false)
@@ -124,7 +123,6 @@ impl CallService {
                             .get_or_create(&vec![("reason".to_owned(), end.end_reason.clone())])
                             .inc();
                     }
-                    self.inner.push_wake.notify_one();
                     return;
                 }
                 Ok(false) => {}

@@ -25,7 +25,6 @@ use dialbridge_core::agent::AgentState;
 use dialbridge_core::{EnterpriseId, NodeName, PhoneType};
 use dialbridge_engine::Engine;
 use dialbridge_store::{Store, StoreError, Tx};
-use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 
 pub use directory::{extension_aor, parse_aor, StoreDirectory};
@@ -53,21 +52,12 @@ struct Inner {
     /// How often a bridged call's CDR row is marked alive (what a restart bills it up to).
     heartbeat: Duration,
     metrics: Arc<Metrics>,
-    /// Wakes the push dispatcher after an event was written to the outbox.
-    push_wake: Arc<Notify>,
     /// The tasks following the calls, each until its CDR is written.
     calls: TaskTracker,
 }
 
 impl CallService {
-    pub fn new(
-        store: Store,
-        engine: Engine,
-        node: NodeName,
-        push_wake: Arc<Notify>,
-        heartbeat: Duration,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(store: Store, engine: Engine, node: NodeName, heartbeat: Duration, metrics: Arc<Metrics>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -75,7 +65,6 @@ impl CallService {
                 node,
                 heartbeat,
                 metrics,
-                push_wake,
                 calls: TaskTracker::new(),
             }),
         }
@@ -126,10 +115,6 @@ impl CallService {
         tx.enqueue_push(enterprise, "agent_status", &format!("agent:{agent_id}"), &payload)
             .await?;
         Ok(())
-    }
-
-    pub fn wake_pushes(&self) {
-        self.inner.push_wake.notify_one();
     }
 
     /// Whether the agent's bound phone can be reached now (an extension must be registered).

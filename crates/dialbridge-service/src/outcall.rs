@@ -311,9 +311,8 @@ impl CallService {
             tx.commit().await
         }
         .await;
-        match result {
-            Ok(()) => self.inner.push_wake.notify_one(),
-            Err(e) => tracing::warn!(%unique_id, error = %e, "cannot write the ringing push"),
+        if let Err(e) = result {
+            tracing::warn!(%unique_id, error = %e, "cannot write the ringing push");
         }
     }
 
@@ -359,9 +358,6 @@ impl CallService {
             tx.commit().await
         }
         .await;
-        if result.is_ok() && bridged_at.is_some() {
-            self.inner.push_wake.notify_one();
-        }
         match result {
             Ok(()) => tracing::debug!(%unique_id, ?agent_answered_at, ?bridged_at, "call progress recorded"),
             Err(e) => tracing::warn!(%unique_id, error = %e, "cannot record the call's progress"),

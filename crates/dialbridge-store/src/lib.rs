@@ -9,6 +9,7 @@
 
 mod calls;
 mod config;
+mod feed;
 mod outbox;
 pub mod secrets;
 
@@ -22,6 +23,7 @@ use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor};
 
 pub use calls::*;
 pub use config::*;
+pub use feed::{EventFeed, LocalEventFeed, OutboxEvent};
 pub use outbox::*;
 pub use secrets::{md5_hex, PasswordHashCost, PasswordHashing, Sealer, SecretKey};
 
@@ -88,6 +90,7 @@ struct Inner {
     sealer: Sealer,
     hashing: PasswordHashing,
     backend: Backend,
+    feed: Arc<dyn EventFeed>,
 }
 
 /// A handle to the database; cheap to clone.
@@ -134,6 +137,7 @@ impl Store {
                 sealer: Sealer::new(key),
                 hashing: PasswordHashing::new(options.password_hash_cost)?,
                 backend,
+                feed: Arc::new(LocalEventFeed::default()),
             }),
         })
     }
@@ -152,7 +156,11 @@ impl Store {
             Backend::Sqlite => self.inner.write.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.inner.write.begin().await?,
         };
-        Ok(Tx { conn, store: self })
+        Ok(Tx {
+            conn,
+            store: self,
+            written_events: Vec::new(),
+        })
     }
 
     /// A transaction for consistent reads; dropping it ends it.
@@ -160,6 +168,7 @@ impl Store {
         Ok(Tx {
             conn: self.inner.read.begin().await?,
             store: self,
+            written_events: Vec::new(),
         })
     }
 
@@ -190,6 +199,11 @@ impl Store {
     pub fn hashing(&self) -> &PasswordHashing {
         &self.inner.hashing
     }
+
+    /// Outbox events as their transactions commit, from now on (see [`EventFeed`]).
+    pub fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<Arc<OutboxEvent>> {
+        self.inner.feed.subscribe()
+    }
 }
 
 fn sqlite_pool(max_connections: u32) -> AnyPoolOptions {
@@ -211,11 +225,16 @@ fn sqlite_pool(max_connections: u32) -> AnyPoolOptions {
 pub struct Tx<'s> {
     conn: sqlx::Transaction<'static, Any>,
     store: &'s Store,
+    /// Outbox events written here, published to the store's feed once the transaction commits.
+    written_events: Vec<Arc<OutboxEvent>>,
 }
 
 impl Tx<'_> {
     pub async fn commit(self) -> Result<(), StoreError> {
         self.conn.commit().await?;
+        if !self.written_events.is_empty() {
+            self.store.inner.feed.publish(self.written_events);
+        }
         Ok(())
     }
 

@@ -1,11 +1,13 @@
 //! The push outbox: events written with the change that causes them, deliveries per target.
 
+use std::sync::Arc;
+
 use dialbridge_core::EnterpriseId;
 use sqlx::Row;
 
 use crate::config::now_ms;
 use crate::corrupt;
-use crate::{StoreError, Tx};
+use crate::{OutboxEvent, StoreError, Tx};
 
 /// One delivery to make: the event and where it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +67,14 @@ impl Tx<'_> {
         .bind(event_type)
         .execute(&mut *self.conn)
         .await?;
+        self.written_events.push(Arc::new(OutboxEvent {
+            id,
+            enterprise_id: enterprise,
+            event_type: event_type.to_owned(),
+            stream_key: stream_key.to_owned(),
+            payload: payload.to_owned(),
+            created_at: now,
+        }));
         Ok(id)
     }
 
@@ -99,15 +109,15 @@ impl Tx<'_> {
             .collect()
     }
 
-    /// The enterprise's events after `after_id`, oldest first: (id, type, stream, payload, time).
-    /// The event ids are the live stream's sequence numbers.
+    /// The enterprise's events after `after_id`, oldest first. The event ids are the live
+    /// stream's sequence numbers.
     pub async fn events_since(
         &mut self,
         enterprise: EnterpriseId,
         after_id: i64,
         limit: u32,
-    ) -> Result<Vec<(i64, String, String, String, i64)>, StoreError> {
-        Ok(sqlx::query_as(
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        let rows: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
             "SELECT id, event_type, stream_key, payload, created_at FROM push_events WHERE enterprise_id = $1 AND id > $2 \
              ORDER BY id LIMIT $3",
         )
@@ -115,7 +125,18 @@ impl Tx<'_> {
         .bind(after_id)
         .bind(i64::from(limit))
         .fetch_all(&mut *self.conn)
-        .await?)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, event_type, stream_key, payload, created_at)| OutboxEvent {
+                id,
+                enterprise_id: enterprise,
+                event_type,
+                stream_key,
+                payload,
+                created_at,
+            })
+            .collect())
     }
 
     /// The newest event id of an enterprise (0 when none): where a fresh stream starts.

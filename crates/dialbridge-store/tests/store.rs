@@ -349,7 +349,12 @@ async fn exercise_calls(store: &Store) {
     assert_eq!(read.refusals(acme, 10).await.unwrap()[0].3, "7");
     drop(read);
 
-    // The outbox: ordered per (target, stream), retried, dead-lettered, replayed.
+    // The outbox: ordered per (target, stream), retried, dead-lettered, replayed; committed
+    // events reach the feed, in order, and only once committed.
+    let mut feed = store.subscribe_events();
+    let mut tx = store.begin().await.unwrap();
+    tx.enqueue_push(acme, "hangup", "rolled-back", "{}").await.unwrap();
+    drop(tx);
     let mut tx = store.begin().await.unwrap();
     let first = tx
         .enqueue_push(acme, "hangup", "node-1.1", "{\"a\":\"1\"}")
@@ -361,8 +366,32 @@ async fn exercise_calls(store: &Store) {
         .unwrap();
     let other_stream = tx.enqueue_push(acme, "hangup", "node-1.2", "{}").await.unwrap();
     let no_target = tx.enqueue_push(acme, "ringing", "node-1.1", "{}").await.unwrap();
+    assert!(feed.try_recv().is_err(), "nothing is published before the commit");
     tx.commit().await.unwrap();
     assert!(first < second && second < other_stream && other_stream < no_target);
+    let published: Vec<(i64, String, String)> = std::iter::from_fn(|| feed.try_recv().ok())
+        .map(|e| (e.id, e.stream_key.clone(), e.payload.clone()))
+        .collect();
+    assert_eq!(
+        published,
+        vec![
+            (first, "node-1.1".into(), "{\"a\":\"1\"}".into()),
+            (second, "node-1.1".into(), "{\"a\":\"2\"}".into()),
+            (other_stream, "node-1.2".into(), "{}".into()),
+            (no_target, "node-1.1".into(), "{}".into()),
+        ],
+        "the committed events, not the rolled-back one"
+    );
+    let mut read = store.begin_read().await.unwrap();
+    let stored: Vec<i64> = read
+        .events_since(acme, first - 1, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(stored, vec![first, second, other_stream, no_target]);
+    drop(read);
     let mut tx = store.begin().await.unwrap();
     let due: Vec<i64> = tx
         .due_deliveries(i64::MAX, 10)

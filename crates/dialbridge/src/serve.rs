@@ -82,7 +82,6 @@ impl Server {
             store.clone(),
             engine.clone(),
             config.node_name.clone(),
-            dispatcher.waker(),
             config.call_heartbeat,
             metrics.clone(),
         );

@@ -137,7 +137,6 @@ async fn finish(app: &AppState, mut tx: Tx<'_>, enterprise: EnterpriseId, agent:
         .push_status(&mut tx, enterprise, agent.id, agent.cno.as_str(), &state, "")
         .await?;
     tx.commit().await?;
-    app.calls.wake_pushes();
     Ok(())
 }
 
