@@ -42,6 +42,15 @@ impl CallService {
         let resolved = crate::routing::trunks_for(&self.inner.store, enterprise.id).await?;
 
         let mut tx = self.inner.store.begin().await?;
+        // The caps hold under a race: nothing counted below changes until this commits.
+        let counted_trunks: Vec<&str> = resolved
+            .iter()
+            .filter(|(_, route)| route.is_some())
+            .map(|(trunk, _)| trunk.name.as_str())
+            .collect();
+        let counts_enterprise = s.concurrency_cap.is_some() || s.number_limit.is_some();
+        tx.lock_for_admission(counts_enterprise.then_some(enterprise.id), &counted_trunks)
+            .await?;
         let now = now_ms();
         let caller_ids = tx.caller_ids(Some(enterprise.id)).await?;
         let blacklist = tx.blacklist(enterprise.id).await?;

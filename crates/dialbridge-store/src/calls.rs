@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use crate::config::now_ms;
 use crate::corrupt;
-use crate::{classify_constraint, StoreError, Tx};
+use crate::{classify_constraint, Backend, StoreError, Tx};
 
 /// An agent's state as stored, with the version its next change must match.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -530,6 +530,39 @@ impl Tx<'_> {
         .fetch_one(&mut *self.conn)
         .await?;
         Ok(to_u64(count))
+    }
+
+    /// Makes the counts an acceptance decides on exact until this transaction ends: the
+    /// enterprise's running calls and calls to a number (when `enterprise` is given) and each of
+    /// `trunks`' running calls. On PostgreSQL it locks those rows (the enterprise first, then the
+    /// trunks in name order, so acceptances never wait for each other in a cycle): a concurrent
+    /// acceptance waits here, then counts what this one wrote. On SQLite a write transaction
+    /// already holds the database's one write lock, so there is nothing to take.
+    /// Call it first in the acceptance transaction, before any count.
+    pub async fn lock_for_admission(
+        &mut self,
+        enterprise: Option<EnterpriseId>,
+        trunks: &[&str],
+    ) -> Result<(), StoreError> {
+        if self.store.backend() == Backend::Sqlite {
+            return Ok(());
+        }
+        if let Some(enterprise) = enterprise {
+            sqlx::query("SELECT id FROM enterprises WHERE id = $1 FOR UPDATE")
+                .bind(enterprise.get())
+                .execute(&mut *self.conn)
+                .await?;
+        }
+        let mut names = trunks.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            sqlx::query("SELECT name FROM trunks WHERE name = $1 FOR UPDATE")
+                .bind(name)
+                .execute(&mut *self.conn)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Calls of the enterprise running now (its concurrency cap) and on a trunk.

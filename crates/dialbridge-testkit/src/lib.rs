@@ -10,6 +10,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 /// The environment variable naming the PostgreSQL database the portability tests use.
@@ -70,6 +71,28 @@ pub fn postgres_url() -> Option<String> {
         return None;
     }
     url
+}
+
+/// A new, empty database named `<prefix>_<pid>_<n>` on the server of [`postgres_url`], for a
+/// test that runs a whole server on PostgreSQL; `None` when there is no server (see
+/// [`postgres_url`]). Created with `psql`, which comes with the server's packages.
+pub fn fresh_postgres_database(prefix: &str) -> Option<String> {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let url = postgres_url()?;
+    let name = format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let status = Command::new("psql")
+        .args([url.as_str(), "-q", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("psql must be installed beside PostgreSQL");
+    assert!(status.success(), "cannot create database {name} on {url}");
+    let server = url.rsplit_once('/').map_or(url.as_str(), |(server, _)| server);
+    Some(format!("{server}/{name}"))
 }
 
 /// Polls `done` every `step` until it holds or `deadline` passes; returns whether it held.
@@ -137,7 +160,6 @@ const PORT_STEP: u16 = 4;
 /// in a process, with the three after it left free too (see [`PORT_STEP`]).
 pub fn free_port() -> u16 {
     use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let slots = (TEST_PORTS.end - TEST_PORTS.start) / PORT_STEP;
     // A random start per process (processes of one test run do not collide), then onwards.

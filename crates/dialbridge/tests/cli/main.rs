@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use dialbridge_store::md5_hex;
 use serde_json::Value;
 
+mod caps;
 mod in_process;
 mod legacy_agents;
 mod legacy_outcall;
@@ -32,12 +33,23 @@ fn repo_file(name: &str) -> PathBuf {
 /// environment and a cheap password hash.
 struct Operator {
     dir: tempfile::TempDir,
+    /// The store's database when it is not the embedded SQLite file.
+    database_url: Option<String>,
 }
 
 impl Operator {
     fn new() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
+            database_url: None,
+        }
+    }
+
+    /// An operator (and its server) whose store is the PostgreSQL database at `url`.
+    fn on_postgres(url: String) -> Self {
+        Self {
+            database_url: Some(url),
+            ..Self::new()
         }
     }
 
@@ -48,6 +60,9 @@ impl Operator {
             .env_clear()
             .env("DIALBRIDGE_PASSWORD_HASH_MEMORY_KIB", "64")
             .env("DIALBRIDGE_PASSWORD_HASH_ITERATIONS", "1");
+        if let Some(url) = &self.database_url {
+            cmd.env("DIALBRIDGE_DATABASE_URL", url);
+        }
         cmd
     }
 
