@@ -602,3 +602,60 @@ async fn writers_of_two_processes_on_one_sqlite_file_wait_for_each_other() {
         .expect("the other writer waited, then wrote");
     assert_eq!(server.begin_read().await.unwrap().enterprises().await.unwrap().len(), 2);
 }
+
+/// A database written by the first release (migrations 1-9): the example provisioning file
+/// applied, a top-up, agent 2000 online on a telephone, one refused and one unanswered call,
+/// and the hang-up push still pending (`tests/fixtures/wave1.db`, sealed with [`key`]). It opens,
+/// takes every later migration, and reads back as it was.
+#[tokio::test]
+async fn a_wave_one_database_opens_and_migrates() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wave1.db");
+    std::fs::copy(fixture, dir.path().join("dialbridge.db")).unwrap();
+    let store = sqlite_store(&dir).await;
+    let migrations = std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations"))
+        .unwrap()
+        .count() as i64;
+    assert!(migrations >= 9);
+    assert_eq!(
+        store.applied_migrations().await.unwrap(),
+        (1..=migrations).collect::<Vec<_>>(),
+        "every migration applied once, in order"
+    );
+
+    let acme = ent(3000001);
+    let mut tx = store.begin_read().await.unwrap();
+    let enterprise = tx.enterprise(acme).await.unwrap().unwrap();
+    assert_eq!(enterprise.settings.name, "Acme Trading");
+    assert_eq!(enterprise.balance, "100".parse().unwrap());
+    let cnos: Vec<String> = tx
+        .agents(acme)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.cno.to_string())
+        .collect();
+    assert_eq!(cnos, ["2000", "2001"]);
+    assert_eq!(
+        tx.trunk_password("carrier-a").await.unwrap().as_deref(),
+        Some("trunk-secret")
+    );
+    assert_eq!(
+        tx.extension_password(acme, &ExtensionNumber::parse("801").unwrap())
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("ext801-secret")
+    );
+    let cdr = tx.cdr("dialbridge1-1796468499.1").await.unwrap().unwrap();
+    assert_eq!(cdr.start.user_field, "wave1");
+    assert_eq!(cdr.end.as_ref().map(|e| e.status), Some(24));
+    let refusals = tx.refusals(acme, 10).await.unwrap();
+    assert_eq!(refusals.len(), 1);
+    assert_eq!(refusals[0].3, "11");
+    let due = tx.due_deliveries(i64::MAX, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].target_name, "crm-hangup");
+    drop(tx);
+    store.close().await;
+}
