@@ -14,58 +14,11 @@ enum Cap {
     TrunkChannels,
 }
 
-fn setup(carrier_port: u16, cap: Cap) -> String {
-    let (concurrency_cap, max_channels) = match cap {
-        Cap::EnterpriseConcurrency => (format!("concurrency_cap = {CAP}"), 100),
-        Cap::TrunkChannels => (String::new(), CAP),
-    };
-    let mut file = format!(
-        r#"
-[[trunk]]
-name = "carrier"
-address = "127.0.0.1:{carrier_port}"
-enterprises = [3000001]
-max_channels = {max_channels}
-
-[[enterprise]]
-id = 3000001
-name = "Acme"
-rate_per_minute = "0.12"
-default_caller_id = "02160001234"
-agent_ring_timeout_secs = 20
-customer_ring_timeout_secs = 20
-{concurrency_cap}
-
-[[enterprise.admin]]
-user = "admin"
-password = "admin-secret"
-
-[[enterprise.number]]
-number = "02160001234"
-trunk = "carrier"
-"#
-    );
-    for i in 0..RACERS {
-        file.push_str(&format!(
-            "\n[[enterprise.agent]]\ncno = \"{}\"\nname = \"Agent {i}\"\npassword = \"1234\"\n",
-            3000 + i
-        ));
-    }
-    file
-}
-
 fn race_against(op: Operator, cap: Cap) {
-    let carrier_port = dialbridge_testkit::free_port();
-    op.ok(&["provision", &op.write("caps.toml", &setup(carrier_port, cap))]);
-    op.ok(&[
-        "admin",
-        "balance",
-        "top-up",
-        "--enterprise",
-        "3000001",
-        "--amount",
-        "100",
-    ]);
+    let carrier_port = match cap {
+        Cap::EnterpriseConcurrency => crowd_store(&op, RACERS, &format!("concurrency_cap = {CAP}"), 100),
+        Cap::TrunkChannels => crowd_store(&op, RACERS, "", CAP),
+    };
     let server = serve(&op);
     let a = server.http.clone();
     // Every leg (the agents' telephones and the customers) reaches this carrier, which answers
@@ -73,18 +26,7 @@ fn race_against(op: Operator, cap: Cap) {
     let mut carrier = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", carrier_port, (2 * CAP) as u32)
         .silent_media()
         .spawn();
-    for i in 0..RACERS {
-        let online = json_get(
-            &a,
-            &format!(
-                "/interface/client/ClientOnline?{}&cno={}&bindTel={}&type=1",
-                admin_auth(),
-                3000 + i,
-                13900139000u64 + i as u64
-            ),
-        );
-        assert_eq!(online["code"], "0", "{online}");
-    }
+    crowd_online(&a, RACERS);
 
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(RACERS));
     let racers: Vec<_> = (0..RACERS)
@@ -93,15 +35,7 @@ fn race_against(op: Operator, cap: Cap) {
             let barrier = barrier.clone();
             std::thread::spawn(move || {
                 barrier.wait();
-                json_get(
-                    &a,
-                    &format!(
-                        "/interface/PreviewOutcall?enterpriseId=3000001&cno={}&pwd={}&customerNumber={}",
-                        3000 + i,
-                        md5_hex("1234"),
-                        13800138000u64 + i as u64
-                    ),
-                )
+                crowd_outcall(&a, i).expect("an answer")
             })
         })
         .collect();

@@ -173,12 +173,17 @@ fn serve(op: &Operator) -> Server {
 }
 
 fn http_get(address: &str, path: &str) -> (u16, String) {
+    try_http_get(address, path).unwrap()
+}
+
+/// [`http_get`] that returns the error when the server is not there or goes away.
+fn try_http_get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    stream.read_to_string(&mut response)?;
     let status = response
         .split_whitespace()
         .nth(1)
@@ -188,7 +193,7 @@ fn http_get(address: &str, path: &str) -> (u16, String) {
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
-    (status, body)
+    Ok((status, body))
 }
 
 // ---- helpers of the legacy interface tests ----
@@ -244,6 +249,89 @@ user = "admin"
 password = "rival-secret"
 "#
     )
+}
+
+/// Provisions enterprise 3000001 with `agents` agents (cnos 3000, 3001, …, password "1234"),
+/// its admin, a rate, a balance of 100 and its trunk "carrier" with `max_channels`;
+/// `enterprise_extra` adds lines to the enterprise. Returns the carrier's port.
+fn crowd_store(op: &Operator, agents: usize, enterprise_extra: &str, max_channels: usize) -> u16 {
+    let carrier_port = dialbridge_testkit::free_port();
+    let mut file = format!(
+        r#"
+[[trunk]]
+name = "carrier"
+address = "127.0.0.1:{carrier_port}"
+enterprises = [3000001]
+max_channels = {max_channels}
+
+[[enterprise]]
+id = 3000001
+name = "Acme"
+rate_per_minute = "0.12"
+default_caller_id = "02160001234"
+agent_ring_timeout_secs = 20
+customer_ring_timeout_secs = 20
+{enterprise_extra}
+
+[[enterprise.admin]]
+user = "admin"
+password = "admin-secret"
+
+[[enterprise.number]]
+number = "02160001234"
+trunk = "carrier"
+"#
+    );
+    for i in 0..agents {
+        file.push_str(&format!(
+            "\n[[enterprise.agent]]\ncno = \"{}\"\nname = \"Agent {i}\"\npassword = \"1234\"\n",
+            3000 + i
+        ));
+    }
+    op.ok(&["provision", &op.write("crowd.toml", &file)]);
+    op.ok(&[
+        "admin",
+        "balance",
+        "top-up",
+        "--enterprise",
+        "3000001",
+        "--amount",
+        "100",
+    ]);
+    carrier_port
+}
+
+/// The first `agents` agents of [`crowd_store`] online, each on a telephone of its own.
+fn crowd_online(http: &str, agents: usize) {
+    for i in 0..agents {
+        let online = json_get(
+            http,
+            &format!(
+                "/interface/client/ClientOnline?{}&cno={}&bindTel={}&type=1",
+                admin_auth(),
+                3000 + i,
+                13900139000u64 + i as u64
+            ),
+        );
+        assert_eq!(online["code"], "0", "{online}");
+    }
+}
+
+/// Agent `i` of [`crowd_store`] calls a customer of its own; `None` when no answer came (the
+/// server went away).
+fn crowd_outcall(http: &str, i: usize) -> Option<serde_json::Value> {
+    let path = format!(
+        "/interface/PreviewOutcall?enterpriseId=3000001&cno={}&pwd={}&customerNumber={}",
+        3000 + i,
+        md5_hex("1234"),
+        13800138000u64 + i as u64
+    );
+    match try_http_get(http, &path) {
+        Ok((200, body)) => Some(serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))),
+        // Nothing or a cut response: the server was killed while it answered.
+        Ok((0, _)) | Err(_) => None,
+        Ok((status, body)) => panic!("HTTP {status}: {body}"),
+    }
 }
 
 /// `admin agent create` in an enterprise; must succeed.

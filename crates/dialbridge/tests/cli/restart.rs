@@ -45,3 +45,72 @@ fn a_call_survives_a_crash_of_the_server_as_one_cdr_charged_once() {
         assert_eq!(outcall(&server.http, "customerNumber=13800138000")["res"], "9");
     }
 }
+
+/// A burst of calls, the server SIGKILLed in the middle of it: after the restart every request
+/// that was answered `res` 0 has exactly one CDR, and no agent is left locked.
+#[test]
+fn a_crash_during_a_burst_of_calls_loses_no_accepted_call() {
+    if dialbridge_testkit::skip_without_sipp() {
+        return;
+    }
+    const AGENTS: usize = 40;
+    let op = Operator::new();
+    let carrier_port = crowd_store(&op, AGENTS, "", 100);
+    let mut server = serve(&op);
+    // The carrier answers every leg and holds it: the calls are running when the server dies.
+    let _carrier = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", carrier_port, 2 * AGENTS as u32)
+        .silent_media()
+        .spawn();
+    crowd_online(&server.http, AGENTS);
+
+    // The requests go out 10 ms apart; the kill comes once a third of them were answered.
+    let (answered, answers) = std::sync::mpsc::channel();
+    let burst: Vec<_> = (0..AGENTS)
+        .map(|i| {
+            let (http, answered) = (server.http.clone(), answered.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(10 * i as u64));
+                let reply = crowd_outcall(&http, i);
+                let _ = answered.send(());
+                reply
+            })
+        })
+        .collect();
+    for _ in 0..AGENTS / 3 {
+        answers.recv_timeout(Duration::from_secs(30)).unwrap();
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let replies: Vec<Option<serde_json::Value>> = burst.into_iter().map(|t| t.join().unwrap()).collect();
+    drop(server);
+    let accepted: Vec<String> = replies
+        .iter()
+        .flatten()
+        .filter(|r| r["res"] == "0")
+        .map(|r| r["uniqueId"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(accepted.len() >= AGENTS / 3, "{replies:?}");
+    assert!(
+        replies.iter().any(Option::is_none),
+        "the kill came during the burst: {replies:?}"
+    );
+
+    let server = serve(&op);
+    for unique_id in &accepted {
+        let page = json_get(
+            &server.http,
+            &format!(
+                "/interfaceAction/cdrObInterface!listCdrOb.action?{}&uniqueId={unique_id}",
+                admin_auth()
+            ),
+        );
+        assert_eq!(page["msg"]["data"].as_array().unwrap().len(), 1, "{unique_id}: {page}");
+    }
+    for agent in op
+        .json(&["admin", "agent", "list", "--enterprise", "3000001"])
+        .as_array()
+        .unwrap()
+    {
+        assert!(agent["call"].is_null(), "no agent is left in a call: {agent}");
+    }
+}
