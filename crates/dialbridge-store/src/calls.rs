@@ -1,10 +1,9 @@
 //! Runtime: agent state (with the outbound lock), bound phones, call detail records, balance
 //! charges and refused requests.
 
+use crate::db::{query, query_as, Row};
 use dialbridge_core::agent::{AgentCall, AgentState, Availability, CallPhase, LoginStatus};
 use dialbridge_core::{EnterpriseId, Money, PhoneType};
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::config::now_ms;
 use crate::corrupt;
@@ -110,7 +109,7 @@ fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-fn cdr_from_row(row: &AnyRow) -> Result<Cdr, StoreError> {
+fn cdr_from_row(row: &Row) -> Result<Cdr, StoreError> {
     let phone_type: i64 = row.try_get("agent_phone_type")?;
     let start = CdrStart {
         unique_id: row.try_get("unique_id")?,
@@ -123,7 +122,7 @@ fn cdr_from_row(row: &AnyRow) -> Result<Cdr, StoreError> {
         customer_number: row.try_get("customer_number")?,
         customer_area_code: row.try_get("customer_area_code")?,
         customer_number_type: row
-            .try_get::<Option<i64>, _>("customer_number_type")?
+            .try_get::<Option<i64>>("customer_number_type")?
             .and_then(|t| u8::try_from(t).ok()),
         caller_id: row.try_get("caller_id")?,
         trunk_name: row.try_get("trunk_name")?,
@@ -131,11 +130,11 @@ fn cdr_from_row(row: &AnyRow) -> Result<Cdr, StoreError> {
         node: row.try_get("node")?,
         requested_at: row.try_get("requested_at")?,
     };
-    let end = match row.try_get::<Option<i64>, _>("ended_at")? {
+    let end = match row.try_get::<Option<i64>>("ended_at")? {
         None => None,
         Some(ended_at) => {
             let code = |name: &str| -> Result<Option<u16>, StoreError> {
-                Ok(row.try_get::<Option<i64>, _>(name)?.and_then(|c| u16::try_from(c).ok()))
+                Ok(row.try_get::<Option<i64>>(name)?.and_then(|c| u16::try_from(c).ok()))
             };
             Some(CdrEnd {
                 agent_ringing_at: row.try_get("agent_ringing_at")?,
@@ -143,19 +142,19 @@ fn cdr_from_row(row: &AnyRow) -> Result<Cdr, StoreError> {
                 customer_ringing_at: row.try_get("customer_ringing_at")?,
                 bridged_at: row.try_get("bridged_at")?,
                 ended_at,
-                status: u8::try_from(row.try_get::<Option<i64>, _>("status")?.unwrap_or(0)).unwrap_or(0),
-                end_reason: row.try_get::<Option<String>, _>("end_reason")?.unwrap_or_default(),
-                hung_up_by: row.try_get::<Option<String>, _>("hung_up_by")?.unwrap_or_default(),
+                status: u8::try_from(row.try_get::<Option<i64>>("status")?.unwrap_or(0)).unwrap_or(0),
+                end_reason: row.try_get::<Option<String>>("end_reason")?.unwrap_or_default(),
+                hung_up_by: row.try_get::<Option<String>>("hung_up_by")?.unwrap_or_default(),
                 sip_cause: code("sip_cause")?.unwrap_or(0),
                 agent_sip_code: code("agent_sip_code")?,
                 customer_sip_code: code("customer_sip_code")?,
-                bridge_seconds: to_u64(row.try_get::<Option<i64>, _>("bridge_seconds")?.unwrap_or(0)),
-                cost: Money::from_ten_thousandths(row.try_get::<Option<i64>, _>("cost")?.unwrap_or(0)),
+                bridge_seconds: to_u64(row.try_get::<Option<i64>>("bridge_seconds")?.unwrap_or(0)),
+                cost: Money::from_ten_thousandths(row.try_get::<Option<i64>>("cost")?.unwrap_or(0)),
                 packets_agent_to_customer: to_u64(
-                    row.try_get::<Option<i64>, _>("packets_agent_to_customer")?.unwrap_or(0),
+                    row.try_get::<Option<i64>>("packets_agent_to_customer")?.unwrap_or(0),
                 ),
                 packets_customer_to_agent: to_u64(
-                    row.try_get::<Option<i64>, _>("packets_customer_to_agent")?.unwrap_or(0),
+                    row.try_get::<Option<i64>>("packets_customer_to_agent")?.unwrap_or(0),
                 ),
             })
         }
@@ -167,19 +166,19 @@ impl Tx<'_> {
     // ---- agent state ----
 
     pub async fn agent_state(&mut self, agent_id: i64) -> Result<StoredAgentState, StoreError> {
-        let row = sqlx::query("SELECT * FROM agent_runtime WHERE agent_id = $1")
+        let row = query("SELECT * FROM agent_runtime WHERE agent_id = $1")
             .bind(agent_id)
-            .fetch_optional(&mut *self.conn)
+            .fetch_optional(&mut self.conn)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("agent #{agent_id}")))?;
-        let login = match row.try_get::<String, _>("login_status")?.as_str() {
+        let login = match row.try_get::<String>("login_status")?.as_str() {
             "online" => LoginStatus::Online,
             "pause" => LoginStatus::Pause,
             _ => LoginStatus::Offline,
         };
         let call = match (
-            row.try_get::<Option<String>, _>("call_unique_id")?,
-            row.try_get::<Option<String>, _>("call_phase")?,
+            row.try_get::<Option<String>>("call_unique_id")?,
+            row.try_get::<Option<String>>("call_phase")?,
         ) {
             (Some(unique_id), Some(phase)) => Some(AgentCall {
                 unique_id,
@@ -195,7 +194,7 @@ impl Tx<'_> {
             state: AgentState {
                 login,
                 pause_description: row.try_get("pause_description")?,
-                after_call: decode_availability(&row.try_get::<String, _>("after_call")?),
+                after_call: decode_availability(&row.try_get::<String>("after_call")?),
                 wrapup_until: row.try_get("wrapup_until")?,
                 call,
             },
@@ -222,7 +221,7 @@ impl Tx<'_> {
             ),
             None => (None, None),
         };
-        let done = sqlx::query(
+        let done = query(
             "UPDATE agent_runtime SET login_status = $3, pause_description = $4, after_call = $5, wrapup_until = $6, \
              call_unique_id = $7, call_phase = $8, version = version + 1, updated_at = $9 WHERE agent_id = $1 AND version = $2",
         )
@@ -235,16 +234,16 @@ impl Tx<'_> {
         .bind(call_id)
         .bind(phase)
         .bind(now_ms())
-        .execute(&mut *self.conn)
+        .execute(&mut self.conn)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub(crate) async fn insert_agent_runtime(&mut self, agent_id: i64) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO agent_runtime (agent_id, login_status, after_call, version, updated_at) VALUES ($1, 'offline', 'online', 0, $2)")
+        query("INSERT INTO agent_runtime (agent_id, login_status, after_call, version, updated_at) VALUES ($1, 'offline', 'online', 0, $2)")
             .bind(agent_id)
             .bind(now_ms())
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await?;
         Ok(())
     }
@@ -253,11 +252,10 @@ impl Tx<'_> {
 
     /// (power, clientType) of the legacy agent-management interface.
     pub async fn agent_legacy_fields(&mut self, agent_id: i64) -> Result<(i64, i64), StoreError> {
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT legacy_power, legacy_client_type FROM agents WHERE id = $1")
-                .bind(agent_id)
-                .fetch_optional(&mut *self.conn)
-                .await?;
+        let row: Option<(i64, i64)> = query_as("SELECT legacy_power, legacy_client_type FROM agents WHERE id = $1")
+            .bind(agent_id)
+            .fetch_optional(&mut self.conn)
+            .await?;
         row.ok_or_else(|| StoreError::NotFound(format!("agent #{agent_id}")))
     }
 
@@ -267,32 +265,32 @@ impl Tx<'_> {
         power: i64,
         client_type: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE agents SET legacy_power = $2, legacy_client_type = $3 WHERE id = $1")
+        query("UPDATE agents SET legacy_power = $2, legacy_client_type = $3 WHERE id = $1")
             .bind(agent_id)
             .bind(power)
             .bind(client_type)
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await?;
         Ok(())
     }
 
     /// The phones an agent has used: (id, type, number, bound, created_at).
     pub async fn phones_of(&mut self, agent_id: i64) -> Result<Vec<(i64, i64, String, bool, i64)>, StoreError> {
-        let rows: Vec<(i64, i64, String, i64, i64)> = sqlx::query_as(
+        let rows: Vec<(i64, i64, String, i64, i64)> = query_as(
             "SELECT id, phone_type, number, is_bound, created_at FROM agent_phones WHERE agent_id = $1 ORDER BY created_at, id",
         )
         .bind(agent_id)
-        .fetch_all(&mut *self.conn)
+        .fetch_all(&mut self.conn)
         .await?;
         Ok(rows.into_iter().map(|(id, t, n, b, c)| (id, t, n, b != 0, c)).collect())
     }
 
     /// An agent by its id within an enterprise.
     pub async fn agent_by_id(&mut self, enterprise: EnterpriseId, agent_id: i64) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT cno FROM agents WHERE enterprise_id = $1 AND id = $2")
+        let row: Option<(String,)> = query_as("SELECT cno FROM agents WHERE enterprise_id = $1 AND id = $2")
             .bind(enterprise.get())
             .bind(agent_id)
-            .fetch_optional(&mut *self.conn)
+            .fetch_optional(&mut self.conn)
             .await?;
         Ok(row.map(|(c,)| c))
     }
@@ -301,9 +299,9 @@ impl Tx<'_> {
 
     pub async fn bound_phone(&mut self, agent_id: i64) -> Result<Option<(PhoneType, String)>, StoreError> {
         let row: Option<(i64, String)> =
-            sqlx::query_as("SELECT phone_type, number FROM agent_phones WHERE agent_id = $1 AND is_bound = 1")
+            query_as("SELECT phone_type, number FROM agent_phones WHERE agent_id = $1 AND is_bound = 1")
                 .bind(agent_id)
-                .fetch_optional(&mut *self.conn)
+                .fetch_optional(&mut self.conn)
                 .await?;
         Ok(row.and_then(|(t, n)| PhoneType::from_legacy_code(t).map(|t| (t, n))))
     }
@@ -317,14 +315,14 @@ impl Tx<'_> {
         phone_type: PhoneType,
         number: &str,
     ) -> Result<(), StoreError> {
-        let other: Option<(i64,)> = sqlx::query_as(
+        let other: Option<(i64,)> = query_as(
             "SELECT agent_id FROM agent_phones WHERE enterprise_id = $1 AND phone_type = $2 AND number = $3 AND is_bound = 1 AND agent_id <> $4",
         )
         .bind(enterprise.get())
         .bind(i64::from(phone_type.legacy_code()))
         .bind(number)
         .bind(agent_id)
-        .fetch_optional(&mut *self.conn)
+        .fetch_optional(&mut self.conn)
         .await?;
         if other.is_some() {
             return Err(StoreError::Conflict(format!(
@@ -333,15 +331,15 @@ impl Tx<'_> {
         }
         self.unbind_phone(agent_id).await?;
         let updated =
-            sqlx::query("UPDATE agent_phones SET is_bound = 1 WHERE agent_id = $1 AND phone_type = $2 AND number = $3")
+            query("UPDATE agent_phones SET is_bound = 1 WHERE agent_id = $1 AND phone_type = $2 AND number = $3")
                 .bind(agent_id)
                 .bind(i64::from(phone_type.legacy_code()))
                 .bind(number)
-                .execute(&mut *self.conn)
+                .execute(&mut self.conn)
                 .await?;
         if updated.rows_affected() == 0 {
             let id = self.next_id("agent_phones").await?;
-            sqlx::query(
+            query(
                 "INSERT INTO agent_phones (id, agent_id, enterprise_id, phone_type, number, is_bound, created_at) VALUES ($1, $2, $3, $4, $5, 1, $6)",
             )
             .bind(id)
@@ -350,7 +348,7 @@ impl Tx<'_> {
             .bind(i64::from(phone_type.legacy_code()))
             .bind(number)
             .bind(now_ms())
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await
             .map_err(|e| classify_constraint(e, || format!("phone {number}")))?;
         }
@@ -358,9 +356,9 @@ impl Tx<'_> {
     }
 
     pub async fn unbind_phone(&mut self, agent_id: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE agent_phones SET is_bound = 0 WHERE agent_id = $1 AND is_bound = 1")
+        query("UPDATE agent_phones SET is_bound = 0 WHERE agent_id = $1 AND is_bound = 1")
             .bind(agent_id)
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await?;
         Ok(())
     }
@@ -368,7 +366,7 @@ impl Tx<'_> {
     // ---- call detail records ----
 
     pub async fn insert_cdr(&mut self, start: &CdrStart) -> Result<(), StoreError> {
-        sqlx::query(
+        query(
             "INSERT INTO cdrs (unique_id, enterprise_id, agent_id, cno, agent_phone, agent_phone_type, customer_number, \
              customer_area_code, customer_number_type, caller_id, trunk_name, user_field, node, requested_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
@@ -387,7 +385,7 @@ impl Tx<'_> {
         .bind(&start.user_field)
         .bind(&start.node)
         .bind(start.requested_at)
-        .execute(&mut *self.conn)
+        .execute(&mut self.conn)
         .await
         .map_err(|e| classify_constraint(e, || format!("CDR {}", start.unique_id)))?;
         Ok(())
@@ -395,17 +393,17 @@ impl Tx<'_> {
 
     /// Records the trunk that actually carried the customer's leg (after a failover).
     pub async fn set_cdr_trunk(&mut self, unique_id: &str, trunk_name: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE cdrs SET trunk_name = $2 WHERE unique_id = $1")
+        query("UPDATE cdrs SET trunk_name = $2 WHERE unique_id = $1")
             .bind(unique_id)
             .bind(trunk_name)
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await?;
         Ok(())
     }
 
     /// Completes a CDR; false when it was already complete (a call is closed once).
     pub async fn finish_cdr(&mut self, unique_id: &str, end: &CdrEnd) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = query(
             "UPDATE cdrs SET agent_ringing_at = $2, agent_answered_at = $3, customer_ringing_at = $4, bridged_at = $5, \
              ended_at = $6, status = $7, end_reason = $8, hung_up_by = $9, sip_cause = $10, agent_sip_code = $11, \
              customer_sip_code = $12, bridge_seconds = $13, cost = $14, packets_agent_to_customer = $15, \
@@ -427,7 +425,7 @@ impl Tx<'_> {
         .bind(end.cost.ten_thousandths())
         .bind(i64::try_from(end.packets_agent_to_customer).unwrap_or(i64::MAX))
         .bind(i64::try_from(end.packets_customer_to_agent).unwrap_or(i64::MAX))
-        .execute(&mut *self.conn)
+        .execute(&mut self.conn)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -439,24 +437,24 @@ impl Tx<'_> {
         agent_answered_at: Option<i64>,
         bridged_at: Option<i64>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        query(
             "UPDATE cdrs SET agent_answered_at = COALESCE($2, agent_answered_at), bridged_at = COALESCE($3, bridged_at) \
              WHERE unique_id = $1 AND ended_at IS NULL",
         )
         .bind(unique_id)
         .bind(agent_answered_at)
         .bind(bridged_at)
-        .execute(&mut *self.conn)
+        .execute(&mut self.conn)
         .await?;
         Ok(())
     }
 
     /// A running bridged call is still up at `at` (its heartbeat).
     pub async fn mark_cdr_alive(&mut self, unique_id: &str, at: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE cdrs SET alive_at = $2 WHERE unique_id = $1 AND ended_at IS NULL")
+        query("UPDATE cdrs SET alive_at = $2 WHERE unique_id = $1 AND ended_at IS NULL")
             .bind(unique_id)
             .bind(at)
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await?;
         Ok(())
     }
@@ -464,9 +462,9 @@ impl Tx<'_> {
     /// The progress times recorded for a running call.
     pub async fn cdr_progress(&mut self, unique_id: &str) -> Result<CdrProgress, StoreError> {
         let row: Option<(Option<i64>, Option<i64>, Option<i64>)> =
-            sqlx::query_as("SELECT agent_answered_at, bridged_at, alive_at FROM cdrs WHERE unique_id = $1")
+            query_as("SELECT agent_answered_at, bridged_at, alive_at FROM cdrs WHERE unique_id = $1")
                 .bind(unique_id)
-                .fetch_optional(&mut *self.conn)
+                .fetch_optional(&mut self.conn)
                 .await?;
         let (agent_answered_at, bridged_at, alive_at) = row.unwrap_or_default();
         Ok(CdrProgress {
@@ -477,24 +475,24 @@ impl Tx<'_> {
     }
 
     pub async fn cdr(&mut self, unique_id: &str) -> Result<Option<Cdr>, StoreError> {
-        let row = sqlx::query("SELECT * FROM cdrs WHERE unique_id = $1")
+        let row = query("SELECT * FROM cdrs WHERE unique_id = $1")
             .bind(unique_id)
-            .fetch_optional(&mut *self.conn)
+            .fetch_optional(&mut self.conn)
             .await?;
         row.as_ref().map(cdr_from_row).transpose()
     }
 
     /// CDRs of calls still running (after a crash: the calls to close).
     pub async fn open_cdrs(&mut self) -> Result<Vec<Cdr>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM cdrs WHERE ended_at IS NULL ORDER BY requested_at")
-            .fetch_all(&mut *self.conn)
+        let rows = query("SELECT * FROM cdrs WHERE ended_at IS NULL ORDER BY requested_at")
+            .fetch_all(&mut self.conn)
             .await?;
         rows.iter().map(cdr_from_row).collect()
     }
 
     pub async fn cdrs(&mut self, q: &CdrQuery) -> Result<Vec<Cdr>, StoreError> {
         // Filters are bound in a fixed order; absent ones compare against NULL and pass.
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT * FROM cdrs WHERE ($1 IS NULL OR enterprise_id = $1) AND ($2 IS NULL OR requested_at >= $2) \
              AND ($3 IS NULL OR requested_at <= $3) AND ($4 IS NULL OR unique_id = $4) AND ($5 IS NULL OR user_field = $5) \
              AND ($6 IS NULL OR customer_number = $6) AND ($7 IS NULL OR cno = $7) \
@@ -509,7 +507,7 @@ impl Tx<'_> {
         .bind(q.cno.as_deref())
         .bind(i64::from(q.limit))
         .bind(i64::from(q.offset))
-        .fetch_all(&mut *self.conn)
+        .fetch_all(&mut self.conn)
         .await?;
         rows.iter().map(cdr_from_row).collect()
     }
@@ -521,13 +519,13 @@ impl Tx<'_> {
         number: &str,
         since: i64,
     ) -> Result<u64, StoreError> {
-        let (count,): (i64,) = sqlx::query_as(
+        let (count,): (i64,) = query_as(
             "SELECT COUNT(*) FROM cdrs WHERE enterprise_id = $1 AND customer_number = $2 AND requested_at >= $3",
         )
         .bind(enterprise.get())
         .bind(number)
         .bind(since)
-        .fetch_one(&mut *self.conn)
+        .fetch_one(&mut self.conn)
         .await?;
         Ok(to_u64(count))
     }
@@ -548,18 +546,18 @@ impl Tx<'_> {
             return Ok(());
         }
         if let Some(enterprise) = enterprise {
-            sqlx::query("SELECT id FROM enterprises WHERE id = $1 FOR UPDATE")
+            query("SELECT id FROM enterprises WHERE id = $1 FOR UPDATE")
                 .bind(enterprise.get())
-                .execute(&mut *self.conn)
+                .execute(&mut self.conn)
                 .await?;
         }
         let mut names = trunks.to_vec();
         names.sort_unstable();
         names.dedup();
         for name in names {
-            sqlx::query("SELECT name FROM trunks WHERE name = $1 FOR UPDATE")
+            query("SELECT name FROM trunks WHERE name = $1 FOR UPDATE")
                 .bind(name)
-                .execute(&mut *self.conn)
+                .execute(&mut self.conn)
                 .await?;
         }
         Ok(())
@@ -571,12 +569,12 @@ impl Tx<'_> {
         enterprise: Option<EnterpriseId>,
         trunk: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let (count,): (i64,) = sqlx::query_as(
+        let (count,): (i64,) = query_as(
             "SELECT COUNT(*) FROM cdrs WHERE ended_at IS NULL AND ($1 IS NULL OR enterprise_id = $1) AND ($2 IS NULL OR trunk_name = $2)",
         )
         .bind(enterprise.map(EnterpriseId::get))
         .bind(trunk)
-        .fetch_one(&mut *self.conn)
+        .fetch_one(&mut self.conn)
         .await?;
         Ok(to_u64(count))
     }
@@ -608,7 +606,7 @@ impl Tx<'_> {
         reason: &str,
     ) -> Result<(), StoreError> {
         let id = self.next_id("refused_requests").await?;
-        sqlx::query(
+        query(
             "INSERT INTO refused_requests (id, enterprise_id, cno, customer_number, res, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id)
@@ -618,7 +616,7 @@ impl Tx<'_> {
         .bind(res)
         .bind(reason)
         .bind(now_ms())
-        .execute(&mut *self.conn)
+        .execute(&mut self.conn)
         .await?;
         Ok(())
     }
@@ -629,12 +627,12 @@ impl Tx<'_> {
         enterprise: EnterpriseId,
         limit: u32,
     ) -> Result<Vec<(i64, Option<String>, Option<String>, String, String)>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(query_as(
             "SELECT at, cno, customer_number, res, reason FROM refused_requests WHERE enterprise_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
         )
         .bind(enterprise.get())
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.conn)
+        .fetch_all(&mut self.conn)
         .await?)
     }
 }

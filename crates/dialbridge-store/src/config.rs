@@ -3,12 +3,11 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::db::{query, query_as, Row};
 use dialbridge_core::{
     AgentSettings, BlacklistPattern, CallPower, CallerId, Cno, Enterprise, EnterpriseId, EnterpriseSettings,
     ExtensionNumber, Money, NumberFormat, NumberLimit, PushTarget, SipAddress, Trunk,
 };
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::corrupt;
 use crate::{classify_constraint, StoreError, Tx};
@@ -29,7 +28,7 @@ fn opt_u32(value: Option<u32>) -> Option<i64> {
 }
 
 /// A write that must have touched one row: `NotFound(what)` when it touched none.
-fn exactly_one(done: sqlx::any::AnyQueryResult, what: impl FnOnce() -> String) -> Result<(), StoreError> {
+fn exactly_one(done: crate::db::Done, what: impl FnOnce() -> String) -> Result<(), StoreError> {
     if done.rows_affected() == 0 {
         Err(StoreError::NotFound(what()))
     } else {
@@ -72,10 +71,10 @@ const ENTERPRISE_COLUMNS: &str =
      default_caller_id, sync_default, agent_ring_timeout_secs, customer_ring_timeout_secs, wrapup_secs, \
      number_limit_count, number_limit_window_minutes, concurrency_cap, agent_caller_id";
 
-fn enterprise_from_row(row: &AnyRow) -> Result<Enterprise, StoreError> {
+fn enterprise_from_row(row: &Row) -> Result<Enterprise, StoreError> {
     let number_limit = match (
-        row.try_get::<Option<i64>, _>("number_limit_count")?,
-        row.try_get::<Option<i64>, _>("number_limit_window_minutes")?,
+        row.try_get::<Option<i64>>("number_limit_count")?,
+        row.try_get::<Option<i64>>("number_limit_window_minutes")?,
     ) {
         (Some(count), Some(window)) => Some(NumberLimit {
             count: to_u32("number_limit_count", count)?,
@@ -88,14 +87,14 @@ fn enterprise_from_row(row: &AnyRow) -> Result<Enterprise, StoreError> {
         balance: Money::from_ten_thousandths(row.try_get("balance")?),
         settings: EnterpriseSettings {
             name: row.try_get("name")?,
-            status: row.try_get::<String, _>("status")?.parse().map_err(corrupt)?,
+            status: row.try_get::<String>("status")?.parse().map_err(corrupt)?,
             time_zone: row.try_get("time_zone")?,
             rate_per_minute: Money::from_ten_thousandths(row.try_get("rate_per_minute")?),
-            outbound_enabled: row.try_get::<i64, _>("outbound_enabled")? != 0,
-            interface_enabled: row.try_get::<i64, _>("interface_enabled")? != 0,
+            outbound_enabled: row.try_get::<i64>("outbound_enabled")? != 0,
+            interface_enabled: row.try_get::<i64>("interface_enabled")? != 0,
             default_caller_id: row.try_get("default_caller_id")?,
             agent_caller_id: row.try_get("agent_caller_id")?,
-            sync_default: row.try_get::<i64, _>("sync_default")? != 0,
+            sync_default: row.try_get::<i64>("sync_default")? != 0,
             agent_ring_timeout_secs: to_u32("agent_ring_timeout_secs", row.try_get("agent_ring_timeout_secs")?)?,
             customer_ring_timeout_secs: to_u32(
                 "customer_ring_timeout_secs",
@@ -104,27 +103,27 @@ fn enterprise_from_row(row: &AnyRow) -> Result<Enterprise, StoreError> {
             wrapup_secs: to_u32("wrapup_secs", row.try_get("wrapup_secs")?)?,
             number_limit,
             concurrency_cap: row
-                .try_get::<Option<i64>, _>("concurrency_cap")?
+                .try_get::<Option<i64>>("concurrency_cap")?
                 .map(|c| to_u32("concurrency_cap", c))
                 .transpose()?,
         },
     })
 }
 
-fn agent_from_row(row: &AnyRow) -> Result<AgentRecord, StoreError> {
+fn agent_from_row(row: &Row) -> Result<AgentRecord, StoreError> {
     Ok(AgentRecord {
         id: row.try_get("id")?,
         enterprise_id: EnterpriseId::new(row.try_get("enterprise_id")?).map_err(corrupt)?,
-        cno: Cno::parse(&row.try_get::<String, _>("cno")?).map_err(corrupt)?,
-        has_password: row.try_get::<Option<String>, _>("password_hash")?.is_some(),
+        cno: Cno::parse(&row.try_get::<String>("cno")?).map_err(corrupt)?,
+        has_password: row.try_get::<Option<String>>("password_hash")?.is_some(),
         settings: AgentSettings {
             name: row.try_get("name")?,
-            active: row.try_get::<i64, _>("active")? != 0,
-            outbound_allowed: row.try_get::<i64, _>("outbound_allowed")? != 0,
-            call_power: CallPower::parse(&row.try_get::<String, _>("call_power")?).map_err(corrupt)?,
+            active: row.try_get::<i64>("active")? != 0,
+            outbound_allowed: row.try_get::<i64>("outbound_allowed")? != 0,
+            call_power: CallPower::parse(&row.try_get::<String>("call_power")?).map_err(corrupt)?,
             area_code: row.try_get("area_code")?,
             wrapup_secs: row
-                .try_get::<Option<i64>, _>("wrapup_secs")?
+                .try_get::<Option<i64>>("wrapup_secs")?
                 .map(|s| to_u32("wrapup_secs", s))
                 .transpose()?,
         },
@@ -136,13 +135,13 @@ impl Tx<'_> {
 
     pub async fn enterprise(&mut self, id: EnterpriseId) -> Result<Option<Enterprise>, StoreError> {
         let sql = format!("SELECT {ENTERPRISE_COLUMNS} FROM enterprises WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id.get()).fetch_optional(&mut *self.conn).await?;
+        let row = query(&sql).bind(id.get()).fetch_optional(&mut self.conn).await?;
         row.as_ref().map(enterprise_from_row).transpose()
     }
 
     pub async fn enterprises(&mut self) -> Result<Vec<Enterprise>, StoreError> {
         let sql = format!("SELECT {ENTERPRISE_COLUMNS} FROM enterprises ORDER BY id");
-        let rows = sqlx::query(&sql).fetch_all(&mut *self.conn).await?;
+        let rows = query(&sql).fetch_all(&mut self.conn).await?;
         rows.iter().map(enterprise_from_row).collect()
     }
 
@@ -158,9 +157,9 @@ impl Tx<'_> {
                    wrapup_secs, number_limit_count, number_limit_window_minutes, concurrency_cap, agent_caller_id, created_at, \
                    updated_at) \
                    VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)";
-        bind_enterprise_settings(sqlx::query(sql).bind(id.get()), settings)
+        bind_enterprise_settings(query(sql).bind(id.get()), settings)
             .bind(now)
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await
             .map_err(|e| classify_constraint(e, || format!("enterprise {id}")))?;
         Ok(())
@@ -178,9 +177,9 @@ impl Tx<'_> {
                    number_limit_count = $13, number_limit_window_minutes = $14, concurrency_cap = $15, agent_caller_id = $16, \
                    updated_at = $17 \
                    WHERE id = $1";
-        let done = bind_enterprise_settings(sqlx::query(sql).bind(id.get()), settings)
+        let done = bind_enterprise_settings(query(sql).bind(id.get()), settings)
             .bind(now_ms())
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await?;
         exactly_one(done, || format!("enterprise {id}"))
     }
@@ -204,17 +203,16 @@ impl Tx<'_> {
         kind: &str,
         reference: Option<&str>,
     ) -> Result<Money, StoreError> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "UPDATE enterprises SET balance = balance + $2, updated_at = $3 WHERE id = $1 RETURNING balance",
-        )
-        .bind(id.get())
-        .bind(amount.ten_thousandths())
-        .bind(now_ms())
-        .fetch_optional(&mut *self.conn)
-        .await?;
+        let row: Option<(i64,)> =
+            query_as("UPDATE enterprises SET balance = balance + $2, updated_at = $3 WHERE id = $1 RETURNING balance")
+                .bind(id.get())
+                .bind(amount.ten_thousandths())
+                .bind(now_ms())
+                .fetch_optional(&mut self.conn)
+                .await?;
         let (balance,) = row.ok_or_else(|| StoreError::NotFound(format!("enterprise {id}")))?;
         let ledger_id = self.next_id("balance_ledger").await?;
-        sqlx::query(
+        query(
             "INSERT INTO balance_ledger (id, enterprise_id, amount, balance_after, kind, reference, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -225,7 +223,7 @@ impl Tx<'_> {
         .bind(kind)
         .bind(reference)
         .bind(now_ms())
-        .execute(&mut *self.conn)
+        .execute(&mut self.conn)
         .await?;
         Ok(Money::from_ten_thousandths(balance))
     }
@@ -234,9 +232,9 @@ impl Tx<'_> {
 
     pub async fn admin_user_names(&mut self, enterprise: EnterpriseId) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT user_name FROM enterprise_admins WHERE enterprise_id = $1 ORDER BY user_name")
+            query_as("SELECT user_name FROM enterprise_admins WHERE enterprise_id = $1 ORDER BY user_name")
                 .bind(enterprise.get())
-                .fetch_all(&mut *self.conn)
+                .fetch_all(&mut self.conn)
                 .await?;
         Ok(rows.into_iter().map(|(n,)| n).collect())
     }
@@ -247,13 +245,12 @@ impl Tx<'_> {
         enterprise: EnterpriseId,
         user_name: &str,
     ) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT password_md5_sealed FROM enterprise_admins WHERE enterprise_id = $1 AND user_name = $2",
-        )
-        .bind(enterprise.get())
-        .bind(user_name)
-        .fetch_optional(&mut *self.conn)
-        .await?;
+        let row: Option<(String,)> =
+            query_as("SELECT password_md5_sealed FROM enterprise_admins WHERE enterprise_id = $1 AND user_name = $2")
+                .bind(enterprise.get())
+                .bind(user_name)
+                .fetch_optional(&mut self.conn)
+                .await?;
         row.map(|(sealed,)| self.store.sealer().open(&sealed)).transpose()
     }
 
@@ -267,7 +264,7 @@ impl Tx<'_> {
         dialbridge_core::validate_user_name(user_name)?;
         dialbridge_core::validate_password("password", password)?;
         let sealed = self.store.sealer().seal(&crate::md5_hex(password));
-        sqlx::query(
+        query(
             "INSERT INTO enterprise_admins (enterprise_id, user_name, password_md5_sealed, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (enterprise_id, user_name) DO UPDATE SET password_md5_sealed = excluded.password_md5_sealed",
         )
@@ -275,17 +272,17 @@ impl Tx<'_> {
         .bind(user_name)
         .bind(sealed)
         .bind(now_ms())
-        .execute(&mut *self.conn)
+        .execute(&mut self.conn)
         .await
         .map_err(|e| classify_constraint(e, || format!("admin {user_name} of enterprise {enterprise}")))?;
         Ok(())
     }
 
     pub async fn delete_admin(&mut self, enterprise: EnterpriseId, user_name: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM enterprise_admins WHERE enterprise_id = $1 AND user_name = $2")
+        let done = query("DELETE FROM enterprise_admins WHERE enterprise_id = $1 AND user_name = $2")
             .bind(enterprise.get())
             .bind(user_name)
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await?;
         exactly_one(done, || format!("admin {user_name} of enterprise {enterprise}"))
     }
@@ -293,18 +290,18 @@ impl Tx<'_> {
     // ---- agents ----
 
     pub async fn agent(&mut self, enterprise: EnterpriseId, cno: &Cno) -> Result<Option<AgentRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM agents WHERE enterprise_id = $1 AND cno = $2")
+        let row = query("SELECT * FROM agents WHERE enterprise_id = $1 AND cno = $2")
             .bind(enterprise.get())
             .bind(cno.as_str())
-            .fetch_optional(&mut *self.conn)
+            .fetch_optional(&mut self.conn)
             .await?;
         row.as_ref().map(agent_from_row).transpose()
     }
 
     pub async fn agents(&mut self, enterprise: EnterpriseId) -> Result<Vec<AgentRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM agents WHERE enterprise_id = $1 ORDER BY cno")
+        let rows = query("SELECT * FROM agents WHERE enterprise_id = $1 ORDER BY cno")
             .bind(enterprise.get())
-            .fetch_all(&mut *self.conn)
+            .fetch_all(&mut self.conn)
             .await?;
         rows.iter().map(agent_from_row).collect()
     }
@@ -325,7 +322,7 @@ impl Tx<'_> {
         let hash = password.map(|p| self.hash_agent_password(p)).transpose()?;
         let id = self.next_id("agents").await?;
         let now = now_ms();
-        sqlx::query(
+        query(
             "INSERT INTO agents (id, enterprise_id, cno, name, password_hash, active, outbound_allowed, call_power, area_code, \
              wrapup_secs, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
         )
@@ -340,7 +337,7 @@ impl Tx<'_> {
         .bind(settings.area_code.as_deref())
         .bind(opt_u32(settings.wrapup_secs))
         .bind(now)
-        .execute(&mut *self.conn)
+        .execute(&mut self.conn)
         .await
         .map_err(|e| classify_constraint(e, || format!("agent {cno} of enterprise {enterprise}")))?;
         self.insert_agent_runtime(id).await?;
@@ -354,7 +351,7 @@ impl Tx<'_> {
         settings: &AgentSettings,
     ) -> Result<(), StoreError> {
         settings.validate()?;
-        let done = sqlx::query(
+        let done = query(
             "UPDATE agents SET name = $3, active = $4, outbound_allowed = $5, call_power = $6, area_code = $7, wrapup_secs = $8, \
              updated_at = $9 WHERE enterprise_id = $1 AND cno = $2",
         )
@@ -367,7 +364,7 @@ impl Tx<'_> {
         .bind(settings.area_code.as_deref())
         .bind(opt_u32(settings.wrapup_secs))
         .bind(now_ms())
-        .execute(&mut *self.conn)
+        .execute(&mut self.conn)
         .await?;
         exactly_one(done, || format!("agent {cno} of enterprise {enterprise}"))
     }
@@ -379,14 +376,13 @@ impl Tx<'_> {
         password: &str,
     ) -> Result<(), StoreError> {
         let hash = self.hash_agent_password(password)?;
-        let done =
-            sqlx::query("UPDATE agents SET password_hash = $3, updated_at = $4 WHERE enterprise_id = $1 AND cno = $2")
-                .bind(enterprise.get())
-                .bind(cno.as_str())
-                .bind(hash)
-                .bind(now_ms())
-                .execute(&mut *self.conn)
-                .await?;
+        let done = query("UPDATE agents SET password_hash = $3, updated_at = $4 WHERE enterprise_id = $1 AND cno = $2")
+            .bind(enterprise.get())
+            .bind(cno.as_str())
+            .bind(hash)
+            .bind(now_ms())
+            .execute(&mut self.conn)
+            .await?;
         exactly_one(done, || format!("agent {cno} of enterprise {enterprise}"))
     }
 
@@ -398,10 +394,10 @@ impl Tx<'_> {
         pwd_md5: &str,
     ) -> Result<bool, StoreError> {
         let row: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT password_hash FROM agents WHERE enterprise_id = $1 AND cno = $2")
+            query_as("SELECT password_hash FROM agents WHERE enterprise_id = $1 AND cno = $2")
                 .bind(enterprise.get())
                 .bind(cno.as_str())
-                .fetch_optional(&mut *self.conn)
+                .fetch_optional(&mut self.conn)
                 .await?;
         Ok(match row {
             Some((Some(hash),)) => self.store.hashing().verify(pwd_md5, &hash),
@@ -415,22 +411,22 @@ impl Tx<'_> {
     }
 
     pub async fn delete_agent(&mut self, enterprise: EnterpriseId, cno: &Cno) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM agents WHERE enterprise_id = $1 AND cno = $2")
+        let done = query("DELETE FROM agents WHERE enterprise_id = $1 AND cno = $2")
             .bind(enterprise.get())
             .bind(cno.as_str())
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await
             .map_err(|e| classify_constraint(e, || format!("agent {cno}")))?;
         exactly_one(done, || format!("agent {cno} of enterprise {enterprise}"))
     }
 
     pub async fn agent_phones(&mut self, enterprise: EnterpriseId) -> Result<Vec<AgentPhoneRecord>, StoreError> {
-        let rows: Vec<(String, i64, String, i64)> = sqlx::query_as(
+        let rows: Vec<(String, i64, String, i64)> = query_as(
             "SELECT a.cno, p.phone_type, p.number, p.is_bound FROM agent_phones p JOIN agents a ON a.id = p.agent_id \
              WHERE p.enterprise_id = $1 ORDER BY a.cno, p.created_at",
         )
         .bind(enterprise.get())
-        .fetch_all(&mut *self.conn)
+        .fetch_all(&mut self.conn)
         .await?;
         rows.into_iter()
             .map(|(cno, phone_type, number, bound)| {
@@ -448,11 +444,10 @@ impl Tx<'_> {
     // ---- extensions ----
 
     pub async fn extensions(&mut self, enterprise: EnterpriseId) -> Result<Vec<ExtensionNumber>, StoreError> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT number FROM extensions WHERE enterprise_id = $1 ORDER BY number")
-                .bind(enterprise.get())
-                .fetch_all(&mut *self.conn)
-                .await?;
+        let rows: Vec<(String,)> = query_as("SELECT number FROM extensions WHERE enterprise_id = $1 ORDER BY number")
+            .bind(enterprise.get())
+            .fetch_all(&mut self.conn)
+            .await?;
         rows.into_iter()
             .map(|(n,)| ExtensionNumber::parse(&n).map_err(corrupt))
             .collect()
@@ -465,10 +460,10 @@ impl Tx<'_> {
         number: &ExtensionNumber,
     ) -> Result<Option<String>, StoreError> {
         let row: Option<(String,)> =
-            sqlx::query_as("SELECT sip_password_sealed FROM extensions WHERE enterprise_id = $1 AND number = $2")
+            query_as("SELECT sip_password_sealed FROM extensions WHERE enterprise_id = $1 AND number = $2")
                 .bind(enterprise.get())
                 .bind(number.as_str())
-                .fetch_optional(&mut *self.conn)
+                .fetch_optional(&mut self.conn)
                 .await?;
         row.map(|(sealed,)| self.store.sealer().open(&sealed)).transpose()
     }
@@ -482,7 +477,7 @@ impl Tx<'_> {
     ) -> Result<(), StoreError> {
         dialbridge_core::validate_password("password", sip_password)?;
         let sealed = self.store.sealer().seal(sip_password);
-        sqlx::query(
+        query(
             "INSERT INTO extensions (enterprise_id, number, sip_password_sealed, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (enterprise_id, number) DO UPDATE SET sip_password_sealed = excluded.sip_password_sealed",
         )
@@ -490,7 +485,7 @@ impl Tx<'_> {
         .bind(number.as_str())
         .bind(sealed)
         .bind(now_ms())
-        .execute(&mut *self.conn)
+        .execute(&mut self.conn)
         .await
         .map_err(|e| classify_constraint(e, || format!("extension {number} of enterprise {enterprise}")))?;
         Ok(())
@@ -501,10 +496,10 @@ impl Tx<'_> {
         enterprise: EnterpriseId,
         number: &ExtensionNumber,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM extensions WHERE enterprise_id = $1 AND number = $2")
+        let done = query("DELETE FROM extensions WHERE enterprise_id = $1 AND number = $2")
             .bind(enterprise.get())
             .bind(number.as_str())
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await?;
         exactly_one(done, || format!("extension {number} of enterprise {enterprise}"))
     }
@@ -512,12 +507,12 @@ impl Tx<'_> {
     // ---- trunks ----
 
     pub async fn trunks(&mut self) -> Result<Vec<TrunkRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM trunks ORDER BY name")
-            .fetch_all(&mut *self.conn)
+        let rows = query("SELECT * FROM trunks ORDER BY name")
+            .fetch_all(&mut self.conn)
             .await?;
         let grants: Vec<(String, i64)> =
-            sqlx::query_as("SELECT trunk_name, enterprise_id FROM trunk_enterprises ORDER BY enterprise_id")
-                .fetch_all(&mut *self.conn)
+            query_as("SELECT trunk_name, enterprise_id FROM trunk_enterprises ORDER BY enterprise_id")
+                .fetch_all(&mut self.conn)
                 .await?;
         rows.iter()
             .map(|row| {
@@ -530,14 +525,14 @@ impl Tx<'_> {
                     .map_err(corrupt)?;
                 let proxy: Option<String> = row.try_get("outbound_proxy")?;
                 Ok(TrunkRecord {
-                    has_password: row.try_get::<Option<String>, _>("auth_password_sealed")?.is_some(),
+                    has_password: row.try_get::<Option<String>>("auth_password_sealed")?.is_some(),
                     trunk: Trunk {
                         address: SipAddress {
                             host: row.try_get("host")?,
-                            port: u16::try_from(row.try_get::<i64, _>("port")?)
+                            port: u16::try_from(row.try_get::<i64>("port")?)
                                 .map_err(|_| StoreError::Corrupt("trunk port".into()))?,
                         },
-                        transport: row.try_get::<String, _>("transport")?.parse().map_err(corrupt)?,
+                        transport: row.try_get::<String>("transport")?.parse().map_err(corrupt)?,
                         auth_username: row.try_get("auth_username")?,
                         outbound_proxy: proxy
                             .map(|p| SipAddress::parse("outbound_proxy", &p))
@@ -545,17 +540,15 @@ impl Tx<'_> {
                             .map_err(corrupt)?,
                         max_channels: to_u32("max_channels", row.try_get("max_channels")?)?,
                         enterprises,
-                        customer_number_format: NumberFormat::parse(
-                            &row.try_get::<String, _>("customer_number_format")?,
-                        )
-                        .map_err(corrupt)?,
-                        caller_id_format: NumberFormat::parse(&row.try_get::<String, _>("caller_id_format")?)
+                        customer_number_format: NumberFormat::parse(&row.try_get::<String>("customer_number_format")?)
+                            .map_err(corrupt)?,
+                        caller_id_format: NumberFormat::parse(&row.try_get::<String>("caller_id_format")?)
                             .map_err(corrupt)?,
                         priority: to_u32("priority", row.try_get("priority")?)?,
                         keepalive_secs: to_u32("keepalive_secs", row.try_get("keepalive_secs")?)?,
                         register_secs: to_u32("register_secs", row.try_get("register_secs")?)?,
                         sources: row
-                            .try_get::<String, _>("sources")?
+                            .try_get::<String>("sources")?
                             .split(',')
                             .filter(|s| !s.is_empty())
                             .map(dialbridge_core::parse_trunk_source)
@@ -573,9 +566,9 @@ impl Tx<'_> {
     }
 
     pub async fn trunk_password(&mut self, name: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<(Option<String>,)> = sqlx::query_as("SELECT auth_password_sealed FROM trunks WHERE name = $1")
+        let row: Option<(Option<String>,)> = query_as("SELECT auth_password_sealed FROM trunks WHERE name = $1")
             .bind(name)
-            .fetch_optional(&mut *self.conn)
+            .fetch_optional(&mut self.conn)
             .await?;
         row.and_then(|(sealed,)| sealed)
             .map(|s| self.store.sealer().open(&s))
@@ -591,7 +584,7 @@ impl Tx<'_> {
         }
         let sealed = password.map(|p| self.store.sealer().seal(p));
         let now = now_ms();
-        sqlx::query(
+        query(
             "INSERT INTO trunks (name, host, port, transport, auth_username, auth_password_sealed, outbound_proxy, max_channels, \
              customer_number_format, caller_id_format, priority, keepalive_secs, register_secs, sources, created_at, \
              updated_at) \
@@ -626,17 +619,17 @@ impl Tx<'_> {
                 .join(","),
         )
         .bind(now)
-        .execute(&mut *self.conn)
+        .execute(&mut self.conn)
         .await?;
-        sqlx::query("DELETE FROM trunk_enterprises WHERE trunk_name = $1")
+        query("DELETE FROM trunk_enterprises WHERE trunk_name = $1")
             .bind(&trunk.name)
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await?;
         for enterprise in &trunk.enterprises {
-            sqlx::query("INSERT INTO trunk_enterprises (trunk_name, enterprise_id) VALUES ($1, $2)")
+            query("INSERT INTO trunk_enterprises (trunk_name, enterprise_id) VALUES ($1, $2)")
                 .bind(&trunk.name)
                 .bind(enterprise.get())
-                .execute(&mut *self.conn)
+                .execute(&mut self.conn)
                 .await
                 .map_err(|e| classify_constraint(e, || format!("trunk {} for enterprise {enterprise}", trunk.name)))?;
         }
@@ -644,9 +637,9 @@ impl Tx<'_> {
     }
 
     pub async fn delete_trunk(&mut self, name: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM trunks WHERE name = $1")
+        let done = query("DELETE FROM trunks WHERE name = $1")
             .bind(name)
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await
             .map_err(|e| classify_constraint(e, || format!("trunk {name} (used by caller ids)")))?;
         exactly_one(done, || format!("trunk {name}"))
@@ -657,15 +650,15 @@ impl Tx<'_> {
     pub async fn caller_ids(&mut self, enterprise: Option<EnterpriseId>) -> Result<Vec<CallerId>, StoreError> {
         let rows: Vec<(String, i64, String)> =
             match enterprise {
-                Some(e) => sqlx::query_as(
+                Some(e) => query_as(
                     "SELECT number, enterprise_id, trunk_name FROM caller_ids WHERE enterprise_id = $1 ORDER BY number",
                 )
                 .bind(e.get())
-                .fetch_all(&mut *self.conn)
+                .fetch_all(&mut self.conn)
                 .await?,
                 None => {
-                    sqlx::query_as("SELECT number, enterprise_id, trunk_name FROM caller_ids ORDER BY number")
-                        .fetch_all(&mut *self.conn)
+                    query_as("SELECT number, enterprise_id, trunk_name FROM caller_ids ORDER BY number")
+                        .fetch_all(&mut self.conn)
                         .await?
                 }
             };
@@ -684,9 +677,9 @@ impl Tx<'_> {
     /// refused: one enterprise can never send another's caller id.
     pub async fn upsert_caller_id(&mut self, caller_id: &CallerId) -> Result<(), StoreError> {
         let number = dialbridge_core::validate_caller_id(&caller_id.number)?;
-        let owner: Option<(i64,)> = sqlx::query_as("SELECT enterprise_id FROM caller_ids WHERE number = $1")
+        let owner: Option<(i64,)> = query_as("SELECT enterprise_id FROM caller_ids WHERE number = $1")
             .bind(&number)
-            .fetch_optional(&mut *self.conn)
+            .fetch_optional(&mut self.conn)
             .await?;
         if let Some((owner,)) = owner {
             if owner != caller_id.enterprise_id.get() {
@@ -705,7 +698,7 @@ impl Tx<'_> {
                 caller_id.trunk, caller_id.enterprise_id
             )));
         }
-        sqlx::query(
+        query(
             "INSERT INTO caller_ids (number, enterprise_id, trunk_name, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (number) DO UPDATE SET trunk_name = excluded.trunk_name",
         )
@@ -713,17 +706,17 @@ impl Tx<'_> {
         .bind(caller_id.enterprise_id.get())
         .bind(&caller_id.trunk)
         .bind(now_ms())
-        .execute(&mut *self.conn)
+        .execute(&mut self.conn)
         .await
         .map_err(|e| classify_constraint(e, || format!("caller id {number}")))?;
         Ok(())
     }
 
     pub async fn delete_caller_id(&mut self, enterprise: EnterpriseId, number: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM caller_ids WHERE enterprise_id = $1 AND number = $2")
+        let done = query("DELETE FROM caller_ids WHERE enterprise_id = $1 AND number = $2")
             .bind(enterprise.get())
             .bind(number)
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await?;
         exactly_one(done, || format!("caller id {number} of enterprise {enterprise}"))
     }
@@ -732,9 +725,9 @@ impl Tx<'_> {
 
     pub async fn blacklist(&mut self, enterprise: EnterpriseId) -> Result<Vec<BlacklistPattern>, StoreError> {
         let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT pattern FROM blacklist_entries WHERE enterprise_id = $1 ORDER BY pattern")
+            query_as("SELECT pattern FROM blacklist_entries WHERE enterprise_id = $1 ORDER BY pattern")
                 .bind(enterprise.get())
-                .fetch_all(&mut *self.conn)
+                .fetch_all(&mut self.conn)
                 .await?;
         rows.into_iter()
             .map(|(p,)| BlacklistPattern::parse(&p).map_err(corrupt))
@@ -746,11 +739,11 @@ impl Tx<'_> {
         enterprise: EnterpriseId,
         pattern: &BlacklistPattern,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO blacklist_entries (enterprise_id, pattern, created_at) VALUES ($1, $2, $3)")
+        query("INSERT INTO blacklist_entries (enterprise_id, pattern, created_at) VALUES ($1, $2, $3)")
             .bind(enterprise.get())
             .bind(pattern.as_str())
             .bind(now_ms())
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await
             .map_err(|e| classify_constraint(e, || format!("blacklist entry {pattern} of enterprise {enterprise}")))?;
         Ok(())
@@ -761,10 +754,10 @@ impl Tx<'_> {
         enterprise: EnterpriseId,
         pattern: &BlacklistPattern,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM blacklist_entries WHERE enterprise_id = $1 AND pattern = $2")
+        let done = query("DELETE FROM blacklist_entries WHERE enterprise_id = $1 AND pattern = $2")
             .bind(enterprise.get())
             .bind(pattern.as_str())
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await?;
         exactly_one(done, || format!("blacklist entry {pattern} of enterprise {enterprise}"))
     }
@@ -772,21 +765,21 @@ impl Tx<'_> {
     // ---- push targets ----
 
     pub async fn push_targets(&mut self, enterprise: EnterpriseId) -> Result<Vec<PushTarget>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM push_targets WHERE enterprise_id = $1 ORDER BY name")
+        let rows = query("SELECT * FROM push_targets WHERE enterprise_id = $1 ORDER BY name")
             .bind(enterprise.get())
-            .fetch_all(&mut *self.conn)
+            .fetch_all(&mut self.conn)
             .await?;
         rows.iter()
             .map(|row| {
                 let mapping: String = row.try_get("name_mapping")?;
                 Ok(PushTarget {
                     name: row.try_get("name")?,
-                    push_type: row.try_get::<String, _>("push_type")?.parse().map_err(corrupt)?,
+                    push_type: row.try_get::<String>("push_type")?.parse().map_err(corrupt)?,
                     url: row.try_get("url")?,
-                    method: row.try_get::<String, _>("method")?.parse().map_err(corrupt)?,
+                    method: row.try_get::<String>("method")?.parse().map_err(corrupt)?,
                     timeout_ms: to_u32("timeout_ms", row.try_get("timeout_ms")?)?,
                     retries: to_u32("retries", row.try_get("retries")?)?,
-                    format: row.try_get::<String, _>("format")?.parse().map_err(corrupt)?,
+                    format: row.try_get::<String>("format")?.parse().map_err(corrupt)?,
                     name_mapping: serde_json::from_str(&mapping)
                         .map_err(|e| StoreError::Corrupt(format!("name_mapping: {e}")))?,
                 })
@@ -802,7 +795,7 @@ impl Tx<'_> {
         target.validate()?;
         let mapping = serde_json::to_string(&target.name_mapping).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let now = now_ms();
-        sqlx::query(
+        query(
             "INSERT INTO push_targets (enterprise_id, name, push_type, url, method, timeout_ms, retries, format, name_mapping, \
              created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
              ON CONFLICT (enterprise_id, name) DO UPDATE SET push_type = excluded.push_type, url = excluded.url, \
@@ -819,26 +812,23 @@ impl Tx<'_> {
         .bind(target.format.as_str())
         .bind(mapping)
         .bind(now)
-        .execute(&mut *self.conn)
+        .execute(&mut self.conn)
         .await
         .map_err(|e| classify_constraint(e, || format!("push target {} of enterprise {enterprise}", target.name)))?;
         Ok(())
     }
 
     pub async fn delete_push_target(&mut self, enterprise: EnterpriseId, name: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM push_targets WHERE enterprise_id = $1 AND name = $2")
+        let done = query("DELETE FROM push_targets WHERE enterprise_id = $1 AND name = $2")
             .bind(enterprise.get())
             .bind(name)
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await?;
         exactly_one(done, || format!("push target {name} of enterprise {enterprise}"))
     }
 }
 
-fn bind_enterprise_settings<'q>(
-    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    s: &'q EnterpriseSettings,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+fn bind_enterprise_settings<'q>(query: crate::db::Query<'q>, s: &EnterpriseSettings) -> crate::db::Query<'q> {
     query
         .bind(s.name.as_str())
         .bind(s.status.as_str())

@@ -1,15 +1,18 @@
 //! The persistent store of dialbridge.
 //!
 //! Architecture invariant: this is the only crate that speaks SQL. It runs the same portable
-//! migrations on SQLite (the embedded default: one file, WAL, one writer) and PostgreSQL, through
-//! sqlx's `Any` driver, so a deployment can move from one to the other by changing a URL.
+//! migrations and statements on SQLite (the embedded default: one file, WAL, one writer, run
+//! inline through rusqlite) and PostgreSQL (sqlx's `PgPool`), behind one query API of its own
+//! (`db.rs`), so a deployment can move from one to the other by changing a URL.
 //! API boundary: [`Store`] opens and migrates; [`Tx`] is one transaction with a method per
 //! operation, so that a caller (admin CLI, provisioning, later the call engine) composes several
 //! changes atomically.
 
 mod calls;
 mod config;
+mod db;
 mod feed;
+mod migrate;
 mod outbox;
 pub mod secrets;
 
@@ -18,8 +21,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::ConnectOptions;
+
+pub use db::DbError;
+use db::{query, query_as, Conn, SqliteDb, Violation};
 
 pub use calls::*;
 pub use config::*;
@@ -32,7 +38,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] DbError),
     #[error("database migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL {0:?} (use sqlite://… or postgres://…)")]
@@ -84,12 +90,15 @@ impl StoreOptions {
     }
 }
 
+enum Database {
+    Sqlite(SqliteDb),
+    Postgres(PgPool),
+}
+
 struct Inner {
-    read: AnyPool,
-    write: AnyPool,
+    database: Database,
     sealer: Sealer,
     hashing: PasswordHashing,
-    backend: Backend,
     feed: Arc<dyn EventFeed>,
 }
 
@@ -102,94 +111,90 @@ pub struct Store {
 impl Store {
     /// Connects, applies pending migrations and returns the store.
     pub async fn open(options: &StoreOptions, key: &SecretKey) -> Result<Self, StoreError> {
-        sqlx::any::install_default_drivers();
         let url = options.database_url.as_str();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
+        let database = if url.starts_with("sqlite:") {
+            let db = SqliteDb::open(url)?;
+            db.with_writer(|connection| Ok(migrate::run_sqlite(&MIGRATOR, connection)))
+                .await??;
+            Database::Sqlite(db)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres
+            let connect = PgConnectOptions::from_str(url)
+                .map_err(DbError::from)?
+                .disable_statement_logging();
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(connect)
+                .await
+                .map_err(DbError::from)?;
+            MIGRATOR.run(&pool).await?;
+            Database::Postgres(pool)
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
-        let connect = AnyConnectOptions::from_str(url)?.disable_statement_logging();
-        let (read, write) = match backend {
-            Backend::Sqlite => {
-                // SQLite allows one writer at a time: a single write connection queues writers in
-                // the pool instead of failing them with SQLITE_BUSY, and readers run beside it on WAL.
-                let write = sqlite_pool(1).connect_with(connect.clone()).await?;
-                let read = sqlite_pool(4).connect_with(connect).await?;
-                (read, write)
-            }
-            Backend::Postgres => {
-                let pool = AnyPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(connect)
-                    .await?;
-                (pool.clone(), pool)
-            }
-        };
-        MIGRATOR.run(&write).await?;
         Ok(Self {
             inner: Arc::new(Inner {
-                read,
-                write,
+                database,
                 sealer: Sealer::new(key),
                 hashing: PasswordHashing::new(options.password_hash_cost)?,
-                backend,
                 feed: Arc::new(LocalEventFeed::default()),
             }),
         })
     }
 
     pub fn backend(&self) -> Backend {
-        self.inner.backend
+        match self.inner.database {
+            Database::Sqlite(_) => Backend::Sqlite,
+            Database::Postgres(_) => Backend::Postgres,
+        }
     }
 
     /// A transaction that may write. On SQLite, writers wait for each other here.
     pub async fn begin(&self) -> Result<Tx<'_>, StoreError> {
-        let conn = match self.inner.backend {
-            // IMMEDIATE takes the write lock at BEGIN (waiting up to busy_timeout for it). A
-            // deferred transaction that read first and then writes fails at once with
-            // SQLITE_BUSY when another process (an operator's `dialbridge admin` beside the
-            // server) wrote in between, and SQLite does not wait for that case.
-            Backend::Sqlite => self.inner.write.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.inner.write.begin().await?,
+        let conn = match &self.inner.database {
+            Database::Sqlite(db) => Conn::Sqlite(db.begin_write().await?),
+            Database::Postgres(pool) => Conn::Postgres(pool.begin().await.map_err(DbError::from)?),
         };
-        Ok(Tx {
-            conn,
-            store: self,
-            written_events: Vec::new(),
-        })
+        Ok(self.tx(conn))
     }
 
     /// A transaction for consistent reads; dropping it ends it.
     pub async fn begin_read(&self) -> Result<Tx<'_>, StoreError> {
-        Ok(Tx {
-            conn: self.inner.read.begin().await?,
+        let conn = match &self.inner.database {
+            Database::Sqlite(db) => Conn::Sqlite(db.begin_read().await?),
+            Database::Postgres(pool) => Conn::Postgres(pool.begin().await.map_err(DbError::from)?),
+        };
+        Ok(self.tx(conn))
+    }
+
+    fn tx(&self, conn: Conn) -> Tx<'_> {
+        Tx {
+            conn,
             store: self,
             written_events: Vec::new(),
-        })
+        }
     }
 
     /// A cheap query that proves the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.read.acquire().await?.ping().await?;
+        let mut tx = self.begin_read().await?;
+        query("SELECT 1").fetch_one(&mut tx.conn).await?;
         Ok(())
     }
 
     /// Names of the migrations applied, oldest first.
     pub async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
-        let rows: Vec<(i64,)> =
-            sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version")
-                .fetch_all(&self.inner.read)
-                .await?;
+        let mut tx = self.begin_read().await?;
+        let rows: Vec<(i64,)> = query_as("SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version")
+            .fetch_all(&mut tx.conn)
+            .await?;
         Ok(rows.into_iter().map(|(v,)| v).collect())
     }
 
     pub async fn close(&self) {
-        self.inner.write.close().await;
-        self.inner.read.close().await;
+        if let Database::Postgres(pool) = &self.inner.database {
+            pool.close().await;
+        }
     }
 
     pub fn sealer(&self) -> &Sealer {
@@ -206,24 +211,11 @@ impl Store {
     }
 }
 
-fn sqlite_pool(max_connections: u32) -> AnyPoolOptions {
-    AnyPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(30))
-        .after_connect(|conn, _meta| {
-            Box::pin(async move {
-                conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
-                    .await?;
-                Ok(())
-            })
-        })
-}
-
 /// One database transaction. Every operation of the store is a method here, so several of
 /// them commit or roll back together. After an operation fails, drop the transaction: on
 /// PostgreSQL a failed statement aborts it, so validate before writing rather than catching.
 pub struct Tx<'s> {
-    conn: sqlx::Transaction<'static, Any>,
+    conn: Conn,
     store: &'s Store,
     /// Outbox events written here, published to the store's feed once the transaction commits.
     written_events: Vec<Arc<OutboxEvent>>,
@@ -231,7 +223,10 @@ pub struct Tx<'s> {
 
 impl Tx<'_> {
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.conn.commit().await?;
+        match self.conn {
+            Conn::Sqlite(tx) => tx.commit()?,
+            Conn::Postgres(tx) => tx.commit().await.map_err(DbError::from)?,
+        }
         if !self.written_events.is_empty() {
             self.store.inner.feed.publish(self.written_events);
         }
@@ -241,18 +236,17 @@ impl Tx<'_> {
     /// Takes the next value of a named sequence (ids, uniqueId sequence numbers), starting at 1.
     /// Sequences live in the database, so they never repeat across restarts.
     pub async fn next_id(&mut self, sequence: &str) -> Result<i64, StoreError> {
-        let updated: Option<(i64,)> = sqlx::query_as(
-            "UPDATE id_sequences SET next_value = next_value + 1 WHERE name = $1 RETURNING next_value - 1",
-        )
-        .bind(sequence)
-        .fetch_optional(&mut *self.conn)
-        .await?;
+        let updated: Option<(i64,)> =
+            query_as("UPDATE id_sequences SET next_value = next_value + 1 WHERE name = $1 RETURNING next_value - 1")
+                .bind(sequence)
+                .fetch_optional(&mut self.conn)
+                .await?;
         if let Some((value,)) = updated {
             return Ok(value);
         }
-        sqlx::query("INSERT INTO id_sequences (name, next_value) VALUES ($1, 2)")
+        query("INSERT INTO id_sequences (name, next_value) VALUES ($1, 2)")
             .bind(sequence)
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await?;
         Ok(1)
     }
@@ -260,15 +254,12 @@ impl Tx<'_> {
 
 /// Turns a unique-constraint violation into `AlreadyExists(what)`, a foreign-key violation
 /// into `Conflict`, and leaves other errors as they are.
-fn classify_constraint(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
-    if let sqlx::Error::Database(db) = &e {
-        match db.kind() {
-            sqlx::error::ErrorKind::UniqueViolation => return StoreError::AlreadyExists(what()),
-            sqlx::error::ErrorKind::ForeignKeyViolation => {
-                return StoreError::Conflict(format!("{} is still referenced or refers to something missing", what()))
-            }
-            _ => {}
+fn classify_constraint(e: DbError, what: impl FnOnce() -> String) -> StoreError {
+    match e.violation() {
+        Some(Violation::Unique) => StoreError::AlreadyExists(what()),
+        Some(Violation::ForeignKey) => {
+            StoreError::Conflict(format!("{} is still referenced or refers to something missing", what()))
         }
+        None => StoreError::Database(e),
     }
-    StoreError::Database(e)
 }

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::db::{query, query_as};
 use dialbridge_core::EnterpriseId;
-use sqlx::Row;
 
 use crate::config::now_ms;
 use crate::corrupt;
@@ -47,16 +47,16 @@ impl Tx<'_> {
     ) -> Result<i64, StoreError> {
         let id = self.next_id("push_events").await?;
         let now = now_ms();
-        sqlx::query("INSERT INTO push_events (id, enterprise_id, event_type, stream_key, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        query("INSERT INTO push_events (id, enterprise_id, event_type, stream_key, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(id)
             .bind(enterprise.get())
             .bind(event_type)
             .bind(stream_key)
             .bind(payload)
             .bind(now)
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await?;
-        sqlx::query(
+        query(
             "INSERT INTO push_deliveries (event_id, enterprise_id, target_name, stream_key, state, attempts, next_attempt_at) \
              SELECT $1, enterprise_id, name, $3, 'pending', 0, $4 FROM push_targets WHERE enterprise_id = $2 AND push_type = $5",
         )
@@ -65,7 +65,7 @@ impl Tx<'_> {
         .bind(stream_key)
         .bind(now)
         .bind(event_type)
-        .execute(&mut *self.conn)
+        .execute(&mut self.conn)
         .await?;
         self.written_events.push(Arc::new(OutboxEvent {
             id,
@@ -81,7 +81,7 @@ impl Tx<'_> {
     /// Deliveries due now whose stream has no earlier pending event for the same target (so a
     /// later event never overtakes an earlier one), oldest first.
     pub async fn due_deliveries(&mut self, now: i64, limit: u32) -> Result<Vec<DueDelivery>, StoreError> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT d.event_id, d.enterprise_id, d.target_name, d.stream_key, d.attempts, e.event_type, e.payload, e.created_at \
              FROM push_deliveries d JOIN push_events e ON e.id = d.event_id \
              WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND NOT EXISTS ( \
@@ -91,7 +91,7 @@ impl Tx<'_> {
         )
         .bind(now)
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.conn)
+        .fetch_all(&mut self.conn)
         .await?;
         rows.iter()
             .map(|row| {
@@ -103,7 +103,7 @@ impl Tx<'_> {
                     event_type: row.try_get("event_type")?,
                     payload: row.try_get("payload")?,
                     created_at: row.try_get("created_at")?,
-                    attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+                    attempts: u32::try_from(row.try_get::<i64>("attempts")?).unwrap_or(u32::MAX),
                 })
             })
             .collect()
@@ -117,14 +117,14 @@ impl Tx<'_> {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<OutboxEvent>, StoreError> {
-        let rows: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
+        let rows: Vec<(i64, String, String, String, i64)> = query_as(
             "SELECT id, event_type, stream_key, payload, created_at FROM push_events WHERE enterprise_id = $1 AND id > $2 \
              ORDER BY id LIMIT $3",
         )
         .bind(enterprise.get())
         .bind(after_id)
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.conn)
+        .fetch_all(&mut self.conn)
         .await?;
         Ok(rows
             .into_iter()
@@ -141,9 +141,9 @@ impl Tx<'_> {
 
     /// The newest event id of an enterprise (0 when none): where a fresh stream starts.
     pub async fn latest_event_id(&mut self, enterprise: EnterpriseId) -> Result<i64, StoreError> {
-        let (id,): (Option<i64>,) = sqlx::query_as("SELECT MAX(id) FROM push_events WHERE enterprise_id = $1")
+        let (id,): (Option<i64>,) = query_as("SELECT MAX(id) FROM push_events WHERE enterprise_id = $1")
             .bind(enterprise.get())
-            .fetch_one(&mut *self.conn)
+            .fetch_one(&mut self.conn)
             .await?;
         Ok(id.unwrap_or(0))
     }
@@ -156,13 +156,13 @@ impl Tx<'_> {
         enterprise: EnterpriseId,
         target: &str,
     ) -> Result<bool, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as(
+        let row: Option<(String,)> = query_as(
             "SELECT state FROM push_deliveries WHERE event_id = $1 AND enterprise_id = $2 AND target_name = $3",
         )
         .bind(event_id)
         .bind(enterprise.get())
         .bind(target)
-        .fetch_optional(&mut *self.conn)
+        .fetch_optional(&mut self.conn)
         .await?;
         Ok(row.is_some_and(|(state,)| state == "pending"))
     }
@@ -173,7 +173,7 @@ impl Tx<'_> {
         enterprise: EnterpriseId,
         target: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        query(
             "UPDATE push_deliveries SET state = 'delivered', attempts = attempts + 1, delivered_at = $4, last_error = NULL \
              WHERE event_id = $1 AND enterprise_id = $2 AND target_name = $3",
         )
@@ -181,7 +181,7 @@ impl Tx<'_> {
         .bind(enterprise.get())
         .bind(target)
         .bind(now_ms())
-        .execute(&mut *self.conn)
+        .execute(&mut self.conn)
         .await?;
         Ok(())
     }
@@ -195,7 +195,7 @@ impl Tx<'_> {
         error: &str,
         next_attempt_at: Option<i64>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        query(
             "UPDATE push_deliveries SET attempts = attempts + 1, last_error = $4, \
              state = CASE WHEN $5 IS NULL THEN 'dead' ELSE 'pending' END, next_attempt_at = COALESCE($5, next_attempt_at) \
              WHERE event_id = $1 AND enterprise_id = $2 AND target_name = $3",
@@ -205,7 +205,7 @@ impl Tx<'_> {
         .bind(target)
         .bind(error)
         .bind(next_attempt_at)
-        .execute(&mut *self.conn)
+        .execute(&mut self.conn)
         .await?;
         Ok(())
     }
@@ -217,7 +217,7 @@ impl Tx<'_> {
         state: Option<&str>,
         limit: u32,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT d.event_id, d.target_name, d.stream_key, d.state, d.attempts, d.last_error, e.event_type, e.payload \
              FROM push_deliveries d JOIN push_events e ON e.id = d.event_id \
              WHERE d.enterprise_id = $1 AND ($2 IS NULL OR d.state = $2) ORDER BY d.event_id DESC LIMIT $3",
@@ -225,7 +225,7 @@ impl Tx<'_> {
         .bind(enterprise.get())
         .bind(state)
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.conn)
+        .fetch_all(&mut self.conn)
         .await?;
         rows.iter()
             .map(|row| {
@@ -235,7 +235,7 @@ impl Tx<'_> {
                     event_type: row.try_get("event_type")?,
                     stream_key: row.try_get("stream_key")?,
                     state: row.try_get("state")?,
-                    attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+                    attempts: u32::try_from(row.try_get::<i64>("attempts")?).unwrap_or(u32::MAX),
                     last_error: row.try_get("last_error")?,
                     payload: row.try_get("payload")?,
                 })
@@ -250,14 +250,14 @@ impl Tx<'_> {
         enterprise: EnterpriseId,
         target: &str,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query(
+        let done = query(
             "UPDATE push_deliveries SET state = 'pending', next_attempt_at = $4 WHERE event_id = $1 AND enterprise_id = $2 AND target_name = $3",
         )
         .bind(event_id)
         .bind(enterprise.get())
         .bind(target)
         .bind(now_ms())
-        .execute(&mut *self.conn)
+        .execute(&mut self.conn)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!(
@@ -276,10 +276,10 @@ impl Tx<'_> {
     ) -> Result<(String, Option<String>), StoreError> {
         let current = self.push_target_secret(enterprise, target).await?;
         let row: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT previous_secret_sealed FROM push_targets WHERE enterprise_id = $1 AND name = $2")
+            query_as("SELECT previous_secret_sealed FROM push_targets WHERE enterprise_id = $1 AND name = $2")
                 .bind(enterprise.get())
                 .bind(target)
-                .fetch_optional(&mut *self.conn)
+                .fetch_optional(&mut self.conn)
                 .await?;
         let previous = row
             .and_then(|(p,)| p)
@@ -295,13 +295,13 @@ impl Tx<'_> {
         target: &str,
     ) -> Result<String, StoreError> {
         let old = self.push_target_secret(enterprise, target).await?;
-        sqlx::query(
+        query(
             "UPDATE push_targets SET previous_secret_sealed = $3, secret_sealed = NULL WHERE enterprise_id = $1 AND name = $2",
         )
         .bind(enterprise.get())
         .bind(target)
         .bind(self.store.sealer().seal(&old))
-        .execute(&mut *self.conn)
+        .execute(&mut self.conn)
         .await?;
         self.push_target_secret(enterprise, target).await
     }
@@ -312,10 +312,10 @@ impl Tx<'_> {
         enterprise: EnterpriseId,
         target: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE push_targets SET previous_secret_sealed = NULL WHERE enterprise_id = $1 AND name = $2")
+        query("UPDATE push_targets SET previous_secret_sealed = NULL WHERE enterprise_id = $1 AND name = $2")
             .bind(enterprise.get())
             .bind(target)
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await?;
         Ok(())
     }
@@ -323,10 +323,10 @@ impl Tx<'_> {
     /// The signing secret of a push target, creating one the first time.
     pub async fn push_target_secret(&mut self, enterprise: EnterpriseId, target: &str) -> Result<String, StoreError> {
         let row: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT secret_sealed FROM push_targets WHERE enterprise_id = $1 AND name = $2")
+            query_as("SELECT secret_sealed FROM push_targets WHERE enterprise_id = $1 AND name = $2")
                 .bind(enterprise.get())
                 .bind(target)
-                .fetch_optional(&mut *self.conn)
+                .fetch_optional(&mut self.conn)
                 .await?;
         match row {
             None => Err(StoreError::NotFound(format!("push target {target}"))),
@@ -337,11 +337,11 @@ impl Tx<'_> {
                     "whsec_{}",
                     base64::Engine::encode(&base64::engine::general_purpose::STANDARD, rand::random::<[u8; 24]>())
                 );
-                sqlx::query("UPDATE push_targets SET secret_sealed = $3 WHERE enterprise_id = $1 AND name = $2")
+                query("UPDATE push_targets SET secret_sealed = $3 WHERE enterprise_id = $1 AND name = $2")
                     .bind(enterprise.get())
                     .bind(target)
                     .bind(self.store.sealer().seal(&secret))
-                    .execute(&mut *self.conn)
+                    .execute(&mut self.conn)
                     .await?;
                 Ok(secret)
             }

@@ -31,6 +31,7 @@ fn ent(id: i64) -> EnterpriseId {
 
 /// One pass over every operation of the configuration model; the same on both databases.
 async fn exercise_configuration(store: &Store) {
+    store.ping().await.unwrap();
     let acme = ent(3000001);
     let other = ent(3000002);
     let mut tx = store.begin().await.unwrap();
