@@ -109,35 +109,35 @@ pub async fn session(State(app): State<AppState>, params: Params) -> Response {
     let Some(pwd) = params.get("pwd") else {
         return error(StatusCode::BAD_REQUEST, "pwd is required");
     };
-    let Ok(mut tx) = app.calls.store().begin_read().await else {
+    let Ok(configuration) = app.calls.configuration().await else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable");
     };
+    let configured = configuration.enterprise(enterprise);
     let viewer = match (params.get("userName"), params.get("cno")) {
         (Some(user), _) => {
-            match auth::admin_ok(&mut tx, enterprise, user, Some(params.get("seed").unwrap_or("")), pwd).await {
-                Ok(true) => Viewer::Admin { enterprise },
-                _ => return error(StatusCode::UNAUTHORIZED, "authentication failed"),
+            let md5 = configured.and_then(|c| c.admin_password_md5(user));
+            match auth::admin_matches(md5, Some(params.get("seed").unwrap_or("")), pwd) {
+                true => Viewer::Admin { enterprise },
+                false => return error(StatusCode::UNAUTHORIZED, "authentication failed"),
             }
         }
         (None, Some(cno)) => {
             let Ok(cno) = Cno::parse(cno) else {
                 return error(StatusCode::BAD_REQUEST, "cno must be 4-6 digits");
             };
-            let agent = tx.agent(enterprise, &cno).await.ok().flatten();
-            let ok = match &agent {
-                Some(_) => app
-                    .agent_auth
-                    .agent_ok(&mut tx, enterprise, &cno, pwd)
-                    .await
-                    .unwrap_or(false),
-                None => false,
-            };
-            match (agent, ok) {
-                (Some(agent), true) => Viewer::Agent {
-                    enterprise,
-                    agent_id: agent.id,
-                    cno: cno.to_string(),
-                },
+            let agent = configured.and_then(|c| c.agent(&cno).map(|agent| (agent, c.agent_password_hash(&cno))));
+            match agent {
+                Some((agent, hash))
+                    if app
+                        .agent_auth
+                        .agent_ok(app.calls.store().hashing(), enterprise, &cno, hash, pwd) =>
+                {
+                    Viewer::Agent {
+                        enterprise,
+                        agent_id: agent.id,
+                        cno: cno.to_string(),
+                    }
+                }
                 _ => return error(StatusCode::UNAUTHORIZED, "authentication failed"),
             }
         }

@@ -10,6 +10,7 @@
 //! decision that can be is a pure function here or in `dialbridge-core`.
 
 pub mod close;
+pub mod configuration;
 pub mod directory;
 mod metrics;
 pub mod outcall;
@@ -27,6 +28,7 @@ use dialbridge_engine::Engine;
 use dialbridge_store::{Store, StoreError, Tx};
 use tokio_util::task::TaskTracker;
 
+pub use configuration::{ConfigCache, Configuration, ConfiguredTrunk, EnterpriseConfig};
 pub use directory::{extension_aor, parse_aor, StoreDirectory};
 pub use metrics::{Metrics, TrunkGauges};
 pub use outcall::Accepted;
@@ -54,6 +56,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// The tasks following the calls, each until its CDR is written.
     calls: TaskTracker,
+    config: ConfigCache,
 }
 
 impl CallService {
@@ -66,6 +69,7 @@ impl CallService {
                 heartbeat,
                 metrics,
                 calls: TaskTracker::new(),
+                config: ConfigCache::default(),
             }),
         }
     }
@@ -76,6 +80,11 @@ impl CallService {
     pub async fn calls_closed(&self, within: Duration) -> bool {
         self.inner.calls.close();
         tokio::time::timeout(within, self.inner.calls.wait()).await.is_ok()
+    }
+
+    /// The operator's configuration as the store has it now (see [`ConfigCache::current`]).
+    pub async fn configuration(&self) -> Result<Arc<Configuration>, StoreError> {
+        self.inner.config.current(&self.inner.store).await
     }
 
     pub fn store(&self) -> &Store {

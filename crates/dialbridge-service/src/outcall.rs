@@ -12,6 +12,7 @@ use dialbridge_store::{AgentRecord, CdrStart, StoreError};
 use tokio::sync::oneshot;
 
 use crate::close::CallContext;
+use crate::configuration::{Configuration, EnterpriseConfig};
 use crate::policy::{self, OutcallRequest, Refusal, Snapshot, TrunkOption};
 use crate::{now_ms, CallService};
 
@@ -34,12 +35,13 @@ impl CallService {
     /// Decides the request ([`policy::check`]), then takes the lock and starts the call.
     pub async fn preview_outcall(
         &self,
-        enterprise: &Enterprise,
+        configuration: &Configuration,
+        configured: &EnterpriseConfig,
         agent: &AgentRecord,
         request: OutcallRequest,
     ) -> Result<Accepted, Refusal> {
-        let s = &enterprise.settings;
-        let resolved = crate::routing::trunks_for(&self.inner.store, enterprise.id).await?;
+        let s = &configured.enterprise.settings;
+        let resolved = crate::routing::trunks_for(configuration.trunks(), configured.enterprise.id).await;
 
         let mut tx = self.inner.store.begin().await?;
         // The caps hold under a race: nothing counted below changes until this commits.
@@ -49,11 +51,16 @@ impl CallService {
             .map(|(trunk, _)| trunk.name.as_str())
             .collect();
         let counts_enterprise = s.concurrency_cap.is_some() || s.number_limit.is_some();
-        tx.lock_for_admission(counts_enterprise.then_some(enterprise.id), &counted_trunks)
+        tx.lock_for_admission(counts_enterprise.then_some(configured.enterprise.id), &counted_trunks)
             .await?;
         let now = now_ms();
-        let caller_ids = tx.caller_ids(Some(enterprise.id)).await?;
-        let blacklist = tx.blacklist(enterprise.id).await?;
+        // Money is not configuration: the balance as this transaction sees it.
+        let enterprise = &Enterprise {
+            balance: tx.balance(configured.enterprise.id).await?.ok_or(Refusal::Internal)?,
+            ..configured.enterprise.clone()
+        };
+        let caller_ids = &configured.caller_ids;
+        let blacklist = &configured.blacklist;
         let calls_to_number = match (s.number_limit, policy::customer_number(&request)) {
             (Some(limit), Ok(number)) => {
                 let since = now - i64::from(limit.window_minutes) * 60_000;
@@ -89,8 +96,8 @@ impl CallService {
             enterprise,
             agent: &agent.settings,
             agent_state: &stored.state,
-            caller_ids: &caller_ids,
-            blacklist: &blacklist,
+            caller_ids,
+            blacklist,
             calls_to_number,
             bound_phone: bound_phone.as_ref(),
             phone_reachable: self.phone_reachable(enterprise.id, bound_phone.as_ref()),

@@ -1,10 +1,12 @@
-//! Trunks as routes: every trunk serving an enterprise, its destination resolved (DNS) and its
-//! credentials read *before* the acceptance transaction, so no writer waits behind a lookup.
+//! Trunks as routes: every trunk serving an enterprise (from the configuration in memory), its
+//! destination resolved (DNS) *before* the acceptance transaction, so no writer waits behind a
+//! lookup.
 //! Which of them a call uses is the policy's decision ([`crate::policy`]).
 
 use dialbridge_core::{EnterpriseId, SipAddress, Transport, Trunk};
 use dialbridge_engine::{CarrierTarget, SipTransport, TrunkRoute};
-use dialbridge_store::{Store, StoreError};
+
+use crate::configuration::ConfiguredTrunk;
 
 /// Where a trunk's requests go: its outbound proxy when it has one.
 pub fn trunk_destination(trunk: &Trunk) -> &SipAddress {
@@ -29,27 +31,13 @@ pub async fn carrier_target(trunk: &Trunk) -> Option<CarrierTarget> {
 
 /// Every configured trunk, with a route for each that serves `enterprise` and resolves (the
 /// others have none: a call never goes through them).
-pub async fn trunks_for(
-    store: &Store,
-    enterprise: EnterpriseId,
-) -> Result<Vec<(Trunk, Option<TrunkRoute>)>, StoreError> {
-    let mut tx = store.begin_read().await?;
-    let records = tx.trunks().await?;
-    let mut credentials = Vec::with_capacity(records.len());
-    for record in &records {
-        let serves = record.trunk.enterprises.contains(&enterprise);
-        let credential = match (&record.trunk.auth_username, serves) {
-            (Some(user), true) => tx.trunk_password(&record.trunk.name).await?.map(|p| (user.clone(), p)),
-            _ => None,
-        };
-        credentials.push(credential);
-    }
-    drop(tx);
-    let mut trunks = Vec::with_capacity(records.len());
-    for (record, credential) in records.into_iter().zip(credentials) {
-        let trunk = record.trunk;
+pub async fn trunks_for(trunks: &[ConfiguredTrunk], enterprise: EnterpriseId) -> Vec<(Trunk, Option<TrunkRoute>)> {
+    let mut routes = Vec::with_capacity(trunks.len());
+    for configured in trunks {
+        let trunk = &configured.record.trunk;
         let route = if trunk.enterprises.contains(&enterprise) {
-            carrier_target(&trunk).await.map(|target| TrunkRoute {
+            let credential = trunk.auth_username.clone().zip(configured.password.clone());
+            carrier_target(trunk).await.map(|target| TrunkRoute {
                 name: trunk.name.clone(),
                 address: target.destination,
                 host: target.host,
@@ -62,7 +50,7 @@ pub async fn trunks_for(
         } else {
             None
         };
-        trunks.push((trunk, route));
+        routes.push((trunk.clone(), route));
     }
-    Ok(trunks)
+    routes
 }

@@ -150,6 +150,7 @@ impl Tx<'_> {
         id: EnterpriseId,
         settings: &EnterpriseSettings,
     ) -> Result<(), StoreError> {
+        self.config_changed = true;
         settings.validate()?;
         let now = now_ms();
         let sql = "INSERT INTO enterprises (id, name, status, time_zone, balance, rate_per_minute, outbound_enabled, \
@@ -170,6 +171,7 @@ impl Tx<'_> {
         id: EnterpriseId,
         settings: &EnterpriseSettings,
     ) -> Result<(), StoreError> {
+        self.config_changed = true;
         settings.validate()?;
         let sql = "UPDATE enterprises SET name = $2, status = $3, time_zone = $4, rate_per_minute = $5, \
                    outbound_enabled = $6, interface_enabled = $7, default_caller_id = $8, sync_default = $9, \
@@ -228,7 +230,41 @@ impl Tx<'_> {
         Ok(Money::from_ten_thousandths(balance))
     }
 
+    /// The enterprise's balance now (configuration caches hold everything else of it).
+    pub async fn balance(&mut self, id: EnterpriseId) -> Result<Option<Money>, StoreError> {
+        let row: Option<(i64,)> = query_as("SELECT balance FROM enterprises WHERE id = $1")
+            .bind(id.get())
+            .fetch_optional(&mut self.conn)
+            .await?;
+        Ok(row.map(|(b,)| Money::from_ten_thousandths(b)))
+    }
+
+    /// The configuration generation: raised by every committed configuration write.
+    pub async fn config_generation(&mut self) -> Result<i64, StoreError> {
+        let (generation,): (i64,) = query_as("SELECT generation FROM config_generation WHERE id = 1")
+            .fetch_one(&mut self.conn)
+            .await?;
+        Ok(generation)
+    }
+
     // ---- admin accounts ----
+
+    /// Every admin account: (enterprise, user name, md5 of its password).
+    pub async fn all_admin_password_md5s(&mut self) -> Result<Vec<(EnterpriseId, String, String)>, StoreError> {
+        let rows: Vec<(i64, String, String)> =
+            query_as("SELECT enterprise_id, user_name, password_md5_sealed FROM enterprise_admins")
+                .fetch_all(&mut self.conn)
+                .await?;
+        rows.into_iter()
+            .map(|(enterprise, user, sealed)| {
+                Ok((
+                    EnterpriseId::new(enterprise).map_err(corrupt)?,
+                    user,
+                    self.store.sealer().open(&sealed)?,
+                ))
+            })
+            .collect()
+    }
 
     pub async fn admin_user_names(&mut self, enterprise: EnterpriseId) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(String,)> =
@@ -261,6 +297,7 @@ impl Tx<'_> {
         user_name: &str,
         password: &str,
     ) -> Result<(), StoreError> {
+        self.config_changed = true;
         dialbridge_core::validate_user_name(user_name)?;
         dialbridge_core::validate_password("password", password)?;
         let sealed = self.store.sealer().seal(&crate::md5_hex(password));
@@ -279,6 +316,7 @@ impl Tx<'_> {
     }
 
     pub async fn delete_admin(&mut self, enterprise: EnterpriseId, user_name: &str) -> Result<(), StoreError> {
+        self.config_changed = true;
         let done = query("DELETE FROM enterprise_admins WHERE enterprise_id = $1 AND user_name = $2")
             .bind(enterprise.get())
             .bind(user_name)
@@ -306,6 +344,17 @@ impl Tx<'_> {
         rows.iter().map(agent_from_row).collect()
     }
 
+    /// Every agent of every enterprise with its password hash (for an in-memory configuration,
+    /// whose holder checks passwords with [`crate::PasswordHashing::verify`]).
+    pub async fn all_agents_with_password_hashes(&mut self) -> Result<Vec<(AgentRecord, Option<String>)>, StoreError> {
+        let rows = query("SELECT * FROM agents ORDER BY enterprise_id, cno")
+            .fetch_all(&mut self.conn)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((agent_from_row(row)?, row.try_get::<Option<String>>("password_hash")?)))
+            .collect()
+    }
+
     /// Creates an agent; `password` is the login password in clear (stored as a slow hash of
     /// its md5, the form the legacy `pwd` carries). Returns the agent's id.
     pub async fn insert_agent(
@@ -315,6 +364,7 @@ impl Tx<'_> {
         settings: &AgentSettings,
         password: Option<&str>,
     ) -> Result<i64, StoreError> {
+        self.config_changed = true;
         settings.validate()?;
         if self.enterprise(enterprise).await?.is_none() {
             return Err(StoreError::NotFound(format!("enterprise {enterprise}")));
@@ -350,6 +400,7 @@ impl Tx<'_> {
         cno: &Cno,
         settings: &AgentSettings,
     ) -> Result<(), StoreError> {
+        self.config_changed = true;
         settings.validate()?;
         let done = query(
             "UPDATE agents SET name = $3, active = $4, outbound_allowed = $5, call_power = $6, area_code = $7, wrapup_secs = $8, \
@@ -375,6 +426,7 @@ impl Tx<'_> {
         cno: &Cno,
         password: &str,
     ) -> Result<(), StoreError> {
+        self.config_changed = true;
         let hash = self.hash_agent_password(password)?;
         let done = query("UPDATE agents SET password_hash = $3, updated_at = $4 WHERE enterprise_id = $1 AND cno = $2")
             .bind(enterprise.get())
@@ -411,6 +463,7 @@ impl Tx<'_> {
     }
 
     pub async fn delete_agent(&mut self, enterprise: EnterpriseId, cno: &Cno) -> Result<(), StoreError> {
+        self.config_changed = true;
         let done = query("DELETE FROM agents WHERE enterprise_id = $1 AND cno = $2")
             .bind(enterprise.get())
             .bind(cno.as_str())
@@ -475,6 +528,7 @@ impl Tx<'_> {
         number: &ExtensionNumber,
         sip_password: &str,
     ) -> Result<(), StoreError> {
+        self.config_changed = true;
         dialbridge_core::validate_password("password", sip_password)?;
         let sealed = self.store.sealer().seal(sip_password);
         query(
@@ -496,6 +550,7 @@ impl Tx<'_> {
         enterprise: EnterpriseId,
         number: &ExtensionNumber,
     ) -> Result<(), StoreError> {
+        self.config_changed = true;
         let done = query("DELETE FROM extensions WHERE enterprise_id = $1 AND number = $2")
             .bind(enterprise.get())
             .bind(number.as_str())
@@ -578,6 +633,7 @@ impl Tx<'_> {
     /// Creates or replaces a trunk and the list of enterprises allowed to use it.
     /// `password`: `Some` sets the digest password, `None` keeps the stored one (or none).
     pub async fn upsert_trunk(&mut self, trunk: &Trunk, password: Option<&str>) -> Result<(), StoreError> {
+        self.config_changed = true;
         trunk.validate()?;
         if let Some(p) = password {
             dialbridge_core::validate_password("auth_password", p)?;
@@ -637,6 +693,7 @@ impl Tx<'_> {
     }
 
     pub async fn delete_trunk(&mut self, name: &str) -> Result<(), StoreError> {
+        self.config_changed = true;
         let done = query("DELETE FROM trunks WHERE name = $1")
             .bind(name)
             .execute(&mut self.conn)
@@ -676,6 +733,7 @@ impl Tx<'_> {
     /// Creates a caller id or moves it to another trunk. A number owned by another enterprise is
     /// refused: one enterprise can never send another's caller id.
     pub async fn upsert_caller_id(&mut self, caller_id: &CallerId) -> Result<(), StoreError> {
+        self.config_changed = true;
         let number = dialbridge_core::validate_caller_id(&caller_id.number)?;
         let owner: Option<(i64,)> = query_as("SELECT enterprise_id FROM caller_ids WHERE number = $1")
             .bind(&number)
@@ -713,6 +771,7 @@ impl Tx<'_> {
     }
 
     pub async fn delete_caller_id(&mut self, enterprise: EnterpriseId, number: &str) -> Result<(), StoreError> {
+        self.config_changed = true;
         let done = query("DELETE FROM caller_ids WHERE enterprise_id = $1 AND number = $2")
             .bind(enterprise.get())
             .bind(number)
@@ -734,11 +793,28 @@ impl Tx<'_> {
             .collect()
     }
 
+    /// Every enterprise's blacklist entries.
+    pub async fn all_blacklists(&mut self) -> Result<Vec<(EnterpriseId, BlacklistPattern)>, StoreError> {
+        let rows: Vec<(i64, String)> =
+            query_as("SELECT enterprise_id, pattern FROM blacklist_entries ORDER BY pattern")
+                .fetch_all(&mut self.conn)
+                .await?;
+        rows.into_iter()
+            .map(|(e, p)| {
+                Ok((
+                    EnterpriseId::new(e).map_err(corrupt)?,
+                    BlacklistPattern::parse(&p).map_err(corrupt)?,
+                ))
+            })
+            .collect()
+    }
+
     pub async fn insert_blacklist(
         &mut self,
         enterprise: EnterpriseId,
         pattern: &BlacklistPattern,
     ) -> Result<(), StoreError> {
+        self.config_changed = true;
         query("INSERT INTO blacklist_entries (enterprise_id, pattern, created_at) VALUES ($1, $2, $3)")
             .bind(enterprise.get())
             .bind(pattern.as_str())
@@ -754,6 +830,7 @@ impl Tx<'_> {
         enterprise: EnterpriseId,
         pattern: &BlacklistPattern,
     ) -> Result<(), StoreError> {
+        self.config_changed = true;
         let done = query("DELETE FROM blacklist_entries WHERE enterprise_id = $1 AND pattern = $2")
             .bind(enterprise.get())
             .bind(pattern.as_str())
@@ -792,6 +869,7 @@ impl Tx<'_> {
         enterprise: EnterpriseId,
         target: &PushTarget,
     ) -> Result<(), StoreError> {
+        self.config_changed = true;
         target.validate()?;
         let mapping = serde_json::to_string(&target.name_mapping).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let now = now_ms();
@@ -819,6 +897,7 @@ impl Tx<'_> {
     }
 
     pub async fn delete_push_target(&mut self, enterprise: EnterpriseId, name: &str) -> Result<(), StoreError> {
+        self.config_changed = true;
         let done = query("DELETE FROM push_targets WHERE enterprise_id = $1 AND name = $2")
             .bind(enterprise.get())
             .bind(name)

@@ -172,6 +172,7 @@ impl Store {
             conn,
             store: self,
             written_events: Vec::new(),
+            config_changed: false,
         }
     }
 
@@ -219,10 +220,17 @@ pub struct Tx<'s> {
     store: &'s Store,
     /// Outbox events written here, published to the store's feed once the transaction commits.
     written_events: Vec<Arc<OutboxEvent>>,
+    /// A configuration write happened: the commit raises the configuration generation.
+    config_changed: bool,
 }
 
 impl Tx<'_> {
-    pub async fn commit(self) -> Result<(), StoreError> {
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        if self.config_changed {
+            query("UPDATE config_generation SET generation = generation + 1 WHERE id = 1")
+                .execute(&mut self.conn)
+                .await?;
+        }
         match self.conn {
             Conn::Sqlite(tx) => tx.commit()?,
             Conn::Postgres(tx) => tx.commit().await.map_err(DbError::from)?,

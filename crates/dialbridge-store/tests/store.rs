@@ -25,6 +25,14 @@ async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
     Store::open(&options, &key()).await.unwrap()
 }
 
+/// The versions of every migration the store ships, in order.
+fn every_migration() -> Vec<i64> {
+    let shipped = std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations"))
+        .unwrap()
+        .count() as i64;
+    (1..=shipped).collect()
+}
+
 fn ent(id: i64) -> EnterpriseId {
     EnterpriseId::new(id).unwrap()
 }
@@ -457,10 +465,7 @@ async fn sqlite_configuration_round_trip() {
 
     // Reopening migrates nothing twice and keeps the data; sequences continue.
     let store = sqlite_store(&dir).await;
-    assert_eq!(
-        store.applied_migrations().await.unwrap(),
-        vec![1, 2, 3, 4, 5, 6, 7, 8, 9]
-    );
+    assert_eq!(store.applied_migrations().await.unwrap(), every_migration());
     let mut tx = store.begin().await.unwrap();
     assert_eq!(tx.next_id("test_seq").await.unwrap(), 3);
     assert!(tx.enterprise(ent(3000001)).await.unwrap().is_some());
@@ -566,10 +571,7 @@ async fn postgres_runs_the_same_migrations_and_operations() {
     };
     let store = Store::open(&options, &key()).await.unwrap();
     assert_eq!(store.backend(), Backend::Postgres);
-    assert_eq!(
-        store.applied_migrations().await.unwrap(),
-        vec![1, 2, 3, 4, 5, 6, 7, 8, 9]
-    );
+    assert_eq!(store.applied_migrations().await.unwrap(), every_migration());
     exercise_configuration(&store).await;
     exercise_calls(&store).await;
 }
@@ -614,13 +616,10 @@ async fn a_wave_one_database_opens_and_migrates() {
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wave1.db");
     std::fs::copy(fixture, dir.path().join("dialbridge.db")).unwrap();
     let store = sqlite_store(&dir).await;
-    let migrations = std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations"))
-        .unwrap()
-        .count() as i64;
-    assert!(migrations >= 9);
+    assert!(every_migration().len() > 9, "the fixture predates a migration");
     assert_eq!(
         store.applied_migrations().await.unwrap(),
-        (1..=migrations).collect::<Vec<_>>(),
+        every_migration(),
         "every migration applied once, in order"
     );
 
@@ -659,4 +658,46 @@ async fn a_wave_one_database_opens_and_migrates() {
     assert_eq!(due[0].target_name, "crm-hangup");
     drop(tx);
     store.close().await;
+}
+
+/// Every configuration write raises the configuration generation once per transaction; money
+/// and runtime state do not, nor does a write that is rolled back.
+#[tokio::test]
+async fn configuration_writes_raise_the_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let generation = || async { store.begin_read().await.unwrap().config_generation().await.unwrap() };
+    let start = generation().await;
+    let acme = ent(3000001);
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_enterprise(acme, &EnterpriseSettings::new("Acme"))
+        .await
+        .unwrap();
+    tx.insert_agent(
+        acme,
+        &Cno::parse("2000").unwrap(),
+        &AgentSettings::new("A"),
+        Some("1234"),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(generation().await, start + 1, "one transaction, one step");
+
+    let mut tx = store.begin().await.unwrap();
+    tx.top_up(acme, "10".parse().unwrap(), None).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(generation().await, start + 1, "a top-up is not configuration");
+
+    let mut tx = store.begin().await.unwrap();
+    tx.set_admin(acme, "admin", "secret").await.unwrap();
+    drop(tx);
+    assert_eq!(generation().await, start + 1, "rolled back");
+
+    let mut tx = store.begin().await.unwrap();
+    tx.set_agent_password(acme, &Cno::parse("2000").unwrap(), "4321")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(generation().await, start + 2);
 }

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use dialbridge_core::{Cno, EnterpriseId};
-use dialbridge_store::{StoreError, Tx};
+use dialbridge_store::{PasswordHashing, StoreError, Tx};
 use md5::{Digest, Md5};
 
 /// Lowercase, and left-padded with zeros to 32 characters (Java's `BigInteger.toString(16)`
@@ -41,13 +41,20 @@ pub async fn admin_ok(
     seed: Option<&str>,
     pwd: &str,
 ) -> Result<bool, StoreError> {
-    let Some(inner) = tx.admin_password_md5(enterprise, user_name).await? else {
-        return Ok(false);
+    let inner = tx.admin_password_md5(enterprise, user_name).await?;
+    Ok(admin_matches(inner.as_deref(), seed, pwd))
+}
+
+/// Whether `pwd` (with a `seed`, the seed scheme; without, md5 of the password) proves the
+/// admin whose md5(password) is `inner` (`None`: no such admin).
+pub fn admin_matches(inner: Option<&str>, seed: Option<&str>, pwd: &str) -> bool {
+    let Some(inner) = inner else {
+        return false;
     };
-    Ok(match seed {
-        Some(seed) => seed_matches(&inner, seed, pwd),
+    match seed {
+        Some(seed) => seed_matches(inner, seed, pwd),
         None => normalize_md5(pwd).is_some_and(|p| p == inner),
-    })
+    }
 }
 
 /// Why the admin seed family's parameters did not authenticate.
@@ -87,42 +94,44 @@ pub async fn admin_seed(
 }
 
 /// Successful agent checks, remembered for a few seconds so that a burst of PreviewOutcall
-/// clicks does not pay the slow hash each time (a changed password takes effect within the
-/// same few seconds).
+/// clicks does not pay the slow hash each time. An entry names the stored hash it was checked
+/// against, so a changed password is never taken from memory.
 #[derive(Default)]
 pub struct AgentAuthCache {
-    entries: Mutex<HashMap<(i64, String, String), Instant>>,
+    entries: Mutex<HashMap<(i64, String, String, String), Instant>>,
 }
 
 const CACHE_TTL: Duration = Duration::from_secs(10);
 
 impl AgentAuthCache {
-    pub async fn agent_ok(
+    /// Whether `pwd` (md5 of the login password) matches the agent's stored `hash`.
+    pub fn agent_ok(
         &self,
-        tx: &mut Tx<'_>,
+        hashing: &PasswordHashing,
         enterprise: EnterpriseId,
         cno: &Cno,
+        hash: Option<&str>,
         pwd: &str,
-    ) -> Result<bool, StoreError> {
-        let Some(pwd) = normalize_md5(pwd) else {
-            return Ok(false);
+    ) -> bool {
+        let (Some(pwd), Some(hash)) = (normalize_md5(pwd), hash) else {
+            return false;
         };
-        let key = (enterprise.get(), cno.to_string(), pwd.clone());
+        let key = (enterprise.get(), cno.to_string(), pwd, hash.to_owned());
         {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             entries.retain(|_, at| at.elapsed() < CACHE_TTL);
             if entries.contains_key(&key) {
-                return Ok(true);
+                return true;
             }
         }
-        let ok = tx.agent_password_matches(enterprise, cno, &pwd).await?;
+        let ok = hashing.verify(&key.2, hash);
         if ok {
             self.entries
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(key, Instant::now());
         }
-        Ok(ok)
+        ok
     }
 }
 

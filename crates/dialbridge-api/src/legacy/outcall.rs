@@ -99,17 +99,25 @@ async fn place(app: &AppState, params: &Params) -> Result<serde_json::Value, Ref
         return Err(bad("userField longer than 1024 bytes"));
     }
 
-    let store = app.calls.store();
-    let mut tx = store.begin_read().await?;
-    let Some(agent) = tx.agent(enterprise_id, &cno).await? else {
+    let configuration = app.calls.configuration().await?;
+    let Some((configured, agent)) = configuration
+        .enterprise(enterprise_id)
+        .and_then(|e| e.agent(&cno).map(|agent| (e, agent)))
+    else {
         return Err(Refusal {
             res: "8",
             reason: format!("no agent {cno}"),
         });
     };
     let authenticated = match params.get("userName") {
-        Some(user) => auth::admin_ok(&mut tx, enterprise_id, user, params.get("seed"), pwd).await?,
-        None => app.agent_auth.agent_ok(&mut tx, enterprise_id, &cno, pwd).await?,
+        Some(user) => auth::admin_matches(configured.admin_password_md5(user), params.get("seed"), pwd),
+        None => app.agent_auth.agent_ok(
+            app.calls.store().hashing(),
+            enterprise_id,
+            &cno,
+            configured.agent_password_hash(&cno),
+            pwd,
+        ),
     };
     if !authenticated {
         return Err(Refusal {
@@ -117,20 +125,17 @@ async fn place(app: &AppState, params: &Params) -> Result<serde_json::Value, Ref
             reason: "authentication failed".into(),
         });
     }
-    let Some(enterprise) = tx.enterprise(enterprise_id).await? else {
-        return Err(Refusal {
-            res: "8",
-            reason: "no such enterprise".into(),
-        });
-    };
-    drop(tx);
+    let enterprise = &configured.enterprise;
     let sync = sync.unwrap_or(enterprise.settings.sync_default);
     let request = OutcallRequest {
         customer_number: customer_number.to_owned(),
         user_field,
         caller_id: params.get("clidLeftNumber").map(str::to_owned),
     };
-    let accepted = app.calls.preview_outcall(&enterprise, &agent, request).await?;
+    let accepted = app
+        .calls
+        .preview_outcall(&configuration, configured, agent, request)
+        .await?;
     tracing::info!(unique_id = %accepted.unique_id, %enterprise_id, %cno, sync, "PreviewOutcall accepted");
     if !sync {
         return Ok(json!({ "res": "0", "uniqueId": accepted.unique_id }));

@@ -437,3 +437,32 @@ fn unanswered_and_failed_calls_and_the_remaining_res_codes() {
     ]);
     assert_eq!(outcall(&a, "customerNumber=13800138000")["res"], "6");
 }
+
+/// The server decides from its configuration in memory; a change made with `dialbridge admin`
+/// in another process while it runs reaches its next decisions (within 5 s, generously).
+#[test]
+fn configuration_changed_by_admin_reaches_the_running_server() {
+    let w = legacy_world();
+    let a = w.server.http.clone();
+    // Offline (12) until the configuration says otherwise.
+    let first = |expected: &str| {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let res = outcall(&a, "customerNumber=13800138000")["res"].clone();
+            if res == expected || Instant::now() >= until {
+                return res;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(first("12"), "12");
+    let agent = ["admin", "agent", "update", "--enterprise", "3000001", "--cno", "2000"];
+    w.op.ok(&[&agent[..], &["--active", "false"]].concat());
+    assert_eq!(first("4"), "4", "a disabled agent");
+    w.op.ok(&[&agent[..], &["--active", "true", "--password", "changed"]].concat());
+    assert_eq!(first("3"), "3", "the old password no longer authenticates");
+    w.op.ok(&[&agent[..], &["--password", "1234"]].concat());
+    assert_eq!(first("12"), "12");
+    w.op.ok(&["admin", "enterprise", "disable", "--id", "3000001"]);
+    assert_eq!(first("41"), "41", "a disabled enterprise");
+}
