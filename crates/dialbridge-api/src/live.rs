@@ -184,9 +184,12 @@ fn concerns(viewer: &Viewer, stream_key: &str, payload: &Value) -> bool {
     }
 }
 
-async fn snapshot(app: &AppState, viewer: &Viewer) -> Result<(i64, Value), dialbridge_store::StoreError> {
+/// The snapshot message, the newest event id it reflects, and how far retention has deleted
+/// events (what a replay cannot go back past).
+async fn snapshot(app: &AppState, viewer: &Viewer) -> Result<(i64, i64, Value), dialbridge_store::StoreError> {
     let mut tx = app.calls.store().begin_read().await?;
     let latest = tx.latest_event_id(viewer.enterprise()).await?;
+    let swept_through = tx.push_events_swept_through().await?;
     let now = now_ms();
     let mut agents = Vec::new();
     for agent in tx.agents(viewer.enterprise()).await? {
@@ -208,17 +211,29 @@ async fn snapshot(app: &AppState, viewer: &Viewer) -> Result<(i64, Value), dialb
             "wrapupTime": state.wrapup_seconds_left(now),
         }));
     }
-    Ok((latest, json!({"type": "snapshot", "seq": latest, "agents": agents})))
+    Ok((
+        latest,
+        swept_through,
+        json!({"type": "snapshot", "seq": latest, "agents": agents}),
+    ))
 }
 
 async fn stream(app: AppState, viewer: Viewer, since: Option<i64>, mut socket: WebSocket) {
     // Subscribed before the snapshot is read, so nothing committed after it is missed.
     let mut feed = app.calls.store().subscribe_events();
-    let Ok((latest, snapshot)) = snapshot(&app, &viewer).await else {
+    let Ok((latest, swept_through, snapshot)) = snapshot(&app, &viewer).await else {
         return;
     };
     if socket.send(Message::Text(snapshot.to_string().into())).await.is_err() {
         return;
+    }
+    // A replay from before what retention kept: say that events are missing (the snapshot
+    // above is the state to trust) instead of silently skipping them.
+    if let Some(since) = since.filter(|since| *since < swept_through) {
+        let gap = json!({"type": "gap", "seq": since, "time": now_ms(), "data": {"missingThrough": swept_through}});
+        if socket.send(Message::Text(gap.to_string().into())).await.is_err() {
+            return;
+        }
     }
     let mut last = since.unwrap_or(latest);
     // Events read from the store that the feed may still bring: not sent twice.

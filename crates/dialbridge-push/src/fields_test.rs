@@ -1,4 +1,5 @@
 use super::*;
+use dialbridge_core::call::{EndReason, Side};
 use dialbridge_core::{EnterpriseId, PhoneType};
 use dialbridge_store::CdrEnd;
 
@@ -21,11 +22,9 @@ fn cdr() -> Cdr {
             requested_at: 1_700_000_000_000,
         },
         end: Some(CdrEnd {
-            ended_at: 1_700_000_065_000,
             bridged_at: Some(1_700_000_005_000),
-            status: 28,
             sip_cause: 200,
-            ..CdrEnd::default()
+            ..CdrEnd::new(1_700_000_065_000, 28, EndReason::CustomerHungUp, Side::Customer)
         }),
     }
 }

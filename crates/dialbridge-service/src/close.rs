@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use dialbridge_core::agent::AgentState;
-use dialbridge_core::call::{EndReason, Outcome, Phase, Side};
+use dialbridge_core::call::{EndReason, Outcome, Phase};
 use dialbridge_core::{Enterprise, Money};
 use dialbridge_engine::CallReport;
 use dialbridge_store::{CdrEnd, StoreError};
@@ -120,7 +120,7 @@ impl CallService {
                         self.inner
                             .metrics
                             .calls_ended
-                            .get_or_create(&vec![("reason".to_owned(), end.end_reason.clone())])
+                            .get_or_create(&vec![("reason".to_owned(), end.end_reason.as_str().to_owned())])
                             .inc();
                     }
                     return;
@@ -178,13 +178,8 @@ fn cdr_end(report: &CallReport, rate: Money) -> CdrEnd {
         bridged_at: r.bridged_at,
         ended_at,
         status: cdr_status(&report.outcome),
-        end_reason: format!("{:?}", report.outcome.reason),
-        hung_up_by: match report.outcome.side {
-            Side::Agent => "agent",
-            Side::Customer => "customer",
-            Side::Platform => "platform",
-        }
-        .to_owned(),
+        end_reason: report.outcome.reason,
+        hung_up_by: report.outcome.side,
         sip_cause: sip_cause(&report.outcome),
         agent_sip_code: r.agent_final_code,
         customer_sip_code: r.customer_final_code,

@@ -1,4 +1,5 @@
 use super::*;
+use dialbridge_core::call::Side;
 
 fn outcome(reason: EndReason, phase: Phase, sip_code: Option<u16>) -> Outcome {
     Outcome {

@@ -16,6 +16,7 @@ mod metrics;
 pub mod outcall;
 pub mod policy;
 pub mod recovery;
+pub mod retention;
 pub mod routing;
 pub mod trunk_sync;
 

@@ -3,6 +3,7 @@
 
 use crate::db::{query, query_as, Row};
 use dialbridge_core::agent::{AgentCall, AgentState, Availability, CallPhase, LoginStatus};
+use dialbridge_core::call::{EndReason, Side};
 use dialbridge_core::{EnterpriseId, Money, PhoneType};
 
 use crate::config::now_ms;
@@ -45,7 +46,7 @@ pub struct CdrStart {
 }
 
 /// How a call ended.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CdrEnd {
     pub agent_ringing_at: Option<i64>,
     pub agent_answered_at: Option<i64>,
@@ -54,9 +55,8 @@ pub struct CdrEnd {
     pub ended_at: i64,
     /// The legacy status: 21, 22, 24 or 28.
     pub status: u8,
-    pub end_reason: String,
-    /// "agent", "customer" or "platform".
-    pub hung_up_by: String,
+    pub end_reason: EndReason,
+    pub hung_up_by: Side,
     pub sip_cause: u16,
     pub agent_sip_code: Option<u16>,
     pub customer_sip_code: Option<u16>,
@@ -64,6 +64,29 @@ pub struct CdrEnd {
     pub cost: Money,
     pub packets_agent_to_customer: u64,
     pub packets_customer_to_agent: u64,
+}
+
+impl CdrEnd {
+    /// An end with these essentials and nothing else recorded (no times, codes, cost or media).
+    pub fn new(ended_at: i64, status: u8, end_reason: EndReason, hung_up_by: Side) -> Self {
+        Self {
+            agent_ringing_at: None,
+            agent_answered_at: None,
+            customer_ringing_at: None,
+            bridged_at: None,
+            ended_at,
+            status,
+            end_reason,
+            hung_up_by,
+            sip_cause: 0,
+            agent_sip_code: None,
+            customer_sip_code: None,
+            bridge_seconds: 0,
+            cost: Money::ZERO,
+            packets_agent_to_customer: 0,
+            packets_customer_to_agent: 0,
+        }
+    }
 }
 
 /// A CDR as stored (`end` is `None` while the call runs).
@@ -109,6 +132,11 @@ fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+const CDR_COLUMNS: &str = "unique_id, enterprise_id, agent_id, cno, agent_phone, agent_phone_type, customer_number, \
+     customer_area_code, customer_number_type, caller_id, trunk_name, user_field, node, requested_at, agent_ringing_at, \
+     agent_answered_at, customer_ringing_at, bridged_at, ended_at, status, end_reason, hung_up_by, sip_cause, \
+     agent_sip_code, customer_sip_code, bridge_seconds, cost, packets_agent_to_customer, packets_customer_to_agent";
+
 fn cdr_from_row(row: &Row) -> Result<Cdr, StoreError> {
     let phone_type: i64 = row.try_get("agent_phone_type")?;
     let start = CdrStart {
@@ -143,8 +171,16 @@ fn cdr_from_row(row: &Row) -> Result<Cdr, StoreError> {
                 bridged_at: row.try_get("bridged_at")?,
                 ended_at,
                 status: u8::try_from(row.try_get::<Option<i64>>("status")?.unwrap_or(0)).unwrap_or(0),
-                end_reason: row.try_get::<Option<String>>("end_reason")?.unwrap_or_default(),
-                hung_up_by: row.try_get::<Option<String>>("hung_up_by")?.unwrap_or_default(),
+                end_reason: row
+                    .try_get::<Option<String>>("end_reason")?
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(corrupt)?,
+                hung_up_by: row
+                    .try_get::<Option<String>>("hung_up_by")?
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(corrupt)?,
                 sip_cause: code("sip_cause")?.unwrap_or(0),
                 agent_sip_code: code("agent_sip_code")?,
                 customer_sip_code: code("customer_sip_code")?,
@@ -166,11 +202,14 @@ impl Tx<'_> {
     // ---- agent state ----
 
     pub async fn agent_state(&mut self, agent_id: i64) -> Result<StoredAgentState, StoreError> {
-        let row = query("SELECT * FROM agent_runtime WHERE agent_id = $1")
-            .bind(agent_id)
-            .fetch_optional(&mut self.conn)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("agent #{agent_id}")))?;
+        let row = query(
+            "SELECT login_status, pause_description, after_call, wrapup_until, call_unique_id, call_phase, version \
+             FROM agent_runtime WHERE agent_id = $1",
+        )
+        .bind(agent_id)
+        .fetch_optional(&mut self.conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("agent #{agent_id}")))?;
         let login = match row.try_get::<String>("login_status")?.as_str() {
             "online" => LoginStatus::Online,
             "pause" => LoginStatus::Pause,
@@ -416,8 +455,8 @@ impl Tx<'_> {
         .bind(end.bridged_at)
         .bind(end.ended_at)
         .bind(i64::from(end.status))
-        .bind(&end.end_reason)
-        .bind(&end.hung_up_by)
+        .bind(end.end_reason.as_str())
+        .bind(end.hung_up_by.as_str())
         .bind(i64::from(end.sip_cause))
         .bind(opt_i64(end.agent_sip_code))
         .bind(opt_i64(end.customer_sip_code))
@@ -475,40 +514,38 @@ impl Tx<'_> {
     }
 
     pub async fn cdr(&mut self, unique_id: &str) -> Result<Option<Cdr>, StoreError> {
-        let row = query("SELECT * FROM cdrs WHERE unique_id = $1")
-            .bind(unique_id)
-            .fetch_optional(&mut self.conn)
-            .await?;
+        let sql = format!("SELECT {CDR_COLUMNS} FROM cdrs WHERE unique_id = $1");
+        let row = query(&sql).bind(unique_id).fetch_optional(&mut self.conn).await?;
         row.as_ref().map(cdr_from_row).transpose()
     }
 
     /// CDRs of calls still running (after a crash: the calls to close).
     pub async fn open_cdrs(&mut self) -> Result<Vec<Cdr>, StoreError> {
-        let rows = query("SELECT * FROM cdrs WHERE ended_at IS NULL ORDER BY requested_at")
-            .fetch_all(&mut self.conn)
-            .await?;
+        let sql = format!("SELECT {CDR_COLUMNS} FROM cdrs WHERE ended_at IS NULL ORDER BY requested_at");
+        let rows = query(&sql).fetch_all(&mut self.conn).await?;
         rows.iter().map(cdr_from_row).collect()
     }
 
     pub async fn cdrs(&mut self, q: &CdrQuery) -> Result<Vec<Cdr>, StoreError> {
         // Filters are bound in a fixed order; absent ones compare against NULL and pass.
-        let rows = query(
-            "SELECT * FROM cdrs WHERE ($1 IS NULL OR enterprise_id = $1) AND ($2 IS NULL OR requested_at >= $2) \
+        let sql = format!(
+            "SELECT {CDR_COLUMNS} FROM cdrs WHERE ($1 IS NULL OR enterprise_id = $1) AND ($2 IS NULL OR requested_at >= $2) \
              AND ($3 IS NULL OR requested_at <= $3) AND ($4 IS NULL OR unique_id = $4) AND ($5 IS NULL OR user_field = $5) \
              AND ($6 IS NULL OR customer_number = $6) AND ($7 IS NULL OR cno = $7) \
-             ORDER BY requested_at DESC, unique_id DESC LIMIT $8 OFFSET $9",
-        )
-        .bind(q.enterprise_id.map(EnterpriseId::get))
-        .bind(q.from)
-        .bind(q.to)
-        .bind(q.unique_id.as_deref())
-        .bind(q.user_field.as_deref())
-        .bind(q.customer_number.as_deref())
-        .bind(q.cno.as_deref())
-        .bind(i64::from(q.limit))
-        .bind(i64::from(q.offset))
-        .fetch_all(&mut self.conn)
-        .await?;
+             ORDER BY requested_at DESC, unique_id DESC LIMIT $8 OFFSET $9"
+        );
+        let rows = query(&sql)
+            .bind(q.enterprise_id.map(EnterpriseId::get))
+            .bind(q.from)
+            .bind(q.to)
+            .bind(q.unique_id.as_deref())
+            .bind(q.user_field.as_deref())
+            .bind(q.customer_number.as_deref())
+            .bind(q.cno.as_deref())
+            .bind(i64::from(q.limit))
+            .bind(i64::from(q.offset))
+            .fetch_all(&mut self.conn)
+            .await?;
         rows.iter().map(cdr_from_row).collect()
     }
 

@@ -110,6 +110,10 @@ fn enterprise_from_row(row: &Row) -> Result<Enterprise, StoreError> {
     })
 }
 
+/// `password_hash` is read for `has_password` (and by the configuration cache's bulk read).
+const AGENT_COLUMNS: &str =
+    "id, enterprise_id, cno, name, password_hash, active, outbound_allowed, call_power, area_code, wrapup_secs";
+
 fn agent_from_row(row: &Row) -> Result<AgentRecord, StoreError> {
     Ok(AgentRecord {
         id: row.try_get("id")?,
@@ -328,7 +332,8 @@ impl Tx<'_> {
     // ---- agents ----
 
     pub async fn agent(&mut self, enterprise: EnterpriseId, cno: &Cno) -> Result<Option<AgentRecord>, StoreError> {
-        let row = query("SELECT * FROM agents WHERE enterprise_id = $1 AND cno = $2")
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE enterprise_id = $1 AND cno = $2");
+        let row = query(&sql)
             .bind(enterprise.get())
             .bind(cno.as_str())
             .fetch_optional(&mut self.conn)
@@ -337,19 +342,16 @@ impl Tx<'_> {
     }
 
     pub async fn agents(&mut self, enterprise: EnterpriseId) -> Result<Vec<AgentRecord>, StoreError> {
-        let rows = query("SELECT * FROM agents WHERE enterprise_id = $1 ORDER BY cno")
-            .bind(enterprise.get())
-            .fetch_all(&mut self.conn)
-            .await?;
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE enterprise_id = $1 ORDER BY cno");
+        let rows = query(&sql).bind(enterprise.get()).fetch_all(&mut self.conn).await?;
         rows.iter().map(agent_from_row).collect()
     }
 
     /// Every agent of every enterprise with its password hash (for an in-memory configuration,
     /// whose holder checks passwords with [`crate::PasswordHashing::verify`]).
     pub async fn all_agents_with_password_hashes(&mut self) -> Result<Vec<(AgentRecord, Option<String>)>, StoreError> {
-        let rows = query("SELECT * FROM agents ORDER BY enterprise_id, cno")
-            .fetch_all(&mut self.conn)
-            .await?;
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY enterprise_id, cno");
+        let rows = query(&sql).fetch_all(&mut self.conn).await?;
         rows.iter()
             .map(|row| Ok((agent_from_row(row)?, row.try_get::<Option<String>>("password_hash")?)))
             .collect()
@@ -562,9 +564,13 @@ impl Tx<'_> {
     // ---- trunks ----
 
     pub async fn trunks(&mut self) -> Result<Vec<TrunkRecord>, StoreError> {
-        let rows = query("SELECT * FROM trunks ORDER BY name")
-            .fetch_all(&mut self.conn)
-            .await?;
+        let rows = query(
+            "SELECT name, host, port, transport, auth_username, auth_password_sealed, \
+             outbound_proxy, max_channels, customer_number_format, caller_id_format, priority, keepalive_secs, \
+             register_secs, sources FROM trunks ORDER BY name",
+        )
+        .fetch_all(&mut self.conn)
+        .await?;
         let grants: Vec<(String, i64)> =
             query_as("SELECT trunk_name, enterprise_id FROM trunk_enterprises ORDER BY enterprise_id")
                 .fetch_all(&mut self.conn)
@@ -842,10 +848,13 @@ impl Tx<'_> {
     // ---- push targets ----
 
     pub async fn push_targets(&mut self, enterprise: EnterpriseId) -> Result<Vec<PushTarget>, StoreError> {
-        let rows = query("SELECT * FROM push_targets WHERE enterprise_id = $1 ORDER BY name")
-            .bind(enterprise.get())
-            .fetch_all(&mut self.conn)
-            .await?;
+        let rows = query(
+            "SELECT name, push_type, url, method, timeout_ms, retries, format, name_mapping FROM push_targets \
+             WHERE enterprise_id = $1 ORDER BY name",
+        )
+        .bind(enterprise.get())
+        .fetch_all(&mut self.conn)
+        .await?;
         rows.iter()
             .map(|row| {
                 let mapping: String = row.try_get("name_mapping")?;

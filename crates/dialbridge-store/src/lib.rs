@@ -14,6 +14,7 @@ mod db;
 mod feed;
 mod migrate;
 mod outbox;
+mod retention;
 pub mod secrets;
 
 use std::path::Path;

@@ -3,6 +3,7 @@
 //! migrations' portability is checked on every run; elsewhere that test is skipped, under CI it
 //! fails without one).
 
+use dialbridge_core::call::{EndReason, Side};
 use dialbridge_core::*;
 use dialbridge_store::*;
 
@@ -303,12 +304,10 @@ async fn exercise_calls(store: &Store) {
     assert_eq!(tx.calls_to_number_since(acme, "13800138000", 0).await.unwrap(), 1);
     assert_eq!(tx.calls_to_number_since(acme, "13800138000", 1_001).await.unwrap(), 0);
     let end = CdrEnd {
-        ended_at: 70_000,
-        status: 28,
         bridge_seconds: 61,
         cost: "0.24".parse().unwrap(),
         sip_cause: 200,
-        ..CdrEnd::default()
+        ..CdrEnd::new(70_000, 28, EndReason::CustomerHungUp, Side::Customer)
     };
     assert!(tx.finish_cdr("node-1.1", &end).await.unwrap());
     assert!(!tx.finish_cdr("node-1.1", &end).await.unwrap(), "a call is closed once");
@@ -700,4 +699,123 @@ async fn configuration_writes_raise_the_generation() {
         .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(generation().await, start + 2);
+}
+
+/// Retention on one database: expired rows go, unexpired and unfinished ones stay, and the
+/// sweep mark says how far outbox events may be missing.
+async fn exercise_retention(store: &Store) {
+    let acme = ent(3000001);
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_enterprise(acme, &EnterpriseSettings::new("Acme"))
+        .await
+        .unwrap();
+    let agent_id = tx
+        .insert_agent(acme, &Cno::parse("2000").unwrap(), &AgentSettings::new("A"), None)
+        .await
+        .unwrap();
+    tx.upsert_push_target(
+        acme,
+        &PushTarget {
+            name: "crm".into(),
+            push_type: PushType::Hangup,
+            url: "http://127.0.0.1:9/push".into(),
+            method: PushMethod::Post,
+            timeout_ms: 3000,
+            retries: 1,
+            format: PushFormat::Legacy,
+            name_mapping: Vec::new(),
+        },
+    )
+    .await
+    .unwrap();
+    let delivered = tx.enqueue_push(acme, "hangup", "node-1.1", "{}").await.unwrap();
+    let pending = tx.enqueue_push(acme, "hangup", "node-1.2", "{}").await.unwrap();
+    let no_target = tx.enqueue_push(acme, "ringing", "node-1.1", "{}").await.unwrap();
+    tx.mark_delivered(delivered, acme, "crm").await.unwrap();
+    for (unique_id, ended) in [("node-1.1", true), ("node-1.2", false)] {
+        tx.insert_cdr(&CdrStart {
+            unique_id: unique_id.into(),
+            enterprise_id: acme,
+            agent_id,
+            cno: "2000".into(),
+            agent_phone: "801".into(),
+            agent_phone_type: PhoneType::Extension,
+            customer_number: "13800138000".into(),
+            customer_area_code: None,
+            customer_number_type: Some(2),
+            caller_id: "02160001234".into(),
+            trunk_name: "carrier".into(),
+            user_field: String::new(),
+            node: "node".into(),
+            requested_at: 1_000,
+        })
+        .await
+        .unwrap();
+        if ended {
+            let end = CdrEnd::new(2_000, 28, EndReason::AgentHungUp, Side::Agent);
+            assert!(tx.finish_cdr(unique_id, &end).await.unwrap());
+        }
+    }
+    tx.record_refusal(Some(acme.get()), Some("2000"), None, "7", "bad number")
+        .await
+        .unwrap();
+    assert_eq!(tx.push_events_swept_through().await.unwrap(), 0);
+    tx.commit().await.unwrap();
+
+    // Everything so far is past its retention.
+    let future = i64::MAX / 2;
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.sweep_push_events(future, 500).await.unwrap(), 2);
+    assert_eq!(tx.sweep_cdrs(future, 500).await.unwrap(), 1);
+    assert_eq!(tx.sweep_refusals(future, 500).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let left: Vec<i64> = tx
+        .events_since(acme, 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, vec![pending], "an undelivered event stays however old");
+    assert_eq!(tx.due_deliveries(i64::MAX, 10).await.unwrap().len(), 1);
+    assert_eq!(tx.push_events_swept_through().await.unwrap(), no_target);
+    assert!(tx.cdr("node-1.1").await.unwrap().is_none());
+    assert!(
+        tx.cdr("node-1.2").await.unwrap().is_some(),
+        "a running call's CDR stays"
+    );
+    assert!(tx.refusals(acme, 10).await.unwrap().is_empty());
+
+    // What is newer than the cut-off stays; a batch is at most its limit.
+    let fresh = tx.enqueue_push(acme, "ringing", "node-1.3", "{}").await.unwrap();
+    let another = tx.enqueue_push(acme, "ringing", "node-1.4", "{}").await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.sweep_push_events(0, 500).await.unwrap(), 0, "not expired");
+    assert_eq!(tx.sweep_push_events(future, 1).await.unwrap(), 1, "one batch of one");
+    let left: Vec<i64> = tx
+        .events_since(acme, 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, vec![pending, another]);
+    assert_eq!(tx.push_events_swept_through().await.unwrap(), fresh);
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn retention_deletes_what_expired_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    exercise_retention(&sqlite_store(&dir).await).await;
+    let Some(url) = dialbridge_testkit::fresh_postgres_database("dialbridge_retention") else {
+        return;
+    };
+    let options = StoreOptions {
+        database_url: url,
+        password_hash_cost: cheap_hashing(),
+    };
+    exercise_retention(&Store::open(&options, &key()).await.unwrap()).await;
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dialbridge_core::{NodeName, Transport};
+use dialbridge_service::retention::RetentionPolicy;
 use dialbridge_store::{PasswordHashCost, SecretKey, StoreOptions};
 
 /// One configuration key: its name in the file, its environment variable, its default.
@@ -94,6 +95,26 @@ const KEYS: &[Key] = &[
         env: "DIALBRIDGE_CALLS_HEARTBEAT_SECS",
         default: Some("30"),
     },
+    Key {
+        name: "retention.push_events_days",
+        env: "DIALBRIDGE_RETENTION_PUSH_EVENTS_DAYS",
+        default: Some("7"),
+    },
+    Key {
+        name: "retention.cdrs_days",
+        env: "DIALBRIDGE_RETENTION_CDRS_DAYS",
+        default: Some("400"),
+    },
+    Key {
+        name: "retention.refusals_days",
+        env: "DIALBRIDGE_RETENTION_REFUSALS_DAYS",
+        default: Some("30"),
+    },
+    Key {
+        name: "retention.sweep_secs",
+        env: "DIALBRIDGE_RETENTION_SWEEP_SECS",
+        default: Some("60"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +144,9 @@ pub struct Config {
     /// How often a bridged call is recorded as still up (what a restart after a crash bills
     /// it up to).
     pub call_heartbeat: Duration,
+    pub retention: RetentionPolicy,
+    /// How often the retention sweeper runs.
+    pub retention_sweep: Duration,
 }
 
 /// Where a raw value came from, for error messages.
@@ -284,6 +308,28 @@ impl Config {
             })?,
             "calls.heartbeat_secs",
         )?));
+        // Decimal days (0.5 is twelve hours); 0 keeps rows for ever.
+        let days = |s: &str| {
+            let days: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of days"))?;
+            if !(0.0..=36_500.0).contains(&days) {
+                return Err(format!("{days} is not between 0 and 36500 days"));
+            }
+            Ok((days > 0.0).then(|| Duration::from_secs_f64(days * 86_400.0)))
+        };
+        let retention = RetentionPolicy {
+            push_events: required(
+                parse(raw, "retention.push_events_days", days)?,
+                "retention.push_events_days",
+            )?,
+            cdrs: required(parse(raw, "retention.cdrs_days", days)?, "retention.cdrs_days")?,
+            refusals: required(parse(raw, "retention.refusals_days", days)?, "retention.refusals_days")?,
+        };
+        let retention_sweep = Duration::from_secs(u64::from(required(
+            parse(raw, "retention.sweep_secs", |s| {
+                number(s).and_then(|n| if n >= 1 { Ok(n) } else { Err("at least 1".into()) })
+            })?,
+            "retention.sweep_secs",
+        )?));
         Ok(Self {
             node_name,
             log_level,
@@ -299,6 +345,8 @@ impl Config {
             rtp_inactivity,
             shutdown_grace,
             call_heartbeat,
+            retention,
+            retention_sweep,
         })
     }
 
@@ -344,6 +392,7 @@ fn flatten_file(text: &str) -> Result<Vec<(&'static str, String)>, String> {
         let text = match value {
             toml::Value::String(s) => s.clone(),
             toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
             toml::Value::Array(items) => items
                 .iter()
                 .map(|v| {

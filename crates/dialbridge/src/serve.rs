@@ -89,6 +89,12 @@ impl Server {
         let background = TaskTracker::new();
         background.spawn(update_gauges(engine.clone(), metrics.clone(), stop.child_token()));
         background.spawn(calls.clone().watch_trunks(TRUNK_RELOAD, stop.child_token()));
+        background.spawn(dialbridge_service::retention::run_sweeper(
+            store.clone(),
+            config.retention,
+            config.retention_sweep,
+            stop.child_token(),
+        ));
         let app = dialbridge_api::router(AppState::new(
             calls.clone(),
             metrics,

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::response::Response;
 use chrono::{NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
+use dialbridge_core::call::Side;
 use dialbridge_core::EnterpriseId;
 use dialbridge_store::{Cdr, CdrQuery};
 use serde_json::{json, Value};
@@ -202,7 +203,7 @@ fn row(cdr: &Cdr, zone: Tz) -> Value {
         "cost": e.cost.to_legacy_cost(),
         "recordFile": "",
         "callType": "预览外呼",
-        "endReason": if e.hung_up_by == "customer" { "是" } else { "否" },
+        "endReason": if e.hung_up_by == Side::Customer { "是" } else { "否" },
         "userField": s.user_field,
         "sipCause": e.sip_cause.to_string(),
     })

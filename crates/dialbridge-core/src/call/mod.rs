@@ -185,12 +185,100 @@ pub enum EndReason {
     Shutdown,
 }
 
+impl EndReason {
+    /// Every reason.
+    pub const ALL: [EndReason; 18] = [
+        EndReason::AgentNotRegistered,
+        EndReason::AgentBusy,
+        EndReason::AgentDeclined,
+        EndReason::AgentNoAnswer,
+        EndReason::AgentUnreachable,
+        EndReason::AgentFailed,
+        EndReason::CustomerBusy,
+        EndReason::CustomerDeclined,
+        EndReason::CustomerNoAnswer,
+        EndReason::CustomerUnreachable,
+        EndReason::CustomerFailed,
+        EndReason::AgentHungUp,
+        EndReason::CustomerHungUp,
+        EndReason::HangUpRequested,
+        EndReason::MediaTimeout,
+        EndReason::SessionRefreshFailed,
+        EndReason::MaxDuration,
+        EndReason::Shutdown,
+    ];
+
+    /// The name it is stored under (the CDR's `end_reason`), labelled with (the metrics'
+    /// `reason`) and shown as: fixed text, so renaming a variant changes no stored row.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::AgentNotRegistered => "AgentNotRegistered",
+            EndReason::AgentBusy => "AgentBusy",
+            EndReason::AgentDeclined => "AgentDeclined",
+            EndReason::AgentNoAnswer => "AgentNoAnswer",
+            EndReason::AgentUnreachable => "AgentUnreachable",
+            EndReason::AgentFailed => "AgentFailed",
+            EndReason::CustomerBusy => "CustomerBusy",
+            EndReason::CustomerDeclined => "CustomerDeclined",
+            EndReason::CustomerNoAnswer => "CustomerNoAnswer",
+            EndReason::CustomerUnreachable => "CustomerUnreachable",
+            EndReason::CustomerFailed => "CustomerFailed",
+            EndReason::AgentHungUp => "AgentHungUp",
+            EndReason::CustomerHungUp => "CustomerHungUp",
+            EndReason::HangUpRequested => "HangUpRequested",
+            EndReason::MediaTimeout => "MediaTimeout",
+            EndReason::SessionRefreshFailed => "SessionRefreshFailed",
+            EndReason::MaxDuration => "MaxDuration",
+            EndReason::Shutdown => "Shutdown",
+        }
+    }
+}
+
+impl std::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for EndReason {
+    type Err = crate::ValidationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EndReason::ALL
+            .into_iter()
+            .find(|reason| reason.as_str() == s)
+            .ok_or_else(|| crate::ValidationError::new("end_reason", format!("{s:?} is not an end reason")))
+    }
+}
+
 /// Which side ended the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
     Agent,
     Customer,
     Platform,
+}
+
+impl Side {
+    /// The stored name (the CDR's `hung_up_by`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Agent => "agent",
+            Side::Customer => "customer",
+            Side::Platform => "platform",
+        }
+    }
+}
+
+impl std::str::FromStr for Side {
+    type Err = crate::ValidationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Side::Agent, Side::Customer, Side::Platform]
+            .into_iter()
+            .find(|side| side.as_str() == s)
+            .ok_or_else(|| crate::ValidationError::new("hung_up_by", format!("{s:?} is not a side")))
+    }
 }
 
 /// How far the call got before it ended: this decides the CDR status (24 / 21-22 / 28).

@@ -848,3 +848,24 @@ fn invariants_hold_in_every_reachable_state() {
     }
     assert!(seen.len() > 20, "explored only {} states", seen.len());
 }
+
+#[test]
+fn end_reasons_and_sides_keep_their_stored_names() {
+    let names: HashSet<&str> = EndReason::ALL.iter().map(|r| r.as_str()).collect();
+    assert_eq!(names.len(), EndReason::ALL.len(), "every reason has a name of its own");
+    for reason in EndReason::ALL {
+        // The spellings stored before the names were fixed were the variants' names.
+        assert_eq!(reason.as_str(), format!("{reason:?}"));
+        assert_eq!(reason.as_str().parse::<EndReason>(), Ok(reason));
+    }
+    assert!("agent hung up".parse::<EndReason>().is_err());
+    for (side, name) in [
+        (Side::Agent, "agent"),
+        (Side::Customer, "customer"),
+        (Side::Platform, "platform"),
+    ] {
+        assert_eq!(side.as_str(), name);
+        assert_eq!(name.parse::<Side>(), Ok(side));
+    }
+    assert!("nobody".parse::<Side>().is_err());
+}

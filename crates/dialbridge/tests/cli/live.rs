@@ -151,3 +151,52 @@ fn a_real_call_streams_its_progress_in_order() {
         "ringing, busy, wrap-up: {seen:?}"
     );
 }
+
+/// Retention bounds how far back a reconnect can replay: asking for events it has deleted gets
+/// the snapshot, then a `gap` message instead of a silent hole, then what comes next.
+#[test]
+fn a_replay_from_before_what_retention_kept_reports_the_gap() {
+    let (op, _carrier_port) = legacy_store();
+    // Events are kept 0.864 s and swept every second.
+    let server = serve_with(
+        &op,
+        &[
+            ("DIALBRIDGE_RETENTION_PUSH_EVENTS_DAYS", "0.00001"),
+            ("DIALBRIDGE_RETENTION_SWEEP_SECS", "1"),
+        ],
+    );
+    let a = &server.http;
+    let agent = token(a, &format!("enterpriseId=3000001&cno=2000&pwd={}", md5_hex("1234")));
+    let mut socket = connect(a, &agent, None);
+    assert_eq!(next(&mut socket)["type"], "snapshot");
+    let client = |endpoint: &str, extra: &str| {
+        json_get(
+            a,
+            &format!("/interface/client/{endpoint}?{}&cno=2000&{extra}", admin_auth()),
+        )
+    };
+    assert_eq!(client("ClientOnline", "bindTel=13900139000&type=1")["code"], "0");
+    let online = next(&mut socket)["seq"].as_i64().unwrap();
+    socket.close(None).ok();
+
+    let until = Instant::now() + Duration::from_secs(20);
+    let gap = loop {
+        let mut socket = connect(a, &agent, Some(online - 1));
+        assert_eq!(next(&mut socket)["type"], "snapshot");
+        let first = next(&mut socket);
+        if first["type"] == "gap" {
+            break (first, socket);
+        }
+        assert_eq!(first["seq"], online, "not swept yet: the event itself");
+        assert!(Instant::now() < until, "the event was never swept");
+        socket.close(None).ok();
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let (gap, mut socket) = gap;
+    assert_eq!(gap["seq"], online - 1);
+    assert!(gap["data"]["missingThrough"].as_i64().unwrap() >= online, "{gap}");
+    assert_eq!(client("ChangeStatus", "type=2&description=lunch")["code"], "0");
+    let next_event = next(&mut socket);
+    assert_eq!(next_event["data"]["pauseDescription"], "lunch", "{next_event}");
+    assert!(next_event["seq"].as_i64().unwrap() > online);
+}

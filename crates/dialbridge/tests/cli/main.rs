@@ -137,12 +137,18 @@ impl Drop for Server {
 }
 
 fn serve(op: &Operator) -> Server {
+    serve_with(op, &[])
+}
+
+/// [`serve`] with more environment variables.
+fn serve_with(op: &Operator, env: &[(&str, &str)]) -> Server {
     let mut child = op
         .command(&["serve"])
         .env("DIALBRIDGE_HTTP_LISTEN", "127.0.0.1:0")
         .env("DIALBRIDGE_SIP_LISTEN", "127.0.0.1:0")
         // Bridged calls record a heartbeat every second (the restart test bills up to it).
         .env("DIALBRIDGE_CALLS_HEARTBEAT_SECS", "1")
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
