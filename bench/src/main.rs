@@ -1,10 +1,11 @@
 //! `bench/run`: every performance figure of dialbridge, reproducible, each beside a baseline
-//! measured in the same run. Scenarios: `rate`, `concurrency`, `api`, `push`, `all`; `--smoke`
+//! measured in the same run. Scenarios: `rate`, `concurrency`, `api`, `push`, `events`, `all`; `--smoke`
 //! runs a seconds-long version of each (scripts/test does, so the bench does not rot).
 //! The server is the real `dialbridge serve` process; SIPp plays the phones and the carrier.
 
 mod api;
 mod concurrency;
+mod events;
 mod forward;
 mod kamailio;
 mod push;
@@ -42,6 +43,8 @@ enum Scenario {
     Api(api::ApiArgs),
     /// Push event → first delivery attempt latency.
     Push(push::PushArgs),
+    /// The live event stream: idle subscribed sockets, and an event's way to all of them.
+    Events(events::EventsArgs),
     /// Every scenario with its defaults.
     All,
     /// A baseline forwarder (started by the concurrency scenario).
@@ -116,6 +119,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     if let Some(args) = push_args {
         push::run(if smoke { push::PushArgs::smoke() } else { args }, out).await?;
+    }
+    let events_args = match &cli.scenario {
+        Scenario::Events(args) => Some(args.clone()),
+        Scenario::All => Some(events::EventsArgs::parse_defaults()),
+        _ => None,
+    };
+    if let Some(args) = events_args {
+        let report = events::run(if smoke { events::EventsArgs::smoke() } else { args }, out).await?;
+        check(smoke, events::smoke_failures(&report))?;
     }
     Ok(())
 }

@@ -143,7 +143,8 @@ impl World {
         Ok(())
     }
 
-    fn admin_auth(&self) -> String {
+    /// The admin seed parameters of the enterprise.
+    pub fn admin_auth(&self) -> String {
         let seed = "4711";
         let pwd = dialbridge_store::md5_hex(&format!("{}{seed}", dialbridge_store::md5_hex(ADMIN_PASSWORD)));
         format!("enterpriseId={ENTERPRISE}&userName=admin&seed={seed}&pwd={pwd}")
