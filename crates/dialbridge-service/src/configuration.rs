@@ -13,8 +13,8 @@ use dialbridge_core::{BlacklistPattern, CallerId, Cno, Enterprise, EnterpriseId}
 use dialbridge_store::{AgentRecord, Store, StoreError, TrunkRecord};
 use tokio::sync::Mutex;
 
-/// One enterprise's part of the configuration.
-#[derive(Debug, Clone)]
+/// One enterprise's part of the configuration. Not `Debug`: it holds password hashes and md5s.
+#[derive(Clone)]
 pub struct EnterpriseConfig {
     /// Its settings; the balance here is as it was when the configuration was read, so a
     /// decision on money reads the store's.
@@ -41,15 +41,14 @@ impl EnterpriseConfig {
     }
 }
 
-/// A trunk with its digest password in clear.
-#[derive(Debug, Clone)]
+/// A trunk with its digest password in clear (not `Debug`, so it cannot be logged).
+#[derive(Clone)]
 pub struct ConfiguredTrunk {
     pub record: TrunkRecord,
     pub password: Option<String>,
 }
 
 /// The whole configuration at one generation.
-#[derive(Debug)]
 pub struct Configuration {
     generation: i64,
     enterprises: HashMap<EnterpriseId, EnterpriseConfig>,
@@ -91,9 +90,9 @@ impl Configuration {
                 e.agents.insert(agent.cno.clone(), (agent, hash));
             }
         }
-        for (enterprise, user, md5) in tx.all_admin_password_md5s().await? {
-            if let Some(e) = enterprises.get_mut(&enterprise) {
-                e.admins.insert(user, md5);
+        for admin in tx.all_admin_credentials().await? {
+            if let Some(e) = enterprises.get_mut(&admin.enterprise_id) {
+                e.admins.insert(admin.user_name, admin.password_md5);
             }
         }
         for caller_id in tx.caller_ids(None).await? {

@@ -17,7 +17,35 @@ pub struct StoredAgentState {
     pub version: i64,
 }
 
-/// A call as it is accepted.
+/// A phone an agent has used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneUse {
+    pub id: i64,
+    /// The legacy code: 1 telephone, 2 extension, 4 remote.
+    pub phone_type: i64,
+    pub number: String,
+    pub bound: bool,
+    pub created_at: i64,
+}
+
+/// The agent fields only the legacy agent-management interface reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegacyAgentFields {
+    pub power: i64,
+    pub client_type: i64,
+}
+
+/// A refused request as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusalRecord {
+    pub at: i64,
+    pub cno: Option<String>,
+    pub customer_number: Option<String>,
+    /// The code the caller was answered (the legacy `res`).
+    pub res: String,
+    pub reason: String,
+}
+
 /// How far a running call got, as recorded while it ran.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CdrProgress {
@@ -289,13 +317,14 @@ impl Tx<'_> {
 
     // ---- legacy agent fields ----
 
-    /// (power, clientType) of the legacy agent-management interface.
-    pub async fn agent_legacy_fields(&mut self, agent_id: i64) -> Result<(i64, i64), StoreError> {
+    /// The legacy agent-management interface's `power` and `clientType` of an agent.
+    pub async fn agent_legacy_fields(&mut self, agent_id: i64) -> Result<LegacyAgentFields, StoreError> {
         let row: Option<(i64, i64)> = query_as("SELECT legacy_power, legacy_client_type FROM agents WHERE id = $1")
             .bind(agent_id)
             .fetch_optional(&mut self.conn)
             .await?;
-        row.ok_or_else(|| StoreError::NotFound(format!("agent #{agent_id}")))
+        let (power, client_type) = row.ok_or_else(|| StoreError::NotFound(format!("agent #{agent_id}")))?;
+        Ok(LegacyAgentFields { power, client_type })
     }
 
     pub async fn set_agent_legacy_fields(
@@ -313,15 +342,24 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The phones an agent has used: (id, type, number, bound, created_at).
-    pub async fn phones_of(&mut self, agent_id: i64) -> Result<Vec<(i64, i64, String, bool, i64)>, StoreError> {
+    /// The phones an agent has used, oldest first.
+    pub async fn phones_of(&mut self, agent_id: i64) -> Result<Vec<PhoneUse>, StoreError> {
         let rows: Vec<(i64, i64, String, i64, i64)> = query_as(
             "SELECT id, phone_type, number, is_bound, created_at FROM agent_phones WHERE agent_id = $1 ORDER BY created_at, id",
         )
         .bind(agent_id)
         .fetch_all(&mut self.conn)
         .await?;
-        Ok(rows.into_iter().map(|(id, t, n, b, c)| (id, t, n, b != 0, c)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(id, phone_type, number, bound, created_at)| PhoneUse {
+                id,
+                phone_type,
+                number,
+                bound: bound != 0,
+                created_at,
+            })
+            .collect())
     }
 
     /// An agent by its id within an enterprise.
@@ -658,18 +696,25 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The latest refusals of an enterprise: (time, cno, number, res, reason).
-    pub async fn refusals(
-        &mut self,
-        enterprise: EnterpriseId,
-        limit: u32,
-    ) -> Result<Vec<(i64, Option<String>, Option<String>, String, String)>, StoreError> {
-        Ok(query_as(
+    /// The latest refusals of an enterprise, newest first.
+    pub async fn refusals(&mut self, enterprise: EnterpriseId, limit: u32) -> Result<Vec<RefusalRecord>, StoreError> {
+        let rows = query(
             "SELECT at, cno, customer_number, res, reason FROM refused_requests WHERE enterprise_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
         )
         .bind(enterprise.get())
         .bind(i64::from(limit))
         .fetch_all(&mut self.conn)
-        .await?)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RefusalRecord {
+                    at: row.try_get("at")?,
+                    cno: row.try_get("cno")?,
+                    customer_number: row.try_get("customer_number")?,
+                    res: row.try_get("res")?,
+                    reason: row.try_get("reason")?,
+                })
+            })
+            .collect()
     }
 }

@@ -50,6 +50,23 @@ pub struct AgentRecord {
     pub has_password: bool,
 }
 
+/// An admin account's credential: md5 of its password, which the legacy seed scheme needs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminCredential {
+    pub enterprise_id: EnterpriseId,
+    pub user_name: String,
+    pub password_md5: String,
+}
+
+impl std::fmt::Debug for AdminCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminCredential")
+            .field("enterprise_id", &self.enterprise_id)
+            .field("user_name", &self.user_name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A trunk as stored: its settings and whether it has a digest password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrunkRecord {
@@ -253,19 +270,19 @@ impl Tx<'_> {
 
     // ---- admin accounts ----
 
-    /// Every admin account: (enterprise, user name, md5 of its password).
-    pub async fn all_admin_password_md5s(&mut self) -> Result<Vec<(EnterpriseId, String, String)>, StoreError> {
+    /// Every admin account with md5 of its password (for an in-memory configuration).
+    pub async fn all_admin_credentials(&mut self) -> Result<Vec<AdminCredential>, StoreError> {
         let rows: Vec<(i64, String, String)> =
             query_as("SELECT enterprise_id, user_name, password_md5_sealed FROM enterprise_admins")
                 .fetch_all(&mut self.conn)
                 .await?;
         rows.into_iter()
-            .map(|(enterprise, user, sealed)| {
-                Ok((
-                    EnterpriseId::new(enterprise).map_err(corrupt)?,
-                    user,
-                    self.store.sealer().open(&sealed)?,
-                ))
+            .map(|(enterprise, user_name, sealed)| {
+                Ok(AdminCredential {
+                    enterprise_id: EnterpriseId::new(enterprise).map_err(corrupt)?,
+                    user_name,
+                    password_md5: self.store.sealer().open(&sealed)?,
+                })
             })
             .collect()
     }

@@ -354,7 +354,7 @@ async fn exercise_calls(store: &Store) {
     };
     assert!(read.cdrs(&in_range).await.unwrap().is_empty());
     assert!(read.open_cdrs().await.unwrap().is_empty());
-    assert_eq!(read.refusals(acme, 10).await.unwrap()[0].3, "7");
+    assert_eq!(read.refusals(acme, 10).await.unwrap()[0].res, "7");
     drop(read);
 
     // The outbox: ordered per (target, stream), retried, dead-lettered, replayed; committed
@@ -651,7 +651,7 @@ async fn a_wave_one_database_opens_and_migrates() {
     assert_eq!(cdr.end.as_ref().map(|e| e.status), Some(24));
     let refusals = tx.refusals(acme, 10).await.unwrap();
     assert_eq!(refusals.len(), 1);
-    assert_eq!(refusals[0].3, "11");
+    assert_eq!(refusals[0].res, "11");
     let due = tx.due_deliveries(i64::MAX, 10).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].target_name, "crm-hangup");

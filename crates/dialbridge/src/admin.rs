@@ -991,8 +991,8 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
             tx.refusals(enterprise, limit)
                 .await?
                 .into_iter()
-                .map(|(at, cno, number, res, reason)| {
-                    json!({"at_ms": at, "cno": cno, "customer_number": number, "res": res, "reason": reason})
+                .map(|r| {
+                    json!({"at_ms": r.at, "cno": r.cno, "customer_number": r.customer_number, "res": r.res, "reason": r.reason})
                 })
                 .collect(),
         ),

@@ -71,14 +71,14 @@ async fn target(tx: &mut Tx<'_>, enterprise: EnterpriseId, params: &Params) -> R
 }
 
 async fn view_of(tx: &mut Tx<'_>, agent: &AgentRecord) -> Result<Value, String> {
-    let (power, client_type) = tx.agent_legacy_fields(agent.id).await.map_err(store_error)?;
+    let fields = tx.agent_legacy_fields(agent.id).await.map_err(store_error)?;
     Ok(json!({
         "id": agent.id,
         "cno": agent.cno.as_str(),
         "name": agent.settings.name,
         "areaCode": agent.settings.area_code.clone().unwrap_or_default(),
-        "power": power.to_string(),
-        "clientType": client_type.to_string(),
+        "power": fields.power.to_string(),
+        "clientType": fields.client_type.to_string(),
         "active": if agent.settings.active { "1" } else { "0" },
     }))
 }
@@ -241,15 +241,15 @@ pub async fn query_bind_tel(State(app): State<AppState>, params: Params) -> Resp
         let phones = tx.phones_of(agent.id).await.map_err(store_error)?;
         let data: Vec<Value> = phones
             .into_iter()
-            .map(|(id, phone_type, number, bound, created)| {
+            .map(|phone| {
                 json!({
-                    "id": id,
+                    "id": phone.id,
                     "enterpriseId": enterprise.get(),
                     "cno": agent.cno.as_str(),
-                    "tel": number,
-                    "telType": phone_type,
-                    "isBind": if bound { 1 } else { 0 },
-                    "createTime": created,
+                    "tel": phone.number,
+                    "telType": phone.phone_type,
+                    "isBind": if phone.bound { 1 } else { 0 },
+                    "createTime": phone.created_at,
                 })
             })
             .collect();
