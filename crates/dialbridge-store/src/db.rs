@@ -412,6 +412,10 @@ impl SqliteDb {
         let create = query.split('&').any(|p| p == "mode=rwc");
         let open = || open_sqlite(Path::new(path), create);
         let writer = open()?;
+        // The writer never sleeps in SQLite's busy handler (that would block a runtime
+        // thread): `begin_write` waits for the lock itself, on the runtime's timer. Once it
+        // holds the write lock no statement of the transaction waits for another.
+        writer.busy_timeout(Duration::ZERO)?;
         let readers = (0..READERS).map(|_| open()).collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             writer: Arc::new(Mutex::new(writer)),
@@ -454,13 +458,17 @@ impl SqliteDb {
         Ok(SqliteTx::new(connection))
     }
 
-    /// Runs `work` on the writer outside any transaction (migrations, which manage their own).
+    /// Runs `work` on the writer outside any transaction (migrations, which manage their own;
+    /// at start, so waiting in SQLite's busy handler for another process's lock is fine).
     pub(crate) async fn with_writer<T>(
         &self,
         work: impl FnOnce(&mut rusqlite::Connection) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
         let mut connection = self.writer.lock().await;
-        work(&mut connection)
+        connection.busy_timeout(WRITE_LOCK_WAIT)?;
+        let result = work(&mut connection);
+        connection.busy_timeout(Duration::ZERO)?;
+        result
     }
 }
 
