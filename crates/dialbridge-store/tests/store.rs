@@ -34,6 +34,26 @@ fn every_migration() -> Vec<i64> {
     (1..=shipped).collect()
 }
 
+/// A call of agent 2000 (`agent_id`) from extension 801 to 13800138000, requested at 1 s.
+fn cdr_start(unique_id: &str, enterprise_id: EnterpriseId, agent_id: i64) -> CdrStart {
+    CdrStart {
+        unique_id: unique_id.into(),
+        enterprise_id,
+        agent_id,
+        cno: "2000".into(),
+        agent_phone: "801".into(),
+        agent_phone_type: PhoneType::Extension,
+        customer_number: "13800138000".into(),
+        customer_area_code: None,
+        customer_number_type: Some(2),
+        caller_id: "02160001234".into(),
+        trunk_name: "carrier".into(),
+        user_field: String::new(),
+        node: "node".into(),
+        requested_at: 1_000,
+    }
+}
+
 fn ent(id: i64) -> EnterpriseId {
     EnterpriseId::new(id).unwrap()
 }
@@ -282,20 +302,8 @@ async fn exercise_calls(store: &Store) {
         Err(StoreError::Conflict(_))
     ));
     let start = CdrStart {
-        unique_id: "node-1.1".into(),
-        enterprise_id: acme,
-        agent_id,
-        cno: "2000".into(),
-        agent_phone: "801".into(),
-        agent_phone_type: PhoneType::Extension,
-        customer_number: "13800138000".into(),
-        customer_area_code: None,
-        customer_number_type: Some(2),
-        caller_id: "02160001234".into(),
-        trunk_name: "carrier".into(),
         user_field: "{\"crm\":1}".into(),
-        node: "node".into(),
-        requested_at: 1_000,
+        ..cdr_start("node-1.1", acme, agent_id)
     };
     tx.insert_cdr(&start).await.unwrap();
     assert_eq!(tx.running_calls(Some(acme), None).await.unwrap(), 1);
@@ -733,24 +741,7 @@ async fn exercise_retention(store: &Store) {
     let no_target = tx.enqueue_push(acme, "ringing", "node-1.1", "{}").await.unwrap();
     tx.mark_delivered(delivered, acme, "crm").await.unwrap();
     for (unique_id, ended) in [("node-1.1", true), ("node-1.2", false)] {
-        tx.insert_cdr(&CdrStart {
-            unique_id: unique_id.into(),
-            enterprise_id: acme,
-            agent_id,
-            cno: "2000".into(),
-            agent_phone: "801".into(),
-            agent_phone_type: PhoneType::Extension,
-            customer_number: "13800138000".into(),
-            customer_area_code: None,
-            customer_number_type: Some(2),
-            caller_id: "02160001234".into(),
-            trunk_name: "carrier".into(),
-            user_field: String::new(),
-            node: "node".into(),
-            requested_at: 1_000,
-        })
-        .await
-        .unwrap();
+        tx.insert_cdr(&cdr_start(unique_id, acme, agent_id)).await.unwrap();
         if ended {
             let end = CdrEnd::new(2_000, 28, EndReason::AgentHungUp, Side::Agent);
             assert!(tx.finish_cdr(unique_id, &end).await.unwrap());

@@ -295,15 +295,7 @@ trunk = "carrier"
         ));
     }
     op.ok(&["provision", &op.write("crowd.toml", &file)]);
-    op.ok(&[
-        "admin",
-        "balance",
-        "top-up",
-        "--enterprise",
-        "3000001",
-        "--amount",
-        "100",
-    ]);
+    top_up_100(op);
     carrier_port
 }
 
@@ -422,13 +414,8 @@ fn legacy_world() -> LegacyWorld {
     legacy_world_with(|_, _| {})
 }
 
-/// A store provisioned with the legacy world (its carrier on the returned port) and a balance
-/// of 100, no server yet.
-fn legacy_store() -> (Operator, u16) {
-    let op = Operator::new();
-    let carrier_port = dialbridge_testkit::free_port();
-    let path = op.write("legacy.toml", &legacy_setup(carrier_port));
-    op.ok(&["provision", &path]);
+/// Tops enterprise 3000001's balance up by 100.
+fn top_up_100(op: &Operator) {
     op.ok(&[
         "admin",
         "balance",
@@ -438,6 +425,16 @@ fn legacy_store() -> (Operator, u16) {
         "--amount",
         "100",
     ]);
+}
+
+/// A store provisioned with the legacy world (its carrier on the returned port) and a balance
+/// of 100, no server yet.
+fn legacy_store() -> (Operator, u16) {
+    let op = Operator::new();
+    let carrier_port = dialbridge_testkit::free_port();
+    let path = op.write("legacy.toml", &legacy_setup(carrier_port));
+    op.ok(&["provision", &path]);
+    top_up_100(&op);
     (op, carrier_port)
 }
 
