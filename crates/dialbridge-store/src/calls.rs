@@ -609,7 +609,9 @@ impl Tx<'_> {
     /// enterprise's running calls and calls to a number (when `enterprise` is given) and each of
     /// `trunks`' running calls. On PostgreSQL it locks those rows (the enterprise first, then the
     /// trunks in name order, so acceptances never wait for each other in a cycle): a concurrent
-    /// acceptance waits here, then counts what this one wrote. On SQLite a write transaction
+    /// acceptance waits here, then counts what this one wrote. `FOR NO KEY UPDATE`, not
+    /// `FOR UPDATE`: it does not conflict with the key-share locks of inserts that reference the
+    /// rows (events, CDRs), so those never deadlock with an admission. On SQLite a write transaction
     /// already holds the database's one write lock, so there is nothing to take.
     /// Call it first in the acceptance transaction, before any count.
     pub async fn lock_for_admission(
@@ -621,7 +623,7 @@ impl Tx<'_> {
             return Ok(());
         }
         if let Some(enterprise) = enterprise {
-            query("SELECT id FROM enterprises WHERE id = $1 FOR UPDATE")
+            query("SELECT id FROM enterprises WHERE id = $1 FOR NO KEY UPDATE")
                 .bind(enterprise.get())
                 .execute(&mut self.conn)
                 .await?;
@@ -630,7 +632,7 @@ impl Tx<'_> {
         names.sort_unstable();
         names.dedup();
         for name in names {
-            query("SELECT name FROM trunks WHERE name = $1 FOR UPDATE")
+            query("SELECT name FROM trunks WHERE name = $1 FOR NO KEY UPDATE")
                 .bind(name)
                 .execute(&mut self.conn)
                 .await?;
