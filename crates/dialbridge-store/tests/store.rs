@@ -761,13 +761,7 @@ async fn exercise_retention(store: &Store) {
     assert_eq!(tx.sweep_refusals(future, 500).await.unwrap(), 1);
     tx.commit().await.unwrap();
     let mut tx = store.begin().await.unwrap();
-    let left: Vec<i64> = tx
-        .events_since(acme, 0, 10)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect();
+    let left = event_ids(&mut tx, acme).await;
     assert_eq!(left, vec![pending], "an undelivered event stays however old");
     assert_eq!(tx.due_deliveries(i64::MAX, 10).await.unwrap().len(), 1);
     assert_eq!(tx.push_events_swept_through().await.unwrap(), no_target);
@@ -785,16 +779,20 @@ async fn exercise_retention(store: &Store) {
     let mut tx = store.begin().await.unwrap();
     assert_eq!(tx.sweep_push_events(0, 500).await.unwrap(), 0, "not expired");
     assert_eq!(tx.sweep_push_events(future, 1).await.unwrap(), 1, "one batch of one");
-    let left: Vec<i64> = tx
-        .events_since(acme, 0, 10)
+    let left = event_ids(&mut tx, acme).await;
+    assert_eq!(left, vec![pending, another]);
+    assert_eq!(tx.push_events_swept_through().await.unwrap(), fresh);
+    tx.commit().await.unwrap();
+}
+
+/// The ids of the enterprise's outbox events still stored.
+async fn event_ids(tx: &mut Tx<'_>, enterprise: EnterpriseId) -> Vec<i64> {
+    tx.events_since(enterprise, 0, 10)
         .await
         .unwrap()
         .iter()
         .map(|e| e.id)
-        .collect();
-    assert_eq!(left, vec![pending, another]);
-    assert_eq!(tx.push_events_swept_through().await.unwrap(), fresh);
-    tx.commit().await.unwrap();
+        .collect()
 }
 
 #[tokio::test]
