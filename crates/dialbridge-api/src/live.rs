@@ -184,12 +184,10 @@ fn concerns(viewer: &Viewer, stream_key: &str, payload: &Value) -> bool {
     }
 }
 
-/// The snapshot message, the newest event id it reflects, and how far retention has deleted
-/// events (what a replay cannot go back past).
-async fn snapshot(app: &AppState, viewer: &Viewer) -> Result<(i64, i64, Value), dialbridge_store::StoreError> {
+/// The snapshot message and the newest event id it reflects.
+async fn snapshot(app: &AppState, viewer: &Viewer) -> Result<(i64, Value), dialbridge_store::StoreError> {
     let mut tx = app.calls.store().begin_read().await?;
     let latest = tx.latest_event_id(viewer.enterprise()).await?;
-    let swept_through = tx.push_events_swept_through().await?;
     let now = now_ms();
     let mut agents = Vec::new();
     for agent in tx.agents(viewer.enterprise()).await? {
@@ -211,29 +209,17 @@ async fn snapshot(app: &AppState, viewer: &Viewer) -> Result<(i64, i64, Value), 
             "wrapupTime": state.wrapup_seconds_left(now),
         }));
     }
-    Ok((
-        latest,
-        swept_through,
-        json!({"type": "snapshot", "seq": latest, "agents": agents}),
-    ))
+    Ok((latest, json!({"type": "snapshot", "seq": latest, "agents": agents})))
 }
 
 async fn stream(app: AppState, viewer: Viewer, since: Option<i64>, mut socket: WebSocket) {
     // Subscribed before the snapshot is read, so nothing committed after it is missed.
     let mut feed = app.calls.store().subscribe_events();
-    let Ok((latest, swept_through, snapshot)) = snapshot(&app, &viewer).await else {
+    let Ok((latest, snapshot)) = snapshot(&app, &viewer).await else {
         return;
     };
     if socket.send(Message::Text(snapshot.to_string().into())).await.is_err() {
         return;
-    }
-    // A replay from before what retention kept: say that events are missing (the snapshot
-    // above is the state to trust) instead of silently skipping them.
-    if let Some(since) = since.filter(|since| *since < swept_through) {
-        let gap = json!({"type": "gap", "seq": since, "time": now_ms(), "data": {"missingThrough": swept_through}});
-        if socket.send(Message::Text(gap.to_string().into())).await.is_err() {
-            return;
-        }
     }
     let mut last = since.unwrap_or(latest);
     // Events read from the store that the feed may still bring: not sent twice.
@@ -273,7 +259,10 @@ async fn stream(app: AppState, viewer: Viewer, since: Option<i64>, mut socket: W
 }
 
 /// Sends what the store has after `last` (a reconnect's `since`, or what a lagging socket
-/// missed), remembering each id in `caught_up`.
+/// missed), remembering each id in `caught_up`. When retention has swept past `last`, a `gap`
+/// message comes first (the snapshot is the state to trust): the mark is read in the same
+/// transaction as the events, so no sweep between the two can hide a hole. A store error ends
+/// the stream (the client reconnects with `since`) rather than skipping what it could not read.
 async fn catch_up(
     app: &AppState,
     viewer: &Viewer,
@@ -281,14 +270,23 @@ async fn catch_up(
     caught_up: &mut HashSet<i64>,
     socket: &mut WebSocket,
 ) -> Result<(), axum::Error> {
+    let read = |last: i64| async move {
+        let mut tx = app.calls.store().begin_read().await?;
+        let swept_through = tx.push_events_swept_through().await?;
+        let events = tx.events_since(viewer.enterprise(), last, 500).await?;
+        Ok::<_, dialbridge_store::StoreError>((swept_through, events))
+    };
+    let mut gap_told = false;
     loop {
-        let events = match app.calls.store().begin_read().await {
-            Ok(mut tx) => tx
-                .events_since(viewer.enterprise(), *last, 500)
-                .await
-                .unwrap_or_default(),
-            Err(_) => return Ok(()),
-        };
+        let (swept_through, events) = read(*last).await.map_err(|e| {
+            tracing::warn!(error = %e, "the event stream cannot read the outbox; closing it");
+            axum::Error::new(e)
+        })?;
+        if !gap_told && *last < swept_through {
+            gap_told = true;
+            let gap = json!({"type": "gap", "seq": *last, "time": now_ms(), "data": {"missingThrough": swept_through}});
+            socket.send(Message::Text(gap.to_string().into())).await?;
+        }
         let Some(newest) = events.last().map(|e| e.id) else {
             return Ok(());
         };
