@@ -166,6 +166,10 @@ pub struct EnterpriseSettings {
     pub status: EnterpriseStatus,
     pub time_zone: String,
     pub rate_per_minute: Money,
+    /// How far below zero the balance may go (a post-paid customer's credit); 0: prepaid.
+    pub credit_limit: Money,
+    /// The longest a bridged call may last; `None`: as long as its credit lasts.
+    pub max_call_minutes: Option<u32>,
     pub outbound_enabled: bool,
     pub interface_enabled: bool,
     pub default_caller_id: Option<String>,
@@ -187,6 +191,8 @@ pub const DEFAULT_CUSTOMER_RING_TIMEOUT_SECS: u32 = 60;
 pub const MAX_CUSTOMER_RING_TIMEOUT_SECS: u32 = 300;
 pub const DEFAULT_WRAPUP_SECS: u32 = 10;
 pub const MAX_WRAPUP_SECS: u32 = 3600;
+/// A day: the longest cap on a call's length an operator can set.
+pub const MAX_CALL_MINUTES: u32 = 1440;
 
 impl EnterpriseSettings {
     /// The settings of a new enterprise that only has a name.
@@ -196,6 +202,8 @@ impl EnterpriseSettings {
             status: EnterpriseStatus::Active,
             time_zone: DEFAULT_TIME_ZONE.to_owned(),
             rate_per_minute: Money::ZERO,
+            credit_limit: Money::ZERO,
+            max_call_minutes: None,
             outbound_enabled: true,
             interface_enabled: true,
             default_caller_id: None,
@@ -214,6 +222,12 @@ impl EnterpriseSettings {
         validate_time_zone(&self.time_zone)?;
         if self.rate_per_minute < Money::ZERO {
             return Err(ValidationError::new("rate_per_minute", "must not be negative"));
+        }
+        if self.credit_limit < Money::ZERO {
+            return Err(ValidationError::new("credit_limit", "must not be negative"));
+        }
+        if let Some(minutes) = self.max_call_minutes {
+            in_range("max_call_minutes", minutes, 1, MAX_CALL_MINUTES)?;
         }
         if let Some(clid) = &self.default_caller_id {
             validate_caller_id(clid).map_err(|e| ValidationError::new("default_caller_id", e.reason))?;
@@ -250,6 +264,18 @@ pub struct Enterprise {
     pub id: EnterpriseId,
     pub settings: EnterpriseSettings,
     pub balance: Money,
+    /// What its running calls hold ([`crate::credit`]).
+    pub held: Money,
+}
+
+impl Enterprise {
+    pub fn credit(&self) -> crate::Credit {
+        crate::Credit {
+            balance: self.balance,
+            credit_limit: self.settings.credit_limit,
+            held: self.held,
+        }
+    }
 }
 
 /// An agent as the operator configures it. Runtime state (online, bound phone, calls) lives

@@ -36,6 +36,27 @@ fn enterprise_rules_name_the_field() {
         ),
         (
             EnterpriseSettings {
+                credit_limit: Money::from_ten_thousandths(-1),
+                ..base.clone()
+            },
+            "credit_limit",
+        ),
+        (
+            EnterpriseSettings {
+                max_call_minutes: Some(0),
+                ..base.clone()
+            },
+            "max_call_minutes",
+        ),
+        (
+            EnterpriseSettings {
+                max_call_minutes: Some(1441),
+                ..base.clone()
+            },
+            "max_call_minutes",
+        ),
+        (
+            EnterpriseSettings {
                 default_caller_id: Some("801".into()),
                 ..base.clone()
             },

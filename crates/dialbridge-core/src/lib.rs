@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod call;
+pub mod credit;
 pub mod entities;
 pub mod ids;
 pub mod money;
@@ -15,6 +16,7 @@ pub mod trunk_watch;
 
 pub use entities::*;
 pub use ids::*;
+pub use credit::{Credit, Hold};
 pub use money::Money;
 pub use number::{CallPower, NumberClass, PhoneNumber};
 pub use number_format::{NumberFormat, NumberStyle};

@@ -38,6 +38,18 @@ impl Money {
         self.0.checked_mul(factor).map(Money)
     }
 
+    pub fn saturating_add(self, other: Money) -> Money {
+        Money(self.0.saturating_add(other.0))
+    }
+
+    pub fn saturating_sub(self, other: Money) -> Money {
+        Money(self.0.saturating_sub(other.0))
+    }
+
+    pub fn saturating_mul(self, factor: i64) -> Money {
+        Money(self.0.saturating_mul(factor))
+    }
+
     pub fn is_positive(self) -> bool {
         self.0 > 0
     }
@@ -46,16 +58,6 @@ impl Money {
     pub fn charge_per_started_minute(rate_per_minute: Money, bridged_seconds: u64) -> Option<Money> {
         let minutes = i64::try_from(bridged_seconds.div_ceil(60)).ok()?;
         rate_per_minute.checked_mul(minutes)
-    }
-
-    /// How many whole seconds of talk `self` (a balance) pays for at `rate_per_minute`, counting
-    /// every started minute as a whole one. `None` when the rate is zero (no limit).
-    pub fn affordable_seconds(self, rate_per_minute: Money) -> Option<u64> {
-        if rate_per_minute.0 <= 0 {
-            return None;
-        }
-        let whole_minutes = self.0.max(0) / rate_per_minute.0;
-        Some(u64::try_from(whole_minutes).unwrap_or(0) * 60)
     }
 
     /// The legacy CDR's `cost` form: a decimal string with three places, rounded half up

@@ -169,8 +169,8 @@ pub(crate) async fn run(
                     machine.apply(event, clock.now_ms())
                 }
                 Wake::Deadline => machine.on_deadline(clock.now_ms()),
-                Wake::LimitDuration(limit) => {
-                    machine.limit_duration(limit, clock.now_ms());
+                Wake::CreditRenewed(paid_minutes) => {
+                    machine.credit_renewed(paid_minutes, clock.now_ms());
                     Vec::new()
                 }
             };
@@ -190,8 +190,8 @@ enum Wake {
     Event(CallEvent),
     /// The machine's next deadline has come.
     Deadline,
-    /// A limit on the bridged call's duration (the balance's, set at the bridge).
-    LimitDuration(Duration),
+    /// The call's credit hold now pays this many minutes.
+    CreditRenewed(u32),
 }
 
 /// Sleeps until the machine's next deadline; forever when it has none.
@@ -264,7 +264,7 @@ impl CallTask {
                 }
                 command = control.recv() => match command {
                     Some(Control::HangUp(cause)) => return Wake::Event(CallEvent::HangUpRequested { cause }),
-                    Some(Control::LimitDuration(limit)) => return Wake::LimitDuration(limit),
+                    Some(Control::CreditRenewed(paid_minutes)) => return Wake::CreditRenewed(paid_minutes),
                     None => std::future::pending::<()>().await,
                 },
             }
@@ -442,6 +442,9 @@ impl CallTask {
                         progress,
                         at_ms: self.clock.now_ms(),
                     });
+                }
+                Effect::RenewCredit { paid_minutes } => {
+                    let _ = self.updates.send(CallUpdate::RenewCredit { paid_minutes });
                 }
                 Effect::Finished(_) => {}
             }

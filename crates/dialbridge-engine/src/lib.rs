@@ -115,6 +115,11 @@ pub enum CallUpdate {
     CustomerTrunk {
         trunk: String,
     },
+    /// The bridged call's paid minutes run out soon: extend its credit hold and answer with
+    /// [`Engine::credit_renewed`], or it ends when they do (asked again every few seconds).
+    RenewCredit {
+        paid_minutes: u32,
+    },
     Finished(Box<CallReport>),
 }
 
@@ -150,8 +155,8 @@ pub struct EngineCounts {
 
 enum Control {
     HangUp(dialbridge_core::call::PlatformCause),
-    /// Ends a bridged call at most this long from now (the balance at bridge time).
-    LimitDuration(Duration),
+    /// The call's credit hold now pays this many minutes.
+    CreditRenewed(u32),
 }
 
 struct Shared {
@@ -262,13 +267,13 @@ impl Engine {
         })
     }
 
-    /// Shortens a bridged call's maximum duration to `limit` from now (never lengthens it);
-    /// false when there is no such call.
-    pub fn limit_duration(&self, unique_id: &str, limit: Duration) -> bool {
+    /// The answer to a call's [`CallUpdate::RenewCredit`]: its credit hold now pays
+    /// `paid_minutes`, so it runs until they are used up. False when there is no such call.
+    pub fn credit_renewed(&self, unique_id: &str, paid_minutes: u32) -> bool {
         self.shared
             .calls()
             .get(unique_id)
-            .is_some_and(|c| c.send(Control::LimitDuration(limit)).is_ok())
+            .is_some_and(|c| c.send(Control::CreditRenewed(paid_minutes)).is_ok())
     }
 
     pub fn counts(&self) -> EngineCounts {

@@ -61,6 +61,7 @@ fn timers() -> CallTimers {
         customer_no_response: Duration::from_secs(5),
         customer_ring: Duration::from_secs(10),
         max_duration: None,
+        paid_minutes: None,
     }
 }
 
@@ -164,7 +165,7 @@ async fn follow(mut handle: CallHandle, mut on_progress: impl FnMut(Progress)) -
                 on_progress(p);
                 progress.push(p);
             }
-            CallUpdate::CustomerTrunk { .. } => {}
+            CallUpdate::CustomerTrunk { .. } | CallUpdate::RenewCredit { .. } => {}
             CallUpdate::Finished(report) => return (progress, *report),
         }
     }
@@ -1020,53 +1021,6 @@ async fn shutdown_hangs_up_live_calls_after_the_grace_period() {
         .await
         .unwrap()
         .unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bridged_call_is_cut_off_at_a_limit_set_at_the_bridge() {
-    if skip_without_sipp() {
-        return;
-    }
-    let engine = engine(Duration::from_secs(30)).await;
-    let (phone_port, carrier_port) = (free_port(), free_port());
-    let phone = uas(phone_port, false, 1, &[]).await;
-    let carrier = uas(carrier_port, false, 1, &[]).await;
-    register_agent(&engine, phone_port).await;
-    let timers = CallTimers {
-        max_duration: Some(Duration::from_secs(3600)),
-        ..timers()
-    };
-    let mut handle = engine
-        .start_preview_outcall(outcall(
-            "t-limit",
-            extension(),
-            trunk(carrier_port, false, None),
-            timers,
-        ))
-        .unwrap();
-    loop {
-        match handle.updates.recv().await {
-            Some(CallUpdate::Progress {
-                progress: Progress::CustomerAnswered,
-                ..
-            }) => break,
-            Some(CallUpdate::Progress { .. }) => {}
-            other => panic!("the call should be bridged: {other:?}"),
-        }
-    }
-    assert!(engine.limit_duration("t-limit", Duration::from_millis(600)));
-    assert!(
-        engine.limit_duration("t-limit", Duration::from_secs(600)),
-        "a longer limit changes nothing"
-    );
-    let (_, report) = run_to_end(handle).await;
-    assert_outcome(&report, EndReason::MaxDuration, Side::Platform, Phase::Bridged, None);
-    let talk = report.record.ended_at.unwrap() - report.record.bridged_at.unwrap();
-    assert!((500..3_000).contains(&talk), "{talk} ms");
-    assert!(finish(phone).await.1.contains("BYE received"));
-    assert!(finish(carrier).await.1.contains("BYE received"));
-    assert_all_released(&engine).await;
-    assert!(!engine.limit_duration("t-limit", Duration::from_secs(1)));
 }
 
 /// This process's resident memory, KiB.

@@ -29,7 +29,13 @@ fn number_type(start: &CdrStart) -> String {
     start.customer_number_type.map(|t| t.to_string()).unwrap_or_default()
 }
 
-/// Hang-up (type 2): the CDR, all times unix seconds.
+/// Variables beyond the spec's default names: a legacy target receives one only when its
+/// mapping names it (its default parameters stay exactly the spec's); the JSON format and the
+/// event stream carry every variable.
+const MAPPED_ONLY: &[&str] = &["cdr_end_reason"];
+
+/// Hang-up (type 2): the CDR, all times unix seconds, and why the call ended (`cdr_end_reason`:
+/// `CustomerHungUp`, `BalanceExhausted`, ...; mapped only).
 pub fn hangup(cdr: &Cdr) -> String {
     let s = &cdr.start;
     let end = cdr.end.as_ref();
@@ -57,6 +63,10 @@ pub fn hangup(cdr: &Cdr) -> String {
             end.map(|e| e.sip_cause.to_string()).unwrap_or_default(),
         ),
         ("userField", s.user_field.clone()),
+        (
+            "cdr_end_reason",
+            end.map(|e| e.end_reason.as_str().to_owned()).unwrap_or_default(),
+        ),
     ])
 }
 
@@ -134,7 +144,11 @@ pub fn parameters(payload: &str, mapping: &[(String, String)]) -> Vec<(String, S
             .to_owned()
     };
     if mapping.is_empty() {
-        variables.keys().map(|k| (k.clone(), value(k))).collect()
+        variables
+            .keys()
+            .filter(|k| !MAPPED_ONLY.contains(&k.as_str()))
+            .map(|k| (k.clone(), value(k)))
+            .collect()
     } else {
         mapping
             .iter()

@@ -45,6 +45,18 @@ fn hangup_has_every_field_with_unix_seconds() {
     );
     assert_eq!(get("cdr_status"), Some("28"));
     assert_eq!(get("userField"), Some("a=1&b=2"));
+    assert_eq!(get("cdr_end_reason"), None, "not one of the spec's default names");
+}
+
+#[test]
+fn the_end_reason_is_sent_when_mapped_and_in_the_json_payload() {
+    let mapping = vec![("why".to_owned(), "cdr_end_reason".to_owned())];
+    assert_eq!(
+        parameters(&hangup(&cdr()), &mapping),
+        vec![("why".into(), "CustomerHungUp".into())]
+    );
+    let payload: Value = serde_json::from_str(&hangup(&cdr())).unwrap();
+    assert_eq!(payload["cdr_end_reason"], "CustomerHungUp");
 }
 
 #[test]

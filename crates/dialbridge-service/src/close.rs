@@ -1,5 +1,6 @@
-//! A call's end: its CDR, its charge and the agent's return to wrap-up or idle, written in one
-//! transaction and retried until it commits (a CDR is never lost), with the hang-up push.
+//! A call's end: its CDR, its charge (the settlement of its credit hold) and the agent's return
+//! to wrap-up or idle, written in one transaction and retried until it commits (a CDR is never
+//! lost, a call never charged twice), with the hang-up push.
 //!
 //! The CDR row keeps the legacy interface's numbering of a call's status and SIP cause (the
 //! schema the CDR endpoints and pushes read), so those two mappings live with the record here.
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use dialbridge_core::agent::AgentState;
 use dialbridge_core::call::{EndReason, Outcome, Phase};
-use dialbridge_core::{Enterprise, Money};
+use dialbridge_core::{Enterprise, Hold, Money};
 use dialbridge_engine::CallReport;
 use dialbridge_store::{CdrEnd, StoreError};
 
@@ -67,27 +68,25 @@ impl CallService {
         }
     }
 
-    /// The call ended: CDR, charge and the agent's state in one transaction (retried until it
-    /// commits: a CDR is never lost).
+    /// The call ended: CDR, settlement and the agent's state in one transaction (retried until
+    /// it commits: a CDR is never lost).
     pub(crate) async fn close(&self, context: &CallContext, report: &CallReport) {
-        let end = cdr_end(report, context.enterprise.settings.rate_per_minute);
         let agent_answered = report.record.agent_answered_at.is_some();
         for attempt in 0u32.. {
-            // Whether this close wrote the CDR (a call closed already is not counted again).
-            let mut written = false;
+            // The CDR this close wrote (none when the call was closed already: not counted again).
+            let mut written = None;
             let result: Result<bool, StoreError> = async {
                 let mut tx = self.inner.store.begin().await?;
+                let hold = tx.hold(&report.unique_id).await?;
+                let end = cdr_end(report, context.enterprise.settings.rate_per_minute, hold);
                 if !tx.finish_cdr(&report.unique_id, &end).await? {
                     return Ok(true);
                 }
-                written = true;
                 if let Some(trunk) = report.customer_trunk.as_ref().filter(|t| **t != context.trunk_name) {
                     tx.set_cdr_trunk(&report.unique_id, trunk).await?;
                 }
-                if end.cost.is_positive() {
-                    tx.charge_call(context.enterprise.id, end.cost, &report.unique_id)
-                        .await?;
-                }
+                tx.settle_call(context.enterprise.id, &report.unique_id, end.cost)
+                    .await?;
                 let stored = tx.agent_state(context.agent_id).await?;
                 let next = stored
                     .state
@@ -110,12 +109,13 @@ impl CallService {
                         .await?;
                 }
                 tx.commit().await?;
+                written = Some(end);
                 Ok(true)
             }
             .await;
             match result {
                 Ok(true) => {
-                    if written {
+                    if let Some(end) = written {
                         tracing::info!(unique_id = %report.unique_id, status = end.status, reason = %end.end_reason, "CDR written");
                         self.inner
                             .metrics
@@ -163,14 +163,19 @@ pub fn sip_cause(outcome: &Outcome) -> u16 {
     })
 }
 
-fn cdr_end(report: &CallReport, rate: Money) -> CdrEnd {
+/// The CDR's end; its cost is the settlement of the call's credit hold, or every started minute
+/// at `rate` for a call that held none (a free one, or one accepted before holds existed).
+fn cdr_end(report: &CallReport, rate: Money, hold: Option<Hold>) -> CdrEnd {
     let r = &report.record;
     let ended_at = r.ended_at.unwrap_or_else(now_ms);
     // A bridged call has started its first minute, however short (or unknown, after a crash).
     let bridge_seconds = r.bridged_at.map_or(0, |b| {
         u64::try_from((ended_at - b).max(0)).unwrap_or(0).div_ceil(1000).max(1)
     });
-    let cost = Money::charge_per_started_minute(rate, bridge_seconds).unwrap_or(Money::ZERO);
+    let cost = match hold {
+        Some(hold) => hold.settle(bridge_seconds),
+        None => Money::charge_per_started_minute(rate, bridge_seconds).unwrap_or(Money::ZERO),
+    };
     CdrEnd {
         agent_ringing_at: r.agent_ringing_at,
         agent_answered_at: r.agent_answered_at,

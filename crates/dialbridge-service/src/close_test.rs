@@ -79,8 +79,15 @@ fn bridged_time_is_billed_per_started_minute() {
         media: Default::default(),
         customer_trunk: None,
     };
-    let end = cdr_end(&report, "0.12".parse().unwrap());
+    let rate: Money = "0.12".parse().unwrap();
+    let end = cdr_end(&report, rate, None);
     assert_eq!(end.bridge_seconds, 62);
     assert_eq!(end.cost, "0.24".parse().unwrap());
     assert_eq!(end.status, 28);
+    // A call holding three minutes is charged the two it used...
+    let end = cdr_end(&report, rate, Some(Hold { rate, minutes: 3 }));
+    assert_eq!(end.cost, "0.24".parse().unwrap());
+    // ...and one cut at the end of the one minute it held, its BYE a moment late, that one.
+    let end = cdr_end(&report, rate, Some(Hold { rate, minutes: 1 }));
+    assert_eq!((end.bridge_seconds, end.cost), (62, rate));
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use dialbridge_core::call::{EndReason, Outcome, Phase, Side};
-use dialbridge_core::{Enterprise, PhoneType};
+use dialbridge_core::{Enterprise, Hold, PhoneType};
 use dialbridge_engine::{AgentPhone, CallReport, CallTimers, CallUpdate, PreviewOutcall, Progress};
 use dialbridge_store::{AgentRecord, CdrStart, StoreError};
 use tokio::sync::oneshot;
@@ -50,13 +50,16 @@ impl CallService {
             .filter(|(_, route)| route.is_some())
             .map(|(trunk, _)| trunk.name.as_str())
             .collect();
-        let counts_enterprise = s.concurrency_cap.is_some() || s.number_limit.is_some();
+        let hold = Hold::first(s.rate_per_minute);
+        let counts_enterprise = s.concurrency_cap.is_some() || s.number_limit.is_some() || hold.is_some();
         tx.lock_for_admission(counts_enterprise.then_some(configured.enterprise.id), &counted_trunks)
             .await?;
         let now = now_ms();
-        // Money is not configuration: the balance as this transaction sees it.
+        // Money is not configuration: the balance and holds as this transaction sees them.
+        let (balance, held) = tx.money(configured.enterprise.id).await?.ok_or(Refusal::Internal)?;
         let enterprise = &Enterprise {
-            balance: tx.balance(configured.enterprise.id).await?.ok_or(Refusal::Internal)?,
+            balance,
+            held,
             ..configured.enterprise.clone()
         };
         let caller_ids = &configured.caller_ids;
@@ -117,6 +120,13 @@ impl CallService {
         // Accept: allocate the uniqueId, take the lock, write the CDR row, in one transaction.
         let seq = tx.next_id(&format!("unique_id:{}", self.inner.node)).await?;
         let unique_id = format!("{}-{}.{seq}", self.inner.node, now / 1000);
+        // The first minute is held before anything is written; a race lost here (a hold
+        // committed since the snapshot) writes nothing and places no call.
+        if let Some(hold) = hold {
+            if !tx.take_hold(enterprise.id, &unique_id, hold).await? {
+                return Err(Refusal::BalanceExhausted);
+            }
+        }
         let locked = stored.state.start_call(&unique_id, now).map_err(Refusal::Agent)?;
         if !tx.save_agent_state(agent.id, &locked, stored.version).await? {
             return Err(Refusal::LockLost);
@@ -158,10 +168,10 @@ impl CallService {
         let timers = CallTimers {
             agent_ring: Duration::from_secs(u64::from(s.agent_ring_timeout_secs)),
             customer_ring: Duration::from_secs(u64::from(s.customer_ring_timeout_secs)),
-            max_duration: enterprise
-                .balance
-                .affordable_seconds(s.rate_per_minute)
-                .map(Duration::from_secs),
+            max_duration: s
+                .max_call_minutes
+                .map(|minutes| Duration::from_secs(u64::from(minutes) * 60)),
+            paid_minutes: hold.map(|h| h.minutes),
             ..CallTimers::default()
         };
         // The number an agent's telephone is shown, while it is still one of the enterprise's.
@@ -274,12 +284,12 @@ impl CallService {
                     at_ms,
                 } => {
                     self.mark_progress(&handle.unique_id, None, Some(at_ms)).await;
-                    self.limit_to_balance(&handle.unique_id, &context).await;
                     bridged = true;
                     heartbeat.reset();
                 }
                 CallUpdate::Progress { .. } => {}
                 CallUpdate::CustomerTrunk { trunk } => self.move_to_trunk(&handle.unique_id, &trunk).await,
+                CallUpdate::RenewCredit { paid_minutes } => self.renew_credit(&handle.unique_id, paid_minutes).await,
                 CallUpdate::Finished(report) => {
                     if let Some(tx) = answered.take() {
                         let _ = tx.send(false);
@@ -290,22 +300,26 @@ impl CallService {
             }
         }
     }
-    /// At the bridge: the call may last what the enterprise's balance pays for now.
-    async fn limit_to_balance(&self, unique_id: &str, context: &CallContext) {
-        let balance = match self.inner.store.begin_read().await {
-            Ok(mut tx) => tx
-                .enterprise(context.enterprise.id)
-                .await
-                .ok()
-                .flatten()
-                .map(|e| e.balance),
-            Err(_) => None,
-        };
-        let rate = context.enterprise.settings.rate_per_minute;
-        if let Some(seconds) = balance.and_then(|b| b.affordable_seconds(rate)) {
-            self.inner
-                .engine
-                .limit_duration(unique_id, Duration::from_secs(seconds));
+    /// The bridged call's paid minutes run out soon: another minute is held if the
+    /// enterprise's credit pays it, and the call told how long it may now run. Refused, the
+    /// call asks again in a few seconds and ends when its paid time does.
+    async fn renew_credit(&self, unique_id: &str, paid_minutes: u32) {
+        let result = async {
+            let mut tx = self.inner.store.begin().await?;
+            let hold = tx.extend_hold(unique_id, paid_minutes).await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(hold)
+        }
+        .await;
+        match result {
+            Ok(Some(hold)) if hold.minutes > paid_minutes => {
+                tracing::debug!(%unique_id, minutes = hold.minutes, "credit hold extended");
+                self.inner.engine.credit_renewed(unique_id, hold.minutes);
+            }
+            Ok(_) => {
+                tracing::info!(%unique_id, paid_minutes, "the available credit does not pay another minute: the call ends when its paid time does unless credit is added");
+            }
+            Err(e) => tracing::warn!(%unique_id, error = %e, "cannot extend the call's credit hold; asking again"),
         }
     }
 

@@ -20,7 +20,9 @@ pub enum Refusal {
     OutboundDisabled,
     #[error("the enterprise has no caller id to call out with")]
     NoCallerId,
-    #[error("balance exhausted")]
+    /// The enterprise's available credit (balance + credit limit − what running calls hold)
+    /// does not pay a started minute at its rate.
+    #[error("balance exhausted: the available credit does not pay a minute")]
     BalanceExhausted,
     #[error("customer number: {0}")]
     BadCustomerNumber(String),
@@ -133,7 +135,7 @@ pub fn check(snapshot: &Snapshot<'_>, request: &OutcallRequest, now_ms: i64) -> 
     if snapshot.caller_ids.is_empty() {
         return Err(Refusal::NoCallerId);
     }
-    if !enterprise.balance.is_positive() {
+    if !enterprise.credit().pays_a_minute(s.rate_per_minute) {
         return Err(Refusal::BalanceExhausted);
     }
     let customer = customer_number(request).map_err(Refusal::BadCustomerNumber)?;

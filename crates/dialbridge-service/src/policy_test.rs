@@ -73,6 +73,7 @@ impl World {
                 id: enterprise_id(),
                 settings,
                 balance: Money::from_ten_thousandths(1_000_000),
+                held: Money::ZERO,
             },
             agent: AgentSettings::new("Alice"),
             agent_state: online(),
@@ -152,6 +153,16 @@ fn refusals() -> Vec<(&'static str, Change, Expected)> {
         (
             "5 balance zero",
             |w| w.enterprise.balance = Money::ZERO,
+            |r| *r == Refusal::BalanceExhausted,
+        ),
+        (
+            "5 balance below a minute's price",
+            |w| w.enterprise.balance = Money::from_ten_thousandths(500),
+            |r| *r == Refusal::BalanceExhausted,
+        ),
+        (
+            "5 running calls hold what is left",
+            |w| w.enterprise.held = Money::from_ten_thousandths(999_000),
             |r| *r == Refusal::BalanceExhausted,
         ),
         (
@@ -261,6 +272,16 @@ fn the_untouched_world_is_accepted_through_the_caller_ids_trunk_then_the_others(
     let names: Vec<_> = plan.routes.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["carrier", "backup"]);
     assert!(plan.skipped.is_empty());
+}
+
+#[test]
+fn a_credit_limit_pays_what_the_balance_does_not_and_no_more() {
+    let mut world = World::accepting();
+    world.enterprise.balance = Money::from_ten_thousandths(500);
+    world.enterprise.settings.credit_limit = Money::from_ten_thousandths(1_000);
+    assert!(world.check().is_ok(), "0.05 + 0.10 pays a minute at 0.12");
+    world.enterprise.held = Money::from_ten_thousandths(1_200);
+    assert_eq!(world.check(), Err(Refusal::BalanceExhausted), "a running call holds it");
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Runtime: agent state (with the outbound lock), bound phones, call detail records, balance
-//! charges and refused requests.
+//! Runtime: agent state (with the outbound lock), bound phones, call detail records and refused
+//! requests.
 
 use crate::db::{query, query_as, Row};
 use dialbridge_core::agent::{AgentCall, AgentState, Availability, CallPhase, LoginStatus};
@@ -654,22 +654,6 @@ impl Tx<'_> {
         .fetch_one(&mut self.conn)
         .await?;
         Ok(to_u64(count))
-    }
-
-    /// Deducts a call's cost from the balance, with its ledger row; returns the new balance.
-    pub async fn charge_call(
-        &mut self,
-        enterprise: EnterpriseId,
-        cost: Money,
-        unique_id: &str,
-    ) -> Result<Money, StoreError> {
-        self.adjust_balance(
-            enterprise,
-            Money::ZERO.checked_sub(cost).unwrap_or(Money::ZERO),
-            "call_charge",
-            Some(unique_id),
-        )
-        .await
     }
 
     // ---- refused requests ----

@@ -86,7 +86,8 @@ pub struct AgentPhoneRecord {
 const ENTERPRISE_COLUMNS: &str =
     "id, name, status, time_zone, balance, rate_per_minute, outbound_enabled, interface_enabled, \
      default_caller_id, sync_default, agent_ring_timeout_secs, customer_ring_timeout_secs, wrapup_secs, \
-     number_limit_count, number_limit_window_minutes, concurrency_cap, agent_caller_id";
+     number_limit_count, number_limit_window_minutes, concurrency_cap, agent_caller_id, credit_limit, held, \
+     max_call_minutes";
 
 fn enterprise_from_row(row: &Row) -> Result<Enterprise, StoreError> {
     let number_limit = match (
@@ -102,11 +103,17 @@ fn enterprise_from_row(row: &Row) -> Result<Enterprise, StoreError> {
     Ok(Enterprise {
         id: EnterpriseId::new(row.try_get("id")?).map_err(corrupt)?,
         balance: Money::from_ten_thousandths(row.try_get("balance")?),
+        held: Money::from_ten_thousandths(row.try_get("held")?),
         settings: EnterpriseSettings {
             name: row.try_get("name")?,
             status: row.try_get::<String>("status")?.parse().map_err(corrupt)?,
             time_zone: row.try_get("time_zone")?,
             rate_per_minute: Money::from_ten_thousandths(row.try_get("rate_per_minute")?),
+            credit_limit: Money::from_ten_thousandths(row.try_get("credit_limit")?),
+            max_call_minutes: row
+                .try_get::<Option<i64>>("max_call_minutes")?
+                .map(|m| to_u32("max_call_minutes", m))
+                .transpose()?,
             outbound_enabled: row.try_get::<i64>("outbound_enabled")? != 0,
             interface_enabled: row.try_get::<i64>("interface_enabled")? != 0,
             default_caller_id: row.try_get("default_caller_id")?,
@@ -176,9 +183,9 @@ impl Tx<'_> {
         let now = now_ms();
         let sql = "INSERT INTO enterprises (id, name, status, time_zone, balance, rate_per_minute, outbound_enabled, \
                    interface_enabled, default_caller_id, sync_default, agent_ring_timeout_secs, customer_ring_timeout_secs, \
-                   wrapup_secs, number_limit_count, number_limit_window_minutes, concurrency_cap, agent_caller_id, created_at, \
-                   updated_at) \
-                   VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)";
+                   wrapup_secs, number_limit_count, number_limit_window_minutes, concurrency_cap, agent_caller_id, credit_limit, \
+                   max_call_minutes, created_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19)";
         bind_enterprise_settings(query(sql).bind(id.get()), settings)
             .bind(now)
             .execute(&mut self.conn)
@@ -198,7 +205,7 @@ impl Tx<'_> {
                    outbound_enabled = $6, interface_enabled = $7, default_caller_id = $8, sync_default = $9, \
                    agent_ring_timeout_secs = $10, customer_ring_timeout_secs = $11, wrapup_secs = $12, \
                    number_limit_count = $13, number_limit_window_minutes = $14, concurrency_cap = $15, agent_caller_id = $16, \
-                   updated_at = $17 \
+                   credit_limit = $17, max_call_minutes = $18, updated_at = $19 \
                    WHERE id = $1";
         let done = bind_enterprise_settings(query(sql).bind(id.get()), settings)
             .bind(now_ms())
@@ -215,17 +222,11 @@ impl Tx<'_> {
         amount: Money,
         reference: Option<&str>,
     ) -> Result<Money, StoreError> {
-        let kind = if amount >= Money::ZERO { "top_up" } else { "adjustment" };
-        self.adjust_balance(id, amount, kind, reference).await
-    }
-
-    pub(crate) async fn adjust_balance(
-        &mut self,
-        id: EnterpriseId,
-        amount: Money,
-        kind: &str,
-        reference: Option<&str>,
-    ) -> Result<Money, StoreError> {
+        let kind = if amount >= Money::ZERO {
+            crate::LedgerKind::TopUp
+        } else {
+            crate::LedgerKind::Adjustment
+        };
         let row: Option<(i64,)> =
             query_as("UPDATE enterprises SET balance = balance + $2, updated_at = $3 WHERE id = $1 RETURNING balance")
                 .bind(id.get())
@@ -234,6 +235,19 @@ impl Tx<'_> {
                 .fetch_optional(&mut self.conn)
                 .await?;
         let (balance,) = row.ok_or_else(|| StoreError::NotFound(format!("enterprise {id}")))?;
+        self.write_ledger(id, amount, balance, kind, reference).await?;
+        Ok(Money::from_ten_thousandths(balance))
+    }
+
+    /// One money movement's ledger row.
+    pub(crate) async fn write_ledger(
+        &mut self,
+        id: EnterpriseId,
+        amount: Money,
+        balance_after: i64,
+        kind: crate::LedgerKind,
+        reference: Option<&str>,
+    ) -> Result<(), StoreError> {
         let ledger_id = self.next_id("balance_ledger").await?;
         query(
             "INSERT INTO balance_ledger (id, enterprise_id, amount, balance_after, kind, reference, created_at) \
@@ -242,22 +256,23 @@ impl Tx<'_> {
         .bind(ledger_id)
         .bind(id.get())
         .bind(amount.ten_thousandths())
-        .bind(balance)
-        .bind(kind)
+        .bind(balance_after)
+        .bind(kind.as_str())
         .bind(reference)
         .bind(now_ms())
         .execute(&mut self.conn)
         .await?;
-        Ok(Money::from_ten_thousandths(balance))
+        Ok(())
     }
 
-    /// The enterprise's balance now (configuration caches hold everything else of it).
-    pub async fn balance(&mut self, id: EnterpriseId) -> Result<Option<Money>, StoreError> {
-        let row: Option<(i64,)> = query_as("SELECT balance FROM enterprises WHERE id = $1")
+    /// The enterprise's balance and what its running calls hold, now (configuration caches
+    /// hold everything else of it).
+    pub async fn money(&mut self, id: EnterpriseId) -> Result<Option<(Money, Money)>, StoreError> {
+        let row: Option<(i64, i64)> = query_as("SELECT balance, held FROM enterprises WHERE id = $1")
             .bind(id.get())
             .fetch_optional(&mut self.conn)
             .await?;
-        Ok(row.map(|(b,)| Money::from_ten_thousandths(b)))
+        Ok(row.map(|(balance, held)| (Money::from_ten_thousandths(balance), Money::from_ten_thousandths(held))))
     }
 
     /// The configuration generation: raised by every committed configuration write.
@@ -950,4 +965,6 @@ fn bind_enterprise_settings<'q>(query: crate::db::Query<'q>, s: &EnterpriseSetti
         .bind(s.number_limit.map(|l| i64::from(l.window_minutes)))
         .bind(opt_u32(s.concurrency_cap))
         .bind(s.agent_caller_id.as_deref())
+        .bind(s.credit_limit.ten_thousandths())
+        .bind(opt_u32(s.max_call_minutes))
 }

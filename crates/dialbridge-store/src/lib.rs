@@ -10,6 +10,7 @@
 
 mod calls;
 mod config;
+mod credit;
 mod db;
 mod feed;
 mod migrate;
@@ -30,6 +31,7 @@ use db::{query, query_as, Conn, SqliteDb, Violation};
 
 pub use calls::*;
 pub use config::*;
+pub use credit::{LedgerEntry, LedgerKind};
 pub use feed::{EventFeed, LocalEventFeed, OutboxEvent};
 pub use outbox::*;
 pub use secrets::{md5_hex, PasswordHashCost, PasswordHashing, Sealer, SecretKey};

@@ -323,9 +323,10 @@ async fn exercise_calls(store: &Store) {
     tx.set_cdr_trunk("node-1.1", "carrier-b").await.unwrap();
     assert_eq!(tx.cdr("node-1.1").await.unwrap().unwrap().start.trunk_name, "carrier-b");
     tx.set_cdr_trunk("node-1.1", &start.trunk_name).await.unwrap();
-    let balance = tx.enterprise(acme).await.unwrap().unwrap().balance;
-    let after = tx.charge_call(acme, end.cost, "node-1.1").await.unwrap();
-    assert_eq!(after, balance.checked_sub(end.cost).unwrap());
+    let (balance, _) = tx.money(acme).await.unwrap().unwrap();
+    tx.settle_call(acme, "node-1.1", end.cost).await.unwrap();
+    let (after, held) = tx.money(acme).await.unwrap().unwrap();
+    assert_eq!((after, held), (balance.checked_sub(end.cost).unwrap(), Money::ZERO));
     tx.record_refusal(Some(acme.get()), Some("2000"), Some("123"), "7", "not a number")
         .await
         .unwrap();
@@ -460,6 +461,64 @@ async fn exercise_calls(store: &Store) {
     tx.commit().await.unwrap();
 }
 
+fn money(text: &str) -> Money {
+    text.parse().unwrap()
+}
+
+/// Credit holds: taken while available credit pays them, extended once however often asked,
+/// settled into one ledger row each; `held` is always the sum of the holds.
+async fn exercise_credit(store: &Store) {
+    let id = ent(3000077);
+    let rate = money("0.12");
+    let mut settings = EnterpriseSettings::new("Credit");
+    settings.rate_per_minute = rate;
+    settings.credit_limit = money("0.10");
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_enterprise(id, &settings).await.unwrap();
+    tx.top_up(id, money("0.30"), Some("invoice 1")).await.unwrap();
+    // 0.30 + 0.10 available: three first minutes, not a fourth.
+    let first = Hold::first(rate).unwrap();
+    for call in ["c-1", "c-2", "c-3"] {
+        assert!(tx.take_hold(id, call, first).await.unwrap(), "{call}");
+    }
+    assert!(!tx.take_hold(id, "c-4", first).await.unwrap());
+    assert_eq!(tx.hold("c-4").await.unwrap(), None, "a refused hold writes nothing");
+    assert_eq!(tx.money(id).await.unwrap(), Some((money("0.30"), money("0.36"))));
+    // c-3 never bridged: its hold is released, nothing charged.
+    tx.settle_call(id, "c-3", Money::ZERO).await.unwrap();
+    // c-1 is extended once, however often it asks from one minute.
+    assert_eq!(tx.extend_hold("c-1", 1).await.unwrap(), Some(first.extended()));
+    assert_eq!(tx.extend_hold("c-1", 1).await.unwrap(), Some(first.extended()));
+    assert_eq!(tx.money(id).await.unwrap(), Some((money("0.30"), money("0.36"))));
+    // 0.04 left: c-2 cannot extend, and a free call's id holds nothing.
+    assert_eq!(tx.extend_hold("c-2", 1).await.unwrap(), Some(first));
+    assert_eq!(tx.extend_hold("free", 1).await.unwrap(), None);
+    let holds = tx.holds(id).await.unwrap();
+    assert_eq!(
+        holds,
+        vec![("c-1".to_owned(), first.extended()), ("c-2".to_owned(), first)]
+    );
+    tx.settle_call(id, "c-1", first.extended().settle(90)).await.unwrap();
+    tx.settle_call(id, "c-2", first.settle(60)).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut read = store.begin_read().await.unwrap();
+    let e = read.enterprise(id).await.unwrap().unwrap();
+    assert_eq!((e.balance, e.held), (money("-0.06"), Money::ZERO), "within the credit limit");
+    assert!(read.holds(id).await.unwrap().is_empty());
+    let ledger = read.ledger(id, 10).await.unwrap();
+    let kinds: Vec<_> = ledger.iter().map(|l| (l.kind, l.amount, l.reference.as_deref())).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (LedgerKind::CallCharge, money("-0.12"), Some("c-2")),
+            (LedgerKind::CallCharge, money("-0.24"), Some("c-1")),
+            (LedgerKind::TopUp, money("0.30"), Some("invoice 1")),
+        ]
+    );
+    assert_eq!(ledger[0].balance_after, e.balance);
+}
+
 #[tokio::test]
 async fn sqlite_configuration_round_trip() {
     let dir = tempfile::tempdir().unwrap();
@@ -468,6 +527,7 @@ async fn sqlite_configuration_round_trip() {
     assert_eq!(store.backend(), Backend::Sqlite);
     exercise_configuration(&store).await;
     exercise_calls(&store).await;
+    exercise_credit(&store).await;
     store.close().await;
 
     // Reopening migrates nothing twice and keeps the data; sequences continue.
@@ -581,6 +641,7 @@ async fn postgres_runs_the_same_migrations_and_operations() {
     assert_eq!(store.applied_migrations().await.unwrap(), every_migration());
     exercise_configuration(&store).await;
     exercise_calls(&store).await;
+    exercise_credit(&store).await;
 }
 
 /// Two processes on one SQLite file (the server and an operator's `dialbridge admin`): a

@@ -143,6 +143,12 @@ struct EnterpriseFields {
     /// Price of an outbound minute, e.g. 0.12.
     #[arg(long, value_parser = money)]
     rate_per_minute: Option<Money>,
+    /// How far below zero the balance may go (post-paid credit), e.g. 50; 0: prepaid.
+    #[arg(long, value_parser = money)]
+    credit_limit: Option<Money>,
+    /// The longest a bridged call may last, in minutes; 0 removes the cap.
+    #[arg(long)]
+    max_call_minutes: Option<u32>,
     #[arg(long, value_parser = bool_flag)]
     outbound_enabled: Option<bool>,
     #[arg(long, value_parser = bool_flag)]
@@ -184,6 +190,12 @@ impl EnterpriseFields {
         }
         if let Some(v) = self.rate_per_minute {
             s.rate_per_minute = v;
+        }
+        if let Some(v) = self.credit_limit {
+            s.credit_limit = v;
+        }
+        if let Some(v) = self.max_call_minutes {
+            s.max_call_minutes = (v > 0).then_some(v);
         }
         if let Some(v) = self.outbound_enabled {
             s.outbound_enabled = v;
@@ -556,9 +568,17 @@ enum BalanceCommand {
         #[arg(long)]
         reference: Option<String>,
     },
+    /// The balance, what running calls hold of it, and what is still available to new calls.
     Show {
         #[arg(long, value_parser = enterprise_id)]
         enterprise: EnterpriseId,
+    },
+    /// The latest movements of the balance (top-ups, corrections, call charges), newest first.
+    Ledger {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
     },
 }
 
@@ -621,7 +641,10 @@ pub fn enterprise_json(e: &Enterprise) -> Value {
         "status": s.status.as_str(),
         "time_zone": s.time_zone,
         "balance": e.balance.to_string(),
+        "held": e.held.to_string(),
         "rate_per_minute": s.rate_per_minute.to_string(),
+        "credit_limit": s.credit_limit.to_string(),
+        "max_call_minutes": s.max_call_minutes,
         "outbound_enabled": s.outbound_enabled,
         "interface_enabled": s.interface_enabled,
         "default_caller_id": s.default_caller_id,
@@ -1010,9 +1033,33 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
             }
             BalanceCommand::Show { enterprise } => {
                 let e = require_enterprise(&mut tx, enterprise).await?;
-                Output::Rows(vec![
-                    json!({"enterprise": enterprise.get(), "balance": e.balance.to_string()}),
-                ])
+                let holding_calls = tx.holds(enterprise).await?.len();
+                Output::Rows(vec![json!({
+                    "enterprise": enterprise.get(),
+                    "balance": e.balance.to_string(),
+                    "credit_limit": e.settings.credit_limit.to_string(),
+                    "held": e.held.to_string(),
+                    "available": e.credit().available().to_string(),
+                    "holding_calls": holding_calls,
+                })])
+            }
+            BalanceCommand::Ledger { enterprise, limit } => {
+                require_enterprise(&mut tx, enterprise).await?;
+                Output::Rows(
+                    tx.ledger(enterprise, limit)
+                        .await?
+                        .into_iter()
+                        .map(|l| {
+                            json!({
+                                "at_ms": l.created_at,
+                                "kind": l.kind.as_str(),
+                                "amount": l.amount.to_string(),
+                                "balance_after": l.balance_after.to_string(),
+                                "reference": l.reference,
+                            })
+                        })
+                        .collect(),
+                )
             }
         },
     };

@@ -89,6 +89,8 @@ struct EnterpriseSpec {
     status: Option<String>,
     time_zone: Option<String>,
     rate_per_minute: Option<String>,
+    credit_limit: Option<String>,
+    max_call_minutes: Option<u32>,
     outbound_enabled: Option<bool>,
     interface_enabled: Option<bool>,
     default_caller_id: Option<String>,
@@ -304,6 +306,12 @@ fn parse(file_name: &str, text: &str) -> Result<Desired, SpecError> {
                 .parse::<Money>()
                 .map_err(|err| fail((format!("{path}.rate_per_minute"), err.reason)))?;
         }
+        if let Some(v) = &e.credit_limit {
+            settings.credit_limit = v
+                .parse::<Money>()
+                .map_err(|err| fail((format!("{path}.credit_limit"), err.reason)))?;
+        }
+        settings.max_call_minutes = e.max_call_minutes;
         settings.outbound_enabled = e.outbound_enabled.unwrap_or(settings.outbound_enabled);
         settings.interface_enabled = e.interface_enabled.unwrap_or(settings.interface_enabled);
         if let Some(v) = &e.default_caller_id {

@@ -29,17 +29,23 @@ pub enum Timer {
     CustomerNoResponse,
     /// The customer's phone rang too long.
     CustomerRing,
-    /// The bridged call reached its maximum duration (balance or configured limit).
+    /// The bridged call reached the maximum duration the enterprise configured.
     MaxDuration,
+    /// The bridged call used up the minutes its credit hold pays for.
+    PaidTime,
+    /// Time to ask for another minute of credit, before the paid time runs out.
+    CreditRenewal,
 }
 
 impl Timer {
-    pub const ALL: [Timer; 5] = [
+    pub const ALL: [Timer; 7] = [
         Timer::AgentNoResponse,
         Timer::AgentRing,
         Timer::CustomerNoResponse,
         Timer::CustomerRing,
         Timer::MaxDuration,
+        Timer::PaidTime,
+        Timer::CreditRenewal,
     ];
 
     fn index(self) -> usize {
@@ -59,6 +65,10 @@ fn later(now: Millis, after: Duration) -> Millis {
 impl Deadlines {
     fn start(&mut self, timer: Timer, now: Millis, after: Duration) {
         self.0[timer.index()] = Some(later(now, after));
+    }
+
+    fn set(&mut self, timer: Timer, at: Millis) {
+        self.0[timer.index()] = Some(at);
     }
 
     fn stop(&mut self, timer: Timer) {
@@ -85,8 +95,11 @@ pub struct CallTimers {
     pub agent_ring: Duration,
     pub customer_no_response: Duration,
     pub customer_ring: Duration,
-    /// `None`: no limit.
+    /// The enterprise's cap on a bridged call's length; `None`: no cap.
     pub max_duration: Option<Duration>,
+    /// The minutes of bridged time the call's credit hold pays for when it starts
+    /// ([`crate::credit`]); `None`: the call costs nothing and its credit sets no limit.
+    pub paid_minutes: Option<u32>,
 }
 
 impl Default for CallTimers {
@@ -97,6 +110,7 @@ impl Default for CallTimers {
             customer_no_response: Duration::from_secs(8),
             customer_ring: Duration::from_secs(60),
             max_duration: None,
+            paid_minutes: None,
         }
     }
 }
@@ -146,6 +160,9 @@ pub enum Effect {
     /// Relay media both ways between the legs.
     Bridge,
     Emit(Progress),
+    /// Ask for another minute of credit: the hold pays `paid_minutes` now. The answer comes
+    /// back as [`CallMachine::credit_renewed`]; without it the call ends when they run out.
+    RenewCredit { paid_minutes: u32 },
     /// The call is over; the record is complete. Emitted exactly once.
     Finished(Outcome),
 }
@@ -182,12 +199,14 @@ pub enum EndReason {
     /// A session refresh was refused or unanswered.
     SessionRefreshFailed,
     MaxDuration,
+    /// The call used up the credit it held and could not extend it.
+    BalanceExhausted,
     Shutdown,
 }
 
 impl EndReason {
     /// Every reason.
-    pub const ALL: [EndReason; 18] = [
+    pub const ALL: [EndReason; 19] = [
         EndReason::AgentNotRegistered,
         EndReason::AgentBusy,
         EndReason::AgentDeclined,
@@ -205,6 +224,7 @@ impl EndReason {
         EndReason::MediaTimeout,
         EndReason::SessionRefreshFailed,
         EndReason::MaxDuration,
+        EndReason::BalanceExhausted,
         EndReason::Shutdown,
     ];
 
@@ -229,6 +249,7 @@ impl EndReason {
             EndReason::MediaTimeout => "MediaTimeout",
             EndReason::SessionRefreshFailed => "SessionRefreshFailed",
             EndReason::MaxDuration => "MaxDuration",
+            EndReason::BalanceExhausted => "BalanceExhausted",
             EndReason::Shutdown => "Shutdown",
         }
     }
@@ -426,12 +447,33 @@ impl CallMachine {
         fx
     }
 
-    /// A limit set once the call runs (what the balance pays for, at the bridge): the maximum
-    /// duration's deadline is brought forward to `now + limit`, never put back.
-    pub fn limit_duration(&mut self, limit: Duration, now: Millis) {
-        if let Some(due) = self.deadlines.get(Timer::MaxDuration) {
-            self.deadlines.0[Timer::MaxDuration.index()] = Some(due.min(later(now, limit)));
+    /// The call's credit hold now pays `paid_minutes` (an answer to [`Effect::RenewCredit`]):
+    /// a bridged call runs until they are used up. Fewer minutes than known is stale news.
+    pub fn credit_renewed(&mut self, paid_minutes: u32, now: Millis) {
+        if self.outcome.is_some() || self.timers.paid_minutes.is_none_or(|known| paid_minutes <= known) {
+            return;
         }
+        self.timers.paid_minutes = Some(paid_minutes);
+        if self.customer == LegState::Answered {
+            self.arm_credit_timers(now);
+        }
+    }
+
+    /// When the bridged call's paid minutes are used up.
+    fn paid_until(&self) -> Option<Millis> {
+        let minutes = self.timers.paid_minutes?;
+        Some(later(self.record.bridged_at?, crate::credit::BILLING_MINUTE * minutes))
+    }
+
+    /// The end of the paid time, and the renewal shortly before it (at once when that moment
+    /// has passed).
+    fn arm_credit_timers(&mut self, now: Millis) {
+        let Some(until) = self.paid_until() else {
+            return;
+        };
+        self.deadlines.set(Timer::PaidTime, until);
+        let renew_at = until.saturating_sub(Millis::try_from(crate::credit::RENEW_AHEAD.as_millis()).unwrap_or(0));
+        self.deadlines.set(Timer::CreditRenewal, renew_at.max(now));
     }
 
     pub fn phase(&self) -> Phase {
@@ -523,6 +565,7 @@ impl CallMachine {
                     if let Some(limit) = self.timers.max_duration {
                         self.deadlines.start(Timer::MaxDuration, now, limit);
                     }
+                    self.arm_credit_timers(now);
                 }
             }
             CallEvent::Failed { leg: Leg::Agent, code } => {
@@ -614,6 +657,10 @@ impl CallMachine {
         if timer == Timer::CustomerNoResponse && self.customer == LegState::Dialing && self.fail_over(fx, true, now) {
             return;
         }
+        if timer == Timer::CreditRenewal {
+            self.renew_credit(now, fx);
+            return;
+        }
         let reason = match timer {
             Timer::AgentNoResponse if self.agent == LegState::Dialing => Some(EndReason::AgentUnreachable),
             Timer::AgentRing if matches!(self.agent, LegState::Dialing | LegState::Ringing) => {
@@ -624,10 +671,27 @@ impl CallMachine {
                 Some(EndReason::CustomerNoAnswer)
             }
             Timer::MaxDuration if self.customer == LegState::Answered => Some(EndReason::MaxDuration),
+            Timer::PaidTime if self.customer == LegState::Answered => Some(EndReason::BalanceExhausted),
             _ => None,
         };
         if let Some(reason) = reason {
             self.finish(fx, now, reason, Side::Platform, None);
+        }
+    }
+
+    /// Asks for another minute, and asks again every [`RENEW_RETRY`](crate::credit::RENEW_RETRY)
+    /// until the paid time runs out or the answer comes.
+    fn renew_credit(&mut self, now: Millis, fx: &mut Vec<Effect>) {
+        let (Some(paid_minutes), Some(until)) = (self.timers.paid_minutes, self.paid_until()) else {
+            return;
+        };
+        if self.customer != LegState::Answered {
+            return;
+        }
+        fx.push(Effect::RenewCredit { paid_minutes });
+        let retry_at = later(now, crate::credit::RENEW_RETRY);
+        if retry_at < until {
+            self.deadlines.set(Timer::CreditRenewal, retry_at);
         }
     }
 

@@ -16,6 +16,7 @@ const TIMERS: CallTimers = CallTimers {
     customer_no_response: Duration::from_secs(8),
     customer_ring: Duration::from_secs(60),
     max_duration: None,
+    paid_minutes: None,
 };
 
 fn start() -> CallMachine {
@@ -626,13 +627,85 @@ fn rtp_inactivity_and_maximum_duration_end_a_bridged_call() {
     m.apply(Answered { leg: Leg::Agent }, 1);
     m.apply(Answered { leg: Leg::Customer }, 2);
     assert_eq!(m.next_deadline(), Some(120_002), "only the maximum duration runs");
-    // A limit set at the bridge (what the balance pays for) brings it forward, never back.
-    m.limit_duration(Duration::from_secs(200), 10);
-    assert_eq!(m.deadline(Timer::MaxDuration), Some(120_002));
-    m.limit_duration(Duration::from_secs(60), 10);
-    assert_eq!(m.deadline(Timer::MaxDuration), Some(60_010));
     assert_eq!(
-        fire(&mut m, Timer::MaxDuration, 60_010),
+        fire(&mut m, Timer::MaxDuration, 120_002),
+        vec![
+            Bye(Leg::Customer),
+            Bye(Leg::Agent),
+            outcome(EndReason::MaxDuration, Side::Platform, Phase::Bridged, None),
+        ]
+    );
+}
+
+/// A call whose hold pays one minute: it asks for another 15 s before the minute is up, again
+/// every 5 s while no answer comes, runs on for each minute granted, and is cut when the paid
+/// time runs out.
+#[test]
+fn a_bridged_call_lives_as_long_as_its_credit() {
+    let timers = CallTimers {
+        paid_minutes: Some(1),
+        max_duration: Some(Duration::from_secs(3600)),
+        ..TIMERS
+    };
+    let (mut m, _) = CallMachine::start(timers, 0);
+    m.apply(Answered { leg: Leg::Agent }, 1_000);
+    assert_eq!(m.deadline(Timer::PaidTime), None, "nothing is paid before the bridge");
+    m.apply(Answered { leg: Leg::Customer }, 10_000);
+    assert_eq!(m.deadline(Timer::PaidTime), Some(70_000));
+    assert_eq!(
+        fire(&mut m, Timer::CreditRenewal, 55_000),
+        vec![RenewCredit { paid_minutes: 1 }]
+    );
+    // Granted: the call runs to the end of its second minute, and renews before it.
+    m.credit_renewed(2, 56_000);
+    assert_eq!(m.deadline(Timer::PaidTime), Some(130_000));
+    // A late duplicate answer changes nothing.
+    m.credit_renewed(2, 57_000);
+    m.credit_renewed(1, 57_000);
+    assert_eq!(m.deadline(Timer::PaidTime), Some(130_000));
+    assert_eq!(
+        fire(&mut m, Timer::CreditRenewal, 115_000),
+        vec![RenewCredit { paid_minutes: 2 }]
+    );
+    // Refused (no answer): asked again every 5 s while time is left.
+    assert_eq!(
+        fire(&mut m, Timer::CreditRenewal, 120_000),
+        vec![RenewCredit { paid_minutes: 2 }]
+    );
+    assert_eq!(
+        fire(&mut m, Timer::CreditRenewal, 125_000),
+        vec![RenewCredit { paid_minutes: 2 }]
+    );
+    assert_eq!(m.deadline(Timer::CreditRenewal), None, "no retry at the very end");
+    assert_eq!(
+        fire(&mut m, Timer::PaidTime, 130_000),
+        vec![
+            Bye(Leg::Customer),
+            Bye(Leg::Agent),
+            outcome(EndReason::BalanceExhausted, Side::Platform, Phase::Bridged, None),
+        ]
+    );
+    assert_eq!(m.record().bridged_at, Some(10_000));
+    assert_eq!(m.record().ended_at, Some(130_000));
+    // News after the end changes nothing.
+    m.credit_renewed(3, 131_000);
+    assert_eq!(m.next_deadline(), None);
+}
+
+#[test]
+fn a_free_call_holds_no_credit_and_the_configured_cap_still_ends_it() {
+    let timers = CallTimers {
+        max_duration: Some(Duration::from_secs(90)),
+        ..TIMERS
+    };
+    let (mut m, _) = CallMachine::start(timers, 0);
+    m.apply(Answered { leg: Leg::Agent }, 1);
+    m.apply(Answered { leg: Leg::Customer }, 2);
+    assert_eq!((m.deadline(Timer::PaidTime), m.deadline(Timer::CreditRenewal)), (None, None));
+    m.credit_renewed(5, 3);
+    assert_eq!(m.deadline(Timer::PaidTime), None, "a free call has no paid time to move");
+    assert_eq!(
+        fire(&mut m, Timer::MaxDuration, 90_002),
         vec![
             Bye(Leg::Customer),
             Bye(Leg::Agent),
@@ -762,7 +835,8 @@ fn all_events() -> Vec<CallEvent> {
 enum Step {
     Event(CallEvent),
     Deadline,
-    Limit,
+    /// The credit hold was extended by a minute.
+    CreditRenewed,
 }
 
 /// Explores every state reachable from the start by any order of events and of deadlines
@@ -770,11 +844,13 @@ enum Step {
 /// reached), and checks on every transition: `Finished` at most once, last, and only with the
 /// call ending; no invitation or bridge after the end; the customer is invited only once the
 /// agent answered; a bridge needs both legs answered; no deadline lies in the past; when the
-/// call ends no leg is left up and no timer runs.
+/// call ends no leg is left up and no timer runs; no bridged call outlives what its credit
+/// pays for, and credit is asked for only while bridged.
 #[test]
 fn invariants_hold_in_every_reachable_state() {
     let timers = CallTimers {
-        max_duration: Some(Duration::from_secs(60)),
+        max_duration: Some(Duration::from_secs(150)),
+        paid_minutes: Some(1),
         ..TIMERS
     };
     let (first, _) = CallMachine::start(timers, 0);
@@ -784,20 +860,22 @@ fn invariants_hold_in_every_reachable_state() {
     let mut seen = HashSet::from([(first, 0)]);
     let events = all_events();
     while let Some((machine, now)) = queue.pop_front() {
-        // Each event at the time reached, the next deadline passing, and a limit on the call's
-        // duration (the balance's, set at the bridge).
+        // Each event at the time reached, the next deadline passing, and (up to three paid
+        // minutes, to keep the search finite) the credit hold extended.
+        let renewable = machine.timers.paid_minutes.is_some_and(|m| m < 3);
         let steps = events
             .iter()
             .map(|e| (Step::Event(e.clone()), now))
             .chain(machine.next_deadline().map(|at| (Step::Deadline, at)))
-            .chain([(Step::Limit, now)]);
+            .chain(renewable.then_some((Step::CreditRenewed, now)));
         for (event, at) in steps {
             let mut next = machine.clone();
             let fx = match &event {
                 Step::Event(event) => next.apply(event.clone(), at),
                 Step::Deadline => next.on_deadline(at),
-                Step::Limit => {
-                    next.limit_duration(Duration::from_secs(5), at);
+                Step::CreditRenewed => {
+                    let paid = machine.timers.paid_minutes.unwrap_or(0);
+                    next.credit_renewed(paid + 1, at);
                     Vec::new()
                 }
             };
@@ -817,6 +895,7 @@ fn invariants_hold_in_every_reachable_state() {
                     InviteCustomer => assert_eq!(next.agent, LegState::Answered, "{machine:?} + {event:?}"),
                     Bridge => assert!(next.agent == LegState::Answered && next.customer == LegState::Answered),
                     InviteAgent => panic!("the agent is invited only at the start"),
+                    RenewCredit { .. } => assert_eq!(next.customer, LegState::Answered, "{machine:?} + {event:?}"),
                     _ => {}
                 }
             }
@@ -841,6 +920,10 @@ fn invariants_hold_in_every_reachable_state() {
                     .any(|e| matches!(e, Finished(_))),
                 "Finished is last"
             );
+            if let (Some(until), false) = (next.paid_until(), next.is_finished()) {
+                assert!(until > at, "{machine:?} + {event:?} at {at}: outlives its paid time");
+                assert_eq!(next.deadline(Timer::PaidTime), Some(until), "{next:?}");
+            }
             if seen.insert((next.clone(), at)) {
                 queue.push_back((next, at));
             }
