@@ -14,9 +14,9 @@ pub mod number;
 pub mod number_format;
 pub mod trunk_watch;
 
+pub use credit::{Credit, Hold};
 pub use entities::*;
 pub use ids::*;
-pub use credit::{Credit, Hold};
 pub use money::Money;
 pub use number::{CallPower, NumberClass, PhoneNumber};
 pub use number_format::{NumberFormat, NumberStyle};

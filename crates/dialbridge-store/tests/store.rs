@@ -504,10 +504,17 @@ async fn exercise_credit(store: &Store) {
 
     let mut read = store.begin_read().await.unwrap();
     let e = read.enterprise(id).await.unwrap().unwrap();
-    assert_eq!((e.balance, e.held), (money("-0.06"), Money::ZERO), "within the credit limit");
+    assert_eq!(
+        (e.balance, e.held),
+        (money("-0.06"), Money::ZERO),
+        "within the credit limit"
+    );
     assert!(read.holds(id).await.unwrap().is_empty());
     let ledger = read.ledger(id, 10).await.unwrap();
-    let kinds: Vec<_> = ledger.iter().map(|l| (l.kind, l.amount, l.reference.as_deref())).collect();
+    let kinds: Vec<_> = ledger
+        .iter()
+        .map(|l| (l.kind, l.amount, l.reference.as_deref()))
+        .collect();
     assert_eq!(
         kinds,
         vec![

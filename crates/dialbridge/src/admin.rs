@@ -58,6 +58,22 @@ enum AdminCommand {
     /// Refused PreviewOutcall requests, newest first: why did a CRM get its `res`?
     #[command(subcommand)]
     Attempts(AttemptsCommand),
+    /// Call detail records, newest first, with why each call ended and what it cost.
+    #[command(subcommand)]
+    Cdr(CdrCommand),
+}
+
+#[derive(Subcommand)]
+enum CdrCommand {
+    List {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        /// Only this call.
+        #[arg(long)]
+        unique_id: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -658,6 +674,28 @@ pub fn enterprise_json(e: &Enterprise) -> Value {
     })
 }
 
+/// A CDR as an operator reads it: running calls have no end yet.
+fn cdr_json(c: &dialbridge_store::Cdr) -> Value {
+    let s = &c.start;
+    let mut row = json!({
+        "unique_id": s.unique_id,
+        "cno": s.cno,
+        "customer_number": s.customer_number,
+        "trunk": s.trunk_name,
+        "requested_at_ms": s.requested_at,
+    });
+    if let Some(e) = &c.end {
+        row["ended_at_ms"] = json!(e.ended_at);
+        row["status"] = json!(e.status);
+        row["end_reason"] = json!(e.end_reason.as_str());
+        row["hung_up_by"] = json!(e.hung_up_by.as_str());
+        row["sip_cause"] = json!(e.sip_cause);
+        row["bridge_seconds"] = json!(e.bridge_seconds);
+        row["cost"] = json!(e.cost.to_string());
+    }
+    row
+}
+
 /// An agent's settings and, when known, its state now: the login status, the pause reason,
 /// the wrap-up seconds left and the call it is on.
 fn agent_json(a: &AgentRecord, bound_phone: Option<String>, state: Option<&AgentState>, now: i64) -> Value {
@@ -1010,6 +1048,19 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                 done(format!("event {event} queued again for {target}"))
             }
         },
+        AdminCommand::Cdr(CdrCommand::List {
+            enterprise,
+            unique_id,
+            limit,
+        }) => {
+            let query = dialbridge_store::CdrQuery {
+                enterprise_id: Some(enterprise),
+                unique_id,
+                limit,
+                ..Default::default()
+            };
+            Output::Rows(tx.cdrs(&query).await?.iter().map(cdr_json).collect())
+        }
         AdminCommand::Attempts(AttemptsCommand::List { enterprise, limit }) => Output::Rows(
             tx.refusals(enterprise, limit)
                 .await?

@@ -162,7 +162,9 @@ pub enum Effect {
     Emit(Progress),
     /// Ask for another minute of credit: the hold pays `paid_minutes` now. The answer comes
     /// back as [`CallMachine::credit_renewed`]; without it the call ends when they run out.
-    RenewCredit { paid_minutes: u32 },
+    RenewCredit {
+        paid_minutes: u32,
+    },
     /// The call is over; the record is complete. Emitted exactly once.
     Finished(Outcome),
 }

@@ -701,9 +701,16 @@ fn a_free_call_holds_no_credit_and_the_configured_cap_still_ends_it() {
     let (mut m, _) = CallMachine::start(timers, 0);
     m.apply(Answered { leg: Leg::Agent }, 1);
     m.apply(Answered { leg: Leg::Customer }, 2);
-    assert_eq!((m.deadline(Timer::PaidTime), m.deadline(Timer::CreditRenewal)), (None, None));
+    assert_eq!(
+        (m.deadline(Timer::PaidTime), m.deadline(Timer::CreditRenewal)),
+        (None, None)
+    );
     m.credit_renewed(5, 3);
-    assert_eq!(m.deadline(Timer::PaidTime), None, "a free call has no paid time to move");
+    assert_eq!(
+        m.deadline(Timer::PaidTime),
+        None,
+        "a free call has no paid time to move"
+    );
     assert_eq!(
         fire(&mut m, Timer::MaxDuration, 90_002),
         vec![

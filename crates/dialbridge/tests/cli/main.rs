@@ -11,6 +11,7 @@ use dialbridge_store::md5_hex;
 use serde_json::Value;
 
 mod caps;
+mod credit;
 mod in_process;
 mod legacy_agents;
 mod legacy_outcall;

@@ -9,22 +9,22 @@ use super::*;
 
 /// One request the receiver got, and the status it answered.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     method: String,
     target: String,
     headers: HashMap<String, String>,
-    body: String,
+    pub(crate) body: String,
     status: u16,
 }
 
 /// An HTTP receiver on 127.0.0.1 that records every request; a path whose first segment is in
 /// `failures` answers 500 that many times first.
-struct Receiver {
-    address: String,
+pub(crate) struct Receiver {
+    pub(crate) address: String,
     log: Arc<Mutex<Vec<Received>>>,
 }
 
-fn receiver(failures: &[(&str, u32)]) -> Receiver {
+pub(crate) fn receiver(failures: &[(&str, u32)]) -> Receiver {
     receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), failures)
 }
 
@@ -120,7 +120,7 @@ impl Receiver {
             .collect()
     }
 
-    fn wait_for(&self, path: &str, deadline: Duration) -> Received {
+    pub(crate) fn wait_for(&self, path: &str, deadline: Duration) -> Received {
         let end = Instant::now() + deadline;
         while Instant::now() < end {
             if let Some(r) = self.delivered(path).into_iter().next() {
