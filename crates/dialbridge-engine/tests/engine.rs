@@ -449,6 +449,52 @@ async fn agent_no_answer_is_cancelled_at_the_ring_timeout() {
     carrier_never_called(&ran);
 }
 
+/// A phone rings, takes our CANCEL and never sends the INVITE a final answer: the call ends at
+/// once, and the INVITE transaction with its early dialog is given up 64·T1 (32 s) after the
+/// CANCEL (RFC 3261 §9.1), so the gauges return to zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_invite_without_a_final_answer_is_given_up_after_64_t1() {
+    if skip_without_sipp() {
+        return;
+    }
+    let engine = engine(Duration::from_secs(30)).await;
+    let phone_port = free_port();
+    let phone = uas(phone_port, false, 1, &[("mode", "nofinal")]).await;
+    register_agent(&engine, phone_port).await;
+    let timers = CallTimers {
+        agent_ring: Duration::from_millis(1_000),
+        ..timers()
+    };
+    let handle = engine
+        .start_preview_outcall(outcall(
+            "t-nofinal",
+            extension(),
+            trunk(free_port(), false, None),
+            timers,
+        ))
+        .unwrap();
+    let (_, report) = run_to_end(handle).await;
+    assert_outcome(&report, EndReason::AgentNoAnswer, Side::Platform, Phase::AgentLeg, None);
+    let cancelled_at = std::time::Instant::now();
+    let mut counts = engine.counts();
+    while counts.calls + counts.sip_dialogs + counts.sip_legs + counts.rtp_port_pairs > 0
+        && cancelled_at.elapsed() < Duration::from_secs(32 + 15)
+    {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        counts = engine.counts();
+    }
+    assert_eq!(
+        (counts.calls, counts.sip_legs, counts.sip_dialogs, counts.rtp_port_pairs),
+        (0, 0, 0, 0),
+        "left behind {:?} after {:?}",
+        counts,
+        cancelled_at.elapsed()
+    );
+    let logs = phone.logs();
+    assert!(logs.contains("CANCEL received"), "{logs}");
+    drop(phone);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_that_never_sends_a_provisional_is_unreachable() {
     if skip_without_sipp() {

@@ -801,6 +801,11 @@ impl Leg {
     }
 }
 
+/// RFC 3261 §9.1: a cancelled INVITE that gets no final answer is given up 64·T1 (T1 = 500 ms,
+/// the stack's) after the CANCEL. rsipstack's client transaction waits for that answer forever
+/// once a provisional came, keeping its early dialog registered.
+const CANCELLED_INVITE_GIVE_UP: Duration = Duration::from_secs(32);
+
 impl Drop for Leg {
     fn drop(&mut self) {
         if let Some(call_id) = self.guarded_call_id.take() {
@@ -808,6 +813,25 @@ impl Drop for Leg {
         }
         if let Some(id) = self.confirmed.take() {
             self.shared.dialog_layer.remove_dialog(&id);
+        }
+        // The INVITE transaction still runs (a leg ends with its CANCEL, before the far end's
+        // final answer): it may finish on its own, and is aborted when the far end never
+        // answers, which removes its early dialog (rsipstack's guard of an unconfirmed dialog).
+        if let Some(mut invite) = self.join.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(async move {
+                        if tokio::time::timeout(CANCELLED_INVITE_GIVE_UP, &mut invite)
+                            .await
+                            .is_err()
+                        {
+                            tracing::debug!("a cancelled INVITE got no final answer: given up");
+                            invite.abort();
+                        }
+                    });
+                }
+                Err(_) => invite.abort(),
+            }
         }
         self.shared.legs.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
