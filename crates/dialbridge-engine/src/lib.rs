@@ -22,7 +22,7 @@ pub use dialbridge_media::RelayStats;
 use dialbridge_media::{MediaError, PortPool};
 pub use dialbridge_sip::CarrierTarget;
 use dialbridge_sip::{AccountDirectory, SipStack};
-pub use dialbridge_sip::{RegistrarSettings, SipConfig, SipTransport};
+pub use dialbridge_sip::{KeptBinding, RegistrarSettings, SipConfig, SipTransport};
 use tokio::sync::mpsc;
 pub use trunks::{TrunkAccount, TrunkStatus, TrunkWatch};
 
@@ -197,6 +197,13 @@ impl Engine {
 
     pub fn sip_addr(&self) -> SocketAddr {
         self.shared.sip.local_addr()
+    }
+
+    /// Takes back the registrations a previous process kept, so registered phones are
+    /// reachable at once after a restart (over UDP; a TCP phone must register again). Returns
+    /// how many bindings were taken back.
+    pub fn restore_registrations(&self, kept: Vec<(String, Vec<KeptBinding>)>) -> usize {
+        self.shared.sip.restore_bindings(kept)
     }
 
     /// Whether an extension's phone is registered now.

@@ -16,7 +16,7 @@ pub use client::{CarrierRegistration, CarrierTarget, RegisterAnswer};
 pub use registrar::{RegistrarSettings, SipTransport};
 pub use session_timer::{LegSessionTimer, SessionDue};
 pub use stack::{
-    AccountDirectory, InfoDigit, Leg, LegEvent, LegHangUp, LegSpec, Refresher, Registration, Renegotiation,
-    SessionExpires, SessionTimer, SipConfig, SipCounts, SipError, SipStack,
+    AccountDirectory, InfoDigit, KeptBinding, Leg, LegEvent, LegHangUp, LegSpec, Refresher, Registration,
+    Renegotiation, SessionExpires, SessionTimer, SipConfig, SipCounts, SipError, SipStack,
 };
 pub use unsolicited::UnsolicitedSettings;

@@ -316,6 +316,26 @@ impl<C: Clone> Registrar<C> {
             .retain(|_, (_, since)| now.saturating_sub(*since) < window);
     }
 
+    /// Takes back the bindings a previous process kept (its [`Binding`]s as stored), so phones
+    /// are reachable at once after a restart. A binding over TCP is not taken back: its
+    /// connection died with that process, and the phone is unreachable until it registers
+    /// again. Expired bindings are dropped. Returns how many were taken back.
+    pub fn restore(&mut self, aor: &str, kept: Vec<Binding<C>>, now: u64) -> usize {
+        let live: Vec<Binding<C>> = kept
+            .into_iter()
+            .filter(|b| b.transport == SipTransport::Udp && b.expires_at > now)
+            .collect();
+        let restored = live.len();
+        if restored > 0 {
+            let bindings = self.bindings.entry(aor.to_owned()).or_default();
+            for binding in live {
+                bindings.retain(|b| b.contact != binding.contact);
+                bindings.push(binding);
+            }
+        }
+        restored
+    }
+
     pub fn binding_count(&self) -> usize {
         self.bindings.values().map(Vec::len).sum()
     }

@@ -256,3 +256,40 @@ fn tcp_bindings_send_back_over_their_connection() {
     r.sweep(1_000 + 3_601);
     assert_eq!(r.binding_count(), 0);
 }
+
+#[test]
+fn kept_bindings_come_back_after_a_restart_except_over_tcp_or_expired() {
+    let kept = |contact: &str, transport: SipTransport, expires_at: u64| Binding {
+        contact: contact.into(),
+        expires_at,
+        source: "127.0.0.1:5070".parse().unwrap(),
+        transport,
+        connection: 7,
+        call_id: "c1".into(),
+        cseq: 3,
+    };
+    let mut r = registrar();
+    let restored = r.restore(
+        "3000001-801",
+        vec![
+            kept("sip:801@127.0.0.1:5070", SipTransport::Udp, 2_000),
+            kept("sip:801@127.0.0.1:5071;transport=tcp", SipTransport::Tcp, 2_000),
+            kept("sip:801@127.0.0.1:5072", SipTransport::Udp, 1_000),
+        ],
+        1_000,
+    );
+    assert_eq!(restored, 1, "only the live UDP binding");
+    let live = r.bindings("3000001-801", 1_500);
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].contact, "sip:801@127.0.0.1:5070");
+    assert_eq!(
+        live[0].send_target(),
+        SendTarget::Address("127.0.0.1:5070".parse().unwrap(), SipTransport::Udp)
+    );
+    assert!(
+        r.bindings("3000001-801", 2_000).is_empty(),
+        "it still expires when it did"
+    );
+    assert_eq!(r.restore("3000001-802", Vec::new(), 1_000), 0);
+    assert_eq!(r.binding_count(), 1);
+}

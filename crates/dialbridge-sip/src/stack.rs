@@ -33,7 +33,9 @@ use tokio_util::task::TaskTracker;
 pub use crate::message::InfoDigit;
 use crate::message::{info_digit, parse_contacts, uri_user};
 pub use crate::message::{Refresher, SessionExpires, SessionTimer};
-use crate::registrar::{RegisterReply, RegisterRequest, Registrar, RegistrarSettings, SendTarget, SipTransport};
+use crate::registrar::{
+    Contacts, RegisterReply, RegisterRequest, Registrar, RegistrarSettings, SendTarget, SipTransport,
+};
 use crate::unsolicited::{SourceLimiter, UnsolicitedSettings};
 
 #[derive(Debug, thiserror::Error)]
@@ -56,11 +58,21 @@ impl From<rsipstack::Error> for SipError {
     }
 }
 
-/// Looks up SIP accounts (the registrar's passwords). The SIP layer knows no tenants: the
-/// engine maps an address-of-record to whatever owns it.
+/// Looks up SIP accounts (the registrar's passwords) and keeps their registrations. The SIP
+/// layer knows no tenants: the engine maps an address-of-record to whatever owns it.
 pub trait AccountDirectory: Send + Sync + 'static {
     fn sip_password(&self, aor: &str) -> Pin<Box<dyn Future<Output = Option<String>> + Send + '_>>;
+
+    /// An address-of-record's bindings changed (a REGISTER added, refreshed or removed some):
+    /// these are all its live bindings now. Called on the SIP path: it must not wait (keep the
+    /// latest and write it elsewhere). By default registrations live in memory only.
+    fn bindings_changed(&self, aor: &str, bindings: Vec<KeptBinding>) {
+        let _ = (aor, bindings);
+    }
 }
+
+/// A registration binding as it is kept across restarts ([`SipStack::restore_bindings`]).
+pub type KeptBinding = crate::registrar::Binding<SocketAddr>;
 
 #[derive(Debug, Clone)]
 pub struct SipConfig {
@@ -371,6 +383,17 @@ impl SipStack {
 
     pub fn public_ip(&self) -> IpAddr {
         self.public_ip
+    }
+
+    /// Takes back the bindings a previous process kept (see [`AccountDirectory::bindings_changed`]),
+    /// so that registered phones are reachable at once after a restart; over TCP they are not
+    /// (the connection is gone). Returns how many were taken back.
+    pub fn restore_bindings(&self, kept: Vec<(String, Vec<KeptBinding>)>) -> usize {
+        let now = now_secs();
+        let mut registrar = self.shared.registrar();
+        kept.into_iter()
+            .map(|(aor, bindings)| registrar.restore(&aor, bindings, now))
+            .sum()
     }
 
     /// The newest live registration of an address-of-record.
@@ -1022,6 +1045,7 @@ async fn handle_register(shared: &Shared, tx: &mut Transaction) -> Result<(), Si
     } else {
         None
     };
+    let changes_bindings = contacts != Contacts::Query;
     let request = RegisterRequest {
         aor: aor.clone(),
         authorization,
@@ -1057,6 +1081,10 @@ async fn handle_register(shared: &Shared, tx: &mut Transaction) -> Result<(), Si
         }
         RegisterReply::Ok(bindings) => {
             tracing::debug!(%aor, %source, bindings = bindings.len(), "registered");
+            if changes_bindings {
+                let kept = shared.registrar().bindings(&aor, now);
+                shared.directory.bindings_changed(&aor, kept);
+            }
             let headers = bindings
                 .into_iter()
                 .map(|(contact, expires)| Header::Contact(format!("<{contact}>;expires={expires}").into()))

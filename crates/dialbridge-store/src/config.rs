@@ -19,7 +19,7 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn flag(value: bool) -> i64 {
+pub(crate) fn flag(value: bool) -> i64 {
     i64::from(value)
 }
 

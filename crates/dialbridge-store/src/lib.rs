@@ -15,6 +15,7 @@ mod db;
 mod feed;
 mod migrate;
 mod outbox;
+mod registrations;
 mod retention;
 pub mod secrets;
 
@@ -34,6 +35,7 @@ pub use config::*;
 pub use credit::{LedgerEntry, LedgerKind};
 pub use feed::{EventFeed, LocalEventFeed, OutboxEvent};
 pub use outbox::*;
+pub use registrations::SipRegistration;
 pub use secrets::{md5_hex, PasswordHashCost, PasswordHashing, Sealer, SecretKey};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

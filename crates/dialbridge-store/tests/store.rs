@@ -526,6 +526,49 @@ async fn exercise_credit(store: &Store) {
     assert_eq!(ledger[0].balance_after, e.balance);
 }
 
+/// Registrations kept across restarts: an AOR's set replaced as a whole, only live ones read
+/// back, expired ones swept.
+async fn exercise_registrations(store: &Store) {
+    let binding = |contact: &str, expires_at: i64, over_tcp: bool| SipRegistration {
+        aor: "3000001-801".into(),
+        contact: contact.into(),
+        expires_at,
+        source: "127.0.0.1:5070".parse().unwrap(),
+        over_tcp,
+        call_id: "c1".into(),
+        cseq: 2,
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.replace_sip_registrations(
+        "3000001-801",
+        &[
+            binding("sip:801@127.0.0.1:5070", 2_000, false),
+            binding("sip:801@h;transport=tcp", 1_000, true),
+        ],
+    )
+    .await
+    .unwrap();
+    let other = SipRegistration {
+        aor: "3000001-802".into(),
+        ..binding("sip:802@127.0.0.1:5080", 3_000, false)
+    };
+    tx.replace_sip_registrations("3000001-802", std::slice::from_ref(&other))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.live_sip_registrations(1_500).await.unwrap(),
+        vec![binding("sip:801@127.0.0.1:5070", 2_000, false), other.clone()]
+    );
+    // The phone unregistered.
+    tx.replace_sip_registrations("3000001-801", &[]).await.unwrap();
+    assert_eq!(tx.live_sip_registrations(0).await.unwrap(), vec![other]);
+    assert_eq!(tx.sweep_sip_registrations(3_000).await.unwrap(), 1);
+    assert!(tx.live_sip_registrations(0).await.unwrap().is_empty());
+    tx.commit().await.unwrap();
+}
+
 #[tokio::test]
 async fn sqlite_configuration_round_trip() {
     let dir = tempfile::tempdir().unwrap();
@@ -535,6 +578,7 @@ async fn sqlite_configuration_round_trip() {
     exercise_configuration(&store).await;
     exercise_calls(&store).await;
     exercise_credit(&store).await;
+    exercise_registrations(&store).await;
     store.close().await;
 
     // Reopening migrates nothing twice and keeps the data; sequences continue.
@@ -649,6 +693,7 @@ async fn postgres_runs_the_same_migrations_and_operations() {
     exercise_configuration(&store).await;
     exercise_calls(&store).await;
     exercise_credit(&store).await;
+    exercise_registrations(&store).await;
 }
 
 /// Two processes on one SQLite file (the server and an operator's `dialbridge admin`): a

@@ -109,6 +109,16 @@ impl Server {
             stop,
             background,
         };
+        match running.calls.restore_registrations().await {
+            Ok(0) => {}
+            Ok(restored) => tracing::info!(
+                bindings = restored,
+                "phones' registrations taken back from the last run"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the registrations kept by the last run: phones must register again")
+            }
+        }
         match running.calls.recover().await {
             Ok(0) => {}
             Ok(recovered) => tracing::warn!(calls = recovered, "closed calls left running by the previous run"),
