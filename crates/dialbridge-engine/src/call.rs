@@ -272,6 +272,18 @@ impl CallTask {
     }
 
     /// Turns a leg's SIP event into a call event, taking the media address from its SDP.
+    /// Tells the service how a restarted server would end `leg` now (it keeps it with the
+    /// call): sent before the event's progress, so it is written with it.
+    fn report_ending(&self, leg: CallLeg) {
+        let sip_leg = match leg {
+            CallLeg::Agent => self.agent.as_ref(),
+            CallLeg::Customer => self.customer.as_ref(),
+        };
+        if let Some(ending) = sip_leg.and_then(Leg::ending) {
+            let _ = self.updates.send(CallUpdate::LegEnding { leg, ending });
+        }
+    }
+
     fn leg_event(&mut self, leg: CallLeg, event: LegEvent) -> Option<CallEvent> {
         let media_leg = match leg {
             CallLeg::Agent => MediaLeg::Agent,
@@ -284,6 +296,7 @@ impl CallTask {
                     .and_then(|body| self.take_remote_media(media_leg, body))
                     .is_some();
                 tracing::debug!(?leg, code, early_media, "provisional");
+                self.report_ending(leg);
                 Some(CallEvent::Provisional { leg, early_media })
             }
             LegEvent::Answered { sdp, session_timer } => {
@@ -296,6 +309,7 @@ impl CallTask {
                     Some(_) => {}
                     None => tracing::warn!(?leg, "answer without usable SDP: no media will flow"),
                 }
+                self.report_ending(leg);
                 Some(CallEvent::Answered { leg })
             }
             LegEvent::Failed { code } => Some(CallEvent::Failed { leg, code }),

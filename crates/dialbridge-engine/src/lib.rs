@@ -20,8 +20,8 @@ pub use dialbridge_core::call::{CallRecord, CallTimers, EndReason, Outcome, Phas
 pub use dialbridge_core::trunk_watch::Health;
 pub use dialbridge_media::RelayStats;
 use dialbridge_media::{MediaError, PortPool};
-pub use dialbridge_sip::CarrierTarget;
 use dialbridge_sip::{AccountDirectory, SipStack};
+pub use dialbridge_sip::{CarrierTarget, LegEnding};
 pub use dialbridge_sip::{KeptBinding, RegistrarSettings, SipConfig, SipTransport};
 use tokio::sync::mpsc;
 pub use trunks::{TrunkAccount, TrunkStatus, TrunkWatch};
@@ -115,6 +115,12 @@ pub enum CallUpdate {
     CustomerTrunk {
         trunk: String,
     },
+    /// How a restarted server would end this leg now (a CANCEL while it rings, a BYE once it
+    /// answered), sent before the progress it comes with.
+    LegEnding {
+        leg: dialbridge_core::call::Leg,
+        ending: LegEnding,
+    },
     /// The bridged call's paid minutes run out soon: extend its credit hold and answer with
     /// [`Engine::credit_renewed`], or it ends when they do (asked again every few seconds).
     RenewCredit {
@@ -204,6 +210,12 @@ impl Engine {
     /// how many bindings were taken back.
     pub fn restore_registrations(&self, kept: Vec<(String, Vec<KeptBinding>)>) -> usize {
         self.shared.sip.restore_bindings(kept)
+    }
+
+    /// Sends a kept [`LegEnding`] of a call a previous process left up; the far end's final
+    /// status, `None` when none came within `wait`.
+    pub async fn end_leg(&self, ending: &LegEnding, wait: Duration) -> Result<Option<u16>, EngineError> {
+        Ok(self.shared.sip.end_leg(ending, wait).await?)
     }
 
     /// Whether an extension's phone is registered now.

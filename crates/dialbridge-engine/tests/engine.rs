@@ -165,7 +165,7 @@ async fn follow(mut handle: CallHandle, mut on_progress: impl FnMut(Progress)) -
                 on_progress(p);
                 progress.push(p);
             }
-            CallUpdate::CustomerTrunk { .. } | CallUpdate::RenewCredit { .. } => {}
+            CallUpdate::CustomerTrunk { .. } | CallUpdate::RenewCredit { .. } | CallUpdate::LegEnding { .. } => {}
             CallUpdate::Finished(report) => return (progress, *report),
         }
     }

@@ -87,6 +87,7 @@ impl CallService {
                 }
                 tx.settle_call(context.enterprise.id, &report.unique_id, end.cost)
                     .await?;
+                tx.forget_leg_endings(&report.unique_id).await?;
                 let stored = tx.agent_state(context.agent_id).await?;
                 let next = stored
                     .state

@@ -8,7 +8,7 @@ use std::time::Duration;
 use dialbridge_core::call::{EndReason, Outcome, Phase, Side};
 use dialbridge_core::{Enterprise, Hold, PhoneType};
 use dialbridge_engine::{AgentPhone, CallReport, CallTimers, CallUpdate, PreviewOutcall, Progress};
-use dialbridge_store::{AgentRecord, CdrStart, StoreError};
+use dialbridge_store::{AgentRecord, CdrStart, KeptLegEnding, StoreError};
 use tokio::sync::oneshot;
 
 use crate::close::CallContext;
@@ -248,6 +248,8 @@ impl CallService {
         let mut heartbeat = tokio::time::interval(self.inner.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut bridged = false;
+        // How to end each leg after a crash, written with the progress it comes before.
+        let mut endings: Vec<KeptLegEnding> = Vec::new();
         loop {
             let update = tokio::select! {
                 update = handle.updates.recv() => match update {
@@ -260,11 +262,27 @@ impl CallService {
                 }
             };
             match update {
+                CallUpdate::LegEnding { leg, ending } => {
+                    endings.retain(|kept| kept.leg != leg);
+                    endings.push(KeptLegEnding {
+                        leg,
+                        request: ending.request,
+                        destination: ending.destination,
+                        over_tcp: ending.transport == dialbridge_engine::SipTransport::Tcp,
+                    });
+                }
+                CallUpdate::Progress {
+                    progress: Progress::AgentRinging,
+                    ..
+                } => {
+                    self.keep_endings(&handle.unique_id, std::mem::take(&mut endings)).await;
+                }
                 CallUpdate::Progress {
                     progress: Progress::AgentAnswered,
                     at_ms,
                 } => {
-                    self.mark_progress(&handle.unique_id, Some(at_ms), None).await;
+                    self.mark_progress(&handle.unique_id, Some(at_ms), None, std::mem::take(&mut endings))
+                        .await;
                     self.update_agent(&context, |s, _| Some(s.call_connected(&handle.unique_id)))
                         .await;
                     // Only now: a CRM that calls again right after a sync `res` 0 must find the
@@ -277,17 +295,18 @@ impl CallService {
                     progress: Progress::CustomerRinging,
                     at_ms,
                 } => {
-                    self.push_ringing(&handle.unique_id, &context, at_ms).await;
+                    self.push_ringing(&handle.unique_id, &context, at_ms, std::mem::take(&mut endings))
+                        .await;
                 }
                 CallUpdate::Progress {
                     progress: Progress::CustomerAnswered,
                     at_ms,
                 } => {
-                    self.mark_progress(&handle.unique_id, None, Some(at_ms)).await;
+                    self.mark_progress(&handle.unique_id, None, Some(at_ms), std::mem::take(&mut endings))
+                        .await;
                     bridged = true;
                     heartbeat.reset();
                 }
-                CallUpdate::Progress { .. } => {}
                 CallUpdate::CustomerTrunk { trunk } => self.move_to_trunk(&handle.unique_id, &trunk).await,
                 CallUpdate::RenewCredit { paid_minutes } => self.renew_credit(&handle.unique_id, paid_minutes).await,
                 CallUpdate::Finished(report) => {
@@ -323,8 +342,26 @@ impl CallService {
         }
     }
 
-    /// The customer's phone rings: the ringing push.
-    async fn push_ringing(&self, unique_id: &str, context: &CallContext, at_ms: i64) {
+    /// The agent's phone rings: how to end its leg after a crash (a CANCEL) is kept.
+    async fn keep_endings(&self, unique_id: &str, endings: Vec<KeptLegEnding>) {
+        if endings.is_empty() {
+            return;
+        }
+        let result = async {
+            let mut tx = self.inner.store.begin().await?;
+            for ending in &endings {
+                tx.keep_leg_ending(unique_id, ending).await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(%unique_id, error = %e, "cannot keep how to end the call's legs");
+        }
+    }
+
+    /// The customer's phone rings: the ringing push, and how to end its leg after a crash.
+    async fn push_ringing(&self, unique_id: &str, context: &CallContext, at_ms: i64, endings: Vec<KeptLegEnding>) {
         let zone = context
             .enterprise
             .settings
@@ -333,6 +370,9 @@ impl CallService {
             .unwrap_or(chrono_tz::Asia::Shanghai);
         let result = async {
             let mut tx = self.inner.store.begin().await?;
+            for ending in &endings {
+                tx.keep_leg_ending(unique_id, ending).await?;
+            }
             if let Some(cdr) = tx.cdr(unique_id).await? {
                 let payload = dialbridge_push::fields::ringing(&cdr.start, at_ms, zone);
                 tx.enqueue_push(cdr.start.enterprise_id, "ringing", unique_id, &payload)
@@ -346,7 +386,8 @@ impl CallService {
         }
     }
 
-    /// Records the call's progress; at the bridge, with the bridge push in the same transaction.
+    /// Records the call's progress, with how to end its legs after a crash; at the bridge, with
+    /// the bridge push in the same transaction.
     /// The bridged call is still up: a restart after a crash bills it up to now.
     async fn mark_alive(&self, unique_id: &str) {
         let result = async {
@@ -374,10 +415,19 @@ impl CallService {
         }
     }
 
-    async fn mark_progress(&self, unique_id: &str, agent_answered_at: Option<i64>, bridged_at: Option<i64>) {
+    async fn mark_progress(
+        &self,
+        unique_id: &str,
+        agent_answered_at: Option<i64>,
+        bridged_at: Option<i64>,
+        endings: Vec<KeptLegEnding>,
+    ) {
         let result = async {
             let mut tx = self.inner.store.begin().await?;
             tx.mark_cdr_progress(unique_id, agent_answered_at, bridged_at).await?;
+            for ending in &endings {
+                tx.keep_leg_ending(unique_id, ending).await?;
+            }
             if bridged_at.is_some() {
                 if let Some(cdr) = tx.cdr(unique_id).await? {
                     let payload = dialbridge_push::fields::bridge(&cdr.start);

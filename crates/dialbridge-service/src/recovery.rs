@@ -1,9 +1,17 @@
-//! After a crash: the calls this node left running are closed at start, each with the status
-//! of the phase it reached, `sipCause` 0, billed up to the last moment known (a bridged call's
-//! last heartbeat), and its agent returned to wrap-up or idle.
+//! After a crash: the far ends of the calls this node left running are ended first (a BYE to
+//! every answered leg, a CANCEL to every ringing one, as kept while the call ran), then each
+//! call is closed with the status of the phase it reached, `sipCause` 0, billed up to the last
+//! moment known (a bridged call's last heartbeat), and its agent returned to wrap-up or idle.
+//!
+//! What is not ended: a leg whose INVITE got no answer at all before the crash (no CANCEL can
+//! be built before the answer echoes the INVITE's Via: the far end gives up on its own timer,
+//! 32 s), and a leg whose answer came in the moment between the crash and its progress commit
+//! (the far end ends it when its session timer or media timeout runs out).
+
+use std::time::Duration;
 
 use dialbridge_core::call::{EndReason, Outcome, Phase, Side};
-use dialbridge_engine::CallReport;
+use dialbridge_engine::{CallReport, LegEnding, SipTransport};
 use dialbridge_store::StoreError;
 
 use crate::close::CallContext;
@@ -14,9 +22,20 @@ impl CallService {
     /// reached, `sipCause` 0, billed up to the last moment known, and returns its agent to
     /// wrap-up or idle. Returns how many calls were closed.
     pub async fn recover(&self) -> Result<usize, StoreError> {
-        let open = self.inner.store.begin_read().await?.open_cdrs().await?;
+        let open: Vec<_> = self
+            .inner
+            .store
+            .begin_read()
+            .await?
+            .open_cdrs()
+            .await?
+            .into_iter()
+            .filter(|c| c.start.node == self.inner.node.as_str())
+            .collect();
+        self.end_far_ends(open.iter().map(|c| c.start.unique_id.as_str()))
+            .await?;
         let mut closed = 0;
-        for cdr in open.into_iter().filter(|c| c.start.node == self.inner.node.as_str()) {
+        for cdr in open {
             let mut tx = self.inner.store.begin_read().await?;
             let progress = tx.cdr_progress(&cdr.start.unique_id).await?;
             let (agent_answered_at, bridged_at) = (progress.agent_answered_at, progress.bridged_at);
@@ -76,5 +95,45 @@ impl CallService {
             closed += 1;
         }
         Ok(closed)
+    }
+
+    /// Sends every kept leg ending of these calls at once, each waiting at most a few seconds
+    /// for its answer (a far end that is gone delays the start no longer than that).
+    async fn end_far_ends<'a>(&self, calls: impl Iterator<Item = &'a str>) -> Result<(), StoreError> {
+        const WAIT: Duration = Duration::from_secs(4);
+        let mut sends = tokio::task::JoinSet::new();
+        let mut tx = self.inner.store.begin_read().await?;
+        for unique_id in calls {
+            for kept in tx.leg_endings(unique_id).await? {
+                let engine = self.inner.engine.clone();
+                let unique_id = unique_id.to_owned();
+                let ending = LegEnding {
+                    request: kept.request,
+                    destination: kept.destination,
+                    transport: if kept.over_tcp {
+                        SipTransport::Tcp
+                    } else {
+                        SipTransport::Udp
+                    },
+                };
+                sends.spawn(async move {
+                    let method = ending.request.split_whitespace().next().unwrap_or("").to_owned();
+                    match engine.end_leg(&ending, WAIT).await {
+                        Ok(Some(code)) => {
+                            tracing::info!(%unique_id, leg = ?kept.leg, %method, code, "ended a far end left up by the last run")
+                        }
+                        Ok(None) => {
+                            tracing::warn!(%unique_id, leg = ?kept.leg, %method, "a far end left up by the last run did not answer")
+                        }
+                        Err(e) => {
+                            tracing::warn!(%unique_id, leg = ?kept.leg, %method, error = %e, "cannot end a far end left up by the last run")
+                        }
+                    }
+                });
+            }
+        }
+        drop(tx);
+        while sends.join_next().await.is_some() {}
+        Ok(())
     }
 }

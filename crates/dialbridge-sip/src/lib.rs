@@ -6,6 +6,7 @@
 
 mod client;
 pub mod digest;
+mod ending;
 mod message;
 pub mod registrar;
 pub mod session_timer;
@@ -13,6 +14,7 @@ pub mod stack;
 pub mod unsolicited;
 
 pub use client::{CarrierRegistration, CarrierTarget, RegisterAnswer};
+pub use ending::LegEnding;
 pub use registrar::{RegistrarSettings, SipTransport};
 pub use session_timer::{LegSessionTimer, SessionDue};
 pub use stack::{

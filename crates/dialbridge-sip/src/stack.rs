@@ -471,6 +471,10 @@ impl SipStack {
             call_id
         });
         Ok(Leg {
+            request_uri: spec.request_uri,
+            destination: spec.destination,
+            transport: spec.transport,
+            first_provisional: None,
             guarded_call_id,
             refresh_by_reinvite: Arc::default(),
             answers_in_acks: mpsc::unbounded_channel(),
@@ -662,6 +666,11 @@ fn answer_in_dialog(handle: TransactionHandle, status: StatusCode) {
 /// An outgoing call leg. Dropping it forgets the dialog: hang it up first.
 pub struct Leg {
     shared: Arc<Shared>,
+    request_uri: String,
+    destination: SocketAddr,
+    transport: SipTransport,
+    /// The first provisional answer: what a CANCEL of the INVITE is built from.
+    first_provisional: Option<rsipstack::sip::Response>,
     /// Set when the far end's requests are checked against its addresses.
     guarded_call_id: Option<String>,
     /// Whether session refreshes go by re-INVITE: the far end's answer listed what it allows,
@@ -717,6 +726,9 @@ impl Leg {
                 DialogState::Early(_, response) => {
                     let code = response.status_code.code();
                     if code > 100 {
+                        if self.first_provisional.is_none() {
+                            self.first_provisional = Some(response.clone());
+                        }
                         let sdp = (!response.body.is_empty()).then(|| response.body.clone());
                         return Some(LegEvent::Provisional { code, sdp });
                     }
@@ -799,6 +811,39 @@ impl Leg {
             }
         }
         event
+    }
+
+    /// What ends this leg from a fresh process, as it stands now: a CANCEL of the INVITE once
+    /// a provisional answer came, a BYE once it answered; `None` before any answer (no CANCEL
+    /// can be built before the INVITE's answer echoes its Via) and once it ended.
+    pub fn ending(&self) -> Option<crate::LegEnding> {
+        if self.finished {
+            return None;
+        }
+        let request = if self.confirmed.is_some() {
+            let dialog = self.dialog.snapshot();
+            let target = dialog
+                .remote_contact
+                .as_ref()
+                .and_then(|c| rsipstack::sip::ToTypedHeader::typed(c).ok())
+                .map_or_else(|| dialog.remote_uri.to_string(), |c| c.uri.to_string());
+            let routes: Vec<String> = dialog.route_set.iter().map(ToString::to_string).collect();
+            crate::ending::bye_of(
+                &target,
+                &dialog.from.to_string(),
+                &dialog.to.to_string(),
+                &dialog.id.call_id,
+                dialog.local_cseq,
+                &routes,
+            )
+        } else {
+            crate::ending::cancel_of(&self.request_uri, self.first_provisional.as_ref()?, &[])?
+        };
+        Some(crate::LegEnding {
+            request,
+            destination: self.destination,
+            transport: self.transport,
+        })
     }
 
     /// CANCEL before an answer, BYE after. Not cancel-safe: await it outside `select!`.

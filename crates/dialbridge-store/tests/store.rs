@@ -566,6 +566,32 @@ async fn exercise_registrations(store: &Store) {
     assert_eq!(tx.live_sip_registrations(0).await.unwrap(), vec![other]);
     assert_eq!(tx.sweep_sip_registrations(3_000).await.unwrap(), 1);
     assert!(tx.live_sip_registrations(0).await.unwrap().is_empty());
+
+    // How to end a running call's legs: the agent's CANCEL replaced by its BYE once answered.
+    let ending = |leg, request: &str| KeptLegEnding {
+        leg,
+        request: request.into(),
+        destination: "127.0.0.1:5070".parse().unwrap(),
+        over_tcp: false,
+    };
+    tx.keep_leg_ending("n-1.9", &ending(call::Leg::Agent, "CANCEL …"))
+        .await
+        .unwrap();
+    tx.keep_leg_ending("n-1.9", &ending(call::Leg::Agent, "BYE …"))
+        .await
+        .unwrap();
+    tx.keep_leg_ending("n-1.9", &ending(call::Leg::Customer, "CANCEL …"))
+        .await
+        .unwrap();
+    assert_eq!(
+        tx.leg_endings("n-1.9").await.unwrap(),
+        vec![
+            ending(call::Leg::Agent, "BYE …"),
+            ending(call::Leg::Customer, "CANCEL …")
+        ]
+    );
+    tx.forget_leg_endings("n-1.9").await.unwrap();
+    assert!(tx.leg_endings("n-1.9").await.unwrap().is_empty());
     tx.commit().await.unwrap();
 }
 

@@ -152,3 +152,126 @@ fn a_crash_during_a_burst_of_calls_loses_no_accepted_call() {
         assert!(agent["call"].is_null(), "no agent is left in a call: {agent}");
     }
 }
+
+/// SIGKILLs the server of `w` and starts it again on the same SIP address (as a deployment
+/// does: the far ends' answers to what the restart sends come back to it).
+fn crash_and_restart(w: LegacyWorld) -> (Operator, Server) {
+    let LegacyWorld { op, mut server, .. } = w;
+    let sip = server.sip.clone();
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop(server);
+    let server = serve_with(&op, &[("DIALBRIDGE_SIP_LISTEN", sip.as_str())]);
+    (op, server)
+}
+
+/// Waits until `sipp` logged `line`.
+fn wait_for_log(sipp: &mut dialbridge_testkit::Sipp, line: &str, deadline: Duration) -> bool {
+    let until = Instant::now() + deadline;
+    while Instant::now() < until {
+        if sipp.logs().contains(line) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// The CDR of `unique_id`: exactly one, with `status`; and agent 2000 on no call.
+fn closed_once(op: &Operator, server: &Server, unique_id: &str, status: &str) {
+    let page = json_get(
+        &server.http,
+        &format!(
+            "/interfaceAction/cdrObInterface!listCdrOb.action?{}&uniqueId={unique_id}",
+            admin_auth()
+        ),
+    );
+    let rows = page["msg"]["data"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), 1, "exactly one CDR: {page}");
+    assert_eq!(rows[0]["status"], status, "{}", rows[0]);
+    assert_eq!(rows[0]["sipCause"], "0");
+    let agents = op.json(&["admin", "agent", "list", "--enterprise", "3000001"]);
+    let alice = agents.as_array().unwrap().iter().find(|a| a["cno"] == "2000").unwrap();
+    assert_eq!(alice["call"], Value::Null, "{alice}");
+}
+
+/// How long after a leg's progress the test waits before the kill: the progress (and how to
+/// end the leg) is committed within milliseconds; this is generous on a loaded machine.
+const COMMITTED: Duration = Duration::from_millis(1_500);
+
+#[test]
+fn a_crash_while_the_agents_phone_rings_is_cancelled_by_the_restart() {
+    if dialbridge_testkit::skip_without_sipp() {
+        return;
+    }
+    let w = legacy_world();
+    let (mut phone, _carrier) = phone_and_carrier(&w, &[("mode", "noanswer")], &[]);
+    let reply = outcall(&w.server.http, "customerNumber=13800138000");
+    assert_eq!(reply["res"], "0", "{reply}");
+    let unique_id = reply["uniqueId"].as_str().unwrap().to_owned();
+    assert!(wait_for_log(&mut phone, "INVITE call_id", Duration::from_secs(10)));
+    std::thread::sleep(COMMITTED);
+    let (op, server) = crash_and_restart(w);
+    assert!(
+        wait_for_log(&mut phone, "CANCEL received", Duration::from_secs(15)),
+        "the ringing phone is cancelled: {}",
+        phone.logs()
+    );
+    closed_once(&op, &server, &unique_id, "座席未接听");
+}
+
+#[test]
+fn a_crash_while_the_customers_phone_rings_hangs_up_the_agent_and_cancels_the_customer() {
+    if dialbridge_testkit::skip_without_sipp() {
+        return;
+    }
+    let w = legacy_world();
+    let (mut phone, mut carrier) = phone_and_carrier(&w, &[], &[("mode", "noanswer")]);
+    let reply = outcall(&w.server.http, "customerNumber=13800138000");
+    assert_eq!(reply["res"], "0", "{reply}");
+    let unique_id = reply["uniqueId"].as_str().unwrap().to_owned();
+    assert!(wait_for_log(&mut carrier, "INVITE call_id", Duration::from_secs(10)));
+    std::thread::sleep(COMMITTED);
+    let (op, server) = crash_and_restart(w);
+    assert!(
+        phone.finish(Duration::from_secs(15)),
+        "the agent's phone got its BYE: {}",
+        phone.logs()
+    );
+    assert!(
+        wait_for_log(&mut carrier, "CANCEL received", Duration::from_secs(15)),
+        "the customer's ringing phone is cancelled: {}",
+        carrier.logs()
+    );
+    closed_once(&op, &server, &unique_id, "客户未接听");
+}
+
+#[test]
+fn a_crash_while_bridged_hangs_up_both_far_ends() {
+    if dialbridge_testkit::skip_without_sipp() {
+        return;
+    }
+    let w = legacy_world();
+    let (mut phone, mut carrier) = phone_and_carrier(&w, &[], &[]);
+    let reply = outcall(&w.server.http, "customerNumber=13800138000");
+    assert_eq!(reply["res"], "0", "{reply}");
+    let unique_id = reply["uniqueId"].as_str().unwrap().to_owned();
+    assert!(wait_for_log(
+        &mut carrier,
+        "answer acknowledged",
+        Duration::from_secs(10)
+    ));
+    std::thread::sleep(COMMITTED);
+    let (op, server) = crash_and_restart(w);
+    assert!(
+        phone.finish(Duration::from_secs(15)),
+        "the agent's phone got its BYE: {}",
+        phone.logs()
+    );
+    assert!(
+        carrier.finish(Duration::from_secs(15)),
+        "the carrier got its BYE: {}",
+        carrier.logs()
+    );
+    closed_once(&op, &server, &unique_id, "双方接听");
+}
