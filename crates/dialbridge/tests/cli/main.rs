@@ -517,15 +517,25 @@ fn phone_and_carrier_at(
     phone: &[(&str, &str)],
     carrier: &[(&str, &str)],
 ) -> (dialbridge_testkit::Sipp, dialbridge_testkit::Sipp) {
-    let uas = |port: u16, settings: &[(&str, &str)]| {
-        dialbridge_testkit::SippBuilder::answering("phone_uas.xml", port, 1)
-            .rtp_stream()
-            .settings(settings)
-            .spawn()
-    };
+    let carrier = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", carrier_port, 1)
+        .rtp_stream()
+        .settings(carrier);
+    phone_with_carrier(http, sip, phone, carrier)
+}
+
+/// [`phone_and_carrier_at`] with a carrier of the test's own.
+fn phone_with_carrier(
+    http: &str,
+    sip: &str,
+    phone: &[(&str, &str)],
+    carrier: dialbridge_testkit::SippBuilder,
+) -> (dialbridge_testkit::Sipp, dialbridge_testkit::Sipp) {
     let phone_port = dialbridge_testkit::free_port();
-    let phone = uas(phone_port, phone);
-    let carrier = uas(carrier_port, carrier);
+    let phone = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", phone_port, 1)
+        .rtp_stream()
+        .settings(phone)
+        .spawn();
+    let carrier = carrier.spawn();
     let sip: std::net::SocketAddr = sip.parse().unwrap();
     let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(sip))
         .args([

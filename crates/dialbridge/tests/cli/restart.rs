@@ -275,3 +275,38 @@ fn a_crash_while_bridged_hangs_up_both_far_ends() {
     );
     closed_once(&op, &server, &unique_id, "双方接听");
 }
+
+/// The carrier put the call on hold, resumed it elsewhere and refreshed it (two re-INVITEs and
+/// an UPDATE) before the crash: the BYE kept from the answer still ends the dialog.
+#[test]
+fn a_crash_after_re_invites_hangs_up_both_far_ends() {
+    if dialbridge_testkit::skip_without_sipp() {
+        return;
+    }
+    let w = legacy_world();
+    let carrier = dialbridge_testkit::SippBuilder::answering("reinvite_uas.xml", w.carrier_port, 1)
+        .set("port_a", dialbridge_testkit::free_port())
+        .set("port_b", dialbridge_testkit::free_port());
+    let (mut phone, mut carrier) = phone_with_carrier(&w.server.http, &w.server.sip, &[], carrier);
+    let reply = outcall(&w.server.http, "customerNumber=13800138000");
+    assert_eq!(reply["res"], "0", "{reply}");
+    let unique_id = reply["uniqueId"].as_str().unwrap().to_owned();
+    assert!(
+        wait_for_log(&mut carrier, "refreshed", Duration::from_secs(15)),
+        "{}",
+        carrier.logs()
+    );
+    std::thread::sleep(COMMITTED);
+    let (op, server) = crash_and_restart(w);
+    assert!(
+        phone.finish(Duration::from_secs(15)),
+        "the agent's phone got its BYE: {}",
+        phone.logs()
+    );
+    assert!(
+        carrier.finish(Duration::from_secs(15)),
+        "the carrier got its BYE: {}",
+        carrier.logs()
+    );
+    closed_once(&op, &server, &unique_id, "双方接听");
+}
