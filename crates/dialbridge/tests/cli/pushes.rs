@@ -110,7 +110,7 @@ fn receiver_on(listener: TcpListener, failures: &[(&str, u32)]) -> Receiver {
 }
 
 impl Receiver {
-    fn delivered(&self, path: &str) -> Vec<Received> {
+    pub(crate) fn delivered(&self, path: &str) -> Vec<Received> {
         self.log
             .lock()
             .unwrap()

@@ -252,6 +252,20 @@ fn a_crash_while_bridged_hangs_up_both_far_ends() {
         return;
     }
     let w = legacy_world();
+    let crm = super::pushes::receiver(&[]);
+    w.op.ok(&[
+        "admin",
+        "push-target",
+        "set",
+        "--enterprise",
+        "3000001",
+        "--name",
+        "crm",
+        "--type",
+        "hangup",
+        "--url",
+        &format!("http://{}/hangup", crm.address),
+    ]);
     let (mut phone, mut carrier) = phone_and_carrier(&w, &[], &[]);
     let reply = outcall(&w.server.http, "customerNumber=13800138000");
     assert_eq!(reply["res"], "0", "{reply}");
@@ -274,6 +288,11 @@ fn a_crash_while_bridged_hangs_up_both_far_ends() {
         carrier.logs()
     );
     closed_once(&op, &server, &unique_id, "双方接听");
+    let pushed = crm.wait_for("/hangup", Duration::from_secs(10));
+    assert!(pushed.body.contains(&unique_id), "{}", pushed.body);
+    // A second delivery would come at once (nothing failed): none does.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(crm.delivered("/hangup").len(), 1, "the hang-up is pushed once");
 }
 
 /// The carrier put the call on hold, resumed it elsewhere and refreshed it (two re-INVITEs and
@@ -297,6 +316,38 @@ fn a_crash_after_re_invites_hangs_up_both_far_ends() {
         carrier.logs()
     );
     std::thread::sleep(COMMITTED);
+    let (op, server) = crash_and_restart(w);
+    assert!(
+        phone.finish(Duration::from_secs(15)),
+        "the agent's phone got its BYE: {}",
+        phone.logs()
+    );
+    assert!(
+        carrier.finish(Duration::from_secs(15)),
+        "the carrier got its BYE: {}",
+        carrier.logs()
+    );
+    closed_once(&op, &server, &unique_id, "双方接听");
+}
+
+/// The crash comes while a session refresh of ours (a re-INVITE) is unanswered: the BYE kept
+/// from the answer is numbered above it, and ends the carrier's dialog.
+#[test]
+fn a_crash_during_a_re_invite_hangs_up_both_far_ends() {
+    if dialbridge_testkit::skip_without_sipp() {
+        return;
+    }
+    let w = legacy_world();
+    let carrier = dialbridge_testkit::SippBuilder::answering("refresh_unanswered_uas.xml", w.carrier_port, 1);
+    let (mut phone, mut carrier) = phone_with_carrier(&w.server.http, &w.server.sip, &[], carrier);
+    let reply = outcall(&w.server.http, "customerNumber=13800138000");
+    assert_eq!(reply["res"], "0", "{reply}");
+    let unique_id = reply["uniqueId"].as_str().unwrap().to_owned();
+    assert!(
+        wait_for_log(&mut carrier, "refresh received", Duration::from_secs(15)),
+        "{}",
+        carrier.logs()
+    );
     let (op, server) = crash_and_restart(w);
     assert!(
         phone.finish(Duration::from_secs(15)),
