@@ -1037,7 +1037,7 @@ async fn shutdown_hangs_up_live_calls_after_the_grace_period() {
                 progress: Progress::CustomerAnswered,
                 ..
             }) => break,
-            Some(CallUpdate::Progress { .. }) => {}
+            Some(CallUpdate::Progress { .. } | CallUpdate::LegEnding { .. }) => {}
             other => panic!("the call should be bridged: {other:?}"),
         }
     }
@@ -1434,7 +1434,7 @@ async fn with_a_fallback_trunk(first: &[(&str, &str)]) -> (CallReport, usize, us
         match tokio::time::timeout(Duration::from_secs(30), handle.updates.recv()).await {
             Ok(Some(CallUpdate::CustomerTrunk { trunk })) => moved_to.push(trunk),
             Ok(Some(CallUpdate::Finished(report))) => break *report,
-            Ok(Some(CallUpdate::Progress { .. })) => {}
+            Ok(Some(CallUpdate::Progress { .. } | CallUpdate::LegEnding { .. })) => {}
             other => panic!("the call did not end: {other:?}"),
         }
     };
