@@ -154,7 +154,7 @@ fn race_for_two_minutes(op: Operator) {
         assert_eq!(cdr["end_reason"], "BalanceExhausted", "{cdr}");
         assert_eq!(cdr["status"], 28, "{cdr}");
         let bridged = cdr["bridge_seconds"].as_u64().unwrap();
-        assert!((59..=61).contains(&bridged), "cut when its minute ran out: {cdr}");
+        assert!((60..=62).contains(&bridged), "cut when its minute ran out: {cdr}");
         assert_eq!(cdr["cost"], "0.1200", "{cdr}");
         costs.push((unique_id.clone(), "-0.1200".to_owned()));
     }
@@ -252,7 +252,7 @@ fn a_call_is_extended_then_cut_when_the_credit_limit_is_reached() {
     assert_eq!(cdr["end_reason"], "BalanceExhausted", "{cdr}");
     let bridged = cdr["bridge_seconds"].as_u64().unwrap();
     assert!(
-        (119..=121).contains(&bridged),
+        (120..=122).contains(&bridged),
         "cut when its second minute ran out: {cdr}"
     );
     assert_eq!(cdr["cost"], "0.2400", "{cdr}");
