@@ -520,21 +520,24 @@ fn phone_and_carrier_at(
     let carrier = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", carrier_port, 1)
         .rtp_stream()
         .settings(carrier);
+    let phone = |port| {
+        dialbridge_testkit::SippBuilder::answering("phone_uas.xml", port, 1)
+            .rtp_stream()
+            .settings(phone)
+    };
     phone_with_carrier(http, sip, phone, carrier)
 }
 
-/// [`phone_and_carrier_at`] with a carrier of the test's own.
+/// [`phone_and_carrier_at`] with a phone (given the port it answers on) and a carrier of the
+/// test's own.
 fn phone_with_carrier(
     http: &str,
     sip: &str,
-    phone: &[(&str, &str)],
+    phone: impl FnOnce(u16) -> dialbridge_testkit::SippBuilder,
     carrier: dialbridge_testkit::SippBuilder,
 ) -> (dialbridge_testkit::Sipp, dialbridge_testkit::Sipp) {
     let phone_port = dialbridge_testkit::free_port();
-    let phone = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", phone_port, 1)
-        .rtp_stream()
-        .settings(phone)
-        .spawn();
+    let phone = phone(phone_port).spawn();
     let carrier = carrier.spawn();
     let sip: std::net::SocketAddr = sip.parse().unwrap();
     let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(sip))

@@ -195,6 +195,17 @@ fn closed_once(op: &Operator, server: &Server, unique_id: &str, status: &str) {
     assert_eq!(alice["call"], Value::Null, "{alice}");
 }
 
+/// A phone that answers and waits for the BYE (`phone_uas.xml`'s default).
+fn answering_phone(port: u16) -> dialbridge_testkit::SippBuilder {
+    dialbridge_testkit::SippBuilder::answering("phone_uas.xml", port, 1).rtp_stream()
+}
+
+/// A phone or carrier that rings and requires a CANCEL within 30 s (`cancel_required_uas.xml`):
+/// its exit code says whether one came.
+fn ringing_until_cancelled(port: u16) -> dialbridge_testkit::SippBuilder {
+    dialbridge_testkit::SippBuilder::answering("cancel_required_uas.xml", port, 1)
+}
+
 /// How long after a leg's progress the test waits before the kill: the progress (and how to
 /// end the leg) is committed within milliseconds; this is generous on a loaded machine.
 const COMMITTED: Duration = Duration::from_millis(1_500);
@@ -205,7 +216,8 @@ fn a_crash_while_the_agents_phone_rings_is_cancelled_by_the_restart() {
         return;
     }
     let w = legacy_world();
-    let (mut phone, _carrier) = phone_and_carrier(&w, &[("mode", "noanswer")], &[]);
+    let carrier = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", w.carrier_port, 1);
+    let (mut phone, _carrier) = phone_with_carrier(&w.server.http, &w.server.sip, ringing_until_cancelled, carrier);
     let reply = outcall(&w.server.http, "customerNumber=13800138000");
     assert_eq!(reply["res"], "0", "{reply}");
     let unique_id = reply["uniqueId"].as_str().unwrap().to_owned();
@@ -213,7 +225,7 @@ fn a_crash_while_the_agents_phone_rings_is_cancelled_by_the_restart() {
     std::thread::sleep(COMMITTED);
     let (op, server) = crash_and_restart(w);
     assert!(
-        wait_for_log(&mut phone, "CANCEL received", Duration::from_secs(15)),
+        phone.finish(Duration::from_secs(30)),
         "the ringing phone is cancelled: {}",
         phone.logs()
     );
@@ -226,7 +238,8 @@ fn a_crash_while_the_customers_phone_rings_hangs_up_the_agent_and_cancels_the_cu
         return;
     }
     let w = legacy_world();
-    let (mut phone, mut carrier) = phone_and_carrier(&w, &[], &[("mode", "noanswer")]);
+    let carrier = ringing_until_cancelled(w.carrier_port);
+    let (mut phone, mut carrier) = phone_with_carrier(&w.server.http, &w.server.sip, answering_phone, carrier);
     let reply = outcall(&w.server.http, "customerNumber=13800138000");
     assert_eq!(reply["res"], "0", "{reply}");
     let unique_id = reply["uniqueId"].as_str().unwrap().to_owned();
@@ -239,7 +252,7 @@ fn a_crash_while_the_customers_phone_rings_hangs_up_the_agent_and_cancels_the_cu
         phone.logs()
     );
     assert!(
-        wait_for_log(&mut carrier, "CANCEL received", Duration::from_secs(15)),
+        carrier.finish(Duration::from_secs(30)),
         "the customer's ringing phone is cancelled: {}",
         carrier.logs()
     );
@@ -306,7 +319,7 @@ fn a_crash_after_re_invites_hangs_up_both_far_ends() {
     let carrier = dialbridge_testkit::SippBuilder::answering("reinvite_uas.xml", w.carrier_port, 1)
         .set("port_a", dialbridge_testkit::free_port())
         .set("port_b", dialbridge_testkit::free_port());
-    let (mut phone, mut carrier) = phone_with_carrier(&w.server.http, &w.server.sip, &[], carrier);
+    let (mut phone, mut carrier) = phone_with_carrier(&w.server.http, &w.server.sip, answering_phone, carrier);
     let reply = outcall(&w.server.http, "customerNumber=13800138000");
     assert_eq!(reply["res"], "0", "{reply}");
     let unique_id = reply["uniqueId"].as_str().unwrap().to_owned();
@@ -339,7 +352,7 @@ fn a_crash_during_a_re_invite_hangs_up_both_far_ends() {
     }
     let w = legacy_world();
     let carrier = dialbridge_testkit::SippBuilder::answering("refresh_unanswered_uas.xml", w.carrier_port, 1);
-    let (mut phone, mut carrier) = phone_with_carrier(&w.server.http, &w.server.sip, &[], carrier);
+    let (mut phone, mut carrier) = phone_with_carrier(&w.server.http, &w.server.sip, answering_phone, carrier);
     let reply = outcall(&w.server.http, "customerNumber=13800138000");
     assert_eq!(reply["res"], "0", "{reply}");
     let unique_id = reply["uniqueId"].as_str().unwrap().to_owned();
