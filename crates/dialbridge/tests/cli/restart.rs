@@ -177,8 +177,9 @@ fn wait_for_log(sipp: &mut dialbridge_testkit::Sipp, line: &str, deadline: Durat
     false
 }
 
-/// The CDR of `unique_id`: exactly one, with `status`; and agent 2000 on no call.
-fn closed_once(op: &Operator, server: &Server, unique_id: &str, status: &str) {
+/// The CDR of `unique_id`: exactly one, with `status`; the balance (100 before the call) is
+/// `balance`: charged once; and agent 2000 on no call.
+fn closed_once(op: &Operator, server: &Server, unique_id: &str, status: &str, balance: &str) {
     let page = json_get(
         &server.http,
         &format!(
@@ -190,6 +191,9 @@ fn closed_once(op: &Operator, server: &Server, unique_id: &str, status: &str) {
     assert_eq!(rows.len(), 1, "exactly one CDR: {page}");
     assert_eq!(rows[0]["status"], status, "{}", rows[0]);
     assert_eq!(rows[0]["sipCause"], "0");
+    let money = &op.json(&["admin", "balance", "show", "--enterprise", "3000001"])[0];
+    assert_eq!(money["balance"], balance, "{money}");
+    assert_eq!(money["held"], "0.0000", "{money}");
     let agents = op.json(&["admin", "agent", "list", "--enterprise", "3000001"]);
     let alice = agents.as_array().unwrap().iter().find(|a| a["cno"] == "2000").unwrap();
     assert_eq!(alice["call"], Value::Null, "{alice}");
@@ -229,7 +233,7 @@ fn a_crash_while_the_agents_phone_rings_is_cancelled_by_the_restart() {
         "the ringing phone is cancelled: {}",
         phone.logs()
     );
-    closed_once(&op, &server, &unique_id, "座席未接听");
+    closed_once(&op, &server, &unique_id, "座席未接听", "100.0000");
 }
 
 #[test]
@@ -256,7 +260,7 @@ fn a_crash_while_the_customers_phone_rings_hangs_up_the_agent_and_cancels_the_cu
         "the customer's ringing phone is cancelled: {}",
         carrier.logs()
     );
-    closed_once(&op, &server, &unique_id, "客户未接听");
+    closed_once(&op, &server, &unique_id, "客户未接听", "100.0000");
 }
 
 #[test]
@@ -300,7 +304,7 @@ fn a_crash_while_bridged_hangs_up_both_far_ends() {
         "the carrier got its BYE: {}",
         carrier.logs()
     );
-    closed_once(&op, &server, &unique_id, "双方接听");
+    closed_once(&op, &server, &unique_id, "双方接听", "99.8800");
     let pushed = crm.wait_for("/hangup", Duration::from_secs(10));
     assert!(pushed.body.contains(&unique_id), "{}", pushed.body);
     // A second delivery would come at once (nothing failed): none does.
@@ -340,7 +344,7 @@ fn a_crash_after_re_invites_hangs_up_both_far_ends() {
         "the carrier got its BYE: {}",
         carrier.logs()
     );
-    closed_once(&op, &server, &unique_id, "双方接听");
+    closed_once(&op, &server, &unique_id, "双方接听", "99.8800");
 }
 
 /// The crash comes while a session refresh of ours (a re-INVITE) is unanswered: the BYE kept
@@ -372,5 +376,5 @@ fn a_crash_during_a_re_invite_hangs_up_both_far_ends() {
         "the carrier got its BYE: {}",
         carrier.logs()
     );
-    closed_once(&op, &server, &unique_id, "双方接听");
+    closed_once(&op, &server, &unique_id, "双方接听", "99.8800");
 }
