@@ -46,7 +46,7 @@ impl CarrierTarget {
 }
 
 /// The final status code of a request, or `None` when none came within `wait`.
-async fn final_status(mut tx: Transaction, wait: Duration) -> Result<Option<u16>, SipError> {
+pub(crate) async fn final_status(mut tx: Transaction, wait: Duration) -> Result<Option<u16>, SipError> {
     tx.send().await?;
     let answer = async {
         while let Some(message) = tx.receive().await {

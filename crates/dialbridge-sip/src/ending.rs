@@ -108,19 +108,7 @@ impl SipStack {
         let key = TransactionKey::from_request(&request, TransactionRole::Client)?;
         let mut tx = Transaction::new_client(key, request, endpoint, None);
         tx.destination = Some(destination);
-        tx.send().await?;
-        let answer = async {
-            while let Some(message) = tx.receive().await {
-                if let SipMessage::Response(response) = message {
-                    let code = u16::from(response.status_code.clone());
-                    if code >= 200 {
-                        return Some(code);
-                    }
-                }
-            }
-            None
-        };
-        Ok(tokio::time::timeout(wait, answer).await.ok().flatten())
+        crate::client::final_status(tx, wait).await
     }
 }
 
