@@ -193,6 +193,12 @@ pub const DEFAULT_WRAPUP_SECS: u32 = 10;
 pub const MAX_WRAPUP_SECS: u32 = 3600;
 /// A day: the longest cap on a call's length an operator can set.
 pub const MAX_CALL_MINUTES: u32 = 1440;
+/// The largest sum of money an operator can set or move at once (a credit limit, a top-up): a
+/// billion units, far above any real account and far below where sums of balances, limits and
+/// holds could overflow the store's 64-bit integers.
+pub const MAX_AMOUNT: Money = Money::from_ten_thousandths(1_000_000_000 * 10_000);
+/// The highest rate per minute an operator can set (so a day of holds stays far from overflow).
+pub const MAX_RATE_PER_MINUTE: Money = Money::from_ten_thousandths(10_000 * 10_000);
 
 impl EnterpriseSettings {
     /// The settings of a new enterprise that only has a name.
@@ -220,11 +226,17 @@ impl EnterpriseSettings {
     pub fn validate(&self) -> Result<(), ValidationError> {
         validate_name("name", &self.name)?;
         validate_time_zone(&self.time_zone)?;
-        if self.rate_per_minute < Money::ZERO {
-            return Err(ValidationError::new("rate_per_minute", "must not be negative"));
+        if self.rate_per_minute < Money::ZERO || self.rate_per_minute > MAX_RATE_PER_MINUTE {
+            return Err(ValidationError::new(
+                "rate_per_minute",
+                format!("must be between 0 and {MAX_RATE_PER_MINUTE}"),
+            ));
         }
-        if self.credit_limit < Money::ZERO {
-            return Err(ValidationError::new("credit_limit", "must not be negative"));
+        if self.credit_limit < Money::ZERO || self.credit_limit > MAX_AMOUNT {
+            return Err(ValidationError::new(
+                "credit_limit",
+                format!("must be between 0 and {MAX_AMOUNT}"),
+            ));
         }
         if let Some(minutes) = self.max_call_minutes {
             in_range("max_call_minutes", minutes, 1, MAX_CALL_MINUTES)?;

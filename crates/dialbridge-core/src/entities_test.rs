@@ -4,6 +4,12 @@ use super::*;
 fn enterprise_defaults_are_valid() {
     let s = EnterpriseSettings::new("Acme");
     assert_eq!(s.validate(), Ok(()));
+    let most = EnterpriseSettings {
+        rate_per_minute: MAX_RATE_PER_MINUTE,
+        credit_limit: MAX_AMOUNT,
+        ..s.clone()
+    };
+    assert_eq!(most.validate(), Ok(()));
     assert_eq!(s.time_zone, "Asia/Shanghai");
     assert_eq!(s.agent_ring_timeout_secs, 30);
     assert!(!s.sync_default);
@@ -37,6 +43,20 @@ fn enterprise_rules_name_the_field() {
         (
             EnterpriseSettings {
                 credit_limit: Money::from_ten_thousandths(-1),
+                ..base.clone()
+            },
+            "credit_limit",
+        ),
+        (
+            EnterpriseSettings {
+                rate_per_minute: MAX_RATE_PER_MINUTE.saturating_add(Money::from_ten_thousandths(1)),
+                ..base.clone()
+            },
+            "rate_per_minute",
+        ),
+        (
+            EnterpriseSettings {
+                credit_limit: MAX_AMOUNT.saturating_add(Money::from_ten_thousandths(1)),
                 ..base.clone()
             },
             "credit_limit",

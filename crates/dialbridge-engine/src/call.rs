@@ -271,7 +271,6 @@ impl CallTask {
         }
     }
 
-    /// Turns a leg's SIP event into a call event, taking the media address from its SDP.
     /// Tells the service how a restarted server would end `leg` now (it keeps it with the
     /// call): sent before the event's progress, so it is written with it.
     fn report_ending(&self, leg: CallLeg) {
@@ -284,6 +283,7 @@ impl CallTask {
         }
     }
 
+    /// Turns a leg's SIP event into a call event, taking the media address from its SDP.
     fn leg_event(&mut self, leg: CallLeg, event: LegEvent) -> Option<CallEvent> {
         let media_leg = match leg {
             CallLeg::Agent => MediaLeg::Agent,

@@ -77,15 +77,15 @@ impl CallService {
             let mut written = None;
             let result: Result<bool, StoreError> = async {
                 let mut tx = self.inner.store.begin().await?;
-                let hold = tx.hold(&report.unique_id).await?;
-                let end = cdr_end(report, context.enterprise.settings.rate_per_minute, hold);
+                let hold = tx.release_hold(&report.unique_id).await?;
+                let end = cdr_end(report, hold);
                 if !tx.finish_cdr(&report.unique_id, &end).await? {
                     return Ok(true);
                 }
                 if let Some(trunk) = report.customer_trunk.as_ref().filter(|t| **t != context.trunk_name) {
                     tx.set_cdr_trunk(&report.unique_id, trunk).await?;
                 }
-                tx.settle_call(context.enterprise.id, &report.unique_id, end.cost)
+                tx.settle_call(context.enterprise.id, &report.unique_id, hold, end.cost)
                     .await?;
                 tx.forget_leg_endings(&report.unique_id).await?;
                 let stored = tx.agent_state(context.agent_id).await?;
@@ -164,19 +164,16 @@ pub fn sip_cause(outcome: &Outcome) -> u16 {
     })
 }
 
-/// The CDR's end; its cost is the settlement of the call's credit hold, or every started minute
-/// at `rate` for a call that held none (a free one, or one accepted before holds existed).
-fn cdr_end(report: &CallReport, rate: Money, hold: Option<Hold>) -> CdrEnd {
+/// The CDR's end; its cost is the settlement of the call's credit hold. A call that held none
+/// costs nothing: it was free when it was accepted, whatever the rate is now.
+fn cdr_end(report: &CallReport, hold: Option<Hold>) -> CdrEnd {
     let r = &report.record;
     let ended_at = r.ended_at.unwrap_or_else(now_ms);
     // A bridged call has started its first minute, however short (or unknown, after a crash).
     let bridge_seconds = r.bridged_at.map_or(0, |b| {
         u64::try_from((ended_at - b).max(0)).unwrap_or(0).div_ceil(1000).max(1)
     });
-    let cost = match hold {
-        Some(hold) => hold.settle(bridge_seconds),
-        None => Money::charge_per_started_minute(rate, bridge_seconds).unwrap_or(Money::ZERO),
-    };
+    let cost = hold.map_or(Money::ZERO, |hold| hold.settle(bridge_seconds));
     CdrEnd {
         agent_ringing_at: r.agent_ringing_at,
         agent_answered_at: r.agent_answered_at,

@@ -80,14 +80,14 @@ fn bridged_time_is_billed_per_started_minute() {
         customer_trunk: None,
     };
     let rate: Money = "0.12".parse().unwrap();
-    let end = cdr_end(&report, rate, None);
-    assert_eq!(end.bridge_seconds, 62);
-    assert_eq!(end.cost, "0.24".parse().unwrap());
-    assert_eq!(end.status, 28);
     // A call holding three minutes is charged the two it used...
-    let end = cdr_end(&report, rate, Some(Hold { rate, minutes: 3 }));
+    let end = cdr_end(&report, Some(Hold { rate, minutes: 3 }));
+    assert_eq!((end.bridge_seconds, end.status), (62, 28));
     assert_eq!(end.cost, "0.24".parse().unwrap());
-    // ...and one cut at the end of the one minute it held, its BYE a moment late, that one.
-    let end = cdr_end(&report, rate, Some(Hold { rate, minutes: 1 }));
+    // ...one cut at the end of the one minute it held, its BYE a moment late, that one...
+    let end = cdr_end(&report, Some(Hold { rate, minutes: 1 }));
     assert_eq!((end.bridge_seconds, end.cost), (62, rate));
+    // ...and one that held nothing (free when accepted), nothing.
+    let end = cdr_end(&report, None);
+    assert_eq!((end.bridge_seconds, end.cost), (62, Money::ZERO));
 }

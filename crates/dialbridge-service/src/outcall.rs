@@ -8,7 +8,7 @@ use std::time::Duration;
 use dialbridge_core::call::{EndReason, Outcome, Phase, Side};
 use dialbridge_core::{Enterprise, Hold, PhoneType};
 use dialbridge_engine::{AgentPhone, CallReport, CallTimers, CallUpdate, PreviewOutcall, Progress};
-use dialbridge_store::{AgentRecord, CdrStart, KeptLegEnding, StoreError};
+use dialbridge_store::{AgentRecord, CdrStart, Extension, KeptLegEnding, StoreError};
 use tokio::sync::oneshot;
 
 use crate::close::CallContext;
@@ -55,13 +55,16 @@ impl CallService {
         tx.lock_for_admission(counts_enterprise.then_some(configured.enterprise.id), &counted_trunks)
             .await?;
         let now = now_ms();
-        // Money is not configuration: the balance and holds as this transaction sees them.
-        let (balance, held) = tx.money(configured.enterprise.id).await?.ok_or(Refusal::Internal)?;
-        let enterprise = &Enterprise {
-            balance,
-            held,
+        // Money is not configuration: the balance, credit limit and holds as this transaction
+        // sees them.
+        let credit = tx.money(configured.enterprise.id).await?.ok_or(Refusal::Internal)?;
+        let mut enterprise = Enterprise {
+            balance: credit.balance,
+            held: credit.held,
             ..configured.enterprise.clone()
         };
+        enterprise.settings.credit_limit = credit.credit_limit;
+        let enterprise = &enterprise;
         let caller_ids = &configured.caller_ids;
         let blacklist = &configured.blacklist;
         let calls_to_number = match (s.number_limit, policy::customer_number(&request)) {
@@ -325,18 +328,27 @@ impl CallService {
     async fn renew_credit(&self, unique_id: &str, paid_minutes: u32) {
         let result = async {
             let mut tx = self.inner.store.begin().await?;
-            let hold = tx.extend_hold(unique_id, paid_minutes).await?;
-            tx.commit().await?;
-            Ok::<_, StoreError>(hold)
+            let extension = tx.extend_hold(unique_id, paid_minutes).await?;
+            // Only an extension is committed; every other answer changed nothing.
+            if let Extension::Extended(_) = extension {
+                tx.commit().await?;
+            }
+            Ok::<_, StoreError>(extension)
         }
         .await;
         match result {
-            Ok(Some(hold)) if hold.minutes > paid_minutes => {
+            Ok(Extension::Extended(hold) | Extension::AlreadyExtended(hold)) if hold.minutes > paid_minutes => {
                 tracing::debug!(%unique_id, minutes = hold.minutes, "credit hold extended");
                 self.inner.engine.credit_renewed(unique_id, hold.minutes);
             }
-            Ok(_) => {
+            Ok(Extension::Refused(_)) => {
                 tracing::info!(%unique_id, paid_minutes, "the available credit does not pay another minute: the call ends when its paid time does unless credit is added");
+            }
+            Ok(Extension::Extended(hold) | Extension::AlreadyExtended(hold)) => {
+                tracing::warn!(%unique_id, paid_minutes, held_minutes = hold.minutes, "a renewal for fewer minutes than the call holds: ignored");
+            }
+            Ok(Extension::NotHeld) => {
+                tracing::warn!(%unique_id, paid_minutes, "a renewal for a call that holds no credit: ignored");
             }
             Err(e) => tracing::warn!(%unique_id, error = %e, "cannot extend the call's credit hold; asking again"),
         }
@@ -386,8 +398,6 @@ impl CallService {
         }
     }
 
-    /// Records the call's progress, with how to end its legs after a crash; at the bridge, with
-    /// the bridge push in the same transaction.
     /// The bridged call is still up: a restart after a crash bills it up to now.
     async fn mark_alive(&self, unique_id: &str) {
         let result = async {
@@ -415,6 +425,8 @@ impl CallService {
         }
     }
 
+    /// Records the call's progress, with how to end its legs after a crash; at the bridge, with
+    /// the bridge push in the same transaction.
     async fn mark_progress(
         &self,
         unique_id: &str,

@@ -2,6 +2,8 @@
 //! every answered leg, a CANCEL to every ringing one, as kept while the call ran), then each
 //! call is closed with the status of the phase it reached, `sipCause` 0, billed up to the last
 //! moment known (a bridged call's last heartbeat), and its agent returned to wrap-up or idle.
+//! Each enterprise's `held` is then checked against the holds of the calls still running (on
+//! other nodes) and rebuilt from them if it drifted.
 //!
 //! What is not ended: a leg whose INVITE got no answer at all before the crash (no CANCEL can
 //! be built before the answer echoes the INVITE's Via: the far end gives up on its own timer,
@@ -93,6 +95,12 @@ impl CallService {
             tracing::warn!(unique_id = %cdr.start.unique_id, ?phase, "closing a call left running by a restart");
             self.close(&context, &report).await;
             closed += 1;
+        }
+        let mut tx = self.inner.store.begin().await?;
+        let corrected = tx.reconcile_held().await?;
+        tx.commit().await?;
+        if !corrected.is_empty() {
+            tracing::warn!(enterprises = ?corrected, "the credit held by running calls had drifted from their holds: rebuilt from them");
         }
         Ok(closed)
     }

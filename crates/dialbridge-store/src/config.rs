@@ -265,14 +265,19 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The enterprise's balance and what its running calls hold, now (configuration caches
-    /// hold everything else of it).
-    pub async fn money(&mut self, id: EnterpriseId) -> Result<Option<(Money, Money)>, StoreError> {
-        let row: Option<(i64, i64)> = query_as("SELECT balance, held FROM enterprises WHERE id = $1")
-            .bind(id.get())
-            .fetch_optional(&mut self.conn)
-            .await?;
-        Ok(row.map(|(balance, held)| (Money::from_ten_thousandths(balance), Money::from_ten_thousandths(held))))
+    /// The enterprise's money now: balance, credit limit and what its running calls hold
+    /// (configuration caches hold everything else of it).
+    pub async fn money(&mut self, id: EnterpriseId) -> Result<Option<dialbridge_core::Credit>, StoreError> {
+        let row: Option<(i64, i64, i64)> =
+            query_as("SELECT balance, credit_limit, held FROM enterprises WHERE id = $1")
+                .bind(id.get())
+                .fetch_optional(&mut self.conn)
+                .await?;
+        Ok(row.map(|(balance, credit_limit, held)| dialbridge_core::Credit {
+            balance: Money::from_ten_thousandths(balance),
+            credit_limit: Money::from_ten_thousandths(credit_limit),
+            held: Money::from_ten_thousandths(held),
+        }))
     }
 
     /// The configuration generation: raised by every committed configuration write.

@@ -9,18 +9,36 @@ use dialbridge_core::{EnterpriseId, Hold, Money};
 
 use crate::config::now_ms;
 use crate::db::{query, query_as};
-use crate::{StoreError, Tx};
+use crate::{Backend, StoreError, Tx};
 
 /// Holds `amount` more of the enterprise's credit if what is available pays it (and something
 /// is available); false when it does not, and then nothing was changed.
 const HOLD_MORE: &str = "UPDATE enterprises SET held = held + $2 \
      WHERE id = $1 AND balance + credit_limit - held >= $2 AND balance + credit_limit - held > 0";
 
+/// What the enterprise's holds add up to.
+const SUM_OF_HOLDS: &str =
+    "(SELECT COALESCE(SUM(rate_per_minute * minutes), 0) FROM credit_holds WHERE enterprise_id = enterprises.id)";
+
 fn hold_from(rate: i64, minutes: i64) -> Result<Hold, StoreError> {
     Ok(Hold {
         rate: Money::from_ten_thousandths(rate),
         minutes: u32::try_from(minutes).map_err(|_| StoreError::Corrupt(format!("a hold of {minutes} minutes")))?,
     })
+}
+
+/// The answer to a request to extend a call's hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extension {
+    /// Held one minute longer: commit.
+    Extended(Hold),
+    /// The hold was no longer the one the request extends (an earlier request extended it):
+    /// nothing changed.
+    AlreadyExtended(Hold),
+    /// The enterprise's available credit does not pay another minute: nothing changed.
+    Refused(Hold),
+    /// The call holds nothing (a free call, or one settled).
+    NotHeld,
 }
 
 impl Tx<'_> {
@@ -65,65 +83,81 @@ impl Tx<'_> {
         row.map(|(rate, minutes)| hold_from(rate, minutes)).transpose()
     }
 
-    /// Extends the hold of a call that holds `paid_minutes` by one minute. Returns the hold as
-    /// it is now: one minute longer; as it was when the enterprise's credit does not pay
-    /// another minute; already longer when an earlier request extended it (asking twice
-    /// extends once). `None` when the call holds nothing.
-    pub async fn extend_hold(&mut self, unique_id: &str, paid_minutes: u32) -> Result<Option<Hold>, StoreError> {
-        let row: Option<(i64, i64, i64)> =
-            query_as("SELECT enterprise_id, rate_per_minute, minutes FROM credit_holds WHERE unique_id = $1")
-                .bind(unique_id)
-                .fetch_optional(&mut self.conn)
-                .await?;
-        let Some((enterprise, rate, minutes)) = row else {
-            return Ok(None);
+    /// Extends the hold of a call that holds `paid_minutes` by one minute, if the enterprise's
+    /// credit pays it. Only the hold of exactly `paid_minutes` is extended, so asking twice
+    /// extends once; the hold's row is changed first, which makes a second request for the same
+    /// call wait for the first. Whatever the answer, the transaction holds no half-made change.
+    pub async fn extend_hold(&mut self, unique_id: &str, paid_minutes: u32) -> Result<Extension, StoreError> {
+        let now = now_ms();
+        let extended: Option<(i64, i64)> = query_as(
+            "UPDATE credit_holds SET minutes = minutes + 1, updated_at = $3 \
+             WHERE unique_id = $1 AND minutes = $2 RETURNING enterprise_id, rate_per_minute",
+        )
+        .bind(unique_id)
+        .bind(i64::from(paid_minutes))
+        .bind(now)
+        .fetch_optional(&mut self.conn)
+        .await?;
+        let Some((enterprise, rate)) = extended else {
+            return Ok(match self.hold(unique_id).await? {
+                Some(hold) => Extension::AlreadyExtended(hold),
+                None => Extension::NotHeld,
+            });
         };
-        let hold = hold_from(rate, minutes)?;
-        if hold.minutes != paid_minutes {
-            return Ok(Some(hold));
-        }
-        let done = query(HOLD_MORE)
+        let before = hold_from(rate, i64::from(paid_minutes))?;
+        let paid = query(HOLD_MORE)
             .bind(enterprise)
             .bind(rate)
             .execute(&mut self.conn)
             .await?;
-        if done.rows_affected() == 0 {
-            return Ok(Some(hold));
+        if paid.rows_affected() == 0 {
+            query("UPDATE credit_holds SET minutes = $2 WHERE unique_id = $1")
+                .bind(unique_id)
+                .bind(i64::from(paid_minutes))
+                .execute(&mut self.conn)
+                .await?;
+            return Ok(Extension::Refused(before));
         }
-        let extended = hold.extended();
-        query("UPDATE credit_holds SET minutes = $2, updated_at = $3 WHERE unique_id = $1")
-            .bind(unique_id)
-            .bind(i64::from(extended.minutes))
-            .bind(now_ms())
-            .execute(&mut self.conn)
-            .await?;
-        Ok(Some(extended))
+        Ok(Extension::Extended(before.extended()))
     }
 
-    /// Settles an ended call: its hold (if any) is released and `charge` taken from the
-    /// balance, with one ledger row when it costs something. Call it in the transaction that
-    /// completes the call's CDR, so a call is settled exactly once.
+    /// Releases an ending call's hold and returns what it held (`None`: nothing). The credit
+    /// it held comes back to the enterprise in [`settle_call`](Self::settle_call), in the same
+    /// transaction.
+    pub async fn release_hold(&mut self, unique_id: &str) -> Result<Option<Hold>, StoreError> {
+        let row: Option<(i64, i64)> =
+            query_as("DELETE FROM credit_holds WHERE unique_id = $1 RETURNING rate_per_minute, minutes")
+                .bind(unique_id)
+                .fetch_optional(&mut self.conn)
+                .await?;
+        row.map(|(rate, minutes)| hold_from(rate, minutes)).transpose()
+    }
+
+    /// Settles an ended call: the hold [`release_hold`](Self::release_hold) returned comes back
+    /// to the enterprise's available credit and `charge` is taken from the balance, with one
+    /// ledger row when it costs something. Call it in the transaction that completes the call's
+    /// CDR, so a call is settled exactly once.
     pub async fn settle_call(
         &mut self,
         enterprise: EnterpriseId,
         unique_id: &str,
+        released: Option<Hold>,
         charge: Money,
     ) -> Result<(), StoreError> {
-        let released: Option<(i64,)> =
-            query_as("DELETE FROM credit_holds WHERE unique_id = $1 RETURNING rate_per_minute * minutes")
-                .bind(unique_id)
-                .fetch_optional(&mut self.conn)
-                .await?;
-        let released = released.map_or(0, |(amount,)| amount);
-        if released == 0 && !charge.is_positive() {
+        let released = released.map_or(Money::ZERO, |hold| hold.amount());
+        if !released.is_positive() && !charge.is_positive() {
             return Ok(());
         }
+        // `held` never goes below zero, even if it had drifted from the holds (recovery
+        // rebuilds it from them).
         let row: Option<(i64,)> = query_as(
-            "UPDATE enterprises SET balance = balance - $2, held = held - $3, updated_at = $4 WHERE id = $1 RETURNING balance",
+            "UPDATE enterprises SET balance = balance - $2, \
+             held = CASE WHEN held >= $3 THEN held - $3 ELSE 0 END, updated_at = $4 \
+             WHERE id = $1 RETURNING balance",
         )
         .bind(enterprise.get())
         .bind(charge.ten_thousandths())
-        .bind(released)
+        .bind(released.ten_thousandths())
         .bind(now_ms())
         .fetch_optional(&mut self.conn)
         .await?;
@@ -134,6 +168,36 @@ impl Tx<'_> {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Rebuilds every enterprise's `held` from its calls' holds where the two differ (a restart
+    /// after a fault), each under its enterprise's lock so no admission or settlement of another
+    /// node slips between the sum and the update. Returns the enterprises corrected.
+    pub async fn reconcile_held(&mut self) -> Result<Vec<EnterpriseId>, StoreError> {
+        let drifted: Vec<(i64,)> = query_as(&format!(
+            "SELECT id FROM enterprises WHERE held <> {SUM_OF_HOLDS} ORDER BY id"
+        ))
+        .fetch_all(&mut self.conn)
+        .await?;
+        let mut corrected = Vec::with_capacity(drifted.len());
+        for (id,) in drifted {
+            if self.store.backend() == Backend::Postgres {
+                query("SELECT id FROM enterprises WHERE id = $1 FOR NO KEY UPDATE")
+                    .bind(id)
+                    .execute(&mut self.conn)
+                    .await?;
+            }
+            let done = query(&format!(
+                "UPDATE enterprises SET held = {SUM_OF_HOLDS} WHERE id = $1 AND held <> {SUM_OF_HOLDS}"
+            ))
+            .bind(id)
+            .execute(&mut self.conn)
+            .await?;
+            if done.rows_affected() > 0 {
+                corrected.push(EnterpriseId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+            }
+        }
+        Ok(corrected)
     }
 
     /// The calls holding the enterprise's credit now, and what each holds.

@@ -33,7 +33,7 @@ use db::{query, query_as, Conn, SqliteDb, Violation};
 
 pub use calls::*;
 pub use config::*;
-pub use credit::{LedgerEntry, LedgerKind};
+pub use credit::{Extension, LedgerEntry, LedgerKind};
 pub use endings::KeptLegEnding;
 pub use feed::{EventFeed, LocalEventFeed, OutboxEvent};
 pub use outbox::*;

@@ -323,10 +323,13 @@ async fn exercise_calls(store: &Store) {
     tx.set_cdr_trunk("node-1.1", "carrier-b").await.unwrap();
     assert_eq!(tx.cdr("node-1.1").await.unwrap().unwrap().start.trunk_name, "carrier-b");
     tx.set_cdr_trunk("node-1.1", &start.trunk_name).await.unwrap();
-    let (balance, _) = tx.money(acme).await.unwrap().unwrap();
-    tx.settle_call(acme, "node-1.1", end.cost).await.unwrap();
-    let (after, held) = tx.money(acme).await.unwrap().unwrap();
-    assert_eq!((after, held), (balance.checked_sub(end.cost).unwrap(), Money::ZERO));
+    let before = tx.money(acme).await.unwrap().unwrap();
+    tx.settle_call(acme, "node-1.1", None, end.cost).await.unwrap();
+    let after = tx.money(acme).await.unwrap().unwrap();
+    assert_eq!(
+        (after.balance, after.held),
+        (before.balance.checked_sub(end.cost).unwrap(), Money::ZERO)
+    );
     tx.record_refusal(Some(acme.get()), Some("2000"), Some("123"), "7", "not a number")
         .await
         .unwrap();
@@ -483,23 +486,46 @@ async fn exercise_credit(store: &Store) {
     }
     assert!(!tx.take_hold(id, "c-4", first).await.unwrap());
     assert_eq!(tx.hold("c-4").await.unwrap(), None, "a refused hold writes nothing");
-    assert_eq!(tx.money(id).await.unwrap(), Some((money("0.30"), money("0.36"))));
+    let credit = |balance, held| {
+        Some(Credit {
+            balance: money(balance),
+            credit_limit: money("0.10"),
+            held: money(held),
+        })
+    };
+    assert_eq!(tx.money(id).await.unwrap(), credit("0.30", "0.36"));
     // c-3 never bridged: its hold is released, nothing charged.
-    tx.settle_call(id, "c-3", Money::ZERO).await.unwrap();
+    let released = tx.release_hold("c-3").await.unwrap();
+    assert_eq!(released, Some(first));
+    tx.settle_call(id, "c-3", released, Money::ZERO).await.unwrap();
+    assert_eq!(tx.money(id).await.unwrap(), credit("0.30", "0.24"));
     // c-1 is extended once, however often it asks from one minute.
-    assert_eq!(tx.extend_hold("c-1", 1).await.unwrap(), Some(first.extended()));
-    assert_eq!(tx.extend_hold("c-1", 1).await.unwrap(), Some(first.extended()));
-    assert_eq!(tx.money(id).await.unwrap(), Some((money("0.30"), money("0.36"))));
-    // 0.04 left: c-2 cannot extend, and a free call's id holds nothing.
-    assert_eq!(tx.extend_hold("c-2", 1).await.unwrap(), Some(first));
-    assert_eq!(tx.extend_hold("free", 1).await.unwrap(), None);
+    assert_eq!(
+        tx.extend_hold("c-1", 1).await.unwrap(),
+        Extension::Extended(first.extended())
+    );
+    assert_eq!(
+        tx.extend_hold("c-1", 1).await.unwrap(),
+        Extension::AlreadyExtended(first.extended())
+    );
+    assert_eq!(tx.money(id).await.unwrap(), credit("0.30", "0.36"));
+    // 0.04 left: c-2 cannot extend and nothing changes; a free call's id holds nothing.
+    assert_eq!(tx.extend_hold("c-2", 1).await.unwrap(), Extension::Refused(first));
+    assert_eq!(tx.hold("c-2").await.unwrap(), Some(first));
+    assert_eq!(tx.money(id).await.unwrap(), credit("0.30", "0.36"));
+    assert_eq!(tx.extend_hold("free", 1).await.unwrap(), Extension::NotHeld);
     let holds = tx.holds(id).await.unwrap();
     assert_eq!(
         holds,
         vec![("c-1".to_owned(), first.extended()), ("c-2".to_owned(), first)]
     );
-    tx.settle_call(id, "c-1", first.extended().settle(90)).await.unwrap();
-    tx.settle_call(id, "c-2", first.settle(60)).await.unwrap();
+    for (call, bridged_seconds) in [("c-1", 90), ("c-2", 60)] {
+        let released = tx.release_hold(call).await.unwrap().unwrap();
+        tx.settle_call(id, call, Some(released), released.settle(bridged_seconds))
+            .await
+            .unwrap();
+    }
+    assert_eq!(tx.release_hold("c-1").await.unwrap(), None, "released once");
     tx.commit().await.unwrap();
 
     let mut read = store.begin_read().await.unwrap();
@@ -524,6 +550,26 @@ async fn exercise_credit(store: &Store) {
         ]
     );
     assert_eq!(ledger[0].balance_after, e.balance);
+    drop(read);
+
+    // A hold deleted without its credit coming back (a fault): `held` drifted, and is rebuilt
+    // from the holds; it never goes below zero either way.
+    let mut tx = store.begin().await.unwrap();
+    tx.top_up(id, money("1.00"), None).await.unwrap();
+    assert!(tx.take_hold(id, "d-1", first).await.unwrap());
+    assert!(tx.take_hold(id, "d-2", first).await.unwrap());
+    assert_eq!(tx.release_hold("d-1").await.unwrap(), Some(first));
+    tx.settle_call(id, "d-1", None, Money::ZERO).await.unwrap();
+    assert_eq!(tx.money(id).await.unwrap(), credit("0.94", "0.24"));
+    assert_eq!(tx.reconcile_held().await.unwrap(), vec![id]);
+    assert_eq!(tx.money(id).await.unwrap(), credit("0.94", "0.12"));
+    assert_eq!(tx.reconcile_held().await.unwrap(), vec![]);
+    let released = tx.release_hold("d-2").await.unwrap();
+    tx.settle_call(id, "d-2", released.map(|hold| hold.extended()), Money::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(tx.money(id).await.unwrap(), credit("0.94", "0"));
+    tx.commit().await.unwrap();
 }
 
 /// Registrations kept across restarts: an AOR's set replaced as a whole, only live ones read

@@ -120,6 +120,15 @@ fn extension(s: &str) -> Result<ExtensionNumber, ValidationError> {
 fn money(s: &str) -> Result<Money, ValidationError> {
     s.parse()
 }
+/// A sum moved at once: within [`MAX_AMOUNT`](dialbridge_core::MAX_AMOUNT) either way.
+fn amount(s: &str) -> Result<Money, ValidationError> {
+    let amount: Money = s.parse()?;
+    let most = dialbridge_core::MAX_AMOUNT;
+    if amount > most || amount < Money::ZERO.saturating_sub(most) {
+        return Err(ValidationError::new("amount", format!("must be within ±{most}")));
+    }
+    Ok(amount)
+}
 fn call_power(s: &str) -> Result<CallPower, ValidationError> {
     CallPower::parse(s)
 }
@@ -579,7 +588,7 @@ enum BalanceCommand {
     TopUp {
         #[arg(long, value_parser = enterprise_id)]
         enterprise: EnterpriseId,
-        #[arg(long, value_parser = money, allow_hyphen_values = true)]
+        #[arg(long, value_parser = amount, allow_hyphen_values = true)]
         amount: Money,
         #[arg(long)]
         reference: Option<String>,

@@ -311,7 +311,8 @@ fn parse(file_name: &str, text: &str) -> Result<Desired, SpecError> {
                 .parse::<Money>()
                 .map_err(|err| fail((format!("{path}.credit_limit"), err.reason)))?;
         }
-        settings.max_call_minutes = e.max_call_minutes;
+        // 0 means no cap, as in `admin enterprise update --max-call-minutes 0`.
+        settings.max_call_minutes = e.max_call_minutes.filter(|&minutes| minutes > 0);
         settings.outbound_enabled = e.outbound_enabled.unwrap_or(settings.outbound_enabled);
         settings.interface_enabled = e.interface_enabled.unwrap_or(settings.interface_enabled);
         if let Some(v) = &e.default_caller_id {

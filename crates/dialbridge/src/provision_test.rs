@@ -54,3 +54,22 @@ fn defaults_fill_what_the_file_omits() {
     let desired = parse("f.toml", BASE).unwrap();
     assert_eq!(desired.enterprises[0].settings, EnterpriseSettings::new("Acme"));
 }
+
+#[test]
+fn money_settings_are_bounded_and_a_zero_cap_means_none() {
+    let settings = |extra: &str| {
+        parse("f.toml", &format!("{BASE}{extra}\n")).unwrap().enterprises[0]
+            .settings
+            .clone()
+    };
+    assert_eq!(settings("max_call_minutes = 0").max_call_minutes, None);
+    assert_eq!(settings("max_call_minutes = 90").max_call_minutes, Some(90));
+    assert_eq!(
+        settings("credit_limit = \"1000000000\"").credit_limit,
+        dialbridge_core::MAX_AMOUNT
+    );
+    let err = parse_err(&format!("{BASE}credit_limit = \"1000000000.0001\"\n"));
+    assert!(err.contains("credit_limit"), "{err}");
+    let err = parse_err(&format!("{BASE}rate_per_minute = \"10000.0001\"\n"));
+    assert!(err.contains("rate_per_minute"), "{err}");
+}

@@ -444,7 +444,13 @@ impl CallMachine {
                 break;
             }
             self.deadlines.stop(timer);
-            self.fire(timer, now, &mut fx);
+            // A bridged call's limits end it at their moment, not when a loaded host noticed:
+            // the milliseconds after the end of its paid time must not start a minute.
+            let when = match timer {
+                Timer::PaidTime | Timer::MaxDuration => at,
+                _ => now,
+            };
+            self.fire(timer, when, &mut fx);
         }
         fx
     }
@@ -474,6 +480,10 @@ impl CallMachine {
             return;
         };
         self.deadlines.set(Timer::PaidTime, until);
+        if !self.may_outlive(until) {
+            self.deadlines.stop(Timer::CreditRenewal);
+            return;
+        }
         let renew_at = until.saturating_sub(Millis::try_from(crate::credit::RENEW_AHEAD.as_millis()).unwrap_or(0));
         self.deadlines.set(Timer::CreditRenewal, renew_at.max(now));
     }
@@ -681,13 +691,19 @@ impl CallMachine {
         }
     }
 
+    /// Whether the configured cap lets the call run past `until` (else another minute of
+    /// credit would be held for nothing).
+    fn may_outlive(&self, until: Millis) -> bool {
+        self.deadlines.get(Timer::MaxDuration).is_none_or(|cap| cap > until)
+    }
+
     /// Asks for another minute, and asks again every [`RENEW_RETRY`](crate::credit::RENEW_RETRY)
     /// until the paid time runs out or the answer comes.
     fn renew_credit(&mut self, now: Millis, fx: &mut Vec<Effect>) {
         let (Some(paid_minutes), Some(until)) = (self.timers.paid_minutes, self.paid_until()) else {
             return;
         };
-        if self.customer != LegState::Answered {
+        if self.customer != LegState::Answered || !self.may_outlive(until) {
             return;
         }
         fx.push(Effect::RenewCredit { paid_minutes });

@@ -692,6 +692,65 @@ fn a_bridged_call_lives_as_long_as_its_credit() {
     assert_eq!(m.next_deadline(), None);
 }
 
+/// A loaded host notices the end of the paid time late: the call still ends at that moment, so
+/// its charge starts no minute it did not pay.
+#[test]
+fn a_paid_time_noticed_late_ends_the_call_at_its_moment() {
+    let timers = CallTimers {
+        paid_minutes: Some(1),
+        ..TIMERS
+    };
+    let (mut m, _) = CallMachine::start(timers, 0);
+    m.apply(Answered { leg: Leg::Agent }, 1_000);
+    m.apply(Answered { leg: Leg::Customer }, 10_000);
+    assert_eq!(m.on_deadline(55_000), vec![RenewCredit { paid_minutes: 1 }]);
+    assert_eq!(
+        m.on_deadline(70_250),
+        vec![
+            RenewCredit { paid_minutes: 1 },
+            Bye(Leg::Customer),
+            Bye(Leg::Agent),
+            outcome(EndReason::BalanceExhausted, Side::Platform, Phase::Bridged, None),
+        ]
+    );
+    assert_eq!(m.record().ended_at, Some(70_000));
+}
+
+/// The configured cap ends the call before another minute would be used: no credit is asked
+/// for that minute.
+#[test]
+fn no_credit_is_asked_for_time_past_the_configured_cap() {
+    let capped = |max_secs| CallTimers {
+        paid_minutes: Some(1),
+        max_duration: Some(Duration::from_secs(max_secs)),
+        ..TIMERS
+    };
+    // A cap of one minute: the first minute is all the call can use.
+    let (mut m, _) = CallMachine::start(capped(60), 0);
+    m.apply(Answered { leg: Leg::Agent }, 1_000);
+    m.apply(Answered { leg: Leg::Customer }, 10_000);
+    assert_eq!(m.deadline(Timer::CreditRenewal), None);
+    assert_eq!(
+        m.on_deadline(70_000).last(),
+        Some(&outcome(EndReason::MaxDuration, Side::Platform, Phase::Bridged, None))
+    );
+
+    // A cap of 90 s: the second minute is asked for, a third is not.
+    let (mut m, _) = CallMachine::start(capped(90), 0);
+    m.apply(Answered { leg: Leg::Agent }, 1_000);
+    m.apply(Answered { leg: Leg::Customer }, 10_000);
+    assert_eq!(
+        fire(&mut m, Timer::CreditRenewal, 55_000),
+        vec![RenewCredit { paid_minutes: 1 }]
+    );
+    m.credit_renewed(2, 56_000);
+    assert_eq!(m.deadline(Timer::CreditRenewal), None);
+    assert_eq!(
+        fire(&mut m, Timer::MaxDuration, 100_000).last(),
+        Some(&outcome(EndReason::MaxDuration, Side::Platform, Phase::Bridged, None))
+    );
+}
+
 #[test]
 fn a_free_call_holds_no_credit_and_the_configured_cap_still_ends_it() {
     let timers = CallTimers {
