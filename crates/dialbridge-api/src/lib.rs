@@ -52,6 +52,33 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The whole HTTP response to a request whose head is over the server's limit, from the
+/// head's first bytes: a legacy path's "bad parameters" JSON with HTTP 200, anything else a JSON
+/// 414 (the request line alone is too long) or 431.
+pub fn over_long_head(head_start: &[u8]) -> Vec<u8> {
+    let line_end = head_start.iter().position(|&b| b == b'\n');
+    let line = &head_start[..line_end.unwrap_or(head_start.len())];
+    let target = line.split(|&b| b == b' ').nth(1).unwrap_or_default();
+    let path = String::from_utf8_lossy(target.split(|&b| b == b'?').next().unwrap_or_default());
+    let (status, body) = match legacy::too_large(&path) {
+        Some(body) => ("200 OK", body),
+        None if line_end.is_none() => (
+            "414 URI Too Long",
+            serde_json::json!({"error": "request line too long"}),
+        ),
+        None => (
+            "431 Request Header Fields Too Large",
+            serde_json::json!({"error": "request headers too large"}),
+        ),
+    };
+    let body = body.to_string();
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json;charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// 200 when the database answers, 503 otherwise, with a JSON body saying which.
 async fn healthz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
@@ -80,3 +107,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
+
+#[cfg(test)]
+#[path = "lib_test.rs"]
+mod tests;

@@ -51,6 +51,41 @@ const KEYS: &[Key] = &[
         default: Some("127.0.0.1:8080"),
     },
     Key {
+        name: "http.max_connections",
+        env: "DIALBRIDGE_HTTP_MAX_CONNECTIONS",
+        default: Some("4096"),
+    },
+    Key {
+        name: "http.max_connections_per_source",
+        env: "DIALBRIDGE_HTTP_MAX_CONNECTIONS_PER_SOURCE",
+        default: Some("1024"),
+    },
+    Key {
+        name: "http.header_timeout_secs",
+        env: "DIALBRIDGE_HTTP_HEADER_TIMEOUT_SECS",
+        default: Some("10"),
+    },
+    Key {
+        name: "http.body_timeout_secs",
+        env: "DIALBRIDGE_HTTP_BODY_TIMEOUT_SECS",
+        default: Some("30"),
+    },
+    Key {
+        name: "http.idle_timeout_secs",
+        env: "DIALBRIDGE_HTTP_IDLE_TIMEOUT_SECS",
+        default: Some("60"),
+    },
+    Key {
+        name: "http.max_head_bytes",
+        env: "DIALBRIDGE_HTTP_MAX_HEAD_BYTES",
+        default: Some("32768"),
+    },
+    Key {
+        name: "http.trusted_proxies",
+        env: "DIALBRIDGE_HTTP_TRUSTED_PROXIES",
+        default: Some(""),
+    },
+    Key {
         name: "sip.listen",
         env: "DIALBRIDGE_SIP_LISTEN",
         default: Some("127.0.0.1:5060"),
@@ -133,6 +168,8 @@ pub struct Config {
     pub database_url: String,
     pub secret_key: Option<SecretKey>,
     pub http_listen: SocketAddr,
+    /// What HTTP clients may hold: connection caps, read timeouts, the longest head.
+    pub http_limits: dialbridge_http::HttpLimits,
     pub sip_listen: SocketAddr,
     pub sip_transports: Vec<Transport>,
     /// The address written into Via, Contact and SDP.
@@ -255,6 +292,49 @@ impl Config {
         .unwrap_or_else(|| StoreOptions::sqlite_in(&data_dir));
         let secret_key = parse(raw, "secret_key", |s| SecretKey::from_hex(s).map_err(|e| e.to_string()))?;
         let http_listen = required(parse(raw, "http.listen", socket)?, "http.listen")?;
+        let within = |low: u32, high: u32| {
+            move |s: &str| {
+                number(s).and_then(|n| {
+                    if (low..=high).contains(&n) {
+                        Ok(n)
+                    } else {
+                        Err(format!("{n} is not between {low} and {high}"))
+                    }
+                })
+            }
+        };
+        let seconds = |key: &str, high: u32| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_secs(u64::from(required(
+                parse(raw, key, within(1, high))?,
+                key,
+            )?)))
+        };
+        let count = |key: &str, low: u32, high: u32| -> Result<usize, ConfigError> {
+            Ok(required(parse(raw, key, within(low, high))?, key)? as usize)
+        };
+        let http_limits = dialbridge_http::HttpLimits {
+            max_connections: count("http.max_connections", 16, 1_000_000)?,
+            max_connections_per_source: count("http.max_connections_per_source", 1, 1_000_000)?,
+            header_timeout: seconds("http.header_timeout_secs", 3600)?,
+            body_timeout: seconds("http.body_timeout_secs", 3600)?,
+            idle_timeout: seconds("http.idle_timeout_secs", 86_400)?,
+            // Below hyper's own limits (a 64 KiB URI), so an over-long head is always ours to answer.
+            max_head_bytes: count("http.max_head_bytes", 1024, 60_000)?,
+            trusted_proxies: required(
+                parse(raw, "http.trusted_proxies", |s| {
+                    s.split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(|p| {
+                            p.parse::<ipnet::IpNet>()
+                                .or_else(|_| p.parse::<IpAddr>().map(ipnet::IpNet::from))
+                                .map_err(|_| format!("{p:?} is not an address or network like 10.0.0.0/8"))
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })?,
+                "http.trusted_proxies",
+            )?,
+        };
         let sip_listen = required(parse(raw, "sip.listen", socket)?, "sip.listen")?;
         let sip_transports = required(
             parse(raw, "sip.transports", |s| {
@@ -337,6 +417,7 @@ impl Config {
             database_url,
             secret_key,
             http_listen,
+            http_limits,
             sip_listen,
             sip_transports,
             public_address,

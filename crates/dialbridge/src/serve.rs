@@ -52,6 +52,8 @@ const STEP_WAIT: Duration = Duration::from_secs(15);
 
 impl Server {
     pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let mut config = config;
+        fit_to_descriptors(&mut config);
         let (store, key) = crate::open_store_and_key(&config).await?;
         tracing::info!(
             database = %crate::redact_url(&config.database_url),
@@ -143,11 +145,13 @@ impl Server {
     /// Serves until `shutdown` resolves, then stops everything in order ([`Running::stop`]);
     /// also when HTTP failed.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let served = axum::serve(
+        let served = dialbridge_http::serve(
             self.listener,
-            self.app.into_make_service_with_connect_info::<SocketAddr>(),
+            self.app,
+            self.running.config.http_limits.clone(),
+            Arc::new(dialbridge_api::over_long_head),
+            shutdown,
         )
-        .with_graceful_shutdown(shutdown)
         .await
         .context("HTTP server failed");
         self.running.stop().await;
@@ -175,6 +179,36 @@ impl Running {
         self.dispatcher.stop().await;
         self.store.close().await;
         tracing::info!("stopped");
+    }
+}
+
+/// Raises the open-file limit to the hard limit (every connection is a descriptor) and keeps
+/// the HTTP connection cap within half of it, so HTTP alone cannot exhaust what SIP, media and
+/// the database need.
+fn fit_to_descriptors(config: &mut Config) {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-file limit");
+            return;
+        }
+    };
+    let half = usize::try_from(limit / 2).unwrap_or(usize::MAX);
+    let limits = &mut config.http_limits;
+    tracing::info!(
+        open_files = limit,
+        http_max_connections = limits.max_connections,
+        http_max_connections_per_source = limits.max_connections_per_source,
+        "open-file limit raised to the hard limit"
+    );
+    if limits.max_connections > half {
+        tracing::warn!(
+            configured = limits.max_connections,
+            open_files = limit,
+            allowed = half,
+            "http.max_connections is over half the open-file limit: lowered"
+        );
+        limits.max_connections = half;
     }
 }
 

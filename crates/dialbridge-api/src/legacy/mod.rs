@@ -83,6 +83,23 @@ impl Params {
     }
 }
 
+/// The legacy answer to a request too large to read (its head over the server's limit): the
+/// "bad parameters" reply of the path's family, still HTTP 200 as every legacy reply; `None`
+/// for a path that is not a legacy one.
+pub fn too_large(path: &str) -> Option<Value> {
+    const MSG: &str = "request too large";
+    match path {
+        "/interface/PreviewOutcall" => Some(serde_json::json!({"res": "2"})),
+        "/interface/client/ClientOnline" | "/interface/client/ClientOffline" | "/interface/client/ChangeStatus" => {
+            Some(serde_json::json!({"code": "2", "msg": MSG}))
+        }
+        _ if path.starts_with("/interface/") || path.starts_with("/interfaceAction/") => {
+            Some(serde_json::json!({"result": "error", "msg": MSG}))
+        }
+        _ => None,
+    }
+}
+
 /// Every legacy reply: HTTP 200 with JSON (or JSONP when a safe `callback` is given).
 pub fn reply(params: &Params, body: Value) -> Response {
     let json = body.to_string();

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 mod caps;
 mod credit;
+mod exhaustion;
 mod in_process;
 mod legacy_agents;
 mod legacy_outcall;
