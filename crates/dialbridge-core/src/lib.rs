@@ -12,6 +12,7 @@ pub mod ids;
 pub mod money;
 pub mod number;
 pub mod number_format;
+pub mod text;
 pub mod trunk_watch;
 
 pub use credit::{Credit, Hold};

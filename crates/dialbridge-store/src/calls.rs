@@ -35,15 +35,38 @@ pub struct LegacyAgentFields {
     pub client_type: i64,
 }
 
-/// A refused request as recorded.
+/// A refused request as recorded: one refusal, or the refusals before authentication of one
+/// minute from one source counted together (the first one's values as a sample).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefusalRecord {
     pub at: i64,
+    /// The latest refusal counted in it.
+    pub last_at: i64,
+    pub count: u64,
+    pub enterprise_id: Option<i64>,
+    /// The client's address.
+    pub source: Option<String>,
     pub cno: Option<String>,
     pub customer_number: Option<String>,
     /// The code the caller was answered (the legacy `res`).
     pub res: String,
     pub reason: String,
+}
+
+/// A refusal to record. Values from the request must come already cut and escaped
+/// ([`dialbridge_core::text::printable`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Refused<'a> {
+    pub enterprise: Option<i64>,
+    pub source: Option<&'a str>,
+    /// Well-formed only, when `counted`: it names the aggregate.
+    pub cno: Option<&'a str>,
+    pub customer_number: Option<&'a str>,
+    pub res: &'a str,
+    pub reason: &'a str,
+    /// Refused before authentication: counted with the same refusals of its minute (what a
+    /// stranger sends cannot grow the table by more than a row a minute per source).
+    pub counted: bool,
 }
 
 /// How far a running call got, as recorded while it ran.
@@ -658,43 +681,63 @@ impl Tx<'_> {
 
     // ---- refused requests ----
 
-    pub async fn record_refusal(
-        &mut self,
-        enterprise: Option<i64>,
-        cno: Option<&str>,
-        customer_number: Option<&str>,
-        res: &str,
-        reason: &str,
-    ) -> Result<(), StoreError> {
+    pub async fn record_refusal(&mut self, refused: &Refused<'_>) -> Result<(), StoreError> {
+        let at = now_ms();
+        let bucket = refused.counted.then(|| {
+            format!(
+                "{}|{}|{}|{}|{}",
+                refused.enterprise.map_or_else(String::new, |e| e.to_string()),
+                refused.source.unwrap_or_default(),
+                refused.cno.unwrap_or_default(),
+                refused.res,
+                at / 60_000
+            )
+        });
         let id = self.next_id("refused_requests").await?;
         query(
-            "INSERT INTO refused_requests (id, enterprise_id, cno, customer_number, res, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO refused_requests \
+             (id, enterprise_id, cno, customer_number, res, reason, at, source, count, last_at, bucket) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $7, $9) \
+             ON CONFLICT (bucket) DO UPDATE SET count = refused_requests.count + 1, last_at = excluded.last_at",
         )
         .bind(id)
-        .bind(enterprise)
-        .bind(cno)
-        .bind(customer_number)
-        .bind(res)
-        .bind(reason)
-        .bind(now_ms())
+        .bind(refused.enterprise)
+        .bind(refused.cno)
+        .bind(refused.customer_number)
+        .bind(refused.res)
+        .bind(refused.reason)
+        .bind(at)
+        .bind(refused.source)
+        .bind(bucket)
         .execute(&mut self.conn)
         .await?;
         Ok(())
     }
 
-    /// The latest refusals of an enterprise, newest first.
-    pub async fn refusals(&mut self, enterprise: EnterpriseId, limit: u32) -> Result<Vec<RefusalRecord>, StoreError> {
+    /// The latest refusals, newest first: of one enterprise, or of all (with those that named
+    /// none).
+    pub async fn refusals(
+        &mut self,
+        enterprise: Option<EnterpriseId>,
+        limit: u32,
+    ) -> Result<Vec<RefusalRecord>, StoreError> {
         let rows = query(
-            "SELECT at, cno, customer_number, res, reason FROM refused_requests WHERE enterprise_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
+            "SELECT at, last_at, count, enterprise_id, source, cno, customer_number, res, reason FROM refused_requests \
+             WHERE $1 IS NULL OR enterprise_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
         )
-        .bind(enterprise.get())
+        .bind(enterprise.map(EnterpriseId::get))
         .bind(i64::from(limit))
         .fetch_all(&mut self.conn)
         .await?;
         rows.iter()
             .map(|row| {
+                let at: i64 = row.try_get("at")?;
                 Ok(RefusalRecord {
-                    at: row.try_get("at")?,
+                    at,
+                    last_at: row.try_get::<Option<i64>>("last_at")?.unwrap_or(at),
+                    count: to_u64(row.try_get("count")?),
+                    enterprise_id: row.try_get("enterprise_id")?,
+                    source: row.try_get("source")?,
                     cno: row.try_get("cno")?,
                     customer_number: row.try_get("customer_number")?,
                     res: row.try_get("res")?,

@@ -330,9 +330,37 @@ async fn exercise_calls(store: &Store) {
         (after.balance, after.held),
         (before.balance.checked_sub(end.cost).unwrap(), Money::ZERO)
     );
-    tx.record_refusal(Some(acme.get()), Some("2000"), Some("123"), "7", "not a number")
+    let refused = Refused {
+        enterprise: Some(acme.get()),
+        source: Some("127.0.0.9"),
+        cno: Some("2000"),
+        customer_number: Some("123"),
+        res: "7",
+        reason: "not a number",
+        counted: false,
+    };
+    tx.record_refusal(&refused).await.unwrap();
+    // Before authentication: counted per source, cno, res and minute, the first as the sample.
+    let stranger = Refused {
+        res: "3",
+        reason: "authentication failed",
+        counted: true,
+        ..refused
+    };
+    for number in ["1", "2", "3"] {
+        tx.record_refusal(&Refused {
+            customer_number: Some(number),
+            ..stranger
+        })
         .await
         .unwrap();
+    }
+    tx.record_refusal(&Refused {
+        source: Some("127.0.0.10"),
+        ..stranger
+    })
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
 
     let mut read = store.begin_read().await.unwrap();
@@ -366,7 +394,30 @@ async fn exercise_calls(store: &Store) {
     };
     assert!(read.cdrs(&in_range).await.unwrap().is_empty());
     assert!(read.open_cdrs().await.unwrap().is_empty());
-    assert_eq!(read.refusals(acme, 10).await.unwrap()[0].res, "7");
+    let refusals = read.refusals(Some(acme), 10).await.unwrap();
+    let counted: Vec<_> = refusals
+        .iter()
+        .map(|r| {
+            (
+                r.res.as_str(),
+                r.source.as_deref(),
+                r.count,
+                r.customer_number.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counted,
+        vec![
+            ("3", Some("127.0.0.10"), 1, Some("123")),
+            ("3", Some("127.0.0.9"), 3, Some("1")),
+            ("7", Some("127.0.0.9"), 1, Some("123")),
+        ]
+    );
+    assert!(refusals
+        .iter()
+        .all(|r| r.last_at >= r.at && r.enterprise_id == Some(acme.get())));
+    assert_eq!(read.refusals(None, 10).await.unwrap().len(), 3);
     drop(read);
 
     // The outbox: ordered per (target, stream), retried, dead-lettered, replayed; committed
@@ -842,7 +893,7 @@ async fn a_wave_one_database_opens_and_migrates() {
     let cdr = tx.cdr("dialbridge1-1796468499.1").await.unwrap().unwrap();
     assert_eq!(cdr.start.user_field, "wave1");
     assert_eq!(cdr.end.as_ref().map(|e| e.status), Some(24));
-    let refusals = tx.refusals(acme, 10).await.unwrap();
+    let refusals = tx.refusals(Some(acme), 10).await.unwrap();
     assert_eq!(refusals.len(), 1);
     assert_eq!(refusals[0].res, "11");
     let due = tx.due_deliveries(i64::MAX, 10).await.unwrap();
@@ -932,9 +983,17 @@ async fn exercise_retention(store: &Store) {
             assert!(tx.finish_cdr(unique_id, &end).await.unwrap());
         }
     }
-    tx.record_refusal(Some(acme.get()), Some("2000"), None, "7", "bad number")
-        .await
-        .unwrap();
+    tx.record_refusal(&Refused {
+        enterprise: Some(acme.get()),
+        source: None,
+        cno: Some("2000"),
+        customer_number: None,
+        res: "7",
+        reason: "bad number",
+        counted: false,
+    })
+    .await
+    .unwrap();
     assert_eq!(tx.push_events_swept_through().await.unwrap(), 0);
     tx.commit().await.unwrap();
 
@@ -955,7 +1014,7 @@ async fn exercise_retention(store: &Store) {
         tx.cdr("node-1.2").await.unwrap().is_some(),
         "a running call's CDR stays"
     );
-    assert!(tx.refusals(acme, 10).await.unwrap().is_empty());
+    assert!(tx.refusals(Some(acme), 10).await.unwrap().is_empty());
 
     // What is newer than the cut-off stays; a batch is at most its limit.
     let fresh = tx.enqueue_push(acme, "ringing", "node-1.3", "{}").await.unwrap();

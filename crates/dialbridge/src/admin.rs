@@ -100,9 +100,12 @@ enum OutboxCommand {
 
 #[derive(Subcommand)]
 enum AttemptsCommand {
+    /// Refused PreviewOutcalls, newest first: each one refused after authentication; those
+    /// before it counted per source, cno, res and minute (`count`, with the first as sample).
     List {
+        /// Only this enterprise's (else all, with those that named none).
         #[arg(long, value_parser = enterprise_id)]
-        enterprise: EnterpriseId,
+        enterprise: Option<EnterpriseId>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
@@ -1075,7 +1078,8 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                 .await?
                 .into_iter()
                 .map(|r| {
-                    json!({"at_ms": r.at, "cno": r.cno, "customer_number": r.customer_number, "res": r.res, "reason": r.reason})
+                    json!({"at_ms": r.at, "last_at_ms": r.last_at, "count": r.count, "enterprise": r.enterprise_id,
+                           "source": r.source, "cno": r.cno, "customer_number": r.customer_number, "res": r.res, "reason": r.reason})
                 })
                 .collect(),
         ),

@@ -2,6 +2,7 @@
 //! tests and the bench can run one in-process; the binary (`main.rs`) adds the operator's tools.
 
 pub mod config;
+pub mod log_lines;
 pub mod serve;
 
 use anyhow::Context;

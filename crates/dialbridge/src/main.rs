@@ -50,10 +50,11 @@ fn main() -> ExitCode {
         Command::Serve => config.log_level.clone(),
         _ => "warn".to_owned(),
     };
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(log_level))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(dialbridge::log_lines::OneLinePerEvent::new(std::io::stderr, colours))
+        .with_ansi(colours)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

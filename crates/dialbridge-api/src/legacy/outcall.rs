@@ -1,13 +1,15 @@
 //! `/interface/PreviewOutcall`.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use dialbridge_core::agent::AgentRefusal;
+use dialbridge_core::text::{printable, SHOWN_CHARS};
 use dialbridge_core::{Cno, EnterpriseId};
 use dialbridge_service::{OutcallRequest, Refusal as CallRefusal};
-use dialbridge_store::StoreError;
+use dialbridge_store::{Refused, StoreError};
 use serde_json::json;
 
 use super::{auth, reply, Params};
@@ -15,12 +17,24 @@ use crate::AppState;
 
 const MAX_USER_FIELD: usize = 1024;
 
-pub async fn preview_outcall(State(app): State<AppState>, params: Params) -> Response {
+pub async fn preview_outcall(
+    State(app): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    params: Params,
+) -> Response {
     match place(&app, &params).await {
         Ok(body) => reply(&params, body),
         Err(refusal) => {
-            tracing::info!(res = refusal.res, reason = %refusal.reason, enterprise = ?params.get("enterpriseId"), cno = ?params.get("cno"), "PreviewOutcall refused");
-            record(&app, &params, &refusal).await;
+            let shown = |name| params.get(name).map(|value| printable(value, SHOWN_CHARS));
+            tracing::info!(
+                res = refusal.res,
+                reason = %printable(&refusal.reason, 4 * SHOWN_CHARS),
+                %source,
+                enterprise = ?shown("enterpriseId"),
+                cno = ?shown("cno"),
+                "PreviewOutcall refused"
+            );
+            record(&app, source, &params, &refusal).await;
             reply(&params, json!({ "res": refusal.res }))
         }
     }
@@ -32,26 +46,38 @@ pub async fn preview_outcall(State(app): State<AppState>, params: Params) -> Res
 struct Refusal {
     res: &'static str,
     reason: String,
+    /// Refused after the caller proved who it is (else anyone could have sent it).
+    authenticated: bool,
+}
+
+/// Refused before authentication.
+fn unauthenticated(res: &'static str, reason: impl Into<String>) -> Refusal {
+    Refusal {
+        res,
+        reason: reason.into(),
+        authenticated: false,
+    }
 }
 
 fn bad(reason: &str) -> Refusal {
-    Refusal {
-        res: "2",
-        reason: reason.to_owned(),
-    }
+    unauthenticated("2", reason)
 }
 
+/// The configuration could not be read: before authentication.
 impl From<StoreError> for Refusal {
     fn from(e: StoreError) -> Self {
-        CallRefusal::from(e).into()
+        let refusal = CallRefusal::from(e);
+        unauthenticated(res_code(&refusal), refusal.to_string())
     }
 }
 
+/// The call service refused an authenticated request.
 impl From<CallRefusal> for Refusal {
     fn from(refusal: CallRefusal) -> Self {
         Refusal {
             res: res_code(&refusal),
             reason: refusal.to_string(),
+            authenticated: true,
         }
     }
 }
@@ -104,10 +130,7 @@ async fn place(app: &AppState, params: &Params) -> Result<serde_json::Value, Ref
         .enterprise(enterprise_id)
         .and_then(|e| e.agent(&cno).map(|agent| (e, agent)))
     else {
-        return Err(Refusal {
-            res: "8",
-            reason: format!("no agent {cno}"),
-        });
+        return Err(unauthenticated("8", format!("no agent {cno}")));
     };
     let authenticated = match params.get("userName") {
         Some(user) => auth::admin_matches(configured.admin_password_md5(user), params.get("seed"), pwd),
@@ -120,10 +143,7 @@ async fn place(app: &AppState, params: &Params) -> Result<serde_json::Value, Ref
         ),
     };
     if !authenticated {
-        return Err(Refusal {
-            res: "3",
-            reason: "authentication failed".into(),
-        });
+        return Err(unauthenticated("3", "authentication failed"));
     }
     let enterprise = &configured.enterprise;
     let sync = sync.unwrap_or(enterprise.settings.sync_default);
@@ -148,21 +168,36 @@ async fn place(app: &AppState, params: &Params) -> Result<serde_json::Value, Ref
     }
 }
 
-async fn record(app: &AppState, params: &Params, refusal: &Refusal) {
+/// Records the refusal: each one after authentication; before it, counted with the same of its
+/// minute from the same source. Values from the request are cut and escaped first.
+async fn record(app: &AppState, source: SocketAddr, params: &Params, refusal: &Refusal) {
     let enterprise = params
         .get("enterpriseId")
         .and_then(|e| EnterpriseId::parse(e).ok())
         .map(EnterpriseId::get);
+    let shown = |name| params.get(name).map(|value| printable(value, SHOWN_CHARS));
+    let cno = match refusal.authenticated {
+        true => shown("cno"),
+        false => params
+            .get("cno")
+            .and_then(|c| Cno::parse(c).ok())
+            .map(|c| c.to_string()),
+    };
+    let customer_number = shown("customerNumber");
+    let reason = printable(&refusal.reason, 4 * SHOWN_CHARS);
+    let source = source.ip().to_string();
+    let refused = Refused {
+        enterprise,
+        source: Some(&source),
+        cno: cno.as_deref(),
+        customer_number: customer_number.as_deref(),
+        res: refusal.res,
+        reason: &reason,
+        counted: !refusal.authenticated,
+    };
     let result = async {
         let mut tx = app.calls.store().begin().await?;
-        tx.record_refusal(
-            enterprise,
-            params.get("cno"),
-            params.get("customerNumber"),
-            refusal.res,
-            &refusal.reason,
-        )
-        .await?;
+        tx.record_refusal(&refused).await?;
         tx.commit().await
     }
     .await;

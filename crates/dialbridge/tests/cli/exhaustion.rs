@@ -5,10 +5,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 
-use super::{serve_with, try_http_get, Operator};
+use super::{legacy_world, serve_with, stop_gracefully, try_http_get, Operator};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -200,4 +200,140 @@ fn one_source_holds_no_more_than_its_cap() {
         stream.read_to_string(&mut response).await.unwrap();
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     });
+}
+
+/// Sends one form POST on a kept-alive connection and reads its answer's body.
+async fn post_on(connection: &mut BufReader<TcpStream>, path: &str, form: &str) -> String {
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    connection.get_mut().write_all(request.as_bytes()).await.unwrap();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        connection.read_line(&mut line).await.unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    connection.read_exact(&mut body).await.unwrap();
+    String::from_utf8(body).unwrap()
+}
+
+/// The database file and its write-ahead log, in bytes.
+fn database_bytes(op: &Operator) -> u64 {
+    let data = op.dir.path().join("dialbridge-data");
+    ["dialbridge.db", "dialbridge.db-wal"]
+        .iter()
+        .map(|name| std::fs::metadata(data.join(name)).map_or(0, |m| m.len()))
+        .sum()
+}
+
+const REFUSED: usize = 10_000;
+
+/// 10,000 PreviewOutcalls refused before authentication (missing parameters, an unknown agent,
+/// a wrong password), each with 50 KB values, from one source: the database (with its log,
+/// checkpointed by a clean stop) grows by less than 1 MB, and `admin attempts list` shows them
+/// counted.
+#[test]
+fn refusals_before_authentication_are_counted_not_stored_one_by_one() {
+    let w = legacy_world();
+    let mut server = w.server;
+    stop_gracefully(&mut server);
+    let before = database_bytes(&w.op);
+    let server = serve_with(&w.op, &[]);
+    let address: SocketAddr = server.http.parse().unwrap();
+    let big = "9".repeat(50_000);
+    let forms = [
+        format!("enterpriseId=3000001&cno=2000&customerNumber={big}"),
+        format!("enterpriseId=3000001&cno=2999&pwd=x&customerNumber={big}"),
+        format!("enterpriseId=3000001&cno=2000&pwd=wrong&customerNumber={big}"),
+        format!("enterpriseId=3000001&cno={big}&pwd=x&customerNumber=1"),
+    ];
+    let answers: Vec<String> = runtime().block_on(async {
+        let mut senders = tokio::task::JoinSet::new();
+        for (i, form) in forms.iter().enumerate() {
+            let form = form.clone();
+            senders.spawn(async move {
+                let stream = connect_from("127.0.0.2", address).await.unwrap();
+                let mut connection = BufReader::new(stream);
+                let mut answers = std::collections::BTreeSet::new();
+                for _ in 0..REFUSED / 4 {
+                    answers.insert(post_on(&mut connection, "/interface/PreviewOutcall", &form).await);
+                }
+                (i, answers)
+            });
+        }
+        let mut all = Vec::new();
+        while let Some(done) = senders.join_next().await {
+            let (_, answers) = done.unwrap();
+            all.extend(answers);
+        }
+        all.sort();
+        all
+    });
+    assert_eq!(
+        answers,
+        vec![r#"{"res":"2"}"#, r#"{"res":"2"}"#, r#"{"res":"3"}"#, r#"{"res":"8"}"#]
+    );
+    let mut server = server;
+    stop_gracefully(&mut server);
+    let growth = database_bytes(&w.op).saturating_sub(before);
+    assert!(growth < 1 << 20, "the database grew by {growth} bytes");
+
+    let rows =
+        w.op.json(&["admin", "attempts", "list", "--enterprise", "3000001", "--limit", "100"]);
+    let rows = rows.as_array().unwrap();
+    let counted: u64 = rows.iter().map(|r| r["count"].as_u64().unwrap()).sum();
+    assert_eq!(counted, REFUSED as u64, "{rows:?}");
+    assert!(rows.len() <= 4 * 3, "a row per kind of refusal and minute: {rows:?}");
+    for row in rows {
+        assert_eq!(row["source"], "127.0.0.2", "{row}");
+        let sample = row["customer_number"].as_str().unwrap_or_default();
+        assert!(sample.chars().count() <= 65, "a sample, cut: {row}");
+        assert!(
+            row["cno"].is_null() || row["cno"] == "2000" || row["cno"] == "2999",
+            "a malformed cno is not kept: {row}"
+        );
+    }
+}
+
+/// A value with a line break, in any parameter and before or after authentication, cannot
+/// write a line of its own into the server's log.
+#[test]
+fn a_forged_log_line_cannot_be_written() {
+    let w = legacy_world();
+    let forged = "\n2026-12-05T00:00:00.000000Z  INFO dialbridge::serve: FORGED";
+    let encoded: String = serde_urlencoded::to_string([("v", forged)]).unwrap()[2..].to_owned();
+    let pwd = dialbridge_store::md5_hex("1234");
+    for query in [
+        format!("enterpriseId=3000001&cno=2000&pwd={pwd}&customerNumber=13800138000&clidLeftNumber=0108{encoded}"),
+        format!("enterpriseId=3000001&cno=2000&pwd={pwd}&customerNumber=138{encoded}"),
+        format!("enterpriseId=3000001&cno=20{encoded}&pwd={pwd}&customerNumber=13800138000"),
+        format!("enterpriseId=3000{encoded}&cno=2000&pwd={pwd}&customerNumber=13800138000"),
+        format!("enterpriseId=3000001&cno=2000&pwd=x{encoded}&customerNumber=13800138000&userField={encoded}"),
+    ] {
+        let (status, body) = try_http_get(&w.server.http, &format!("/interface/PreviewOutcall?{query}")).unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("res"), "{body}");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let lines = w.server.log_lines();
+    assert!(lines.iter().any(|l| l.contains("PreviewOutcall refused")), "{lines:?}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("FORGED") && !l.contains("PreviewOutcall") && !l.contains("refused")),
+        "a line of its own: {lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.starts_with("2026-12-05T00:00:00")),
+        "{lines:#?}"
+    );
 }

@@ -129,6 +129,14 @@ struct Server {
     child: Child,
     http: String,
     sip: String,
+    /// Every line the server has logged so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
 }
 
 impl Drop for Server {
@@ -156,9 +164,12 @@ fn serve_with(op: &Operator, env: &[(&str, &str)]) -> Server {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             eprintln!("serve: {line}");
+            kept.lock().unwrap().push(line.clone());
             for what in ["HTTP", "SIP"] {
                 if let Some(rest) = line.split(&format!("listening for {what} address=")).nth(1) {
                     let _ = tx.send((what, rest.split_whitespace().next().unwrap_or("").to_owned()));
@@ -177,7 +188,22 @@ fn serve_with(op: &Operator, env: &[(&str, &str)]) -> Server {
             (_, address) => sip = address,
         }
     }
-    Server { child, http, sip }
+    Server { child, http, sip, log }
+}
+
+/// SIGTERM, then waits (up to 15 s) for a clean exit.
+fn stop_gracefully(server: &mut Server) {
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "serve exited with {status}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn http_get(address: &str, path: &str) -> (u16, String) {

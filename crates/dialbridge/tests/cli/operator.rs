@@ -26,17 +26,7 @@ fn serve_starts_with_no_config_and_shuts_down_on_sigterm() {
     // The database is migrated: the admin tool reads it without migrating anything new.
     assert_eq!(op.json(&["admin", "enterprise", "list"]), serde_json::json!([]));
 
-    let pid = server.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            assert!(status.success(), "serve exited with {status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    stop_gracefully(&mut server);
 }
 
 #[test]
