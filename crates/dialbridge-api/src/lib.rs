@@ -7,6 +7,21 @@
 mod legacy;
 pub mod live;
 
+/// The readers of request input, for the `cargo fuzz` targets (`fuzz/`).
+#[doc(hidden)]
+pub mod fuzzing {
+    use axum::http::{header, HeaderMap};
+
+    /// A legacy request's parameters from its query, content type and body.
+    pub async fn legacy_params(query: Option<&str>, content_type: &str, body: &[u8]) -> crate::legacy::Params {
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = content_type.parse() {
+            headers.insert(header::CONTENT_TYPE, value);
+        }
+        crate::legacy::params_of(query, &headers, &axum::body::Bytes::copy_from_slice(body)).await
+    }
+}
+
 use std::sync::Arc;
 
 use axum::extract::State;

@@ -100,3 +100,33 @@ fn call_power_round_trips() {
     }
     assert_eq!(CallPower::parse("everything").unwrap_err().field, "call_power");
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// Any text: a number or a refusal, never a panic; a number's digits parse to itself.
+        #[test]
+        fn any_text_classifies_or_is_refused(text in "\\PC{0,40}") {
+            if let Ok(number) = PhoneNumber::parse(&text) {
+                let again = PhoneNumber::parse(number.digits()).unwrap();
+                prop_assert_eq!(again.class(), number.class());
+            }
+            let _ = crate::Cno::parse(&text);
+            let _ = text.parse::<crate::Money>();
+            let _ = crate::validate_caller_id(&text);
+        }
+
+        /// Number-like text: prefixes, separators, every length.
+        #[test]
+        fn number_like_text_never_panics(text in "(\\+86|0086|86)?[0-9 \\-()]{0,24}") {
+            if let Ok(number) = PhoneNumber::parse(&text) {
+                prop_assert!(number.digits().chars().all(|c| c.is_ascii_digit()));
+            }
+        }
+    }
+}

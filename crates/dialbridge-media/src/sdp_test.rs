@@ -82,3 +82,44 @@ fn a_changed_description_carries_a_new_version_and_direction() {
     );
     assert_eq!(parse(again.as_bytes()).unwrap().direction, Direction::RecvOnly);
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 40000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// An offer with bytes changed at random: parsed or refused, never a panic.
+        #[test]
+        fn mutated_offers_never_panic(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..10)) {
+            let mut bytes = OFFER.as_bytes().to_vec();
+            for (at, byte) in edits {
+                let at = at % bytes.len();
+                bytes[at] = byte;
+            }
+            let _ = parse(&bytes);
+        }
+
+        /// Lines of SDP-like text in any order and number.
+        #[test]
+        fn shuffled_lines_never_panic(lines in proptest::collection::vec("[vosctmab]=[ -~]{0,60}", 0..30)) {
+            let _ = parse(lines.join("\r\n").as_bytes());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..1_000)) {
+            let _ = parse(&bytes);
+        }
+    }
+
+    #[test]
+    fn the_seed_offer_parses() {
+        assert!(parse(OFFER.as_bytes()).is_ok());
+    }
+}

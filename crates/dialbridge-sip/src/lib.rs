@@ -7,6 +7,8 @@
 mod client;
 pub mod digest;
 mod ending;
+#[doc(hidden)]
+pub mod fuzzing;
 mod message;
 pub mod registrar;
 pub mod session_timer;

@@ -969,7 +969,7 @@ fn failure_code(reason: &TerminatedReason) -> Option<u16> {
 
 /// What a request that cannot be taken as it stands must be answered (RFC 3261 §18.3: a UDP
 /// body shorter than its Content-Length is 400; §8.2.x: a SIP version other than 2.0 is 505).
-fn refusal_of_malformed(request: &rsipstack::sip::Request) -> Option<StatusCode> {
+pub(crate) fn refusal_of_malformed(request: &rsipstack::sip::Request) -> Option<StatusCode> {
     if request.version != rsipstack::sip::Version::V2 {
         return Some(StatusCode::VersionNotSupported);
     }

@@ -144,7 +144,7 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Params {
 }
 
 /// The request's parameters; a `multipart/form-data` body's text fields count like form fields.
-async fn params_of(query: Option<&str>, headers: &HeaderMap, body: &Bytes) -> Params {
+pub(crate) async fn params_of(query: Option<&str>, headers: &HeaderMap, body: &Bytes) -> Params {
     let mut params = Params::parse(query, headers, body);
     let boundary = headers
         .get(header::CONTENT_TYPE)

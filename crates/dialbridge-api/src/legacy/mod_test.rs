@@ -27,3 +27,65 @@ fn callbacks() {
         assert!(!is_safe_callback(bad), "{bad}");
     }
 }
+
+mod properties {
+    use proptest::prelude::*;
+    // Explicitly: the module above also brings axum's `any` in.
+    use proptest::prelude::any;
+
+    use super::*;
+
+    /// The parameters of any request, as the extractor reads them (multipart included).
+    fn read(query: Option<&str>, content_type: &str, body: &[u8]) -> Params {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(crate::fuzzing::legacy_params(query, content_type, body))
+    }
+
+    fn content_type() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("application/x-www-form-urlencoded".to_owned()),
+            Just("multipart/form-data; boundary=XyZ".to_owned()),
+            "multipart/form-data; boundary=[ -~]{0,20}",
+            "[ -~]{0,40}",
+        ]
+    }
+
+    /// A multipart body of fields, then cut or changed at random.
+    fn multipart() -> impl Strategy<Value = Vec<u8>> {
+        let fields = proptest::collection::vec(("[a-zA-Z]{1,8}", "[ -~]{0,30}"), 0..5);
+        (fields, any::<usize>(), any::<u8>()).prop_map(|(fields, at, byte)| {
+            let mut body = Vec::new();
+            for (name, value) in fields {
+                body.extend_from_slice(
+                    format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+                );
+            }
+            body.extend_from_slice(b"--XyZ--\r\n");
+            let at = at % body.len();
+            body[at] = byte;
+            body
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn any_query_form_or_multipart_never_panics(
+            query in proptest::option::of("[ -~]{0,200}"),
+            content_type in content_type(),
+            body in prop_oneof![proptest::collection::vec(any::<u8>(), 0..400), multipart()],
+        ) {
+            let params = read(query.as_deref(), &content_type, &body);
+            let _ = params.get("cno");
+        }
+
+        /// Whatever else a query holds, a well-formed name-value pair in it is read.
+        #[test]
+        fn a_pair_is_read_whatever_surrounds_it(noise in "[a-z0-9=&%]{0,50}", value in "[0-9]{1,10}") {
+            let query = format!("cno={value}&{noise}");
+            let params = read(Some(&query), "", b"");
+            prop_assert_eq!(params.get("cno"), Some(value.as_str()));
+        }
+    }
+}
