@@ -22,6 +22,7 @@ mod live;
 mod operator;
 mod pushes;
 mod restart;
+mod sip_torture;
 mod trunk_routing;
 mod trunk_watch;
 
