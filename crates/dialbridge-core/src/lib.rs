@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod call;
+pub mod caps;
 pub mod credit;
 pub mod entities;
 pub mod ids;

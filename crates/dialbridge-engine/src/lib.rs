@@ -22,7 +22,7 @@ pub use dialbridge_media::RelayStats;
 use dialbridge_media::{MediaError, PortPool};
 use dialbridge_sip::{AccountDirectory, SipStack};
 pub use dialbridge_sip::{CarrierTarget, LegEnding};
-pub use dialbridge_sip::{KeptBinding, RegistrarSettings, SipConfig, SipTransport};
+pub use dialbridge_sip::{KeptBinding, RegistrarSettings, SipConfig, SipTransport, TcpLimits};
 use tokio::sync::mpsc;
 pub use trunks::{TrunkAccount, TrunkStatus, TrunkWatch};
 

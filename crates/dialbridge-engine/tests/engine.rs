@@ -44,6 +44,7 @@ async fn engine(rtp_inactivity: Duration) -> Engine {
             t1: Duration::from_millis(100),
             server_key: [5; 32],
             unsolicited: Default::default(),
+            tcp: Default::default(),
         },
         rtp_ip: "127.0.0.1".parse().unwrap(),
         rtp_ports: 32_000..=39_999,

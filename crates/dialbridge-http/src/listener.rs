@@ -2,14 +2,14 @@
 //! [`Guarded`] stream, the client's address given to the application as axum's `ConnectInfo`
 //! (from `X-Forwarded-For` when the connection comes from a trusted proxy), and a graceful stop.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
+use dialbridge_core::caps::{Caps, ConnectionCaps, Throttle};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -49,7 +49,7 @@ pub struct HttpLimits {
 /// How long the connections in flight may take to finish once told to stop.
 const STOP_WAIT: Duration = Duration::from_secs(10);
 /// At most one warning per this long about refused connections or exhausted descriptors.
-const WARN_EVERY: Duration = Duration::from_secs(10);
+const WARN_EVERY_MS: u64 = 10_000;
 
 /// Serves `app` on `listener` until `shutdown` resolves; then takes no more connections, lets
 /// those in flight finish their request (at most [`STOP_WAIT`]) and returns.
@@ -61,10 +61,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
     let limits = Arc::new(limits);
-    let counts = Arc::new(Counts::default());
+    let counts = ConnectionCaps::new();
     let stop = CancellationToken::new();
     let connections = TaskTracker::new();
-    let mut warned = Warnings::default();
+    let started = Instant::now();
+    let mut warned = Throttle::new(WARN_EVERY_MS);
+    let mut warn_now = move || warned.allow(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
     let mut backoff = Duration::ZERO;
     tokio::pin!(shutdown);
     loop {
@@ -81,21 +83,26 @@ pub async fn serve(
             Err(e) => {
                 // Out of descriptors (or memory): wait for connections to close rather than spin.
                 backoff = (backoff * 2).clamp(Duration::from_millis(20), Duration::from_secs(1));
-                warned.maybe(
-                    || tracing::warn!(error = %e, open = counts.total(), "cannot accept HTTP connections; backing off"),
-                );
+                if warn_now() {
+                    tracing::warn!(error = %e, open = counts.open(), "cannot accept HTTP connections; backing off");
+                }
                 tokio::time::sleep(backoff).await;
                 continue;
             }
         };
         let trusted = limits.trusted_proxies.iter().any(|net| net.contains(&peer.ip()));
-        let per_source_cap = if trusted {
-            usize::MAX
-        } else {
-            limits.max_connections_per_source
+        let caps = Caps {
+            total: limits.max_connections,
+            per_source: if trusted {
+                usize::MAX
+            } else {
+                limits.max_connections_per_source
+            },
         };
-        let Some(slot) = counts.take(peer.ip(), limits.max_connections, per_source_cap) else {
-            warned.maybe(|| tracing::warn!(source = %peer.ip(), open = counts.total(), "HTTP connection cap reached: connections refused"));
+        let Some(slot) = counts.take(peer.ip(), caps) else {
+            if warn_now() {
+                tracing::warn!(source = %peer.ip(), open = counts.open(), "HTTP connection cap reached: connections refused");
+            }
             drop(stream);
             continue;
         };
@@ -170,73 +177,4 @@ fn forwarded_client<B>(request: &axum::extract::Request<B>, proxies: &[IpNet]) -
         .rev()
         .find(|ip| !proxies.iter().any(|net| net.contains(ip)))
         .map(|ip| SocketAddr::new(ip, 0))
-}
-
-/// Open connections, in all and per source.
-#[derive(Default)]
-struct Counts {
-    open: Mutex<Open>,
-}
-
-#[derive(Default)]
-struct Open {
-    total: usize,
-    by_source: HashMap<IpAddr, usize>,
-}
-
-impl Counts {
-    fn total(&self) -> usize {
-        self.open.lock().map_or(0, |open| open.total)
-    }
-
-    /// A slot for one more connection from `source`, if both caps allow it.
-    fn take(self: &Arc<Self>, source: IpAddr, max_total: usize, max_per_source: usize) -> Option<Slot> {
-        let mut open = self.open.lock().ok()?;
-        let from_source = open.by_source.get(&source).copied().unwrap_or(0);
-        if open.total >= max_total || from_source >= max_per_source {
-            return None;
-        }
-        open.total += 1;
-        open.by_source.insert(source, from_source + 1);
-        Some(Slot {
-            counts: self.clone(),
-            source,
-        })
-    }
-}
-
-/// One open connection, given back when dropped.
-struct Slot {
-    counts: Arc<Counts>,
-    source: IpAddr,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Ok(mut open) = self.counts.open.lock() {
-            open.total = open.total.saturating_sub(1);
-            if let Some(count) = open.by_source.get_mut(&self.source) {
-                *count -= 1;
-                if *count == 0 {
-                    open.by_source.remove(&self.source);
-                }
-            }
-        }
-    }
-}
-
-/// Rate-limits a warning that a flood would otherwise repeat for every connection.
-#[derive(Default)]
-struct Warnings {
-    last: Option<Instant>,
-}
-
-impl Warnings {
-    fn maybe(&mut self, warn: impl FnOnce()) {
-        let now = Instant::now();
-        if self.last.is_none_or(|last| now.duration_since(last) >= WARN_EVERY) {
-            self.last = Some(now);
-            warn();
-        }
-    }
 }

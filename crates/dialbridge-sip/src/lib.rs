@@ -13,6 +13,7 @@ mod message;
 pub mod registrar;
 pub mod session_timer;
 pub mod stack;
+mod tcp_accept;
 pub mod unsolicited;
 
 pub use client::{CarrierRegistration, CarrierTarget, RegisterAnswer};
@@ -23,4 +24,5 @@ pub use stack::{
     AccountDirectory, InfoDigit, KeptBinding, Leg, LegEvent, LegHangUp, LegSpec, Refresher, Registration,
     Renegotiation, SessionExpires, SessionTimer, SipConfig, SipCounts, SipError, SipStack,
 };
+pub use tcp_accept::TcpLimits;
 pub use unsolicited::UnsolicitedSettings;

@@ -23,6 +23,8 @@ use rsipstack::sip::{HasHeaders, Header, HeadersExt, Method, StatusCode};
 use rsipstack::transaction::endpoint::EndpointOption;
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::tcp_listener::TcpListenerConnection;
+
+use crate::tcp_accept::{AwaitingFirstMessage, TcpLimits};
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
 use rsipstack::EndpointBuilder;
@@ -88,6 +90,8 @@ pub struct SipConfig {
     pub t1: Duration,
     pub server_key: [u8; 32],
     pub unsolicited: UnsolicitedSettings,
+    /// What SIP-over-TCP clients may hold.
+    pub tcp: TcpLimits,
 }
 
 /// Where a registered phone is, as the registrar learnt it.
@@ -248,6 +252,10 @@ impl SipStack {
             .public_ip
             .filter(|ip| *ip != config.listen.ip())
             .map(|ip| SocketAddr::new(ip, config.listen.port()));
+        // SIP over TCP is accepted by our own loop (`tcp_accept`): the listener is bound here.
+        // The library still needs its listener entry (its address goes into Via and Contact);
+        // the library's own attempt to bind it then fails, and only that.
+        let mut tcp_accept = None;
         for transport in &config.transports {
             let listen_error = |message: String| SipError::Listen {
                 address: local,
@@ -266,10 +274,13 @@ impl SipStack {
                     transport_layer.add_transport(udp.into());
                 }
                 SipTransport::Tcp => {
-                    std::net::TcpListener::bind(local).map_err(|e| listen_error(e.to_string()))?;
+                    let listener = tokio::net::TcpListener::bind(local)
+                        .await
+                        .map_err(|e| listen_error(e.to_string()))?;
                     let tcp = TcpListenerConnection::new(local, external)
                         .await
                         .map_err(|e| listen_error(e.to_string()))?;
+                    tcp_accept = Some((listener, tcp.get_addr().clone()));
                     transport_layer.add_transport(tcp.into());
                 }
             }
@@ -280,7 +291,9 @@ impl SipStack {
             callid_suffix: Some(config.call_id_domain.clone()),
             ..EndpointOption::default()
         };
+        let awaiting_first_message = AwaitingFirstMessage::default();
         let endpoint = EndpointBuilder::new()
+            .with_transport_inspector(Box::new(awaiting_first_message.clone()))
             .with_user_agent(&config.user_agent)
             .with_cancel_token(cancel.child_token())
             .with_transport_layer(transport_layer)
@@ -309,6 +322,16 @@ impl SipStack {
                 tracing::error!(error = %e, "SIP endpoint stopped");
             }
         });
+        if let Some((listener, advertised)) = tcp_accept {
+            tasks.spawn(crate::tcp_accept::accept_loop(
+                listener,
+                endpoint.inner.clone(),
+                advertised,
+                config.tcp,
+                awaiting_first_message,
+                cancel.child_token(),
+            ));
+        }
         let dispatcher = shared.clone();
         let incoming_cancel = cancel.clone();
         tasks.spawn(async move {
@@ -338,25 +361,6 @@ impl SipStack {
                 }
             }
         });
-        // The endpoint's task binds the TCP listener; say "listening" only once it accepts.
-        if config.transports.contains(&SipTransport::Tcp) {
-            let mut ready = false;
-            for _ in 0..300 {
-                if tokio::net::TcpStream::connect(local).await.is_ok() {
-                    ready = true;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            if !ready {
-                cancel.cancel();
-                return Err(SipError::Listen {
-                    address: local,
-                    transport: SipTransport::Tcp,
-                    message: "the listener did not start".into(),
-                });
-            }
-        }
         tracing::info!(address = %local, transports = ?config.transports, "listening for SIP");
         Ok(Self {
             shared,

@@ -40,6 +40,7 @@ async fn start_with(registrar: RegistrarSettings, unsolicited: dialbridge_sip::U
         t1: Duration::from_millis(100),
         server_key: [3; 32],
         unsolicited,
+        tcp: Default::default(),
     };
     SipStack::start(config, Arc::new(accounts)).await.unwrap()
 }

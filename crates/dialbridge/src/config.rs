@@ -28,7 +28,9 @@ const KEYS: &[Key] = &[
     Key {
         name: "log_level",
         env: "DIALBRIDGE_LOG_LEVEL",
-        default: Some("info,rsipstack=warn"),
+        // The SIP library's transport layer warns at every start that it cannot bind the TCP
+        // port (dialbridge holds it: `tcp_accept`) and at every connection that sends garbage.
+        default: Some("info,rsipstack=warn,rsipstack::transport::transport_layer=error"),
     },
     Key {
         name: "data_dir",
@@ -94,6 +96,21 @@ const KEYS: &[Key] = &[
         name: "sip.transports",
         env: "DIALBRIDGE_SIP_TRANSPORTS",
         default: Some("udp,tcp"),
+    },
+    Key {
+        name: "sip.tcp_max_connections",
+        env: "DIALBRIDGE_SIP_TCP_MAX_CONNECTIONS",
+        default: Some("2048"),
+    },
+    Key {
+        name: "sip.tcp_max_connections_per_source",
+        env: "DIALBRIDGE_SIP_TCP_MAX_CONNECTIONS_PER_SOURCE",
+        default: Some("256"),
+    },
+    Key {
+        name: "sip.tcp_first_message_secs",
+        env: "DIALBRIDGE_SIP_TCP_FIRST_MESSAGE_SECS",
+        default: Some("5"),
     },
     Key {
         name: "sip.public_address",
@@ -172,6 +189,8 @@ pub struct Config {
     pub http_limits: dialbridge_http::HttpLimits,
     pub sip_listen: SocketAddr,
     pub sip_transports: Vec<Transport>,
+    /// What SIP-over-TCP clients may hold.
+    pub sip_tcp_limits: dialbridge_engine::TcpLimits,
     /// The address written into Via, Contact and SDP.
     pub public_address: IpAddr,
     pub rtp_ports: RangeInclusive<u16>,
@@ -349,6 +368,11 @@ impl Config {
             })?,
             "sip.transports",
         )?;
+        let sip_tcp_limits = dialbridge_engine::TcpLimits {
+            max_connections: count("sip.tcp_max_connections", 16, 1_000_000)?,
+            max_connections_per_source: count("sip.tcp_max_connections_per_source", 1, 1_000_000)?,
+            first_message: seconds("sip.tcp_first_message_secs", 300)?,
+        };
         let public_address = parse(raw, "sip.public_address", |s| {
             s.parse::<IpAddr>().map_err(|_| format!("{s:?} is not an IP address"))
         })?
@@ -420,6 +444,7 @@ impl Config {
             http_limits,
             sip_listen,
             sip_transports,
+            sip_tcp_limits,
             public_address,
             rtp_ports,
             password_hash_cost,

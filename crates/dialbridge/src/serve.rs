@@ -231,6 +231,7 @@ fn engine_config(config: &Config, key: &[u8; 32]) -> EngineConfig {
             t1: Duration::from_millis(500),
             server_key: *key,
             unsolicited: Default::default(),
+            tcp: config.sip_tcp_limits,
         },
         rtp_ip: config.public_address,
         rtp_ports: config.rtp_ports.clone(),

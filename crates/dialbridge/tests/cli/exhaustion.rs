@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 
-use super::{legacy_world, serve_with, stop_gracefully, try_http_get, Operator};
+use super::{legacy_world, serve_under, serve_with, stop_gracefully, try_http_get, Operator};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -336,4 +336,171 @@ fn a_forged_log_line_cannot_be_written() {
         !lines.iter().any(|l| l.starts_with("2026-12-05T00:00:00")),
         "{lines:#?}"
     );
+}
+
+/// The server's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// The CPU time the server has used, in clock ticks (user + system).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+const IDLE_SIP: usize = 5_000;
+const SIP_CAP: usize = 1_000;
+/// What the SIP library was measured to hold per connection it serves (two 64 KiB buffers).
+const PER_CONNECTION_KIB: u64 = 72;
+
+/// 5,000 idle SIP-over-TCP connections from 127.0.0.2 against a cap of 1,000: no more than
+/// the cap stay open, memory grows by less than the cap times what a served connection costs,
+/// silent or half-sent connections are closed after the first-message time, and afterwards a
+/// phone still registers over TCP.
+#[test]
+fn idle_sip_tcp_connections_are_capped_then_closed_and_phones_still_register() {
+    if dialbridge_testkit::skip_without_sipp() {
+        return;
+    }
+    let op = Operator::new();
+    op.provision_example();
+    let server = serve_with(
+        &op,
+        &[
+            ("DIALBRIDGE_SIP_TCP_MAX_CONNECTIONS", "1000"),
+            ("DIALBRIDGE_SIP_TCP_MAX_CONNECTIONS_PER_SOURCE", "100000"),
+            ("DIALBRIDGE_SIP_TCP_FIRST_MESSAGE_SECS", "4"),
+        ],
+    );
+    let pid = server.child.id();
+    let sip: SocketAddr = server.sip.parse().unwrap();
+    let before = rss_kib(pid);
+    runtime().block_on(async {
+        let mut idle = Vec::with_capacity(IDLE_SIP);
+        for _ in 0..IDLE_SIP {
+            idle.push(connect_from("127.0.0.2", sip).await.expect("connect"));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let growth = rss_kib(pid).saturating_sub(before);
+        assert!(
+            growth < SIP_CAP as u64 * PER_CONNECTION_KIB,
+            "memory grew by {growth} KiB for {IDLE_SIP} idle connections"
+        );
+        let mut checks = tokio::task::JoinSet::new();
+        for stream in idle {
+            checks.spawn(closed_within(stream, Duration::from_millis(500)));
+        }
+        let mut open = 0;
+        while let Some(closed) = checks.join_next().await {
+            open += usize::from(closed.unwrap().is_none());
+        }
+        assert!(open <= SIP_CAP, "{open} connections open past the cap of {SIP_CAP}");
+
+        // Silent ones and ones that never complete a message are closed after 4 s.
+        let mut waits = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let mut stream = connect_from("127.0.0.2", sip).await.unwrap();
+            if i % 2 == 1 {
+                stream
+                    .write_all(b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.2;bra")
+                    .await
+                    .unwrap();
+            }
+            waits.spawn(closed_within(stream, Duration::from_secs(30)));
+        }
+        while let Some(closed) = waits.join_next().await {
+            let took = closed.unwrap().expect("closed by the server");
+            assert!(took < Duration::from_secs(20), "closed after {took:?}");
+        }
+    });
+    let mut sipp = dialbridge_testkit::SippBuilder::new("register.xml", Some(sip))
+        .args([
+            "-t",
+            "t1",
+            "-s",
+            "3000001-801",
+            "-au",
+            "3000001-801",
+            "-ap",
+            "ext801-secret",
+            "-m",
+            "1",
+        ])
+        .args(["-p".to_owned(), dialbridge_testkit::free_port().to_string()])
+        .set("expect", 200)
+        .spawn();
+    assert!(sipp.finish(Duration::from_secs(20)), "{}", sipp.logs());
+}
+
+/// The server may open 400 files; 1,000 SIP-over-TCP connections from 127.0.0.3 exhaust them.
+/// Meanwhile it backs off instead of spinning (CPU) and warns once per 10 s (log), and once
+/// they close it answers again.
+#[test]
+fn at_descriptor_exhaustion_cpu_and_log_growth_stay_bounded() {
+    let op = Operator::new();
+    let server = serve_under(
+        &op,
+        &["prlimit", "--nofile=400:400"],
+        &[
+            ("DIALBRIDGE_SIP_TCP_MAX_CONNECTIONS", "100000"),
+            ("DIALBRIDGE_SIP_TCP_MAX_CONNECTIONS_PER_SOURCE", "100000"),
+            ("DIALBRIDGE_SIP_TCP_FIRST_MESSAGE_SECS", "60"),
+        ],
+    );
+    let pid = server.child.id();
+    let sip: SocketAddr = server.sip.parse().unwrap();
+    runtime().block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..1_000 {
+            match tokio::time::timeout(Duration::from_secs(2), connect_from("127.0.0.3", sip)).await {
+                Ok(Ok(stream)) => held.push(stream),
+                _ => break,
+            }
+        }
+        assert!(
+            held.len() > 400,
+            "only {} connections: the table never filled",
+            held.len()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (ticks, lines) = (cpu_ticks(pid), server.log_lines().len());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let used = cpu_ticks(pid) - ticks;
+        let logged = server.log_lines().len() - lines;
+        // 100 ticks a second: a spinning loop would use about 500.
+        assert!(used < 150, "{used} ticks of CPU in 5 s at descriptor exhaustion");
+        assert!(
+            logged <= 3,
+            "{logged} log lines in 5 s at descriptor exhaustion: {:?}",
+            &server.log_lines()[lines..]
+        );
+        assert!(
+            server
+                .log_lines()
+                .iter()
+                .any(|l| l.contains("cannot accept SIP TCP connections")),
+            "the exhaustion is reported"
+        );
+        drop(held);
+    });
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok((200, _)) = try_http_get(&server.http, "/healthz") {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the server does not answer again once the connections close"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -57,7 +57,19 @@ impl Operator {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        self.command_under(&[], args)
+    }
+
+    /// [`command`](Self::command) run through `wrapper` (e.g. `prlimit --nofile=…`).
+    fn command_under(&self, wrapper: &[&str], args: &[&str]) -> Command {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(wrapper_args).arg(BIN);
+                cmd
+            }
+            None => Command::new(BIN),
+        };
         cmd.args(args)
             .current_dir(self.dir.path())
             .env_clear()
@@ -153,8 +165,13 @@ fn serve(op: &Operator) -> Server {
 
 /// [`serve`] with more environment variables.
 fn serve_with(op: &Operator, env: &[(&str, &str)]) -> Server {
+    serve_under(op, &[], env)
+}
+
+/// [`serve_with`] run through `wrapper`.
+fn serve_under(op: &Operator, wrapper: &[&str], env: &[(&str, &str)]) -> Server {
     let mut child = op
-        .command(&["serve"])
+        .command_under(wrapper, &["serve"])
         .env("DIALBRIDGE_HTTP_LISTEN", "127.0.0.1:0")
         .env("DIALBRIDGE_SIP_LISTEN", "127.0.0.1:0")
         // Bridged calls record a heartbeat every second (the restart test bills up to it).
