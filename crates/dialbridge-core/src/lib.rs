@@ -32,11 +32,16 @@ pub struct ValidationError {
     pub reason: String,
 }
 
+/// The longest reason kept: reasons quote the value refused, and a value can be a megabyte.
+const MAX_REASON_CHARS: usize = 200;
+
 impl ValidationError {
+    /// A refusal of `field`; the reason is cut and escaped ([`text::printable`]) so that an
+    /// error message never echoes a caller's value whole.
     pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
         Self {
             field,
-            reason: reason.into(),
+            reason: text::printable(&reason.into(), MAX_REASON_CHARS),
         }
     }
 }

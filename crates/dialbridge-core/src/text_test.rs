@@ -12,3 +12,11 @@ fn control_characters_are_escaped_and_long_values_cut() {
     assert_eq!(printable("abc", 3), "abc");
     assert!(!printable(&"\n".repeat(10_000), SHOWN_CHARS).contains('\n'));
 }
+
+#[test]
+fn a_validation_error_never_echoes_a_value_whole() {
+    let huge = format!("{}\n{}", "9".repeat(100_000), "forged");
+    let error = crate::PhoneNumber::parse(&huge).unwrap_err();
+    assert!(error.reason.chars().count() <= 201, "{}", error.reason.len());
+    assert!(!error.reason.contains('\n'));
+}

@@ -178,3 +178,7 @@ fn forwarded_client<B>(request: &axum::extract::Request<B>, proxies: &[IpNet]) -
         .find(|ip| !proxies.iter().any(|net| net.contains(ip)))
         .map(|ip| SocketAddr::new(ip, 0))
 }
+
+#[cfg(test)]
+#[path = "listener_test.rs"]
+mod tests;
