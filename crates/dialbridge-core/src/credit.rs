@@ -80,8 +80,9 @@ impl Hold {
     /// never more than it holds. A call is cut at the end of what it holds; the milliseconds
     /// between that moment and its BYE do not start a minute it could not pay.
     pub fn settle(&self, bridged_seconds: u64) -> Money {
+        // Past what money can count (a corrupt end time), the whole hold: never free.
         Money::charge_per_started_minute(self.rate, bridged_seconds)
-            .unwrap_or(Money::ZERO)
+            .unwrap_or(self.amount())
             .min(self.amount())
     }
 }

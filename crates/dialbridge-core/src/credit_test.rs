@@ -58,3 +58,12 @@ fn a_hold_is_whole_minutes_and_its_settlement_never_exceeds_it() {
         assert_eq!(charge.ten_thousandths() % rate.ten_thousandths(), 0, "whole minutes");
     }
 }
+
+#[test]
+fn a_charge_past_what_money_counts_is_the_whole_hold_never_nothing() {
+    let hold = Hold {
+        rate: "0.12".parse().unwrap(),
+        minutes: 2,
+    };
+    assert_eq!(hold.settle(u64::MAX), hold.amount());
+}

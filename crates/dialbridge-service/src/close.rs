@@ -80,12 +80,16 @@ impl CallService {
                 let hold = tx.release_hold(&report.unique_id).await?;
                 let end = cdr_end(report, hold);
                 if !tx.finish_cdr(&report.unique_id, &end).await? {
+                    // Closed already: a hold left behind is released all the same.
+                    if hold.is_some() {
+                        tx.commit().await?;
+                    }
                     return Ok(true);
                 }
                 if let Some(trunk) = report.customer_trunk.as_ref().filter(|t| **t != context.trunk_name) {
                     tx.set_cdr_trunk(&report.unique_id, trunk).await?;
                 }
-                tx.settle_call(context.enterprise.id, &report.unique_id, hold, end.cost)
+                tx.settle_call(context.enterprise.id, &report.unique_id, end.cost)
                     .await?;
                 tx.forget_leg_endings(&report.unique_id).await?;
                 let stored = tx.agent_state(context.agent_id).await?;

@@ -96,13 +96,43 @@ impl CallService {
             self.close(&context, &report).await;
             closed += 1;
         }
-        let mut tx = self.inner.store.begin().await?;
-        let corrected = tx.reconcile_held().await?;
-        tx.commit().await?;
-        if !corrected.is_empty() {
-            tracing::warn!(enterprises = ?corrected, "the credit held by running calls had drifted from their holds: rebuilt from them");
-        }
+        self.reconcile_holds().await;
         Ok(closed)
+    }
+
+    /// Deletes holds whose call is no longer running and rebuilds each enterprise's `held`
+    /// from the holds left, one enterprise per transaction; a failure is logged, not fatal
+    /// (every call left by the crash is closed by now: this is a safety net).
+    async fn reconcile_holds(&self) {
+        let enterprises = match self.inner.store.begin_read().await {
+            Ok(mut tx) => tx.enterprises_to_reconcile().await,
+            Err(e) => Err(e),
+        };
+        let enterprises = match enterprises {
+            Ok(enterprises) => enterprises,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check the credit held by running calls");
+                return;
+            }
+        };
+        for enterprise in enterprises {
+            let result = async {
+                let mut tx = self.inner.store.begin().await?;
+                let reconciled = tx.reconcile_held(enterprise).await?;
+                tx.commit().await?;
+                Ok::<_, StoreError>(reconciled)
+            }
+            .await;
+            match result {
+                Ok((orphans, corrected)) => tracing::warn!(
+                    %enterprise,
+                    orphan_holds_released = orphans,
+                    held_rebuilt = corrected,
+                    "the credit held by running calls had drifted from their holds: rebuilt from them"
+                ),
+                Err(e) => tracing::warn!(%enterprise, error = %e, "cannot rebuild the credit held by running calls"),
+            }
+        }
     }
 
     /// Sends every kept leg ending of these calls at once, each waiting at most a few seconds

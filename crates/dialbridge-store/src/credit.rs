@@ -20,6 +20,14 @@ const HOLD_MORE: &str = "UPDATE enterprises SET held = held + $2 \
 const SUM_OF_HOLDS: &str =
     "(SELECT COALESCE(SUM(rate_per_minute * minutes), 0) FROM credit_holds WHERE enterprise_id = enterprises.id)";
 
+/// The enterprise's holds whose call is no longer running.
+const ORPHAN_HOLDS: &str = "SELECT 1 FROM credit_holds h WHERE h.enterprise_id = enterprises.id \
+     AND NOT EXISTS (SELECT 1 FROM cdrs c WHERE c.unique_id = h.unique_id AND c.ended_at IS NULL)";
+
+/// The same, by `uniqueId`, for the enterprise `$1`.
+const ORPHAN_HOLDS_OF_ONE: &str = "SELECT h.unique_id FROM credit_holds h WHERE h.enterprise_id = $1 \
+     AND NOT EXISTS (SELECT 1 FROM cdrs c WHERE c.unique_id = h.unique_id AND c.ended_at IS NULL)";
+
 fn hold_from(rate: i64, minutes: i64) -> Result<Hold, StoreError> {
     Ok(Hold {
         rate: Money::from_ten_thousandths(rate),
@@ -121,83 +129,97 @@ impl Tx<'_> {
         Ok(Extension::Extended(before.extended()))
     }
 
-    /// Releases an ending call's hold and returns what it held (`None`: nothing). The credit
-    /// it held comes back to the enterprise in [`settle_call`](Self::settle_call), in the same
-    /// transaction.
+    /// Releases an ending call's hold: its row is deleted and the credit it held comes back to
+    /// the enterprise, in this transaction; returns what it held (`None`: nothing). Call it in
+    /// the transaction that completes the call's CDR, before computing the charge from it.
     pub async fn release_hold(&mut self, unique_id: &str) -> Result<Option<Hold>, StoreError> {
-        let row: Option<(i64, i64)> =
-            query_as("DELETE FROM credit_holds WHERE unique_id = $1 RETURNING rate_per_minute, minutes")
+        let row: Option<(i64, i64, i64)> =
+            query_as("DELETE FROM credit_holds WHERE unique_id = $1 RETURNING enterprise_id, rate_per_minute, minutes")
                 .bind(unique_id)
                 .fetch_optional(&mut self.conn)
                 .await?;
-        row.map(|(rate, minutes)| hold_from(rate, minutes)).transpose()
+        let Some((enterprise, rate, minutes)) = row else {
+            return Ok(None);
+        };
+        let hold = hold_from(rate, minutes)?;
+        // Should `held` ever have drifted below this hold, it is rebuilt from the holds left
+        // rather than clamped (a clamp would overstate what is available).
+        query(&format!(
+            "UPDATE enterprises SET held = CASE WHEN held >= $2 THEN held - $2 ELSE {SUM_OF_HOLDS} END, \
+             updated_at = $3 WHERE id = $1"
+        ))
+        .bind(enterprise)
+        .bind(hold.amount().ten_thousandths())
+        .bind(now_ms())
+        .execute(&mut self.conn)
+        .await?;
+        Ok(Some(hold))
     }
 
-    /// Settles an ended call: the hold [`release_hold`](Self::release_hold) returned comes back
-    /// to the enterprise's available credit and `charge` is taken from the balance, with one
-    /// ledger row when it costs something. Call it in the transaction that completes the call's
-    /// CDR, so a call is settled exactly once.
+    /// Charges an ended call (after [`release_hold`](Self::release_hold)): `charge` is taken
+    /// from the balance with one ledger row, when it costs something. Call it in the
+    /// transaction that completes the call's CDR, so a call is charged exactly once.
     pub async fn settle_call(
         &mut self,
         enterprise: EnterpriseId,
         unique_id: &str,
-        released: Option<Hold>,
         charge: Money,
     ) -> Result<(), StoreError> {
-        let released = released.map_or(Money::ZERO, |hold| hold.amount());
-        if !released.is_positive() && !charge.is_positive() {
+        if !charge.is_positive() {
             return Ok(());
         }
-        // `held` never goes below zero, even if it had drifted from the holds (recovery
-        // rebuilds it from them).
-        let row: Option<(i64,)> = query_as(
-            "UPDATE enterprises SET balance = balance - $2, \
-             held = CASE WHEN held >= $3 THEN held - $3 ELSE 0 END, updated_at = $4 \
-             WHERE id = $1 RETURNING balance",
-        )
-        .bind(enterprise.get())
-        .bind(charge.ten_thousandths())
-        .bind(released.ten_thousandths())
-        .bind(now_ms())
-        .fetch_optional(&mut self.conn)
-        .await?;
-        let (balance,) = row.ok_or_else(|| StoreError::NotFound(format!("enterprise {enterprise}")))?;
-        if charge.is_positive() {
-            let debit = Money::ZERO.saturating_sub(charge);
-            self.write_ledger(enterprise, debit, balance, LedgerKind::CallCharge, Some(unique_id))
+        let row: Option<(i64,)> =
+            query_as("UPDATE enterprises SET balance = balance - $2, updated_at = $3 WHERE id = $1 RETURNING balance")
+                .bind(enterprise.get())
+                .bind(charge.ten_thousandths())
+                .bind(now_ms())
+                .fetch_optional(&mut self.conn)
                 .await?;
-        }
-        Ok(())
+        let (balance,) = row.ok_or_else(|| StoreError::NotFound(format!("enterprise {enterprise}")))?;
+        let debit = Money::ZERO.saturating_sub(charge);
+        self.write_ledger(enterprise, debit, balance, LedgerKind::CallCharge, Some(unique_id))
+            .await
     }
 
-    /// Rebuilds every enterprise's `held` from its calls' holds where the two differ (a restart
-    /// after a fault), each under its enterprise's lock so no admission or settlement of another
-    /// node slips between the sum and the update. Returns the enterprises corrected.
-    pub async fn reconcile_held(&mut self) -> Result<Vec<EnterpriseId>, StoreError> {
-        let drifted: Vec<(i64,)> = query_as(&format!(
-            "SELECT id FROM enterprises WHERE held <> {SUM_OF_HOLDS} ORDER BY id"
+    /// The enterprises whose `held` differs from their holds, or that have a hold whose call is
+    /// no longer running (its CDR complete or gone): what [`reconcile_held`](Self::reconcile_held)
+    /// would change.
+    pub async fn enterprises_to_reconcile(&mut self) -> Result<Vec<EnterpriseId>, StoreError> {
+        let rows: Vec<(i64,)> = query_as(&format!(
+            "SELECT id FROM enterprises WHERE held <> {SUM_OF_HOLDS} OR EXISTS ({ORPHAN_HOLDS}) ORDER BY id"
         ))
         .fetch_all(&mut self.conn)
         .await?;
-        let mut corrected = Vec::with_capacity(drifted.len());
-        for (id,) in drifted {
-            if self.store.backend() == Backend::Postgres {
-                query("SELECT id FROM enterprises WHERE id = $1 FOR NO KEY UPDATE")
-                    .bind(id)
-                    .execute(&mut self.conn)
-                    .await?;
-            }
-            let done = query(&format!(
-                "UPDATE enterprises SET held = {SUM_OF_HOLDS} WHERE id = $1 AND held <> {SUM_OF_HOLDS}"
-            ))
-            .bind(id)
-            .execute(&mut self.conn)
-            .await?;
-            if done.rows_affected() > 0 {
-                corrected.push(EnterpriseId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))?);
-            }
+        rows.into_iter()
+            .map(|(id,)| EnterpriseId::new(id).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect()
+    }
+
+    /// Under the enterprise's lock (so no admission or settlement of another node slips in
+    /// between): deletes its holds whose call is no longer running, and rebuilds its `held`
+    /// from the holds left. Returns how many holds were deleted and whether `held` changed.
+    pub async fn reconcile_held(&mut self, enterprise: EnterpriseId) -> Result<(u64, bool), StoreError> {
+        if self.store.backend() == Backend::Postgres {
+            query("SELECT id FROM enterprises WHERE id = $1 FOR NO KEY UPDATE")
+                .bind(enterprise.get())
+                .execute(&mut self.conn)
+                .await?;
         }
-        Ok(corrected)
+        let orphans = query(&format!(
+            "DELETE FROM credit_holds WHERE unique_id IN ({ORPHAN_HOLDS_OF_ONE})"
+        ))
+        .bind(enterprise.get())
+        .execute(&mut self.conn)
+        .await?
+        .rows_affected();
+        let corrected = query(&format!(
+            "UPDATE enterprises SET held = {SUM_OF_HOLDS} WHERE id = $1 AND held <> {SUM_OF_HOLDS}"
+        ))
+        .bind(enterprise.get())
+        .execute(&mut self.conn)
+        .await?
+        .rows_affected();
+        Ok((orphans, corrected > 0))
     }
 
     /// The calls holding the enterprise's credit now, and what each holds.

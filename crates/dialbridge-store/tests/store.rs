@@ -324,7 +324,7 @@ async fn exercise_calls(store: &Store) {
     assert_eq!(tx.cdr("node-1.1").await.unwrap().unwrap().start.trunk_name, "carrier-b");
     tx.set_cdr_trunk("node-1.1", &start.trunk_name).await.unwrap();
     let before = tx.money(acme).await.unwrap().unwrap();
-    tx.settle_call(acme, "node-1.1", None, end.cost).await.unwrap();
+    tx.settle_call(acme, "node-1.1", end.cost).await.unwrap();
     let after = tx.money(acme).await.unwrap().unwrap();
     assert_eq!(
         (after.balance, after.held),
@@ -546,9 +546,8 @@ async fn exercise_credit(store: &Store) {
     };
     assert_eq!(tx.money(id).await.unwrap(), credit("0.30", "0.36"));
     // c-3 never bridged: its hold is released, nothing charged.
-    let released = tx.release_hold("c-3").await.unwrap();
-    assert_eq!(released, Some(first));
-    tx.settle_call(id, "c-3", released, Money::ZERO).await.unwrap();
+    assert_eq!(tx.release_hold("c-3").await.unwrap(), Some(first));
+    tx.settle_call(id, "c-3", Money::ZERO).await.unwrap();
     assert_eq!(tx.money(id).await.unwrap(), credit("0.30", "0.24"));
     // c-1 is extended once, however often it asks from one minute.
     assert_eq!(
@@ -572,7 +571,7 @@ async fn exercise_credit(store: &Store) {
     );
     for (call, bridged_seconds) in [("c-1", 90), ("c-2", 60)] {
         let released = tx.release_hold(call).await.unwrap().unwrap();
-        tx.settle_call(id, call, Some(released), released.settle(bridged_seconds))
+        tx.settle_call(id, call, released.settle(bridged_seconds))
             .await
             .unwrap();
     }
@@ -603,22 +602,25 @@ async fn exercise_credit(store: &Store) {
     assert_eq!(ledger[0].balance_after, e.balance);
     drop(read);
 
-    // A hold deleted without its credit coming back (a fault): `held` drifted, and is rebuilt
-    // from the holds; it never goes below zero either way.
+    // A hold whose call no longer runs (its CDR is gone): found, deleted, and `held` rebuilt
+    // from the holds of the calls still running.
     let mut tx = store.begin().await.unwrap();
     tx.top_up(id, money("1.00"), None).await.unwrap();
-    assert!(tx.take_hold(id, "d-1", first).await.unwrap());
-    assert!(tx.take_hold(id, "d-2", first).await.unwrap());
-    assert_eq!(tx.release_hold("d-1").await.unwrap(), Some(first));
-    tx.settle_call(id, "d-1", None, Money::ZERO).await.unwrap();
+    for call in ["d-1", "d-2"] {
+        tx.insert_cdr(&cdr_start(call, id, 1)).await.unwrap();
+        assert!(tx.take_hold(id, call, first).await.unwrap());
+    }
+    assert!(tx.take_hold(id, "d-orphan", first).await.unwrap());
+    assert_eq!(tx.money(id).await.unwrap(), credit("0.94", "0.36"));
+    assert_eq!(tx.enterprises_to_reconcile().await.unwrap(), vec![id]);
+    assert_eq!(tx.reconcile_held(id).await.unwrap(), (1, true));
     assert_eq!(tx.money(id).await.unwrap(), credit("0.94", "0.24"));
-    assert_eq!(tx.reconcile_held().await.unwrap(), vec![id]);
-    assert_eq!(tx.money(id).await.unwrap(), credit("0.94", "0.12"));
-    assert_eq!(tx.reconcile_held().await.unwrap(), vec![]);
-    let released = tx.release_hold("d-2").await.unwrap();
-    tx.settle_call(id, "d-2", released.map(|hold| hold.extended()), Money::ZERO)
-        .await
-        .unwrap();
+    assert_eq!(tx.hold("d-orphan").await.unwrap(), None);
+    assert!(tx.enterprises_to_reconcile().await.unwrap().is_empty());
+    assert_eq!(tx.reconcile_held(id).await.unwrap(), (0, false));
+    for call in ["d-1", "d-2"] {
+        assert_eq!(tx.release_hold(call).await.unwrap(), Some(first));
+    }
     assert_eq!(tx.money(id).await.unwrap(), credit("0.94", "0"));
     tx.commit().await.unwrap();
 }
@@ -1051,4 +1053,73 @@ async fn retention_deletes_what_expired_and_keeps_the_rest() {
         password_hash_cost: cheap_hashing(),
     };
     exercise_retention(&Store::open(&options, &key()).await.unwrap()).await;
+}
+
+/// On PostgreSQL, two transactions extending one call at once extend it once (the second waits
+/// for the first, then finds the hold already longer), and an extension racing the call's
+/// close finds nothing left to extend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_extensions_and_closes_on_postgres() {
+    let Some(url) = dialbridge_testkit::fresh_postgres_database("dialbridge_credit_race") else {
+        return;
+    };
+    let options = StoreOptions {
+        database_url: url,
+        password_hash_cost: cheap_hashing(),
+    };
+    let store = Store::open(&options, &key()).await.unwrap();
+    let id = ent(3000088);
+    let rate = money("0.12");
+    let mut settings = EnterpriseSettings::new("Race");
+    settings.rate_per_minute = rate;
+    let first = Hold::first(rate).unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_enterprise(id, &settings).await.unwrap();
+    tx.top_up(id, money("1.00"), None).await.unwrap();
+    tx.insert_cdr(&cdr_start("r-1", id, 1)).await.unwrap();
+    assert!(tx.take_hold(id, "r-1", first).await.unwrap());
+    tx.commit().await.unwrap();
+
+    let extend_in_another = |paid_minutes: u32| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tx = store.begin().await?;
+            let extension = tx.extend_hold("r-1", paid_minutes).await?;
+            if let Extension::Extended(_) = extension {
+                tx.commit().await?;
+            }
+            Ok::<_, StoreError>(extension)
+        })
+    };
+    let mut first_to_extend = store.begin().await.unwrap();
+    assert_eq!(
+        first_to_extend.extend_hold("r-1", 1).await.unwrap(),
+        Extension::Extended(first.extended())
+    );
+    let second = extend_in_another(1);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "the second waits for the first");
+    first_to_extend.commit().await.unwrap();
+    assert_eq!(
+        second.await.unwrap().unwrap(),
+        Extension::AlreadyExtended(first.extended())
+    );
+    let mut read = store.begin().await.unwrap();
+    assert_eq!(
+        read.money(id).await.unwrap().unwrap().held,
+        money("0.24"),
+        "extended once"
+    );
+    drop(read);
+
+    let mut close = store.begin().await.unwrap();
+    assert_eq!(close.release_hold("r-1").await.unwrap(), Some(first.extended()));
+    let racing = extend_in_another(2);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    close.settle_call(id, "r-1", money("0.12")).await.unwrap();
+    close.commit().await.unwrap();
+    assert_eq!(racing.await.unwrap().unwrap(), Extension::NotHeld);
+    let mut read = store.begin().await.unwrap();
+    let after = read.money(id).await.unwrap().unwrap();
+    assert_eq!((after.balance, after.held), (money("0.88"), Money::ZERO));
 }

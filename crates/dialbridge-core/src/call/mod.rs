@@ -703,7 +703,9 @@ impl CallMachine {
         let (Some(paid_minutes), Some(until)) = (self.timers.paid_minutes, self.paid_until()) else {
             return;
         };
-        if self.customer != LegState::Answered || !self.may_outlive(until) {
+        // Asking when the paid time is over (a host that noticed late) would hold a minute for
+        // a call about to be cut.
+        if self.customer != LegState::Answered || now >= until || !self.may_outlive(until) {
             return;
         }
         fx.push(Effect::RenewCredit { paid_minutes });

@@ -704,10 +704,10 @@ fn a_paid_time_noticed_late_ends_the_call_at_its_moment() {
     m.apply(Answered { leg: Leg::Agent }, 1_000);
     m.apply(Answered { leg: Leg::Customer }, 10_000);
     assert_eq!(m.on_deadline(55_000), vec![RenewCredit { paid_minutes: 1 }]);
+    // The retry due at 60 s is noticed only after the paid time: no minute is asked for then.
     assert_eq!(
         m.on_deadline(70_250),
         vec![
-            RenewCredit { paid_minutes: 1 },
             Bye(Leg::Customer),
             Bye(Leg::Agent),
             outcome(EndReason::BalanceExhausted, Side::Platform, Phase::Bridged, None),
@@ -901,6 +901,8 @@ fn all_events() -> Vec<CallEvent> {
 enum Step {
     Event(CallEvent),
     Deadline,
+    /// A bridged call's timers noticed 7 s late (a loaded host): every one due fires at once.
+    LateDeadline,
     /// The credit hold was extended by a minute.
     CreditRenewed,
 }
@@ -929,16 +931,24 @@ fn invariants_hold_in_every_reachable_state() {
         // Each event at the time reached, the next deadline passing, and (up to three paid
         // minutes, to keep the search finite) the credit hold extended.
         let renewable = machine.timers.paid_minutes.is_some_and(|m| m < 3);
+        let bridged_timer_next = [Timer::CreditRenewal, Timer::PaidTime, Timer::MaxDuration]
+            .into_iter()
+            .any(|t| machine.deadline(t).is_some() && machine.deadline(t) == machine.next_deadline());
+        let late = machine
+            .next_deadline()
+            .filter(|_| bridged_timer_next)
+            .map(|at| (Step::LateDeadline, at + 7_000));
         let steps = events
             .iter()
             .map(|e| (Step::Event(e.clone()), now))
             .chain(machine.next_deadline().map(|at| (Step::Deadline, at)))
+            .chain(late)
             .chain(renewable.then_some((Step::CreditRenewed, now)));
         for (event, at) in steps {
             let mut next = machine.clone();
             let fx = match &event {
                 Step::Event(event) => next.apply(event.clone(), at),
-                Step::Deadline => next.on_deadline(at),
+                Step::Deadline | Step::LateDeadline => next.on_deadline(at),
                 Step::CreditRenewed => {
                     let paid = machine.timers.paid_minutes.unwrap_or(0);
                     next.credit_renewed(paid + 1, at);
@@ -961,7 +971,18 @@ fn invariants_hold_in_every_reachable_state() {
                     InviteCustomer => assert_eq!(next.agent, LegState::Answered, "{machine:?} + {event:?}"),
                     Bridge => assert!(next.agent == LegState::Answered && next.customer == LegState::Answered),
                     InviteAgent => panic!("the agent is invited only at the start"),
-                    RenewCredit { .. } => assert_eq!(next.customer, LegState::Answered, "{machine:?} + {event:?}"),
+                    RenewCredit { .. } => {
+                        assert_eq!(machine.customer, LegState::Answered, "{machine:?} + {event:?}");
+                        let until = machine.paid_until().unwrap_or(0);
+                        assert!(
+                            until > at,
+                            "{machine:?} + {event:?} at {at}: credit asked for after the paid time"
+                        );
+                        assert!(
+                            machine.deadline(Timer::MaxDuration).is_none_or(|cap| cap > until),
+                            "{machine:?} + {event:?}: credit asked for time past the cap"
+                        );
+                    }
                     _ => {}
                 }
             }
@@ -969,7 +990,15 @@ fn invariants_hold_in_every_reachable_state() {
                 next.next_deadline().is_none_or(|due| due > at),
                 "{machine:?} + {event:?} at {at}: a deadline in the past"
             );
-            if let Some(Finished(_)) = fx.last() {
+            if let Some(Finished(outcome)) = fx.last() {
+                if outcome.reason == EndReason::BalanceExhausted {
+                    assert_eq!(
+                        next.record().ended_at,
+                        machine.paid_until(),
+                        "{machine:?} + {event:?} at {at}: cut at the end of its paid time"
+                    );
+                }
+
                 assert!(
                     matches!(next.agent, LegState::Gone) && matches!(next.customer, LegState::Gone | LegState::Idle),
                     "a leg outlives the call: {next:?}"
