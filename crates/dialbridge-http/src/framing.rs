@@ -80,8 +80,10 @@ impl Framing {
     /// Which timeout applies now.
     pub fn phase(&self) -> Phase {
         match self.state {
-            State::Idle | State::AwaitingUpgrade | State::Lost => Phase::Idle,
-            State::Head | State::Trailers => Phase::Head,
+            State::Idle | State::AwaitingUpgrade => Phase::Idle,
+            // What is no longer followed gets the strictest timeout: hyper refuses it and closes,
+            // and a client that keeps the connection open anyway must not hold it long.
+            State::Head | State::Trailers | State::Lost => Phase::Head,
             State::Body { .. } | State::ChunkSize | State::ChunkData { .. } | State::ChunkEnd { .. } => Phase::Body,
             State::Upgraded => Phase::Upgraded,
         }
@@ -91,10 +93,15 @@ impl Framing {
     pub fn read(&mut self, mut bytes: &[u8]) -> Result<(), TooLarge> {
         while !bytes.is_empty() {
             bytes = match self.state {
-                State::Idle | State::Head => {
-                    self.state = State::Head;
-                    self.read_head(bytes)?
-                }
+                // Empty lines before a request line are skipped (as hyper does).
+                State::Idle => match bytes.iter().position(|&b| b != b'\r' && b != b'\n') {
+                    Some(start) => {
+                        self.state = State::Head;
+                        &bytes[start..]
+                    }
+                    None => &[],
+                },
+                State::Head => self.read_head(bytes)?,
                 State::Body { remaining } => {
                     let (taken, rest) = take(bytes, remaining);
                     self.state = match remaining - taken {
@@ -141,32 +148,40 @@ impl Framing {
         }
     }
 
-    /// Adds to the head; at its end decides what follows. Returns what is left of `bytes`.
+    /// Adds to the head; at its end (as httparse, and so hyper, finds it: CRLF or bare LF
+    /// line ends) decides what follows. Returns what is left of `bytes`.
     fn read_head<'a>(&mut self, bytes: &'a [u8]) -> Result<&'a [u8], TooLarge> {
-        let searched_from = self.buffer.len().saturating_sub(3);
-        let room = self.max_head.saturating_sub(self.buffer.len());
-        let (piece, _) = bytes.split_at(bytes.len().min(room.saturating_add(1)));
+        let before = self.buffer.len();
+        let room = self.max_head.saturating_sub(before);
+        let piece = &bytes[..bytes.len().min(room.saturating_add(1))];
         self.buffer.extend_from_slice(piece);
-        let Some(end) = find(&self.buffer[searched_from..], b"\r\n\r\n").map(|at| searched_from + at + 4) else {
-            if self.buffer.len() > self.max_head {
-                return Err(self.too_large());
-            }
-            return Ok(&bytes[piece.len()..]);
-        };
-        if end > self.max_head {
-            return Err(self.too_large());
+        // A head can only end at a line end: parse again only when one came.
+        if !piece.contains(&b'\n') {
+            return self.head_continues(bytes, piece);
         }
-        let consumed = piece.len() - (self.buffer.len() - end);
-        self.buffer.truncate(end);
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut headers);
-        self.state = match request.parse(&self.buffer) {
-            Ok(httparse::Status::Complete(_)) => next_after_head(request.headers),
-            Err(httparse::Error::TooManyHeaders) => return Err(self.too_large()),
-            _ => State::Lost,
-        };
-        self.buffer.clear();
-        Ok(&bytes[consumed..])
+        match request.parse(&self.buffer) {
+            Ok(httparse::Status::Complete(end)) if end <= self.max_head => {
+                self.state = next_after_head(request.headers);
+                self.buffer.clear();
+                Ok(&bytes[end - before..])
+            }
+            Ok(httparse::Status::Complete(_)) | Err(httparse::Error::TooManyHeaders) => Err(self.too_large()),
+            Ok(httparse::Status::Partial) => self.head_continues(bytes, piece),
+            Err(_) => {
+                self.lose();
+                Ok(&[])
+            }
+        }
+    }
+
+    /// The head is not complete after `piece`: over the limit, or waiting for more.
+    fn head_continues<'a>(&mut self, bytes: &'a [u8], piece: &[u8]) -> Result<&'a [u8], TooLarge> {
+        if self.buffer.len() > self.max_head {
+            return Err(self.too_large());
+        }
+        Ok(&bytes[piece.len()..])
     }
 
     fn read_chunk_size<'a>(&mut self, bytes: &'a [u8]) -> &'a [u8] {
@@ -230,10 +245,9 @@ fn next_after_head(headers: &[httparse::Header<'_>]) -> State {
     if value("transfer-encoding").is_some_and(|te| te.split(',').any(|c| c.trim() == "chunked")) {
         return State::ChunkSize;
     }
-    if value("upgrade").is_some() {
-        return State::AwaitingUpgrade;
-    }
+    // A request with a body is followed through its body, whatever else it asks for.
     match value("content-length").map(|length| length.parse::<u64>()) {
+        Some(Ok(0)) | None if value("upgrade").is_some() => State::AwaitingUpgrade,
         Some(Ok(0)) | None => State::Idle,
         Some(Ok(remaining)) => State::Body { remaining },
         Some(Err(_)) => State::Lost,
@@ -244,10 +258,6 @@ fn next_after_head(headers: &[httparse::Header<'_>]) -> State {
 fn take(bytes: &[u8], limit: u64) -> (u64, &[u8]) {
     let taken = usize::try_from(limit).unwrap_or(usize::MAX).min(bytes.len());
     (taken as u64, &bytes[taken..])
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|window| window == needle)
 }
 
 #[cfg(test)]

@@ -97,21 +97,51 @@ fn what_hyper_refuses_is_no_longer_followed() {
     ] {
         let (f, r) = fed(&[head]);
         r.unwrap();
-        assert_eq!(f.phase(), Phase::Idle, "{:?}", String::from_utf8_lossy(head));
+        assert_eq!(
+            f.phase(),
+            Phase::Head,
+            "the strictest timeout: {:?}",
+            String::from_utf8_lossy(head)
+        );
     }
+}
+
+#[test]
+fn empty_lines_before_a_request_and_bare_line_feeds_are_taken_as_hyper_takes_them() {
+    let (f, r) = fed(&[b"\r\n\r\n", b"\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"]);
+    r.unwrap();
+    assert_eq!(f.phase(), Phase::Idle);
+    let (f, r) = fed(&[b"POST / HTTP/1.1\nContent-Length: 3\n\nab"]);
+    r.unwrap();
+    assert_eq!(f.phase(), Phase::Body);
+    // A body past the head limit is a body, not an over-long head.
+    let mut f = Framing::new(LIMIT);
+    f.read(format!("POST / HTTP/1.1\nContent-Length: {}\n\n", 10 * LIMIT).as_bytes())
+        .unwrap();
+    f.read(&vec![b'a'; 10 * LIMIT]).unwrap();
+    assert_eq!(f.phase(), Phase::Idle);
+}
+
+#[test]
+fn a_request_with_a_body_is_followed_through_it_even_when_it_asks_to_upgrade() {
+    let (f, r) = fed(&[b"POST / HTTP/1.1\r\nUpgrade: x\r\nContent-Length: 1000\r\n\r\nab"]);
+    r.unwrap();
+    assert_eq!(f.phase(), Phase::Body, "the body timeout applies");
 }
 
 fn request() -> impl Strategy<Value = Vec<u8>> {
     let body = proptest::collection::vec(any::<u8>(), 0..64);
-    (0..3u8, "[a-z/]{1,40}", body).prop_map(|(kind, path, body)| {
+    (0..5u8, "[a-z/]{1,40}", body).prop_map(|(kind, path, body)| {
         let mut out = match kind {
             0 => format!("GET /{path} HTTP/1.1\r\nHost: h\r\n\r\n").into_bytes(),
             1 => format!("POST /{path} HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes(),
+            2 => format!("\r\nGET /{path} HTTP/1.1\nHost: h\n\n").into_bytes(),
+            3 => format!("POST /{path} HTTP/1.1\nContent-Length: {}\n\n", body.len()).into_bytes(),
             _ => format!("POST /{path} HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n").into_bytes(),
         };
         match kind {
-            0 => {}
-            1 => out.extend_from_slice(&body),
+            0 | 2 => {}
+            1 | 3 => out.extend_from_slice(&body),
             _ => {
                 for piece in body.chunks(7) {
                     out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());

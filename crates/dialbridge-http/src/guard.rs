@@ -12,6 +12,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::framing::{Framing, Phase};
+use dialbridge_core::caps::Slot;
+
 use crate::listener::Rejection;
 
 /// The read timeouts of each phase.
@@ -26,7 +28,14 @@ pub(crate) struct Timeouts {
 struct Answer {
     bytes: Vec<u8>,
     written: usize,
+    /// Written and shut down for writing: what the client still sends is read and dropped
+    /// until it closes or this long passes, so the close does not reset the connection before
+    /// the client has read the answer.
+    lingering: bool,
 }
+
+/// How long an answered over-long request is drained before the connection is closed.
+const LINGER: Duration = Duration::from_secs(2);
 
 pub(crate) struct Guarded<S> {
     inner: S,
@@ -40,10 +49,13 @@ pub(crate) struct Guarded<S> {
     deadline: Pin<Box<Sleep>>,
     reject: Rejection,
     answer: Option<Answer>,
+    /// The connection's place under the caps: held as long as the stream lives, an upgraded
+    /// WebSocket's included.
+    _slot: Slot,
 }
 
 impl<S> Guarded<S> {
-    pub(crate) fn new(inner: S, max_head: usize, timeouts: Timeouts, reject: Rejection) -> Self {
+    pub(crate) fn new(inner: S, max_head: usize, timeouts: Timeouts, reject: Rejection, slot: Slot) -> Self {
         let now = Instant::now();
         Self {
             inner,
@@ -55,6 +67,7 @@ impl<S> Guarded<S> {
             deadline: Box::pin(tokio::time::sleep_until(now + timeouts.idle)),
             reject,
             answer: None,
+            _slot: slot,
         }
     }
 
@@ -79,21 +92,40 @@ impl<S> Guarded<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Guarded<S> {
-    /// Writes the over-long head's answer, then ends the connection.
+    /// Writes the over-long head's answer, lingers, then ends the stream for hyper (which then
+    /// closes the connection). Bounded: within the header timeout, then [`LINGER`].
     fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let Some(answer) = self.answer.as_mut() else {
             return Poll::Ready(Ok(()));
         };
-        while answer.written < answer.bytes.len() {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &answer.bytes[answer.written..]))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            answer.written += n;
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Ok(()));
         }
-        ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
-        ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
-        Poll::Ready(Ok(()))
+        if !answer.lingering {
+            while answer.written < answer.bytes.len() {
+                let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &answer.bytes[answer.written..]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                answer.written += n;
+            }
+            ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
+            ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
+            answer.lingering = true;
+            self.deadline.as_mut().reset(Instant::now() + LINGER);
+            // Registers the new deadline's wake-up.
+            if self.deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+        }
+        let mut scratch = [0u8; 4096];
+        loop {
+            let mut drained = ReadBuf::new(&mut scratch);
+            match ready!(Pin::new(&mut self.inner).poll_read(cx, &mut drained)) {
+                Ok(()) if !drained.filled().is_empty() => continue,
+                _ => return Poll::Ready(Ok(())),
+            }
+        }
     }
 }
 
@@ -129,7 +161,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
                 this.answer = Some(Answer {
                     bytes: (this.reject)(&too_large.head_start),
                     written: 0,
+                    lingering: false,
                 });
+                let deadline = Instant::now() + this.timeouts.header;
+                this.deadline.as_mut().reset(deadline);
                 this.poll_answer(cx)
             }
         }

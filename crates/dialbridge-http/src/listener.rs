@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::extract::ConnectInfo;
 use dialbridge_core::caps::{Caps, ConnectionCaps, Throttle};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use ipnet::IpNet;
 use tokio::net::TcpListener;
@@ -79,7 +79,7 @@ pub async fn serve(
                 backoff = Duration::ZERO;
                 accepted
             }
-            Err(e) if is_per_connection(&e) => continue,
+            Err(e) if !is_exhaustion(&e) => continue,
             Err(e) => {
                 // Out of descriptors (or memory): wait for connections to close rather than spin.
                 backoff = (backoff * 2).clamp(Duration::from_millis(20), Duration::from_secs(1));
@@ -112,7 +112,13 @@ pub async fn serve(
             body: limits.body_timeout,
             idle: limits.idle_timeout,
         };
-        let io = TokioIo::new(Guarded::new(stream, limits.max_head_bytes, timeouts, reject.clone()));
+        let io = TokioIo::new(Guarded::new(
+            stream,
+            limits.max_head_bytes,
+            timeouts,
+            reject.clone(),
+            slot,
+        ));
         let proxies = limits.clone();
         let service = app
             .clone()
@@ -126,12 +132,10 @@ pub async fn serve(
                 request
             });
         let stop = stop.clone();
-        let header_timeout = limits.header_timeout;
         connections.spawn(async move {
-            let _slot = slot;
+            // No timer of hyper's: the guarded stream times every phase (hyper's header timeout
+            // would also close idle keep-alive connections).
             let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
                 .serve_connection(io, TowerToHyperService::new(service))
                 .with_upgrades();
             tokio::pin!(connection);
@@ -155,28 +159,30 @@ pub async fn serve(
     Ok(())
 }
 
-/// Errors of one connection that came and went (the listener itself is fine).
-fn is_per_connection(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionRefused
-    )
+/// Whether an accept error is the listener's (out of descriptors, buffers or memory: back off)
+/// rather than one connection's that came and went (a reset, a pending network error).
+fn is_exhaustion(e: &io::Error) -> bool {
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM.
+    matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
 }
 
-/// The client a trusted proxy names: the last address in `X-Forwarded-For` that is not itself
-/// a trusted proxy (what came before it could be forged by the client).
+/// The client a trusted proxy names: read from the right, the first address that is not one
+/// of our proxies (what lies left of it could be written by the client itself); `None` when that
+/// entry is not an address.
 fn forwarded_client<B>(request: &axum::extract::Request<B>, proxies: &[IpNet]) -> Option<SocketAddr> {
-    let mut addresses: Vec<IpAddr> = Vec::new();
-    for value in request.headers().get_all("x-forwarded-for") {
-        for part in value.to_str().ok()?.split(',') {
-            addresses.push(part.trim().parse().ok()?);
+    let values: Vec<&str> = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    for entry in values.iter().rev().flat_map(|value| value.rsplit(',')) {
+        let ip: IpAddr = entry.trim().parse().ok()?;
+        if !proxies.iter().any(|net| net.contains(&ip)) {
+            return Some(SocketAddr::new(ip, 0));
         }
     }
-    addresses
-        .into_iter()
-        .rev()
-        .find(|ip| !proxies.iter().any(|net| net.contains(ip)))
-        .map(|ip| SocketAddr::new(ip, 0))
+    None
 }
 
 #[cfg(test)]

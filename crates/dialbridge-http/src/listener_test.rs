@@ -29,4 +29,6 @@ fn a_trusted_proxy_names_the_client_and_nothing_before_it_is_believed() {
         "only proxies: the connection's own address stands"
     );
     assert_eq!(client(&["not an address"]), None);
+    // Garbage the client wrote on the left does not hide the address the proxy added.
+    assert_eq!(client(&["x, 203.0.113.5, 10.1.2.3"]).as_deref(), Some("203.0.113.5"));
 }

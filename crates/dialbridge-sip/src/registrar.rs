@@ -293,6 +293,15 @@ impl<C: Clone> Registrar<C> {
         )
     }
 
+    /// Whether a phone is registered over the stream connection from `peer` (such a connection
+    /// is kept open: calls to the phone go over it).
+    pub fn has_stream_binding(&self, peer: SocketAddr, now: u64) -> bool {
+        self.bindings
+            .values()
+            .flatten()
+            .any(|b| b.transport != SipTransport::Udp && b.source == peer && b.expires_at > now)
+    }
+
     /// The live bindings of an AOR, newest first.
     pub fn bindings(&self, aor: &str, now: u64) -> Vec<Binding<C>> {
         let mut live: Vec<Binding<C>> = self

@@ -253,6 +253,11 @@ fn tcp_bindings_send_back_over_their_connection() {
     req.connection = 42;
     r.register(req, Some("pw"), 1_000);
     assert_eq!(r.bindings(aor, 1_000)[0].send_target(), SendTarget::Connection(42));
+    // The connection a phone is registered over is known by its peer, while the binding lives.
+    let peer: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+    assert!(r.has_stream_binding(peer, 1_000));
+    assert!(!r.has_stream_binding("127.0.0.1:5071".parse().unwrap(), 1_000));
+    assert!(!r.has_stream_binding(peer, 1_000 + 3_601));
     r.sweep(1_000 + 3_601);
     assert_eq!(r.binding_count(), 0);
 }

@@ -24,7 +24,7 @@ use rsipstack::transaction::endpoint::EndpointOption;
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::tcp_listener::TcpListenerConnection;
 
-use crate::tcp_accept::{AwaitingFirstMessage, TcpLimits};
+use crate::tcp_accept::{ConnectionWatch, TcpLimits};
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
 use rsipstack::EndpointBuilder;
@@ -291,9 +291,9 @@ impl SipStack {
             callid_suffix: Some(config.call_id_domain.clone()),
             ..EndpointOption::default()
         };
-        let awaiting_first_message = AwaitingFirstMessage::default();
+        let connection_watch = ConnectionWatch::default();
         let endpoint = EndpointBuilder::new()
-            .with_transport_inspector(Box::new(awaiting_first_message.clone()))
+            .with_transport_inspector(Box::new(connection_watch.clone()))
             .with_user_agent(&config.user_agent)
             .with_cancel_token(cancel.child_token())
             .with_transport_layer(transport_layer)
@@ -323,12 +323,14 @@ impl SipStack {
             }
         });
         if let Some((listener, advertised)) = tcp_accept {
+            let registrar = shared.clone();
             tasks.spawn(crate::tcp_accept::accept_loop(
                 listener,
                 endpoint.inner.clone(),
                 advertised,
                 config.tcp,
-                awaiting_first_message,
+                connection_watch,
+                Arc::new(move |peer| registrar.registrar().has_stream_binding(peer, now_secs())),
                 cancel.child_token(),
             ));
         }

@@ -2,7 +2,8 @@
 //! cap and spins when descriptors run out: a global and a per-source cap, a connection that
 //! sends nothing within the first-message time closed before the library ever sees it (it
 //! allocates two 64 KiB buffers for each connection it serves), one that has not completed a
-//! message by then shut down, and a full descriptor table met with a back-off and one warning
+//! message by then shut down, one no phone is registered over shut down once it goes without a
+//! message for the idle time, and a full descriptor table met with a back-off and one warning
 //! every 10 s. The library still owns each connection once handed over: it reads, parses,
 //! answers and retires it (and closes it after its own idle timeout).
 
@@ -27,6 +28,9 @@ pub struct TcpLimits {
     pub max_connections_per_source: usize,
     /// How long a new connection may take to send its first complete message.
     pub first_message: Duration,
+    /// How long a connection no phone is registered over may go without a complete message
+    /// (keepalive line breaks do not count).
+    pub idle_unregistered: Duration,
 }
 
 impl Default for TcpLimits {
@@ -35,33 +39,55 @@ impl Default for TcpLimits {
             max_connections: 2048,
             max_connections_per_source: 256,
             first_message: Duration::from_secs(5),
+            idle_unregistered: Duration::from_secs(60),
         }
     }
 }
 
+/// Whether a phone is registered over the connection from this peer.
+pub(crate) type Registered = Arc<dyn Fn(SocketAddr) -> bool + Send + Sync>;
+
+/// How often a connection no phone is registered over is checked for idleness.
+const IDLE_CHECK: Duration = Duration::from_secs(2);
+
 const WARN_EVERY_MS: u64 = 10_000;
 
-/// The connections that have not completed a message yet, by their stream's identity: the
-/// library's transport events mark them done.
+/// What the library's transport events tell of each connection handed to it, by its stream's
+/// identity: when it completed its first message, and its latest.
 #[derive(Default, Clone)]
-pub(crate) struct AwaitingFirstMessage(Arc<Mutex<HashMap<usize, CancellationToken>>>);
+pub(crate) struct ConnectionWatch(Arc<Mutex<HashMap<usize, Watched>>>);
 
-impl AwaitingFirstMessage {
+struct Watched {
+    first_message: CancellationToken,
+    last_message: Instant,
+}
+
+impl ConnectionWatch {
     fn key(connection: &TcpConnection) -> usize {
         Arc::as_ptr(&connection.inner) as usize
     }
 
     fn watch(&self, connection: &TcpConnection) -> CancellationToken {
-        let done = CancellationToken::new();
-        if let Ok(mut awaiting) = self.0.lock() {
-            awaiting.insert(Self::key(connection), done.clone());
+        let first_message = CancellationToken::new();
+        if let Ok(mut watched) = self.0.lock() {
+            watched.insert(
+                Self::key(connection),
+                Watched {
+                    first_message: first_message.clone(),
+                    last_message: Instant::now(),
+                },
+            );
         }
-        done
+        first_message
+    }
+
+    fn last_message(&self, connection: &TcpConnection) -> Option<Instant> {
+        self.0.lock().ok()?.get(&Self::key(connection)).map(|w| w.last_message)
     }
 
     fn forget(&self, connection: &TcpConnection) {
-        if let Ok(mut awaiting) = self.0.lock() {
-            awaiting.remove(&Self::key(connection));
+        if let Ok(mut watched) = self.0.lock() {
+            watched.remove(&Self::key(connection));
         }
     }
 }
@@ -69,11 +95,18 @@ impl AwaitingFirstMessage {
 /// Sees each complete message the library parsed (it runs inline in the library's event
 /// loop: a map lookup, nothing more) and passes every event on unchanged.
 #[async_trait::async_trait]
-impl TransportEventInspector for AwaitingFirstMessage {
+impl TransportEventInspector for ConnectionWatch {
     async fn handle(&self, event: TransportEvent) -> Option<TransportEvent> {
         if let TransportEvent::Incoming(_, SipConnection::Tcp(connection), _) = &event {
-            if let Some(done) = self.0.lock().ok().and_then(|mut a| a.remove(&Self::key(connection))) {
-                done.cancel();
+            if let Some(watched) = self
+                .0
+                .lock()
+                .ok()
+                .as_mut()
+                .and_then(|w| w.get_mut(&Self::key(connection)))
+            {
+                watched.first_message.cancel();
+                watched.last_message = Instant::now();
             }
         }
         Some(event)
@@ -86,7 +119,8 @@ pub(crate) async fn accept_loop(
     endpoint: Arc<EndpointInner>,
     advertised: SipAddr,
     limits: TcpLimits,
-    awaiting: AwaitingFirstMessage,
+    watch: ConnectionWatch,
+    registered: Registered,
     stop: CancellationToken,
 ) {
     let open = ConnectionCaps::new();
@@ -108,7 +142,7 @@ pub(crate) async fn accept_loop(
                 backoff = Duration::ZERO;
                 accepted
             }
-            Err(e) if is_per_connection(&e) => continue,
+            Err(e) if !is_exhaustion(&e) => continue,
             Err(e) => {
                 backoff = (backoff * 2).clamp(Duration::from_millis(20), Duration::from_secs(1));
                 if warn_now() {
@@ -125,32 +159,41 @@ pub(crate) async fn accept_loop(
             continue;
         };
         tokio::spawn(serve_connection(
-            stream,
-            peer,
-            slot,
+            Accepted { stream, peer, slot },
             endpoint.clone(),
             advertised.clone(),
-            limits.first_message,
-            awaiting.clone(),
+            limits,
+            (watch.clone(), registered.clone()),
             stop.clone(),
         ));
     }
 }
 
-/// One connection: handed to the library once it sends something, shut down if no complete
-/// message came within `first_message`, its place given back when the library retires it.
-#[allow(clippy::too_many_arguments)]
-async fn serve_connection(
+/// An accepted connection and its place under the caps.
+struct Accepted {
     stream: TcpStream,
     peer: SocketAddr,
-    _slot: Slot,
+    slot: Slot,
+}
+
+/// One connection: handed to the library once it sends something, shut down if no complete
+/// message came within the first-message time, or later if no phone is registered over it and
+/// it stays without a message for the idle time; its place given back when the library
+/// retires it.
+async fn serve_connection(
+    accepted: Accepted,
     endpoint: Arc<EndpointInner>,
     advertised: SipAddr,
-    first_message: Duration,
-    awaiting: AwaitingFirstMessage,
+    limits: TcpLimits,
+    (watch, registered): (ConnectionWatch, Registered),
     stop: CancellationToken,
 ) {
-    let deadline = Instant::now() + first_message;
+    let Accepted {
+        stream,
+        peer,
+        slot: _slot,
+    } = accepted;
+    let deadline = Instant::now() + limits.first_message;
     // Silent (or gone): closed here, never given the library's buffers. A peek, because
     // readiness alone is reported for a socket with nothing to read.
     let mut first_byte = [0u8; 1];
@@ -171,19 +214,36 @@ async fn serve_connection(
     let Ok(connection) = TcpConnection::from_stream(stream, advertised, Some(retired.clone())) else {
         return;
     };
-    let completed = awaiting.watch(&connection);
+    let first_message = watch.watch(&connection);
     endpoint
         .transport_layer
         .add_connection(SipConnection::Tcp(connection.clone()));
+    let shut = || {
+        let _ = ours.shutdown(std::net::Shutdown::Both);
+    };
     tokio::select! {
-        () = completed.cancelled() => {}
+        () = first_message.cancelled() => {}
         () = retired.cancelled() => {}
         () = tokio::time::sleep_until(deadline) => {
             tracing::debug!(%peer, "SIP TCP connection sent no complete message in time: closed");
-            let _ = ours.shutdown(std::net::Shutdown::Both);
+            shut();
         }
     }
-    awaiting.forget(&connection);
+    while !retired.is_cancelled() {
+        tokio::select! {
+            () = retired.cancelled() => {}
+            () = tokio::time::sleep(IDLE_CHECK) => {
+                let idle = watch.last_message(&connection).map_or(Duration::MAX, |at| at.elapsed());
+                if idle >= limits.idle_unregistered && !registered(peer) {
+                    tracing::debug!(%peer, "SIP TCP connection idle with no phone registered over it: closed");
+                    shut();
+                    break;
+                }
+            }
+        }
+    }
+    watch.forget(&connection);
+    drop(ours);
     // The library cancels the connection's token when it retires it (or everything stops).
     retired.cancelled().await;
 }
@@ -195,10 +255,9 @@ fn split_handle(stream: TcpStream) -> io::Result<(TcpStream, std::net::TcpStream
     Ok((TcpStream::from_std(std_stream)?, ours))
 }
 
-/// Errors of one connection that came and went (the listener itself is fine).
-fn is_per_connection(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionRefused
-    )
+/// Whether an accept error is the listener's (out of descriptors, buffers or memory: back off)
+/// rather than one connection's that came and went (a reset, a pending network error).
+fn is_exhaustion(e: &io::Error) -> bool {
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM.
+    matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
 }

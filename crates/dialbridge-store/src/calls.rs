@@ -64,8 +64,10 @@ pub struct Refused<'a> {
     pub customer_number: Option<&'a str>,
     pub res: &'a str,
     pub reason: &'a str,
-    /// Refused before authentication: counted with the same refusals of its minute (what a
-    /// stranger sends cannot grow the table by more than a row a minute per source).
+    /// Refused before authentication: counted with the same refusals of its minute. The caller
+    /// names the aggregate only by what is finite (an existing enterprise, an existing agent's
+    /// cno, the source), so what a stranger sends adds a bounded number of rows a minute per
+    /// source.
     pub counted: bool,
 }
 

@@ -29,8 +29,11 @@ const KEYS: &[Key] = &[
         name: "log_level",
         env: "DIALBRIDGE_LOG_LEVEL",
         // The SIP library's transport layer warns at every start that it cannot bind the TCP
-        // port (dialbridge holds it: `tcp_accept`) and at every connection that sends garbage.
-        default: Some("info,rsipstack=warn,rsipstack::transport::transport_layer=error"),
+        // port (dialbridge holds it: `tcp_accept`), and it and its streams at every connection
+        // that sends garbage or resets.
+        default: Some(
+            "info,rsipstack=warn,rsipstack::transport::transport_layer=error,rsipstack::transport::stream=error",
+        ),
     },
     Key {
         name: "data_dir",
@@ -55,7 +58,7 @@ const KEYS: &[Key] = &[
     Key {
         name: "http.max_connections",
         env: "DIALBRIDGE_HTTP_MAX_CONNECTIONS",
-        default: Some("4096"),
+        default: Some("auto"),
     },
     Key {
         name: "http.max_connections_per_source",
@@ -100,7 +103,7 @@ const KEYS: &[Key] = &[
     Key {
         name: "sip.tcp_max_connections",
         env: "DIALBRIDGE_SIP_TCP_MAX_CONNECTIONS",
-        default: Some("2048"),
+        default: Some("auto"),
     },
     Key {
         name: "sip.tcp_max_connections_per_source",
@@ -111,6 +114,11 @@ const KEYS: &[Key] = &[
         name: "sip.tcp_first_message_secs",
         env: "DIALBRIDGE_SIP_TCP_FIRST_MESSAGE_SECS",
         default: Some("5"),
+    },
+    Key {
+        name: "sip.tcp_idle_unregistered_secs",
+        env: "DIALBRIDGE_SIP_TCP_IDLE_UNREGISTERED_SECS",
+        default: Some("60"),
     },
     Key {
         name: "sip.public_address",
@@ -331,8 +339,15 @@ impl Config {
         let count = |key: &str, low: u32, high: u32| -> Result<usize, ConfigError> {
             Ok(required(parse(raw, key, within(low, high))?, key)? as usize)
         };
+        // `auto`: fitted to the open-file limit at start (`serve.rs`), marked by `None` here.
+        let cap = |key: &str| -> Result<Option<usize>, ConfigError> {
+            match raw.get(key).map(|r| r.value.trim()) {
+                Some("auto") => Ok(None),
+                _ => count(key, 16, 1_000_000).map(Some),
+            }
+        };
         let http_limits = dialbridge_http::HttpLimits {
-            max_connections: count("http.max_connections", 16, 1_000_000)?,
+            max_connections: cap("http.max_connections")?.unwrap_or(usize::MAX),
             max_connections_per_source: count("http.max_connections_per_source", 1, 1_000_000)?,
             header_timeout: seconds("http.header_timeout_secs", 3600)?,
             body_timeout: seconds("http.body_timeout_secs", 3600)?,
@@ -369,9 +384,10 @@ impl Config {
             "sip.transports",
         )?;
         let sip_tcp_limits = dialbridge_engine::TcpLimits {
-            max_connections: count("sip.tcp_max_connections", 16, 1_000_000)?,
+            max_connections: cap("sip.tcp_max_connections")?.unwrap_or(usize::MAX),
             max_connections_per_source: count("sip.tcp_max_connections_per_source", 1, 1_000_000)?,
             first_message: seconds("sip.tcp_first_message_secs", 300)?,
+            idle_unregistered: seconds("sip.tcp_idle_unregistered_secs", 86_400)?,
         };
         let public_address = parse(raw, "sip.public_address", |s| {
             s.parse::<IpAddr>().map_err(|_| format!("{s:?} is not an IP address"))

@@ -182,34 +182,56 @@ impl Running {
     }
 }
 
-/// Raises the open-file limit to the hard limit (every connection is a descriptor) and keeps
-/// the HTTP connection cap within half of it, so HTTP alone cannot exhaust what SIP, media and
-/// the database need.
+/// The caps `auto` stands for, at most.
+const AUTO_HTTP_CONNECTIONS: usize = 4096;
+const AUTO_SIP_TCP_CONNECTIONS: usize = 2048;
+
+/// Raises the open-file limit to the hard limit (every connection is a descriptor) and fits the
+/// connection caps left at `auto` within it: HTTP a third, SIP over TCP a sixth (a connection it
+/// serves takes two descriptors), so neither alone can exhaust what the other, media and the
+/// database need. A cap set by the operator is kept, with a warning if it is over its share.
 fn fit_to_descriptors(config: &mut Config) {
     let limit = match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => limit,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read or raise the open-file limit");
-            return;
+            u64::MAX
         }
     };
-    let half = usize::try_from(limit / 2).unwrap_or(usize::MAX);
-    let limits = &mut config.http_limits;
+    let share = |divisor: u64| usize::try_from(limit / divisor).unwrap_or(usize::MAX);
+    let caps = [
+        (
+            "http.max_connections",
+            &mut config.http_limits.max_connections,
+            AUTO_HTTP_CONNECTIONS,
+            share(3),
+        ),
+        (
+            "sip.tcp_max_connections",
+            &mut config.sip_tcp_limits.max_connections,
+            AUTO_SIP_TCP_CONNECTIONS,
+            share(6),
+        ),
+    ];
+    for (key, cap, auto, share) in caps {
+        if *cap == usize::MAX {
+            *cap = auto.min(share).max(16);
+        } else if *cap > share {
+            tracing::warn!(
+                key,
+                cap = *cap,
+                share,
+                open_files = limit,
+                "a connection cap is over its share of the open-file limit: a flood could use up descriptors"
+            );
+        }
+    }
     tracing::info!(
         open_files = limit,
-        http_max_connections = limits.max_connections,
-        http_max_connections_per_source = limits.max_connections_per_source,
+        http_max_connections = config.http_limits.max_connections,
+        sip_tcp_max_connections = config.sip_tcp_limits.max_connections,
         "open-file limit raised to the hard limit"
     );
-    if limits.max_connections > half {
-        tracing::warn!(
-            configured = limits.max_connections,
-            open_files = limit,
-            allowed = half,
-            "http.max_connections is over half the open-file limit: lowered"
-        );
-        limits.max_connections = half;
-    }
 }
 
 fn engine_config(config: &Config, key: &[u8; 32]) -> EngineConfig {

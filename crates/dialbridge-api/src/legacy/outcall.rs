@@ -171,21 +171,35 @@ async fn place(app: &AppState, params: &Params) -> Result<serde_json::Value, Ref
 /// Records the refusal: each one after authentication; before it, counted with the same of its
 /// minute from the same source. Values from the request are cut and escaped first.
 async fn record(app: &AppState, source: SocketAddr, params: &Params, refusal: &Refusal) {
-    let enterprise = params
-        .get("enterpriseId")
-        .and_then(|e| EnterpriseId::parse(e).ok())
-        .map(EnterpriseId::get);
+    let enterprise = params.get("enterpriseId").and_then(|e| EnterpriseId::parse(e).ok());
+    // What names an aggregate must be finite for a stranger: an enterprise that exists, the
+    // cno only of an agent that exists (a wrong password), an IPv6 source by its /64.
+    let enterprise = match refusal.authenticated {
+        true => enterprise,
+        false => match app.calls.configuration().await {
+            Ok(configuration) => enterprise.filter(|e| configuration.enterprise(*e).is_some()),
+            Err(_) => None,
+        },
+    };
     let shown = |name| params.get(name).map(|value| printable(value, SHOWN_CHARS));
-    let cno = match refusal.authenticated {
-        true => shown("cno"),
-        false => params
+    let cno = match (refusal.authenticated, refusal.res) {
+        (true, _) => shown("cno"),
+        (false, "3") => params
             .get("cno")
             .and_then(|c| Cno::parse(c).ok())
             .map(|c| c.to_string()),
+        (false, _) => None,
     };
     let customer_number = shown("customerNumber");
     let reason = printable(&refusal.reason, 4 * SHOWN_CHARS);
-    let source = source.ip().to_string();
+    let source = match source.ip() {
+        std::net::IpAddr::V6(v6) => match ipnet::Ipv6Net::new(v6, 64) {
+            Ok(net) => net.trunc().to_string(),
+            Err(_) => v6.to_string(),
+        },
+        v4 => v4.to_string(),
+    };
+    let enterprise = enterprise.map(EnterpriseId::get);
     let refused = Refused {
         enterprise,
         source: Some(&source),

@@ -1,6 +1,6 @@
 //! A corpus in the manner of RFC 4475's torture tests (each message written here after one of
 //! its cases, named by it): tortuous but valid messages and invalid ones, replayed against a
-//! running server over UDP and TCP from 127.0.0.4. The server answers what it must (400 for a
+//! running server over UDP (from 127.0.0.4) and TCP. The server answers what it must (400 for a
 //! body shorter than its Content-Length, 505 for another SIP version), never stops, and still
 //! answers an OPTIONS from another source afterwards.
 
