@@ -5,6 +5,7 @@
 //! deterministic, so every rule is unit-tested without a database or a network.
 
 pub mod agent;
+pub mod budget;
 pub mod call;
 pub mod caps;
 pub mod credit;

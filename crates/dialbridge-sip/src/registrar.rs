@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use dialbridge_core::budget::{Budget, FailureBudgets};
+
 use crate::digest::{self, DigestResponse, NonceCounts, NonceIssuer, RejectReason, Verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,8 +129,13 @@ pub struct RegistrarSettings {
     pub max_expires: u32,
     pub default_expires: u32,
     pub nonce_lifetime: Duration,
-    /// Failed authentications allowed per source IP within `failure_window`.
+    /// Failed authentications allowed per (source IP, account) within `failure_window`:
+    /// past them that account is refused from that source, the right password included,
+    /// while other accounts behind the same address keep registering.
     pub max_failures: u32,
+    /// Failures allowed per source IP for accounts that do not exist and malformed
+    /// credentials (what guessing names looks like), within the same window.
+    pub max_source_failures: u32,
     pub failure_window: Duration,
 }
 
@@ -141,6 +148,7 @@ impl Default for RegistrarSettings {
             default_expires: 3600,
             nonce_lifetime: Duration::from_secs(300),
             max_failures: 20,
+            max_source_failures: 200,
             failure_window: Duration::from_secs(60),
         }
     }
@@ -151,7 +159,18 @@ pub struct Registrar<C> {
     issuer: NonceIssuer,
     counts: NonceCounts,
     bindings: HashMap<String, Vec<Binding<C>>>,
-    failures: HashMap<IpAddr, (u32, u64)>,
+    /// Failures per (source, account), in milliseconds.
+    account_failures: FailureBudgets<(IpAddr, String)>,
+    /// Failures per source for unknown accounts and malformed credentials.
+    source_failures: FailureBudgets<IpAddr>,
+}
+
+/// Most (source, account) and source failure counters kept at once.
+const MAX_FAILURE_KEYS: usize = 100_000;
+
+/// Seconds to the milliseconds of the failure budgets.
+fn ms(seconds: u64) -> u64 {
+    seconds.saturating_mul(1000)
 }
 
 impl<C: Clone> Registrar<C> {
@@ -161,7 +180,20 @@ impl<C: Clone> Registrar<C> {
             settings,
             counts: NonceCounts::default(),
             bindings: HashMap::new(),
-            failures: HashMap::new(),
+            account_failures: FailureBudgets::new(
+                Budget {
+                    max_failures: settings.max_failures,
+                    window_ms: ms(settings.failure_window.as_secs()),
+                },
+                MAX_FAILURE_KEYS,
+            ),
+            source_failures: FailureBudgets::new(
+                Budget {
+                    max_failures: settings.max_source_failures,
+                    window_ms: ms(settings.failure_window.as_secs()),
+                },
+                MAX_FAILURE_KEYS,
+            ),
         }
     }
 
@@ -169,20 +201,23 @@ impl<C: Clone> Registrar<C> {
         &self.settings
     }
 
-    /// Whether this source has failed too often lately; checked before looking anything up.
-    pub fn is_blocked(&self, source: IpAddr, now: u64) -> bool {
-        self.failures.get(&source).is_some_and(|(count, since)| {
-            now.saturating_sub(*since) < self.settings.failure_window.as_secs() && *count >= self.settings.max_failures
-        })
+    /// Whether REGISTERs for `aor` from this source are refused for now (too many failures for
+    /// that account from there, or for unknown accounts from there); checked before looking
+    /// anything up.
+    pub fn is_blocked(&self, source: IpAddr, aor: &str, now: u64) -> bool {
+        self.source_failures.retry_after_ms(&source, ms(now)).is_some()
+            || self
+                .account_failures
+                .retry_after_ms(&(source, aor.to_owned()), ms(now))
+                .is_some()
     }
 
-    fn record_failure(&mut self, source: IpAddr, now: u64) {
-        let window = self.settings.failure_window.as_secs();
-        let entry = self.failures.entry(source).or_insert((0, now));
-        if now.saturating_sub(entry.1) >= window {
-            *entry = (0, now);
-        }
-        entry.0 += 1;
+    fn account_failed(&mut self, source: IpAddr, aor: &str, now: u64) {
+        self.account_failures.failed(&(source, aor.to_owned()), ms(now));
+    }
+
+    fn source_failed(&mut self, source: IpAddr, now: u64) {
+        self.source_failures.failed(&source, ms(now));
     }
 
     fn challenge(&self, now: u64, stale: bool) -> RegisterReply {
@@ -193,20 +228,20 @@ impl<C: Clone> Registrar<C> {
     /// account). `now` is unix seconds.
     pub fn register(&mut self, request: RegisterRequest<C>, password: Option<&str>, now: u64) -> RegisterReply {
         let source_ip = request.source.ip();
-        if self.is_blocked(source_ip, now) {
+        if self.is_blocked(source_ip, &request.aor, now) {
             return RegisterReply::Forbidden("too many failed attempts");
         }
         let Some(authorization) = request.authorization.as_deref() else {
             return self.challenge(now, false);
         };
         let Ok(creds) = DigestResponse::parse(authorization) else {
-            self.record_failure(source_ip, now);
+            self.source_failed(source_ip, now);
             return RegisterReply::BadRequest("malformed Authorization");
         };
         // An unknown account gets the same answer as a wrong password, so that accounts
         // cannot be enumerated.
         let Some(password) = password else {
-            self.record_failure(source_ip, now);
+            self.source_failed(source_ip, now);
             return RegisterReply::Forbidden("bad credentials");
         };
         match digest::verify(
@@ -221,18 +256,19 @@ impl<C: Clone> Registrar<C> {
             Verdict::Accepted => {}
             Verdict::Stale => return self.challenge(now, true),
             Verdict::Rejected(RejectReason::ForgedNonce | RejectReason::QopRequired | RejectReason::Replayed) => {
-                self.record_failure(source_ip, now);
+                self.account_failed(source_ip, &request.aor, now);
                 return self.challenge(now, false);
             }
             Verdict::Rejected(_) => {
-                self.record_failure(source_ip, now);
+                self.account_failed(source_ip, &request.aor, now);
                 return RegisterReply::Forbidden("bad credentials");
             }
         }
         if creds.username != request.aor {
-            self.record_failure(source_ip, now);
+            self.account_failed(source_ip, &request.aor, now);
             return RegisterReply::Forbidden("To user is not the authenticated user");
         }
+        self.account_failures.succeeded(&(source_ip, request.aor.clone()));
         self.update_bindings(request, now)
     }
 
@@ -320,9 +356,8 @@ impl<C: Clone> Registrar<C> {
             !list.is_empty()
         });
         self.counts.sweep(now, self.issuer.lifetime());
-        let window = self.settings.failure_window.as_secs();
-        self.failures
-            .retain(|_, (_, since)| now.saturating_sub(*since) < window);
+        self.account_failures.sweep(ms(now));
+        self.source_failures.sweep(ms(now));
     }
 
     /// Takes back the bindings a previous process kept (its [`Binding`]s as stored), so phones

@@ -237,6 +237,54 @@ fn a_source_that_keeps_failing_is_blocked_for_a_while() {
     );
 }
 
+/// One misconfigured phone behind a NAT address does not lock out the others there: the
+/// lockout is per (source, account); guessing unknown accounts has a larger budget per source.
+#[test]
+fn a_locked_out_account_leaves_the_other_accounts_of_its_address_alone() {
+    let mut r = Registrar::new(
+        RegistrarSettings {
+            max_failures: 3,
+            max_source_failures: 5,
+            ..RegistrarSettings::default()
+        },
+        &KEY,
+    );
+    let (bad, good) = ("3000001-801", "3000001-802");
+    let nonce = nonce_of(&r.register(request(bad, Contacts::Query, None), Some("pw"), 1_000));
+    for nc in 1..=3 {
+        let wrong = authorize(request(bad, contact("sip:a@h"), None), bad, "guess", &nonce, nc);
+        r.register(wrong, Some("pw"), 1_000);
+    }
+    let right = authorize(request(bad, contact("sip:a@h"), None), bad, "pw", &nonce, 4);
+    assert_eq!(
+        r.register(right, Some("pw"), 1_001),
+        RegisterReply::Forbidden("too many failed attempts")
+    );
+    let other = authorize(request(good, contact("sip:b@h"), None), good, "pw802", &nonce, 5);
+    assert!(
+        matches!(r.register(other, Some("pw802"), 1_001), RegisterReply::Ok(_)),
+        "another extension from the same address registers"
+    );
+    // Guessing accounts that do not exist: blocked per source after its own budget.
+    for nc in 6..11 {
+        let unknown = authorize(
+            request("3000001-9999", contact("sip:c@h"), None),
+            "3000001-9999",
+            "x",
+            &nonce,
+            nc,
+        );
+        assert_eq!(
+            r.register(unknown, None, 1_002),
+            RegisterReply::Forbidden("bad credentials")
+        );
+    }
+    assert!(
+        r.is_blocked("127.0.0.1".parse().unwrap(), good, 1_002),
+        "the source guessed too many names"
+    );
+}
+
 #[test]
 fn tcp_bindings_send_back_over_their_connection() {
     let mut r = registrar();

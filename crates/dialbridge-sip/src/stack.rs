@@ -1067,20 +1067,20 @@ async fn handle_register(shared: &Shared, tx: &mut Transaction) -> Result<(), Si
     let Some((source, transport)) = request_source(tx) else {
         return tx.reply(StatusCode::BadRequest).await.map_err(SipError::from);
     };
-    if shared.registrar().is_blocked(source.ip(), now) {
-        // A source that failed too often: refused without a lookup, and beyond its rate not
-        // even answered.
+    let aor = tx.original.to_header().ok().and_then(|to| uri_user(to.value()));
+    let contacts = parse_contacts(&header_values(tx, "Contact"));
+    let (Some(aor), Some(contacts)) = (aor, contacts) else {
+        return tx.reply(StatusCode::BadRequest).await.map_err(SipError::from);
+    };
+    if shared.registrar().is_blocked(source.ip(), &aor, now) {
+        // This account from this source (or this source guessing accounts) failed too often:
+        // refused without a lookup, and beyond its rate not even answered.
         shared.registrations_refused.fetch_add(1, Ordering::Relaxed);
         if !shared.may_answer_unsolicited(tx) {
             return Ok(());
         }
         return tx.reply(StatusCode::Forbidden).await.map_err(SipError::from);
     }
-    let aor = tx.original.to_header().ok().and_then(|to| uri_user(to.value()));
-    let contacts = parse_contacts(&header_values(tx, "Contact"));
-    let (Some(aor), Some(contacts)) = (aor, contacts) else {
-        return tx.reply(StatusCode::BadRequest).await.map_err(SipError::from);
-    };
     let cseq = tx.original.cseq_header().ok().and_then(|c| c.seq().ok()).unwrap_or(0);
     let call_id = tx
         .original

@@ -95,6 +95,33 @@ async fn phones_register_with_digest_and_wrong_ones_are_refused() {
     stack.shutdown().await;
 }
 
+/// One phone behind an address with a wrong password, again and again until it is locked out:
+/// another extension registering from the same address is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_out_phone_does_not_lock_out_its_neighbours() {
+    if skip_without_sipp() {
+        return;
+    }
+    let stack = start(RegistrarSettings {
+        max_failures: 3,
+        ..RegistrarSettings::default()
+    })
+    .await;
+    let s = &stack;
+    for _ in 0..3 {
+        let (ok, logs) = register(s, "3000002-801", "3000002-801", "wrong", 403, false).await;
+        assert!(ok, "{logs}");
+    }
+    // Locked out from this address, the right password too: refused at once (no challenge,
+    // which the scenario does not expect, so only the refusal is checked).
+    let (_, logs) = register(s, "3000002-801", "3000002-801", "other801", 403, false).await;
+    assert!(logs.contains("403 Forbidden"), "{logs}");
+    assert!(stack.registration("3000002-801").is_none());
+    let (ok, logs) = register(s, "3000001-801", "3000001-801", "secret801", 200, false).await;
+    assert!(ok, "another extension from the same address registers: {logs}");
+    stack.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_registers_over_tcp_and_is_reached_over_its_connection() {
     if skip_without_sipp() {
