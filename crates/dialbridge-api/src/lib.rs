@@ -4,6 +4,7 @@
 //! Architecture invariant: handlers translate between the wire and the engine/store; they hold
 //! no call state of their own.
 
+mod credentials;
 mod legacy;
 pub mod live;
 
@@ -39,6 +40,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub calls: CallService,
     pub agent_auth: Arc<legacy::AgentAuthCache>,
+    /// Failure budgets and the password hash's bounded pool, for every credential family.
+    pub credentials: Arc<credentials::Credentials>,
     pub validate_limiter: Arc<legacy::ValidateLimiter>,
     /// Signs the event stream's tokens (derived from the server's key).
     pub token_key: [u8; 32],
@@ -48,6 +51,10 @@ impl AppState {
     pub fn new(calls: CallService, metrics: Arc<Metrics>, token_key: [u8; 32]) -> Self {
         Self {
             store: calls.store().clone(),
+            credentials: Arc::new(credentials::Credentials::new(
+                calls.store().hashing().clone(),
+                metrics.clone(),
+            )),
             metrics,
             calls,
             agent_auth: Arc::default(),

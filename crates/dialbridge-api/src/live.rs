@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::credentials::Verdict;
 use crate::legacy::{auth, Params};
 use crate::AppState;
 use dialbridge_service::now_ms;
@@ -113,32 +114,45 @@ pub async fn session(State(app): State<AppState>, params: Params) -> Response {
         return error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable");
     };
     let configured = configuration.enterprise(enterprise);
+    let source = params.source();
+    let refused = |verdict: Verdict| match verdict {
+        Verdict::Throttled(wait) => {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, seconds.to_string())],
+                axum::Json(json!({"error": "too many failed attempts: try again later"})),
+            )
+                .into_response()
+        }
+        Verdict::Busy => error(StatusCode::SERVICE_UNAVAILABLE, "busy: try again"),
+        Verdict::Valid | Verdict::Invalid => error(StatusCode::UNAUTHORIZED, "authentication failed"),
+    };
     let viewer = match (params.get("userName"), params.get("cno")) {
         (Some(user), _) => {
-            let md5 = configured.and_then(|c| c.admin_password_md5(user));
-            match auth::admin_matches(md5, Some(params.get("seed").unwrap_or("")), pwd) {
-                true => Viewer::Admin { enterprise },
-                false => return error(StatusCode::UNAUTHORIZED, "authentication failed"),
+            let seed = Some(params.get("seed").unwrap_or(""));
+            match auth::check_admin(&app, source, enterprise, user, seed, pwd).await {
+                Ok(Verdict::Valid) => Viewer::Admin { enterprise },
+                Ok(verdict) => return refused(verdict),
+                Err(_) => return error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
             }
         }
         (None, Some(cno)) => {
             let Ok(cno) = Cno::parse(cno) else {
                 return error(StatusCode::BAD_REQUEST, "cno must be 4-6 digits");
             };
-            let agent = configured.and_then(|c| c.agent(&cno).map(|agent| (agent, c.agent_password_hash(&cno))));
-            match agent {
-                Some((agent, hash))
-                    if app
-                        .agent_auth
-                        .agent_ok(app.calls.store().hashing(), enterprise, &cno, hash, pwd) =>
-                {
-                    Viewer::Agent {
-                        enterprise,
-                        agent_id: agent.id,
-                        cno: cno.to_string(),
-                    }
-                }
-                _ => return error(StatusCode::UNAUTHORIZED, "authentication failed"),
+            let agent = configured.and_then(|c| c.agent(&cno).map(|agent| (agent.id, c.agent_password_hash(&cno))));
+            let hash = agent.and_then(|(_, hash)| hash);
+            match (
+                auth::check_agent(&app, source, enterprise, &cno, hash, pwd).await,
+                agent,
+            ) {
+                (Verdict::Valid, Some((agent_id, _))) => Viewer::Agent {
+                    enterprise,
+                    agent_id,
+                    cno: cno.to_string(),
+                },
+                (verdict, _) => return refused(verdict),
             }
         }
         (None, None) => return error(StatusCode::BAD_REQUEST, "cno or userName is required"),

@@ -19,6 +19,12 @@ pub struct Metrics {
     pub sip_unsolicited_dropped: Counter,
     pub sip_registrations_refused: Counter,
     pub sip_requests_from_wrong_source: Counter,
+    /// Password hashes evaluated for HTTP logins (agents' passwords).
+    pub http_password_checks: Counter,
+    /// HTTP authentications refused without being evaluated (their source failed too often).
+    pub http_auth_throttled: Counter,
+    /// HTTP authentications refused because the password hash's queue was full.
+    pub http_auth_busy: Counter,
     /// Calls ended, by end reason (label `reason`, as the CDR's `end_reason`).
     pub calls_ended: Family<Vec<(String, String)>, Counter>,
     /// Per watched trunk (label `trunk`): 1 while it answers keepalive OPTIONS, 0 while down.
@@ -57,6 +63,18 @@ impl Metrics {
             sip_requests_from_wrong_source: register.metric(
                 "sip_requests_from_wrong_source",
                 "Requests inside a call on a trunk refused (403) for not coming from the trunk's addresses",
+            ),
+            http_password_checks: register.metric(
+                "http_password_checks",
+                "Password hashes evaluated for HTTP logins (agents' passwords, unknown accounts included)",
+            ),
+            http_auth_throttled: register.metric(
+                "http_auth_throttled",
+                "HTTP authentications refused unevaluated: the source failed too often for that account",
+            ),
+            http_auth_busy: register.metric(
+                "http_auth_busy",
+                "HTTP authentications refused because the password hash's queue was full",
             ),
             calls_ended: register.metric("calls_ended", "Calls ended, by end reason (the CDR's end_reason)"),
             trunk_up: register.metric(

@@ -33,21 +33,12 @@ fn answer(params: &Params, outcome: Outcome) -> Response {
 
 /// Admin password authentication: `password` = md5(admin password), or with a `seed`,
 /// md5(md5(admin password) + seed).
-async fn authenticate(tx: &mut Tx<'_>, params: &Params) -> Result<EnterpriseId, String> {
-    let enterprise = params
-        .get("enterpriseId")
-        .and_then(|e| EnterpriseId::parse(e).ok())
-        .ok_or("bad enterpriseId")?;
-    let (Some(user), Some(password)) = (params.get("userName"), params.get("password")) else {
-        return Err("userName and password are required".into());
-    };
-    if !auth::admin_ok(tx, enterprise, user, params.get("seed"), password)
-        .await
-        .map_err(store_error)?
-    {
-        return Err("authentication failed".into());
+async fn authenticate(app: &AppState, params: &Params) -> Result<EnterpriseId, String> {
+    match auth::admin_family(app, params, "password").await.map_err(store_error)? {
+        Ok(enterprise) => Ok(enterprise),
+        Err(auth::SeedRefusal::MissingCredentials) => Err("userName and password are required".into()),
+        Err(refusal) => Err(refusal.message().to_owned()),
     }
-    Ok(enterprise)
 }
 
 /// The agent named by `id` or `cno`.
@@ -97,7 +88,7 @@ fn small_code(params: &Params, name: &str, allowed: &[i64], default: i64) -> Res
 pub async fn save(State(app): State<AppState>, params: Params) -> Response {
     let outcome = async {
         let mut tx = app.calls.store().begin().await.map_err(store_error)?;
-        let enterprise = authenticate(&mut tx, &params).await?;
+        let enterprise = authenticate(&app, &params).await?;
         let power = small_code(&params, "power", &[0, 1], 0)?;
         let client_type = small_code(&params, "clientType", &[1, 2], 1)?;
         if let Some(area) = params.get("areaCode") {
@@ -151,7 +142,7 @@ pub async fn save(State(app): State<AppState>, params: Params) -> Response {
 pub async fn view(State(app): State<AppState>, params: Params) -> Response {
     let outcome = async {
         let mut tx = app.calls.store().begin_read().await.map_err(store_error)?;
-        let enterprise = authenticate(&mut tx, &params).await?;
+        let enterprise = authenticate(&app, &params).await?;
         let agent = target(&mut tx, enterprise, &params).await?;
         Ok(json!({"result": "success", "msg": view_of(&mut tx, &agent).await?}))
     }
@@ -162,7 +153,7 @@ pub async fn view(State(app): State<AppState>, params: Params) -> Response {
 pub async fn list(State(app): State<AppState>, params: Params) -> Response {
     let outcome = async {
         let mut tx = app.calls.store().begin_read().await.map_err(store_error)?;
-        let enterprise = authenticate(&mut tx, &params).await?;
+        let enterprise = authenticate(&app, &params).await?;
         let mut rows = Vec::new();
         for agent in tx.agents(enterprise).await.map_err(store_error)? {
             rows.push(view_of(&mut tx, &agent).await?);
@@ -176,7 +167,7 @@ pub async fn list(State(app): State<AppState>, params: Params) -> Response {
 pub async fn delete(State(app): State<AppState>, params: Params) -> Response {
     let outcome = async {
         let mut tx = app.calls.store().begin().await.map_err(store_error)?;
-        let enterprise = authenticate(&mut tx, &params).await?;
+        let enterprise = authenticate(&app, &params).await?;
         let agent = target(&mut tx, enterprise, &params).await?;
         let state: AgentState = tx.agent_state(agent.id).await.map_err(store_error)?.state.at(now_ms());
         if state.call.is_some() {
@@ -233,7 +224,7 @@ pub async fn validate_cno(
 pub async fn query_bind_tel(State(app): State<AppState>, params: Params) -> Response {
     let outcome = async {
         let mut tx = app.calls.store().begin_read().await.map_err(store_error)?;
-        let enterprise = auth::admin_seed(&mut tx, &params)
+        let enterprise = auth::admin_seed(&app, &params)
             .await
             .map_err(store_error)?
             .map_err(|r| r.message().to_owned())?;

@@ -1,11 +1,15 @@
 //! The legacy authentication families and their MD5 quirks (the spec's §1).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use dialbridge_core::{Cno, EnterpriseId};
-use dialbridge_store::{PasswordHashing, StoreError, Tx};
+use dialbridge_store::StoreError;
+
+use crate::credentials::Verdict;
+use crate::AppState;
 use md5::{Digest, Md5};
 
 /// Lowercase, and left-padded with zeros to 32 characters (Java's `BigInteger.toString(16)`
@@ -33,28 +37,86 @@ pub fn seed_matches(inner_md5: &str, seed: &str, pwd: &str) -> bool {
     stripped.len() != inner_md5.len() && md5_hex(&format!("{stripped}{seed}")) == pwd
 }
 
-/// Checks an admin: with a `seed`, the seed scheme; without, `pwd` = md5(admin password).
-pub async fn admin_ok(
-    tx: &mut Tx<'_>,
-    enterprise: EnterpriseId,
-    user_name: &str,
-    seed: Option<&str>,
-    pwd: &str,
-) -> Result<bool, StoreError> {
-    let inner = tx.admin_password_md5(enterprise, user_name).await?;
-    Ok(admin_matches(inner.as_deref(), seed, pwd))
-}
+/// What an unknown admin's `pwd` is checked against, so that a user name that does not exist
+/// costs what one that exists costs.
+const NO_SUCH_ADMIN_MD5: &str = "00000000000000000000000000000000";
 
 /// Whether `pwd` (with a `seed`, the seed scheme; without, md5 of the password) proves the
-/// admin whose md5(password) is `inner` (`None`: no such admin).
+/// admin whose md5(password) is `inner` (`None`: no such admin, checked all the same).
 pub fn admin_matches(inner: Option<&str>, seed: Option<&str>, pwd: &str) -> bool {
-    let Some(inner) = inner else {
-        return false;
-    };
-    match seed {
+    let known = inner.is_some();
+    let inner = inner.unwrap_or(NO_SUCH_ADMIN_MD5);
+    let matched = match seed {
         Some(seed) => seed_matches(inner, seed, pwd),
         None => normalize_md5(pwd).is_some_and(|p| p == inner),
+    };
+    matched && known
+}
+
+/// The account a credential names, as failures are counted: `enterprise/admin:user` or
+/// `enterprise/cno`.
+fn admin_account(enterprise: EnterpriseId, user: &str) -> String {
+    format!("{enterprise}/admin:{}", dialbridge_core::text::printable(user, 64))
+}
+
+/// Checks an admin of `enterprise` from `source` (with a `seed`, the seed scheme; without,
+/// `pwd` = md5(admin password)): throttled when that source failed too often for that admin
+/// (or for unknown ones), never evaluated then.
+pub async fn check_admin(
+    app: &AppState,
+    source: IpAddr,
+    enterprise: EnterpriseId,
+    user: &str,
+    seed: Option<&str>,
+    pwd: &str,
+) -> Result<Verdict, StoreError> {
+    let configuration = app.calls.configuration().await?;
+    let inner = configuration
+        .enterprise(enterprise)
+        .and_then(|e| e.admin_password_md5(user));
+    let account = inner.map(|_| admin_account(enterprise, user));
+    if let Some(throttled) = app.credentials.admit(source, account.as_deref()) {
+        return Ok(throttled);
     }
+    let verdict = if admin_matches(inner, seed, pwd) {
+        Verdict::Valid
+    } else {
+        Verdict::Invalid
+    };
+    app.credentials.record(source, account.as_deref(), verdict);
+    Ok(verdict)
+}
+
+/// Checks an agent's login (`pwd` = md5 of its password, against its stored hash; `None`: no
+/// such agent, checked against a dummy hash all the same) from `source`: throttled or busy
+/// without being evaluated, else valid or invalid. A success is remembered for a few seconds.
+pub async fn check_agent(
+    app: &AppState,
+    source: IpAddr,
+    enterprise: EnterpriseId,
+    cno: &Cno,
+    hash: Option<&str>,
+    pwd: &str,
+) -> Verdict {
+    let account = hash.map(|_| format!("{enterprise}/{cno}"));
+    if let Some(throttled) = app.credentials.admit(source, account.as_deref()) {
+        return throttled;
+    }
+    let Some(pwd) = normalize_md5(pwd) else {
+        app.credentials.record(source, account.as_deref(), Verdict::Invalid);
+        return Verdict::Invalid;
+    };
+    if let Some(hash) = hash {
+        if app.agent_auth.remembers(enterprise, cno, &pwd, hash) {
+            return Verdict::Valid;
+        }
+    }
+    let verdict = app.credentials.verify_hash(&pwd, hash).await;
+    if let (Verdict::Valid, Some(hash)) = (verdict, hash) {
+        app.agent_auth.remember(enterprise, cno, &pwd, hash);
+    }
+    app.credentials.record(source, account.as_deref(), verdict);
+    verdict
 }
 
 /// Why the admin seed family's parameters did not authenticate.
@@ -63,6 +125,9 @@ pub enum SeedRefusal {
     BadEnterprise,
     MissingCredentials,
     Failed,
+    /// Not evaluated: this source failed too often lately (answered as a failure: CRMs parse
+    /// only the family's codes).
+    Throttled,
 }
 
 impl SeedRefusal {
@@ -71,26 +136,43 @@ impl SeedRefusal {
             SeedRefusal::BadEnterprise => "bad enterpriseId",
             SeedRefusal::MissingCredentials => "userName and pwd are required",
             SeedRefusal::Failed => "authentication failed",
+            SeedRefusal::Throttled => "authentication failed: too many failed attempts, try again later",
         }
     }
 }
 
-/// The admin seed family (`enterpriseId`, `userName`, `seed`, `pwd`): the enterprise, or why not.
-pub async fn admin_seed(
-    tx: &mut Tx<'_>,
+/// An admin credential family: the enterprise, or why not. `pwd_name` is the parameter that
+/// carries the password (`pwd` in the seed family, `password` in agent management).
+pub async fn admin_family(
+    app: &AppState,
     params: &super::Params,
+    pwd_name: &str,
 ) -> Result<Result<EnterpriseId, SeedRefusal>, StoreError> {
     let Some(enterprise) = params.get("enterpriseId").and_then(|e| EnterpriseId::parse(e).ok()) else {
         return Ok(Err(SeedRefusal::BadEnterprise));
     };
-    let (Some(user), Some(pwd)) = (params.get("userName"), params.get("pwd")) else {
+    let (Some(user), Some(pwd)) = (params.get("userName"), params.get(pwd_name)) else {
         return Ok(Err(SeedRefusal::MissingCredentials));
     };
-    if admin_ok(tx, enterprise, user, Some(params.get("seed").unwrap_or("")), pwd).await? {
-        Ok(Ok(enterprise))
-    } else {
-        Ok(Err(SeedRefusal::Failed))
-    }
+    let seed = match pwd_name {
+        "pwd" => Some(params.get("seed").unwrap_or("")),
+        _ => params.get("seed"),
+    };
+    Ok(
+        match check_admin(app, params.source(), enterprise, user, seed, pwd).await? {
+            Verdict::Valid => Ok(enterprise),
+            Verdict::Throttled(_) | Verdict::Busy => Err(SeedRefusal::Throttled),
+            Verdict::Invalid => Err(SeedRefusal::Failed),
+        },
+    )
+}
+
+/// The admin seed family (`enterpriseId`, `userName`, `seed`, `pwd`): the enterprise, or why not.
+pub async fn admin_seed(
+    app: &AppState,
+    params: &super::Params,
+) -> Result<Result<EnterpriseId, SeedRefusal>, StoreError> {
+    admin_family(app, params, "pwd").await
 }
 
 /// Successful agent checks, remembered for a few seconds so that a burst of PreviewOutcall
@@ -104,34 +186,22 @@ pub struct AgentAuthCache {
 const CACHE_TTL: Duration = Duration::from_secs(10);
 
 impl AgentAuthCache {
-    /// Whether `pwd` (md5 of the login password) matches the agent's stored `hash`.
-    pub fn agent_ok(
-        &self,
-        hashing: &PasswordHashing,
-        enterprise: EnterpriseId,
-        cno: &Cno,
-        hash: Option<&str>,
-        pwd: &str,
-    ) -> bool {
-        let (Some(pwd), Some(hash)) = (normalize_md5(pwd), hash) else {
-            return false;
-        };
-        let key = (enterprise.get(), cno.to_string(), pwd, hash.to_owned());
-        {
-            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            entries.retain(|_, at| at.elapsed() < CACHE_TTL);
-            if entries.contains_key(&key) {
-                return true;
-            }
-        }
-        let ok = hashing.verify(&key.2, hash);
-        if ok {
-            self.entries
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key, Instant::now());
-        }
-        ok
+    fn key(enterprise: EnterpriseId, cno: &Cno, pwd: &str, hash: &str) -> (i64, String, String, String) {
+        (enterprise.get(), cno.to_string(), pwd.to_owned(), hash.to_owned())
+    }
+
+    /// Whether this (normalised) `pwd` was found to match this stored `hash` lately.
+    pub fn remembers(&self, enterprise: EnterpriseId, cno: &Cno, pwd: &str, hash: &str) -> bool {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|_, at| at.elapsed() < CACHE_TTL);
+        entries.contains_key(&Self::key(enterprise, cno, pwd, hash))
+    }
+
+    pub fn remember(&self, enterprise: EnterpriseId, cno: &Cno, pwd: &str, hash: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(Self::key(enterprise, cno, pwd, hash), Instant::now());
     }
 }
 

@@ -21,7 +21,7 @@ fn error(params: &super::Params, msg: &str) -> Response {
 pub async fn list_cdr_ob(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
         let mut tx = app.calls.store().begin_read().await?;
-        let (enterprise_id, zone) = match authenticated_zone(&mut tx, &params).await? {
+        let (enterprise_id, zone) = match authenticated_zone(&app, &mut tx, &params).await? {
             Ok(found) => found,
             Err(refusal) => return Ok(Err(refusal.message())),
         };
@@ -89,7 +89,7 @@ pub async fn list_cdr_ob_detail(State(app): State<AppState>, params: Params) -> 
     };
     let result = async {
         let mut tx = app.calls.store().begin_read().await?;
-        let (enterprise_id, zone) = match authenticated_zone(&mut tx, &params).await? {
+        let (enterprise_id, zone) = match authenticated_zone(&app, &mut tx, &params).await? {
             Ok(found) => found,
             Err(refusal) => return Ok(Err(refusal.message())),
         };
@@ -140,10 +140,11 @@ pub async fn list_cdr_ob_detail(State(app): State<AppState>, params: Params) -> 
 
 /// Admin seed authentication, and the enterprise's time zone (CDR times are local).
 async fn authenticated_zone(
+    app: &AppState,
     tx: &mut dialbridge_store::Tx<'_>,
     params: &super::Params,
 ) -> Result<Result<(EnterpriseId, Tz), auth::SeedRefusal>, dialbridge_store::StoreError> {
-    let enterprise_id = match auth::admin_seed(tx, params).await? {
+    let enterprise_id = match auth::admin_seed(app, params).await? {
         Ok(e) => e,
         Err(refusal) => return Ok(Err(refusal)),
     };

@@ -47,20 +47,24 @@ fn result_reply(params: &Params, result: Result<(), Failure>) -> Response {
 
 /// Admin seed authentication, then the agent named by `cno`.
 /// Admin seed authentication, in the `code` style.
-async fn admin(tx: &mut Tx<'_>, params: &Params) -> Result<EnterpriseId, Failure> {
-    match auth::admin_seed(tx, params).await? {
+async fn admin(app: &AppState, params: &Params) -> Result<EnterpriseId, Failure> {
+    match auth::admin_seed(app, params).await? {
         Ok(enterprise) => Ok(enterprise),
         Err(r @ (SeedRefusal::BadEnterprise | SeedRefusal::MissingCredentials)) => Err(fail("2", r.message())),
         Err(r) => Err(fail("3", r.message())),
     }
 }
 
-async fn admin_and_agent(tx: &mut Tx<'_>, params: &Params) -> Result<(Enterprise, AgentRecord), Failure> {
+async fn admin_and_agent(
+    app: &AppState,
+    tx: &mut Tx<'_>,
+    params: &Params,
+) -> Result<(Enterprise, AgentRecord), Failure> {
     let cno = params
         .get("cno")
         .and_then(|c| Cno::parse(c).ok())
         .ok_or_else(|| fail("2", "bad cno"))?;
-    let enterprise_id = admin(tx, params).await?;
+    let enterprise_id = admin(app, params).await?;
     let enterprise = tx
         .enterprise(enterprise_id)
         .await?
@@ -143,7 +147,7 @@ async fn finish(app: &AppState, mut tx: Tx<'_>, enterprise: EnterpriseId, agent:
 pub async fn client_online(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
         let mut tx = app.calls.store().begin().await?;
-        let (enterprise, agent) = admin_and_agent(&mut tx, &params).await?;
+        let (enterprise, agent) = admin_and_agent(&app, &mut tx, &params).await?;
         let availability = match params.get("status") {
             None | Some("1") => Availability::Online,
             Some("2") => Availability::Pause(params.get("description").unwrap_or("pause").to_owned()),
@@ -161,7 +165,7 @@ pub async fn client_online(State(app): State<AppState>, params: Params) -> Respo
 pub async fn client_offline(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
         let mut tx = app.calls.store().begin().await?;
-        let (enterprise, agent) = admin_and_agent(&mut tx, &params).await?;
+        let (enterprise, agent) = admin_and_agent(&app, &mut tx, &params).await?;
         change_agent(&mut tx, &agent, |s| s.log_out(now_ms())).await?;
         if params.get("unBind") == Some("1") {
             tx.unbind_phone(agent.id).await?;
@@ -175,7 +179,7 @@ pub async fn client_offline(State(app): State<AppState>, params: Params) -> Resp
 pub async fn change_status(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
         let mut tx = app.calls.store().begin().await?;
-        let (enterprise, agent) = admin_and_agent(&mut tx, &params).await?;
+        let (enterprise, agent) = admin_and_agent(&app, &mut tx, &params).await?;
         let availability = match params.get("type") {
             Some("1") => Availability::Online,
             Some("2") => Availability::Pause(params.get("description").unwrap_or("pause").to_owned()),
@@ -191,7 +195,7 @@ pub async fn change_status(State(app): State<AppState>, params: Params) -> Respo
 pub async fn change_bind_tel(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
         let mut tx = app.calls.store().begin().await?;
-        let (enterprise, agent) = admin_and_agent(&mut tx, &params).await?;
+        let (enterprise, agent) = admin_and_agent(&app, &mut tx, &params).await?;
         let (phone_type, number) = phone_of(&mut tx, &enterprise, &params).await?;
         let stored = tx.agent_state(agent.id).await?;
         if stored.state.call.is_some() {
@@ -207,7 +211,7 @@ pub async fn change_bind_tel(State(app): State<AppState>, params: Params) -> Res
 pub async fn hang_up(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
         let mut tx = app.calls.store().begin_read().await?;
-        let enterprise_id = admin(&mut tx, &params).await?;
+        let enterprise_id = admin(&app, &params).await?;
         let unique_id = match (params.get("uniqueId"), params.get("cno")) {
             (Some(unique_id), _) => {
                 let cdr = tx.cdr(unique_id).await?;

@@ -53,8 +53,9 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The parameters of a legacy request: the query string and, for a form POST, the body; the
-/// first value of a name wins. Unknown names are simply never read.
-pub struct Params(HashMap<String, String>);
+/// first value of a name wins. Unknown names are simply never read. With them, the client's
+/// address (what credential failures are counted against).
+pub struct Params(HashMap<String, String>, Option<std::net::IpAddr>);
 
 impl Params {
     pub fn parse(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Self {
@@ -74,7 +75,12 @@ impl Params {
         if form || (query.is_none() && !body.is_empty() && !body.starts_with(b"--")) {
             add(serde_urlencoded::from_bytes(body).unwrap_or_default());
         }
-        Self(map)
+        Self(map, None)
+    }
+
+    /// The client's address; an unspecified one when the server did not say (tests).
+    pub fn source(&self) -> std::net::IpAddr {
+        self.1.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
     }
 
     /// The value, trimmed; `None` when absent or empty.
@@ -139,7 +145,12 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Params {
     async fn from_request(request: axum::extract::Request, _state: &S) -> Result<Self, Self::Rejection> {
         let (parts, body) = request.into_parts();
         let body = axum::body::to_bytes(body, MAX_BODY).await.unwrap_or_default();
-        Ok(params_of(parts.uri.query(), &parts.headers, &body).await)
+        let mut params = params_of(parts.uri.query(), &parts.headers, &body).await;
+        params.1 = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
+        Ok(params)
     }
 }
 

@@ -13,9 +13,12 @@ use dialbridge_store::{Refused, StoreError};
 use serde_json::json;
 
 use super::{auth, reply, Params};
+use crate::credentials::Verdict;
 use crate::AppState;
 
 const MAX_USER_FIELD: usize = 1024;
+/// Why a throttled request was refused unevaluated.
+const THROTTLED: &str = "authentication throttled: too many failed attempts from this source";
 
 pub async fn preview_outcall(
     State(app): State<AppState>,
@@ -25,6 +28,10 @@ pub async fn preview_outcall(
     match place(&app, &params).await {
         Ok(body) => reply(&params, body),
         Err(refusal) => {
+            if refusal.res == "2" {
+                // Malformed requests count against their source like unknown accounts.
+                app.credentials.record(params.source(), None, Verdict::Invalid);
+            }
             let shown = |name| params.get(name).map(|value| printable(value, SHOWN_CHARS));
             tracing::info!(
                 res = refusal.res,
@@ -126,24 +133,39 @@ async fn place(app: &AppState, params: &Params) -> Result<serde_json::Value, Ref
     }
 
     let configuration = app.calls.configuration().await?;
+    let source = params.source();
     let Some((configured, agent)) = configuration
         .enterprise(enterprise_id)
         .and_then(|e| e.agent(&cno).map(|agent| (e, agent)))
     else {
+        // Naming agents that do not exist is what guessing looks like: counted per source.
+        if app.credentials.admit(source, None).is_some() {
+            return Err(unauthenticated("3", THROTTLED));
+        }
+        app.credentials.record(source, None, Verdict::Invalid);
         return Err(unauthenticated("8", format!("no agent {cno}")));
     };
-    let authenticated = match params.get("userName") {
-        Some(user) => auth::admin_matches(configured.admin_password_md5(user), params.get("seed"), pwd),
-        None => app.agent_auth.agent_ok(
-            app.calls.store().hashing(),
-            enterprise_id,
-            &cno,
-            configured.agent_password_hash(&cno),
-            pwd,
-        ),
+    let verdict = match params.get("userName") {
+        Some(user) => auth::check_admin(app, source, enterprise_id, user, params.get("seed"), pwd).await?,
+        None => {
+            auth::check_agent(
+                app,
+                source,
+                enterprise_id,
+                &cno,
+                configured.agent_password_hash(&cno),
+                pwd,
+            )
+            .await
+        }
     };
-    if !authenticated {
-        return Err(unauthenticated("3", "authentication failed"));
+    match verdict {
+        Verdict::Valid => {}
+        Verdict::Invalid => return Err(unauthenticated("3", "authentication failed")),
+        Verdict::Throttled(_) => return Err(unauthenticated("3", THROTTLED)),
+        // Guessing must not starve calls: a full hash queue is the platform's capacity, not a
+        // wrong password.
+        Verdict::Busy => return Err(unauthenticated("10", "busy: too many logins being checked")),
     }
     let enterprise = &configured.enterprise;
     let sync = sync.unwrap_or(enterprise.settings.sync_default);

@@ -10,7 +10,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use super::{legacy_world, serve_under, serve_with, stop_gracefully, try_http_get, Operator};
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -18,7 +18,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-async fn connect_from(source: &str, server: SocketAddr) -> std::io::Result<TcpStream> {
+pub(crate) async fn connect_from(source: &str, server: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(source.parse::<IpAddr>().unwrap(), 0))?;
     socket.connect(server).await

@@ -11,6 +11,7 @@ use dialbridge_store::md5_hex;
 use serde_json::Value;
 
 mod caps;
+mod credentials;
 mod credit;
 mod exhaustion;
 mod in_process;
