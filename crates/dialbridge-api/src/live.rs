@@ -7,13 +7,16 @@
 
 use std::collections::HashSet;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use dialbridge_core::{Cno, EnterpriseId};
+use dialbridge_service::configuration::Configuration;
 use dialbridge_store::OutboxEvent;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -26,6 +29,8 @@ use crate::AppState;
 use dialbridge_service::now_ms;
 
 const TOKEN_LIFETIME_MS: i64 = 3_600_000;
+/// The close code of a stream whose credential was revoked (the application's range).
+const SESSION_REVOKED: u16 = 4001;
 
 /// Who a token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,13 +42,14 @@ pub enum Viewer {
     },
     Admin {
         enterprise: EnterpriseId,
+        user: String,
     },
 }
 
 impl Viewer {
     fn enterprise(&self) -> EnterpriseId {
         match self {
-            Viewer::Agent { enterprise, .. } | Viewer::Admin { enterprise } => *enterprise,
+            Viewer::Agent { enterprise, .. } | Viewer::Admin { enterprise, .. } => *enterprise,
         }
     }
 }
@@ -62,17 +68,40 @@ pub fn derive_token_key(server_key: &[u8; 32]) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
-/// `v1.<enterprise>.<who>.<expiry ms>.<mac>`; who is `a<agent id>:<cno>` or `admin`.
-pub fn issue_token(key: &[u8; 32], viewer: &Viewer, now: i64) -> String {
+/// What a token carries of the credential it was issued on: a MAC of the agent's password hash
+/// and session epoch (raised by a kick), or of the admin's md5. Once the password changes, the
+/// agent is kicked, disabled or deleted, or the admin's password changes or the admin is
+/// deleted, the credential's mark is another (or there is none), and the token is refused.
+fn credential_mark(key: &[u8; 32], configuration: &Configuration, viewer: &Viewer) -> Option<String> {
+    let configured = configuration.enterprise(viewer.enterprise())?;
+    let credential = match viewer {
+        Viewer::Agent { agent_id, cno, .. } => {
+            let cno = Cno::parse(cno).ok()?;
+            let agent = configured
+                .agent(&cno)
+                .filter(|a| a.id == *agent_id && a.settings.active)?;
+            let hash = configured.agent_password_hash(&cno).unwrap_or_default();
+            format!("agent|{hash}|{}", agent.session_epoch)
+        }
+        Viewer::Admin { user, .. } => format!("admin|{}", configured.admin_password_md5(user)?),
+    };
+    Some(mac(key, &credential)[..16].to_owned())
+}
+
+/// `v2.<enterprise>.<who>.<credential mark>.<expiry ms>.<mac>`; who is `a<agent id>:<cno>` or
+/// `m<admin user name, base64url>`.
+pub fn issue_token(key: &[u8; 32], viewer: &Viewer, mark: &str, now: i64) -> String {
     let who = match viewer {
         Viewer::Agent { agent_id, cno, .. } => format!("a{agent_id}:{cno}"),
-        Viewer::Admin { .. } => "admin".to_owned(),
+        Viewer::Admin { user, .. } => format!("m{}", URL_SAFE_NO_PAD.encode(user)),
     };
-    let body = format!("v1.{}.{who}.{}", viewer.enterprise(), now + TOKEN_LIFETIME_MS);
+    let body = format!("v2.{}.{who}.{mark}.{}", viewer.enterprise(), now + TOKEN_LIFETIME_MS);
     format!("{body}.{}", mac(key, &body))
 }
 
-pub fn check_token(key: &[u8; 32], token: &str, now: i64) -> Option<Viewer> {
+/// The viewer a token speaks for and the credential mark it was issued on, if it is ours and
+/// unexpired (whether the credential is still the same is for the caller to check).
+pub fn check_token(key: &[u8; 32], token: &str, now: i64) -> Option<(Viewer, String)> {
     let (body, signature) = token.rsplit_once('.')?;
     if !bool::from(subtle::ConstantTimeEq::ct_eq(
         mac(key, body).as_bytes(),
@@ -81,20 +110,42 @@ pub fn check_token(key: &[u8; 32], token: &str, now: i64) -> Option<Viewer> {
         return None;
     }
     let mut parts = body.split('.');
-    let (version, enterprise, who, expiry) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if version != "v1" || parts.next().is_some() || expiry.parse::<i64>().ok()? < now {
+    let (version, enterprise, who, mark, expiry) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if version != "v2" || parts.next().is_some() || expiry.parse::<i64>().ok()? < now {
         return None;
     }
     let enterprise = EnterpriseId::parse(enterprise).ok()?;
-    if who == "admin" {
-        return Some(Viewer::Admin { enterprise });
+    let viewer = match who.split_at_checked(1)? {
+        ("m", user) => Viewer::Admin {
+            enterprise,
+            user: String::from_utf8(URL_SAFE_NO_PAD.decode(user).ok()?).ok()?,
+        },
+        ("a", agent) => {
+            let (id, cno) = agent.split_once(':')?;
+            Viewer::Agent {
+                enterprise,
+                agent_id: id.parse().ok()?,
+                cno: cno.to_owned(),
+            }
+        }
+        _ => return None,
+    };
+    Some((viewer, mark.to_owned()))
+}
+
+/// Whether the credential a token was issued on is still the viewer's.
+async fn still_valid(app: &AppState, viewer: &Viewer, mark: &str) -> bool {
+    match app.calls.configuration().await {
+        Ok(configuration) => credential_mark(&app.token_key, &configuration, viewer)
+            .is_some_and(|now| bool::from(subtle::ConstantTimeEq::ct_eq(now.as_bytes(), mark.as_bytes()))),
+        Err(_) => true,
     }
-    let (id, cno) = who.strip_prefix('a')?.split_once(':')?;
-    Some(Viewer::Agent {
-        enterprise,
-        agent_id: id.parse().ok()?,
-        cno: cno.to_owned(),
-    })
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -132,7 +183,10 @@ pub async fn session(State(app): State<AppState>, params: Params) -> Response {
         (Some(user), _) => {
             let seed = Some(params.get("seed").unwrap_or(""));
             match auth::check_admin(&app, source, enterprise, user, seed, pwd).await {
-                Ok(Verdict::Valid) => Viewer::Admin { enterprise },
+                Ok(Verdict::Valid) => Viewer::Admin {
+                    enterprise,
+                    user: user.to_owned(),
+                },
                 Ok(verdict) => return refused(verdict),
                 Err(_) => return error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
             }
@@ -157,20 +211,26 @@ pub async fn session(State(app): State<AppState>, params: Params) -> Response {
         }
         (None, None) => return error(StatusCode::BAD_REQUEST, "cno or userName is required"),
     };
-    let token = issue_token(&app.token_key, &viewer, now_ms());
+    let Some(mark) = credential_mark(&app.token_key, &configuration, &viewer) else {
+        return error(StatusCode::UNAUTHORIZED, "authentication failed");
+    };
+    let token = issue_token(&app.token_key, &viewer, &mark, now_ms());
     axum::Json(json!({"token": token, "expiresIn": TOKEN_LIFETIME_MS / 1000})).into_response()
 }
 
 /// `/api/v1/events`: the WebSocket.
 pub async fn events(State(app): State<AppState>, ws: WebSocketUpgrade, params: Params) -> Response {
-    let Some(viewer) = params
+    let Some((viewer, mark)) = params
         .get("token")
         .and_then(|t| check_token(&app.token_key, t, now_ms()))
     else {
         return error(StatusCode::UNAUTHORIZED, "a valid token is required");
     };
+    if !still_valid(&app, &viewer, &mark).await {
+        return error(StatusCode::UNAUTHORIZED, "the session was revoked: log in again");
+    }
     let since = params.get("since").and_then(|s| s.parse::<i64>().ok());
-    ws.on_upgrade(move |socket| stream(app, viewer, since, socket))
+    ws.on_upgrade(move |socket| stream(app, viewer, mark, since, socket))
 }
 
 /// The message type of an outbox event on the stream.
@@ -226,7 +286,10 @@ async fn snapshot(app: &AppState, viewer: &Viewer) -> Result<(i64, Value), dialb
     Ok((latest, json!({"type": "snapshot", "seq": latest, "agents": agents})))
 }
 
-async fn stream(app: AppState, viewer: Viewer, since: Option<i64>, mut socket: WebSocket) {
+/// How often an open stream checks that its credential still stands.
+const REVOCATION_CHECK: Duration = Duration::from_secs(1);
+
+async fn stream(app: AppState, viewer: Viewer, mark: String, since: Option<i64>, mut socket: WebSocket) {
     // Subscribed before the snapshot is read, so nothing committed after it is missed.
     let mut feed = app.calls.store().subscribe_events();
     let Ok((latest, snapshot)) = snapshot(&app, &viewer).await else {
@@ -245,6 +308,8 @@ async fn stream(app: AppState, viewer: Viewer, since: Option<i64>, mut socket: W
     {
         return;
     }
+    let mut revocation = tokio::time::interval(REVOCATION_CHECK);
+    revocation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let event = tokio::select! {
             event = feed.recv() => event,
@@ -252,6 +317,17 @@ async fn stream(app: AppState, viewer: Viewer, since: Option<i64>, mut socket: W
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => continue,
             },
+            _ = revocation.tick() => {
+                if still_valid(&app, &viewer, &mark).await {
+                    continue;
+                }
+                let close = CloseFrame {
+                    code: SESSION_REVOKED,
+                    reason: "session revoked".into(),
+                };
+                let _ = socket.send(Message::Close(Some(close))).await;
+                return;
+            }
         };
         let sent = match event {
             Ok(event) if event.enterprise_id != viewer.enterprise() => Ok(()),

@@ -8,8 +8,8 @@ fn tokens_are_signed_scoped_and_expire() {
         agent_id: 5,
         cno: "2000".into(),
     };
-    let token = issue_token(&key, &agent, 1_000);
-    assert_eq!(check_token(&key, &token, 2_000), Some(agent));
+    let token = issue_token(&key, &agent, "mark", 1_000);
+    assert_eq!(check_token(&key, &token, 2_000), Some((agent, "mark".to_owned())));
     assert_eq!(
         check_token(&key, &token, 1_000 + TOKEN_LIFETIME_MS + 1),
         None,
@@ -18,10 +18,16 @@ fn tokens_are_signed_scoped_and_expire() {
     assert_eq!(check_token(&[8u8; 32], &token, 2_000), None, "another key");
     let forged = token.replace("3000001", "3000002");
     assert_eq!(check_token(&key, &forged, 2_000), None, "another enterprise");
+    let forged = token.replace("mark", "mork");
+    assert_eq!(check_token(&key, &forged, 2_000), None, "another credential mark");
     let admin = Viewer::Admin {
         enterprise: EnterpriseId::new(3000002).unwrap(),
+        user: "ad.min".into(),
     };
-    assert_eq!(check_token(&key, &issue_token(&key, &admin, 0), 1), Some(admin));
+    assert_eq!(
+        check_token(&key, &issue_token(&key, &admin, "m", 0), 1),
+        Some((admin, "m".to_owned()))
+    );
     assert_eq!(check_token(&key, "garbage", 1), None);
 }
 

@@ -48,6 +48,8 @@ pub struct AgentRecord {
     pub cno: Cno,
     pub settings: AgentSettings,
     pub has_password: bool,
+    /// Raised by each kick: sessions issued before it are over.
+    pub session_epoch: i64,
 }
 
 /// An admin account's credential: md5 of its password, which the legacy seed scheme needs.
@@ -135,8 +137,8 @@ fn enterprise_from_row(row: &Row) -> Result<Enterprise, StoreError> {
 }
 
 /// `password_hash` is read for `has_password` (and by the configuration cache's bulk read).
-const AGENT_COLUMNS: &str =
-    "id, enterprise_id, cno, name, password_hash, active, outbound_allowed, call_power, area_code, wrapup_secs";
+const AGENT_COLUMNS: &str = "id, enterprise_id, cno, name, password_hash, active, outbound_allowed, call_power, \
+     area_code, wrapup_secs, session_epoch";
 
 fn agent_from_row(row: &Row) -> Result<AgentRecord, StoreError> {
     Ok(AgentRecord {
@@ -144,6 +146,7 @@ fn agent_from_row(row: &Row) -> Result<AgentRecord, StoreError> {
         enterprise_id: EnterpriseId::new(row.try_get("enterprise_id")?).map_err(corrupt)?,
         cno: Cno::parse(&row.try_get::<String>("cno")?).map_err(corrupt)?,
         has_password: row.try_get::<Option<String>>("password_hash")?.is_some(),
+        session_epoch: row.try_get("session_epoch")?,
         settings: AgentSettings {
             name: row.try_get("name")?,
             active: row.try_get::<i64>("active")? != 0,
@@ -386,6 +389,21 @@ impl Tx<'_> {
 
     /// Every agent of every enterprise with its password hash (for an in-memory configuration,
     /// whose holder checks passwords with [`crate::PasswordHashing::verify`]).
+    /// Ends the agent's sessions (its event-stream tokens and open sockets); false when there
+    /// is no such agent.
+    pub async fn kick_agent(&mut self, enterprise: EnterpriseId, cno: &Cno) -> Result<bool, StoreError> {
+        let done = query(
+            "UPDATE agents SET session_epoch = session_epoch + 1, updated_at = $3 WHERE enterprise_id = $1 AND cno = $2",
+        )
+        .bind(enterprise.get())
+        .bind(cno.as_str())
+        .bind(now_ms())
+        .execute(&mut self.conn)
+        .await?;
+        self.config_changed = true;
+        Ok(done.rows_affected() > 0)
+    }
+
     pub async fn all_agents_with_password_hashes(&mut self) -> Result<Vec<(AgentRecord, Option<String>)>, StoreError> {
         let sql = format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY enterprise_id, cno");
         let rows = query(&sql).fetch_all(&mut self.conn).await?;

@@ -390,8 +390,16 @@ enum AgentCommand {
         #[arg(long, value_parser = enterprise_id)]
         enterprise: EnterpriseId,
     },
-    /// Marks the agent inactive: PreviewOutcall answers `res` 4.
+    /// Marks the agent inactive: PreviewOutcall answers `res` 4, its event-stream sessions end.
     Disable {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long, value_parser = cno)]
+        cno: Cno,
+    },
+    /// Ends the agent's event-stream sessions: its tokens are refused and its open toolbar
+    /// sockets closed within a couple of seconds; it must log in again.
+    Kick {
         #[arg(long, value_parser = enterprise_id)]
         enterprise: EnterpriseId,
         #[arg(long, value_parser = cno)]
@@ -874,6 +882,11 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                 settings.active = false;
                 tx.update_agent(enterprise, &cno, &settings).await?;
                 done(format!("disabled agent {cno} of enterprise {enterprise}"))
+            }
+            AgentCommand::Kick { enterprise, cno } => {
+                require_agent(&mut tx, enterprise, &cno).await?;
+                tx.kick_agent(enterprise, &cno).await?;
+                done(format!("ended the sessions of agent {cno} of enterprise {enterprise}"))
             }
         },
         AdminCommand::Extension(c) => match c {

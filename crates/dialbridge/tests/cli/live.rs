@@ -200,3 +200,81 @@ fn a_replay_from_before_what_retention_kept_reports_the_gap() {
     assert_eq!(next_event["data"]["pauseDescription"], "lunch", "{next_event}");
     assert!(next_event["seq"].as_i64().unwrap() > online);
 }
+
+/// Reads until the server closes the stream: how long that took, and the close code.
+fn closed(socket: &mut Socket) -> (Duration, Option<u16>) {
+    let started = Instant::now();
+    loop {
+        match socket.read() {
+            Ok(tungstenite::Message::Close(frame)) => return (started.elapsed(), frame.map(|f| u16::from(f.code))),
+            Ok(_) => continue,
+            Err(_) => return (started.elapsed(), None),
+        }
+    }
+}
+
+fn refused(address: &str, token: &str) -> bool {
+    tungstenite::connect(format!("ws://{address}/api/v1/events?token={token}")).is_err()
+}
+
+/// A session ends once its credential is revoked: a kick, a password change, a disable, a
+/// deletion — each closes the open socket within a couple of seconds (close code 4001) and
+/// refuses the token after; an admin's session ends when the admin's password changes.
+#[test]
+fn a_session_ends_when_its_credential_is_revoked() {
+    let w = legacy_world();
+    let a = &w.server.http;
+    let agent = |password: &str| format!("enterpriseId=3000001&cno=2000&pwd={}", md5_hex(password));
+    let revoked = |change: &dyn Fn(), password: &str| {
+        let t = token(a, &agent(password));
+        let mut socket = connect(a, &t, None);
+        assert_eq!(next(&mut socket)["type"], "snapshot");
+        change();
+        let (took, code) = closed(&mut socket);
+        assert_eq!(code, Some(4001), "closed as revoked");
+        assert!(took < Duration::from_secs(5), "closed after {took:?}");
+        assert!(refused(a, &t), "the token is refused after");
+    };
+    let admin = |args: &[&str]| {
+        let mut all = vec!["admin", "agent"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--enterprise", "3000001", "--cno", "2000"]);
+        w.op.ok(&all);
+    };
+    revoked(&|| admin(&["kick"]), "1234");
+    revoked(&|| admin(&["update", "--password", "changed"]), "1234");
+    revoked(&|| admin(&["disable"]), "changed");
+    admin(&["update", "--active", "true"]);
+    let delete = || {
+        let admin_password = format!(
+            "enterpriseId=3000001&userName=admin&password={}",
+            md5_hex("admin-secret")
+        );
+        let r = json_get(
+            a,
+            &format!("/interfaceAction/clientInterface!delete.action?{admin_password}&cno=2000"),
+        );
+        assert_eq!(r["result"], "success", "{r}");
+    };
+    revoked(&delete, "changed");
+
+    // An admin's session, until the admin's password changes.
+    let pwd = md5_hex(&format!("{}4711", md5_hex("admin-secret")));
+    let t = token(a, &format!("enterpriseId=3000001&userName=admin&seed=4711&pwd={pwd}"));
+    let mut socket = connect(a, &t, None);
+    assert_eq!(next(&mut socket)["type"], "snapshot");
+    w.op.ok(&[
+        "admin",
+        "account",
+        "set",
+        "--enterprise",
+        "3000001",
+        "--user",
+        "admin",
+        "--password",
+        "new-secret",
+    ]);
+    let (took, code) = closed(&mut socket);
+    assert_eq!((code, took < Duration::from_secs(5)), (Some(4001), true), "{took:?}");
+    assert!(refused(a, &t));
+}
