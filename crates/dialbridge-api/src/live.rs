@@ -70,10 +70,14 @@ pub fn derive_token_key(server_key: &[u8; 32]) -> [u8; 32] {
 
 /// What a token carries of the credential it was issued on: a MAC of the agent's password hash
 /// and session epoch (raised by a kick), or of the admin's md5. Once the password changes, the
-/// agent is kicked, disabled or deleted, or the admin's password changes or the admin is
-/// deleted, the credential's mark is another (or there is none), and the token is refused.
+/// agent is kicked, disabled or deleted, the admin's password changes or the admin is deleted,
+/// or the enterprise is no longer active, the credential's mark is another (or there is none),
+/// and the token is refused.
 fn credential_mark(key: &[u8; 32], configuration: &Configuration, viewer: &Viewer) -> Option<String> {
-    let configured = configuration.enterprise(viewer.enterprise())?;
+    // A disabled or closed enterprise's sessions end with it.
+    let configured = configuration
+        .enterprise(viewer.enterprise())
+        .filter(|c| c.enterprise.settings.status == dialbridge_core::EnterpriseStatus::Active)?;
     let credential = match viewer {
         Viewer::Agent { agent_id, cno, .. } => {
             let cno = Cno::parse(cno).ok()?;

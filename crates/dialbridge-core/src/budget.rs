@@ -19,8 +19,8 @@ pub struct FailureBudgets<K> {
     budget: Budget,
     /// Per key: failures counted, and when its window began.
     failures: HashMap<K, (u32, u64)>,
-    /// Most keys kept: past it the oldest windows are dropped first (a flood of fresh keys
-    /// cannot grow memory; what it drops are the least recent, which matter least).
+    /// Most keys kept: past it those that failed least are dropped first (a flood of fresh keys
+    /// cannot grow memory, nor wash out the keys that are locked out).
     max_keys: usize,
 }
 
@@ -49,7 +49,7 @@ impl<K: Hash + Eq + Clone> FailureBudgets<K> {
         if !self.failures.contains_key(key) && self.failures.len() >= self.max_keys {
             self.sweep(now_ms);
             if self.failures.len() >= self.max_keys {
-                self.drop_oldest();
+                self.drop_least();
             }
         }
         let window = self.budget.window_ms;
@@ -81,11 +81,15 @@ impl<K: Hash + Eq + Clone> FailureBudgets<K> {
         self.failures.is_empty()
     }
 
-    fn drop_oldest(&mut self) {
-        let mut starts: Vec<u64> = self.failures.values().map(|(_, since)| *since).collect();
-        starts.sort_unstable();
-        let cut = starts[starts.len() / 2];
-        self.failures.retain(|_, (_, since)| *since > cut);
+    /// Drops the half of the keys that failed least (the oldest first among equals): a flood of
+    /// fresh keys must not wash out the lockouts that matter.
+    fn drop_least(&mut self) {
+        let mut ranked: Vec<(u32, u64)> = self.failures.values().copied().collect();
+        ranked.sort_unstable();
+        let Some(&cut) = ranked.get(ranked.len() / 2) else {
+            return;
+        };
+        self.failures.retain(|_, entry| *entry > cut);
     }
 }
 

@@ -50,3 +50,15 @@ fn a_flood_of_fresh_keys_stays_within_the_bound() {
     }
     assert!(budgets.retry_after_ms(&99_999, 100_000).is_some());
 }
+
+#[test]
+fn a_flood_of_fresh_keys_does_not_wash_out_a_lockout() {
+    let mut budgets = FailureBudgets::new(BUDGET, 1_000);
+    for _ in 0..3 {
+        budgets.failed(&u32::MAX, 0);
+    }
+    for key in 0..10_000u32 {
+        budgets.failed(&key, 1);
+    }
+    assert!(budgets.retry_after_ms(&u32::MAX, 2).is_some(), "still locked out");
+}

@@ -202,14 +202,17 @@ impl<C: Clone> Registrar<C> {
     }
 
     /// Whether REGISTERs for `aor` from this source are refused for now (too many failures for
-    /// that account from there, or for unknown accounts from there); checked before looking
-    /// anything up.
+    /// that name from there, whether it exists or not); checked before looking anything up.
     pub fn is_blocked(&self, source: IpAddr, aor: &str, now: u64) -> bool {
+        self.account_failures
+            .retry_after_ms(&(source, aor.to_owned()), ms(now))
+            .is_some()
+    }
+
+    /// Whether this source has sent too many malformed credentials or names that do not
+    /// exist: such requests from it are refused unheard (those for accounts that exist are not).
+    fn source_guessed_too_much(&self, source: IpAddr, now: u64) -> bool {
         self.source_failures.retry_after_ms(&source, ms(now)).is_some()
-            || self
-                .account_failures
-                .retry_after_ms(&(source, aor.to_owned()), ms(now))
-                .is_some()
     }
 
     fn account_failed(&mut self, source: IpAddr, aor: &str, now: u64) {
@@ -235,13 +238,21 @@ impl<C: Clone> Registrar<C> {
             return self.challenge(now, false);
         };
         let Ok(creds) = DigestResponse::parse(authorization) else {
+            if self.source_guessed_too_much(source_ip, now) {
+                return RegisterReply::Forbidden("too many failed attempts");
+            }
             self.source_failed(source_ip, now);
             return RegisterReply::BadRequest("malformed Authorization");
         };
-        // An unknown account gets the same answer as a wrong password, so that accounts
-        // cannot be enumerated.
+        // An unknown account gets the same answer as a wrong password, and is counted per name
+        // as one that exists is, so that accounts cannot be enumerated; it also counts against
+        // the source.
         let Some(password) = password else {
+            if self.source_guessed_too_much(source_ip, now) {
+                return RegisterReply::Forbidden("too many failed attempts");
+            }
             self.source_failed(source_ip, now);
+            self.account_failed(source_ip, &request.aor, now);
             return RegisterReply::Forbidden("bad credentials");
         };
         match digest::verify(

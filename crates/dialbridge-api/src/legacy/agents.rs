@@ -87,8 +87,9 @@ fn small_code(params: &Params, name: &str, allowed: &[i64], default: i64) -> Res
 
 pub async fn save(State(app): State<AppState>, params: Params) -> Response {
     let outcome = async {
-        let mut tx = app.calls.store().begin().await.map_err(store_error)?;
+        // Authenticated before any database work: a guess holds no connection.
         let enterprise = authenticate(&app, &params).await?;
+        let mut tx = app.calls.store().begin().await.map_err(store_error)?;
         let power = small_code(&params, "power", &[0, 1], 0)?;
         let client_type = small_code(&params, "clientType", &[1, 2], 1)?;
         if let Some(area) = params.get("areaCode") {
@@ -141,8 +142,9 @@ pub async fn save(State(app): State<AppState>, params: Params) -> Response {
 
 pub async fn view(State(app): State<AppState>, params: Params) -> Response {
     let outcome = async {
-        let mut tx = app.calls.store().begin_read().await.map_err(store_error)?;
+        // Authenticated before any database work: a guess holds no connection.
         let enterprise = authenticate(&app, &params).await?;
+        let mut tx = app.calls.store().begin_read().await.map_err(store_error)?;
         let agent = target(&mut tx, enterprise, &params).await?;
         Ok(json!({"result": "success", "msg": view_of(&mut tx, &agent).await?}))
     }
@@ -152,8 +154,9 @@ pub async fn view(State(app): State<AppState>, params: Params) -> Response {
 
 pub async fn list(State(app): State<AppState>, params: Params) -> Response {
     let outcome = async {
-        let mut tx = app.calls.store().begin_read().await.map_err(store_error)?;
+        // Authenticated before any database work: a guess holds no connection.
         let enterprise = authenticate(&app, &params).await?;
+        let mut tx = app.calls.store().begin_read().await.map_err(store_error)?;
         let mut rows = Vec::new();
         for agent in tx.agents(enterprise).await.map_err(store_error)? {
             rows.push(view_of(&mut tx, &agent).await?);
@@ -166,8 +169,9 @@ pub async fn list(State(app): State<AppState>, params: Params) -> Response {
 
 pub async fn delete(State(app): State<AppState>, params: Params) -> Response {
     let outcome = async {
-        let mut tx = app.calls.store().begin().await.map_err(store_error)?;
+        // Authenticated before any database work: a guess holds no connection.
         let enterprise = authenticate(&app, &params).await?;
+        let mut tx = app.calls.store().begin().await.map_err(store_error)?;
         let agent = target(&mut tx, enterprise, &params).await?;
         let state: AgentState = tx.agent_state(agent.id).await.map_err(store_error)?.state.at(now_ms());
         if state.call.is_some() {
@@ -223,11 +227,11 @@ pub async fn validate_cno(
 
 pub async fn query_bind_tel(State(app): State<AppState>, params: Params) -> Response {
     let outcome = async {
-        let mut tx = app.calls.store().begin_read().await.map_err(store_error)?;
         let enterprise = auth::admin_seed(&app, &params)
             .await
             .map_err(store_error)?
             .map_err(|r| r.message().to_owned())?;
+        let mut tx = app.calls.store().begin_read().await.map_err(store_error)?;
         let agent = target(&mut tx, enterprise, &params).await?;
         let phones = tx.phones_of(agent.id).await.map_err(store_error)?;
         let data: Vec<Value> = phones

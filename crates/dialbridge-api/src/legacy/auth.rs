@@ -38,8 +38,9 @@ pub fn seed_matches(inner_md5: &str, seed: &str, pwd: &str) -> bool {
 }
 
 /// What an unknown admin's `pwd` is checked against, so that a user name that does not exist
-/// costs what one that exists costs.
-const NO_SUCH_ADMIN_MD5: &str = "00000000000000000000000000000000";
+/// costs what one that exists costs (no leading zero: a real md5 rarely has one, and one would
+/// cost the seed scheme a second digest).
+const NO_SUCH_ADMIN_MD5: &str = "9e107d9d372bb6826bd81d3542a419d6";
 
 /// Whether `pwd` (with a `seed`, the seed scheme; without, md5 of the password) proves the
 /// admin whose md5(password) is `inner` (`None`: no such admin, checked all the same).
@@ -53,15 +54,15 @@ pub fn admin_matches(inner: Option<&str>, seed: Option<&str>, pwd: &str) -> bool
     matched && known
 }
 
-/// The account a credential names, as failures are counted: `enterprise/admin:user` or
-/// `enterprise/cno`.
+/// The account a credential names, as failures are counted (the same whether it exists or
+/// not): `enterprise/admin:user` or `enterprise/cno`.
 fn admin_account(enterprise: EnterpriseId, user: &str) -> String {
     format!("{enterprise}/admin:{}", dialbridge_core::text::printable(user, 64))
 }
 
 /// Checks an admin of `enterprise` from `source` (with a `seed`, the seed scheme; without,
-/// `pwd` = md5(admin password)): throttled when that source failed too often for that admin
-/// (or for unknown ones), never evaluated then.
+/// `pwd` = md5(admin password)): throttled when that source failed too often for that name,
+/// never evaluated then.
 pub async fn check_admin(
     app: &AppState,
     source: IpAddr,
@@ -70,26 +71,25 @@ pub async fn check_admin(
     seed: Option<&str>,
     pwd: &str,
 ) -> Result<Verdict, StoreError> {
+    let account = admin_account(enterprise, user);
+    if let Some(throttled) = app.credentials.admit(source, Some(&account)) {
+        return Ok(throttled);
+    }
     let configuration = app.calls.configuration().await?;
     let inner = configuration
         .enterprise(enterprise)
         .and_then(|e| e.admin_password_md5(user));
-    let account = inner.map(|_| admin_account(enterprise, user));
-    if let Some(throttled) = app.credentials.admit(source, account.as_deref()) {
-        return Ok(throttled);
+    if admin_matches(inner, seed, pwd) {
+        app.credentials.succeeded(source, &account);
+        return Ok(Verdict::Valid);
     }
-    let verdict = if admin_matches(inner, seed, pwd) {
-        Verdict::Valid
-    } else {
-        Verdict::Invalid
-    };
-    app.credentials.record(source, account.as_deref(), verdict);
-    Ok(verdict)
+    Ok(Verdict::Invalid)
 }
 
 /// Checks an agent's login (`pwd` = md5 of its password, against its stored hash; `None`: no
 /// such agent, checked against a dummy hash all the same) from `source`: throttled or busy
-/// without being evaluated, else valid or invalid. A success is remembered for a few seconds.
+/// without being evaluated, else valid or invalid. Names that do not exist also count against
+/// the source (each costs a hash). A success is remembered for a while.
 pub async fn check_agent(
     app: &AppState,
     source: IpAddr,
@@ -98,24 +98,29 @@ pub async fn check_agent(
     hash: Option<&str>,
     pwd: &str,
 ) -> Verdict {
-    let account = hash.map(|_| format!("{enterprise}/{cno}"));
-    if let Some(throttled) = app.credentials.admit(source, account.as_deref()) {
+    let account = format!("{enterprise}/{cno}");
+    if let Some(throttled) = app.credentials.admit(source, Some(&account)) {
         return throttled;
     }
+    if hash.is_none() {
+        if let Some(throttled) = app.credentials.admit(source, None) {
+            return throttled;
+        }
+    }
     let Some(pwd) = normalize_md5(pwd) else {
-        app.credentials.record(source, account.as_deref(), Verdict::Invalid);
         return Verdict::Invalid;
     };
     if let Some(hash) = hash {
         if app.agent_auth.remembers(enterprise, cno, &pwd, hash) {
+            app.credentials.succeeded(source, &account);
             return Verdict::Valid;
         }
     }
     let verdict = app.credentials.verify_hash(&pwd, hash).await;
     if let (Verdict::Valid, Some(hash)) = (verdict, hash) {
         app.agent_auth.remember(enterprise, cno, &pwd, hash);
+        app.credentials.succeeded(source, &account);
     }
-    app.credentials.record(source, account.as_deref(), verdict);
     verdict
 }
 

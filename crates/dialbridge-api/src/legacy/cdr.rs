@@ -20,11 +20,11 @@ fn error(params: &super::Params, msg: &str) -> Response {
 
 pub async fn list_cdr_ob(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
-        let mut tx = app.calls.store().begin_read().await?;
-        let (enterprise_id, zone) = match authenticated_zone(&app, &mut tx, &params).await? {
+        let (enterprise_id, zone) = match authenticated_zone(&app, &params).await? {
             Ok(found) => found,
             Err(refusal) => return Ok(Err(refusal.message())),
         };
+        let mut tx = app.calls.store().begin_read().await?;
         let time = |name: &str| -> Result<Option<i64>, &'static str> {
             params
                 .get(name)
@@ -88,11 +88,11 @@ pub async fn list_cdr_ob_detail(State(app): State<AppState>, params: Params) -> 
         return error(&params, "id is required");
     };
     let result = async {
-        let mut tx = app.calls.store().begin_read().await?;
-        let (enterprise_id, zone) = match authenticated_zone(&app, &mut tx, &params).await? {
+        let (enterprise_id, zone) = match authenticated_zone(&app, &params).await? {
             Ok(found) => found,
             Err(refusal) => return Ok(Err(refusal.message())),
         };
+        let mut tx = app.calls.store().begin_read().await?;
         let cdr = tx
             .cdr(unique_id)
             .await?
@@ -139,21 +139,23 @@ pub async fn list_cdr_ob_detail(State(app): State<AppState>, params: Params) -> 
 }
 
 /// Admin seed authentication, and the enterprise's time zone (CDR times are local).
+/// (From the in-memory configuration: a guess does no database work.)
 async fn authenticated_zone(
     app: &AppState,
-    tx: &mut dialbridge_store::Tx<'_>,
     params: &super::Params,
 ) -> Result<Result<(EnterpriseId, Tz), auth::SeedRefusal>, dialbridge_store::StoreError> {
     let enterprise_id = match auth::admin_seed(app, params).await? {
         Ok(e) => e,
         Err(refusal) => return Ok(Err(refusal)),
     };
-    let Some(enterprise) = tx.enterprise(enterprise_id).await? else {
+    let configuration = app.calls.configuration().await?;
+    let Some(configured) = configuration.enterprise(enterprise_id) else {
         return Ok(Err(auth::SeedRefusal::Failed));
     };
     Ok(Ok((
         enterprise_id,
-        enterprise
+        configured
+            .enterprise
             .settings
             .time_zone
             .parse()

@@ -55,16 +55,21 @@ async fn admin(app: &AppState, params: &Params) -> Result<EnterpriseId, Failure>
     }
 }
 
-async fn admin_and_agent(
-    app: &AppState,
-    tx: &mut Tx<'_>,
-    params: &Params,
-) -> Result<(Enterprise, AgentRecord), Failure> {
+/// Admin seed authentication and the `cno` the request names, before any database work (a
+/// guess holds no connection).
+async fn admin_and_cno(app: &AppState, params: &Params) -> Result<(EnterpriseId, Cno), Failure> {
     let cno = params
         .get("cno")
         .and_then(|c| Cno::parse(c).ok())
         .ok_or_else(|| fail("2", "bad cno"))?;
-    let enterprise_id = admin(app, params).await?;
+    Ok((admin(app, params).await?, cno))
+}
+
+/// The authenticated enterprise and the agent named.
+async fn enterprise_and_agent(
+    tx: &mut Tx<'_>,
+    (enterprise_id, cno): (EnterpriseId, Cno),
+) -> Result<(Enterprise, AgentRecord), Failure> {
     let enterprise = tx
         .enterprise(enterprise_id)
         .await?
@@ -146,8 +151,9 @@ async fn finish(app: &AppState, mut tx: Tx<'_>, enterprise: EnterpriseId, agent:
 
 pub async fn client_online(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
+        let named = admin_and_cno(&app, &params).await?;
         let mut tx = app.calls.store().begin().await?;
-        let (enterprise, agent) = admin_and_agent(&app, &mut tx, &params).await?;
+        let (enterprise, agent) = enterprise_and_agent(&mut tx, named).await?;
         let availability = match params.get("status") {
             None | Some("1") => Availability::Online,
             Some("2") => Availability::Pause(params.get("description").unwrap_or("pause").to_owned()),
@@ -164,8 +170,9 @@ pub async fn client_online(State(app): State<AppState>, params: Params) -> Respo
 
 pub async fn client_offline(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
+        let named = admin_and_cno(&app, &params).await?;
         let mut tx = app.calls.store().begin().await?;
-        let (enterprise, agent) = admin_and_agent(&app, &mut tx, &params).await?;
+        let (enterprise, agent) = enterprise_and_agent(&mut tx, named).await?;
         change_agent(&mut tx, &agent, |s| s.log_out(now_ms())).await?;
         if params.get("unBind") == Some("1") {
             tx.unbind_phone(agent.id).await?;
@@ -178,8 +185,9 @@ pub async fn client_offline(State(app): State<AppState>, params: Params) -> Resp
 
 pub async fn change_status(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
+        let named = admin_and_cno(&app, &params).await?;
         let mut tx = app.calls.store().begin().await?;
-        let (enterprise, agent) = admin_and_agent(&app, &mut tx, &params).await?;
+        let (enterprise, agent) = enterprise_and_agent(&mut tx, named).await?;
         let availability = match params.get("type") {
             Some("1") => Availability::Online,
             Some("2") => Availability::Pause(params.get("description").unwrap_or("pause").to_owned()),
@@ -194,8 +202,9 @@ pub async fn change_status(State(app): State<AppState>, params: Params) -> Respo
 
 pub async fn change_bind_tel(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
+        let named = admin_and_cno(&app, &params).await?;
         let mut tx = app.calls.store().begin().await?;
-        let (enterprise, agent) = admin_and_agent(&app, &mut tx, &params).await?;
+        let (enterprise, agent) = enterprise_and_agent(&mut tx, named).await?;
         let (phone_type, number) = phone_of(&mut tx, &enterprise, &params).await?;
         let stored = tx.agent_state(agent.id).await?;
         if stored.state.call.is_some() {
@@ -210,8 +219,8 @@ pub async fn change_bind_tel(State(app): State<AppState>, params: Params) -> Res
 
 pub async fn hang_up(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
-        let mut tx = app.calls.store().begin_read().await?;
         let enterprise_id = admin(&app, &params).await?;
+        let mut tx = app.calls.store().begin_read().await?;
         let unique_id = match (params.get("uniqueId"), params.get("cno")) {
             (Some(unique_id), _) => {
                 let cdr = tx.cdr(unique_id).await?;

@@ -27,10 +27,13 @@ pub async fn preview_outcall(
 ) -> Response {
     match place(&app, &params).await {
         Ok(body) => reply(&params, body),
+        // Refused unheard: counted by the throttle's metric, neither logged nor recorded one
+        // by one (a flood would otherwise write at its own rate).
+        Err(refusal) if refusal.reason == THROTTLED => reply(&params, json!({ "res": refusal.res })),
         Err(refusal) => {
             if refusal.res == "2" {
                 // Malformed requests count against their source like unknown accounts.
-                app.credentials.record(params.source(), None, Verdict::Invalid);
+                app.credentials.malformed(params.source());
             }
             let shown = |name| params.get(name).map(|value| printable(value, SHOWN_CHARS));
             tracing::info!(
@@ -142,7 +145,6 @@ async fn place(app: &AppState, params: &Params) -> Result<serde_json::Value, Ref
         if app.credentials.admit(source, None).is_some() {
             return Err(unauthenticated("3", THROTTLED));
         }
-        app.credentials.record(source, None, Verdict::Invalid);
         return Err(unauthenticated("8", format!("no agent {cno}")));
     };
     let verdict = match params.get("userName") {
