@@ -42,6 +42,8 @@ pub struct AppState {
     pub agent_auth: Arc<legacy::AgentAuthCache>,
     /// Failure budgets and the password hash's bounded pool, for every credential family.
     pub credentials: Arc<credentials::Credentials>,
+    /// The configuration as the open event streams watch it (revocation).
+    pub config_watch: Arc<live::ConfigWatch>,
     pub validate_limiter: Arc<legacy::ValidateLimiter>,
     /// Signs the event stream's tokens (derived from the server's key).
     pub token_key: [u8; 32],
@@ -58,6 +60,7 @@ impl AppState {
             metrics,
             calls,
             agent_auth: Arc::default(),
+            config_watch: Arc::default(),
             validate_limiter: Arc::default(),
             token_key,
         }

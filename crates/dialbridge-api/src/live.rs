@@ -7,6 +7,8 @@
 
 use std::collections::HashSet;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -17,6 +19,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use dialbridge_core::{Cno, EnterpriseId};
 use dialbridge_service::configuration::Configuration;
+use dialbridge_service::CallService;
 use dialbridge_store::OutboxEvent;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -143,12 +146,60 @@ pub fn check_token(key: &[u8; 32], token: &str, now: i64) -> Option<(Viewer, Str
     Some((viewer, mark.to_owned()))
 }
 
-/// Whether the credential a token was issued on is still the viewer's.
+/// Whether `mark` is still the viewer's credential in `configuration`.
+fn mark_holds(key: &[u8; 32], configuration: &Configuration, viewer: &Viewer, mark: &str) -> bool {
+    credential_mark(key, configuration, viewer)
+        .is_some_and(|now| bool::from(subtle::ConstantTimeEq::ct_eq(now.as_bytes(), mark.as_bytes())))
+}
+
+/// Whether the credential a token was issued on is still the viewer's (a database that does
+/// not answer refuses it: the client retries).
 async fn still_valid(app: &AppState, viewer: &Viewer, mark: &str) -> bool {
     match app.calls.configuration().await {
-        Ok(configuration) => credential_mark(&app.token_key, &configuration, viewer)
-            .is_some_and(|now| bool::from(subtle::ConstantTimeEq::ct_eq(now.as_bytes(), mark.as_bytes()))),
-        Err(_) => true,
+        Ok(configuration) => mark_holds(&app.token_key, &configuration, viewer, mark),
+        Err(_) => false,
+    }
+}
+
+/// The configuration, watched for the open streams: one task reads it once a second while
+/// any stream is open and publishes it when it changed, so a thousand toolbars cost one read a
+/// second, and each re-checks its credential only when the configuration moved.
+#[derive(Default)]
+pub struct ConfigWatch {
+    latest: tokio::sync::watch::Sender<Option<Arc<Configuration>>>,
+    running: AtomicBool,
+}
+
+impl ConfigWatch {
+    fn subscribe(self: &Arc<Self>, calls: &CallService) -> tokio::sync::watch::Receiver<Option<Arc<Configuration>>> {
+        let receiver = self.latest.subscribe();
+        if !self.running.swap(true, Ordering::AcqRel) {
+            let (watch, calls) = (self.clone(), calls.clone());
+            tokio::spawn(async move { watch.run(calls).await });
+        }
+        receiver
+    }
+
+    async fn run(&self, calls: CallService) {
+        loop {
+            tokio::time::sleep(REVOCATION_CHECK).await;
+            if self.latest.receiver_count() == 0 {
+                self.running.store(false, Ordering::Release);
+                // A stream that subscribed just now found the task running: keep it.
+                if self.latest.receiver_count() == 0 || self.running.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+            }
+            if let Ok(configuration) = calls.configuration().await {
+                self.latest.send_if_modified(|held| {
+                    let moved = held.as_ref().is_none_or(|old| !Arc::ptr_eq(old, &configuration));
+                    if moved {
+                        *held = Some(configuration);
+                    }
+                    moved
+                });
+            }
+        }
     }
 }
 
@@ -290,7 +341,7 @@ async fn snapshot(app: &AppState, viewer: &Viewer) -> Result<(i64, Value), dialb
     Ok((latest, json!({"type": "snapshot", "seq": latest, "agents": agents})))
 }
 
-/// How often an open stream checks that its credential still stands.
+/// How often the configuration is read for the open streams' credentials.
 const REVOCATION_CHECK: Duration = Duration::from_secs(1);
 
 async fn stream(app: AppState, viewer: Viewer, mark: String, since: Option<i64>, mut socket: WebSocket) {
@@ -312,8 +363,7 @@ async fn stream(app: AppState, viewer: Viewer, mark: String, since: Option<i64>,
     {
         return;
     }
-    let mut revocation = tokio::time::interval(REVOCATION_CHECK);
-    revocation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut configuration = app.config_watch.subscribe(&app.calls);
     loop {
         let event = tokio::select! {
             event = feed.recv() => event,
@@ -321,8 +371,13 @@ async fn stream(app: AppState, viewer: Viewer, mark: String, since: Option<i64>,
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => continue,
             },
-            _ = revocation.tick() => {
-                if still_valid(&app, &viewer, &mark).await {
+            changed = configuration.changed() => {
+                let holds = changed.is_ok()
+                    && configuration
+                        .borrow_and_update()
+                        .as_ref()
+                        .is_none_or(|c| mark_holds(&app.token_key, c, &viewer, &mark));
+                if holds {
                     continue;
                 }
                 let close = CloseFrame {
