@@ -180,15 +180,16 @@ pub async fn admin_seed(
     admin_family(app, params, "pwd").await
 }
 
-/// Successful agent checks, remembered for a few seconds so that a burst of PreviewOutcall
-/// clicks does not pay the slow hash each time. An entry names the stored hash it was checked
-/// against, so a changed password is never taken from memory.
+/// Successful agent checks, remembered for an hour, so that an agent's clicks do not pay the
+/// slow hash each time — nor wait behind a flood of wrong guesses for a hash thread. An entry
+/// names the stored hash it was checked against, so a changed password is never taken from
+/// memory (and a disabled agent is refused by the call's policy all the same).
 #[derive(Default)]
 pub struct AgentAuthCache {
     entries: Mutex<HashMap<(i64, String, String, String), Instant>>,
 }
 
-const CACHE_TTL: Duration = Duration::from_secs(10);
+const CACHE_TTL: Duration = Duration::from_secs(3600);
 
 impl AgentAuthCache {
     fn key(enterprise: EnterpriseId, cno: &Cno, pwd: &str, hash: &str) -> (i64, String, String, String) {

@@ -4,6 +4,7 @@
 //! guessing clients come from 127.0.0.2, the legitimate ones from 127.0.0.3.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -115,4 +116,110 @@ fn guessing_a_password_is_throttled_per_source_and_account() {
         assert_eq!(statuses[0], 401);
         assert_eq!(*statuses.last().unwrap(), 429, "{statuses:?}");
     });
+}
+
+const DEFAULT_HASH: [(&str, &str); 2] = [
+    ("DIALBRIDGE_PASSWORD_HASH_MEMORY_KIB", "19456"),
+    ("DIALBRIDGE_PASSWORD_HASH_ITERATIONS", "2"),
+];
+
+/// Sixteen clients on four other addresses guess passwords as fast as they are answered, at the
+/// default password-hash cost, for known agents and for names that do not exist. Meanwhile the
+/// agent's own PreviewOutcalls (its password hashed at the default cost too) are accepted and
+/// its phone is called each time.
+#[test]
+fn a_flood_of_wrong_guesses_at_the_default_hash_cost_does_not_stop_calls() {
+    if dialbridge_testkit::skip_without_sipp() {
+        return;
+    }
+    let (op, carrier_port) = super::legacy_store();
+    let mut update = op.command(&[
+        "admin",
+        "agent",
+        "update",
+        "--enterprise",
+        "3000001",
+        "--cno",
+        "2000",
+        "--password",
+        "1234",
+    ]);
+    update.envs(DEFAULT_HASH);
+    assert!(update.output().unwrap().status.success());
+    let server = super::serve_with(&op, &DEFAULT_HASH);
+    let calls = 3;
+    let phone =
+        |port| dialbridge_testkit::SippBuilder::answering("phone_uas.xml", port, calls).settings(&[("mode", "busy")]);
+    let carrier = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", carrier_port, 1);
+    let (phone, _carrier) = super::phone_with_carrier(&server.http, &server.sip, phone, carrier);
+    let http: SocketAddr = server.http.parse().unwrap();
+    // A PreviewOutcall once the agent's previous call is over (33/13 while it still runs).
+    let place = || {
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let res = super::outcall(&server.http, "customerNumber=13800138000")["res"].clone();
+            if (res != "33" && res != "13") || std::time::Instant::now() > until {
+                return res;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    // The agent's first call, before the flood (its login is then remembered).
+    assert_eq!(place(), "0");
+
+    let checks_before = password_checks(&server.http);
+    let rt = runtime();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood: Vec<_> = (0..16)
+        .map(|i| {
+            let stop = stop.clone();
+            rt.spawn(async move {
+                let source = format!("127.0.0.{}", 2 + i % 4);
+                let mut connection = connection_from(&source, http).await;
+                let mut sent = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let pwd = md5_hex(&format!("guess{i}-{sent}"));
+                    // Known agents on PreviewOutcall; names that do not exist on the session
+                    // (PreviewOutcall answers those 8 before any hash; the session hashes them
+                    // against the dummy all the same).
+                    let path = match sent % 3 {
+                        0 => format!("/interface/PreviewOutcall?enterpriseId=3000001&cno=2000&pwd={pwd}&customerNumber=13800138000"),
+                        1 => format!("/interface/PreviewOutcall?enterpriseId=3000001&cno=2001&pwd={pwd}&customerNumber=13800138000"),
+                        _ => format!("/api/v1/session?enterpriseId=3000001&cno={}&pwd={pwd}", 3000 + sent % 100),
+                    };
+                    let (status, _, body) = get_on(&mut connection, &path).await;
+                    let refused = ["3", "10"].iter().any(|res| body == format!(r#"{{"res":"{res}"}}"#))
+                        || [401, 429, 503].contains(&status);
+                    assert!(refused, "{status} {body}");
+                    sent += 1;
+                }
+                sent
+            })
+        })
+        .collect();
+    // The calls start while the flood's first guesses (a few hundred, until each address and
+    // name has used its budget) are being hashed.
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 1..calls {
+        assert_eq!(place(), "0", "a call placed during the flood is accepted");
+    }
+    let evaluated = password_checks(&server.http) - checks_before;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let guesses: u32 = rt.block_on(async {
+        let mut total = 0;
+        for client in flood {
+            total += client.await.unwrap();
+        }
+        total
+    });
+    assert!(
+        evaluated >= 10,
+        "the flood reached the password hash: {evaluated} hashed"
+    );
+    assert!(guesses > 100, "a flood: {guesses} guesses");
+    // Each accepted call was placed: one CDR each (the last may still be ringing the agent).
+    let cdrs = op.json(&["admin", "cdr", "list", "--enterprise", "3000001"]);
+    let cdrs = cdrs.as_array().unwrap();
+    assert_eq!(cdrs.len(), calls as usize, "{cdrs:?}");
+    drop(phone);
 }
