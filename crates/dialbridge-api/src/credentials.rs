@@ -94,9 +94,10 @@ impl Credentials {
 
     /// Whether `account` may be evaluated for `source` now; the throttled verdict otherwise. An
     /// account is named the same whether it exists or not, so the throttle tells nothing of
-    /// which names exist. `None`: a malformed request, counted per source only. When the
-    /// account is admitted, a failure is counted at once (and forgiven by a success), so
-    /// guesses running side by side cannot slip past the budget.
+    /// which names exist. `None`: the source's own budget (malformed requests, unknown names).
+    /// A failure is counted once evaluated ([`failed`](Self::failed)): requests running side by
+    /// side can pass the budget by at most the hash queue's places, and a CRM's racing requests
+    /// with the right password are never throttled by each other.
     pub fn admit(&self, source: IpAddr, account: Option<&str>) -> Option<Verdict> {
         let now = self.now_ms();
         let source = Self::source_key(source);
@@ -104,23 +105,23 @@ impl Credentials {
             Some(account) => lock(&self.accounts).retry_after_ms(&(source, account.to_owned()), now),
             None => lock(&self.sources).retry_after_ms(&source, now),
         };
-        if let Some(ms) = retry {
+        retry.map(|ms| {
             self.metrics.http_auth_throttled.inc();
-            return Some(Verdict::Throttled(Duration::from_millis(ms)));
-        }
-        match account {
-            Some(account) => lock(&self.accounts).failed(&(source, account.to_owned()), now),
-            None => lock(&self.sources).failed(&source, now),
-        }
-        None
+            Verdict::Throttled(Duration::from_millis(ms))
+        })
     }
 
-    /// A malformed request: counted against its source.
+    /// `account` was evaluated and its credential was wrong.
+    pub fn failed(&self, source: IpAddr, account: &str) {
+        lock(&self.accounts).failed(&(Self::source_key(source), account.to_owned()), self.now_ms());
+    }
+
+    /// A malformed request, or a name that does not exist: counted against its source.
     pub fn malformed(&self, source: IpAddr) {
         lock(&self.sources).failed(&Self::source_key(source), self.now_ms());
     }
 
-    /// A credential admitted by [`admit`](Self::admit) proved valid: its failures are forgiven.
+    /// A credential proved valid: its failures are forgiven.
     pub fn succeeded(&self, source: IpAddr, account: &str) {
         lock(&self.accounts).succeeded(&(Self::source_key(source), account.to_owned()));
     }

@@ -35,9 +35,9 @@ fn a_pair_over_its_budget_is_throttled_and_nothing_else_is() {
     let (credentials, metrics) = credentials();
     let here: IpAddr = "127.0.0.2".parse().unwrap();
     let there: IpAddr = "127.0.0.3".parse().unwrap();
-    // Each admission counts a failure up front (forgiven only by a success).
     for _ in 0..ACCOUNT_BUDGET.max_failures {
         assert_eq!(credentials.admit(here, Some("3000001/2000")), None);
+        credentials.failed(here, "3000001/2000");
     }
     assert!(matches!(
         credentials.admit(here, Some("3000001/2000")),
@@ -68,7 +68,7 @@ fn a_pair_over_its_budget_is_throttled_and_nothing_else_is() {
     let a: IpAddr = "2001:db8::1".parse().unwrap();
     let b: IpAddr = "2001:db8::ffff:2".parse().unwrap();
     for _ in 0..ACCOUNT_BUDGET.max_failures {
-        credentials.admit(a, Some("3000001/2000"));
+        credentials.failed(a, "3000001/2000");
     }
     assert!(matches!(
         credentials.admit(b, Some("3000001/2000")),

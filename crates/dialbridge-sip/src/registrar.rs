@@ -165,6 +165,9 @@ pub struct Registrar<C> {
     source_failures: FailureBudgets<IpAddr>,
 }
 
+/// Why a REGISTER refused unheard was refused.
+pub const TOO_MANY_FAILURES: &str = "too many failed attempts";
+
 /// Most (source, account) and source failure counters kept at once.
 const MAX_FAILURE_KEYS: usize = 100_000;
 
@@ -232,14 +235,14 @@ impl<C: Clone> Registrar<C> {
     pub fn register(&mut self, request: RegisterRequest<C>, password: Option<&str>, now: u64) -> RegisterReply {
         let source_ip = request.source.ip();
         if self.is_blocked(source_ip, &request.aor, now) {
-            return RegisterReply::Forbidden("too many failed attempts");
+            return RegisterReply::Forbidden(TOO_MANY_FAILURES);
         }
         let Some(authorization) = request.authorization.as_deref() else {
             return self.challenge(now, false);
         };
         let Ok(creds) = DigestResponse::parse(authorization) else {
             if self.source_guessed_too_much(source_ip, now) {
-                return RegisterReply::Forbidden("too many failed attempts");
+                return RegisterReply::Forbidden(TOO_MANY_FAILURES);
             }
             self.source_failed(source_ip, now);
             return RegisterReply::BadRequest("malformed Authorization");
@@ -249,7 +252,7 @@ impl<C: Clone> Registrar<C> {
         // the source.
         let Some(password) = password else {
             if self.source_guessed_too_much(source_ip, now) {
-                return RegisterReply::Forbidden("too many failed attempts");
+                return RegisterReply::Forbidden(TOO_MANY_FAILURES);
             }
             self.source_failed(source_ip, now);
             self.account_failed(source_ip, &request.aor, now);

@@ -24,6 +24,7 @@ use rsipstack::transaction::endpoint::EndpointOption;
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::tcp_listener::TcpListenerConnection;
 
+use crate::registrar::TOO_MANY_FAILURES;
 use crate::tcp_accept::{ConnectionWatch, TcpLimits};
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
@@ -1113,6 +1114,14 @@ async fn handle_register(shared: &Shared, tx: &mut Transaction) -> Result<(), Si
         RegisterReply::Challenge(values) => {
             let headers = values.into_iter().map(|v| Header::WwwAuthenticate(v.into())).collect();
             tx.reply_with(StatusCode::Unauthorized, headers, None).await?;
+        }
+        RegisterReply::Forbidden(why @ TOO_MANY_FAILURES) => {
+            // A source guessing names: beyond its rate not even answered (an answer keeps a
+            // transaction for 32 s), nor logged one by one.
+            shared.registrations_refused.fetch_add(1, Ordering::Relaxed);
+            if shared.may_answer_unsolicited(tx) {
+                tx.reply_with(StatusCode::Forbidden, vec![warning(why)], None).await?;
+            }
         }
         RegisterReply::Forbidden(why) => {
             shared.registrations_refused.fetch_add(1, Ordering::Relaxed);

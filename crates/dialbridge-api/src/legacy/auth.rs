@@ -83,6 +83,7 @@ pub async fn check_admin(
         app.credentials.succeeded(source, &account);
         return Ok(Verdict::Valid);
     }
+    app.credentials.failed(source, &account);
     Ok(Verdict::Invalid)
 }
 
@@ -106,8 +107,10 @@ pub async fn check_agent(
         if let Some(throttled) = app.credentials.admit(source, None) {
             return throttled;
         }
+        app.credentials.malformed(source);
     }
     let Some(pwd) = normalize_md5(pwd) else {
+        app.credentials.failed(source, &account);
         return Verdict::Invalid;
     };
     if let Some(hash) = hash {
@@ -117,9 +120,13 @@ pub async fn check_agent(
         }
     }
     let verdict = app.credentials.verify_hash(&pwd, hash).await;
-    if let (Verdict::Valid, Some(hash)) = (verdict, hash) {
-        app.agent_auth.remember(enterprise, cno, &pwd, hash);
-        app.credentials.succeeded(source, &account);
+    match (verdict, hash) {
+        (Verdict::Valid, Some(hash)) => {
+            app.agent_auth.remember(enterprise, cno, &pwd, hash);
+            app.credentials.succeeded(source, &account);
+        }
+        (Verdict::Invalid, _) => app.credentials.failed(source, &account),
+        _ => {}
     }
     verdict
 }

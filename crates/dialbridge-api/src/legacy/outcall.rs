@@ -145,6 +145,7 @@ async fn place(app: &AppState, params: &Params) -> Result<serde_json::Value, Ref
         if app.credentials.admit(source, None).is_some() {
             return Err(unauthenticated("3", THROTTLED));
         }
+        app.credentials.malformed(source);
         return Err(unauthenticated("8", format!("no agent {cno}")));
     };
     let verdict = match params.get("userName") {
