@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The caps: at most `total` connections, at most `per_source` from one address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +95,55 @@ impl Throttle {
         }
         self.last = Some(now_ms);
         true
+    }
+}
+
+/// What an accept loop does about an error of `accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptError {
+    /// One connection's error (a reset, a pending network error): go on at once.
+    Skip,
+    /// Out of descriptors, buffers or memory: wait this long rather than spin, and warn when
+    /// `warn` (once per period however long it lasts).
+    BackOff { wait: Duration, warn: bool },
+}
+
+/// An accept loop's back-off and the throttle of its warnings (a refused connection's too).
+#[derive(Debug, Clone, Copy)]
+pub struct AcceptBackoff {
+    wait: Duration,
+    warnings: Throttle,
+}
+
+impl AcceptBackoff {
+    pub fn new(warn_every_ms: u64) -> Self {
+        Self {
+            wait: Duration::ZERO,
+            warnings: Throttle::new(warn_every_ms),
+        }
+    }
+
+    /// A connection was accepted: the next exhaustion starts over from the shortest wait.
+    pub fn accepted(&mut self) {
+        self.wait = Duration::ZERO;
+    }
+
+    /// `accept` failed with this OS error number: skip it, or back off (20 ms, doubling, at
+    /// most 1 s) on EMFILE, ENFILE, ENOBUFS or ENOMEM.
+    pub fn failed(&mut self, os_error: Option<i32>, now_ms: u64) -> AcceptError {
+        if !matches!(os_error, Some(24 | 23 | 105 | 12)) {
+            return AcceptError::Skip;
+        }
+        self.wait = (self.wait * 2).clamp(Duration::from_millis(20), Duration::from_secs(1));
+        AcceptError::BackOff {
+            wait: self.wait,
+            warn: self.warnings.allow(now_ms),
+        }
+    }
+
+    /// Whether a warning may be written now (at most one per period).
+    pub fn may_warn(&mut self, now_ms: u64) -> bool {
+        self.warnings.allow(now_ms)
     }
 }
 

@@ -38,3 +38,39 @@ fn a_throttle_lets_one_through_per_period() {
         "a clock read out of order lets nothing more through"
     );
 }
+
+#[test]
+fn an_accept_loop_skips_one_connections_errors_and_backs_off_on_exhaustion() {
+    let mut errors = AcceptBackoff::new(10_000);
+    assert_eq!(errors.failed(Some(104), 0), AcceptError::Skip, "ECONNRESET");
+    assert_eq!(errors.failed(None, 0), AcceptError::Skip);
+    let waits: Vec<_> = (0..8)
+        .map(|i| errors.failed(Some(24), i))
+        .map(|e| match e {
+            AcceptError::BackOff { wait, warn } => (wait.as_millis(), warn),
+            AcceptError::Skip => panic!("EMFILE is exhaustion"),
+        })
+        .collect();
+    assert_eq!(
+        waits,
+        vec![
+            (20, true),
+            (40, false),
+            (80, false),
+            (160, false),
+            (320, false),
+            (640, false),
+            (1000, false),
+            (1000, false)
+        ]
+    );
+    assert!(!errors.may_warn(100), "one warning per period");
+    errors.accepted();
+    assert_eq!(
+        errors.failed(Some(23), 20_000),
+        AcceptError::BackOff {
+            wait: Duration::from_millis(20),
+            warn: true
+        }
+    );
+}

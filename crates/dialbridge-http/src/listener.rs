@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
-use dialbridge_core::caps::{Caps, ConnectionCaps, Throttle};
+use dialbridge_core::caps::{AcceptBackoff, AcceptError, Caps, ConnectionCaps};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -65,9 +65,8 @@ pub async fn serve(
     let stop = CancellationToken::new();
     let connections = TaskTracker::new();
     let started = Instant::now();
-    let mut warned = Throttle::new(WARN_EVERY_MS);
-    let mut warn_now = move || warned.allow(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
-    let mut backoff = Duration::ZERO;
+    let now_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut errors = AcceptBackoff::new(WARN_EVERY_MS);
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -76,19 +75,20 @@ pub async fn serve(
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => {
-                backoff = Duration::ZERO;
+                errors.accepted();
                 accepted
             }
-            Err(e) if !is_exhaustion(&e) => continue,
-            Err(e) => {
-                // Out of descriptors (or memory): wait for connections to close rather than spin.
-                backoff = (backoff * 2).clamp(Duration::from_millis(20), Duration::from_secs(1));
-                if warn_now() {
-                    tracing::warn!(error = %e, open = counts.open(), "cannot accept HTTP connections; backing off");
+            Err(e) => match errors.failed(e.raw_os_error(), now_ms()) {
+                AcceptError::Skip => continue,
+                AcceptError::BackOff { wait, warn } => {
+                    // Out of descriptors (or memory): wait for connections to close rather than spin.
+                    if warn {
+                        tracing::warn!(error = %e, open = counts.open(), "cannot accept HTTP connections; backing off");
+                    }
+                    tokio::time::sleep(wait).await;
+                    continue;
                 }
-                tokio::time::sleep(backoff).await;
-                continue;
-            }
+            },
         };
         let trusted = limits.trusted_proxies.iter().any(|net| net.contains(&peer.ip()));
         let caps = Caps {
@@ -100,7 +100,7 @@ pub async fn serve(
             },
         };
         let Some(slot) = counts.take(peer.ip(), caps) else {
-            if warn_now() {
+            if errors.may_warn(now_ms()) {
                 tracing::warn!(source = %peer.ip(), open = counts.open(), "HTTP connection cap reached: connections refused");
             }
             drop(stream);
@@ -157,13 +157,6 @@ pub async fn serve(
         tracing::warn!("HTTP connections still open at shutdown: closed");
     }
     Ok(())
-}
-
-/// Whether an accept error is the listener's (out of descriptors, buffers or memory: back off)
-/// rather than one connection's that came and went (a reset, a pending network error).
-fn is_exhaustion(e: &io::Error) -> bool {
-    // EMFILE, ENFILE, ENOBUFS, ENOMEM.
-    matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
 }
 
 /// The client a trusted proxy names: read from the right, the first address that is not one

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dialbridge_core::caps::{Caps, ConnectionCaps, Slot, Throttle};
+use dialbridge_core::caps::{AcceptBackoff, AcceptError, Caps, ConnectionCaps, Slot};
 use rsipstack::platform::CancellationToken;
 use rsipstack::transaction::endpoint::{EndpointInner, TransportEventInspector};
 use rsipstack::transport::tcp::TcpConnection;
@@ -129,9 +129,8 @@ pub(crate) async fn accept_loop(
         per_source: limits.max_connections_per_source,
     };
     let started = Instant::now();
-    let mut warned = Throttle::new(WARN_EVERY_MS);
-    let mut warn_now = move || warned.allow(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
-    let mut backoff = Duration::ZERO;
+    let now_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut errors = AcceptBackoff::new(WARN_EVERY_MS);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -139,21 +138,23 @@ pub(crate) async fn accept_loop(
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => {
-                backoff = Duration::ZERO;
+                errors.accepted();
                 accepted
             }
-            Err(e) if !is_exhaustion(&e) => continue,
-            Err(e) => {
-                backoff = (backoff * 2).clamp(Duration::from_millis(20), Duration::from_secs(1));
-                if warn_now() {
-                    tracing::warn!(error = %e, open = open.open(), "cannot accept SIP TCP connections; backing off");
+            Err(e) => match errors.failed(e.raw_os_error(), now_ms()) {
+                AcceptError::Skip => continue,
+                AcceptError::BackOff { wait, warn } => {
+                    // Out of descriptors (or memory): wait for connections to close rather than spin.
+                    if warn {
+                        tracing::warn!(error = %e, open = open.open(), "cannot accept SIP TCP connections; backing off");
+                    }
+                    tokio::time::sleep(wait).await;
+                    continue;
                 }
-                tokio::time::sleep(backoff).await;
-                continue;
-            }
+            },
         };
         let Some(slot) = open.take(peer.ip(), caps) else {
-            if warn_now() {
+            if errors.may_warn(now_ms()) {
                 tracing::warn!(source = %peer.ip(), open = open.open(), "SIP TCP connection cap reached: connections refused");
             }
             continue;
@@ -253,11 +254,4 @@ fn split_handle(stream: TcpStream) -> io::Result<(TcpStream, std::net::TcpStream
     let std_stream = stream.into_std()?;
     let ours = std_stream.try_clone()?;
     Ok((TcpStream::from_std(std_stream)?, ours))
-}
-
-/// Whether an accept error is the listener's (out of descriptors, buffers or memory: back off)
-/// rather than one connection's that came and went (a reset, a pending network error).
-fn is_exhaustion(e: &io::Error) -> bool {
-    // EMFILE, ENFILE, ENOBUFS, ENOMEM.
-    matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
 }
