@@ -33,10 +33,6 @@ impl<K: Hash + Eq + Clone> FailureBudgets<K> {
         }
     }
 
-    pub fn budget(&self) -> Budget {
-        self.budget
-    }
-
     /// How long until `key` may try again; `None` while it is within its budget.
     pub fn retry_after_ms(&self, key: &K, now_ms: u64) -> Option<u64> {
         let (count, since) = self.failures.get(key)?;
