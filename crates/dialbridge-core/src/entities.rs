@@ -9,7 +9,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{EnterpriseId, Money, NumberClass, NumberFormat, PhoneNumber, ValidationError};
+use crate::{
+    DestinationPolicy, DestinationRates, EnterpriseId, Money, NumberClass, NumberFormat, PhoneNumber, ValidationError,
+};
 
 macro_rules! text_enum {
     ($(#[$doc:meta])* $name:ident, $field:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
@@ -182,6 +184,10 @@ pub struct EnterpriseSettings {
     pub wrapup_secs: u32,
     pub number_limit: Option<NumberLimit>,
     pub concurrency_cap: Option<u32>,
+    /// What may be called beyond domestic numbers (default: nothing more).
+    pub destinations: DestinationPolicy,
+    /// Prices per minute by international prefix, over `rate_per_minute`.
+    pub destination_rates: DestinationRates,
 }
 
 pub const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";
@@ -220,7 +226,15 @@ impl EnterpriseSettings {
             wrapup_secs: DEFAULT_WRAPUP_SECS,
             number_limit: None,
             concurrency_cap: None,
+            destinations: DestinationPolicy::default(),
+            destination_rates: DestinationRates::default(),
         }
+    }
+
+    /// The price of a minute to `number`: its longest prefix's in the destination rates, else
+    /// the enterprise's rate.
+    pub fn rate_for(&self, number: &PhoneNumber) -> Money {
+        self.destination_rates.rate_for(number).unwrap_or(self.rate_per_minute)
     }
 
     pub fn validate(&self) -> Result<(), ValidationError> {

@@ -9,6 +9,7 @@ pub mod budget;
 pub mod call;
 pub mod caps;
 pub mod credit;
+pub mod destination;
 pub mod entities;
 pub mod ids;
 pub mod money;
@@ -18,6 +19,7 @@ pub mod text;
 pub mod trunk_watch;
 
 pub use credit::{Credit, Hold};
+pub use destination::{Destination, DestinationPolicy, DestinationRates};
 pub use entities::*;
 pub use ids::*;
 pub use money::Money;

@@ -18,6 +18,8 @@ pub enum NumberClass {
     Extension,
     /// `00` followed by a country code and number (after `0086`/`+86` were removed).
     International,
+    /// A national service number: `400` (shared cost) or `800` (toll free) and 7 digits.
+    Service,
 }
 
 /// A number after normalisation, with its class.
@@ -42,15 +44,16 @@ impl PhoneNumber {
         if let Some(national) = digits.strip_prefix("0086") {
             digits = national.to_owned();
             // A number dialled with a country code loses its trunk prefix: +86 10 8712 8906.
-            if !digits.starts_with('1') || digits.len() != 11 {
+            let mobile_or_service = (digits.starts_with('1') && digits.len() == 11) || is_service(&digits);
+            if !mobile_or_service {
                 if digits.starts_with('0') {
                     return Err(err("a number after +86 does not start with 0"));
                 }
                 digits.insert(0, '0');
             }
         }
-        let class =
-            classify(&digits).ok_or_else(|| err("not a mobile, landline, extension or international number"))?;
+        let class = classify(&digits)
+            .ok_or_else(|| err("not a mobile, landline, service, extension or international number"))?;
         Ok(Self { digits, class })
     }
 
@@ -71,6 +74,18 @@ impl PhoneNumber {
         }
     }
 
+    /// The number in international form without its `+` (`8613800138000`, `861087128906`,
+    /// `14155550100`), as rate tables are keyed; `None` for an extension.
+    pub fn international_digits(&self) -> Option<String> {
+        let digits = self.digits.as_str();
+        match self.class {
+            NumberClass::Mobile | NumberClass::Service => Some(format!("{COUNTRY_CODE}{digits}")),
+            NumberClass::Landline { .. } => Some(format!("{COUNTRY_CODE}{}", &digits[1..])),
+            NumberClass::International => Some(digits[2..].to_owned()),
+            NumberClass::Extension => None,
+        }
+    }
+
     pub fn area_code(&self) -> Option<&str> {
         match &self.class {
             NumberClass::Landline { area_code } => Some(area_code),
@@ -85,8 +100,18 @@ impl fmt::Display for PhoneNumber {
     }
 }
 
+/// The country calling code of the numbering plan the platform normalises to (mainland China).
+pub const COUNTRY_CODE: &str = "86";
+
+fn is_service(digits: &str) -> bool {
+    digits.len() == 10 && (digits.starts_with("400") || digits.starts_with("800"))
+}
+
 fn classify(digits: &str) -> Option<NumberClass> {
     let len = digits.len();
+    if is_service(digits) {
+        return Some(NumberClass::Service);
+    }
     if digits.starts_with("00") {
         return (7..=17).contains(&len).then_some(NumberClass::International);
     }
@@ -170,6 +195,7 @@ impl CallPower {
             (CallPower::All, _) => true,
             (CallPower::National, NumberClass::International) => false,
             (CallPower::National, _) => true,
+            (CallPower::Local, NumberClass::Service) => false,
             (CallPower::Local, NumberClass::Landline { area_code }) => agent_area_code == Some(area_code.as_str()),
             (CallPower::Local, NumberClass::Mobile) => mobile_is_local == Some(true),
             (CallPower::Local, NumberClass::International) => false,

@@ -14,8 +14,6 @@ use std::fmt;
 
 use crate::{NumberClass, PhoneNumber, ValidationError};
 
-/// The country code of the numbering plan the platform normalises to (mainland China).
-const COUNTRY_CODE: &str = "86";
 const MAX_PREFIX_DIGITS: usize = 10;
 
 /// How the number as a whole is written.
@@ -111,12 +109,10 @@ impl NumberFormat {
             (NumberStyle::National, NumberClass::Mobile) => {
                 format!("{}{digits}", self.mobile_prefix.as_deref().unwrap_or(""))
             }
-            (NumberStyle::National, _) | (_, NumberClass::Extension) => digits.to_owned(),
-            (_, NumberClass::Mobile) => international(&format!("{COUNTRY_CODE}{digits}")),
-            (_, NumberClass::Landline { .. }) => {
-                international(&format!("{COUNTRY_CODE}{}", digits.strip_prefix('0').unwrap_or(digits)))
-            }
-            (_, NumberClass::International) => international(digits.strip_prefix("00").unwrap_or(digits)),
+            (NumberStyle::National, _) => digits.to_owned(),
+            _ => number
+                .international_digits()
+                .map_or_else(|| digits.to_owned(), |national| international(&national)),
         };
         if let Some(strip) = &self.strip_prefix {
             if let Some(rest) = written.strip_prefix(strip.as_str()) {

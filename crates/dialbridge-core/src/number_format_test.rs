@@ -19,6 +19,8 @@ fn international_styles_drop_the_trunk_prefix_and_add_the_country_code() {
     assert_eq!(written("plus", "13800138000"), "+8613800138000");
     assert_eq!(written("plus", "02160001234"), "+862160001234");
     assert_eq!(written("zeros", "13800138000"), "008613800138000");
+    assert_eq!(written("plus", "4001234567"), "+864001234567");
+    assert_eq!(written("national", "+86 400 123 4567"), "4001234567");
     assert_eq!(written("e164", "01087128906"), "861087128906");
     // A foreign number keeps its own country code.
     assert_eq!(written("plus", "0014155550100"), "+14155550100");

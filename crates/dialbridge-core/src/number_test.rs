@@ -23,6 +23,18 @@ fn classifies_mobiles_landlines_extensions() {
     assert_eq!(class_of("801"), NumberClass::Extension);
     assert_eq!(class_of("80123"), NumberClass::Extension);
     assert_eq!(class_of("0014155550100"), NumberClass::International);
+    assert_eq!(class_of("4001234567"), NumberClass::Service);
+    assert_eq!(class_of("+86 800 123 4567"), NumberClass::Service);
+}
+
+#[test]
+fn international_digits_are_the_number_without_any_trunk_prefix() {
+    let international = |text: &str| PhoneNumber::parse(text).unwrap().international_digits();
+    assert_eq!(international("13800138000").as_deref(), Some("8613800138000"));
+    assert_eq!(international("01087128906").as_deref(), Some("861087128906"));
+    assert_eq!(international("4001234567").as_deref(), Some("864001234567"));
+    assert_eq!(international("+44 20 7123 4567").as_deref(), Some("442071234567"));
+    assert_eq!(international("801"), None);
 }
 
 #[test]
@@ -58,6 +70,7 @@ fn legacy_number_type() {
     assert_eq!(PhoneNumber::parse("13800138000").unwrap().legacy_number_type(), Some(2));
     assert_eq!(PhoneNumber::parse("01087128906").unwrap().legacy_number_type(), Some(1));
     assert_eq!(PhoneNumber::parse("801").unwrap().legacy_number_type(), None);
+    assert_eq!(PhoneNumber::parse("4001234567").unwrap().legacy_number_type(), None);
 }
 
 #[test]
@@ -66,6 +79,7 @@ fn call_power_rules() {
     let beijing = PhoneNumber::parse("01087128906").unwrap();
     let abroad = PhoneNumber::parse("0014155550100").unwrap();
     let ext = PhoneNumber::parse("801").unwrap();
+    let service = PhoneNumber::parse("8001234567").unwrap();
     use CallPower::*;
     let cases = [
         (All, &mobile, true),
@@ -77,6 +91,9 @@ fn call_power_rules() {
         (Local, &beijing, true),
         (Local, &mobile, false),
         (Local, &abroad, false),
+        (All, &service, true),
+        (National, &service, true),
+        (Local, &service, false),
         (Internal, &mobile, false),
         (Internal, &beijing, false),
         (Internal, &ext, false),

@@ -50,7 +50,7 @@ impl CallService {
             .filter(|(_, route)| route.is_some())
             .map(|(trunk, _)| trunk.name.as_str())
             .collect();
-        let hold = Hold::first(s.rate_per_minute);
+        let hold = Hold::first(policy::call_rate(s, &request));
         let counts_enterprise = s.concurrency_cap.is_some() || s.number_limit.is_some() || hold.is_some();
         tx.lock_for_admission(counts_enterprise.then_some(configured.enterprise.id), &counted_trunks)
             .await?;

@@ -5,7 +5,8 @@
 
 use dialbridge_core::agent::{AgentRefusal, AgentState};
 use dialbridge_core::{
-    AgentSettings, BlacklistPattern, CallerId, Enterprise, EnterpriseStatus, NumberClass, PhoneNumber, PhoneType, Trunk,
+    AgentSettings, BlacklistPattern, CallerId, Destination, Enterprise, EnterpriseSettings, EnterpriseStatus, Money,
+    NumberClass, PhoneNumber, PhoneType, Trunk,
 };
 use dialbridge_engine::TrunkRoute;
 
@@ -28,6 +29,10 @@ pub enum Refusal {
     BadCustomerNumber(String),
     #[error("an extension is not a customer number")]
     ExtensionAsCustomer,
+    /// Checked before call power: an enterprise calls abroad, and special classes, only when
+    /// its destination policy names them.
+    #[error("the enterprise's destination policy does not allow {0}")]
+    DestinationForbidden(Destination),
     #[error("call power {power} does not allow {number}")]
     CallPowerForbids { power: String, number: String },
     #[error("blacklisted by {0}")]
@@ -135,12 +140,16 @@ pub fn check(snapshot: &Snapshot<'_>, request: &OutcallRequest, now_ms: i64) -> 
     if snapshot.caller_ids.is_empty() {
         return Err(Refusal::NoCallerId);
     }
-    if !enterprise.credit().pays_a_minute(s.rate_per_minute) {
+    if !enterprise.credit().pays_a_minute(call_rate(s, request)) {
         return Err(Refusal::BalanceExhausted);
     }
     let customer = customer_number(request).map_err(Refusal::BadCustomerNumber)?;
     if matches!(customer.class(), NumberClass::Extension) {
         return Err(Refusal::ExtensionAsCustomer);
+    }
+    let destination = Destination::of(&customer);
+    if !s.destinations.permits(&destination) {
+        return Err(Refusal::DestinationForbidden(destination));
     }
     if !agent
         .call_power
@@ -208,6 +217,16 @@ pub fn check(snapshot: &Snapshot<'_>, request: &OutcallRequest, now_ms: i64) -> 
         routes,
         skipped,
     })
+}
+
+/// The price of the call's minutes, fixed when it is accepted: the destination's rate when
+/// the enterprise has one for the number, else its own (also for a number that does not parse:
+/// the refusal for it comes later, at `res` 7's place).
+pub fn call_rate(settings: &EnterpriseSettings, request: &OutcallRequest) -> Money {
+    match customer_number(request) {
+        Ok(number) => settings.rate_for(&number),
+        Err(_) => settings.rate_per_minute,
+    }
 }
 
 /// The customer's number, parsed; the reason when it is not one.

@@ -1,6 +1,10 @@
 use super::*;
 use dialbridge_core::agent::Availability;
-use dialbridge_core::{CallPower, EnterpriseId, EnterpriseSettings, Money, NumberLimit, SipAddress, Transport};
+use dialbridge_core::destination::{Country, SpecialClass};
+use dialbridge_core::DestinationRates;
+use dialbridge_core::{
+    CallPower, DestinationPolicy, EnterpriseId, EnterpriseSettings, Money, NumberLimit, SipAddress, Transport,
+};
 use dialbridge_engine::SipTransport;
 
 const NOW: i64 = 1_700_000_000_000;
@@ -174,6 +178,17 @@ fn refusals() -> Vec<(&'static str, Change, Expected)> {
             "7 an extension",
             |w| w.request.customer_number = "801".into(),
             |r| *r == Refusal::ExtensionAsCustomer,
+        ),
+        (
+            "7 destination policy",
+            |w| w.request.customer_number = "+44 909 123 4567".into(),
+            |r| {
+                *r == Refusal::DestinationForbidden(Destination::Special {
+                    class: SpecialClass::Premium,
+                    country: Country::parse("GB").ok(),
+                    calling_code: 44,
+                })
+            },
         ),
         (
             "7 call power",
@@ -373,4 +388,55 @@ fn a_given_caller_id_is_normalised_and_the_default_is_the_first_number_without_a
     assert_eq!(plan.routes[0].name, "backup", "the caller id's trunk first");
     world.request.caller_id = Some(String::new());
     assert_eq!(world.check().unwrap().caller_id.number, "02160001234");
+}
+
+#[test]
+fn the_destination_policy_is_checked_before_call_power_and_names_what_it_refused() {
+    let mut world = World::accepting();
+    world.agent.call_power = CallPower::National;
+    world.request.customer_number = "+33 6 12 34 56 78".into();
+    let refusal = world.check().unwrap_err();
+    assert_eq!(
+        refusal.to_string(),
+        "the enterprise's destination policy does not allow an international number in FR"
+    );
+    world.enterprise.settings.destinations = DestinationPolicy::parse("FR", "").unwrap();
+    assert!(matches!(world.check(), Err(Refusal::CallPowerForbids { .. })));
+    world.agent.call_power = CallPower::All;
+    assert_eq!(world.check().unwrap().customer.digits(), "0033612345678");
+    world.request.customer_number = "+44 20 7123 4567".into();
+    assert!(
+        matches!(world.check(), Err(Refusal::DestinationForbidden(_))),
+        "GB is not FR"
+    );
+}
+
+#[test]
+fn credit_is_checked_at_the_destinations_rate() {
+    let mut world = World::accepting();
+    world.enterprise.balance = Money::from_ten_thousandths(10_000);
+    world.enterprise.settings.destinations = DestinationPolicy::parse("GB", "").unwrap();
+    world.enterprise.settings.destination_rates = DestinationRates::parse("44=2.00").unwrap();
+    world.request.customer_number = "+44 20 7123 4567".into();
+    assert_eq!(
+        call_rate(&world.enterprise.settings, &world.request),
+        Money::from_ten_thousandths(20_000)
+    );
+    assert_eq!(world.check(), Err(Refusal::BalanceExhausted), "1.00 does not pay 2.00");
+    world.enterprise.balance = Money::from_ten_thousandths(20_000);
+    assert!(world.check().is_ok());
+
+    world.enterprise.balance = Money::from_ten_thousandths(1_500);
+    world.request.customer_number = "13800138000".into();
+    assert_eq!(
+        call_rate(&world.enterprise.settings, &world.request),
+        Money::from_ten_thousandths(1_200),
+        "no prefix matches: the enterprise's rate"
+    );
+    assert!(world.check().is_ok());
+    world.request.customer_number = "not a number".into();
+    assert_eq!(
+        call_rate(&world.enterprise.settings, &world.request),
+        Money::from_ten_thousandths(1_200)
+    );
 }

@@ -5,8 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::db::{query, query_as, Row};
 use dialbridge_core::{
-    AgentSettings, BlacklistPattern, CallPower, CallerId, Cno, Enterprise, EnterpriseId, EnterpriseSettings,
-    ExtensionNumber, Money, NumberFormat, NumberLimit, PushTarget, SipAddress, Trunk,
+    AgentSettings, BlacklistPattern, CallPower, CallerId, Cno, DestinationPolicy, DestinationRates, Enterprise,
+    EnterpriseId, EnterpriseSettings, ExtensionNumber, Money, NumberFormat, NumberLimit, PushTarget, SipAddress, Trunk,
 };
 
 use crate::corrupt;
@@ -89,7 +89,7 @@ const ENTERPRISE_COLUMNS: &str =
     "id, name, status, time_zone, balance, rate_per_minute, outbound_enabled, interface_enabled, \
      default_caller_id, sync_default, agent_ring_timeout_secs, customer_ring_timeout_secs, wrapup_secs, \
      number_limit_count, number_limit_window_minutes, concurrency_cap, agent_caller_id, credit_limit, held, \
-     max_call_minutes";
+     max_call_minutes, allowed_countries, allowed_classes, destination_rates";
 
 fn enterprise_from_row(row: &Row) -> Result<Enterprise, StoreError> {
     let number_limit = match (
@@ -132,6 +132,13 @@ fn enterprise_from_row(row: &Row) -> Result<Enterprise, StoreError> {
                 .try_get::<Option<i64>>("concurrency_cap")?
                 .map(|c| to_u32("concurrency_cap", c))
                 .transpose()?,
+            destinations: DestinationPolicy::parse(
+                &row.try_get::<String>("allowed_countries")?,
+                &row.try_get::<String>("allowed_classes")?,
+            )
+            .map_err(corrupt)?,
+            destination_rates: DestinationRates::parse(&row.try_get::<String>("destination_rates")?)
+                .map_err(corrupt)?,
         },
     })
 }
@@ -187,8 +194,9 @@ impl Tx<'_> {
         let sql = "INSERT INTO enterprises (id, name, status, time_zone, balance, rate_per_minute, outbound_enabled, \
                    interface_enabled, default_caller_id, sync_default, agent_ring_timeout_secs, customer_ring_timeout_secs, \
                    wrapup_secs, number_limit_count, number_limit_window_minutes, concurrency_cap, agent_caller_id, credit_limit, \
-                   max_call_minutes, created_at, updated_at) \
-                   VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19)";
+                   max_call_minutes, allowed_countries, allowed_classes, destination_rates, created_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+                   $21, $22, $22)";
         bind_enterprise_settings(query(sql).bind(id.get()), settings)
             .bind(now)
             .execute(&mut self.conn)
@@ -208,7 +216,8 @@ impl Tx<'_> {
                    outbound_enabled = $6, interface_enabled = $7, default_caller_id = $8, sync_default = $9, \
                    agent_ring_timeout_secs = $10, customer_ring_timeout_secs = $11, wrapup_secs = $12, \
                    number_limit_count = $13, number_limit_window_minutes = $14, concurrency_cap = $15, agent_caller_id = $16, \
-                   credit_limit = $17, max_call_minutes = $18, updated_at = $19 \
+                   credit_limit = $17, max_call_minutes = $18, allowed_countries = $19, allowed_classes = $20, \
+                   destination_rates = $21, updated_at = $22 \
                    WHERE id = $1";
         let done = bind_enterprise_settings(query(sql).bind(id.get()), settings)
             .bind(now_ms())
@@ -990,4 +999,7 @@ fn bind_enterprise_settings<'q>(query: crate::db::Query<'q>, s: &EnterpriseSetti
         .bind(s.agent_caller_id.as_deref())
         .bind(s.credit_limit.ten_thousandths())
         .bind(opt_u32(s.max_call_minutes))
+        .bind(s.destinations.countries_text())
+        .bind(s.destinations.classes_text())
+        .bind(s.destination_rates.to_string())
 }

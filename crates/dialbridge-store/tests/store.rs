@@ -88,6 +88,8 @@ async fn exercise_configuration(store: &Store) {
     });
     settings.concurrency_cap = Some(10);
     settings.sync_default = true;
+    settings.destinations = DestinationPolicy::parse("GB,US", "premium,satellite").unwrap();
+    settings.destination_rates = DestinationRates::parse("44=0.30,4420=0.25,1900=2.50").unwrap();
     tx.update_enterprise(acme, &settings).await.unwrap();
     assert_eq!(
         tx.top_up(acme, "100.5".parse().unwrap(), Some("invoice 1"))

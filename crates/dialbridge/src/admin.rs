@@ -5,9 +5,9 @@
 use clap::{Args, Subcommand};
 use dialbridge_core::agent::AgentState;
 use dialbridge_core::{
-    AgentSettings, BlacklistPattern, CallPower, CallerId, Cno, Enterprise, EnterpriseId, EnterpriseSettings,
-    EnterpriseStatus, ExtensionNumber, Money, NumberFormat, NumberLimit, PushFormat, PushMethod, PushTarget, PushType,
-    SipAddress, Transport, Trunk, ValidationError,
+    AgentSettings, BlacklistPattern, CallPower, CallerId, Cno, Destination, DestinationPolicy, DestinationRates,
+    Enterprise, EnterpriseId, EnterpriseSettings, EnterpriseStatus, ExtensionNumber, Money, NumberFormat, NumberLimit,
+    PushFormat, PushMethod, PushTarget, PushType, SipAddress, Transport, Trunk, ValidationError,
 };
 use dialbridge_store::{AgentRecord, Store, TrunkRecord, Tx};
 use serde_json::{json, Value};
@@ -203,6 +203,18 @@ struct EnterpriseFields {
     /// Most simultaneous calls; 0 removes the cap.
     #[arg(long)]
     concurrency_cap: Option<u32>,
+    /// Countries called besides the home one: ISO codes separated by commas (GB,US), "*" for
+    /// every country, "" for none (domestic only).
+    #[arg(long)]
+    allowed_countries: Option<String>,
+    /// Special classes called: premium, satellite, shared_cost, non_geographic, separated by
+    /// commas; "" for none.
+    #[arg(long)]
+    allowed_classes: Option<String>,
+    /// Prices per minute by international prefix, replacing the whole table: 44=0.30,4420=0.25;
+    /// "" removes it (every minute at the rate per minute).
+    #[arg(long)]
+    destination_rates: Option<String>,
 }
 
 impl EnterpriseFields {
@@ -263,6 +275,17 @@ impl EnterpriseFields {
         if let Some(v) = self.concurrency_cap {
             s.concurrency_cap = (v > 0).then_some(v);
         }
+        if self.allowed_countries.is_some() || self.allowed_classes.is_some() {
+            s.destinations = DestinationPolicy::parse(
+                &self
+                    .allowed_countries
+                    .unwrap_or_else(|| s.destinations.countries_text()),
+                &self.allowed_classes.unwrap_or_else(|| s.destinations.classes_text()),
+            )?;
+        }
+        if let Some(v) = self.destination_rates {
+            s.destination_rates = DestinationRates::parse(&v)?;
+        }
         s.validate()
     }
 }
@@ -286,6 +309,14 @@ enum EnterpriseCommand {
         id: EnterpriseId,
     },
     List,
+    /// Where a number goes, whether the enterprise's destination policy allows it, and the
+    /// price of its minutes.
+    Destination {
+        #[arg(long, value_parser = enterprise_id)]
+        id: EnterpriseId,
+        #[arg(long)]
+        number: String,
+    },
     /// Sets the status to disabled: its interface calls answer `res` 41.
     Disable {
         #[arg(long, value_parser = enterprise_id)]
@@ -691,6 +722,9 @@ pub fn enterprise_json(e: &Enterprise) -> Value {
         "wrapup_secs": s.wrapup_secs,
         "number_limit": s.number_limit.map(|l| format!("{}/{}", l.count, l.window_minutes)),
         "concurrency_cap": s.concurrency_cap,
+        "allowed_countries": s.destinations.countries_text(),
+        "allowed_classes": s.destinations.classes_text(),
+        "destination_rates": s.destination_rates.to_string(),
     })
 }
 
@@ -808,6 +842,17 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                 Output::Rows(vec![enterprise_json(&e)])
             }
             EnterpriseCommand::List => Output::Rows(tx.enterprises().await?.iter().map(enterprise_json).collect()),
+            EnterpriseCommand::Destination { id, number } => {
+                let settings = require_enterprise(&mut tx, id).await?.settings;
+                let number = dialbridge_core::PhoneNumber::parse(&number)?;
+                let destination = Destination::of(&number);
+                Output::Rows(vec![json!({
+                    "number": number.digits(),
+                    "destination": destination.to_string(),
+                    "allowed": settings.destinations.permits(&destination),
+                    "rate_per_minute": settings.rate_for(&number).to_string(),
+                })])
+            }
             EnterpriseCommand::Disable { id } => {
                 let mut settings = require_enterprise(&mut tx, id).await?.settings;
                 settings.status = EnterpriseStatus::Disabled;

@@ -32,7 +32,7 @@ enum Command {
     /// Run the server (HTTP, SIP and media) until SIGINT or SIGTERM.
     Serve,
     /// Create, change and list enterprises, agents, extensions, trunks, numbers and more.
-    Admin(admin::AdminArgs),
+    Admin(Box<admin::AdminArgs>),
     /// Apply a declarative TOML description of enterprises (idempotent).
     Provision(provision::ProvisionArgs),
 }
@@ -66,7 +66,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve => serve::run(config, serve::shutdown_signal()).await,
-            Command::Admin(args) => admin::run(&config, args).await,
+            Command::Admin(args) => admin::run(&config, *args).await,
             Command::Provision(args) => provision::run(&config, args).await,
         }
     });

@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use dialbridge_core::{
-    AgentSettings, BlacklistPattern, CallPower, CallerId, Cno, EnterpriseId, EnterpriseSettings, ExtensionNumber,
-    Money, NumberFormat, NumberLimit, PushTarget, SipAddress, Trunk, ValidationError,
+    AgentSettings, BlacklistPattern, CallPower, CallerId, Cno, DestinationPolicy, DestinationRates, EnterpriseId,
+    EnterpriseSettings, ExtensionNumber, Money, NumberFormat, NumberLimit, PushTarget, SipAddress, Trunk,
+    ValidationError,
 };
 use dialbridge_store::{md5_hex, Store, Tx};
 use serde::Deserialize;
@@ -101,6 +102,15 @@ struct EnterpriseSpec {
     wrapup_secs: Option<u32>,
     number_limit: Option<NumberLimitSpec>,
     concurrency_cap: Option<u32>,
+    /// Countries called besides the home one (ISO codes; `"*"`: every one).
+    #[serde(default)]
+    allowed_countries: Vec<String>,
+    /// Special classes called: premium, satellite, shared_cost, non_geographic.
+    #[serde(default)]
+    allowed_classes: Vec<String>,
+    /// International prefix → price per minute.
+    #[serde(default)]
+    destination_rates: BTreeMap<String, String>,
     #[serde(default)]
     blacklist: Vec<String>,
     #[serde(default)]
@@ -338,6 +348,17 @@ fn parse(file_name: &str, text: &str) -> Result<Desired, SpecError> {
             window_minutes: l.window_minutes,
         });
         settings.concurrency_cap = e.concurrency_cap;
+        settings.destinations = DestinationPolicy::parse(&e.allowed_countries.join(","), &e.allowed_classes.join(","))
+            .map_err(|err| fail(field(&path, err)))?;
+        let mut rates = Vec::with_capacity(e.destination_rates.len());
+        for (prefix, rate) in &e.destination_rates {
+            let rate = rate
+                .parse::<Money>()
+                .map_err(|err| fail((format!("{path}.destination_rates.{prefix}"), err.reason)))?;
+            rates.push((prefix.as_str(), rate));
+        }
+        settings.destination_rates =
+            DestinationRates::new(rates).map_err(|err| fail((format!("{path}.destination_rates"), err.reason)))?;
         settings.validate().map_err(|err| fail(field(&path, err)))?;
 
         let mut admins = Vec::new();

@@ -64,6 +64,8 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(config.http_listen)
             .await
             .with_context(|| format!("cannot listen for HTTP on {} (http.listen)", config.http_listen))?;
+        // Loaded before the first call waits for it.
+        tokio::task::spawn_blocking(dialbridge_core::destination::load_metadata).await?;
         let metrics = Arc::new(Metrics::new(config.node_name.as_str()));
         let started = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -102,9 +102,10 @@ fn res_code(refusal: &CallRefusal) -> &'static str {
         | CallRefusal::DefaultCallerIdGone
         | CallRefusal::CallerIdTrunkGone(_) => "6",
         CallRefusal::BalanceExhausted => "5",
-        CallRefusal::BadCustomerNumber(_) | CallRefusal::ExtensionAsCustomer | CallRefusal::CallPowerForbids { .. } => {
-            "7"
-        }
+        CallRefusal::BadCustomerNumber(_)
+        | CallRefusal::ExtensionAsCustomer
+        | CallRefusal::DestinationForbidden(_)
+        | CallRefusal::CallPowerForbids { .. } => "7",
         CallRefusal::Blacklisted(_) => "11",
         CallRefusal::UnknownCallerId => "14",
         CallRefusal::NumberLimitReached { .. } => "40",

@@ -13,6 +13,7 @@ use serde_json::Value;
 mod caps;
 mod credentials;
 mod credit;
+mod destinations;
 mod exhaustion;
 mod in_process;
 mod legacy_agents;
