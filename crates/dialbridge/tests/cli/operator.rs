@@ -121,6 +121,9 @@ fn provisioning_the_example_is_idempotent() {
     assert_eq!(enterprise["agent_caller_id"], "02160001235");
     assert_eq!(enterprise["rate_per_minute"], "0.1200");
     assert_eq!(enterprise["number_limit"], "3/60");
+    assert_eq!(enterprise["allowed_countries"], "HK,SG");
+    assert_eq!(enterprise["allowed_classes"], "");
+    assert_eq!(enterprise["destination_rates"], "65=0.2500,852=0.3000");
     let numbers = op.json(&["admin", "number", "list", "--enterprise", "3000001"]);
     assert_eq!(numbers.as_array().unwrap().len(), 2);
 
@@ -243,6 +246,20 @@ fn a_bad_provisioning_file_changes_nothing() {
     assert!(err.contains("unknown field `wrap_up`"), "{err}");
     let line = 1 + unknown_key.lines().position(|l| l.starts_with("wrap_up = 10")).unwrap();
     assert!(err.contains(&format!(":{line}:")), "names the line {line}: {err}");
+
+    let bad_country = renamed.replace(
+        "allowed_countries = [\"HK\", \"SG\"]",
+        "allowed_countries = [\"HK\", \"XX\"]",
+    );
+    let err = op.fails(&["provision", &op.write("country.toml", &bad_country)]);
+    assert!(
+        err.contains("enterprise[0] (3000001).allowed_countries") && err.contains("\"XX\""),
+        "{err}"
+    );
+
+    let bad_rate = renamed.replace("\"65\" = \"0.25\"", "\"6x\" = \"0.25\"");
+    let err = op.fails(&["provision", &op.write("rate.toml", &bad_rate)]);
+    assert!(err.contains("destination_rates") && err.contains("\"6x\""), "{err}");
 
     let bad_number = renamed.replace("number = \"02160001235\"", "number = \"0216000123x\"");
     let err = op.fails(&["provision", &op.write("badnum.toml", &bad_number)]);
