@@ -1,5 +1,5 @@
 # Sourced by scripts/test and scripts/stress-test: installs what the tests need when it is
-# missing (SIPp, PostgreSQL, cargo-nextest), starts a throwaway PostgreSQL in a temporary
+# missing (SIPp, baresip, PostgreSQL, cargo-nextest), starts a throwaway PostgreSQL in a temporary
 # directory on a free loopback port, exports DIALBRIDGE_TEST_POSTGRES_URL, and removes it all on
 # exit. Leaves `$work` (that temporary directory) and `log` for the caller.
 
@@ -19,6 +19,7 @@ need_package() { # need_package COMMAND PACKAGE
 }
 
 need_package sipp sip-tester
+need_package baresip baresip-core
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
   need_package /nonexistent/initdb postgresql

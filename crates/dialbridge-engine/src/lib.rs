@@ -22,7 +22,9 @@ pub use dialbridge_media::RelayStats;
 use dialbridge_media::{MediaError, PortPool};
 use dialbridge_sip::{AccountDirectory, SipStack};
 pub use dialbridge_sip::{CarrierTarget, LegEnding};
-pub use dialbridge_sip::{KeptBinding, RegistrarSettings, SipConfig, SipTransport, TcpLimits};
+pub use dialbridge_sip::{
+    DigestOffer, KeptBinding, RegistrarSettings, RegistrationRefusal, SipConfig, SipTransport, TcpLimits,
+};
 use tokio::sync::mpsc;
 pub use trunks::{TrunkAccount, TrunkStatus, TrunkWatch};
 
@@ -155,7 +157,8 @@ pub struct EngineCounts {
     pub rtp_port_pairs: usize,
     pub sip_unsolicited_answered: u64,
     pub sip_unsolicited_dropped: u64,
-    pub sip_registrations_refused: u64,
+    /// By [`dialbridge_sip::RegistrationRefusal::index`].
+    pub sip_registrations_refused: [u64; RegistrationRefusal::ALL.len()],
     pub sip_requests_from_wrong_source: u64,
 }
 

@@ -17,7 +17,8 @@ pub struct Metrics {
     /// Totals kept by the SIP stack, copied in.
     pub sip_unsolicited_answered: Counter,
     pub sip_unsolicited_dropped: Counter,
-    pub sip_registrations_refused: Counter,
+    /// REGISTERs refused, by reason (label `reason`: unknown_user, wrong_password, ...).
+    pub sip_registrations_refused: Family<Vec<(String, String)>, Counter>,
     pub sip_requests_from_wrong_source: Counter,
     /// Password hashes evaluated for HTTP logins (agents' passwords).
     pub http_password_checks: Counter,
@@ -47,7 +48,7 @@ impl Metrics {
             ]),
         );
         let mut register = Registered(&mut registry);
-        Self {
+        let metrics = Self {
             sip_unsolicited_answered: register.metric(
                 "sip_unsolicited_answered",
                 "Requests outside our dialogs (scanners, calls to a caller id) refused with an answer",
@@ -58,7 +59,7 @@ impl Metrics {
             ),
             sip_registrations_refused: register.metric(
                 "sip_registrations_refused",
-                "REGISTERs refused: bad credentials, unknown users, sources that failed too often",
+                "REGISTERs refused, by reason: unknown user, wrong password, stale or bad nonce, unsupported challenge, locked out, wrong To user, malformed",
             ),
             sip_requests_from_wrong_source: register.metric(
                 "sip_requests_from_wrong_source",
@@ -91,6 +92,24 @@ impl Metrics {
             sip_dialogs: register.metric("sip_dialogs", "SIP dialogs held by the stack"),
             rtp_port_pairs: register.metric("rtp_port_pairs", "RTP/RTCP port pairs in use"),
             registry,
+        };
+        // Every reason shows from the start, at 0, so a dashboard's rate has a series to read.
+        for refusal in dialbridge_engine::RegistrationRefusal::ALL {
+            metrics
+                .sip_registrations_refused
+                .get_or_create(&refusal_labels(refusal))
+                .inc_by(0);
+        }
+        metrics
+    }
+
+    /// Copies the SIP stack's totals of refused REGISTERs in.
+    pub fn set_registrations_refused(&self, totals: &[u64; dialbridge_engine::RegistrationRefusal::ALL.len()]) {
+        for refusal in dialbridge_engine::RegistrationRefusal::ALL {
+            self.sip_registrations_refused
+                .get_or_create(&refusal_labels(refusal))
+                .inner()
+                .store(totals[refusal.index()], std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -99,6 +118,10 @@ impl Metrics {
         encode(&mut out, &self.registry)?;
         Ok(out)
     }
+}
+
+fn refusal_labels(refusal: dialbridge_engine::RegistrationRefusal) -> Vec<(String, String)> {
+    vec![("reason".to_owned(), refusal.as_str().to_owned())]
 }
 
 /// Registers metrics and hands back the handle the server updates.

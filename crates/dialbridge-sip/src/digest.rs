@@ -46,6 +46,55 @@ impl Algorithm {
     }
 }
 
+/// The algorithms a registrar challenges with, in the order offered, and the only ones it
+/// accepts. MD5 alone by default: phones answer the first challenge they know, but some
+/// (baresip 1.0) refuse a whole 401 that carries one they do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DigestOffer {
+    first: Algorithm,
+    second: Option<Algorithm>,
+}
+
+impl Default for DigestOffer {
+    fn default() -> Self {
+        Self {
+            first: Algorithm::Md5,
+            second: None,
+        }
+    }
+}
+
+impl DigestOffer {
+    /// `MD5`, `SHA-256`, or both separated by a comma in the order to offer them.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut algorithms = text
+            .split(',')
+            .map(str::trim)
+            .map(|name| Algorithm::parse(name).ok_or_else(|| format!("{name:?} is not MD5 or SHA-256")));
+        let first = algorithms.next().ok_or("at least one algorithm")??;
+        let second = algorithms.next().transpose()?;
+        if algorithms.next().is_some() || second == Some(first) {
+            return Err(format!("{text:?}: each of MD5 and SHA-256 at most once"));
+        }
+        Ok(Self { first, second })
+    }
+
+    pub fn algorithms(self) -> impl Iterator<Item = Algorithm> {
+        std::iter::once(self.first).chain(self.second)
+    }
+
+    fn offers(self, algorithm: Algorithm) -> bool {
+        self.algorithms().any(|a| a == algorithm)
+    }
+}
+
+impl std::fmt::Display for DigestOffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.algorithms().map(Algorithm::name).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
 /// The fields of an `Authorization` / `Proxy-Authorization` digest header.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DigestResponse {
@@ -292,17 +341,25 @@ pub enum RejectReason {
     WrongPassword,
 }
 
-/// Checks a digest response against the account's password. `realm` is ours; `method` is the
-/// request's.
+/// What a response must match besides the password: our realm, what we offered, and the
+/// request's method.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    pub realm: &'a str,
+    pub offer: DigestOffer,
+    pub method: &'a str,
+}
+
+/// Checks a digest response against the account's password.
 pub fn verify(
     issuer: &NonceIssuer,
     counts: &mut NonceCounts,
+    expected: Expected<'_>,
     creds: &DigestResponse,
-    realm: &str,
-    method: &str,
     password: &str,
     now_secs: u64,
 ) -> Verdict {
+    let Expected { realm, offer, method } = expected;
     let nonce = issuer.check(&creds.nonce, now_secs);
     if nonce == NonceCheck::Forged {
         return Verdict::Rejected(RejectReason::ForgedNonce);
@@ -310,7 +367,8 @@ pub fn verify(
     if creds.realm != realm {
         return Verdict::Rejected(RejectReason::WrongRealm);
     }
-    let Some(algorithm) = Algorithm::parse(creds.algorithm.as_deref().unwrap_or("MD5")) else {
+    let Some(algorithm) = Algorithm::parse(creds.algorithm.as_deref().unwrap_or("MD5")).filter(|a| offer.offers(*a))
+    else {
         return Verdict::Rejected(RejectReason::UnsupportedAlgorithm);
     };
     if !creds.qop.as_deref().is_some_and(|q| q.eq_ignore_ascii_case("auth")) {
@@ -335,11 +393,10 @@ pub fn verify(
     Verdict::Accepted
 }
 
-/// `WWW-Authenticate` values for a challenge: MD5 first (most phones take the first one and
-/// many only know MD5), SHA-256 beside it.
-pub fn challenges(realm: &str, nonce: &str, stale: bool) -> Vec<String> {
-    [Algorithm::Md5, Algorithm::Sha256]
-        .into_iter()
+/// `WWW-Authenticate` values for a challenge: one per algorithm offered, in its order.
+pub fn challenges(realm: &str, nonce: &str, stale: bool, offer: DigestOffer) -> Vec<String> {
+    offer
+        .algorithms()
         .map(|algorithm| {
             let mut value = format!(
                 "Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"",

@@ -113,7 +113,13 @@ fn verification_in_every_case() {
     let mut counts = NonceCounts::default();
     let nonce = issuer.issue(1_000);
     let check = |counts: &mut NonceCounts, creds: &DigestResponse, now| {
-        verify(&issuer, counts, creds, "dialbridge", "REGISTER", "secret", now)
+        let both = DigestOffer::parse("MD5,SHA-256").unwrap();
+        let expected = Expected {
+            realm: "dialbridge",
+            offer: both,
+            method: "REGISTER",
+        };
+        verify(&issuer, counts, expected, creds, "secret", now)
     };
     for algorithm in [Algorithm::Md5, Algorithm::Sha256] {
         let nonce = issuer.issue(1_000);
@@ -189,14 +195,15 @@ fn verification_in_every_case() {
 }
 
 #[test]
-fn challenges_offer_md5_first_then_sha256() {
-    let c = challenges("dialbridge", "n1", false);
+fn challenges_come_in_the_offered_order() {
+    let both = DigestOffer::parse("MD5,SHA-256").unwrap();
+    let c = challenges("dialbridge", "n1", false, both);
     assert_eq!(
         c[0],
         "Digest realm=\"dialbridge\", nonce=\"n1\", algorithm=MD5, qop=\"auth\""
     );
     assert!(c[1].contains("algorithm=SHA-256"));
-    assert!(challenges("dialbridge", "n1", true)
+    assert!(challenges("dialbridge", "n1", true, both)
         .iter()
         .all(|v| v.ends_with("stale=true")));
 }

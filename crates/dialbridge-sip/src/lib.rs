@@ -17,8 +17,9 @@ mod tcp_accept;
 pub mod unsolicited;
 
 pub use client::{CarrierRegistration, CarrierTarget, RegisterAnswer};
+pub use digest::DigestOffer;
 pub use ending::LegEnding;
-pub use registrar::{RegistrarSettings, SipTransport};
+pub use registrar::{RegistrarSettings, RegistrationRefusal, SipTransport};
 pub use session_timer::{LegSessionTimer, SessionDue};
 pub use stack::{
     AccountDirectory, InfoDigit, KeptBinding, Leg, LegEvent, LegHangUp, LegSpec, Refresher, Registration,

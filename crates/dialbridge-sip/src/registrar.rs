@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use dialbridge_core::budget::{Budget, FailureBudgets};
 
-use crate::digest::{self, DigestResponse, NonceCounts, NonceIssuer, RejectReason, Verdict};
+use crate::digest::{self, DigestOffer, DigestResponse, NonceCounts, NonceIssuer, RejectReason, Verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SipTransport {
@@ -108,12 +108,78 @@ fn contact_address(uri: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip.parse::<IpAddr>().ok()?, port))
 }
 
+/// Why a REGISTER was refused: logged, and counted by it in the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RegistrationRefusal {
+    UnknownUser,
+    WrongPassword,
+    /// Right password on an expired nonce: challenged again with `stale=true`.
+    StaleNonce,
+    /// A nonce we did not issue, one replayed, or a response without `qop=auth`: challenged
+    /// again.
+    BadNonce,
+    /// An algorithm we do not offer, or a realm not ours.
+    UnsupportedChallenge,
+    /// Too many failures for this account from this source (or names guessed from it).
+    LockedOut,
+    /// Authenticated, but as another user than the To header's.
+    WrongToUser,
+    /// An `Authorization` header that does not parse.
+    Malformed,
+}
+
+impl RegistrationRefusal {
+    pub const ALL: [RegistrationRefusal; 8] = [
+        RegistrationRefusal::UnknownUser,
+        RegistrationRefusal::WrongPassword,
+        RegistrationRefusal::StaleNonce,
+        RegistrationRefusal::BadNonce,
+        RegistrationRefusal::UnsupportedChallenge,
+        RegistrationRefusal::LockedOut,
+        RegistrationRefusal::WrongToUser,
+        RegistrationRefusal::Malformed,
+    ];
+
+    /// The metric label and log word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrationRefusal::UnknownUser => "unknown_user",
+            RegistrationRefusal::WrongPassword => "wrong_password",
+            RegistrationRefusal::StaleNonce => "stale_nonce",
+            RegistrationRefusal::BadNonce => "bad_nonce",
+            RegistrationRefusal::UnsupportedChallenge => "unsupported_challenge",
+            RegistrationRefusal::LockedOut => "locked_out",
+            RegistrationRefusal::WrongToUser => "wrong_to_user",
+            RegistrationRefusal::Malformed => "malformed",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// What the phone is told (the `Warning` of a 403): an unknown user and a wrong password
+    /// read the same, so that accounts cannot be enumerated.
+    pub fn public_text(self) -> &'static str {
+        match self {
+            RegistrationRefusal::LockedOut => "too many failed attempts",
+            RegistrationRefusal::WrongToUser => "To user is not the authenticated user",
+            RegistrationRefusal::Malformed => "malformed Authorization",
+            _ => "bad credentials",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegisterReply {
-    /// 401 with these `WWW-Authenticate` values.
-    Challenge(Vec<String>),
-    /// 403: bad credentials, To-user not the authenticated user, or too many failures.
-    Forbidden(&'static str),
+    /// 401 with these `WWW-Authenticate` values; `refused` when the credentials given were
+    /// not accepted (a stale or bad nonce), `None` for a first challenge.
+    Challenge {
+        values: Vec<String>,
+        refused: Option<RegistrationRefusal>,
+    },
+    /// 403 (or 400 for [`RegistrationRefusal::Malformed`]).
+    Refused(RegistrationRefusal),
     /// 423 with `Min-Expires`.
     IntervalTooBrief { min_expires: u32 },
     /// 400.
@@ -137,6 +203,8 @@ pub struct RegistrarSettings {
     /// credentials (what guessing names looks like), within the same window.
     pub max_source_failures: u32,
     pub failure_window: Duration,
+    /// The digest algorithms challenged with and accepted.
+    pub digest: DigestOffer,
 }
 
 impl Default for RegistrarSettings {
@@ -150,6 +218,7 @@ impl Default for RegistrarSettings {
             max_failures: 20,
             max_source_failures: 200,
             failure_window: Duration::from_secs(60),
+            digest: DigestOffer::default(),
         }
     }
 }
@@ -164,9 +233,6 @@ pub struct Registrar<C> {
     /// Failures per source for unknown accounts and malformed credentials.
     source_failures: FailureBudgets<IpAddr>,
 }
-
-/// Why a REGISTER refused unheard was refused.
-pub const TOO_MANY_FAILURES: &str = "too many failed attempts";
 
 /// Most (source, account) and source failure counters kept at once.
 const MAX_FAILURE_KEYS: usize = 100_000;
@@ -226,8 +292,17 @@ impl<C: Clone> Registrar<C> {
         self.source_failures.failed(&source, ms(now));
     }
 
-    fn challenge(&self, now: u64, stale: bool) -> RegisterReply {
-        RegisterReply::Challenge(digest::challenges(self.settings.realm, &self.issuer.issue(now), stale))
+    fn challenge(&self, now: u64, refused: Option<RegistrationRefusal>) -> RegisterReply {
+        let stale = refused == Some(RegistrationRefusal::StaleNonce);
+        RegisterReply::Challenge {
+            values: digest::challenges(
+                self.settings.realm,
+                &self.issuer.issue(now),
+                stale,
+                self.settings.digest,
+            ),
+            refused,
+        }
     }
 
     /// Decides on a REGISTER. `password` is the account's SIP password (`None`: no such
@@ -235,52 +310,59 @@ impl<C: Clone> Registrar<C> {
     pub fn register(&mut self, request: RegisterRequest<C>, password: Option<&str>, now: u64) -> RegisterReply {
         let source_ip = request.source.ip();
         if self.is_blocked(source_ip, &request.aor, now) {
-            return RegisterReply::Forbidden(TOO_MANY_FAILURES);
+            return RegisterReply::Refused(RegistrationRefusal::LockedOut);
         }
         let Some(authorization) = request.authorization.as_deref() else {
-            return self.challenge(now, false);
+            return self.challenge(now, None);
         };
         let Ok(creds) = DigestResponse::parse(authorization) else {
             if self.source_guessed_too_much(source_ip, now) {
-                return RegisterReply::Forbidden(TOO_MANY_FAILURES);
+                return RegisterReply::Refused(RegistrationRefusal::LockedOut);
             }
             self.source_failed(source_ip, now);
-            return RegisterReply::BadRequest("malformed Authorization");
+            return RegisterReply::Refused(RegistrationRefusal::Malformed);
         };
         // An unknown account gets the same answer as a wrong password, and is counted per name
         // as one that exists is, so that accounts cannot be enumerated; it also counts against
         // the source.
         let Some(password) = password else {
             if self.source_guessed_too_much(source_ip, now) {
-                return RegisterReply::Forbidden(TOO_MANY_FAILURES);
+                return RegisterReply::Refused(RegistrationRefusal::LockedOut);
             }
             self.source_failed(source_ip, now);
             self.account_failed(source_ip, &request.aor, now);
-            return RegisterReply::Forbidden("bad credentials");
+            return RegisterReply::Refused(RegistrationRefusal::UnknownUser);
         };
         match digest::verify(
             &self.issuer,
             &mut self.counts,
+            digest::Expected {
+                realm: self.settings.realm,
+                offer: self.settings.digest,
+                method: "REGISTER",
+            },
             &creds,
-            self.settings.realm,
-            "REGISTER",
             password,
             now,
         ) {
             Verdict::Accepted => {}
-            Verdict::Stale => return self.challenge(now, true),
+            Verdict::Stale => return self.challenge(now, Some(RegistrationRefusal::StaleNonce)),
             Verdict::Rejected(RejectReason::ForgedNonce | RejectReason::QopRequired | RejectReason::Replayed) => {
                 self.account_failed(source_ip, &request.aor, now);
-                return self.challenge(now, false);
+                return self.challenge(now, Some(RegistrationRefusal::BadNonce));
             }
-            Verdict::Rejected(_) => {
+            Verdict::Rejected(RejectReason::UnsupportedAlgorithm | RejectReason::WrongRealm) => {
                 self.account_failed(source_ip, &request.aor, now);
-                return RegisterReply::Forbidden("bad credentials");
+                return RegisterReply::Refused(RegistrationRefusal::UnsupportedChallenge);
+            }
+            Verdict::Rejected(RejectReason::WrongPassword) => {
+                self.account_failed(source_ip, &request.aor, now);
+                return RegisterReply::Refused(RegistrationRefusal::WrongPassword);
             }
         }
         if creds.username != request.aor {
             self.account_failed(source_ip, &request.aor, now);
-            return RegisterReply::Forbidden("To user is not the authenticated user");
+            return RegisterReply::Refused(RegistrationRefusal::WrongToUser);
         }
         self.account_failures.succeeded(&(source_ip, request.aor.clone()));
         self.update_bindings(request, now)

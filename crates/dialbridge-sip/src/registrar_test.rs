@@ -29,7 +29,7 @@ fn contact(uri: &str) -> Contacts {
 }
 
 fn nonce_of(reply: &RegisterReply) -> String {
-    let RegisterReply::Challenge(values) = reply else {
+    let RegisterReply::Challenge { values, .. } = reply else {
         panic!("not a challenge: {reply:?}")
     };
     let start = values[0].find("nonce=\"").unwrap() + 7;
@@ -151,13 +151,13 @@ fn refusals() {
     let wrong = authorize(request(aor, contact("sip:a@h"), None), aor, "guess", &nonce, 1);
     assert_eq!(
         r.register(wrong, Some("pw"), 1_000),
-        RegisterReply::Forbidden("bad credentials")
+        RegisterReply::Refused(RegistrationRefusal::WrongPassword)
     );
     // Someone else's credentials for this AOR: the To user must be the authenticated one.
     let other = authorize(request(aor, contact("sip:a@h"), None), "3000001-802", "pw2", &nonce, 1);
     assert_eq!(
         r.register(other, Some("pw2"), 1_000),
-        RegisterReply::Forbidden("To user is not the authenticated user")
+        RegisterReply::Refused(RegistrationRefusal::WrongToUser)
     );
     // Replay of an accepted request: challenged again, not accepted.
     let good = authorize(request(aor, contact("sip:a@h"), None), aor, "pw", &nonce, 5);
@@ -167,11 +167,18 @@ fn refusals() {
     ));
     assert!(matches!(
         r.register(good, Some("pw"), 1_001),
-        RegisterReply::Challenge(_)
+        RegisterReply::Challenge {
+            refused: Some(RegistrationRefusal::BadNonce),
+            ..
+        }
     ));
     // An expired nonce with the right password: stale=true.
     let stale = authorize(request(aor, contact("sip:a@h"), None), aor, "pw", &nonce, 6);
-    let RegisterReply::Challenge(values) = r.register(stale, Some("pw"), 5_000) else {
+    let RegisterReply::Challenge {
+        values,
+        refused: Some(RegistrationRefusal::StaleNonce),
+    } = r.register(stale, Some("pw"), 5_000)
+    else {
         panic!()
     };
     assert!(values[0].contains("stale=true"));
@@ -185,13 +192,13 @@ fn refusals() {
     );
     assert_eq!(
         r.register(unknown, None, 1_000),
-        RegisterReply::Forbidden("bad credentials")
+        RegisterReply::Refused(RegistrationRefusal::UnknownUser)
     );
     let mut garbage = request(aor, contact("sip:a@h"), None);
     garbage.authorization = Some("Digest nonsense".into());
     assert_eq!(
         r.register(garbage, Some("pw"), 1_000),
-        RegisterReply::BadRequest("malformed Authorization")
+        RegisterReply::Refused(RegistrationRefusal::Malformed)
     );
 }
 
@@ -210,13 +217,13 @@ fn a_source_that_keeps_failing_is_blocked_for_a_while() {
         let wrong = authorize(request(aor, contact("sip:a@h"), None), aor, "guess", &nonce, nc);
         assert_eq!(
             r.register(wrong, Some("pw"), 1_000),
-            RegisterReply::Forbidden("bad credentials")
+            RegisterReply::Refused(RegistrationRefusal::WrongPassword)
         );
     }
     let right = authorize(request(aor, contact("sip:a@h"), None), aor, "pw", &nonce, 10);
     assert_eq!(
         r.register(right.clone(), Some("pw"), 1_001),
-        RegisterReply::Forbidden("too many failed attempts")
+        RegisterReply::Refused(RegistrationRefusal::LockedOut)
     );
     let mut elsewhere = right.clone();
     elsewhere.source = "127.0.0.2:5070".parse().unwrap();
@@ -258,7 +265,7 @@ fn a_locked_out_account_leaves_the_other_accounts_of_its_address_alone() {
     let right = authorize(request(bad, contact("sip:a@h"), None), bad, "pw", &nonce, 4);
     assert_eq!(
         r.register(right, Some("pw"), 1_001),
-        RegisterReply::Forbidden("too many failed attempts")
+        RegisterReply::Refused(RegistrationRefusal::LockedOut)
     );
     let other = authorize(request(good, contact("sip:b@h"), None), good, "pw802", &nonce, 5);
     assert!(
@@ -272,7 +279,7 @@ fn a_locked_out_account_leaves_the_other_accounts_of_its_address_alone() {
         let unknown = authorize(request(&aor, contact("sip:c@h"), None), &aor, "x", &nonce, nc);
         assert_eq!(
             r.register(unknown, None, 1_002),
-            RegisterReply::Forbidden("bad credentials")
+            RegisterReply::Refused(RegistrationRefusal::UnknownUser)
         );
     }
     let unknown = authorize(
@@ -284,7 +291,7 @@ fn a_locked_out_account_leaves_the_other_accounts_of_its_address_alone() {
     );
     assert_eq!(
         r.register(unknown, None, 1_002),
-        RegisterReply::Forbidden("too many failed attempts")
+        RegisterReply::Refused(RegistrationRefusal::LockedOut)
     );
     let again = authorize(request(good, contact("sip:b@h"), None), good, "pw802", &nonce, 12);
     assert!(matches!(r.register(again, Some("pw802"), 1_002), RegisterReply::Ok(_)));
@@ -350,4 +357,86 @@ fn kept_bindings_come_back_after_a_restart_except_over_tcp_or_expired() {
     );
     assert_eq!(r.restore("3000001-802", Vec::new(), 1_000), 0);
     assert_eq!(r.binding_count(), 1);
+}
+
+/// Unknown users and wrong passwords are counted apart, but what the phone is told is the same.
+#[test]
+fn an_unknown_user_reads_like_a_wrong_password() {
+    assert_eq!(
+        RegistrationRefusal::UnknownUser.public_text(),
+        RegistrationRefusal::WrongPassword.public_text()
+    );
+    let labels: std::collections::HashSet<&str> = RegistrationRefusal::ALL.iter().map(|r| r.as_str()).collect();
+    assert_eq!(labels.len(), RegistrationRefusal::ALL.len());
+    for (i, refusal) in RegistrationRefusal::ALL.iter().enumerate() {
+        assert_eq!(refusal.index(), i, "{refusal:?}");
+    }
+}
+
+fn challenged_algorithms(reply: &RegisterReply) -> Vec<String> {
+    let RegisterReply::Challenge { values, .. } = reply else {
+        panic!("not a challenge: {reply:?}")
+    };
+    values
+        .iter()
+        .map(|v| {
+            v.split("algorithm=")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// One MD5 challenge by default (baresip 1.0 refuses a 401 that also offers SHA-256); SHA-256
+/// only when configured, and then an MD5 answer is refused if MD5 is not offered.
+#[test]
+fn challenges_offer_what_is_configured_and_only_that_is_accepted() {
+    let mut r = registrar();
+    let first = r.register(request("3000001-801", Contacts::Query, None), Some("pw"), 1_000);
+    assert_eq!(challenged_algorithms(&first), ["MD5"]);
+
+    let mut sha_only = Registrar::new(
+        RegistrarSettings {
+            digest: DigestOffer::parse("SHA-256").unwrap(),
+            ..RegistrarSettings::default()
+        },
+        &KEY,
+    );
+    let aor = "3000001-801";
+    let challenge = sha_only.register(request(aor, Contacts::Query, None), Some("pw"), 1_000);
+    assert_eq!(challenged_algorithms(&challenge), ["SHA-256"]);
+    let md5 = authorize(
+        request(aor, contact("sip:a@h"), None),
+        aor,
+        "pw",
+        &nonce_of(&challenge),
+        1,
+    );
+    assert_eq!(
+        sha_only.register(md5, Some("pw"), 1_000),
+        RegisterReply::Refused(RegistrationRefusal::UnsupportedChallenge)
+    );
+
+    let mut both = Registrar::<u32>::new(
+        RegistrarSettings {
+            digest: DigestOffer::parse("MD5, SHA-256").unwrap(),
+            ..RegistrarSettings::default()
+        },
+        &KEY,
+    );
+    let challenge = both.register(request(aor, Contacts::Query, None), Some("pw"), 1_000);
+    assert_eq!(challenged_algorithms(&challenge), ["MD5", "SHA-256"]);
+}
+
+#[test]
+fn digest_offers_parse_and_name_a_bad_one() {
+    assert_eq!(DigestOffer::parse("MD5").unwrap(), DigestOffer::default());
+    assert_eq!(DigestOffer::parse("SHA-256,MD5").unwrap().to_string(), "SHA-256,MD5");
+    for bad in ["", "SHA-512", "MD5,MD5", "MD5,SHA-256,MD5"] {
+        assert!(DigestOffer::parse(bad).is_err(), "{bad:?} accepted");
+    }
 }

@@ -24,7 +24,6 @@ use rsipstack::transaction::endpoint::EndpointOption;
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::tcp_listener::TcpListenerConnection;
 
-use crate::registrar::TOO_MANY_FAILURES;
 use crate::tcp_accept::{ConnectionWatch, TcpLimits};
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
@@ -37,7 +36,8 @@ pub use crate::message::InfoDigit;
 use crate::message::{info_digit, parse_contacts, uri_user};
 pub use crate::message::{Refresher, SessionExpires, SessionTimer};
 use crate::registrar::{
-    Contacts, RegisterReply, RegisterRequest, Registrar, RegistrarSettings, SendTarget, SipTransport,
+    Contacts, RegisterReply, RegisterRequest, Registrar, RegistrarSettings, RegistrationRefusal, SendTarget,
+    SipTransport,
 };
 use crate::unsolicited::{SourceLimiter, UnsolicitedSettings};
 
@@ -115,8 +115,8 @@ pub struct SipCounts {
     /// dropped unanswered because their source sent too many, since the start.
     pub unsolicited_answered: u64,
     pub unsolicited_dropped: u64,
-    /// REGISTERs refused (bad credentials, unknown users, sources that failed too often).
-    pub registrations_refused: u64,
+    /// REGISTERs refused, by [`RegistrationRefusal::index`].
+    pub registrations_refused: [u64; RegistrationRefusal::ALL.len()],
     /// Requests inside a carrier's call refused (403) for not coming from its addresses.
     pub requests_from_wrong_source: u64,
 }
@@ -129,7 +129,7 @@ struct Shared {
     unsolicited: Mutex<SourceLimiter>,
     unsolicited_answered: AtomicU64,
     unsolicited_dropped: AtomicU64,
-    registrations_refused: AtomicU64,
+    registrations_refused: [AtomicU64; RegistrationRefusal::ALL.len()],
     /// Legs whose far end may only send from these addresses (carriers), by Call-ID.
     guarded_legs: Mutex<HashMap<String, Vec<IpNet>>>,
     /// Where carriers send from: their requests outside calls are answered without the
@@ -184,6 +184,10 @@ pub(crate) fn to_library_transport(t: SipTransport) -> rsipstack::sip::Transport
 }
 
 impl Shared {
+    fn count_refusal(&self, refusal: RegistrationRefusal) {
+        self.registrations_refused[refusal.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
     fn limiter(&self) -> MutexGuard<'_, SourceLimiter> {
         lock(&self.unsolicited)
     }
@@ -310,7 +314,7 @@ impl SipStack {
             unsolicited: Mutex::new(SourceLimiter::new(config.unsolicited)),
             unsolicited_answered: AtomicU64::new(0),
             unsolicited_dropped: AtomicU64::new(0),
-            registrations_refused: AtomicU64::new(0),
+            registrations_refused: Default::default(),
             guarded_legs: Mutex::new(HashMap::new()),
             carrier_sources: Mutex::new(Vec::new()),
             requests_from_wrong_source: AtomicU64::new(0),
@@ -424,7 +428,11 @@ impl SipStack {
             bindings: self.shared.registrar().binding_count(),
             unsolicited_answered: self.shared.unsolicited_answered.load(Ordering::Relaxed),
             unsolicited_dropped: self.shared.unsolicited_dropped.load(Ordering::Relaxed),
-            registrations_refused: self.shared.registrations_refused.load(Ordering::Relaxed),
+            registrations_refused: self
+                .shared
+                .registrations_refused
+                .each_ref()
+                .map(|count| count.load(Ordering::Relaxed)),
             requests_from_wrong_source: self.shared.requests_from_wrong_source.load(Ordering::Relaxed),
         }
     }
@@ -1075,12 +1083,8 @@ async fn handle_register(shared: &Shared, tx: &mut Transaction) -> Result<(), Si
     };
     if shared.registrar().is_blocked(source.ip(), &aor, now) {
         // This account from this source (or this source guessing accounts) failed too often:
-        // refused without a lookup, and beyond its rate not even answered.
-        shared.registrations_refused.fetch_add(1, Ordering::Relaxed);
-        if !shared.may_answer_unsolicited(tx) {
-            return Ok(());
-        }
-        return tx.reply(StatusCode::Forbidden).await.map_err(SipError::from);
+        // refused without a lookup.
+        return refuse_registration(shared, tx, &aor, source, RegistrationRefusal::LockedOut).await;
     }
     let cseq = tx.original.cseq_header().ok().and_then(|c| c.seq().ok()).unwrap_or(0);
     let call_id = tx
@@ -1111,22 +1115,16 @@ async fn handle_register(shared: &Shared, tx: &mut Transaction) -> Result<(), Si
     };
     let reply = shared.registrar().register(request, password.as_deref(), now);
     match reply {
-        RegisterReply::Challenge(values) => {
+        RegisterReply::Challenge { values, refused } => {
+            if let Some(refusal) = refused {
+                shared.count_refusal(refusal);
+                tracing::info!(%aor, %source, reason = refusal.as_str(), "REGISTER challenged again");
+            }
             let headers = values.into_iter().map(|v| Header::WwwAuthenticate(v.into())).collect();
             tx.reply_with(StatusCode::Unauthorized, headers, None).await?;
         }
-        RegisterReply::Forbidden(why @ TOO_MANY_FAILURES) => {
-            // A source guessing names: beyond its rate not even answered (an answer keeps a
-            // transaction for 32 s), nor logged one by one.
-            shared.registrations_refused.fetch_add(1, Ordering::Relaxed);
-            if shared.may_answer_unsolicited(tx) {
-                tx.reply_with(StatusCode::Forbidden, vec![warning(why)], None).await?;
-            }
-        }
-        RegisterReply::Forbidden(why) => {
-            shared.registrations_refused.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(%aor, %source, reason = why, "REGISTER refused");
-            tx.reply_with(StatusCode::Forbidden, vec![warning(why)], None).await?;
+        RegisterReply::Refused(refusal) => {
+            return refuse_registration(shared, tx, &aor, source, refusal).await;
         }
         RegisterReply::IntervalTooBrief { min_expires } => {
             tx.reply_with(
@@ -1152,6 +1150,30 @@ async fn handle_register(shared: &Shared, tx: &mut Transaction) -> Result<(), Si
             tx.reply_with(StatusCode::OK, headers, None).await?;
         }
     }
+    Ok(())
+}
+
+/// Answers a refused REGISTER, counted and logged with its reason. A source that failed too
+/// often is answered (and logged) only within its rate: an answer keeps a transaction for 32 s,
+/// and a flood must not fill the log.
+async fn refuse_registration(
+    shared: &Shared,
+    tx: &mut Transaction,
+    aor: &str,
+    source: SocketAddr,
+    refusal: RegistrationRefusal,
+) -> Result<(), SipError> {
+    shared.count_refusal(refusal);
+    if refusal == RegistrationRefusal::LockedOut && !shared.may_answer_unsolicited(tx) {
+        return Ok(());
+    }
+    tracing::info!(%aor, %source, reason = refusal.as_str(), "REGISTER refused");
+    let status = match refusal {
+        RegistrationRefusal::Malformed => StatusCode::BadRequest,
+        _ => StatusCode::Forbidden,
+    };
+    tx.reply_with(status, vec![warning(refusal.public_text())], None)
+        .await?;
     Ok(())
 }
 

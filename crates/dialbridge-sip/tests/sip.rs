@@ -213,8 +213,10 @@ fn authorization(nonce: &str, nc: u32, server: SocketAddr) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_and_expired_nonces_are_challenged_again() {
+    // Both algorithms offered (`sip.digest_algorithms = "MD5,SHA-256"`): SHA-256 is answered.
     let settings = RegistrarSettings {
         nonce_lifetime: Duration::from_secs(1),
+        digest: dialbridge_sip::DigestOffer::parse("MD5,SHA-256").unwrap(),
         ..RegistrarSettings::default()
     };
     let stack = start(settings).await;

@@ -121,6 +121,11 @@ const KEYS: &[Key] = &[
         default: Some("60"),
     },
     Key {
+        name: "sip.digest_algorithms",
+        env: "DIALBRIDGE_SIP_DIGEST_ALGORITHMS",
+        default: Some("MD5"),
+    },
+    Key {
         name: "sip.public_address",
         env: "DIALBRIDGE_PUBLIC_ADDRESS",
         default: None,
@@ -199,6 +204,8 @@ pub struct Config {
     pub sip_transports: Vec<Transport>,
     /// What SIP-over-TCP clients may hold.
     pub sip_tcp_limits: dialbridge_engine::TcpLimits,
+    /// The digest challenges a REGISTER gets, in order (`MD5` alone by default).
+    pub sip_digest: dialbridge_engine::DigestOffer,
     /// The address written into Via, Contact and SDP.
     pub public_address: IpAddr,
     pub rtp_ports: RangeInclusive<u16>,
@@ -389,6 +396,10 @@ impl Config {
             first_message: seconds("sip.tcp_first_message_secs", 300)?,
             idle_unregistered: seconds("sip.tcp_idle_unregistered_secs", 86_400)?,
         };
+        let sip_digest = required(
+            parse(raw, "sip.digest_algorithms", dialbridge_engine::DigestOffer::parse)?,
+            "sip.digest_algorithms",
+        )?;
         let public_address = parse(raw, "sip.public_address", |s| {
             s.parse::<IpAddr>().map_err(|_| format!("{s:?} is not an IP address"))
         })?
@@ -461,6 +472,7 @@ impl Config {
             sip_listen,
             sip_transports,
             sip_tcp_limits,
+            sip_digest,
             public_address,
             rtp_ports,
             password_hash_cost,

@@ -251,7 +251,10 @@ fn engine_config(config: &Config, key: &[u8; 32]) -> EngineConfig {
             public_ip: Some(config.public_address),
             user_agent: format!("dialbridge/{}", env!("CARGO_PKG_VERSION")),
             call_id_domain: format!("{}.dialbridge", config.node_name),
-            registrar: RegistrarSettings::default(),
+            registrar: RegistrarSettings {
+                digest: config.sip_digest,
+                ..RegistrarSettings::default()
+            },
             t1: Duration::from_millis(500),
             server_key: *key,
             unsolicited: Default::default(),
@@ -284,10 +287,7 @@ async fn update_gauges(engine: Engine, metrics: Arc<Metrics>, stop: Cancellation
             .sip_unsolicited_dropped
             .inner()
             .store(counts.sip_unsolicited_dropped, std::sync::atomic::Ordering::Relaxed);
-        metrics
-            .sip_registrations_refused
-            .inner()
-            .store(counts.sip_registrations_refused, std::sync::atomic::Ordering::Relaxed);
+        metrics.set_registrations_refused(&counts.sip_registrations_refused);
         metrics.sip_requests_from_wrong_source.inner().store(
             counts.sip_requests_from_wrong_source,
             std::sync::atomic::Ordering::Relaxed,

@@ -16,7 +16,8 @@ fn serve_starts_with_no_config_and_shuts_down_on_sigterm() {
     for counter in [
         "dialbridge_sip_unsolicited_answered_total 0",
         "dialbridge_sip_unsolicited_dropped_total 0",
-        "dialbridge_sip_registrations_refused_total 0",
+        "dialbridge_sip_registrations_refused_total{reason=\"wrong_password\"} 0",
+        "dialbridge_sip_registrations_refused_total{reason=\"unknown_user\"} 0",
     ] {
         assert!(metrics.contains(counter), "{counter}: {metrics}");
     }
