@@ -1,10 +1,14 @@
-//! Test support shared by the crates' integration tests: running SIPp (the independent SIP
-//! implementation the tests talk to) with the project's own scenarios, finding free ports, and
+//! Test support shared by the crates' integration tests: running SIPp and baresip (the
+//! independent SIP implementations the tests talk to) with the project's own scenarios, finding free ports, and
 //! skipping a test whose outside program is missing.
 //!
 //! Every wait comes in two forms: a blocking one for plain `#[test]`s and blocking threads, and
 //! an `_async` one for `#[tokio::test]` bodies, which must never block a runtime thread (one
 //! test's wait would stall the other tasks on that worker).
+
+mod baresip;
+
+pub use baresip::{skip_without_baresip, Baresip};
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, UdpSocket};

@@ -746,6 +746,9 @@ fn cdr_json(c: &dialbridge_store::Cdr) -> Value {
         row["sip_cause"] = json!(e.sip_cause);
         row["bridge_seconds"] = json!(e.bridge_seconds);
         row["cost"] = json!(e.cost.to_string());
+        // One-way audio shows as one of these at (or near) 0.
+        row["packets_agent_to_customer"] = json!(e.packets_agent_to_customer);
+        row["packets_customer_to_agent"] = json!(e.packets_customer_to_agent);
     }
     row
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use dialbridge_store::md5_hex;
 use serde_json::Value;
 
+mod baresip;
 mod caps;
 mod credentials;
 mod credit;
