@@ -129,6 +129,13 @@ impl Destination {
         let Ok(parsed) = phonenumber::parse(None, format!("+{international}")) else {
             return Destination::Invalid;
         };
+        // The parser drops what it takes for a national prefix or a carrier code after the
+        // country code (`+44 0 909…`); such digits still reach the carrier, which may complete
+        // them, while the blacklist and the rate table read them as dialled: never classify a
+        // number other than the one dialled.
+        if parsed.format().mode(phonenumber::Mode::E164).to_string() != format!("+{international}") {
+            return Destination::Invalid;
+        }
         let calling_code = parsed.code().value();
         let country = parsed.country().id().and_then(|id| Country::parse(id.as_ref()).ok());
         let special = |class| Destination::Special {
@@ -136,7 +143,7 @@ impl Destination {
             country,
             calling_code,
         };
-        if let Some(class) = non_geographic_class(calling_code) {
+        if let Some(class) = non_geographic_class(&international) {
             return special(class);
         }
         let kind = parsed.number_type(&DATABASE);
@@ -150,6 +157,7 @@ impl Destination {
                 (Type::PremiumRate, _) => special(SpecialClass::Premium),
                 (Type::SharedCost, _) => special(SpecialClass::SharedCost),
                 (_, NumberClass::Mobile) => Destination::Domestic(DomesticKind::Mobile),
+                // The metadata says so too; kept should a newer one move `400` elsewhere.
                 (_, NumberClass::Service) if number.digits().starts_with("400") => special(SpecialClass::SharedCost),
                 (_, NumberClass::Service) => Destination::Domestic(DomesticKind::Service),
                 _ => Destination::Domestic(DomesticKind::Landline),
@@ -172,16 +180,29 @@ impl Destination {
     }
 }
 
-/// The calling codes of the ITU's non-geographic services (E.164 "global services"), which
-/// the metadata validates unevenly (it knows no `+979` ranges, nor most of `+882`).
-fn non_geographic_class(calling_code: u16) -> Option<SpecialClass> {
-    match calling_code {
-        870 | 881 => Some(SpecialClass::Satellite),
-        979 => Some(SpecialClass::Premium),
-        808 => Some(SpecialClass::SharedCost),
-        800 | 878 | 882 | 883 | 888 => Some(SpecialClass::NonGeographic),
-        _ => None,
-    }
+/// The ITU's non-geographic services (E.164 "global services"), which the metadata validates
+/// unevenly (it knows no `+979` ranges, nor most of `+882`), by the international form's
+/// leading digits. `+882 13` (Emsat) and `+882 16` (Thuraya) are satellite networks inside the
+/// international networks' code.
+fn non_geographic_class(international: &str) -> Option<SpecialClass> {
+    const CLASSES: [(&str, SpecialClass); 11] = [
+        ("870", SpecialClass::Satellite),
+        ("881", SpecialClass::Satellite),
+        ("88213", SpecialClass::Satellite),
+        ("88216", SpecialClass::Satellite),
+        ("979", SpecialClass::Premium),
+        ("808", SpecialClass::SharedCost),
+        ("800", SpecialClass::NonGeographic),
+        ("878", SpecialClass::NonGeographic),
+        ("882", SpecialClass::NonGeographic),
+        ("883", SpecialClass::NonGeographic),
+        ("888", SpecialClass::NonGeographic),
+    ];
+    CLASSES
+        .iter()
+        .filter(|(prefix, _)| international.starts_with(prefix))
+        .max_by_key(|(prefix, _)| prefix.len())
+        .map(|(_, class)| *class)
 }
 
 impl fmt::Display for Destination {
@@ -309,6 +330,12 @@ impl DestinationRates {
                     "{prefix:?} is not an international prefix (1-{MAX_PREFIX_DIGITS} digits, e.g. 44 or +4420)"
                 )));
             }
+            // No calling code starts with 0: `0044…` is the dialled form, which would never match.
+            if digits.starts_with('0') {
+                return Err(err(format!(
+                    "{prefix:?}: write the country code without 00 or the trunk 0 (44 for 0044, 8610 for 010)"
+                )));
+            }
             if rate < Money::ZERO || rate > MAX_RATE_PER_MINUTE {
                 return Err(err(format!(
                     "the rate for {digits} must be between 0 and {MAX_RATE_PER_MINUTE}"
@@ -331,10 +358,9 @@ impl DestinationRates {
             let (prefix, rate) = word
                 .split_once('=')
                 .ok_or_else(|| ValidationError::new("destination_rates", format!("{word:?} is not PREFIX=PRICE")))?;
-            let rate: Money = rate
-                .trim()
-                .parse()
-                .map_err(|e: ValidationError| ValidationError::new("destination_rates", e.reason))?;
+            let rate: Money = rate.trim().parse().map_err(|e: ValidationError| {
+                ValidationError::new("destination_rates", format!("{word:?}: {}", e.reason))
+            })?;
             entries.push((prefix, rate));
         }
         Self::new(entries)

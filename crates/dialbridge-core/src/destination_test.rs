@@ -31,7 +31,7 @@ const PROBES: [&str; 8] = [
 #[test]
 fn classifies_the_toll_fraud_probes() {
     let expected = [
-        special(SpecialClass::NonGeographic, None, 882),
+        special(SpecialClass::Satellite, None, 882),
         special(SpecialClass::Satellite, None, 881),
         special(SpecialClass::Premium, Some("US"), 1),
         special(SpecialClass::Premium, Some("TR"), 90),
@@ -83,6 +83,14 @@ fn classifies_ordinary_and_special_numbers_abroad() {
         special(SpecialClass::Satellite, None, 870)
     );
     assert_eq!(destination("+979 1234 5678"), special(SpecialClass::Premium, None, 979));
+    assert_eq!(
+        destination("+883 5100 1234 5678"),
+        special(SpecialClass::NonGeographic, None, 883)
+    );
+    // What the parser would take for a national prefix after the country code still reaches
+    // the carrier: the number dialled is not the one the metadata would classify.
+    assert_eq!(destination("+44 0 909 123 4567"), Destination::Invalid);
+    assert_eq!(destination("+1 1 900 555 1234"), Destination::Invalid);
     // Digits the country's plan does not allocate, and a calling code nobody has.
     assert_eq!(destination("+675 1234"), Destination::Invalid);
     assert_eq!(destination("+2474123"), Destination::Invalid);
@@ -123,9 +131,13 @@ fn a_special_class_abroad_needs_its_class_and_its_country() {
         "international premium (+979) has no country to allow"
     );
 
-    let satellite = DestinationPolicy::parse("", "satellite,non_geographic").unwrap();
+    let satellite = DestinationPolicy::parse("", "satellite").unwrap();
     assert!(satellite.permits(&destination("+881631234567")), "no country to allow");
-    assert!(satellite.permits(&destination("+88216123456")));
+    assert!(
+        satellite.permits(&destination("+88216123456")),
+        "Thuraya is a satellite network"
+    );
+    assert!(!satellite.permits(&destination("+883 5100 1234 5678")), "+883 is not");
     assert!(!satellite.permits(&destination("+33612345678")));
 
     let shared_cost = DestinationPolicy::parse("", "shared_cost").unwrap();
@@ -203,9 +215,13 @@ fn bad_rate_tables_are_refused_with_the_entry_named() {
         "44=-1",
         "44=10001",
         "44=0.30,+44=0.20",
+        "0044=0.30",
     ] {
         let err = DestinationRates::parse(bad).expect_err(bad);
         assert_eq!(err.field, "destination_rates", "{bad}");
+        let (entry, _) = bad.rsplit(',').next().unwrap().split_once('=').unwrap_or((bad, ""));
+        let named = entry.trim_start_matches('+');
+        assert!(err.reason.contains(named), "{bad}: {}", err.reason);
     }
     let too_many = (0..=MAX_DESTINATION_RATES).map(|i| (format!("{}", 100_000 + i), Money::ZERO));
     let owned: Vec<(String, Money)> = too_many.collect();

@@ -52,6 +52,10 @@ impl PhoneNumber {
                 digits.insert(0, '0');
             }
         }
+        // `0400…`/`0800…` (a service number written with the trunk 0) is the same number.
+        if let Some(service) = digits.strip_prefix('0').filter(|rest| is_service(rest)) {
+            digits = service.to_owned();
+        }
         let class = classify(&digits)
             .ok_or_else(|| err("not a mobile, landline, service, extension or international number"))?;
         Ok(Self { digits, class })
@@ -80,8 +84,10 @@ impl PhoneNumber {
         let digits = self.digits.as_str();
         match self.class {
             NumberClass::Mobile | NumberClass::Service => Some(format!("{COUNTRY_CODE}{digits}")),
-            NumberClass::Landline { .. } => Some(format!("{COUNTRY_CODE}{}", &digits[1..])),
-            NumberClass::International => Some(digits[2..].to_owned()),
+            NumberClass::Landline { .. } => digits
+                .strip_prefix('0')
+                .map(|national| format!("{COUNTRY_CODE}{national}")),
+            NumberClass::International => digits.strip_prefix("00").map(str::to_owned),
             NumberClass::Extension => None,
         }
     }
@@ -195,6 +201,7 @@ impl CallPower {
             (CallPower::All, _) => true,
             (CallPower::National, NumberClass::International) => false,
             (CallPower::National, _) => true,
+            // A service number has no area: it is never in the agent's.
             (CallPower::Local, NumberClass::Service) => false,
             (CallPower::Local, NumberClass::Landline { area_code }) => agent_area_code == Some(area_code.as_str()),
             (CallPower::Local, NumberClass::Mobile) => mobile_is_local == Some(true),

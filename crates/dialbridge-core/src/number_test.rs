@@ -25,6 +25,12 @@ fn classifies_mobiles_landlines_extensions() {
     assert_eq!(class_of("0014155550100"), NumberClass::International);
     assert_eq!(class_of("4001234567"), NumberClass::Service);
     assert_eq!(class_of("+86 800 123 4567"), NumberClass::Service);
+    assert_eq!(
+        PhoneNumber::parse("0400 123 4567").unwrap().digits(),
+        "4001234567",
+        "one normal form"
+    );
+    assert_eq!(PhoneNumber::parse("+86 400 123 4567").unwrap().digits(), "4001234567");
 }
 
 #[test]
@@ -143,6 +149,26 @@ mod properties {
         fn number_like_text_never_panics(text in "(\\+86|0086|86)?[0-9 \\-()]{0,24}") {
             if let Ok(number) = PhoneNumber::parse(&text) {
                 prop_assert!(number.digits().chars().all(|c| c.is_ascii_digit()));
+            }
+        }
+
+        /// Any number, as dialled from anywhere: classified, priced and written for a trunk
+        /// without a panic (the numbering metadata is a third party's parser fed user input).
+        #[test]
+        fn any_number_classifies_prices_and_is_written(text in "(\\+|00)?[0-9]{3,20}") {
+            if let Ok(number) = PhoneNumber::parse(&text) {
+                let destination = crate::Destination::of(&number);
+                if let Some(international) = number.international_digits() {
+                    prop_assert!(international.chars().all(|c| c.is_ascii_digit()));
+                } else {
+                    prop_assert_eq!(destination, crate::Destination::Extension);
+                }
+                let rates = crate::DestinationRates::parse("1=0.10,44=0.20,86=0.01,882=5").unwrap();
+                let _ = rates.rate_for(&number);
+                for style in ["national", "plus", "zeros", "e164", "national,mobile-prefix=0,add=17909"] {
+                    let written = crate::NumberFormat::parse(style).unwrap().apply(&number);
+                    prop_assert!(!written.is_empty());
+                }
             }
         }
     }

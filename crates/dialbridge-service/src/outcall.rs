@@ -42,6 +42,7 @@ impl CallService {
     ) -> Result<Accepted, Refusal> {
         let s = &configured.enterprise.settings;
         let resolved = crate::routing::trunks_for(configuration.trunks(), configured.enterprise.id).await;
+        let customer = policy::Customer::of(s, &request);
 
         let mut tx = self.inner.store.begin().await?;
         // The caps hold under a race: nothing counted below changes until this commits.
@@ -50,7 +51,7 @@ impl CallService {
             .filter(|(_, route)| route.is_some())
             .map(|(trunk, _)| trunk.name.as_str())
             .collect();
-        let hold = Hold::first(policy::call_rate(s, &request));
+        let hold = Hold::first(customer.rate);
         let counts_enterprise = s.concurrency_cap.is_some() || s.number_limit.is_some() || hold.is_some();
         tx.lock_for_admission(counts_enterprise.then_some(configured.enterprise.id), &counted_trunks)
             .await?;
@@ -67,7 +68,7 @@ impl CallService {
         let enterprise = &enterprise;
         let caller_ids = &configured.caller_ids;
         let blacklist = &configured.blacklist;
-        let calls_to_number = match (s.number_limit, policy::customer_number(&request)) {
+        let calls_to_number = match (s.number_limit, &customer.number) {
             (Some(limit), Ok(number)) => {
                 let since = now - i64::from(limit.window_minutes) * 60_000;
                 tx.calls_to_number_since(enterprise.id, number.digits(), since).await?
@@ -100,6 +101,7 @@ impl CallService {
         }
         let snapshot = Snapshot {
             enterprise,
+            customer: &customer,
             agent: &agent.settings,
             agent_state: &stored.state,
             caller_ids,

@@ -91,10 +91,41 @@ pub struct TrunkOption {
     pub route: Option<TrunkRoute>,
 }
 
+/// The customer's number as the decision reads it, worked out before the acceptance
+/// transaction: classifying a number reads the numbering metadata (tens of microseconds, behind
+/// that library's one lock), which must not lengthen the time admission holds its locks.
+#[derive(Debug, Clone)]
+pub struct Customer {
+    /// The number, or why it is not one.
+    pub number: Result<PhoneNumber, String>,
+    /// Where it goes (`None` when it is not a number).
+    pub destination: Option<Destination>,
+    /// The price of the call's minutes, fixed when it is accepted: the destination's rate when
+    /// the enterprise has one for the number, else its own (also for a number that does not
+    /// parse: the refusal for it comes later, at `res` 7's place).
+    pub rate: Money,
+}
+
+impl Customer {
+    pub fn of(settings: &EnterpriseSettings, request: &OutcallRequest) -> Self {
+        let number = PhoneNumber::parse(&request.customer_number).map_err(|e| e.reason.to_string());
+        let destination = number.as_ref().ok().map(Destination::of);
+        let rate = number
+            .as_ref()
+            .map_or(settings.rate_per_minute, |number| settings.rate_for(number));
+        Self {
+            number,
+            destination,
+            rate,
+        }
+    }
+}
+
 /// Everything the decision reads.
 #[derive(Debug, Clone)]
 pub struct Snapshot<'a> {
     pub enterprise: &'a Enterprise,
+    pub customer: &'a Customer,
     pub agent: &'a AgentSettings,
     pub agent_state: &'a AgentState,
     pub caller_ids: &'a [CallerId],
@@ -140,16 +171,23 @@ pub fn check(snapshot: &Snapshot<'_>, request: &OutcallRequest, now_ms: i64) -> 
     if snapshot.caller_ids.is_empty() {
         return Err(Refusal::NoCallerId);
     }
-    if !enterprise.credit().pays_a_minute(call_rate(s, request)) {
+    if !enterprise.credit().pays_a_minute(snapshot.customer.rate) {
         return Err(Refusal::BalanceExhausted);
     }
-    let customer = customer_number(request).map_err(Refusal::BadCustomerNumber)?;
+    let customer = snapshot.customer.number.clone().map_err(Refusal::BadCustomerNumber)?;
     if matches!(customer.class(), NumberClass::Extension) {
         return Err(Refusal::ExtensionAsCustomer);
     }
-    let destination = Destination::of(&customer);
-    if !s.destinations.permits(&destination) {
-        return Err(Refusal::DestinationForbidden(destination));
+    match &snapshot.customer.destination {
+        Some(Destination::Invalid) => {
+            return Err(Refusal::BadCustomerNumber(format!(
+                "{customer} is not a valid number in any numbering plan"
+            )));
+        }
+        Some(destination) if !s.destinations.permits(destination) => {
+            return Err(Refusal::DestinationForbidden(destination.clone()));
+        }
+        _ => {}
     }
     if !agent
         .call_power
@@ -217,21 +255,6 @@ pub fn check(snapshot: &Snapshot<'_>, request: &OutcallRequest, now_ms: i64) -> 
         routes,
         skipped,
     })
-}
-
-/// The price of the call's minutes, fixed when it is accepted: the destination's rate when
-/// the enterprise has one for the number, else its own (also for a number that does not parse:
-/// the refusal for it comes later, at `res` 7's place).
-pub fn call_rate(settings: &EnterpriseSettings, request: &OutcallRequest) -> Money {
-    match customer_number(request) {
-        Ok(number) => settings.rate_for(&number),
-        Err(_) => settings.rate_per_minute,
-    }
-}
-
-/// The customer's number, parsed; the reason when it is not one.
-pub fn customer_number(request: &OutcallRequest) -> Result<PhoneNumber, String> {
-    PhoneNumber::parse(&request.customer_number).map_err(|e| e.reason.to_string())
 }
 
 /// The caller id's trunk first, then the enterprise's other trunks by priority (then name). A

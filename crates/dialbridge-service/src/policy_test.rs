@@ -101,8 +101,10 @@ impl World {
     }
 
     fn check(&self) -> Result<Plan, Refusal> {
+        let customer = Customer::of(&self.enterprise.settings, &self.request);
         let snapshot = Snapshot {
             enterprise: &self.enterprise,
+            customer: &customer,
             agent: &self.agent,
             agent_state: &self.agent_state,
             caller_ids: &self.caller_ids,
@@ -419,7 +421,7 @@ fn credit_is_checked_at_the_destinations_rate() {
     world.enterprise.settings.destination_rates = DestinationRates::parse("44=2.00").unwrap();
     world.request.customer_number = "+44 20 7123 4567".into();
     assert_eq!(
-        call_rate(&world.enterprise.settings, &world.request),
+        Customer::of(&world.enterprise.settings, &world.request).rate,
         Money::from_ten_thousandths(20_000)
     );
     assert_eq!(world.check(), Err(Refusal::BalanceExhausted), "1.00 does not pay 2.00");
@@ -429,14 +431,27 @@ fn credit_is_checked_at_the_destinations_rate() {
     world.enterprise.balance = Money::from_ten_thousandths(1_500);
     world.request.customer_number = "13800138000".into();
     assert_eq!(
-        call_rate(&world.enterprise.settings, &world.request),
+        Customer::of(&world.enterprise.settings, &world.request).rate,
         Money::from_ten_thousandths(1_200),
         "no prefix matches: the enterprise's rate"
     );
     assert!(world.check().is_ok());
     world.request.customer_number = "not a number".into();
     assert_eq!(
-        call_rate(&world.enterprise.settings, &world.request),
+        Customer::of(&world.enterprise.settings, &world.request).rate,
         Money::from_ten_thousandths(1_200)
+    );
+}
+
+#[test]
+fn a_number_no_plan_allocates_is_a_bad_number_whatever_the_policy() {
+    let mut world = World::accepting();
+    world.enterprise.settings.destinations =
+        DestinationPolicy::parse("*", "premium,satellite,shared_cost,non_geographic").unwrap();
+    world.request.customer_number = "00000000000".into();
+    let refusal = world.check().unwrap_err();
+    assert!(
+        matches!(&refusal, Refusal::BadCustomerNumber(why) if why.contains("not a valid number")),
+        "{refusal:?}"
     );
 }
