@@ -129,7 +129,8 @@ pub async fn list_cdr_ob_detail(State(app): State<AppState>, params: Params) -> 
     }
     .await;
     match result {
-        Ok(Ok(rows)) => reply(&params, json!({"result": "success", "msg": {"data": rows}})),
+        // Here `msg` is the list itself, as the legacy platform answered (clients read `msg[0]`).
+        Ok(Ok(rows)) => reply(&params, json!({"result": "success", "msg": rows})),
         Ok(Err(msg)) => error(&params, msg),
         Err(e) => {
             tracing::error!(error = %e, "CDR detail query failed");

@@ -180,7 +180,8 @@ fn a_synchronous_preview_outcall_end_to_end() {
             admin_auth()
         ),
     );
-    let legs = detail["msg"]["data"].as_array().unwrap();
+    assert_eq!(detail["result"], "success", "{detail}");
+    let legs = detail["msg"].as_array().expect("msg is the list of legs");
     assert_eq!(legs.len(), 2, "{detail}");
     assert_eq!(legs[0]["status"], "座席接听");
     assert_eq!(legs[1]["status"], "双方接听");
