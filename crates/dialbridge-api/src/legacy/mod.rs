@@ -8,6 +8,7 @@ pub(crate) mod auth;
 pub use agents::ValidateLimiter;
 pub use auth::AgentAuthCache;
 mod cdr;
+mod charset;
 mod client;
 mod outcall;
 
@@ -54,38 +55,52 @@ pub fn router() -> Router<AppState> {
 
 /// The parameters of a legacy request: the query string and, for a form POST, the body; the
 /// first value of a name wins. Unknown names are simply never read. With them, the client's
-/// address (what credential failures are counted against).
-pub struct Params(HashMap<String, String>, Option<std::net::IpAddr>);
+/// address (what credential failures are counted against), and the charset the request
+/// declared (what its multipart fields are read in).
+pub struct Params {
+    values: HashMap<String, String>,
+    source: Option<std::net::IpAddr>,
+    charset: Option<&'static encoding_rs::Encoding>,
+}
 
 impl Params {
     pub fn parse(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Self {
-        let mut map = HashMap::new();
-        let mut add = |pairs: Vec<(String, String)>| {
-            for (k, v) in pairs {
-                map.entry(k).or_insert(v);
-            }
+        let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let query_pairs = query.map(|q| charset::raw_pairs(q.as_bytes())).unwrap_or_default();
+        let form = content_type.is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        let body_pairs = if form || (query.is_none() && !body.is_empty() && !body.starts_with(b"--")) {
+            charset::raw_pairs(body)
+        } else {
+            Vec::new()
         };
-        if let Some(q) = query {
-            add(serde_urlencoded::from_str(q).unwrap_or_default());
+        let declared = charset::declared(query_pairs.iter().chain(&body_pairs), content_type);
+        let mut values = HashMap::new();
+        for (name, value) in query_pairs.iter().chain(&body_pairs) {
+            values
+                .entry(charset::decode(name, declared))
+                .or_insert_with(|| charset::decode(value, declared));
         }
-        let form = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-        if form || (query.is_none() && !body.is_empty() && !body.starts_with(b"--")) {
-            add(serde_urlencoded::from_bytes(body).unwrap_or_default());
+        Self {
+            values,
+            source: None,
+            charset: declared,
         }
-        Self(map, None)
     }
 
     /// The client's address; an unspecified one when the server did not say (tests).
     pub fn source(&self) -> std::net::IpAddr {
-        self.1.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+        self.source
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
     }
 
     /// The value, trimmed; `None` when absent or empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+        self.values.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    /// The value as sent, untrimmed (`userField` keeps its spaces); `None` when absent.
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
     }
 }
 
@@ -146,7 +161,7 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Params {
         let (parts, body) = request.into_parts();
         let body = axum::body::to_bytes(body, MAX_BODY).await.unwrap_or_default();
         let mut params = params_of(parts.uri.query(), &parts.headers, &body).await;
-        params.1 = parts
+        params.source = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|info| info.0.ip());
@@ -168,8 +183,15 @@ pub(crate) async fn params_of(query: Option<&str>, headers: &HeaderMap, body: &B
             let Some(name) = field.name().map(str::to_owned) else {
                 continue;
             };
-            if let Ok(text) = field.text().await {
-                params.0.entry(name).or_insert(text);
+            let charset = field
+                .content_type()
+                .and_then(|mime| charset::content_type_charset(mime.as_ref()))
+                .or(params.charset);
+            if let Ok(bytes) = field.bytes().await {
+                params
+                    .values
+                    .entry(name)
+                    .or_insert_with(|| charset::decode(&bytes, charset));
             }
         }
     }

@@ -19,6 +19,19 @@ fn query_and_form_merge_first_wins() {
 }
 
 #[test]
+fn multipart_fields_are_read_in_their_declared_charset() {
+    let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"userField\"\r\nContent-Type: text/plain; charset=GBK\r\n\r\n\xD5\xC5\xC8\xFD\r\n--XyZ\r\nContent-Disposition: form-data; name=\"cno\"\r\n\r\n2000\r\n--XyZ--\r\n";
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let p = runtime.block_on(crate::fuzzing::legacy_params(
+        None,
+        "multipart/form-data; boundary=XyZ",
+        body,
+    ));
+    assert_eq!(p.get("userField"), Some("张三"));
+    assert_eq!(p.get("cno"), Some("2000"));
+}
+
+#[test]
 fn callbacks() {
     for good in ["cb", "jQuery123_456", "$.x", "_"] {
         assert!(is_safe_callback(good), "{good}");

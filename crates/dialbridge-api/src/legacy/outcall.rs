@@ -131,7 +131,7 @@ async fn place(app: &AppState, params: &Params) -> Result<serde_json::Value, Ref
         Some("0") => Some(false),
         Some(_) => return Err(bad("sync must be 0 or 1")),
     };
-    let user_field = params.0.get("userField").cloned().unwrap_or_default();
+    let user_field = params.raw("userField").unwrap_or_default().to_owned();
     if user_field.len() > MAX_USER_FIELD {
         return Err(bad("userField longer than 1024 bytes"));
     }
