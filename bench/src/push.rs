@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use dialbridge_core::{EnterpriseId, EnterpriseSettings, PushFormat, PushMethod, PushTarget, PushType};
+use dialbridge_core::{EnterpriseId, EnterpriseSettings, PushCharset, PushFormat, PushMethod, PushTarget, PushType};
 use dialbridge_push::{Dispatcher, DispatcherSettings};
 use dialbridge_store::{PasswordHashCost, SecretKey, Store, StoreOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -136,6 +136,7 @@ pub async fn run(args: PushArgs, out: &std::path::Path) -> anyhow::Result<Report
             timeout_ms: 3000,
             retries: 1,
             format: PushFormat::Legacy,
+            charset: PushCharset::Utf8,
             name_mapping: Vec::new(),
         },
     )

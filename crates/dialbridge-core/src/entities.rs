@@ -83,6 +83,12 @@ text_enum!(
 );
 
 text_enum!(
+    /// The charset of a form push's fields: UTF-8, or GBK for older CRMs that read nothing
+    /// else (JSON is always UTF-8).
+    PushCharset, "charset", { Utf8 => "utf-8", Gbk => "gbk" }
+);
+
+text_enum!(
     /// The legacy push `type`s: 2 outbound hang-up, 3 bridge, 5 agent status, 8 ringing.
     PushType, "type", { Hangup => "hangup", Bridge => "bridge", AgentStatus => "agent_status", Ringing => "ringing" }
 );
@@ -521,6 +527,7 @@ pub struct PushTarget {
     pub timeout_ms: u32,
     pub retries: u32,
     pub format: PushFormat,
+    pub charset: PushCharset,
     /// CRM parameter name ← platform variable name. Empty: the legacy default names.
     pub name_mapping: Vec<(String, String)>,
 }

@@ -216,6 +216,7 @@ fn push_targets() {
         timeout_ms: DEFAULT_PUSH_TIMEOUT_MS,
         retries: DEFAULT_PUSH_RETRIES,
         format: PushFormat::Legacy,
+        charset: PushCharset::Utf8,
         name_mapping: vec![("uid".into(), "cdr_main_unique_id".into())],
     };
     assert_eq!(good.validate(), Ok(()));

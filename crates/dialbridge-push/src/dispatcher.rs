@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dialbridge_core::{PushFormat, PushMethod, PushTarget};
+use dialbridge_core::{PushCharset, PushFormat, PushMethod, PushTarget};
 use dialbridge_store::{DueDelivery, Store, StoreError};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::Notify;
@@ -219,14 +219,36 @@ fn request(
             (target.url.clone(), Some(body.clone()), body)
         }
         (PushFormat::Legacy, PushMethod::Post) => {
-            let body = serde_urlencoded::to_string(params).unwrap_or_default();
+            let body = form(params, target.charset);
             (target.url.clone(), Some(body.clone()), body)
         }
         (PushFormat::Legacy, PushMethod::Get) => {
-            let query = serde_urlencoded::to_string(params).unwrap_or_default();
+            let query = form(params, target.charset);
             let separator = if target.url.contains('?') { '&' } else { '?' };
             (format!("{}{separator}{query}", target.url), None, query)
         }
+    }
+}
+
+/// The fields form-encoded, their bytes in `charset`.
+fn form(params: &[(String, String)], charset: PushCharset) -> String {
+    let mut serializer = form_urlencoded::Serializer::new(String::new());
+    if charset == PushCharset::Gbk {
+        serializer.encoding_override(Some(&gbk_bytes));
+    }
+    serializer.extend_pairs(params).finish()
+}
+
+fn gbk_bytes(text: &str) -> std::borrow::Cow<'_, [u8]> {
+    encoding_rs::GBK.encode(text).0
+}
+
+/// The `Content-Type` of a push, naming the charset of a form when it is not UTF-8.
+fn content_type(target: &PushTarget) -> &'static str {
+    match (target.format, target.charset) {
+        (PushFormat::Json, _) => "application/json",
+        (PushFormat::Legacy, PushCharset::Utf8) => "application/x-www-form-urlencoded",
+        (PushFormat::Legacy, PushCharset::Gbk) => "application/x-www-form-urlencoded; charset=GBK",
     }
 }
 
@@ -261,14 +283,10 @@ async fn deliver(
     let id = format!("evt_{}", d.event_id);
     let timestamp = now_ms() / 1000;
     let mut builder = match body {
-        Some(body) => {
-            let content_type = if target.format == PushFormat::Json {
-                "application/json"
-            } else {
-                "application/x-www-form-urlencoded"
-            };
-            client.post(&url).header("content-type", content_type).body(body)
-        }
+        Some(body) => client
+            .post(&url)
+            .header("content-type", content_type(&target))
+            .body(body),
         None => client.get(&url),
     }
     .timeout(Duration::from_millis(u64::from(target.timeout_ms)))

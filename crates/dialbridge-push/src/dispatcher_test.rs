@@ -28,3 +28,19 @@ fn backoff_grows_is_capped_and_ends_at_the_horizon() {
     assert!((48_000..=72_000).contains(&delay(20)), "capped");
     assert_eq!(next_attempt(&s, 3, 0, 3_600_000), None, "past the horizon: dead");
 }
+
+#[test]
+fn form_pushes_are_encoded_in_the_formats_charset() {
+    let params = vec![
+        ("userField".to_owned(), "张三 订单".to_owned()),
+        ("cno".to_owned(), "2000".to_owned()),
+    ];
+    assert_eq!(
+        form(&params, PushCharset::Utf8),
+        "userField=%E5%BC%A0%E4%B8%89+%E8%AE%A2%E5%8D%95&cno=2000"
+    );
+    assert_eq!(
+        form(&params, PushCharset::Gbk),
+        "userField=%D5%C5%C8%FD+%B6%A9%B5%A5&cno=2000"
+    );
+}

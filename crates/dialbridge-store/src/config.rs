@@ -913,7 +913,7 @@ impl Tx<'_> {
 
     pub async fn push_targets(&mut self, enterprise: EnterpriseId) -> Result<Vec<PushTarget>, StoreError> {
         let rows = query(
-            "SELECT name, push_type, url, method, timeout_ms, retries, format, name_mapping FROM push_targets \
+            "SELECT name, push_type, url, method, timeout_ms, retries, format, charset, name_mapping FROM push_targets \
              WHERE enterprise_id = $1 ORDER BY name",
         )
         .bind(enterprise.get())
@@ -930,6 +930,7 @@ impl Tx<'_> {
                     timeout_ms: to_u32("timeout_ms", row.try_get("timeout_ms")?)?,
                     retries: to_u32("retries", row.try_get("retries")?)?,
                     format: row.try_get::<String>("format")?.parse().map_err(corrupt)?,
+                    charset: row.try_get::<String>("charset")?.parse().map_err(corrupt)?,
                     name_mapping: serde_json::from_str(&mapping)
                         .map_err(|e| StoreError::Corrupt(format!("name_mapping: {e}")))?,
                 })
@@ -948,10 +949,10 @@ impl Tx<'_> {
         let now = now_ms();
         query(
             "INSERT INTO push_targets (enterprise_id, name, push_type, url, method, timeout_ms, retries, format, name_mapping, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+             charset, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
              ON CONFLICT (enterprise_id, name) DO UPDATE SET push_type = excluded.push_type, url = excluded.url, \
              method = excluded.method, timeout_ms = excluded.timeout_ms, retries = excluded.retries, format = excluded.format, \
-             name_mapping = excluded.name_mapping, updated_at = excluded.updated_at",
+             name_mapping = excluded.name_mapping, charset = excluded.charset, updated_at = excluded.updated_at",
         )
         .bind(enterprise.get())
         .bind(&target.name)
@@ -962,6 +963,7 @@ impl Tx<'_> {
         .bind(i64::from(target.retries))
         .bind(target.format.as_str())
         .bind(mapping)
+        .bind(target.charset.as_str())
         .bind(now)
         .execute(&mut self.conn)
         .await

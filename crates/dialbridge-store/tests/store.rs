@@ -210,6 +210,7 @@ async fn exercise_configuration(store: &Store) {
         timeout_ms: 3000,
         retries: 1,
         format: PushFormat::Legacy,
+        charset: PushCharset::Utf8,
         name_mapping: vec![("uid".into(), "cdr_main_unique_id".into())],
     };
     tx.upsert_push_target(acme, &target).await.unwrap();
@@ -971,6 +972,7 @@ async fn exercise_retention(store: &Store) {
             timeout_ms: 3000,
             retries: 1,
             format: PushFormat::Legacy,
+            charset: PushCharset::Utf8,
             name_mapping: Vec::new(),
         },
     )

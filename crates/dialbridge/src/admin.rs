@@ -7,7 +7,7 @@ use dialbridge_core::agent::AgentState;
 use dialbridge_core::{
     AgentSettings, BlacklistPattern, CallPower, CallerId, Cno, Destination, DestinationPolicy, DestinationRates,
     Enterprise, EnterpriseId, EnterpriseSettings, EnterpriseStatus, ExtensionNumber, Money, NumberFormat, NumberLimit,
-    PushFormat, PushMethod, PushTarget, PushType, SipAddress, Transport, Trunk, ValidationError,
+    PushCharset, PushFormat, PushMethod, PushTarget, PushType, SipAddress, Transport, Trunk, ValidationError,
 };
 use dialbridge_store::{AgentRecord, Store, TrunkRecord, Tx};
 use serde_json::{json, Value};
@@ -608,6 +608,9 @@ enum PushTargetCommand {
         retries: u32,
         #[arg(long, default_value = "legacy")]
         format: PushFormat,
+        /// The charset of a form push's fields: utf-8, or gbk for CRMs that read nothing else.
+        #[arg(long, default_value = "utf-8")]
+        charset: PushCharset,
         /// CRM_NAME=VARIABLE (repeat); without any, the legacy names are sent.
         #[arg(long = "map", value_parser = mapping)]
         name_mapping: Vec<(String, String)>,
@@ -804,6 +807,7 @@ fn push_target_json(t: &PushTarget) -> Value {
         "timeout_ms": t.timeout_ms,
         "retries": t.retries,
         "format": t.format.as_str(),
+        "charset": t.charset.as_str(),
         "map": t.name_mapping.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
     })
 }
@@ -1065,6 +1069,7 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                 timeout_ms,
                 retries,
                 format,
+                charset,
                 name_mapping,
             } => {
                 let target = PushTarget {
@@ -1075,6 +1080,7 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
                     timeout_ms,
                     retries,
                     format,
+                    charset,
                     name_mapping,
                 };
                 require_enterprise(&mut tx, enterprise).await?;

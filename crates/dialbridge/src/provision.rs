@@ -170,6 +170,7 @@ struct PushTargetSpec {
     timeout_ms: Option<u32>,
     retries: Option<u32>,
     format: Option<String>,
+    charset: Option<String>,
     #[serde(default)]
     map: BTreeMap<String, String>,
 }
@@ -465,6 +466,10 @@ fn parse(file_name: &str, text: &str) -> Result<Desired, SpecError> {
                 timeout_ms: t.timeout_ms.unwrap_or(dialbridge_core::DEFAULT_PUSH_TIMEOUT_MS),
                 retries: t.retries.unwrap_or(dialbridge_core::DEFAULT_PUSH_RETRIES),
                 format: t.format.as_deref().unwrap_or("legacy").parse().map_err(|err| {
+                    let (fp, m) = field(&p, err);
+                    t_at(fp, m)
+                })?,
+                charset: t.charset.as_deref().unwrap_or("utf-8").parse().map_err(|err| {
                     let (fp, m) = field(&p, err);
                     t_at(fp, m)
                 })?,

@@ -659,3 +659,59 @@ fn https_targets_are_attempted_over_tls() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// An older CRM sends `userField` percent-encoded in GBK and says so; the CDR query answers it
+/// as the same characters (in UTF-8, as every reply), a UTF-8 push target receives it in UTF-8
+/// and one set to `--charset gbk` in GBK.
+#[test]
+fn a_gbk_user_field_comes_back_as_the_same_characters_and_a_gbk_target_gets_gbk() {
+    if dialbridge_testkit::skip_without_sipp() {
+        return;
+    }
+    let w = legacy_world();
+    let a = w.server.http.clone();
+    let crm = receiver(&[]);
+    let r = &crm.address;
+    for (name, charset) in [("utf8", "utf-8"), ("gbk", "gbk")] {
+        w.op.ok(&[
+            "admin",
+            "push-target",
+            "set",
+            "--enterprise",
+            "3000001",
+            "--name",
+            name,
+            "--type",
+            "hangup",
+            "--charset",
+            charset,
+            "--url",
+            &format!("http://{r}/{name}"),
+        ]);
+    }
+    let (mut phone, mut carrier) = phone_and_carrier(&w, &[], &[("talk_ms", "500")]);
+    // "张三 订单" in GBK.
+    let gbk_user_field = "%D5%C5%C8%FD+%B6%A9%B5%A5";
+    let reply = outcall(
+        &a,
+        &format!("customerNumber=13800138000&sync=1&charset=GBK&userField={gbk_user_field}"),
+    );
+    assert_eq!(reply["res"], "0", "{reply}");
+    let unique_id = reply["uniqueId"].as_str().unwrap().to_owned();
+    assert!(carrier.finish(Duration::from_secs(20)) && phone.finish(Duration::from_secs(20)));
+
+    assert_eq!(cdr_row(&a, &unique_id)["userField"], "张三 订单");
+    let utf8 = crm.wait_for("/utf8", Duration::from_secs(20));
+    assert_eq!(utf8.headers["content-type"], "application/x-www-form-urlencoded");
+    assert_eq!(form(&utf8.body)["userField"], "张三 订单");
+    let gbk = crm.wait_for("/gbk", Duration::from_secs(20));
+    assert_eq!(
+        gbk.headers["content-type"],
+        "application/x-www-form-urlencoded; charset=GBK"
+    );
+    assert!(
+        gbk.body.contains(&format!("userField={gbk_user_field}")),
+        "{}",
+        gbk.body
+    );
+}
