@@ -89,6 +89,13 @@ text_enum!(
 );
 
 text_enum!(
+    /// How a call's pushes are ordered across an enterprise's targets: `per_call`, a later event
+    /// waits (a bounded time) for the call's earlier events to every target; `per_target`, each
+    /// target's queue goes on its own.
+    PushOrder, "push_order", { PerCall => "per_call", PerTarget => "per_target" }
+);
+
+text_enum!(
     /// The legacy push `type`s: 2 outbound hang-up, 3 bridge, 5 agent status, 8 ringing.
     PushType, "type", { Hangup => "hangup", Bridge => "bridge", AgentStatus => "agent_status", Ringing => "ringing" }
 );
@@ -194,6 +201,11 @@ pub struct EnterpriseSettings {
     pub destinations: DestinationPolicy,
     /// Prices per minute by international prefix, over `rate_per_minute`.
     pub destination_rates: DestinationRates,
+    pub push_order: PushOrder,
+    /// How long, with `per_call`, a call's later event waits for its earlier ones (counted from
+    /// when it happened) before it goes anyway: one dead target must not hold the others back
+    /// for long.
+    pub push_order_wait_secs: u32,
 }
 
 pub const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";
@@ -203,6 +215,8 @@ pub const DEFAULT_CUSTOMER_RING_TIMEOUT_SECS: u32 = 60;
 pub const MAX_CUSTOMER_RING_TIMEOUT_SECS: u32 = 300;
 pub const DEFAULT_WRAPUP_SECS: u32 = 10;
 pub const MAX_WRAPUP_SECS: u32 = 3600;
+pub const DEFAULT_PUSH_ORDER_WAIT_SECS: u32 = 10;
+pub const MAX_PUSH_ORDER_WAIT_SECS: u32 = 300;
 /// A day: the longest cap on a call's length an operator can set.
 pub const MAX_CALL_MINUTES: u32 = 1440;
 /// The largest sum of money an operator can set or move at once (a credit limit, a top-up): a
@@ -234,6 +248,8 @@ impl EnterpriseSettings {
             concurrency_cap: None,
             destinations: DestinationPolicy::default(),
             destination_rates: DestinationRates::default(),
+            push_order: PushOrder::PerCall,
+            push_order_wait_secs: DEFAULT_PUSH_ORDER_WAIT_SECS,
         }
     }
 
@@ -261,6 +277,12 @@ impl EnterpriseSettings {
         if let Some(minutes) = self.max_call_minutes {
             in_range("max_call_minutes", minutes, 1, MAX_CALL_MINUTES)?;
         }
+        in_range(
+            "push_order_wait_secs",
+            self.push_order_wait_secs,
+            1,
+            MAX_PUSH_ORDER_WAIT_SECS,
+        )?;
         if let Some(clid) = &self.default_caller_id {
             validate_caller_id(clid).map_err(|e| ValidationError::new("default_caller_id", e.reason))?;
         }

@@ -89,7 +89,7 @@ const ENTERPRISE_COLUMNS: &str =
     "id, name, status, time_zone, balance, rate_per_minute, outbound_enabled, interface_enabled, \
      default_caller_id, sync_default, agent_ring_timeout_secs, customer_ring_timeout_secs, wrapup_secs, \
      number_limit_count, number_limit_window_minutes, concurrency_cap, agent_caller_id, credit_limit, held, \
-     max_call_minutes, allowed_countries, allowed_classes, destination_rates";
+     max_call_minutes, allowed_countries, allowed_classes, destination_rates, push_order, push_order_wait_secs";
 
 fn enterprise_from_row(row: &Row) -> Result<Enterprise, StoreError> {
     let number_limit = match (
@@ -137,6 +137,8 @@ fn enterprise_from_row(row: &Row) -> Result<Enterprise, StoreError> {
                 &row.try_get::<String>("allowed_classes")?,
             )
             .map_err(corrupt)?,
+            push_order: row.try_get::<String>("push_order")?.parse().map_err(corrupt)?,
+            push_order_wait_secs: to_u32("push_order_wait_secs", row.try_get("push_order_wait_secs")?)?,
             destination_rates: DestinationRates::parse(&row.try_get::<String>("destination_rates")?)
                 .map_err(corrupt)?,
         },
@@ -194,9 +196,10 @@ impl Tx<'_> {
         let sql = "INSERT INTO enterprises (id, name, status, time_zone, balance, rate_per_minute, outbound_enabled, \
                    interface_enabled, default_caller_id, sync_default, agent_ring_timeout_secs, customer_ring_timeout_secs, \
                    wrapup_secs, number_limit_count, number_limit_window_minutes, concurrency_cap, agent_caller_id, credit_limit, \
-                   max_call_minutes, allowed_countries, allowed_classes, destination_rates, created_at, updated_at) \
+                   max_call_minutes, allowed_countries, allowed_classes, destination_rates, push_order, push_order_wait_secs, \
+                   created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-                   $21, $22, $22)";
+                   $21, $22, $23, $24, $24)";
         bind_enterprise_settings(query(sql).bind(id.get()), settings)
             .bind(now)
             .execute(&mut self.conn)
@@ -217,7 +220,7 @@ impl Tx<'_> {
                    agent_ring_timeout_secs = $10, customer_ring_timeout_secs = $11, wrapup_secs = $12, \
                    number_limit_count = $13, number_limit_window_minutes = $14, concurrency_cap = $15, agent_caller_id = $16, \
                    credit_limit = $17, max_call_minutes = $18, allowed_countries = $19, allowed_classes = $20, \
-                   destination_rates = $21, updated_at = $22 \
+                   destination_rates = $21, push_order = $22, push_order_wait_secs = $23, updated_at = $24 \
                    WHERE id = $1";
         let done = bind_enterprise_settings(query(sql).bind(id.get()), settings)
             .bind(now_ms())
@@ -1004,4 +1007,6 @@ fn bind_enterprise_settings<'q>(query: crate::db::Query<'q>, s: &EnterpriseSetti
         .bind(s.destinations.countries_text())
         .bind(s.destinations.classes_text())
         .bind(s.destination_rates.to_string())
+        .bind(s.push_order.as_str())
+        .bind(i64::from(s.push_order_wait_secs))
 }

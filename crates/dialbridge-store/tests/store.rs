@@ -516,6 +516,60 @@ async fn exercise_calls(store: &Store) {
         "created once"
     );
     tx.commit().await.unwrap();
+
+    // Across targets: with `push_order` per_call (the default) a call's bridge push waits for
+    // its ringing push to another target, for the enterprise's bound (10 s) at most;
+    // per_target lets it go.
+    let mut tx = store.begin().await.unwrap();
+    for (name, push_type) in [("ring", PushType::Ringing), ("bridge", PushType::Bridge)] {
+        let target = PushTarget {
+            name: name.into(),
+            push_type,
+            url: "http://127.0.0.1:9/push".into(),
+            method: PushMethod::Post,
+            timeout_ms: 3000,
+            retries: 1,
+            format: PushFormat::Legacy,
+            charset: PushCharset::Utf8,
+            name_mapping: Vec::new(),
+        };
+        tx.upsert_push_target(acme, &target).await.unwrap();
+    }
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let ringing = tx.enqueue_push(acme, "ringing", "node-9.1", "{}").await.unwrap();
+    let bridge = tx.enqueue_push(acme, "bridge", "node-9.1", "{}").await.unwrap();
+    tx.commit().await.unwrap();
+    let calls = [ringing, bridge];
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(due_among(&mut tx, before + 1_000, &calls).await, [ringing]);
+    assert_eq!(
+        due_among(&mut tx, before + 12_000, &calls).await,
+        [ringing, bridge],
+        "past the bound"
+    );
+    let mut settings = tx.enterprise(acme).await.unwrap().unwrap().settings;
+    settings.push_order = PushOrder::PerTarget;
+    tx.update_enterprise(acme, &settings).await.unwrap();
+    assert_eq!(due_among(&mut tx, before + 1_000, &calls).await, [ringing, bridge]);
+    settings.push_order = PushOrder::PerCall;
+    tx.update_enterprise(acme, &settings).await.unwrap();
+    tx.mark_delivered(ringing, acme, "ring").await.unwrap();
+    assert_eq!(due_among(&mut tx, before + 1_000, &calls).await, [bridge]);
+    tx.commit().await.unwrap();
+}
+
+/// The deliveries due at `at` among `events`.
+async fn due_among(tx: &mut Tx<'_>, at: i64, events: &[i64]) -> Vec<i64> {
+    tx.due_deliveries(at, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.event_id)
+        .filter(|id| events.contains(id))
+        .collect()
 }
 
 fn money(text: &str) -> Money {

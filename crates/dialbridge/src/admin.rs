@@ -7,7 +7,8 @@ use dialbridge_core::agent::AgentState;
 use dialbridge_core::{
     AgentSettings, BlacklistPattern, CallPower, CallerId, Cno, Destination, DestinationPolicy, DestinationRates,
     Enterprise, EnterpriseId, EnterpriseSettings, EnterpriseStatus, ExtensionNumber, Money, NumberFormat, NumberLimit,
-    PushCharset, PushFormat, PushMethod, PushTarget, PushType, SipAddress, Transport, Trunk, ValidationError,
+    PushCharset, PushFormat, PushMethod, PushOrder, PushTarget, PushType, SipAddress, Transport, Trunk,
+    ValidationError,
 };
 use dialbridge_store::{AgentRecord, Store, TrunkRecord, Tx};
 use serde_json::{json, Value};
@@ -211,6 +212,12 @@ struct EnterpriseFields {
     /// commas; "" for none.
     #[arg(long)]
     allowed_classes: Option<String>,
+    /// How a call's pushes are ordered across targets: per_call (a later event waits for the
+    /// earlier ones to every target, up to --push-order-wait-secs) or per_target.
+    #[arg(long)]
+    push_order: Option<PushOrder>,
+    #[arg(long)]
+    push_order_wait_secs: Option<u32>,
     /// Prices per minute by international prefix, replacing the whole table: 44=0.30,4420=0.25;
     /// "" removes it (every minute at the rate per minute).
     #[arg(long)]
@@ -282,6 +289,12 @@ impl EnterpriseFields {
                     .unwrap_or_else(|| s.destinations.countries_text()),
                 &self.allowed_classes.unwrap_or_else(|| s.destinations.classes_text()),
             )?;
+        }
+        if let Some(v) = self.push_order {
+            s.push_order = v;
+        }
+        if let Some(v) = self.push_order_wait_secs {
+            s.push_order_wait_secs = v;
         }
         if let Some(v) = self.destination_rates {
             s.destination_rates = DestinationRates::parse(&v)?;
@@ -728,6 +741,8 @@ pub fn enterprise_json(e: &Enterprise) -> Value {
         "allowed_countries": s.destinations.countries_text(),
         "allowed_classes": s.destinations.classes_text(),
         "destination_rates": s.destination_rates.to_string(),
+        "push_order": s.push_order.as_str(),
+        "push_order_wait_secs": s.push_order_wait_secs,
     })
 }
 

@@ -111,6 +111,8 @@ struct EnterpriseSpec {
     /// International prefix → price per minute.
     #[serde(default)]
     destination_rates: BTreeMap<String, String>,
+    push_order: Option<String>,
+    push_order_wait_secs: Option<u32>,
     #[serde(default)]
     blacklist: Vec<String>,
     #[serde(default)]
@@ -349,6 +351,10 @@ fn parse(file_name: &str, text: &str) -> Result<Desired, SpecError> {
             window_minutes: l.window_minutes,
         });
         settings.concurrency_cap = e.concurrency_cap;
+        if let Some(v) = &e.push_order {
+            settings.push_order = v.parse().map_err(|err| fail(field(&path, err)))?;
+        }
+        settings.push_order_wait_secs = e.push_order_wait_secs.unwrap_or(settings.push_order_wait_secs);
         settings.destinations = DestinationPolicy::parse(&e.allowed_countries.join(","), &e.allowed_classes.join(","))
             .map_err(|err| fail(field(&path, err)))?;
         let mut rates = Vec::with_capacity(e.destination_rates.len());

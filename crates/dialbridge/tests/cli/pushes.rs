@@ -715,3 +715,94 @@ fn a_gbk_user_field_comes_back_as_the_same_characters_and_a_gbk_target_gets_gbk(
         gbk.body
     );
 }
+
+/// Ringing, bridge and hang-up pushes of one call to three targets (three queues) of a CRM
+/// whose ringing URL fails `ringing_failures` times first; the enterprise's `push_order` set
+/// by `extra` admin flags. Returns the server (still delivering) and the receiver once the
+/// hang-up was delivered.
+fn call_with_three_targets(ringing_failures: u32, extra: &[&str]) -> (LegacyWorld, Receiver) {
+    let w = legacy_world();
+    let crm = receiver(&[("ring", ringing_failures)]);
+    let r = &crm.address;
+    for (name, push_type) in [("ring", "ringing"), ("bridge", "bridge"), ("hangup", "hangup")] {
+        w.op.ok(&[
+            "admin",
+            "push-target",
+            "set",
+            "--enterprise",
+            "3000001",
+            "--name",
+            name,
+            "--type",
+            push_type,
+            "--url",
+            &format!("http://{r}/{name}"),
+        ]);
+    }
+    let mut update = vec!["admin", "enterprise", "update", "--id", "3000001"];
+    update.extend_from_slice(extra);
+    w.op.ok(&update);
+    let (mut phone, mut carrier) = phone_and_carrier(&w, &[], &[("talk_ms", "300")]);
+    let reply = outcall(&w.server.http, "customerNumber=13800138000&sync=1");
+    assert_eq!(reply["res"], "0", "{reply}");
+    assert!(carrier.finish(Duration::from_secs(20)) && phone.finish(Duration::from_secs(20)));
+    crm.wait_for("/hangup", Duration::from_secs(30));
+    crm.wait_for("/bridge", Duration::from_secs(1));
+    (w, crm)
+}
+
+impl Receiver {
+    /// The paths as they were acknowledged (answered 200), in order.
+    fn acknowledged(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.status == 200)
+            .map(|r| r.target.clone())
+            .collect()
+    }
+}
+
+/// `per_call` (the default): the ringing push fails twice and is retried, and the call's
+/// bridge and hang-up pushes, to other targets, wait for it.
+#[test]
+fn per_call_order_holds_across_targets_while_one_retries() {
+    if dialbridge_testkit::skip_without_sipp() {
+        return;
+    }
+    let (_server, crm) = call_with_three_targets(2, &[]);
+    crm.wait_for("/ring", Duration::from_secs(1));
+    assert_eq!(crm.acknowledged(), ["/ring", "/bridge", "/hangup"]);
+}
+
+/// `per_target`: each target's queue goes on its own, so the bridge overtakes the ringing push
+/// being retried.
+#[test]
+fn per_target_order_lets_other_targets_go_ahead() {
+    if dialbridge_testkit::skip_without_sipp() {
+        return;
+    }
+    let (_server, crm) = call_with_three_targets(2, &["--push-order", "per_target"]);
+    let acknowledged = crm.acknowledged();
+    assert_eq!(acknowledged[..2], ["/bridge", "/hangup"], "{acknowledged:?}");
+    crm.wait_for("/ring", Duration::from_secs(30));
+}
+
+/// A target that stays down holds the call's later pushes back for the bound only (2 s here),
+/// then they go; its own pushes wait for it.
+#[test]
+fn per_call_order_waits_for_a_dead_target_only_up_to_its_bound() {
+    if dialbridge_testkit::skip_without_sipp() {
+        return;
+    }
+    let (_server, crm) = call_with_three_targets(1_000, &["--push-order-wait-secs", "2"]);
+    assert_eq!(crm.acknowledged(), ["/bridge", "/hangup"]);
+    let log = crm.log.lock().unwrap().clone();
+    let first_ring = log.iter().position(|r| r.target == "/ring").unwrap();
+    let bridge = log.iter().position(|r| r.target == "/bridge").unwrap();
+    assert!(
+        first_ring < bridge,
+        "the bridge waited for the ringing push's attempts: {log:?}"
+    );
+}
