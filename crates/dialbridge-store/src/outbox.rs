@@ -80,8 +80,11 @@ impl Tx<'_> {
 
     /// Deliveries due now whose stream (a call, an agent's status) has no earlier pending event
     /// for the same target (so a later event never overtakes an earlier one there), oldest
-    /// first. With the enterprise's `push_order` `per_call`, nor for any of its targets, until
-    /// the event is `push_order_wait_secs` old.
+    /// first. With the enterprise's `push_order` `per_call`, a call's delivery also waits for
+    /// the call's earlier pending events to any target that are younger than
+    /// `push_order_wait_secs`: an event stuck past its bound stops holding the others back,
+    /// while those still live keep their order. (An agent's status stream lasts as long as the
+    /// agent: one dead target must not slow its other targets for a day, so it is not held.)
     pub async fn due_deliveries(&mut self, now: i64, limit: u32) -> Result<Vec<DueDelivery>, StoreError> {
         let rows = query(
             "SELECT d.event_id, d.enterprise_id, d.target_name, d.stream_key, d.attempts, e.event_type, e.payload, e.created_at \
@@ -89,9 +92,11 @@ impl Tx<'_> {
              WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND NOT EXISTS ( \
                  SELECT 1 FROM push_deliveries p WHERE p.enterprise_id = d.enterprise_id AND p.target_name = d.target_name \
                  AND p.stream_key = d.stream_key AND p.state = 'pending' AND p.event_id < d.event_id) \
-             AND (n.push_order = 'per_target' OR e.created_at + n.push_order_wait_secs * 1000 <= $1 OR NOT EXISTS ( \
-                 SELECT 1 FROM push_deliveries o WHERE o.enterprise_id = d.enterprise_id AND o.stream_key = d.stream_key \
-                 AND o.state = 'pending' AND o.event_id < d.event_id)) \
+             AND (n.push_order = 'per_target' OR d.stream_key LIKE 'agent:%' OR NOT EXISTS ( \
+                 SELECT 1 FROM push_deliveries o JOIN push_events oe ON oe.id = o.event_id \
+                 WHERE o.enterprise_id = d.enterprise_id AND o.stream_key = d.stream_key \
+                 AND o.state = 'pending' AND o.event_id < d.event_id \
+                 AND oe.created_at + n.push_order_wait_secs * 1000 > $1)) \
              ORDER BY d.event_id LIMIT $2",
         )
         .bind(now)

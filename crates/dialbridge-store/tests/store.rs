@@ -517,9 +517,9 @@ async fn exercise_calls(store: &Store) {
     );
     tx.commit().await.unwrap();
 
-    // Across targets: with `push_order` per_call (the default) a call's bridge push waits for
-    // its ringing push to another target, for the enterprise's bound (10 s) at most;
-    // per_target lets it go.
+    // Across targets: with `push_order` per_call (the default) a call's later push waits for
+    // its earlier pushes to other targets while they are younger than the enterprise's bound
+    // (10 s); per_target lets it go; a dead one holds nothing back.
     let mut tx = store.begin().await.unwrap();
     for (name, push_type) in [("ring", PushType::Ringing), ("bridge", PushType::Bridge)] {
         let target = PushTarget {
@@ -535,29 +535,55 @@ async fn exercise_calls(store: &Store) {
         };
         tx.upsert_push_target(acme, &target).await.unwrap();
     }
-    let before = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
     let ringing = tx.enqueue_push(acme, "ringing", "node-9.1", "{}").await.unwrap();
+    // The bridge strictly later than the ringing, so the bounds can be told apart.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let bridge = tx.enqueue_push(acme, "bridge", "node-9.1", "{}").await.unwrap();
+    let hangup = tx.enqueue_push(acme, "hangup", "node-9.1", "{}").await.unwrap();
     tx.commit().await.unwrap();
-    let calls = [ringing, bridge];
+    let calls = [ringing, bridge, hangup];
     let mut tx = store.begin().await.unwrap();
-    assert_eq!(due_among(&mut tx, before + 1_000, &calls).await, [ringing]);
+    let created = |id: i64, due: &[DueDelivery]| due.iter().find(|d| d.event_id == id).unwrap().created_at;
+    let everything = tx.due_deliveries(i64::MAX, 100).await.unwrap();
+    let (rang, bridged) = (created(ringing, &everything), created(bridge, &everything));
+    assert_eq!(due_among(&mut tx, rang + 1_000, &calls).await, [ringing]);
     assert_eq!(
-        due_among(&mut tx, before + 12_000, &calls).await,
+        due_among(&mut tx, bridged + 9_999, &calls).await,
         [ringing, bridge],
-        "past the bound"
+        "the ringing push is past its bound; the hang-up still waits for the bridge"
+    );
+    assert_eq!(
+        due_among(&mut tx, bridged + 10_000, &calls).await,
+        calls,
+        "the bridge past its bound too"
     );
     let mut settings = tx.enterprise(acme).await.unwrap().unwrap().settings;
     settings.push_order = PushOrder::PerTarget;
     tx.update_enterprise(acme, &settings).await.unwrap();
-    assert_eq!(due_among(&mut tx, before + 1_000, &calls).await, [ringing, bridge]);
+    assert_eq!(due_among(&mut tx, rang + 1_000, &calls).await, calls);
     settings.push_order = PushOrder::PerCall;
     tx.update_enterprise(acme, &settings).await.unwrap();
     tx.mark_delivered(ringing, acme, "ring").await.unwrap();
-    assert_eq!(due_among(&mut tx, before + 1_000, &calls).await, [bridge]);
+    assert_eq!(due_among(&mut tx, rang + 1_000, &calls).await, [bridge]);
+    tx.mark_failed(bridge, acme, "bridge", "gave up", None).await.unwrap();
+    assert_eq!(
+        due_among(&mut tx, rang + 1_000, &calls).await,
+        [hangup],
+        "a dead push holds nothing back"
+    );
+    // An agent's status stream is not held across targets: with its first status still
+    // pending at one target, the second goes to the other.
+    let mut status_target = tx.push_targets(acme).await.unwrap()[0].clone();
+    status_target.push_type = PushType::AgentStatus;
+    for name in ["status-1", "status-2"] {
+        status_target.name = name.into();
+        tx.upsert_push_target(acme, &status_target).await.unwrap();
+    }
+    let first_status = tx.enqueue_push(acme, "agent_status", "agent:7", "{}").await.unwrap();
+    let second_status = tx.enqueue_push(acme, "agent_status", "agent:7", "{}").await.unwrap();
+    tx.mark_delivered(first_status, acme, "status-2").await.unwrap();
+    let statuses = [first_status, second_status];
+    assert_eq!(due_among(&mut tx, rang + 1_000, &statuses).await, statuses);
     tx.commit().await.unwrap();
 }
 
