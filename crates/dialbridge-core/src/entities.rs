@@ -573,6 +573,12 @@ impl PushTarget {
             ));
         }
         in_range("timeout_ms", self.timeout_ms, 100, 60_000)?;
+        if self.format == PushFormat::Json && self.charset != PushCharset::Utf8 {
+            return Err(ValidationError::new(
+                "charset",
+                "JSON pushes are always UTF-8: a charset applies to legacy form pushes",
+            ));
+        }
         in_range("retries", self.retries, 0, 1000)?;
         for (crm_name, variable) in &self.name_mapping {
             if crm_name.is_empty() || variable.is_empty() || crm_name.len() > 64 || variable.len() > 64 {

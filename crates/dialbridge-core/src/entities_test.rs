@@ -256,9 +256,22 @@ fn push_targets() {
             },
             "name_mapping",
         ),
+        (
+            PushTarget {
+                format: PushFormat::Json,
+                charset: PushCharset::Gbk,
+                ..good.clone()
+            },
+            "charset",
+        ),
     ] {
         assert_eq!(bad.validate().unwrap_err().field, field);
     }
+    let gbk_form = PushTarget {
+        charset: PushCharset::Gbk,
+        ..good.clone()
+    };
+    assert_eq!(gbk_form.validate(), Ok(()));
     for t in PushType::ALL {
         assert_eq!(PushType::from_legacy_code(i64::from(t.legacy_code())), Some(*t));
     }

@@ -234,6 +234,10 @@ pub struct Registrar<C> {
     source_failures: FailureBudgets<IpAddr>,
 }
 
+/// What an unknown account's credentials are checked against: random bytes no phone is
+/// configured with (and were one to match, the account still does not exist).
+const NO_ONES_PASSWORD: &str = "\u{1}dialbridge:no-such-account:5f0c9e2a7d41b8366a1e";
+
 /// Most (source, account) and source failure counters kept at once.
 const MAX_FAILURE_KEYS: usize = 100_000;
 
@@ -322,18 +326,18 @@ impl<C: Clone> Registrar<C> {
             self.source_failed(source_ip, now);
             return RegisterReply::Refused(RegistrationRefusal::Malformed);
         };
-        // An unknown account gets the same answer as a wrong password, and is counted per name
-        // as one that exists is, so that accounts cannot be enumerated; it also counts against
-        // the source.
-        let Some(password) = password else {
+        // An unknown account goes through the same checks as one that exists, against a
+        // password nobody has, so that its answers (a new challenge for a bad nonce, 403 for
+        // the rest) cannot tell the two apart; it is counted per name as one that exists is,
+        // and also against the source.
+        let known = password.is_some();
+        if !known {
             if self.source_guessed_too_much(source_ip, now) {
                 return RegisterReply::Refused(RegistrationRefusal::LockedOut);
             }
             self.source_failed(source_ip, now);
-            self.account_failed(source_ip, &request.aor, now);
-            return RegisterReply::Refused(RegistrationRefusal::UnknownUser);
-        };
-        match digest::verify(
+        }
+        let verdict = digest::verify(
             &self.issuer,
             &mut self.counts,
             digest::Expected {
@@ -342,23 +346,30 @@ impl<C: Clone> Registrar<C> {
                 method: "REGISTER",
             },
             &creds,
-            password,
+            password.unwrap_or(NO_ONES_PASSWORD),
             now,
-        ) {
-            Verdict::Accepted => {}
-            Verdict::Stale => return self.challenge(now, Some(RegistrationRefusal::StaleNonce)),
+        );
+        let wrong_password = if known {
+            RegistrationRefusal::WrongPassword
+        } else {
+            RegistrationRefusal::UnknownUser
+        };
+        let refusal = match verdict {
+            Verdict::Accepted if known => None,
+            Verdict::Stale if known => return self.challenge(now, Some(RegistrationRefusal::StaleNonce)),
+            Verdict::Accepted | Verdict::Stale => Some(RegistrationRefusal::UnknownUser),
             Verdict::Rejected(RejectReason::ForgedNonce | RejectReason::QopRequired | RejectReason::Replayed) => {
                 self.account_failed(source_ip, &request.aor, now);
                 return self.challenge(now, Some(RegistrationRefusal::BadNonce));
             }
             Verdict::Rejected(RejectReason::UnsupportedAlgorithm | RejectReason::WrongRealm) => {
-                self.account_failed(source_ip, &request.aor, now);
-                return RegisterReply::Refused(RegistrationRefusal::UnsupportedChallenge);
+                Some(RegistrationRefusal::UnsupportedChallenge)
             }
-            Verdict::Rejected(RejectReason::WrongPassword) => {
-                self.account_failed(source_ip, &request.aor, now);
-                return RegisterReply::Refused(RegistrationRefusal::WrongPassword);
-            }
+            Verdict::Rejected(RejectReason::WrongPassword) => Some(wrong_password),
+        };
+        if let Some(refusal) = refusal {
+            self.account_failed(source_ip, &request.aor, now);
+            return RegisterReply::Refused(refusal);
         }
         if creds.username != request.aor {
             self.account_failed(source_ip, &request.aor, now);

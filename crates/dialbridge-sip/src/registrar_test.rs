@@ -440,3 +440,29 @@ fn digest_offers_parse_and_name_a_bad_one() {
         assert!(DigestOffer::parse(bad).is_err(), "{bad:?} accepted");
     }
 }
+
+/// Whether an account exists cannot be read from the answers: a bad nonce is challenged again
+/// and a wrong answer refused alike for both.
+#[test]
+fn an_unknown_account_is_answered_like_one_that_exists() {
+    let mut r = registrar();
+    let nonce = nonce_of(&r.register(request("3000001-801", Contacts::Query, None), Some("pw"), 1_000));
+    for (aor, password) in [("3000001-801", Some("pw")), ("3000001-999", None)] {
+        let forged = authorize(request(aor, contact("sip:a@h"), None), aor, "x", "0123456789abcdef", 1);
+        assert!(
+            matches!(
+                r.register(forged, password, 1_000),
+                RegisterReply::Challenge {
+                    refused: Some(RegistrationRefusal::BadNonce),
+                    ..
+                }
+            ),
+            "{aor}"
+        );
+        let wrong = authorize(request(aor, contact("sip:a@h"), None), aor, "guess", &nonce, 2);
+        let RegisterReply::Refused(refusal) = r.register(wrong, password, 1_000) else {
+            panic!("{aor} not refused")
+        };
+        assert_eq!(refusal.public_text(), "bad credentials", "{aor}");
+    }
+}

@@ -1164,10 +1164,19 @@ async fn refuse_registration(
     refusal: RegistrationRefusal,
 ) -> Result<(), SipError> {
     shared.count_refusal(refusal);
-    if refusal == RegistrationRefusal::LockedOut && !shared.may_answer_unsolicited(tx) {
-        return Ok(());
+    if refusal == RegistrationRefusal::LockedOut {
+        // Logged once, when the lockout begins (below); each request refused unheard after
+        // that is only counted, and answered only within the source's rate.
+        tracing::debug!(%aor, %source, reason = refusal.as_str(), "REGISTER refused");
+        if !shared.may_answer_unsolicited(tx) {
+            return Ok(());
+        }
+    } else {
+        tracing::info!(%aor, %source, reason = refusal.as_str(), "REGISTER refused");
+        if shared.registrar().is_blocked(source.ip(), aor, now_secs()) {
+            tracing::info!(%aor, %source, reason = RegistrationRefusal::LockedOut.as_str(), "REGISTER failed too often: this user is refused from this address for a while");
+        }
     }
-    tracing::info!(%aor, %source, reason = refusal.as_str(), "REGISTER refused");
     let status = match refusal {
         RegistrationRefusal::Malformed => StatusCode::BadRequest,
         _ => StatusCode::Forbidden,

@@ -1,15 +1,22 @@
+use axum::http::{header, HeaderMap};
+
 use super::*;
+use crate::legacy::Params;
 
 /// "张三 订单" in GBK, percent-encoded as an older CRM sends it.
 const GBK_NAME: &str = "%D5%C5%C8%FD+%B6%A9%B5%A5";
 
-fn decoded(input: &str, content_type: Option<&str>) -> Vec<(String, String)> {
-    let pairs = raw_pairs(input.as_bytes());
-    let charset = declared(&pairs, content_type);
-    pairs
-        .iter()
-        .map(|(name, value)| (decode(name, charset), decode(value, charset)))
-        .collect()
+fn form(content_type: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+    headers
+}
+
+fn user_field(query: Option<&str>, headers: &HeaderMap, body: &str) -> String {
+    Params::parse(query, headers, body.as_bytes())
+        .raw("userField")
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[test]
@@ -27,36 +34,53 @@ fn pairs_split_and_unescape_to_bytes() {
 }
 
 #[test]
-fn a_charset_parameter_or_content_type_is_honoured() {
-    let by_parameter = decoded(&format!("userField={GBK_NAME}&charset=GBK"), None);
-    assert_eq!(by_parameter[0].1, "张三 订单");
-    let by_header = decoded(
-        &format!("userField={GBK_NAME}"),
-        Some("application/x-www-form-urlencoded; charset=gb2312"),
+fn a_charset_parameter_or_the_bodys_content_type_is_honoured() {
+    let none = HeaderMap::new();
+    let query = format!("userField={GBK_NAME}&charset=GBK");
+    assert_eq!(user_field(Some(&query), &none, ""), "张三 订单");
+    let gb18030 = format!("userField={GBK_NAME}&charset=GB18030");
+    assert_eq!(user_field(Some(&gb18030), &none, ""), "张三 订单");
+    let body = format!("userField={GBK_NAME}");
+    let gb2312 = form("application/x-www-form-urlencoded; charset=gb2312");
+    assert_eq!(user_field(None, &gb2312, &body), "张三 订单");
+    // The body's Content-Type says nothing about the query string.
+    let utf8_query = "userField=%E5%BC%A0%E4%B8%89";
+    assert_eq!(user_field(Some(utf8_query), &gb2312, "cno=2000"), "张三");
+}
+
+#[test]
+fn undeclared_values_are_guessed_once_for_the_whole_request() {
+    let none = HeaderMap::new();
+    assert_eq!(user_field(Some("userField=%E5%BC%A0%E4%B8%89"), &none, ""), "张三");
+    assert_eq!(
+        user_field(Some(&format!("userField={GBK_NAME}")), &none, ""),
+        "张三 订单"
     );
-    assert_eq!(by_header[0].1, "张三 订单");
-    let gb18030 = decoded(&format!("userField={GBK_NAME}&charset=GB18030"), None);
-    assert_eq!(gb18030[0].1, "张三 订单");
-}
-
-#[test]
-fn undeclared_text_is_utf8_when_it_is_and_gb18030_when_it_is_not() {
-    let utf8 = decoded("userField=%E5%BC%A0%E4%B8%89", None);
-    assert_eq!(utf8[0].1, "张三");
-    let gbk = decoded(&format!("userField={GBK_NAME}"), None);
-    assert_eq!(gbk[0].1, "张三 订单");
+    // GBK `贸` alone is valid UTF-8 (`ó`); beside a value that is only GBK it is read as GBK.
+    let mixed = format!("userField=%C3%B3&name={GBK_NAME}");
+    assert_eq!(user_field(Some(&mixed), &none, ""), "贸");
     // Neither: replacement characters, never a refusal.
-    let broken = decoded("userField=%FF%FF%FF", None);
-    assert!(broken[0].1.contains('\u{FFFD}'), "{broken:?}");
+    assert!(user_field(Some("userField=%FF%FF%FF"), &none, "").contains('\u{FFFD}'));
 }
 
 #[test]
-fn a_declared_charset_wins_over_the_guess_and_unknown_labels_are_ignored() {
-    // UTF-8 declared: GBK bytes become replacement characters rather than a wrong guess.
-    let declared_utf8 = decoded(&format!("userField={GBK_NAME}&charset=UTF-8"), None);
-    assert!(declared_utf8[0].1.contains('\u{FFFD}'));
-    let unknown = decoded(&format!("userField={GBK_NAME}&charset=klingon"), None);
-    assert_eq!(unknown[0].1, "张三 订单", "an unknown label is no declaration");
+fn what_a_declaration_cannot_mean_is_not_applied() {
+    let none = HeaderMap::new();
+    // UTF-8 declared over GBK bytes: replacement characters rather than a wrong guess.
+    let declared_utf8 = format!("userField={GBK_NAME}&charset=UTF-8");
+    assert!(user_field(Some(&declared_utf8), &none, "").contains('\u{FFFD}'));
+    let unknown = format!("userField={GBK_NAME}&charset=klingon");
+    assert_eq!(
+        user_field(Some(&unknown), &none, ""),
+        "张三 订单",
+        "an unknown label is no declaration"
+    );
+    // A client library's default ISO-8859-1 over percent-encoded UTF-8.
+    let latin = form("application/x-www-form-urlencoded; charset=ISO-8859-1");
+    assert_eq!(user_field(None, &latin, "userField=%E5%BC%A0%E4%B8%89"), "张三");
+    // UTF-16 would turn every parameter into garbage: not a charset parameters come in.
+    let utf16 = form("application/x-www-form-urlencoded; charset=UTF-16");
+    assert_eq!(user_field(None, &utf16, "userField=abc"), "abc");
     assert_eq!(
         content_type_charset("text/plain; charset=\"GBK\""),
         Some(encoding_rs::GBK)

@@ -55,12 +55,12 @@ pub fn router() -> Router<AppState> {
 
 /// The parameters of a legacy request: the query string and, for a form POST, the body; the
 /// first value of a name wins. Unknown names are simply never read. With them, the client's
-/// address (what credential failures are counted against), and the charset the request
-/// declared (what its multipart fields are read in).
+/// address (what credential failures are counted against), and the charset its `charset`
+/// parameter declared (what its multipart fields are read in, unless they say otherwise).
 pub struct Params {
     values: HashMap<String, String>,
     source: Option<std::net::IpAddr>,
-    charset: Option<&'static encoding_rs::Encoding>,
+    declared: Option<&'static encoding_rs::Encoding>,
 }
 
 impl Params {
@@ -73,17 +73,28 @@ impl Params {
         } else {
             Vec::new()
         };
-        let declared = charset::declared(query_pairs.iter().chain(&body_pairs), content_type);
+        let all = || query_pairs.iter().chain(&body_pairs);
+        let declared = charset::parameter(all().map(|(name, value)| (name.as_slice(), value.as_slice())));
+        let guessed = charset::guess(all().map(|(_, value)| value.as_slice()));
+        let query_charset = declared.unwrap_or(guessed);
+        let body_charset = declared
+            .or_else(|| content_type.and_then(charset::content_type_charset))
+            .unwrap_or(guessed);
         let mut values = HashMap::new();
-        for (name, value) in query_pairs.iter().chain(&body_pairs) {
+        let decoded = query_pairs
+            .iter()
+            .map(|pair| (pair, query_charset))
+            .chain(body_pairs.iter().map(|pair| (pair, body_charset)));
+        for ((name, value), encoding) in decoded {
+            // Names are ASCII in every client; a value's charset does not apply to them.
             values
-                .entry(charset::decode(name, declared))
-                .or_insert_with(|| charset::decode(value, declared));
+                .entry(String::from_utf8_lossy(name).into_owned())
+                .or_insert_with(|| charset::decode(value, encoding));
         }
         Self {
             values,
             source: None,
-            charset: declared,
+            declared,
         }
     }
 
@@ -179,20 +190,34 @@ pub(crate) async fn params_of(query: Option<&str>, headers: &HeaderMap, body: &B
     if let Some(boundary) = boundary {
         let stream = futures_util::stream::once(std::future::ready(Ok::<Bytes, std::io::Error>(body.clone())));
         let mut multipart = multer::Multipart::new(stream, boundary);
+        let mut fields = Vec::new();
         while let Ok(Some(field)) = multipart.next_field().await {
             let Some(name) = field.name().map(str::to_owned) else {
                 continue;
             };
-            let charset = field
+            let own = field
                 .content_type()
-                .and_then(|mime| charset::content_type_charset(mime.as_ref()))
-                .or(params.charset);
+                .and_then(|mime| charset::content_type_charset(mime.as_ref()));
             if let Ok(bytes) = field.bytes().await {
-                params
-                    .values
-                    .entry(name)
-                    .or_insert_with(|| charset::decode(&bytes, charset));
+                fields.push((name, bytes, own));
             }
+        }
+        // A `charset` field declares the others' charset, as a `charset` parameter does.
+        let declared = params
+            .declared
+            .or_else(|| charset::parameter(fields.iter().map(|(name, bytes, _)| (name.as_bytes(), bytes.as_ref()))));
+        let guessed = charset::guess(
+            fields
+                .iter()
+                .filter(|(_, _, own)| own.is_none())
+                .map(|(_, bytes, _)| bytes.as_ref()),
+        );
+        for (name, bytes, own) in fields {
+            let encoding = own.or(declared).unwrap_or(guessed);
+            params
+                .values
+                .entry(name)
+                .or_insert_with(|| charset::decode(&bytes, encoding));
         }
     }
     params

@@ -32,6 +32,22 @@ fn multipart_fields_are_read_in_their_declared_charset() {
 }
 
 #[test]
+fn a_charset_field_declares_the_other_multipart_fields_charset() {
+    let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"charset\"\r\n\r\nGBK\r\n--XyZ\r\nContent-Disposition: form-data; name=\"userField\"\r\n\r\n\xC3\xB3\r\n--XyZ--\r\n";
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let p = runtime.block_on(crate::fuzzing::legacy_params(
+        None,
+        "multipart/form-data; boundary=XyZ",
+        body,
+    ));
+    assert_eq!(
+        p.get("userField"),
+        Some("贸"),
+        "GBK, though the bytes are valid UTF-8 too"
+    );
+}
+
+#[test]
 fn callbacks() {
     for good in ["cb", "jQuery123_456", "$.x", "_"] {
         assert!(is_safe_callback(good), "{good}");
