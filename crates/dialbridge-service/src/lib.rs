@@ -18,6 +18,7 @@ pub mod policy;
 pub mod recovery;
 pub mod retention;
 pub mod routing;
+pub mod sessions;
 pub mod trunk_sync;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub use directory::{extension_aor, parse_aor, StoreDirectory};
 pub use metrics::{Metrics, TrunkGauges};
 pub use outcall::Accepted;
 pub use policy::{OutcallRequest, Refusal};
+pub use sessions::{CallOf, PhoneChoice, SessionRefusal};
 
 /// The wall clock in Unix milliseconds: read at the edges, passed into pure code.
 pub fn now_ms() -> i64 {

@@ -4,15 +4,15 @@
 
 use axum::extract::State;
 use axum::response::Response;
-use dialbridge_core::agent::{AgentRefusal, AgentState, Availability};
-use dialbridge_core::{Cno, Enterprise, EnterpriseId, ExtensionNumber, PhoneType};
-use dialbridge_store::{AgentRecord, StoreError, Tx};
+use dialbridge_core::agent::{AgentRefusal, Availability};
+use dialbridge_core::{Cno, EnterpriseId, PhoneType};
+use dialbridge_service::{CallOf, PhoneChoice, SessionRefusal};
+use dialbridge_store::StoreError;
 use serde_json::json;
 
 use super::auth::SeedRefusal;
 use super::{auth, reply, Params};
 use crate::AppState;
-use dialbridge_service::now_ms;
 
 /// A refusal in the `code` style; `result` style handlers turn it into `{"result":"error"}`.
 struct Failure {
@@ -45,7 +45,6 @@ fn result_reply(params: &Params, result: Result<(), Failure>) -> Response {
     }
 }
 
-/// Admin seed authentication, then the agent named by `cno`.
 /// Admin seed authentication, in the `code` style.
 async fn admin(app: &AppState, params: &Params) -> Result<EnterpriseId, Failure> {
     match auth::admin_seed(app, params).await? {
@@ -65,24 +64,8 @@ async fn admin_and_cno(app: &AppState, params: &Params) -> Result<(EnterpriseId,
     Ok((admin(app, params).await?, cno))
 }
 
-/// The authenticated enterprise and the agent named.
-async fn enterprise_and_agent(
-    tx: &mut Tx<'_>,
-    (enterprise_id, cno): (EnterpriseId, Cno),
-) -> Result<(Enterprise, AgentRecord), Failure> {
-    let enterprise = tx
-        .enterprise(enterprise_id)
-        .await?
-        .ok_or_else(|| fail("3", "authentication failed"))?;
-    let agent = tx
-        .agent(enterprise_id, &cno)
-        .await?
-        .ok_or_else(|| fail("8", "no such agent"))?;
-    Ok((enterprise, agent))
-}
-
-/// The phone a request names: `type` (default 1) and `bindTel`, checked against the enterprise.
-async fn phone_of(tx: &mut Tx<'_>, enterprise: &Enterprise, params: &Params) -> Result<(PhoneType, String), Failure> {
+/// The phone a request names: `type` (default 1) and `bindTel`.
+fn phone_of(params: &Params) -> Result<PhoneChoice<'_>, Failure> {
     let phone_type = match params.get("type") {
         None => PhoneType::Telephone,
         Some(t) => t
@@ -91,78 +74,44 @@ async fn phone_of(tx: &mut Tx<'_>, enterprise: &Enterprise, params: &Params) -> 
             .and_then(PhoneType::from_legacy_code)
             .ok_or_else(|| fail("32", "bad phone type"))?,
     };
-    let tel = params.get("bindTel").ok_or_else(|| fail("2", "bindTel is required"))?;
-    let number = phone_type.validate_number(tel).map_err(|e| fail("32", e.reason))?;
-    if phone_type == PhoneType::Extension {
-        let extension = ExtensionNumber::parse(number.digits()).map_err(|e| fail("32", e.reason))?;
-        if tx.extension_password(enterprise.id, &extension).await?.is_none() {
-            return Err(fail("32", format!("no extension {extension}")));
-        }
-    }
-    Ok((phone_type, number.digits().to_owned()))
+    let number = params.get("bindTel").ok_or_else(|| fail("2", "bindTel is required"))?;
+    Ok(PhoneChoice { phone_type, number })
 }
 
-fn refusal(r: AgentRefusal) -> Failure {
-    match r {
-        AgentRefusal::AlreadyOnline => fail("12", "already online"),
-        AgentRefusal::Offline => fail("12", "agent offline"),
-        AgentRefusal::AlreadyCalling | AgentRefusal::InCall => fail("13", "agent in a call"),
-    }
-}
-
-/// Applies a change to the agent's state within `tx` (the version check makes it atomic).
-async fn change_agent(
-    tx: &mut Tx<'_>,
-    agent: &AgentRecord,
-    change: impl FnOnce(&AgentState) -> Result<AgentState, AgentRefusal>,
-) -> Result<(), Failure> {
-    let stored = tx.agent_state(agent.id).await?;
-    let next = change(&stored.state).map_err(refusal)?;
-    if !tx.save_agent_state(agent.id, &next, stored.version).await? {
-        return Err(fail("13", "the agent changed meanwhile; try again"));
-    }
-    Ok(())
-}
-
-/// Binds a phone; one bound to another agent is refused with 31.
-async fn bind(
-    tx: &mut Tx<'_>,
-    enterprise: &Enterprise,
-    agent: &AgentRecord,
-    phone_type: PhoneType,
-    number: &str,
-) -> Result<(), Failure> {
-    match tx.bind_phone(enterprise.id, agent.id, phone_type, number).await {
-        Err(StoreError::Conflict(_)) => Err(fail("31", "the phone is bound to another agent")),
-        other => Ok(other?),
+/// The legacy code of each reason a session request is refused.
+impl From<SessionRefusal> for Failure {
+    fn from(r: SessionRefusal) -> Self {
+        let code = match &r {
+            SessionRefusal::NoSuchAgent => "8",
+            SessionRefusal::BadPhone(_) => "32",
+            SessionRefusal::PhoneBoundToAnother => "31",
+            SessionRefusal::Agent(AgentRefusal::AlreadyOnline | AgentRefusal::Offline) => "12",
+            SessionRefusal::Agent(AgentRefusal::AlreadyCalling | AgentRefusal::InCall)
+            | SessionRefusal::ChangedMeanwhile
+            | SessionRefusal::NotIdle => "13",
+            SessionRefusal::NoCall => "0",
+            SessionRefusal::Internal => "99",
+        };
+        fail(code, r.to_string())
     }
 }
 
-/// Ends a session request: the agent's status push for its state now, in the same transaction,
-/// then the commit.
-async fn finish(app: &AppState, mut tx: Tx<'_>, enterprise: EnterpriseId, agent: &AgentRecord) -> Result<(), Failure> {
-    let state = tx.agent_state(agent.id).await?.state;
-    app.calls
-        .push_status(&mut tx, enterprise, agent.id, agent.cno.as_str(), &state, "")
-        .await?;
-    tx.commit().await?;
-    Ok(())
+fn availability(status: Option<&str>, params: &Params, field: &str) -> Result<Availability, Failure> {
+    match status {
+        Some("1") => Ok(Availability::Online),
+        Some("2") => Ok(Availability::Pause(
+            params.get("description").unwrap_or("pause").to_owned(),
+        )),
+        _ => Err(fail("2", format!("{field} must be 1 or 2"))),
+    }
 }
 
 pub async fn client_online(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
-        let named = admin_and_cno(&app, &params).await?;
-        let mut tx = app.calls.store().begin().await?;
-        let (enterprise, agent) = enterprise_and_agent(&mut tx, named).await?;
-        let availability = match params.get("status") {
-            None | Some("1") => Availability::Online,
-            Some("2") => Availability::Pause(params.get("description").unwrap_or("pause").to_owned()),
-            Some(_) => return Err(fail("2", "status must be 1 or 2")),
-        };
-        let (phone_type, number) = phone_of(&mut tx, &enterprise, &params).await?;
-        change_agent(&mut tx, &agent, |s| s.log_in(availability, now_ms())).await?;
-        bind(&mut tx, &enterprise, &agent, phone_type, &number).await?;
-        finish(&app, tx, enterprise.id, &agent).await
+        let (enterprise, cno) = admin_and_cno(&app, &params).await?;
+        let availability = availability(params.get("status").or(Some("1")), &params, "status")?;
+        let phone = phone_of(&params)?;
+        Ok(app.calls.log_in(enterprise, &cno, availability, phone).await?)
     }
     .await;
     code_reply(&params, result)
@@ -170,14 +119,9 @@ pub async fn client_online(State(app): State<AppState>, params: Params) -> Respo
 
 pub async fn client_offline(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
-        let named = admin_and_cno(&app, &params).await?;
-        let mut tx = app.calls.store().begin().await?;
-        let (enterprise, agent) = enterprise_and_agent(&mut tx, named).await?;
-        change_agent(&mut tx, &agent, |s| s.log_out(now_ms())).await?;
-        if params.get("unBind") == Some("1") {
-            tx.unbind_phone(agent.id).await?;
-        }
-        finish(&app, tx, enterprise.id, &agent).await
+        let (enterprise, cno) = admin_and_cno(&app, &params).await?;
+        let unbind = params.get("unBind") == Some("1");
+        Ok(app.calls.log_out(enterprise, &cno, unbind).await?)
     }
     .await;
     code_reply(&params, result)
@@ -185,16 +129,9 @@ pub async fn client_offline(State(app): State<AppState>, params: Params) -> Resp
 
 pub async fn change_status(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
-        let named = admin_and_cno(&app, &params).await?;
-        let mut tx = app.calls.store().begin().await?;
-        let (enterprise, agent) = enterprise_and_agent(&mut tx, named).await?;
-        let availability = match params.get("type") {
-            Some("1") => Availability::Online,
-            Some("2") => Availability::Pause(params.get("description").unwrap_or("pause").to_owned()),
-            _ => return Err(fail("2", "type must be 1 or 2")),
-        };
-        change_agent(&mut tx, &agent, |s| s.change_status(availability, now_ms())).await?;
-        finish(&app, tx, enterprise.id, &agent).await
+        let (enterprise, cno) = admin_and_cno(&app, &params).await?;
+        let availability = availability(params.get("type"), &params, "type")?;
+        Ok(app.calls.change_status(enterprise, &cno, availability).await?)
     }
     .await;
     code_reply(&params, result)
@@ -202,16 +139,9 @@ pub async fn change_status(State(app): State<AppState>, params: Params) -> Respo
 
 pub async fn change_bind_tel(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
-        let named = admin_and_cno(&app, &params).await?;
-        let mut tx = app.calls.store().begin().await?;
-        let (enterprise, agent) = enterprise_and_agent(&mut tx, named).await?;
-        let (phone_type, number) = phone_of(&mut tx, &enterprise, &params).await?;
-        let stored = tx.agent_state(agent.id).await?;
-        if stored.state.call.is_some() {
-            return Err(fail("13", "agent not idle"));
-        }
-        bind(&mut tx, &enterprise, &agent, phone_type, &number).await?;
-        finish(&app, tx, enterprise.id, &agent).await
+        let (enterprise, cno) = admin_and_cno(&app, &params).await?;
+        let phone = phone_of(&params)?;
+        Ok(app.calls.change_phone(enterprise, &cno, phone).await?)
     }
     .await;
     result_reply(&params, result)
@@ -219,30 +149,17 @@ pub async fn change_bind_tel(State(app): State<AppState>, params: Params) -> Res
 
 pub async fn hang_up(State(app): State<AppState>, params: Params) -> Response {
     let result = async {
-        let enterprise_id = admin(&app, &params).await?;
-        let mut tx = app.calls.store().begin_read().await?;
-        let unique_id = match (params.get("uniqueId"), params.get("cno")) {
-            (Some(unique_id), _) => {
-                let cdr = tx.cdr(unique_id).await?;
-                // Another enterprise's call is "no call" for this one.
-                cdr.filter(|c| c.start.enterprise_id == enterprise_id && c.end.is_none())
-                    .map(|c| c.start.unique_id)
-            }
-            (None, Some(cno)) => {
-                let cno = Cno::parse(cno).map_err(|_| fail("2", "bad cno"))?;
-                let agent = tx
-                    .agent(enterprise_id, &cno)
-                    .await?
-                    .ok_or_else(|| fail("8", "no such agent"))?;
-                tx.agent_state(agent.id).await?.state.call.map(|c| c.unique_id)
+        let enterprise = admin(&app, &params).await?;
+        let cno;
+        let call = match (params.get("uniqueId"), params.get("cno")) {
+            (Some(unique_id), _) => CallOf::UniqueId(unique_id),
+            (None, Some(given)) => {
+                cno = Cno::parse(given).map_err(|_| fail("2", "bad cno"))?;
+                CallOf::Agent(&cno)
             }
             (None, None) => return Err(fail("2", "cno or uniqueId is required")),
         };
-        drop(tx);
-        match unique_id {
-            Some(id) if app.calls.engine().hang_up(&id) => Ok(()),
-            _ => Err(fail("0", "no call")),
-        }
+        Ok(app.calls.hang_up_call(enterprise, call).await?)
     }
     .await;
     result_reply(&params, result)

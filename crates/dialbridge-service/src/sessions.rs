@@ -1,0 +1,234 @@
+//! Agent sessions apart from any wire: going online on a phone, pausing, changing phone, going
+//! offline, hanging up an agent's call. The legacy `/interface/client/*` handlers and the
+//! toolbar's WebSocket commands both come here, authenticated already; each change of state is
+//! one transaction with its status push.
+
+use dialbridge_core::agent::{AgentRefusal, AgentState, Availability, LoginStatus};
+use dialbridge_core::{Cno, EnterpriseId, ExtensionNumber, PhoneType};
+use dialbridge_store::{AgentRecord, StoreError, Tx};
+
+use crate::{now_ms, CallService};
+
+/// Why a session request is refused. The wire crates map each to their code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionRefusal {
+    #[error("no such agent")]
+    NoSuchAgent,
+    #[error("{0}")]
+    BadPhone(String),
+    #[error("the phone is bound to another agent")]
+    PhoneBoundToAnother,
+    #[error("{}", agent_refusal_text(*.0))]
+    Agent(AgentRefusal),
+    /// Another request changed the agent between this one's read and write.
+    #[error("the agent changed meanwhile; try again")]
+    ChangedMeanwhile,
+    /// A phone cannot change during a call.
+    #[error("agent not idle")]
+    NotIdle,
+    #[error("no call")]
+    NoCall,
+    #[error("internal error")]
+    Internal,
+}
+
+fn agent_refusal_text(refusal: AgentRefusal) -> &'static str {
+    match refusal {
+        AgentRefusal::AlreadyOnline => "already online",
+        AgentRefusal::Offline => "agent offline",
+        AgentRefusal::AlreadyCalling | AgentRefusal::InCall => "agent in a call",
+    }
+}
+
+impl From<StoreError> for SessionRefusal {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error in an agent session request");
+        SessionRefusal::Internal
+    }
+}
+
+/// A phone as a request names it: its kind and the number as written.
+#[derive(Debug, Clone, Copy)]
+pub struct PhoneChoice<'a> {
+    pub phone_type: PhoneType,
+    pub number: &'a str,
+}
+
+/// Which call to hang up.
+#[derive(Debug, Clone, Copy)]
+pub enum CallOf<'a> {
+    UniqueId(&'a str),
+    Agent(&'a Cno),
+}
+
+impl CallService {
+    /// Goes online (or paused) on a phone.
+    pub async fn log_in(
+        &self,
+        enterprise: EnterpriseId,
+        cno: &Cno,
+        availability: Availability,
+        phone: PhoneChoice<'_>,
+    ) -> Result<(), SessionRefusal> {
+        let mut tx = self.store().begin().await?;
+        let agent = agent(&mut tx, enterprise, cno).await?;
+        let (phone_type, number) = checked_phone(&mut tx, enterprise, phone).await?;
+        change_agent(&mut tx, &agent, |s| s.log_in(availability, now_ms())).await?;
+        bind(&mut tx, enterprise, &agent, phone_type, &number).await?;
+        self.finish(tx, enterprise, &agent).await
+    }
+
+    /// Joins the agent's state as it is (the toolbar attaches to a session a CRM may have
+    /// started): online on `phone` when offline; when online already, the phone changes, by
+    /// [`CallService::change_phone`]'s rules, only if another one is named.
+    pub async fn attach(
+        &self,
+        enterprise: EnterpriseId,
+        cno: &Cno,
+        phone: Option<PhoneChoice<'_>>,
+    ) -> Result<(), SessionRefusal> {
+        let (online, bound) = {
+            let mut tx = self.store().begin_read().await?;
+            let agent = agent(&mut tx, enterprise, cno).await?;
+            let online = tx.agent_state(agent.id).await?.state.login != LoginStatus::Offline;
+            (online, tx.bound_phone(agent.id).await?)
+        };
+        let same_phone = |phone: &PhoneChoice<'_>| {
+            bound.as_ref().is_some_and(|(phone_type, number)| {
+                *phone_type == phone.phone_type
+                    && phone
+                        .phone_type
+                        .validate_number(phone.number)
+                        .is_ok_and(|n| n.digits() == number)
+            })
+        };
+        match (online, phone) {
+            (false, Some(phone)) => self.log_in(enterprise, cno, Availability::Online, phone).await,
+            (false, None) => Err(SessionRefusal::BadPhone("a phone is required to go online".into())),
+            (true, Some(phone)) if !same_phone(&phone) => self.change_phone(enterprise, cno, phone).await,
+            (true, _) => Ok(()),
+        }
+    }
+
+    /// Goes offline; `unbind` also releases the phone.
+    pub async fn log_out(&self, enterprise: EnterpriseId, cno: &Cno, unbind: bool) -> Result<(), SessionRefusal> {
+        let mut tx = self.store().begin().await?;
+        let agent = agent(&mut tx, enterprise, cno).await?;
+        change_agent(&mut tx, &agent, |s| s.log_out(now_ms())).await?;
+        if unbind {
+            tx.unbind_phone(agent.id).await?;
+        }
+        self.finish(tx, enterprise, &agent).await
+    }
+
+    /// Online or paused (with its description).
+    pub async fn change_status(
+        &self,
+        enterprise: EnterpriseId,
+        cno: &Cno,
+        availability: Availability,
+    ) -> Result<(), SessionRefusal> {
+        let mut tx = self.store().begin().await?;
+        let agent = agent(&mut tx, enterprise, cno).await?;
+        change_agent(&mut tx, &agent, |s| s.change_status(availability, now_ms())).await?;
+        self.finish(tx, enterprise, &agent).await
+    }
+
+    /// Binds a phone, never during a call.
+    pub async fn change_phone(
+        &self,
+        enterprise: EnterpriseId,
+        cno: &Cno,
+        phone: PhoneChoice<'_>,
+    ) -> Result<(), SessionRefusal> {
+        let mut tx = self.store().begin().await?;
+        let agent = agent(&mut tx, enterprise, cno).await?;
+        let (phone_type, number) = checked_phone(&mut tx, enterprise, phone).await?;
+        if tx.agent_state(agent.id).await?.state.call.is_some() {
+            return Err(SessionRefusal::NotIdle);
+        }
+        bind(&mut tx, enterprise, &agent, phone_type, &number).await?;
+        self.finish(tx, enterprise, &agent).await
+    }
+
+    /// Hangs up a running call of the enterprise (another enterprise's is "no call").
+    pub async fn hang_up_call(&self, enterprise: EnterpriseId, call: CallOf<'_>) -> Result<(), SessionRefusal> {
+        let mut tx = self.store().begin_read().await?;
+        let unique_id = match call {
+            CallOf::UniqueId(unique_id) => tx
+                .cdr(unique_id)
+                .await?
+                .filter(|c| c.start.enterprise_id == enterprise && c.end.is_none())
+                .map(|c| c.start.unique_id),
+            CallOf::Agent(cno) => {
+                let agent = agent(&mut tx, enterprise, cno).await?;
+                tx.agent_state(agent.id).await?.state.call.map(|c| c.unique_id)
+            }
+        };
+        drop(tx);
+        match unique_id {
+            Some(id) if self.engine().hang_up(&id) => Ok(()),
+            _ => Err(SessionRefusal::NoCall),
+        }
+    }
+
+    /// The agent's status push for its state now, in the same transaction, then the commit.
+    async fn finish(&self, mut tx: Tx<'_>, enterprise: EnterpriseId, agent: &AgentRecord) -> Result<(), SessionRefusal> {
+        let state = tx.agent_state(agent.id).await?.state;
+        self.push_status(&mut tx, enterprise, agent.id, agent.cno.as_str(), &state, "")
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn agent(tx: &mut Tx<'_>, enterprise: EnterpriseId, cno: &Cno) -> Result<AgentRecord, SessionRefusal> {
+    tx.agent(enterprise, cno).await?.ok_or(SessionRefusal::NoSuchAgent)
+}
+
+/// The phone, normalised and checked against the enterprise (an extension must exist).
+async fn checked_phone(
+    tx: &mut Tx<'_>,
+    enterprise: EnterpriseId,
+    phone: PhoneChoice<'_>,
+) -> Result<(PhoneType, String), SessionRefusal> {
+    let number = phone
+        .phone_type
+        .validate_number(phone.number)
+        .map_err(|e| SessionRefusal::BadPhone(e.reason))?;
+    if phone.phone_type == PhoneType::Extension {
+        let extension = ExtensionNumber::parse(number.digits()).map_err(|e| SessionRefusal::BadPhone(e.reason))?;
+        if tx.extension_password(enterprise, &extension).await?.is_none() {
+            return Err(SessionRefusal::BadPhone(format!("no extension {extension}")));
+        }
+    }
+    Ok((phone.phone_type, number.digits().to_owned()))
+}
+
+/// Applies a change to the agent's state within `tx` (the version check makes it atomic).
+async fn change_agent(
+    tx: &mut Tx<'_>,
+    agent: &AgentRecord,
+    change: impl FnOnce(&AgentState) -> Result<AgentState, AgentRefusal>,
+) -> Result<(), SessionRefusal> {
+    let stored = tx.agent_state(agent.id).await?;
+    let next = change(&stored.state).map_err(SessionRefusal::Agent)?;
+    if !tx.save_agent_state(agent.id, &next, stored.version).await? {
+        return Err(SessionRefusal::ChangedMeanwhile);
+    }
+    Ok(())
+}
+
+/// Binds a phone; one bound to another agent is refused.
+async fn bind(
+    tx: &mut Tx<'_>,
+    enterprise: EnterpriseId,
+    agent: &AgentRecord,
+    phone_type: PhoneType,
+    number: &str,
+) -> Result<(), SessionRefusal> {
+    match tx.bind_phone(enterprise, agent.id, phone_type, number).await {
+        Err(StoreError::Conflict(_)) => Err(SessionRefusal::PhoneBoundToAnother),
+        other => Ok(other?),
+    }
+}
