@@ -7,6 +7,7 @@
 mod credentials;
 mod legacy;
 pub mod live;
+pub mod toolbar;
 
 /// The readers of request input, for the `cargo fuzz` targets (`fuzz/`).
 #[doc(hidden)]
@@ -47,6 +48,8 @@ pub struct AppState {
     pub validate_limiter: Arc<legacy::ValidateLimiter>,
     /// Signs the event stream's tokens (derived from the server's key).
     pub token_key: [u8; 32],
+    /// Each agent's live toolbar session (a second login kicks the first).
+    pub toolbars: Arc<toolbar::ToolbarSessions>,
 }
 
 impl AppState {
@@ -63,6 +66,7 @@ impl AppState {
             config_watch: Arc::default(),
             validate_limiter: Arc::default(),
             token_key,
+            toolbars: Arc::default(),
         }
     }
 }
@@ -73,6 +77,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/session", axum::routing::any(live::session))
         .route("/api/v1/events", get(live::events))
+        .route("/toolbar", get(toolbar::page))
+        .route("/toolbar/toolbar.js", get(toolbar::widget))
+        .route("/toolbar/toolbar.css", get(toolbar::style))
         .merge(legacy::router())
         .with_state(state)
 }

@@ -208,12 +208,16 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 /// `/api/v1/session`: an agent (`enterpriseId`, `cno`, `pwd` = md5 of its password) or an admin
-/// (`enterpriseId`, `userName`, `seed`, `pwd`) gets a token for the event stream.
+/// (`enterpriseId`, `userName`, `seed`, `pwd`) gets a token for the event stream; an admin that
+/// also names a `cno` gets that agent's token (what a CRM hands its toolbar page).
 pub async fn session(State(app): State<AppState>, params: Params) -> Response {
     let Some(enterprise) = params.get("enterpriseId").and_then(|e| EnterpriseId::parse(e).ok()) else {
         return error(StatusCode::BAD_REQUEST, "enterpriseId is required (7 digits)");
     };
-    let Some(pwd) = params.get("pwd") else {
+    // The toolbar's own page sends the password itself (over TLS, or on this machine), as a
+    // browser has no MD5; CRMs send `pwd` as the legacy interface does.
+    let hashed = params.get("password").map(auth::md5_hex);
+    let Some(pwd) = params.get("pwd").or(hashed.as_deref()) else {
         return error(StatusCode::BAD_REQUEST, "pwd is required");
     };
     let Ok(configuration) = app.calls.configuration().await else {
@@ -235,12 +239,29 @@ pub async fn session(State(app): State<AppState>, params: Params) -> Response {
         Verdict::Valid | Verdict::Invalid => error(StatusCode::UNAUTHORIZED, "authentication failed"),
     };
     let viewer = match (params.get("userName"), params.get("cno")) {
-        (Some(user), _) => {
+        (Some(user), named) => {
             let seed = Some(params.get("seed").unwrap_or(""));
             match auth::check_admin(&app, source, enterprise, user, seed, pwd).await {
-                Ok(Verdict::Valid) => Viewer::Admin {
-                    enterprise,
-                    user: user.to_owned(),
+                // A CRM's backend mints a token for one of its agents (for an embedded
+                // toolbar): the page never holds a password.
+                Ok(Verdict::Valid) => match named {
+                    Some(cno) => {
+                        let agent = Cno::parse(cno)
+                            .ok()
+                            .and_then(|cno| configured.and_then(|c| c.agent(&cno)).map(|agent| (agent.id, cno)));
+                        let Some((agent_id, cno)) = agent else {
+                            return error(StatusCode::NOT_FOUND, "no such agent");
+                        };
+                        Viewer::Agent {
+                            enterprise,
+                            agent_id,
+                            cno: cno.to_string(),
+                        }
+                    }
+                    None => Viewer::Admin {
+                        enterprise,
+                        user: user.to_owned(),
+                    },
                 },
                 Ok(verdict) => return refused(verdict),
                 Err(_) => return error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
@@ -285,7 +306,8 @@ pub async fn events(State(app): State<AppState>, ws: WebSocketUpgrade, params: P
         return error(StatusCode::UNAUTHORIZED, "the session was revoked: log in again");
     }
     let since = params.get("since").and_then(|s| s.parse::<i64>().ok());
-    ws.on_upgrade(move |socket| stream(app, viewer, mark, since, socket))
+    let source = params.source();
+    ws.on_upgrade(move |socket| stream(app, viewer, mark, since, source, socket))
 }
 
 /// The message type of an outbox event on the stream.
@@ -344,7 +366,36 @@ async fn snapshot(app: &AppState, viewer: &Viewer) -> Result<(i64, Value), dialb
 /// How often the configuration is read for the open streams' credentials.
 const REVOCATION_CHECK: Duration = Duration::from_secs(1);
 
-async fn stream(app: AppState, viewer: Viewer, mark: String, since: Option<i64>, mut socket: WebSocket) {
+/// The close code of a toolbar session another login took over (the application's range).
+const KICKED_OUT: u16 = 4002;
+
+async fn stream(
+    app: AppState,
+    viewer: Viewer,
+    mark: String,
+    since: Option<i64>,
+    source: std::net::IpAddr,
+    socket: WebSocket,
+) {
+    let mut toolbar = None;
+    follow(&app, &viewer, &mark, since, source, socket, &mut toolbar).await;
+    if let (Some(id), Viewer::Agent { agent_id, .. }) = (toolbar, &viewer) {
+        app.toolbars.release(*agent_id, id);
+    }
+}
+
+/// The stream itself; `toolbar` is this socket's toolbar session once it logged in.
+async fn follow(
+    app: &AppState,
+    viewer: &Viewer,
+    mark: &str,
+    since: Option<i64>,
+    source: std::net::IpAddr,
+    mut socket: WebSocket,
+    toolbar: &mut Option<u64>,
+) {
+    let (app, viewer, mark) = (app.clone(), viewer.clone(), mark.to_owned());
+    let mut kicked: Option<tokio::sync::oneshot::Receiver<()>> = None;
     // Subscribed before the snapshot is read, so nothing committed after it is missed.
     let mut feed = app.calls.store().subscribe_events();
     let Ok((latest, snapshot)) = snapshot(&app, &viewer).await else {
@@ -369,8 +420,43 @@ async fn stream(app: AppState, viewer: Viewer, mark: String, since: Option<i64>,
             event = feed.recv() => event,
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(Message::Text(text))) => {
+                    let reply = match serde_json::from_str::<crate::toolbar::Command>(&text) {
+                        Ok(command) => {
+                            let outcome = crate::toolbar::execute(&app, &viewer, source, &command).await;
+                            if let (crate::toolbar::Outcome::LoggedIn, Viewer::Agent { agent_id, .. }) = (&outcome, &viewer) {
+                                if toolbar.is_none() {
+                                    let (id, kick) = app.toolbars.claim(*agent_id);
+                                    *toolbar = Some(id);
+                                    kicked = Some(kick);
+                                }
+                            }
+                            outcome.reply(&command.id)
+                        }
+                        Err(e) => json!({"type": "reply", "ok": false, "code": "2", "message": format!("not a command: {e}")}),
+                    };
+                    if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
                 Some(Ok(_)) => continue,
             },
+            Ok(()) = async {
+                match kicked.as_mut() {
+                    Some(kick) => kick.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let message = json!({"type": "kickout", "time": now_ms(), "data": {"reason": "logged in elsewhere"}});
+                let _ = socket.send(Message::Text(message.to_string().into())).await;
+                let close = CloseFrame {
+                    code: KICKED_OUT,
+                    reason: "logged in elsewhere".into(),
+                };
+                let _ = socket.send(Message::Close(Some(close))).await;
+                return;
+            }
             changed = configuration.changed() => {
                 let holds = changed.is_ok()
                     && configuration

@@ -173,7 +173,12 @@ impl CallService {
     }
 
     /// The agent's status push for its state now, in the same transaction, then the commit.
-    async fn finish(&self, mut tx: Tx<'_>, enterprise: EnterpriseId, agent: &AgentRecord) -> Result<(), SessionRefusal> {
+    async fn finish(
+        &self,
+        mut tx: Tx<'_>,
+        enterprise: EnterpriseId,
+        agent: &AgentRecord,
+    ) -> Result<(), SessionRefusal> {
         let state = tx.agent_state(agent.id).await?.state;
         self.push_status(&mut tx, enterprise, agent.id, agent.cno.as_str(), &state, "")
             .await?;

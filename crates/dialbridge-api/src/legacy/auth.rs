@@ -22,7 +22,7 @@ pub fn normalize_md5(given: &str) -> Option<String> {
     Some(format!("{lower:0>32}"))
 }
 
-fn md5_hex(text: &str) -> String {
+pub(crate) fn md5_hex(text: &str) -> String {
     hex::encode(Md5::digest(text.as_bytes()))
 }
 

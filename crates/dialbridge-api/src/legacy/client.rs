@@ -78,21 +78,24 @@ fn phone_of(params: &Params) -> Result<PhoneChoice<'_>, Failure> {
     Ok(PhoneChoice { phone_type, number })
 }
 
-/// The legacy code of each reason a session request is refused.
+/// The legacy code (`code` style) of each reason a session request is refused.
+pub(crate) fn session_code(refusal: &SessionRefusal) -> &'static str {
+    match refusal {
+        SessionRefusal::NoSuchAgent => "8",
+        SessionRefusal::BadPhone(_) => "32",
+        SessionRefusal::PhoneBoundToAnother => "31",
+        SessionRefusal::Agent(AgentRefusal::AlreadyOnline | AgentRefusal::Offline) => "12",
+        SessionRefusal::Agent(AgentRefusal::AlreadyCalling | AgentRefusal::InCall)
+        | SessionRefusal::ChangedMeanwhile
+        | SessionRefusal::NotIdle => "13",
+        SessionRefusal::NoCall => "0",
+        SessionRefusal::Internal => "99",
+    }
+}
+
 impl From<SessionRefusal> for Failure {
     fn from(r: SessionRefusal) -> Self {
-        let code = match &r {
-            SessionRefusal::NoSuchAgent => "8",
-            SessionRefusal::BadPhone(_) => "32",
-            SessionRefusal::PhoneBoundToAnother => "31",
-            SessionRefusal::Agent(AgentRefusal::AlreadyOnline | AgentRefusal::Offline) => "12",
-            SessionRefusal::Agent(AgentRefusal::AlreadyCalling | AgentRefusal::InCall)
-            | SessionRefusal::ChangedMeanwhile
-            | SessionRefusal::NotIdle => "13",
-            SessionRefusal::NoCall => "0",
-            SessionRefusal::Internal => "99",
-        };
-        fail(code, r.to_string())
+        fail(session_code(&r), r.to_string())
     }
 }
 

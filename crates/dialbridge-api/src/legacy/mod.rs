@@ -9,8 +9,8 @@ pub use agents::ValidateLimiter;
 pub use auth::AgentAuthCache;
 mod cdr;
 mod charset;
-mod client;
-mod outcall;
+pub(crate) mod client;
+pub(crate) mod outcall;
 
 use std::collections::HashMap;
 

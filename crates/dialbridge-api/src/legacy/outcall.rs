@@ -93,7 +93,7 @@ impl From<CallRefusal> for Refusal {
 }
 
 /// The spec's `res` for each reason the call service refuses a call (§2.1).
-fn res_code(refusal: &CallRefusal) -> &'static str {
+pub(crate) fn res_code(refusal: &CallRefusal) -> &'static str {
     match refusal {
         CallRefusal::EnterpriseInactive(_) => "41",
         CallRefusal::AgentDisabled => "4",
@@ -194,6 +194,44 @@ async fn place(app: &AppState, params: &Params) -> Result<serde_json::Value, Ref
     }
 }
 
+/// Records a call refused to an agent's toolbar (authenticated: one row each, as a refused
+/// PreviewOutcall's).
+pub(crate) async fn record_toolbar_refusal(
+    app: &AppState,
+    source: std::net::IpAddr,
+    enterprise: EnterpriseId,
+    cno: &str,
+    customer_number: &str,
+    res: &'static str,
+    reason: &str,
+) {
+    let source = source.to_string();
+    let customer_number = printable(customer_number, SHOWN_CHARS);
+    let reason = printable(reason, 4 * SHOWN_CHARS);
+    let refused = Refused {
+        enterprise: Some(enterprise.get()),
+        source: Some(&source),
+        cno: Some(cno),
+        customer_number: Some(&customer_number),
+        res,
+        reason: &reason,
+        counted: false,
+    };
+    store_refusal(app, &refused).await;
+}
+
+async fn store_refusal(app: &AppState, refused: &Refused<'_>) {
+    let result = async {
+        let mut tx = app.calls.store().begin().await?;
+        tx.record_refusal(refused).await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot record a refused request");
+    }
+}
+
 /// Records the refusal: each one after authentication; before it, counted with the same of its
 /// minute from the same source. Values from the request are cut and escaped first.
 async fn record(app: &AppState, source: SocketAddr, params: &Params, refusal: &Refusal) {
@@ -235,13 +273,5 @@ async fn record(app: &AppState, source: SocketAddr, params: &Params, refusal: &R
         reason: &reason,
         counted: !refusal.authenticated,
     };
-    let result = async {
-        let mut tx = app.calls.store().begin().await?;
-        tx.record_refusal(&refused).await?;
-        tx.commit().await
-    }
-    .await;
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "cannot record a refused request");
-    }
+    store_refusal(app, &refused).await;
 }

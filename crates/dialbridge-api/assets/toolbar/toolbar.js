@@ -1,0 +1,291 @@
+// dialbridge agent toolbar: an ES module a CRM page imports (no build step, no dependencies).
+//
+//   import { setup } from "https://dialbridge.example/toolbar/toolbar.js";
+//   const toolbar = setup({ server: "https://dialbridge.example", token, container, lang: "zh-CN" });
+//   toolbar.on("status", (data) => …);
+//   await toolbar.login({ bindTel: "801", type: 2 });
+//   await toolbar.previewOutcall({ tel: "13800138000", userField: "order-17" });
+//
+// Every method returns a promise that resolves with the server's data, or rejects with an
+// Error whose `code` is the legacy code (PreviewOutcall's `res`) and whose message says it in
+// words. Events: status, previewOutcallStart, previewOutcallRinging, previewOutcallBridge,
+// hangup, kickout, breakLine, snapshot, reply.
+
+const TEXT = {
+  "zh-CN": {
+    offline: "离线", idle: "空闲", paused: "置忙", calling: "呼叫中", ringing: "响铃", talking: "通话", wrapup: "整理",
+    pleaseWait: "呼叫中，请稍后", dial: "呼叫", hangUp: "挂断", cancel: "取消", pause: "置忙", unpause: "置闲",
+    logout: "退出", number: "客户号码", wrapupLeft: "整理剩余", seconds: "秒", lost: "连接已断开，正在重连…",
+    kicked: "已在别处登录", phoneUnavailable: "话机未注册", inState: "已持续",
+  },
+  en: {
+    offline: "Offline", idle: "Idle", paused: "Paused", calling: "Calling", ringing: "Ringing", talking: "Talking",
+    wrapup: "Wrap-up", pleaseWait: "Calling, please wait", dial: "Dial", hangUp: "Hang up", cancel: "Cancel",
+    pause: "Pause", unpause: "Ready", logout: "Log out", number: "Customer number", wrapupLeft: "Wrap-up left",
+    seconds: "s", lost: "Connection lost, reconnecting…", kicked: "Logged in elsewhere",
+    phoneUnavailable: "Phone not registered", inState: "for",
+  },
+};
+
+// The legacy codes in words (PreviewOutcall's `res`; the session requests' `code`).
+const CODES = {
+  "zh-CN": {
+    "1": "座席未接听", "2": "参数错误", "3": "认证失败", "4": "座席已停用", "5": "余额不足", "6": "未开通外呼",
+    "7": "号码不正确或不允许呼叫", "8": "座席不存在", "9": "座席话机不可用", "10": "系统繁忙", "11": "号码在黑名单中",
+    "12": "座席未在线", "13": "座席正在通话", "14": "外显号码不正确", "31": "话机已被其他座席绑定", "32": "话机号码不正确",
+    "33": "正在呼叫中", "40": "号码呼叫次数超限", "41": "企业已停用", "99": "系统错误",
+  },
+  en: {
+    "1": "the agent did not answer", "2": "bad parameters", "3": "authentication failed", "4": "agent disabled",
+    "5": "balance exhausted", "6": "outbound calling not enabled", "7": "bad number, or not allowed",
+    "8": "no such agent", "9": "the agent's phone is not reachable", "10": "busy, try again",
+    "11": "the number is blacklisted", "12": "agent offline", "13": "agent in a call", "14": "bad caller id",
+    "31": "the phone is bound to another agent", "32": "bad phone number", "33": "already calling",
+    "40": "number called too often", "41": "enterprise disabled", "99": "internal error",
+  },
+};
+
+// The colour each state is drawn in (the tests read the badge's pixels against these).
+export const STATE_COLOURS = {
+  offline: "#6b7280", idle: "#16a34a", paused: "#d97706", calling: "#2563eb", ringing: "#7c3aed",
+  talking: "#dc2626", wrapup: "#0891b2",
+};
+
+/// The state a toolbar shows, from the agent's last status and what it knows of its call.
+export function viewState(status, call) {
+  if (!status || status.loginStatus === "offline") return "offline";
+  if (status.deviceStatus === "ringing") return "ringing";
+  if (status.deviceStatus === "busy") return call && call.bridged === status.uniqueId ? "talking" : "calling";
+  if (call && call.pending) return "calling";
+  if (status.pauseDescription === "pauseWrapup" && Number(status.wrapupTime) > 0) return "wrapup";
+  if (status.loginStatus === "pause") return "paused";
+  return "idle";
+}
+
+/// Whether a call may be placed in `state` (the seed: only idle or wrap-up, one click one call).
+export function mayDial(state) {
+  return state === "idle" || state === "wrapup";
+}
+
+class Toolbar {
+  constructor({ server, token, lang }) {
+    this.server = (server || location.origin).replace(/\/$/, "");
+    this.token = token;
+    this.lang = TEXT[lang] ? lang : "zh-CN";
+    this.handlers = new Map();
+    this.pending = new Map();
+    this.nextId = 1;
+    this.seq = null;
+    this.status = null;
+    this.call = null;
+    this.loggedIn = null;
+    this.closed = false;
+    this.backoff = 500;
+    this.connect();
+  }
+
+  text(key) { return TEXT[this.lang][key]; }
+  words(code) { return CODES[this.lang][code] || code; }
+
+  on(event, handler) {
+    if (!this.handlers.has(event)) this.handlers.set(event, []);
+    this.handlers.get(event).push(handler);
+    return this;
+  }
+
+  emit(event, data) {
+    for (const handler of this.handlers.get(event) || []) {
+      try { handler(data); } catch (e) { console.error(e); }
+    }
+  }
+
+  connect() {
+    const ws = this.server.replace(/^http/, "ws");
+    const since = this.seq === null ? "" : `&since=${this.seq}`;
+    this.socket = new WebSocket(`${ws}/api/v1/events?token=${encodeURIComponent(this.token)}${since}`);
+    this.socket.onopen = () => {
+      this.backoff = 500;
+      // A reconnecting toolbar takes its session back.
+      if (this.loggedIn) this.send("login", this.loggedIn).catch(() => {});
+    };
+    this.socket.onmessage = (message) => this.receive(JSON.parse(message.data));
+    this.socket.onclose = (close) => {
+      for (const { reject } of this.pending.values()) reject(this.failure("10"));
+      this.pending.clear();
+      if (this.closed || close.code === 4001 || close.code === 4002) return;
+      this.emit("breakLine", { code: close.code });
+      setTimeout(() => this.connect(), this.backoff);
+      this.backoff = Math.min(this.backoff * 2, 15000);
+    };
+  }
+
+  receive(message) {
+    if (message.seq !== undefined && message.seq !== null) this.seq = Math.max(this.seq ?? 0, message.seq);
+    switch (message.type) {
+      case "reply": {
+        const waiting = this.pending.get(message.id);
+        if (!waiting) return;
+        this.pending.delete(message.id);
+        if (message.ok) waiting.resolve(message.data || {});
+        else waiting.reject(this.failure(message.code, message.message));
+        return;
+      }
+      case "snapshot":
+        this.status = (message.agents || [])[0] || null;
+        this.emit("snapshot", message);
+        this.emit("status", this.status);
+        return;
+      case "status":
+        this.status = message.data;
+        if (this.call && this.call.pending && message.data.deviceStatus !== "idle") this.call.pending = false;
+        this.emit("status", message.data);
+        return;
+      case "previewOutcallBridge":
+        this.call = { ...(this.call || {}), bridged: message.data.uniqueId };
+        this.emit(message.type, message.data);
+        this.emit("status", this.status);
+        return;
+      case "kickout":
+        this.closed = true;
+        this.emit("kickout", message.data);
+        return;
+      default:
+        this.emit(message.type, message.data);
+    }
+  }
+
+  failure(code, message) {
+    const error = new Error(this.words(code) + (message ? ` (${message})` : ""));
+    error.code = code;
+    return error;
+  }
+
+  send(command, args = {}) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      if (!this.socket || this.socket.readyState !== WebSocket.OPEN) {
+        reject(this.failure("10", "not connected"));
+        return;
+      }
+      this.pending.set(id, { resolve, reject });
+      this.socket.send(JSON.stringify({ id, command, args }));
+    });
+  }
+
+  /// Goes online on a phone (`type` 1 telephone, 2 extension, 4 remote phone), or joins the
+  /// agent's state if a CRM brought it online already. A second toolbar login kicks this one.
+  async login(args = {}) {
+    const data = await this.send("login", args);
+    this.loggedIn = args;
+    return data;
+  }
+  logout() { this.loggedIn = null; return this.send("logout"); }
+  pause({ pauseDescription } = {}) { return this.send("pause", { pauseDescription }); }
+  unpause() { return this.send("unpause"); }
+  changeBindTel(args) { return this.send("changeBindTel", args); }
+  previewOutcallCancel() { return this.send("previewOutcallCancel"); }
+  unlink() { return this.send("unlink"); }
+
+  /// Places a call; refused (code 33) while one is being placed, so a double click places one.
+  async previewOutcall({ tel, userField = "", clidLeftNumber } = {}) {
+    if (this.call && this.call.pending) throw this.failure("33");
+    this.call = { pending: true };
+    this.emit("status", this.status);
+    try {
+      const data = await this.send("previewOutcall", { tel, userField, clidLeftNumber });
+      this.call = { pending: true, uniqueId: data.uniqueId };
+      return data;
+    } catch (error) {
+      this.call = null;
+      this.emit("status", this.status);
+      throw error;
+    }
+  }
+
+  close() {
+    this.closed = true;
+    if (this.socket) this.socket.close();
+  }
+}
+
+/// Connects a toolbar with an agent's token; with a `container`, draws the toolbar there.
+export function setup({ server, token, container, lang = "zh-CN" } = {}) {
+  const toolbar = new Toolbar({ server, token, lang });
+  if (container) render(toolbar, container);
+  return toolbar;
+}
+
+function element(tag, attributes = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (name === "text") node.textContent = value;
+    else node.setAttribute(name, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+/// Draws the toolbar into `container`: the state badge with its time, the dial pad, and the
+/// buttons each state allows.
+function render(toolbar, container) {
+  const t = (key) => toolbar.text(key);
+  const badge = element("span", { class: "db-badge", role: "status", "aria-live": "polite" });
+  const since = element("span", { class: "db-since" });
+  const number = element("input", { class: "db-number", type: "tel", "aria-label": t("number"), placeholder: t("number") });
+  const dial = element("button", { class: "db-dial", type: "button", text: t("dial") });
+  const cancel = element("button", { class: "db-cancel", type: "button", text: t("cancel") });
+  const hangUp = element("button", { class: "db-hangup", type: "button", text: t("hangUp") });
+  const pause = element("button", { class: "db-pause", type: "button", text: t("pause") });
+  const unpause = element("button", { class: "db-unpause", type: "button", text: t("unpause") });
+  const message = element("div", { class: "db-message", role: "alert" });
+  const root = element("div", { class: "db-toolbar", "data-state": "offline" }, [
+    element("div", { class: "db-head" }, [badge, since]),
+    element("form", { class: "db-dialpad" }, [number, dial, cancel, hangUp]),
+    element("div", { class: "db-actions" }, [pause, unpause]),
+    message,
+  ]);
+  container.append(root);
+
+  let shown = null;
+  let enteredAt = Date.now();
+  const say = (text) => { message.textContent = text || ""; };
+  const draw = () => {
+    const state = viewState(toolbar.status, toolbar.call);
+    if (state !== shown) { shown = state; enteredAt = Date.now(); }
+    root.dataset.state = state;
+    badge.textContent = t(state);
+    badge.style.backgroundColor = STATE_COLOURS[state];
+    const seconds = Math.floor((Date.now() - enteredAt) / 1000);
+    since.textContent = state === "wrapup"
+      ? `${t("wrapupLeft")} ${toolbar.status ? toolbar.status.wrapupTime : 0}${t("seconds")}`
+      : `${t("inState")} ${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+    dial.disabled = !mayDial(state);
+    cancel.hidden = !(state === "calling" || state === "ringing");
+    hangUp.hidden = state !== "talking";
+    pause.hidden = state !== "idle";
+    unpause.hidden = state !== "paused";
+    if (state === "calling" && toolbar.call && toolbar.call.pending) say(t("pleaseWait"));
+    else if (message.dataset.kind !== "error") say("");
+  };
+  setInterval(draw, 1000);
+  toolbar.on("status", draw);
+  toolbar.on("breakLine", () => { message.dataset.kind = "error"; say(t("lost")); });
+  toolbar.on("snapshot", () => { message.dataset.kind = ""; draw(); });
+  toolbar.on("kickout", () => { message.dataset.kind = "error"; say(t("kicked")); root.dataset.state = "offline"; dial.disabled = true; });
+  const act = (promise) => {
+    message.dataset.kind = "";
+    promise.then(draw, (error) => { message.dataset.kind = "error"; say(error.message); draw(); });
+  };
+  root.querySelector("form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (dial.disabled) return;
+    dial.disabled = true;
+    act(toolbar.previewOutcall({ tel: number.value }));
+  });
+  dial.addEventListener("click", () => root.querySelector("form").requestSubmit());
+  cancel.addEventListener("click", () => act(toolbar.previewOutcallCancel()));
+  hangUp.addEventListener("click", () => act(toolbar.unlink()));
+  pause.addEventListener("click", () => act(toolbar.pause({ pauseDescription: "pause" })));
+  unpause.addEventListener("click", () => act(toolbar.unpause()));
+  draw();
+}
