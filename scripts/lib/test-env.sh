@@ -1,5 +1,5 @@
 # Sourced by scripts/test and scripts/stress-test: installs what the tests need when it is
-# missing (SIPp, baresip, PostgreSQL, cargo-nextest), starts a throwaway PostgreSQL in a temporary
+# missing (SIPp, baresip, Chromium, puppeteer-core, PostgreSQL, cargo-nextest), starts a throwaway PostgreSQL in a temporary
 # directory on a free loopback port, exports DIALBRIDGE_TEST_POSTGRES_URL, and removes it all on
 # exit. Leaves `$work` (that temporary directory) and `log` for the caller.
 
@@ -7,7 +7,7 @@ log() { printf '\n== %s\n' "$*"; }
 
 apt_updated=0
 need_package() { # need_package COMMAND PACKAGE
-  if ! command -v "$1" >/dev/null 2>&1 && [ ! -x "$1" ]; then
+  if ! command -v "$1" >/dev/null 2>&1 && [ ! -e "$1" ]; then
     if [ "$apt_updated" = 0 ]; then
       log "apt-get update"
       apt-get update -qq
@@ -20,6 +20,17 @@ need_package() { # need_package COMMAND PACKAGE
 
 need_package sipp sip-tester
 need_package baresip baresip-core
+# The toolbar's tests: Debian's Chromium driven by puppeteer-core (npm, into the tests' own
+# folder), with CJK fonts so its screenshots show the labels.
+need_package chromium chromium
+need_package /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc fonts-noto-cjk
+need_package node nodejs
+need_package npm npm
+browser_tests=crates/dialbridge/tests/browser
+if [ ! -f "$browser_tests/node_modules/puppeteer-core/package.json" ]; then
+  log "installing puppeteer-core (npm ci in $browser_tests)"
+  (cd "$browser_tests" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
   need_package /nonexistent/initdb postgresql

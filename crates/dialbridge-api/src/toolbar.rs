@@ -75,6 +75,7 @@ impl ToolbarSessions {
             .unwrap_or_else(|p| p.into_inner())
             .insert(agent_id, (id, kick));
         if let Some((_, kick)) = previous {
+            tracing::info!(agent_id, "a toolbar login took over the agent's toolbar session");
             let _ = kick.send(());
         }
         (id, kicked)

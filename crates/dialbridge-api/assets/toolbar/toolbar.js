@@ -51,13 +51,22 @@ export const STATE_COLOURS = {
   talking: "#dc2626", wrapup: "#0891b2",
 };
 
-/// The state a toolbar shows, from the agent's last status and what it knows of its call.
-export function viewState(status, call) {
+/// Seconds of wrap-up left at `now` (ms): the status said how many were left when it arrived,
+/// and no status comes when they run out.
+export function wrapupLeft(status, now) {
+  if (!status || status.pauseDescription !== "pauseWrapup") return 0;
+  const left = Number(status.wrapupTime) - Math.floor((now - (status.receivedAt || now)) / 1000);
+  return Math.max(0, left);
+}
+
+/// The state a toolbar shows at `now`, from the agent's last status and what it knows of its
+/// call.
+export function viewState(status, call, now = Date.now()) {
   if (!status || status.loginStatus === "offline") return "offline";
   if (status.deviceStatus === "ringing") return "ringing";
   if (status.deviceStatus === "busy") return call && call.bridged === status.uniqueId ? "talking" : "calling";
   if (call && call.pending) return "calling";
-  if (status.pauseDescription === "pauseWrapup" && Number(status.wrapupTime) > 0) return "wrapup";
+  if (status.pauseDescription === "pauseWrapup") return wrapupLeft(status, now) > 0 ? "wrapup" : "idle";
   if (status.loginStatus === "pause") return "paused";
   return "idle";
 }
@@ -132,11 +141,12 @@ class Toolbar {
       }
       case "snapshot":
         this.status = (message.agents || [])[0] || null;
+        if (this.status) this.status.receivedAt = Date.now();
         this.emit("snapshot", message);
         this.emit("status", this.status);
         return;
       case "status":
-        this.status = message.data;
+        this.status = { ...message.data, receivedAt: Date.now() };
         if (this.call && this.call.pending && message.data.deviceStatus !== "idle") this.call.pending = false;
         this.emit("status", message.data);
         return;
@@ -146,8 +156,13 @@ class Toolbar {
         this.emit("status", this.status);
         return;
       case "kickout":
+        // Another toolbar logged this agent in: this one is done (no reconnecting).
         this.closed = true;
+        this.loggedIn = null;
+        this.status = null;
+        this.call = null;
         this.emit("kickout", message.data);
+        this.emit("status", null);
         return;
       default:
         this.emit(message.type, message.data);
@@ -257,7 +272,7 @@ function render(toolbar, container) {
     badge.style.backgroundColor = STATE_COLOURS[state];
     const seconds = Math.floor((Date.now() - enteredAt) / 1000);
     since.textContent = state === "wrapup"
-      ? `${t("wrapupLeft")} ${toolbar.status ? toolbar.status.wrapupTime : 0}${t("seconds")}`
+      ? `${t("wrapupLeft")} ${wrapupLeft(toolbar.status, Date.now())}${t("seconds")}`
       : `${t("inState")} ${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
     dial.disabled = !mayDial(state);
     cancel.hidden = !(state === "calling" || state === "ringing");
@@ -267,11 +282,11 @@ function render(toolbar, container) {
     if (state === "calling" && toolbar.call && toolbar.call.pending) say(t("pleaseWait"));
     else if (message.dataset.kind !== "error") say("");
   };
-  setInterval(draw, 1000);
+  setInterval(draw, 250);
   toolbar.on("status", draw);
   toolbar.on("breakLine", () => { message.dataset.kind = "error"; say(t("lost")); });
   toolbar.on("snapshot", () => { message.dataset.kind = ""; draw(); });
-  toolbar.on("kickout", () => { message.dataset.kind = "error"; say(t("kicked")); root.dataset.state = "offline"; dial.disabled = true; });
+  toolbar.on("kickout", () => { message.dataset.kind = "error"; say(t("kicked")); });
   const act = (promise) => {
     message.dataset.kind = "";
     promise.then(draw, (error) => { message.dataset.kind = "error"; say(error.message); draw(); });

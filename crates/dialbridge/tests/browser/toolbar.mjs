@@ -1,0 +1,142 @@
+// Drives the agent toolbar in Debian's Chromium, headless, for dialbridge's CLI tests
+// (crates/dialbridge/tests/cli/toolbar.rs starts the server, SIPp and this script).
+//
+//   node toolbar.mjs '{"server": "http://127.0.0.1:8080", "enterpriseId": "3000001", "cno": "2000",
+//                      "password": "1234", "type": 2, "bindTel": "801", "dial": "13800138000",
+//                      "screenshots": "/tmp/shots", "admin": {"userName": "admin", "password": "…"}}'
+//
+// Prints one JSON line of what it saw: the states in the order shown, each state's badge colour
+// (the mean of its screenshot's pixels), whether dial was enabled in each, the replies of a
+// double click, and what the kickout did to each page.
+
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import puppeteer from "puppeteer-core";
+
+const config = JSON.parse(process.argv[2]);
+const profile = mkdtempSync(join(tmpdir(), "dialbridge-chromium-"));
+const browser = await puppeteer.launch({
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", `--user-data-dir=${profile}`,
+    ...(config.ignoreCertificateErrors ? ["--ignore-certificate-errors"] : []),
+  ],
+});
+const seen = { states: [], colours: {}, dialEnabled: {}, errors: [] };
+
+try {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 800, height: 600 });
+  page.on("pageerror", (error) => seen.errors.push(String(error)));
+  await logIn(page);
+  await watch(page, "idle");
+  if (config.dial) await call(page);
+  if (config.kickout) await kickout(page);
+} catch (error) {
+  seen.errors.push(String(error && error.stack || error));
+} finally {
+  await browser.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+console.log(JSON.stringify(seen));
+
+async function logIn(page) {
+  await page.goto(`${config.server}/toolbar`);
+  await page.type("input[name=enterpriseId]", config.enterpriseId);
+  await page.type("input[name=cno]", config.cno);
+  await page.type("input[name=password]", config.password);
+  await page.select("select[name=type]", String(config.type));
+  await page.type("input[name=bindTel]", config.bindTel);
+  await page.select("select[name=lang]", config.lang || "zh-CN");
+  await page.click("button[type=submit]");
+}
+
+/// The toolbar's state now.
+function state(page) {
+  return page.$eval(".db-toolbar", (toolbar) => toolbar.dataset.state).catch(() => null);
+}
+
+/// Waits until the toolbar shows `wanted` (recording every state it passes through, with a
+/// screenshot of each), within `seconds`.
+async function watch(page, wanted, seconds = 30) {
+  const until = Date.now() + seconds * 1000;
+  for (;;) {
+    const now = await state(page);
+    if (now && now !== seen.states[seen.states.length - 1]) await record(page, now);
+    if (now === wanted) return;
+    if (Date.now() > until) throw new Error(`the toolbar never showed ${wanted}: ${seen.states.join(" → ")}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function record(page, now) {
+  seen.states.push(now);
+  seen.dialEnabled[now] = await page.$eval(".db-dial", (dial) => !dial.disabled);
+  if (!config.screenshots || seen.colours[now]) return;
+  await page.screenshot({ path: join(config.screenshots, `${seen.states.length}-${now}.png`) });
+  const badge = await page.$(".db-badge");
+  const png = await badge.screenshot({ encoding: "base64" });
+  // The mean colour of the badge as drawn (its label's pixels included).
+  const colour = await page.evaluate(async (data) => {
+    const image = new Image();
+    image.src = `data:image/png;base64,${data}`;
+    await image.decode();
+    const canvas = new OffscreenCanvas(image.width, image.height);
+    const context = canvas.getContext("2d");
+    context.drawImage(image, 0, 0);
+    const pixels = context.getImageData(0, 0, image.width, image.height).data;
+    const sum = [0, 0, 0];
+    for (let i = 0; i < pixels.length; i += 4) for (let c = 0; c < 3; c++) sum[c] += pixels[i + c];
+    const count = pixels.length / 4;
+    return sum.map((total) => Math.round(total / count));
+  }, png);
+  // Kept only if the state did not move on while it was taken (it may show up again).
+  if ((await state(page)) === now) seen.colours[now] = colour;
+}
+
+async function call(page) {
+  await page.$eval(".db-number", (input, tel) => { input.value = tel; }, config.dial);
+  // A double click: the second must not place a second call.
+  await page.$eval(".db-dial", (dial) => { dial.click(); dial.click(); });
+  await watch(page, "talking", 60);
+  if (config.talkMs) await new Promise((resolve) => setTimeout(resolve, config.talkMs));
+  await page.click(".db-hangup");
+  await watch(page, "wrapup");
+  await watch(page, "idle", 60);
+}
+
+async function kickout(first) {
+  // An admin observer on the same enterprise, in a page of its own.
+  const observer = await browser.newPage();
+  await observer.goto(`${config.server}/toolbar/toolbar.css`);
+  const md5 = (text) => createHash("md5").update(text).digest("hex");
+  const pwd = md5(md5(config.admin.password) + "42");
+  const observed = observer.evaluate(async ({ server, enterpriseId, admin }, pwd) => {
+    const session = await fetch(`${server}/api/v1/session`, {
+      method: "POST",
+      body: new URLSearchParams({ enterpriseId, userName: admin.userName, seed: "42", pwd }),
+    });
+    const { token } = await session.json();
+    const socket = new WebSocket(`${server.replace(/^http/, "ws")}/api/v1/events?token=${token}`);
+    window.observerClosed = null;
+    socket.onclose = (close) => { window.observerClosed = close.code; };
+    await new Promise((resolve) => { socket.onopen = resolve; });
+    return true;
+  }, config, pwd);
+  await observed;
+  const second = await browser.newPage();
+  await logIn(second);
+  await second.waitForSelector(".db-toolbar", { timeout: 20000 });
+  await first.waitForFunction(
+    () => document.querySelector(".db-toolbar .db-message").textContent !== "" && document.querySelector(".db-toolbar").dataset.state === "offline",
+    { timeout: 20000 },
+  );
+  seen.kickedMessage = await first.$eval(".db-toolbar .db-message", (m) => m.textContent);
+  seen.secondState = await state(second);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  seen.observerClosed = await observer.evaluate(() => window.observerClosed);
+}

@@ -1,0 +1,179 @@
+//! The agent toolbar in a real browser: Debian's Chromium, headless, driven by puppeteer-core
+//! (`tests/browser/toolbar.mjs`), against a real server, a SIPp phone registered as the agent's
+//! extension and a SIPp carrier.
+
+use serde_json::json;
+
+use super::*;
+
+fn browser_dir() -> PathBuf {
+    repo_file("crates/dialbridge/tests/browser")
+}
+
+/// Runs the browser script with `config`; what it saw.
+fn drive(config: &Value) -> Value {
+    let out = std::process::Command::new("node")
+        .arg(browser_dir().join("toolbar.mjs"))
+        .arg(config.to_string())
+        .current_dir(browser_dir())
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let seen: Value = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(seen["errors"], json!([]), "{seen}");
+    seen
+}
+
+/// The colours the toolbar draws each state in (its `STATE_COLOURS`).
+const DESIGN: [(&str, [i64; 3]); 7] = [
+    ("offline", [0x6b, 0x72, 0x80]),
+    ("idle", [0x16, 0xa3, 0x4a]),
+    ("paused", [0xd9, 0x77, 0x06]),
+    ("calling", [0x25, 0x63, 0xeb]),
+    ("ringing", [0x7c, 0x3a, 0xed]),
+    ("talking", [0xdc, 0x26, 0x26]),
+    ("wrapup", [0x08, 0x91, 0xb2]),
+];
+
+fn distance(a: &[i64; 3], b: &[i64; 3]) -> i64 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+/// Each screenshot's badge is nearest to its own state's design colour (its white label
+/// lightens it, never towards another state's), and consecutive states differ.
+fn check_rendering(seen: &Value) {
+    let states: Vec<&str> = seen["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let colour = |state: &str| -> [i64; 3] {
+        let c = &seen["colours"][state];
+        [0, 1, 2].map(|i| c[i].as_i64().unwrap_or_else(|| panic!("no colour for {state}: {seen}")))
+    };
+    for state in &states {
+        let nearest = DESIGN
+            .iter()
+            .min_by_key(|(_, design)| distance(&colour(state), design))
+            .unwrap()
+            .0;
+        assert_eq!(nearest, *state, "the badge of {state} is drawn {:?}", colour(state));
+    }
+    for pair in states.windows(2) {
+        assert_ne!(colour(pair[0]), colour(pair[1]), "{pair:?}");
+    }
+}
+
+#[test]
+fn an_extension_agent_works_a_call_from_the_toolbar_page() {
+    if dialbridge_testkit::skip_without_sipp() || dialbridge_testkit::skip_without_chromium(&browser_dir()) {
+        return;
+    }
+    let w = legacy_world();
+    let crm = super::pushes::receiver(&[]);
+    w.op.ok(&[
+        "admin",
+        "push-target",
+        "set",
+        "--enterprise",
+        "3000001",
+        "--name",
+        "hang",
+        "--type",
+        "hangup",
+        "--url",
+        &format!("http://{}/hangup", crm.address),
+    ]);
+    let phone_port = dialbridge_testkit::free_port();
+    let mut phone = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", phone_port, 1)
+        .rtp_stream()
+        .set("ring_ms", 2500)
+        .spawn();
+    let mut carrier = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", w.carrier_port, 1)
+        .rtp_stream()
+        .set("ring_ms", 1500)
+        .spawn();
+    let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(w.server.sip.parse().unwrap()))
+        .args([
+            "-s",
+            "3000001-801",
+            "-au",
+            "3000001-801",
+            "-ap",
+            "ext801-secret",
+            "-m",
+            "1",
+        ])
+        .args(["-p".to_owned(), dialbridge_testkit::free_port().to_string()])
+        .set("contact_port", phone_port)
+        .spawn();
+    assert!(register.finish(Duration::from_secs(10)), "{}", register.logs());
+    let shots = tempfile::tempdir().unwrap();
+
+    let seen = drive(&json!({
+        "server": format!("http://{}", w.server.http),
+        "enterpriseId": "3000001",
+        "cno": "2000",
+        "password": "1234",
+        "type": 2,
+        "bindTel": "801",
+        "dial": "13800138000",
+        "talkMs": 1000,
+        "screenshots": shots.path(),
+        "kickout": true,
+        "admin": {"userName": "admin", "password": "admin-secret"},
+    }));
+
+    // The states, in order, each drawn in its colour; dial only in idle and wrap-up.
+    let states: Vec<&str> = seen["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut expected = ["idle", "calling", "ringing", "calling", "talking", "wrapup", "idle"]
+        .into_iter()
+        .peekable();
+    for state in &states {
+        if expected.peek() == Some(state) {
+            expected.next();
+        }
+    }
+    assert_eq!(expected.next(), None, "states shown: {states:?}");
+    for (state, enabled) in seen["dialEnabled"].as_object().unwrap() {
+        assert_eq!(
+            enabled.as_bool(),
+            Some(state == "idle" || state == "wrapup"),
+            "dial in {state}: {seen}"
+        );
+    }
+    check_rendering(&seen);
+    assert!(
+        std::fs::read_dir(shots.path()).unwrap().count() >= 6,
+        "a screenshot per state"
+    );
+
+    // One call for the double click; the toolbar's hang-up reached the carrier as a BYE.
+    assert!(carrier.finish(Duration::from_secs(30)), "{}", carrier.logs());
+    assert!(phone.finish(Duration::from_secs(30)), "{}", phone.logs());
+    assert_eq!(
+        carrier.logs().matches("INVITE call_id").count(),
+        1,
+        "{}",
+        carrier.logs()
+    );
+    assert!(carrier.logs().contains("BYE received"), "{}", carrier.logs());
+    let cdrs = w.op.json(&["admin", "cdr", "list", "--enterprise", "3000001"]);
+    assert_eq!(cdrs.as_array().unwrap().len(), 1, "{cdrs}");
+    assert_eq!(cdrs[0]["end_reason"], "HangUpRequested", "{cdrs}");
+    let hangup = crm.wait_for("/hangup", Duration::from_secs(20));
+    assert!(hangup.body.contains("cdr_status=28"), "{}", hangup.body);
+
+    // A second toolbar login kicks the first out; an admin observer is not kicked.
+    assert!(seen["kickedMessage"].as_str().is_some_and(|m| !m.is_empty()), "{seen}");
+    assert_eq!(seen["secondState"], "idle", "{seen}");
+    assert_eq!(seen["observerClosed"], Value::Null, "{seen}");
+}
