@@ -67,12 +67,45 @@ fn check_rendering(seen: &Value) {
     }
 }
 
-#[test]
-fn an_extension_agent_works_a_call_from_the_toolbar_page() {
-    if dialbridge_testkit::skip_without_sipp() || dialbridge_testkit::skip_without_chromium(&browser_dir()) {
-        return;
+/// What the call's states must include, in this order.
+const CALL_STATES: [&str; 7] = ["idle", "calling", "ringing", "calling", "talking", "wrapup", "idle"];
+
+fn check_call_states(seen: &Value) {
+    let states: Vec<&str> = seen["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut expected = CALL_STATES.into_iter().peekable();
+    for state in &states {
+        if expected.peek() == Some(state) {
+            expected.next();
+        }
     }
-    let w = legacy_world();
+    assert_eq!(expected.next(), None, "states shown: {states:?}");
+    for (state, enabled) in seen["dialEnabled"].as_object().unwrap() {
+        assert_eq!(
+            enabled.as_bool(),
+            Some(state == "idle" || state == "wrapup"),
+            "dial in {state}: {seen}"
+        );
+    }
+    check_rendering(seen);
+}
+
+/// The toolbar's agent and its one call, as any call's: one CDR, bridged, hung up on request,
+/// with its hang-up push.
+fn check_one_call(w: &LegacyWorld, crm: &super::pushes::Receiver) {
+    let cdrs = w.op.json(&["admin", "cdr", "list", "--enterprise", "3000001"]);
+    assert_eq!(cdrs.as_array().unwrap().len(), 1, "{cdrs}");
+    assert_eq!(cdrs[0]["end_reason"], "HangUpRequested", "{cdrs}");
+    assert_eq!(cdrs[0]["status"], 28, "{cdrs}");
+    let hangup = crm.wait_for("/hangup", Duration::from_secs(20));
+    assert!(hangup.body.contains("cdr_status=28"), "{}", hangup.body);
+}
+
+fn hang_up_push(w: &LegacyWorld) -> super::pushes::Receiver {
     let crm = super::pushes::receiver(&[]);
     w.op.ok(&[
         "admin",
@@ -87,6 +120,16 @@ fn an_extension_agent_works_a_call_from_the_toolbar_page() {
         "--url",
         &format!("http://{}/hangup", crm.address),
     ]);
+    crm
+}
+
+#[test]
+fn an_extension_agent_works_a_call_from_the_toolbar_page() {
+    if dialbridge_testkit::skip_without_sipp() || dialbridge_testkit::skip_without_chromium(&browser_dir()) {
+        return;
+    }
+    let w = legacy_world();
+    let crm = hang_up_push(&w);
     let phone_port = dialbridge_testkit::free_port();
     let mut phone = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", phone_port, 1)
         .rtp_stream()
@@ -126,36 +169,11 @@ fn an_extension_agent_works_a_call_from_the_toolbar_page() {
         "kickout": true,
         "admin": {"userName": "admin", "password": "admin-secret"},
     }));
-
-    // The states, in order, each drawn in its colour; dial only in idle and wrap-up.
-    let states: Vec<&str> = seen["states"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let mut expected = ["idle", "calling", "ringing", "calling", "talking", "wrapup", "idle"]
-        .into_iter()
-        .peekable();
-    for state in &states {
-        if expected.peek() == Some(state) {
-            expected.next();
-        }
-    }
-    assert_eq!(expected.next(), None, "states shown: {states:?}");
-    for (state, enabled) in seen["dialEnabled"].as_object().unwrap() {
-        assert_eq!(
-            enabled.as_bool(),
-            Some(state == "idle" || state == "wrapup"),
-            "dial in {state}: {seen}"
-        );
-    }
-    check_rendering(&seen);
+    check_call_states(&seen);
     assert!(
         std::fs::read_dir(shots.path()).unwrap().count() >= 6,
         "a screenshot per state"
     );
-
     // One call for the double click; the toolbar's hang-up reached the carrier as a BYE.
     assert!(carrier.finish(Duration::from_secs(30)), "{}", carrier.logs());
     assert!(phone.finish(Duration::from_secs(30)), "{}", phone.logs());
@@ -166,14 +184,47 @@ fn an_extension_agent_works_a_call_from_the_toolbar_page() {
         carrier.logs()
     );
     assert!(carrier.logs().contains("BYE received"), "{}", carrier.logs());
-    let cdrs = w.op.json(&["admin", "cdr", "list", "--enterprise", "3000001"]);
-    assert_eq!(cdrs.as_array().unwrap().len(), 1, "{cdrs}");
-    assert_eq!(cdrs[0]["end_reason"], "HangUpRequested", "{cdrs}");
-    let hangup = crm.wait_for("/hangup", Duration::from_secs(20));
-    assert!(hangup.body.contains("cdr_status=28"), "{}", hangup.body);
+    check_one_call(&w, &crm);
 
     // A second toolbar login kicks the first out; an admin observer is not kicked.
     assert!(seen["kickedMessage"].as_str().is_some_and(|m| !m.is_empty()), "{seen}");
     assert_eq!(seen["secondState"], "idle", "{seen}");
     assert_eq!(seen["observerClosed"], Value::Null, "{seen}");
+}
+
+/// An agent on a telephone: its leg goes out through the trunk too (the carrier answers both).
+#[test]
+fn a_telephone_agent_works_a_call_from_the_toolbar_page() {
+    if dialbridge_testkit::skip_without_sipp() || dialbridge_testkit::skip_without_chromium(&browser_dir()) {
+        return;
+    }
+    let w = legacy_world();
+    let crm = hang_up_push(&w);
+    let mut carrier = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", w.carrier_port, 2)
+        .rtp_stream()
+        .set("ring_ms", 2000)
+        .spawn();
+    let shots = tempfile::tempdir().unwrap();
+    let seen = drive(&json!({
+        "server": format!("http://{}", w.server.http),
+        "enterpriseId": "3000001",
+        "cno": "2000",
+        "password": "1234",
+        "type": 1,
+        "bindTel": "13900139000",
+        "dial": "13800138000",
+        "talkMs": 500,
+        "screenshots": shots.path(),
+        "lang": "en",
+    }));
+    check_call_states(&seen);
+    assert!(carrier.finish(Duration::from_secs(30)), "{}", carrier.logs());
+    let logs = carrier.logs();
+    assert_eq!(
+        logs.matches("INVITE call_id").count(),
+        2,
+        "the agent's leg and the customer's: {logs}"
+    );
+    assert_eq!(logs.matches("BYE received").count(), 2, "{logs}");
+    check_one_call(&w, &crm);
 }
