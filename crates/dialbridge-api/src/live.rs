@@ -294,8 +294,28 @@ pub async fn session(State(app): State<AppState>, params: Params) -> Response {
     axum::Json(json!({"token": token, "expiresIn": TOKEN_LIFETIME_MS / 1000})).into_response()
 }
 
+/// Whether a browser page from `origin` may open the stream: the server's own pages (the
+/// origin names the host the request came to), and those of the enterprise's `allowed_origins`.
+/// Without an `Origin` the client is no browser page (a CRM's server): its token decides.
+fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> bool {
+    let Some(origin) = origin else {
+        return true;
+    };
+    let own = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .zip(host)
+        .is_some_and(|(origin_host, host)| origin_host.eq_ignore_ascii_case(host));
+    own || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
+}
+
 /// `/api/v1/events`: the WebSocket.
-pub async fn events(State(app): State<AppState>, ws: WebSocketUpgrade, params: Params) -> Response {
+pub async fn events(
+    State(app): State<AppState>,
+    headers: axum::http::HeaderMap,
+    ws: WebSocketUpgrade,
+    params: Params,
+) -> Response {
     let Some((viewer, mark)) = params
         .get("token")
         .and_then(|t| check_token(&app.token_key, t, now_ms()))
@@ -304,6 +324,24 @@ pub async fn events(State(app): State<AppState>, ws: WebSocketUpgrade, params: P
     };
     if !still_valid(&app, &viewer, &mark).await {
         return error(StatusCode::UNAUTHORIZED, "the session was revoked: log in again");
+    }
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &axum::http::HeaderValue| v.to_str().ok())
+    };
+    let allowed = match app.calls.configuration().await {
+        Ok(configuration) => configuration
+            .enterprise(viewer.enterprise())
+            .map(|c| c.enterprise.settings.allowed_origins.clone())
+            .unwrap_or_default(),
+        Err(_) => return error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
+    };
+    if !origin_allowed(header(header::ORIGIN), header(header::HOST), &allowed) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "this page's origin is not one of the enterprise's allowed_origins",
+        );
     }
     let since = params.get("since").and_then(|s| s.parse::<i64>().ok());
     let source = params.source();

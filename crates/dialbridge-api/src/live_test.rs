@@ -44,3 +44,31 @@ fn an_agent_sees_its_own_status_and_calls_only() {
     assert!(concerns(&me, "n-1.1", &json!({"cdr_bridged_cno": "2000"})));
     assert!(!concerns(&me, "n-1.2", &json!({"cno": "2001"})));
 }
+
+#[test]
+fn pages_of_the_server_and_of_allowed_origins_may_open_the_stream() {
+    let allowed = vec!["https://crm.example.com".to_owned()];
+    assert!(
+        origin_allowed(None, Some("db.example:8080"), &allowed),
+        "no browser page"
+    );
+    assert!(
+        origin_allowed(Some("http://db.example:8080"), Some("db.example:8080"), &[]),
+        "its own page"
+    );
+    assert!(origin_allowed(
+        Some("https://CRM.example.com"),
+        Some("db.example:8080"),
+        &allowed
+    ));
+    assert!(!origin_allowed(
+        Some("https://crm.example.com.evil"),
+        Some("db.example:8080"),
+        &allowed
+    ));
+    assert!(
+        !origin_allowed(Some("http://crm.example.com"), Some("db.example:8080"), &allowed),
+        "another scheme"
+    );
+    assert!(!origin_allowed(Some("null"), Some("db.example:8080"), &allowed));
+}

@@ -201,6 +201,9 @@ pub struct EnterpriseSettings {
     pub destinations: DestinationPolicy,
     /// Prices per minute by international prefix, over `rate_per_minute`.
     pub destination_rates: DestinationRates,
+    /// Web origins (`https://crm.example.com`) whose pages may open the agent toolbar's
+    /// WebSocket; the server's own page always may.
+    pub allowed_origins: Vec<String>,
     pub push_order: PushOrder,
     /// How long, with `per_call`, a call's later event waits for its earlier ones (counted from
     /// when it happened) before it goes anyway: one dead target must not hold the others back
@@ -248,6 +251,7 @@ impl EnterpriseSettings {
             concurrency_cap: None,
             destinations: DestinationPolicy::default(),
             destination_rates: DestinationRates::default(),
+            allowed_origins: Vec::new(),
             push_order: PushOrder::PerCall,
             push_order_wait_secs: DEFAULT_PUSH_ORDER_WAIT_SECS,
         }
@@ -276,6 +280,9 @@ impl EnterpriseSettings {
         }
         if let Some(minutes) = self.max_call_minutes {
             in_range("max_call_minutes", minutes, 1, MAX_CALL_MINUTES)?;
+        }
+        for origin in &self.allowed_origins {
+            validate_origin(origin)?;
         }
         in_range(
             "push_order_wait_secs",
@@ -485,6 +492,25 @@ pub struct CallerId {
     pub number: String,
     pub enterprise_id: EnterpriseId,
     pub trunk: String,
+}
+
+/// A web origin as a browser sends it: `http(s)://host[:port]`, nothing after it.
+pub fn validate_origin(origin: &str) -> Result<(), ValidationError> {
+    let err = || {
+        ValidationError::new(
+            "allowed_origins",
+            format!("{origin:?} is not an origin like https://crm.example.com or http://127.0.0.1:8000"),
+        )
+    };
+    let host = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(err)?;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']');
+    if host.is_empty() || !host.chars().all(allowed) || origin.len() > 253 {
+        return Err(err());
+    }
+    Ok(())
 }
 
 /// A caller id is a landline or a mobile, stored normalised.

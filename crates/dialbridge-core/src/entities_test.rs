@@ -373,3 +373,20 @@ fn trunk_sources_are_addresses_or_ranges() {
         assert_eq!(parse_trunk_source(bad).unwrap_err().field, "sources", "{bad}");
     }
 }
+
+#[test]
+fn origins_are_a_scheme_and_a_host_only() {
+    for good in ["https://crm.example.com", "http://127.0.0.1:8000", "http://[::1]:9000"] {
+        assert_eq!(validate_origin(good), Ok(()), "{good}");
+    }
+    for bad in [
+        "crm.example.com",
+        "https://crm.example.com/",
+        "https://",
+        "ftp://x",
+        "https://a b",
+        "*",
+    ] {
+        assert_eq!(validate_origin(bad).unwrap_err().field, "allowed_origins", "{bad}");
+    }
+}

@@ -218,6 +218,10 @@ struct EnterpriseFields {
     push_order: Option<PushOrder>,
     #[arg(long)]
     push_order_wait_secs: Option<u32>,
+    /// Web origins whose pages may embed the agent toolbar, separated by commas
+    /// (https://crm.example.com); "" for none.
+    #[arg(long)]
+    allowed_origins: Option<String>,
     /// Prices per minute by international prefix, replacing the whole table: 44=0.30,4420=0.25;
     /// "" removes it (every minute at the rate per minute).
     #[arg(long)]
@@ -295,6 +299,14 @@ impl EnterpriseFields {
         }
         if let Some(v) = self.push_order_wait_secs {
             s.push_order_wait_secs = v;
+        }
+        if let Some(v) = self.allowed_origins {
+            s.allowed_origins = v
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         if let Some(v) = self.destination_rates {
             s.destination_rates = DestinationRates::parse(&v)?;
@@ -743,6 +755,7 @@ pub fn enterprise_json(e: &Enterprise) -> Value {
         "destination_rates": s.destination_rates.to_string(),
         "push_order": s.push_order.as_str(),
         "push_order_wait_secs": s.push_order_wait_secs,
+        "allowed_origins": s.allowed_origins,
     })
 }
 

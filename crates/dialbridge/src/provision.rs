@@ -113,6 +113,9 @@ struct EnterpriseSpec {
     destination_rates: BTreeMap<String, String>,
     push_order: Option<String>,
     push_order_wait_secs: Option<u32>,
+    /// Web origins whose pages may embed the agent toolbar.
+    #[serde(default)]
+    allowed_origins: Vec<String>,
     #[serde(default)]
     blacklist: Vec<String>,
     #[serde(default)]
@@ -355,6 +358,7 @@ fn parse(file_name: &str, text: &str) -> Result<Desired, SpecError> {
             settings.push_order = v.parse().map_err(|err| fail(field(&path, err)))?;
         }
         settings.push_order_wait_secs = e.push_order_wait_secs.unwrap_or(settings.push_order_wait_secs);
+        settings.allowed_origins = e.allowed_origins.clone();
         settings.destinations = DestinationPolicy::parse(&e.allowed_countries.join(","), &e.allowed_classes.join(","))
             .map_err(|err| fail(field(&path, err)))?;
         let mut rates = Vec::with_capacity(e.destination_rates.len());

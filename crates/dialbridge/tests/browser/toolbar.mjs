@@ -4,6 +4,7 @@
 //   node toolbar.mjs '{"server": "http://127.0.0.1:8080", "enterpriseId": "3000001", "cno": "2000",
 //                      "password": "1234", "type": 2, "bindTel": "801", "dial": "13800138000",
 //                      "screenshots": "/tmp/shots", "admin": {"userName": "admin", "password": "…"}}'
+//   (or "page": a CRM's page that embeds the widget, instead of logging in on /toolbar)
 //
 // Prints one JSON line of what it saw: the states in the order shown, each state's badge colour
 // (the mean of its screenshot's pixels), whether dial was enabled in each, the replies of a
@@ -32,7 +33,9 @@ try {
   const page = await browser.newPage();
   await page.setViewport({ width: 800, height: 600 });
   page.on("pageerror", (error) => seen.errors.push(String(error)));
-  await logIn(page);
+  // A CRM's own page embeds the widget (and logs the agent in itself), or the standalone page.
+  if (config.page) await page.goto(config.page);
+  else await logIn(page);
   await watch(page, "idle");
   if (config.dial) await call(page);
   if (config.kickout) await kickout(page);

@@ -228,3 +228,126 @@ fn a_telephone_agent_works_a_call_from_the_toolbar_page() {
     assert_eq!(logs.matches("BYE received").count(), 2, "{logs}");
     check_one_call(&w, &crm);
 }
+
+/// A CRM's page on another origin serving `page` to every request (the tests' CRM web server).
+fn crm_page_server(page: String) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            use std::io::{Read, Write};
+            let mut stream = stream;
+            stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let mut head = [0u8; 4096];
+            let _ = stream.read(&mut head);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    origin
+}
+
+/// The WebSocket handshake's status for a page of `origin`.
+fn handshake_status(http: &str, token: &str, origin: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(http).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "GET /api/v1/events?token={token} HTTP/1.1\r\nHost: {http}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = [0u8; 64];
+    let n = stream.read(&mut answer).unwrap_or(0);
+    String::from_utf8_lossy(&answer[..n])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The widget in a CRM's page on another origin, with a token the CRM's backend minted (admin
+/// seed + cno): the page never sees a password. Only origins the enterprise allows connect.
+#[test]
+fn the_widget_embedded_in_a_crm_page_works_a_call_with_a_crm_minted_token() {
+    if dialbridge_testkit::skip_without_sipp() || dialbridge_testkit::skip_without_chromium(&browser_dir()) {
+        return;
+    }
+    let w = legacy_world();
+    let crm = hang_up_push(&w);
+    let server = format!("http://{}", w.server.http);
+    let minted = http_post_form(&w.server.http, "/api/v1/session", &format!("{}&cno=2000", admin_auth()));
+    let token = minted["token"]
+        .as_str()
+        .expect("an agent token for the CRM's page")
+        .to_owned();
+    let page = format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><link rel="stylesheet" href="{server}/toolbar/toolbar.css"></head>
+<body><h1>Acme CRM</h1><div id="crm-toolbar"></div>
+<script type="module">
+import {{ setup }} from "{server}/toolbar/toolbar.js";
+const toolbar = setup({{ server: "{server}", token: "{token}", container: document.getElementById("crm-toolbar"), lang: "en" }});
+toolbar.on("snapshot", () => {{ if (!toolbar.loggedIn) toolbar.login({{ bindTel: "801", type: 2 }}); }});
+</script></body></html>"#
+    );
+    let origin = crm_page_server(page);
+    assert_eq!(
+        handshake_status(&w.server.http, &token, &origin),
+        403,
+        "an origin the enterprise did not allow"
+    );
+    w.op.ok(&[
+        "admin",
+        "enterprise",
+        "update",
+        "--id",
+        "3000001",
+        "--allowed-origins",
+        &origin,
+    ]);
+    assert_eq!(
+        handshake_status(&w.server.http, &token, "http://elsewhere.example"),
+        403
+    );
+
+    let phone_port = dialbridge_testkit::free_port();
+    let mut phone = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", phone_port, 1)
+        .rtp_stream()
+        .set("ring_ms", 2000)
+        .spawn();
+    let mut carrier = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", w.carrier_port, 1)
+        .rtp_stream()
+        .set("ring_ms", 1500)
+        .spawn();
+    let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(w.server.sip.parse().unwrap()))
+        .args([
+            "-s",
+            "3000001-801",
+            "-au",
+            "3000001-801",
+            "-ap",
+            "ext801-secret",
+            "-m",
+            "1",
+        ])
+        .args(["-p".to_owned(), dialbridge_testkit::free_port().to_string()])
+        .set("contact_port", phone_port)
+        .spawn();
+    assert!(register.finish(Duration::from_secs(10)), "{}", register.logs());
+    let shots = tempfile::tempdir().unwrap();
+    let seen = drive(&json!({
+        "server": server,
+        "page": format!("{origin}/crm/customer/17"),
+        "dial": "13800138000",
+        "talkMs": 500,
+        "screenshots": shots.path(),
+    }));
+    check_call_states(&seen);
+    assert!(carrier.finish(Duration::from_secs(30)), "{}", carrier.logs());
+    assert!(phone.finish(Duration::from_secs(30)), "{}", phone.logs());
+    check_one_call(&w, &crm);
+}
