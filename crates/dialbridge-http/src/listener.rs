@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::guard::{Guarded, Timeouts};
+use crate::tls::Tls;
 
 /// Builds the whole HTTP response (status line, headers, body) to an over-long head, from the
 /// head's first bytes (its request line's start): the application knows what its paths answer.
@@ -57,6 +58,7 @@ pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     limits: HttpLimits,
+    tls: Option<Tls>,
     reject: Rejection,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
@@ -112,13 +114,6 @@ pub async fn serve(
             body: limits.body_timeout,
             idle: limits.idle_timeout,
         };
-        let io = TokioIo::new(Guarded::new(
-            stream,
-            limits.max_head_bytes,
-            timeouts,
-            reject.clone(),
-            slot,
-        ));
         let proxies = limits.clone();
         let service = app
             .clone()
@@ -132,22 +127,21 @@ pub async fn serve(
                 request
             });
         let stop = stop.clone();
+        let (reject, max_head_bytes, tls) = (reject.clone(), limits.max_head_bytes, tls.clone());
         connections.spawn(async move {
-            // No timer of hyper's: the guarded stream times every phase (hyper's header timeout
-            // would also close idle keep-alive connections).
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, TowerToHyperService::new(service))
-                .with_upgrades();
-            tokio::pin!(connection);
-            let served = tokio::select! {
-                served = connection.as_mut() => served,
-                () = stop.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
+            let Some(Tls(acceptor)) = tls else {
+                let io = Guarded::new(stream, max_head_bytes, timeouts, reject, slot);
+                return serve_connection(io, service, stop, peer).await;
             };
-            if let Err(e) = served {
-                tracing::debug!(%peer, error = %e, "HTTP connection ended");
+            // The handshake is timed like a head: a stranger cannot hold a connection by
+            // starting one and stopping.
+            match tokio::time::timeout(timeouts.header, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    let io = Guarded::new(stream, max_head_bytes, timeouts, reject, slot);
+                    serve_connection(io, service, stop, peer).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         });
     }
@@ -157,6 +151,37 @@ pub async fn serve(
         tracing::warn!("HTTP connections still open at shutdown: closed");
     }
     Ok(())
+}
+
+/// Serves one connection's requests until it ends, or gracefully once `stop` is cancelled.
+async fn serve_connection<S, A>(io: Guarded<S>, service: A, stop: CancellationToken, peer: SocketAddr)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    A: tower::Service<
+            axum::extract::Request<Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    A::Future: Send + 'static,
+{
+    // No timer of hyper's: the guarded stream times every phase (hyper's header timeout would
+    // also close idle keep-alive connections).
+    let connection = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
+        .with_upgrades();
+    tokio::pin!(connection);
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        () = stop.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = served {
+        tracing::debug!(%peer, error = %e, "HTTP connection ended");
+    }
 }
 
 /// The client a trusted proxy names: read from the right, the first address that is not one

@@ -86,6 +86,16 @@ const KEYS: &[Key] = &[
         default: Some("32768"),
     },
     Key {
+        name: "http.tls_cert",
+        env: "DIALBRIDGE_HTTP_TLS_CERT",
+        default: None,
+    },
+    Key {
+        name: "http.tls_key",
+        env: "DIALBRIDGE_HTTP_TLS_KEY",
+        default: None,
+    },
+    Key {
         name: "http.trusted_proxies",
         env: "DIALBRIDGE_HTTP_TRUSTED_PROXIES",
         default: Some(""),
@@ -200,6 +210,8 @@ pub struct Config {
     pub http_listen: SocketAddr,
     /// What HTTP clients may hold: connection caps, read timeouts, the longest head.
     pub http_limits: dialbridge_http::HttpLimits,
+    /// HTTPS: the PEM certificate chain and private key (both, or neither: plain HTTP).
+    pub http_tls: Option<(PathBuf, PathBuf)>,
     pub sip_listen: SocketAddr,
     pub sip_transports: Vec<Transport>,
     /// What SIP-over-TCP clients may hold.
@@ -353,6 +365,17 @@ impl Config {
                 _ => count(key, 16, 1_000_000).map(Some),
             }
         };
+        let path = |s: &str| non_empty(s).map(PathBuf::from);
+        let http_tls = match (parse(raw, "http.tls_cert", path)?, parse(raw, "http.tls_key", path)?) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(ConfigError::Value {
+                    origin: "http.tls_cert / http.tls_key".into(),
+                    message: "give both the certificate and its key, or neither".into(),
+                })
+            }
+        };
         let http_limits = dialbridge_http::HttpLimits {
             max_connections: cap("http.max_connections")?.unwrap_or(usize::MAX),
             max_connections_per_source: count("http.max_connections_per_source", 1, 1_000_000)?,
@@ -469,6 +492,7 @@ impl Config {
             secret_key,
             http_listen,
             http_limits,
+            http_tls,
             sip_listen,
             sip_transports,
             sip_tcp_limits,

@@ -30,6 +30,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
 /// with the calls a crash left closed: the binary's `serve`, and tests and the bench in-process.
 pub struct Server {
     listener: tokio::net::TcpListener,
+    /// HTTPS when the configuration names a certificate.
+    tls: Option<dialbridge_http::Tls>,
     app: axum::Router,
     running: Running,
 }
@@ -64,6 +66,12 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(config.http_listen)
             .await
             .with_context(|| format!("cannot listen for HTTP on {} (http.listen)", config.http_listen))?;
+        let tls = config
+            .http_tls
+            .as_ref()
+            .map(|(cert, key)| dialbridge_http::Tls::from_pem_files(cert, key))
+            .transpose()
+            .context("cannot serve HTTPS (http.tls_cert, http.tls_key)")?;
         // Loaded before the first call waits for it.
         tokio::task::spawn_blocking(dialbridge_core::destination::load_metadata).await?;
         let metrics = Arc::new(Metrics::new(config.node_name.as_str()));
@@ -79,7 +87,7 @@ impl Server {
         )
         .await
         .with_context(|| format!("cannot start SIP on {} (sip.listen)", config.sip_listen))?;
-        tracing::info!(address = %listener.local_addr()?, node = %config.node_name, "listening for HTTP");
+        tracing::info!(address = %listener.local_addr()?, node = %config.node_name, tls = tls.is_some(), "listening for HTTP");
         let dispatcher =
             dialbridge_push::Dispatcher::start(store.clone(), dialbridge_push::DispatcherSettings::default());
         let calls = CallService::new(
@@ -131,7 +139,12 @@ impl Server {
                 return Err(anyhow::Error::new(e).context("closing the calls left by the last run"));
             }
         }
-        Ok(Self { listener, app, running })
+        Ok(Self {
+            listener,
+            tls,
+            app,
+            running,
+        })
     }
 
     /// Where HTTP listens (the configured address, its port chosen when it was 0).
@@ -151,6 +164,7 @@ impl Server {
             self.listener,
             self.app,
             self.running.config.http_limits.clone(),
+            self.tls,
             Arc::new(dialbridge_api::over_long_head),
             shutdown,
         )

@@ -351,3 +351,70 @@ toolbar.on("snapshot", () => {{ if (!toolbar.loggedIn) toolbar.login({{ bindTel:
     assert!(phone.finish(Duration::from_secs(30)), "{}", phone.logs());
     check_one_call(&w, &crm);
 }
+
+/// The toolbar over HTTPS and WSS (`http.tls_cert`, `http.tls_key`) with a certificate the
+/// test makes: the page, the widget, the session and the WebSocket all on TLS.
+#[test]
+fn the_toolbar_works_over_tls() {
+    if dialbridge_testkit::skip_without_sipp() || dialbridge_testkit::skip_without_chromium(&browser_dir()) {
+        return;
+    }
+    let (op, _carrier_port) = legacy_store();
+    let cert = op.dir.path().join("cert.pem");
+    let key = op.dir.path().join("key.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let server = serve_with(
+        &op,
+        &[
+            ("DIALBRIDGE_HTTP_TLS_CERT", cert.to_str().unwrap()),
+            ("DIALBRIDGE_HTTP_TLS_KEY", key.to_str().unwrap()),
+        ],
+    );
+    let phone_port = dialbridge_testkit::free_port();
+    let _phone = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", phone_port, 1).spawn();
+    let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(server.sip.parse().unwrap()))
+        .args([
+            "-s",
+            "3000001-801",
+            "-au",
+            "3000001-801",
+            "-ap",
+            "ext801-secret",
+            "-m",
+            "1",
+        ])
+        .args(["-p".to_owned(), dialbridge_testkit::free_port().to_string()])
+        .set("contact_port", phone_port)
+        .spawn();
+    assert!(register.finish(Duration::from_secs(10)), "{}", register.logs());
+    let seen = drive(&json!({
+        "server": format!("https://{}", server.http),
+        "ignoreCertificateErrors": true,
+        "enterpriseId": "3000001",
+        "cno": "2000",
+        "password": "1234",
+        "type": 2,
+        "bindTel": "801",
+    }));
+    assert_eq!(seen["states"], json!(["idle"]), "{seen}");
+    let (status, _) = http_get(&server.http, "/healthz");
+    assert_ne!(status, 200, "plain HTTP is not served on the TLS port");
+}
