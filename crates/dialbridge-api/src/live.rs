@@ -398,7 +398,14 @@ async fn snapshot(app: &AppState, viewer: &Viewer) -> Result<(i64, Value), dialb
             "wrapupTime": state.wrapup_seconds_left(now),
         }));
     }
-    Ok((latest, json!({"type": "snapshot", "seq": latest, "agents": agents})))
+    let kind = match viewer {
+        Viewer::Agent { .. } => "agent",
+        Viewer::Admin { .. } => "admin",
+    };
+    Ok((
+        latest,
+        json!({"type": "snapshot", "seq": latest, "viewer": kind, "agents": agents}),
+    ))
 }
 
 /// How often the configuration is read for the open streams' credentials.

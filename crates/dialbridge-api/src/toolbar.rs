@@ -200,6 +200,10 @@ pub async fn execute(app: &AppState, viewer: &Viewer, source: IpAddr, command: &
         },
         "previewOutcallCancel" | "unlink" => session(app.calls.hang_up_call(enterprise, CallOf::Agent(&cno)).await),
         "previewOutcall" => preview_outcall(app, enterprise, &cno, source, args).await,
+        "dtmf" => match text(args, "digit").map(|d| d.chars().collect::<Vec<_>>()).as_deref() {
+            Some([digit]) => session(app.calls.send_digit(enterprise, &cno, *digit).await),
+            _ => refused("2", "digit must be one of 0-9, *, #, A-D"),
+        },
         other => refused("2", format!("unknown command {other:?}")),
     }
 }

@@ -265,6 +265,12 @@ impl CallTask {
                 command = control.recv() => match command {
                     Some(Control::HangUp(cause)) => return Wake::Event(CallEvent::HangUpRequested { cause }),
                     Some(Control::CreditRenewed(paid_minutes)) => return Wake::CreditRenewed(paid_minutes),
+                    Some(Control::Digit { event, duration }) => {
+                        // The agent's keypad in the toolbar: the customer hears it as RFC 4733
+                        // events, as a digit the agent's phone sends by INFO.
+                        tracing::debug!(event, "digit from the agent's toolbar");
+                        self.media.send_digit(MediaLeg::Customer, event, duration);
+                    }
                     None => std::future::pending::<()>().await,
                 },
             }

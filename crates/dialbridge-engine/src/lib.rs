@@ -166,6 +166,11 @@ enum Control {
     HangUp(dialbridge_core::call::PlatformCause),
     /// The call's credit hold now pays this many minutes.
     CreditRenewed(u32),
+    /// A DTMF digit (RFC 4733 event code) to play into the customer's stream.
+    Digit {
+        event: u8,
+        duration: std::time::Duration,
+    },
 }
 
 struct Shared {
@@ -287,6 +292,23 @@ impl Engine {
             c.send(Control::HangUp(dialbridge_core::call::PlatformCause::Api))
                 .is_ok()
         })
+    }
+
+    /// Plays a DTMF digit (`0`-`9`, `*`, `#`, `A`-`D`) into the customer's stream as RFC 4733
+    /// events, while the call is bridged; false when there is no such call or it is no digit.
+    pub fn send_digit(&self, unique_id: &str, digit: char) -> bool {
+        let event = match digit.to_ascii_uppercase() {
+            d @ '0'..='9' => d as u8 - b'0',
+            '*' => 10,
+            '#' => 11,
+            d @ 'A'..='D' => d as u8 - b'A' + 12,
+            _ => return false,
+        };
+        let duration = std::time::Duration::from_millis(160);
+        self.shared
+            .calls()
+            .get(unique_id)
+            .is_some_and(|c| c.send(Control::Digit { event, duration }).is_ok())
     }
 
     /// The answer to a call's [`CallUpdate::RenewCredit`]: its credit hold now pays

@@ -1264,6 +1264,55 @@ async fn a_digit_sent_by_info_reaches_the_carrier_as_telephone_events() {
     assert_eq!(events.len(), 8 + 2, "one per 20 ms, the end repeated: {events:?}");
 }
 
+/// A digit of the agent's toolbar keypad (`Engine::send_digit`) reaches the carrier as RFC 4733
+/// events under the carrier's payload type; nothing for a call that does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digit_from_the_toolbar_reaches_the_carrier_as_telephone_events() {
+    if skip_without_sipp() {
+        return;
+    }
+    let engine = engine(Duration::from_secs(30)).await;
+    let (phone_port, carrier_port) = (free_port(), free_port());
+    let carrier_media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let phone = one_call("dtmf_info_phone.xml", phone_port).spawn_async().await;
+    let carrier = one_call("dtmf_carrier.xml", carrier_port)
+        .set("sdp_port", carrier_media.local_addr().unwrap().port())
+        .set("talk_ms", 4000)
+        .spawn_async()
+        .await;
+    register_agent(&engine, phone_port).await;
+    assert!(!engine.send_digit("t-keypad", '7'), "no such call yet");
+    let call = place_call(&engine, "t-keypad", carrier_port);
+    let mut events = Vec::new();
+    let mut buffer = [0u8; 2048];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // Events flow only once the call is bridged: pressed again until some arrive.
+    let mut pressed = tokio::time::interval(Duration::from_millis(500));
+    while events.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            _ = pressed.tick() => {
+                engine.send_digit("t-keypad", '7');
+            }
+            Ok(len) = carrier_media.recv(&mut buffer) => {
+                // The phone presses 5 by INFO meanwhile: the keypad's are the 7s.
+                if len >= 16 && buffer[1] & 0x7F == 96 && buffer[12] == 7 {
+                    events.push(buffer[..len].to_vec());
+                }
+            }
+        }
+    }
+    assert!(!events.is_empty(), "no telephone event reached the carrier");
+    assert!(!engine.send_digit("t-keypad", 'x'), "not a digit");
+    let (_, report) = call.await.unwrap();
+    assert_eq!(
+        (report.outcome.reason, report.outcome.phase),
+        (EndReason::CustomerHungUp, Phase::Bridged)
+    );
+    assert!(finish(carrier).await.0);
+    assert!(finish(phone).await.0);
+    assert_all_released(&engine).await;
+}
+
 /// Our RTP port for a leg, as the SIPp `reinvite_uas.xml` logged it from our INVITE.
 async fn relay_port(sipp: &Sipp) -> u16 {
     assert!(

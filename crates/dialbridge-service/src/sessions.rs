@@ -28,6 +28,8 @@ pub enum SessionRefusal {
     NotIdle,
     #[error("no call")]
     NoCall,
+    #[error("{0:?} is not a DTMF digit (0-9, *, #, A-D)")]
+    NotADigit(char),
     #[error("internal error")]
     Internal,
 }
@@ -168,6 +170,22 @@ impl CallService {
         drop(tx);
         match unique_id {
             Some(id) if self.engine().hang_up(&id) => Ok(()),
+            _ => Err(SessionRefusal::NoCall),
+        }
+    }
+
+    /// Plays a digit of the agent's keypad to the customer of its call (RFC 4733 events, while
+    /// the call is bridged).
+    pub async fn send_digit(&self, enterprise: EnterpriseId, cno: &Cno, digit: char) -> Result<(), SessionRefusal> {
+        if !matches!(digit.to_ascii_uppercase(), '0'..='9' | '*' | '#' | 'A'..='D') {
+            return Err(SessionRefusal::NotADigit(digit));
+        }
+        let mut tx = self.store().begin_read().await?;
+        let agent = agent(&mut tx, enterprise, cno).await?;
+        let call = tx.agent_state(agent.id).await?.state.call.map(|c| c.unique_id);
+        drop(tx);
+        match call {
+            Some(id) if self.engine().send_digit(&id, digit) => Ok(()),
             _ => Err(SessionRefusal::NoCall),
         }
     }

@@ -16,14 +16,16 @@ const TEXT = {
     offline: "离线", idle: "空闲", paused: "置忙", calling: "呼叫中", ringing: "响铃", talking: "通话", wrapup: "整理",
     pleaseWait: "呼叫中，请稍后", dial: "呼叫", hangUp: "挂断", cancel: "取消", pause: "置忙", unpause: "置闲",
     logout: "退出", number: "客户号码", wrapupLeft: "整理剩余", seconds: "秒", lost: "连接已断开，正在重连…",
-    kicked: "已在别处登录", phoneUnavailable: "话机未注册", inState: "已持续",
+    kicked: "已在别处登录", phoneUnavailable: "话机未注册", inState: "已持续", keypad: "拨号盘",
+    agentTokenNeeded: "工具条需要座席的令牌（管理员令牌只能旁观）",
   },
   en: {
     offline: "Offline", idle: "Idle", paused: "Paused", calling: "Calling", ringing: "Ringing", talking: "Talking",
     wrapup: "Wrap-up", pleaseWait: "Calling, please wait", dial: "Dial", hangUp: "Hang up", cancel: "Cancel",
     pause: "Pause", unpause: "Ready", logout: "Log out", number: "Customer number", wrapupLeft: "Wrap-up left",
     seconds: "s", lost: "Connection lost, reconnecting…", kicked: "Logged in elsewhere",
-    phoneUnavailable: "Phone not registered", inState: "for",
+    phoneUnavailable: "Phone not registered", inState: "for", keypad: "Keypad",
+    agentTokenNeeded: "The toolbar needs an agent's token (an admin's only observes)",
   },
 };
 
@@ -140,6 +142,12 @@ class Toolbar {
         return;
       }
       case "snapshot":
+        if (message.viewer !== "agent") {
+          // An admin's token observes the whole enterprise: it is no agent's toolbar.
+          this.close();
+          this.emit("refused", { message: this.text("agentTokenNeeded") });
+          return;
+        }
         this.status = (message.agents || [])[0] || null;
         if (this.status) this.status.receivedAt = Date.now();
         this.emit("snapshot", message);
@@ -199,6 +207,8 @@ class Toolbar {
   unpause() { return this.send("unpause"); }
   changeBindTel(args) { return this.send("changeBindTel", args); }
   previewOutcallCancel() { return this.send("previewOutcallCancel"); }
+  /// A key of the keypad, played to the customer during the call.
+  dtmf({ digit }) { return this.send("dtmf", { digit }); }
   unlink() { return this.send("unlink"); }
 
   /// Places a call; refused (code 33) while one is being placed, so a double click places one.
@@ -253,9 +263,12 @@ function render(toolbar, container) {
   const pause = element("button", { class: "db-pause", type: "button", text: t("pause") });
   const unpause = element("button", { class: "db-unpause", type: "button", text: t("unpause") });
   const message = element("div", { class: "db-message", role: "alert" });
+  const keypad = element("div", { class: "db-keypad", role: "group", "aria-label": t("keypad") },
+    [..."123456789*0#"].map((digit) => element("button", { type: "button", "data-digit": digit, text: digit })));
   const root = element("div", { class: "db-toolbar", "data-state": "offline" }, [
     element("div", { class: "db-head" }, [badge, since]),
     element("form", { class: "db-dialpad" }, [number, dial, cancel, hangUp]),
+    keypad,
     element("div", { class: "db-actions" }, [pause, unpause]),
     message,
   ]);
@@ -277,6 +290,7 @@ function render(toolbar, container) {
     dial.disabled = !mayDial(state);
     cancel.hidden = !(state === "calling" || state === "ringing");
     hangUp.hidden = state !== "talking";
+    keypad.hidden = state !== "talking";
     pause.hidden = state !== "idle";
     unpause.hidden = state !== "paused";
     if (state === "calling" && toolbar.call && toolbar.call.pending) say(t("pleaseWait"));
@@ -287,6 +301,7 @@ function render(toolbar, container) {
   toolbar.on("breakLine", () => { message.dataset.kind = "error"; say(t("lost")); });
   toolbar.on("snapshot", () => { message.dataset.kind = ""; draw(); });
   toolbar.on("kickout", () => { message.dataset.kind = "error"; say(t("kicked")); });
+  toolbar.on("refused", ({ message: text }) => { message.dataset.kind = "error"; say(text); });
   const act = (promise) => {
     message.dataset.kind = "";
     promise.then(draw, (error) => { message.dataset.kind = "error"; say(error.message); draw(); });
@@ -299,6 +314,10 @@ function render(toolbar, container) {
   });
   dial.addEventListener("click", () => root.querySelector("form").requestSubmit());
   cancel.addEventListener("click", () => act(toolbar.previewOutcallCancel()));
+  keypad.addEventListener("click", (event) => {
+    const digit = event.target.dataset && event.target.dataset.digit;
+    if (digit) act(toolbar.dtmf({ digit }));
+  });
   hangUp.addEventListener("click", () => act(toolbar.unlink()));
   pause.addEventListener("click", () => act(toolbar.pause({ pauseDescription: "pause" })));
   unpause.addEventListener("click", () => act(toolbar.unpause()));

@@ -27,7 +27,7 @@ const browser = await puppeteer.launch({
     ...(config.ignoreCertificateErrors ? ["--ignore-certificate-errors"] : []),
   ],
 });
-const seen = { states: [], colours: {}, dialEnabled: {}, errors: [] };
+const seen = { states: [], polled: [], colours: {}, dialEnabled: {}, errors: [] };
 
 try {
   const page = await browser.newPage();
@@ -36,8 +36,13 @@ try {
   // A CRM's own page embeds the widget (and logs the agent in itself), or the standalone page.
   if (config.page) await page.goto(config.page);
   else await logIn(page);
+  await observe(page);
   await watch(page, "idle");
   if (config.dial) await call(page);
+  seen.states = await page.evaluate(() => window.shownStates.map((s) => s.state));
+  for (const { state, dialEnabled } of await page.evaluate(() => window.shownStates)) {
+    seen.dialEnabled[state] = dialEnabled;
+  }
   if (config.kickout) await kickout(page);
 } catch (error) {
   seen.errors.push(String(error && error.stack || error));
@@ -58,6 +63,27 @@ async function logIn(page) {
   await page.click("button[type=submit]");
 }
 
+/// Records every state the toolbar shows, as it draws it (however briefly), with whether dial
+/// was enabled then: a MutationObserver in the page, not polling.
+async function observe(page) {
+  await page.evaluate(() => {
+    window.shownStates = [];
+    const record = () => {
+      const toolbar = document.querySelector(".db-toolbar");
+      if (!toolbar) return;
+      const state = toolbar.dataset.state;
+      const last = window.shownStates[window.shownStates.length - 1];
+      if (!last || last.state !== state) {
+        window.shownStates.push({ state, dialEnabled: !toolbar.querySelector(".db-dial").disabled });
+      }
+    };
+    new MutationObserver(record).observe(document.body, {
+      subtree: true, childList: true, attributes: true, attributeFilter: ["data-state"],
+    });
+    record();
+  });
+}
+
 /// The toolbar's state now.
 function state(page) {
   return page.$eval(".db-toolbar", (toolbar) => toolbar.dataset.state).catch(() => null);
@@ -69,16 +95,15 @@ async function watch(page, wanted, seconds = 30) {
   const until = Date.now() + seconds * 1000;
   for (;;) {
     const now = await state(page);
-    if (now && now !== seen.states[seen.states.length - 1]) await record(page, now);
+    if (now && now !== seen.polled[seen.polled.length - 1]) await record(page, now);
     if (now === wanted) return;
-    if (Date.now() > until) throw new Error(`the toolbar never showed ${wanted}: ${seen.states.join(" → ")}`);
+    if (Date.now() > until) throw new Error(`the toolbar never showed ${wanted}: ${seen.polled.join(" → ")}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 
 async function record(page, now) {
-  seen.states.push(now);
-  seen.dialEnabled[now] = await page.$eval(".db-dial", (dial) => !dial.disabled);
+  seen.polled.push(now);
   if (!config.screenshots || seen.colours[now]) return;
   await page.screenshot({ path: join(config.screenshots, `${seen.states.length}-${now}.png`) });
   const badge = await page.$(".db-badge");
@@ -106,6 +131,12 @@ async function call(page) {
   // A double click: the second must not place a second call.
   await page.$eval(".db-dial", (dial) => { dial.click(); dial.click(); });
   await watch(page, "talking", 60);
+  if (config.keypad) {
+    // A key of the keypad during the call: answered without an error.
+    await page.click(`.db-keypad button[data-digit="${config.keypad}"]`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    seen.keypadMessage = await page.$eval(".db-toolbar .db-message", (m) => m.textContent);
+  }
   if (config.talkMs) await new Promise((resolve) => setTimeout(resolve, config.talkMs));
   await page.click(".db-hangup");
   await watch(page, "wrapup");

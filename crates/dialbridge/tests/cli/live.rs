@@ -44,6 +44,10 @@ fn an_agent_sees_a_snapshot_then_its_events_and_catches_up_after_a_reconnect() {
         "an agent's snapshot is its own"
     );
     assert_eq!(snapshot["agents"][0]["loginStatus"], "offline");
+    assert_eq!(
+        snapshot["viewer"], "agent",
+        "what the toolbar checks: it refuses an admin's token"
+    );
 
     let client = |endpoint: &str, extra: &str| {
         json_get(

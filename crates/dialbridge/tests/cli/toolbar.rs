@@ -44,7 +44,9 @@ fn distance(a: &[i64; 3], b: &[i64; 3]) -> i64 {
 /// Each screenshot's badge is nearest to its own state's design colour (its white label
 /// lightens it, never towards another state's), and consecutive states differ.
 fn check_rendering(seen: &Value) {
-    let states: Vec<&str> = seen["states"]
+    // Each state the polling saw has its screenshot (the states themselves are recorded as
+    // drawn, however briefly: `states`).
+    let states: Vec<&str> = seen["polled"]
         .as_array()
         .unwrap()
         .iter()
@@ -165,15 +167,17 @@ fn an_extension_agent_works_a_call_from_the_toolbar_page() {
         "bindTel": "801",
         "dial": "13800138000",
         "talkMs": 1000,
+        "keypad": "5",
         "screenshots": shots.path(),
         "kickout": true,
         "admin": {"userName": "admin", "password": "admin-secret"},
     }));
     check_call_states(&seen);
-    assert!(
-        std::fs::read_dir(shots.path()).unwrap().count() >= 6,
-        "a screenshot per state"
-    );
+    assert_eq!(seen["keypadMessage"], "", "the keypad's digit was taken: {seen}");
+    for state in ["idle", "calling", "ringing", "talking", "wrapup"] {
+        assert!(seen["colours"].get(state).is_some(), "no screenshot of {state}: {seen}");
+    }
+    assert!(std::fs::read_dir(shots.path()).unwrap().count() >= 5);
     // One call for the double click; the toolbar's hang-up reached the carrier as a BYE.
     assert!(carrier.finish(Duration::from_secs(30)), "{}", carrier.logs());
     assert!(phone.finish(Duration::from_secs(30)), "{}", phone.logs());
@@ -414,7 +418,7 @@ fn the_toolbar_works_over_tls() {
         "type": 2,
         "bindTel": "801",
     }));
-    assert_eq!(seen["states"], json!(["idle"]), "{seen}");
+    assert_eq!(seen["states"], json!(["offline", "idle"]), "{seen}");
     let (status, _) = http_get(&server.http, "/healthz");
     assert_ne!(status, 200, "plain HTTP is not served on the TLS port");
 }
