@@ -402,9 +402,16 @@ async fn snapshot(app: &AppState, viewer: &Viewer) -> Result<(i64, Value), dialb
         Viewer::Agent { .. } => "agent",
         Viewer::Admin { .. } => "admin",
     };
+    let pause_reasons = app
+        .calls
+        .configuration()
+        .await?
+        .enterprise(viewer.enterprise())
+        .map(|c| c.enterprise.settings.pause_reasons.clone())
+        .unwrap_or_default();
     Ok((
         latest,
-        json!({"type": "snapshot", "seq": latest, "viewer": kind, "agents": agents}),
+        json!({"type": "snapshot", "seq": latest, "viewer": kind, "agents": agents, "pauseReasons": pause_reasons}),
     ))
 }
 

@@ -200,12 +200,44 @@ pub async fn execute(app: &AppState, viewer: &Viewer, source: IpAddr, command: &
         },
         "previewOutcallCancel" | "unlink" => session(app.calls.hang_up_call(enterprise, CallOf::Agent(&cno)).await),
         "previewOutcall" => preview_outcall(app, enterprise, &cno, source, args).await,
+        "prolongWrapup" => {
+            let seconds = args.get("seconds").and_then(Value::as_u64).unwrap_or(30).min(3600);
+            session(
+                app.calls
+                    .prolong_wrapup(enterprise, &cno, u32::try_from(seconds).unwrap_or(3600))
+                    .await,
+            )
+        }
+        "lastCalls" => {
+            let limit = args.get("limit").and_then(Value::as_u64).unwrap_or(10).clamp(1, 50);
+            match app
+                .calls
+                .last_calls(enterprise, &cno, u32::try_from(limit).unwrap_or(10))
+                .await
+            {
+                Ok(cdrs) => Outcome::Done(json!({"calls": cdrs.iter().map(call_summary).collect::<Vec<_>>()})),
+                Err(r) => refused(session_code(&r), r.to_string()),
+            }
+        }
         "dtmf" => match text(args, "digit").map(|d| d.chars().collect::<Vec<_>>()).as_deref() {
             Some([digit]) => session(app.calls.send_digit(enterprise, &cno, *digit).await),
             _ => refused("2", "digit must be one of 0-9, *, #, A-D"),
         },
         other => refused("2", format!("unknown command {other:?}")),
     }
+}
+
+/// One of the agent's last calls as the toolbar lists it (`status` is the CDR's status code:
+/// 28 bridged, 21 / 22 the customer did not answer / could not be called, 24 the agent did not
+/// answer; absent while the call runs).
+fn call_summary(cdr: &dialbridge_store::Cdr) -> Value {
+    json!({
+        "uniqueId": cdr.start.unique_id,
+        "customerNumber": cdr.start.customer_number,
+        "requestedAt": cdr.start.requested_at,
+        "status": cdr.end.as_ref().map(|e| e.status),
+        "bridgeSeconds": cdr.end.as_ref().map(|e| e.bridge_seconds),
+    })
 }
 
 async fn preview_outcall(

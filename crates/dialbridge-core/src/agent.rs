@@ -42,6 +42,9 @@ impl DeviceStatus {
     }
 }
 
+/// The longest wrap-up an agent can prolong to, from now: an hour.
+pub const MAX_WRAPUP_LEFT_MS: Millis = 3_600_000;
+
 /// The system pause reasons of the legacy interface.
 pub const PAUSE_WRAPUP: &str = "pauseWrapup";
 pub const PAUSE_OUT_CALLING: &str = "pauseOutCalling";
@@ -120,6 +123,15 @@ impl AgentState {
 
     pub fn in_wrapup(&self) -> bool {
         self.wrapup_until.is_some()
+    }
+
+    /// The wrap-up running at `now` made `seconds` longer (the agent asked for more time), at
+    /// most [`MAX_WRAPUP_LEFT_MS`] from now; `None` when no wrap-up is running.
+    pub fn prolong_wrapup(&self, seconds: u32, now: Millis) -> Option<Self> {
+        let mut next = self.clone().at(now);
+        let until = next.wrapup_until?;
+        next.wrapup_until = Some((until + i64::from(seconds) * 1000).min(now + MAX_WRAPUP_LEFT_MS));
+        Some(next)
     }
 
     /// Seconds of wrap-up left at `now` (the events' `wrapupTime`).

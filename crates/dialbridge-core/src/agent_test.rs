@@ -117,3 +117,17 @@ fn login_rules() {
     assert_eq!(online().log_out(1), Ok(AgentState::offline()));
     assert_eq!(paused("x").device(false), DeviceStatus::Unavailable);
 }
+
+#[test]
+fn a_running_wrap_up_can_be_prolonged_up_to_an_hour() {
+    let online = AgentState::offline().log_in(Availability::Online, 0).unwrap();
+    let calling = online.start_call("n-1.1", 0).unwrap().call_connected("n-1.1");
+    let wrapping = calling.end_call("n-1.1", true, 10, 1_000);
+    assert_eq!(wrapping.wrapup_seconds_left(1_000), 10);
+    let longer = wrapping.prolong_wrapup(30, 5_000).unwrap();
+    assert_eq!(longer.wrapup_seconds_left(5_000), 36);
+    let capped = longer.prolong_wrapup(100_000, 5_000).unwrap();
+    assert_eq!(capped.wrapup_seconds_left(5_000), 3_600);
+    assert_eq!(wrapping.prolong_wrapup(30, 11_000), None, "its wrap-up is over");
+    assert_eq!(online.prolong_wrapup(30, 0), None, "no wrap-up");
+}

@@ -204,6 +204,9 @@ pub struct EnterpriseSettings {
     /// Web origins (`https://crm.example.com`) whose pages may open the agent toolbar's
     /// WebSocket; the server's own page always may.
     pub allowed_origins: Vec<String>,
+    /// The pause reasons an agent picks from in the toolbar (the legacy `ChangeStatus` still
+    /// takes free text).
+    pub pause_reasons: Vec<String>,
     pub push_order: PushOrder,
     /// How long, with `per_call`, a call's later event waits for its earlier ones (counted from
     /// when it happened) before it goes anyway: one dead target must not hold the others back
@@ -219,6 +222,7 @@ pub const MAX_CUSTOMER_RING_TIMEOUT_SECS: u32 = 300;
 pub const DEFAULT_WRAPUP_SECS: u32 = 10;
 pub const MAX_WRAPUP_SECS: u32 = 3600;
 pub const DEFAULT_PUSH_ORDER_WAIT_SECS: u32 = 10;
+pub const MAX_PAUSE_REASONS: usize = 20;
 pub const MAX_PUSH_ORDER_WAIT_SECS: u32 = 300;
 /// A day: the longest cap on a call's length an operator can set.
 pub const MAX_CALL_MINUTES: u32 = 1440;
@@ -252,6 +256,7 @@ impl EnterpriseSettings {
             destinations: DestinationPolicy::default(),
             destination_rates: DestinationRates::default(),
             allowed_origins: Vec::new(),
+            pause_reasons: Vec::new(),
             push_order: PushOrder::PerCall,
             push_order_wait_secs: DEFAULT_PUSH_ORDER_WAIT_SECS,
         }
@@ -283,6 +288,21 @@ impl EnterpriseSettings {
         }
         for origin in &self.allowed_origins {
             validate_origin(origin)?;
+        }
+        if self.pause_reasons.len() > MAX_PAUSE_REASONS {
+            return Err(ValidationError::new(
+                "pause_reasons",
+                format!("at most {MAX_PAUSE_REASONS} reasons"),
+            ));
+        }
+        for reason in &self.pause_reasons {
+            let chars = reason.chars().count();
+            if chars == 0 || chars > 32 || reason.chars().any(|c| c.is_control()) || reason.trim() != reason {
+                return Err(ValidationError::new(
+                    "pause_reasons",
+                    format!("{reason:?}: 1-32 characters, no control characters or outer spaces"),
+                ));
+            }
         }
         in_range(
             "push_order_wait_secs",

@@ -30,6 +30,8 @@ pub enum SessionRefusal {
     NoCall,
     #[error("{0:?} is not a DTMF digit (0-9, *, #, A-D)")]
     NotADigit(char),
+    #[error("no wrap-up is running")]
+    NotInWrapup,
     #[error("internal error")]
     Internal,
 }
@@ -188,6 +190,44 @@ impl CallService {
             Some(id) if self.engine().send_digit(&id, digit) => Ok(()),
             _ => Err(SessionRefusal::NoCall),
         }
+    }
+
+    /// Makes the agent's running wrap-up `seconds` longer.
+    pub async fn prolong_wrapup(
+        &self,
+        enterprise: EnterpriseId,
+        cno: &Cno,
+        seconds: u32,
+    ) -> Result<(), SessionRefusal> {
+        let mut tx = self.store().begin().await?;
+        let agent = agent(&mut tx, enterprise, cno).await?;
+        let stored = tx.agent_state(agent.id).await?;
+        let next = stored
+            .state
+            .prolong_wrapup(seconds, now_ms())
+            .ok_or(SessionRefusal::NotInWrapup)?;
+        if !tx.save_agent_state(agent.id, &next, stored.version).await? {
+            return Err(SessionRefusal::ChangedMeanwhile);
+        }
+        self.finish(tx, enterprise, &agent).await
+    }
+
+    /// The agent's last `limit` calls, newest first.
+    pub async fn last_calls(
+        &self,
+        enterprise: EnterpriseId,
+        cno: &Cno,
+        limit: u32,
+    ) -> Result<Vec<dialbridge_store::Cdr>, SessionRefusal> {
+        let mut tx = self.store().begin_read().await?;
+        Ok(tx
+            .cdrs(&dialbridge_store::CdrQuery {
+                enterprise_id: Some(enterprise),
+                cno: Some(cno.to_string()),
+                limit,
+                ..Default::default()
+            })
+            .await?)
     }
 
     /// The agent's status push for its state now, in the same transaction, then the commit.

@@ -90,7 +90,7 @@ const ENTERPRISE_COLUMNS: &str =
      default_caller_id, sync_default, agent_ring_timeout_secs, customer_ring_timeout_secs, wrapup_secs, \
      number_limit_count, number_limit_window_minutes, concurrency_cap, agent_caller_id, credit_limit, held, \
      max_call_minutes, allowed_countries, allowed_classes, destination_rates, push_order, push_order_wait_secs, \
-     allowed_origins";
+     allowed_origins, pause_reasons";
 
 fn enterprise_from_row(row: &Row) -> Result<Enterprise, StoreError> {
     let number_limit = match (
@@ -142,6 +142,12 @@ fn enterprise_from_row(row: &Row) -> Result<Enterprise, StoreError> {
                 .try_get::<String>("allowed_origins")?
                 .split(' ')
                 .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            pause_reasons: row
+                .try_get::<String>("pause_reasons")?
+                .lines()
+                .filter(|r| !r.is_empty())
                 .map(str::to_owned)
                 .collect(),
             push_order: row.try_get::<String>("push_order")?.parse().map_err(corrupt)?,
@@ -204,9 +210,9 @@ impl Tx<'_> {
                    interface_enabled, default_caller_id, sync_default, agent_ring_timeout_secs, customer_ring_timeout_secs, \
                    wrapup_secs, number_limit_count, number_limit_window_minutes, concurrency_cap, agent_caller_id, credit_limit, \
                    max_call_minutes, allowed_countries, allowed_classes, destination_rates, push_order, push_order_wait_secs, \
-                   allowed_origins, created_at, updated_at) \
+                   allowed_origins, pause_reasons, created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-                   $21, $22, $23, $24, $25, $25)";
+                   $21, $22, $23, $24, $25, $26, $26)";
         bind_enterprise_settings(query(sql).bind(id.get()), settings)
             .bind(now)
             .execute(&mut self.conn)
@@ -228,7 +234,7 @@ impl Tx<'_> {
                    number_limit_count = $13, number_limit_window_minutes = $14, concurrency_cap = $15, agent_caller_id = $16, \
                    credit_limit = $17, max_call_minutes = $18, allowed_countries = $19, allowed_classes = $20, \
                    destination_rates = $21, push_order = $22, push_order_wait_secs = $23, allowed_origins = $24, \
-                   updated_at = $25 \
+                   pause_reasons = $25, updated_at = $26 \
                    WHERE id = $1";
         let done = bind_enterprise_settings(query(sql).bind(id.get()), settings)
             .bind(now_ms())
@@ -1018,4 +1024,5 @@ fn bind_enterprise_settings<'q>(query: crate::db::Query<'q>, s: &EnterpriseSetti
         .bind(s.push_order.as_str())
         .bind(i64::from(s.push_order_wait_secs))
         .bind(s.allowed_origins.join(" "))
+        .bind(s.pause_reasons.join("\n"))
 }

@@ -222,6 +222,9 @@ struct EnterpriseFields {
     /// (https://crm.example.com); "" for none.
     #[arg(long)]
     allowed_origins: Option<String>,
+    /// Pause reasons agents pick from in the toolbar, separated by commas; "" for none.
+    #[arg(long)]
+    pause_reasons: Option<String>,
     /// Prices per minute by international prefix, replacing the whole table: 44=0.30,4420=0.25;
     /// "" removes it (every minute at the rate per minute).
     #[arg(long)]
@@ -299,6 +302,14 @@ impl EnterpriseFields {
         }
         if let Some(v) = self.push_order_wait_secs {
             s.push_order_wait_secs = v;
+        }
+        if let Some(v) = self.pause_reasons {
+            s.pause_reasons = v
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         if let Some(v) = self.allowed_origins {
             s.allowed_origins = v
@@ -756,6 +767,7 @@ pub fn enterprise_json(e: &Enterprise) -> Value {
         "push_order": s.push_order.as_str(),
         "push_order_wait_secs": s.push_order_wait_secs,
         "allowed_origins": s.allowed_origins,
+        "pause_reasons": s.pause_reasons,
     })
 }
 

@@ -116,6 +116,9 @@ struct EnterpriseSpec {
     /// Web origins whose pages may embed the agent toolbar.
     #[serde(default)]
     allowed_origins: Vec<String>,
+    /// Pause reasons agents pick from in the toolbar.
+    #[serde(default)]
+    pause_reasons: Vec<String>,
     #[serde(default)]
     blacklist: Vec<String>,
     #[serde(default)]
@@ -359,6 +362,7 @@ fn parse(file_name: &str, text: &str) -> Result<Desired, SpecError> {
         }
         settings.push_order_wait_secs = e.push_order_wait_secs.unwrap_or(settings.push_order_wait_secs);
         settings.allowed_origins = e.allowed_origins.clone();
+        settings.pause_reasons = e.pause_reasons.clone();
         settings.destinations = DestinationPolicy::parse(&e.allowed_countries.join(","), &e.allowed_classes.join(","))
             .map_err(|err| fail(field(&path, err)))?;
         let mut rates = Vec::with_capacity(e.destination_rates.len());

@@ -17,6 +17,8 @@ const TEXT = {
     pleaseWait: "呼叫中，请稍后", dial: "呼叫", hangUp: "挂断", cancel: "取消", pause: "置忙", unpause: "置闲",
     logout: "退出", number: "客户号码", wrapupLeft: "整理剩余", seconds: "秒", lost: "连接已断开，正在重连…",
     kicked: "已在别处登录", phoneUnavailable: "话机未注册", inState: "已持续", keypad: "拨号盘",
+    pauseReason: "置忙原因", prolong: "延长整理", lastCalls: "最近通话",
+    cdr28: "双方接听", cdr21: "客户未接听", cdr22: "客户呼叫失败", cdr24: "座席未接听",
     agentTokenNeeded: "工具条需要座席的令牌（管理员令牌只能旁观）",
   },
   en: {
@@ -25,6 +27,8 @@ const TEXT = {
     pause: "Pause", unpause: "Ready", logout: "Log out", number: "Customer number", wrapupLeft: "Wrap-up left",
     seconds: "s", lost: "Connection lost, reconnecting…", kicked: "Logged in elsewhere",
     phoneUnavailable: "Phone not registered", inState: "for", keypad: "Keypad",
+    pauseReason: "Pause reason", prolong: "More wrap-up time", lastCalls: "Last calls",
+    cdr28: "answered", cdr21: "customer did not answer", cdr22: "customer not reached", cdr24: "agent did not answer",
     agentTokenNeeded: "The toolbar needs an agent's token (an admin's only observes)",
   },
 };
@@ -150,6 +154,7 @@ class Toolbar {
         }
         this.status = (message.agents || [])[0] || null;
         if (this.status) this.status.receivedAt = Date.now();
+        this.pauseReasons = message.pauseReasons || [];
         this.emit("snapshot", message);
         this.emit("status", this.status);
         return;
@@ -207,6 +212,11 @@ class Toolbar {
   unpause() { return this.send("unpause"); }
   changeBindTel(args) { return this.send("changeBindTel", args); }
   previewOutcallCancel() { return this.send("previewOutcallCancel"); }
+  /// More time for the running wrap-up (30 s unless said).
+  prolongWrapup({ seconds = 30 } = {}) { return this.send("prolongWrapup", { seconds }); }
+  /// The agent's last calls, newest first: `{calls: [{uniqueId, customerNumber, requestedAt,
+  /// status, bridgeSeconds}]}` (`status` 28 bridged, 21/22 customer not reached, 24 agent).
+  lastCalls({ limit = 10 } = {}) { return this.send("lastCalls", { limit }); }
   /// A key of the keypad, played to the customer during the call.
   dtmf({ digit }) { return this.send("dtmf", { digit }); }
   unlink() { return this.send("unlink"); }
@@ -261,6 +271,9 @@ function render(toolbar, container) {
   const cancel = element("button", { class: "db-cancel", type: "button", text: t("cancel") });
   const hangUp = element("button", { class: "db-hangup", type: "button", text: t("hangUp") });
   const pause = element("button", { class: "db-pause", type: "button", text: t("pause") });
+  const reason = element("select", { class: "db-reason", "aria-label": t("pauseReason") });
+  const prolong = element("button", { class: "db-prolong", type: "button", text: t("prolong") });
+  const calls = element("ol", { class: "db-calls", "aria-label": t("lastCalls") });
   const unpause = element("button", { class: "db-unpause", type: "button", text: t("unpause") });
   const message = element("div", { class: "db-message", role: "alert" });
   const keypad = element("div", { class: "db-keypad", role: "group", "aria-label": t("keypad") },
@@ -269,8 +282,10 @@ function render(toolbar, container) {
     element("div", { class: "db-head" }, [badge, since]),
     element("form", { class: "db-dialpad" }, [number, dial, cancel, hangUp]),
     keypad,
-    element("div", { class: "db-actions" }, [pause, unpause]),
+    element("div", { class: "db-actions" }, [reason, pause, unpause, prolong]),
     message,
+    element("h2", { class: "db-calls-title", text: t("lastCalls") }),
+    calls,
   ]);
   container.append(root);
 
@@ -292,6 +307,8 @@ function render(toolbar, container) {
     hangUp.hidden = state !== "talking";
     keypad.hidden = state !== "talking";
     pause.hidden = state !== "idle";
+    reason.hidden = state !== "idle" || reason.options.length === 0;
+    prolong.hidden = state !== "wrapup";
     unpause.hidden = state !== "paused";
     if (state === "calling" && toolbar.call && toolbar.call.pending) say(t("pleaseWait"));
     else if (message.dataset.kind !== "error") say("");
@@ -319,7 +336,20 @@ function render(toolbar, container) {
     if (digit) act(toolbar.dtmf({ digit }));
   });
   hangUp.addEventListener("click", () => act(toolbar.unlink()));
-  pause.addEventListener("click", () => act(toolbar.pause({ pauseDescription: "pause" })));
+  pause.addEventListener("click", () => act(toolbar.pause({ pauseDescription: reason.value || "pause" })));
+  prolong.addEventListener("click", () => act(toolbar.prolongWrapup({ seconds: 30 })));
+  const listCalls = () => toolbar.lastCalls().then(({ calls: last }) => {
+    calls.replaceChildren(...last.map((call) => {
+      const when = new Date(call.requestedAt).toLocaleTimeString(toolbar.lang);
+      const outcome = call.status === null ? t("talking") : t(`cdr${call.status}`) || String(call.status);
+      return element("li", { text: `${when} · ${call.customerNumber} · ${outcome}` });
+    }));
+  }, () => {});
+  toolbar.on("snapshot", () => {
+    reason.replaceChildren(...toolbar.pauseReasons.map((r) => element("option", { value: r, text: r })));
+    listCalls();
+  });
+  toolbar.on("hangup", listCalls);
   unpause.addEventListener("click", () => act(toolbar.unpause()));
   draw();
 }

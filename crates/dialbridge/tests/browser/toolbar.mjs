@@ -38,6 +38,7 @@ try {
   else await logIn(page);
   await observe(page);
   await watch(page, "idle");
+  if (config.pauseReason) await pauseAndBack(page);
   if (config.dial) await call(page);
   seen.states = await page.evaluate(() => window.shownStates.map((s) => s.state));
   for (const { state, dialEnabled } of await page.evaluate(() => window.shownStates)) {
@@ -140,7 +141,26 @@ async function call(page) {
   if (config.talkMs) await new Promise((resolve) => setTimeout(resolve, config.talkMs));
   await page.click(".db-hangup");
   await watch(page, "wrapup");
+  if (config.prolong) {
+    // More wrap-up time (through the widget's API: the button asks for 30 s).
+    const before = await page.$eval(".db-since", (since) => parseInt(since.textContent.replace(/\D+/g, " ").trim(), 10));
+    await page.evaluate((seconds) => window.toolbar.prolongWrapup({ seconds }), config.prolong);
+    await page.waitForFunction((before) => parseInt(document.querySelector(".db-since").textContent.replace(/\D+/g, " ").trim(), 10) > before, { timeout: 5000 }, before);
+    seen.prolonged = true;
+  }
   await watch(page, "idle", 60);
+  await page.waitForFunction(() => document.querySelectorAll(".db-calls li").length > 0, { timeout: 10000 });
+  seen.lastCalls = await page.$$eval(".db-calls li", (items) => items.map((item) => item.textContent));
+}
+
+async function pauseAndBack(page) {
+  await page.waitForFunction((reason) => [...document.querySelectorAll(".db-reason option")].some((o) => o.value === reason), { timeout: 10000 }, config.pauseReason);
+  await page.select(".db-reason", config.pauseReason);
+  await page.click(".db-pause");
+  await watch(page, "paused");
+  seen.pausedWith = await page.evaluate(() => window.toolbar.status.pauseDescription);
+  await page.click(".db-unpause");
+  await watch(page, "idle");
 }
 
 async function kickout(first) {

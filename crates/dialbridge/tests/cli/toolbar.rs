@@ -46,11 +46,13 @@ fn distance(a: &[i64; 3], b: &[i64; 3]) -> i64 {
 fn check_rendering(seen: &Value) {
     // Each state the polling saw has its screenshot (the states themselves are recorded as
     // drawn, however briefly: `states`).
+    // A state gone before its screenshot was taken has none (a later one may).
     let states: Vec<&str> = seen["polled"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(Value::as_str)
+        .filter(|state| seen["colours"].get(state).is_some())
         .collect();
     let colour = |state: &str| -> [i64; 3] {
         let c = &seen["colours"][state];
@@ -132,6 +134,15 @@ fn an_extension_agent_works_a_call_from_the_toolbar_page() {
     }
     let w = legacy_world();
     let crm = hang_up_push(&w);
+    w.op.ok(&[
+        "admin",
+        "enterprise",
+        "update",
+        "--id",
+        "3000001",
+        "--pause-reasons",
+        "休息,会议",
+    ]);
     let phone_port = dialbridge_testkit::free_port();
     let mut phone = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", phone_port, 1)
         .rtp_stream()
@@ -168,13 +179,22 @@ fn an_extension_agent_works_a_call_from_the_toolbar_page() {
         "dial": "13800138000",
         "talkMs": 1000,
         "keypad": "5",
+        "pauseReason": "会议",
+        "prolong": 3,
         "screenshots": shots.path(),
         "kickout": true,
         "admin": {"userName": "admin", "password": "admin-secret"},
     }));
     check_call_states(&seen);
     assert_eq!(seen["keypadMessage"], "", "the keypad's digit was taken: {seen}");
-    for state in ["idle", "calling", "ringing", "talking", "wrapup"] {
+    assert_eq!(
+        seen["pausedWith"], "会议",
+        "paused with a reason of the enterprise's list: {seen}"
+    );
+    assert_eq!(seen["prolonged"], true, "{seen}");
+    let last = seen["lastCalls"][0].as_str().unwrap_or_default();
+    assert!(last.contains("13800138000") && last.contains("双方接听"), "{seen}");
+    for state in ["idle", "paused", "calling", "ringing", "talking", "wrapup"] {
         assert!(seen["colours"].get(state).is_some(), "no screenshot of {state}: {seen}");
     }
     assert!(std::fs::read_dir(shots.path()).unwrap().count() >= 5);

@@ -1,0 +1,2 @@
+-- The pause reasons agents pick from in the toolbar, one per line.
+ALTER TABLE enterprises ADD COLUMN pause_reasons TEXT NOT NULL DEFAULT '';
