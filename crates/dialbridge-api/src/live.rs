@@ -475,7 +475,8 @@ async fn follow(
                 Some(Ok(Message::Text(text))) => {
                     let reply = match serde_json::from_str::<crate::toolbar::Command>(&text) {
                         Ok(command) => {
-                            let outcome = crate::toolbar::execute(&app, &viewer, source, &command).await;
+                            let outcome =
+                                crate::toolbar::execute(&app, &viewer, source, &command, toolbar.is_some()).await;
                             if let (crate::toolbar::Outcome::LoggedIn, Viewer::Agent { agent_id, .. }) = (&outcome, &viewer) {
                                 if toolbar.is_none() {
                                     let (id, kick) = app.toolbars.claim(*agent_id);
@@ -483,7 +484,12 @@ async fn follow(
                                     kicked = Some(kick);
                                 }
                             }
-                            outcome.reply(&command.id)
+                            let mut reply = outcome.reply(&command.id);
+                            if let (crate::toolbar::Outcome::LoggedIn, Some(session)) = (&outcome, *toolbar) {
+                                // What a reconnect names to take this session back.
+                                reply["data"]["session"] = json!(session);
+                            }
+                            reply
                         }
                         Err(e) => json!({"type": "reply", "ok": false, "code": "2", "message": format!("not a command: {e}")}),
                     };
@@ -494,12 +500,18 @@ async fn follow(
                 }
                 Some(Ok(_)) => continue,
             },
-            Ok(()) = async {
+            kick = async {
                 match kicked.as_mut() {
                     Some(kick) => kick.await,
                     None => std::future::pending().await,
                 }
             } => {
+                if kick.is_err() {
+                    // No later login took over (the registry let go of this session): nothing
+                    // to wait for any more.
+                    kicked = None;
+                    continue;
+                }
                 let message = json!({"type": "kickout", "time": now_ms(), "data": {"reason": "logged in elsewhere"}});
                 let _ = socket.send(Message::Text(message.to_string().into())).await;
                 let close = CloseFrame {

@@ -84,6 +84,15 @@ impl ToolbarSessions {
         (id, kicked)
     }
 
+    /// The agent's live toolbar session, if it has one.
+    pub fn live(&self, agent_id: i64) -> Option<u64> {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&agent_id)
+            .map(|(id, _)| *id)
+    }
+
     /// The socket of session `id` closed: the agent has no toolbar session, unless a later one
     /// took over.
     pub fn release(&self, agent_id: i64, id: u64) {
@@ -164,18 +173,41 @@ fn phone(args: &Map<String, Value>) -> Result<Option<PhoneChoice<'_>>, Outcome> 
     Ok(Some(PhoneChoice { phone_type, number }))
 }
 
-/// Runs one command of an agent's toolbar. Only an agent's own session commands; an admin's
-/// stream only observes.
-pub async fn execute(app: &AppState, viewer: &Viewer, source: IpAddr, command: &Command) -> Outcome {
-    let Viewer::Agent { enterprise, cno, .. } = viewer else {
+/// Runs one command of an agent's toolbar. Only an agent's own session commands, and only once
+/// it logged in on this socket (so that one toolbar per agent holds: the older one is kicked);
+/// an admin's stream only observes.
+pub async fn execute(app: &AppState, viewer: &Viewer, source: IpAddr, command: &Command, logged_in: bool) -> Outcome {
+    let Viewer::Agent {
+        enterprise,
+        cno,
+        agent_id,
+    } = viewer
+    else {
         return refused("3", "commands need an agent's session (this one observes)");
     };
+    if !logged_in && !matches!(command.command.as_str(), "login" | "lastCalls") {
+        return refused("12", "log in on this toolbar first");
+    }
     let enterprise = *enterprise;
     let Ok(cno) = Cno::parse(cno) else {
         return refused("8", "no such agent");
     };
     let args = &command.args;
     match command.command.as_str() {
+        // A reconnecting toolbar (`resume`: the session its login was given) takes its session
+        // back only if no other toolbar took it meanwhile (its own old socket may not be seen
+        // closed yet), and never brings back online an agent a CRM took offline.
+        "login" if args.get("resume").is_some() => {
+            let own = args.get("resume").and_then(Value::as_u64);
+            if app.toolbars.live(*agent_id).is_some_and(|live| Some(live) != own) {
+                return refused("kickout", "logged in elsewhere");
+            }
+            match app.calls.attach_if_online(enterprise, &cno).await {
+                Ok(true) => Outcome::LoggedIn,
+                Ok(false) => refused("12", "agent offline"),
+                Err(r) => refused(session_code(&r), r.to_string()),
+            }
+        }
         "login" => match phone(args) {
             Ok(phone) => match app.calls.attach(enterprise, &cno, phone).await {
                 Ok(()) => Outcome::LoggedIn,

@@ -114,6 +114,14 @@ impl CallService {
         }
     }
 
+    /// Whether the agent is online (or paused) now: what a reconnecting toolbar joins; it brings
+    /// no agent back online.
+    pub async fn attach_if_online(&self, enterprise: EnterpriseId, cno: &Cno) -> Result<bool, SessionRefusal> {
+        let mut tx = self.store().begin_read().await?;
+        let agent = agent(&mut tx, enterprise, cno).await?;
+        Ok(tx.agent_state(agent.id).await?.state.login != LoginStatus::Offline)
+    }
+
     /// Goes offline; `unbind` also releases the phone.
     pub async fn log_out(&self, enterprise: EnterpriseId, cno: &Cno, unbind: bool) -> Result<(), SessionRefusal> {
         let mut tx = self.store().begin().await?;

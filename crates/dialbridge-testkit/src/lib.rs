@@ -65,12 +65,12 @@ pub fn skip_without_sipp() -> bool {
 }
 
 /// `true` when headless Chromium cannot be driven here and the calling test must return at once
-/// (it prints why): Debian's `chromium`, `node`, and puppeteer-core installed in `browser_dir`
+/// (it prints why): Debian's `/usr/bin/chromium`, `node`, and puppeteer-core installed in `browser_dir`
 /// (scripts/test installs all three). With `CI` set a missing one fails the test instead.
 pub fn skip_without_chromium(browser_dir: &Path) -> bool {
     let puppeteer = browser_dir.join("node_modules/puppeteer-core/package.json");
     skip_because(
-        on_path("chromium") && on_path("node") && puppeteer.is_file(),
+        Path::new("/usr/bin/chromium").is_file() && on_path("node") && puppeteer.is_file(),
         "Chromium, node and puppeteer-core (scripts/test installs Debian's chromium and runs npm install in crates/dialbridge/tests/browser)",
     )
 }

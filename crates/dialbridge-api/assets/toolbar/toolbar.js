@@ -19,7 +19,7 @@ const TEXT = {
     kicked: "已在别处登录", phoneUnavailable: "话机未注册", inState: "已持续", keypad: "拨号盘",
     pauseReason: "置忙原因", prolong: "延长整理", lastCalls: "最近通话",
     cdr28: "双方接听", cdr21: "客户未接听", cdr22: "客户呼叫失败", cdr24: "座席未接听",
-    agentTokenNeeded: "工具条需要座席的令牌（管理员令牌只能旁观）",
+    agentTokenNeeded: "工具条需要座席的令牌（管理员令牌只能旁观）", revoked: "会话已失效，请重新登录",
   },
   en: {
     offline: "Offline", idle: "Idle", paused: "Paused", calling: "Calling", ringing: "Ringing", talking: "Talking",
@@ -30,19 +30,20 @@ const TEXT = {
     pauseReason: "Pause reason", prolong: "More wrap-up time", lastCalls: "Last calls",
     cdr28: "answered", cdr21: "customer did not answer", cdr22: "customer not reached", cdr24: "agent did not answer",
     agentTokenNeeded: "The toolbar needs an agent's token (an admin's only observes)",
+    revoked: "The session was revoked: log in again",
   },
 };
 
 // The legacy codes in words (PreviewOutcall's `res`; the session requests' `code`).
 const CODES = {
   "zh-CN": {
-    "1": "座席未接听", "2": "参数错误", "3": "认证失败", "4": "座席已停用", "5": "余额不足", "6": "未开通外呼",
+    "0": "没有通话", "1": "座席未接听", "2": "参数错误", "3": "认证失败", "4": "座席已停用", "5": "余额不足", "6": "未开通外呼",
     "7": "号码不正确或不允许呼叫", "8": "座席不存在", "9": "座席话机不可用", "10": "系统繁忙", "11": "号码在黑名单中",
     "12": "座席未在线", "13": "座席正在通话", "14": "外显号码不正确", "31": "话机已被其他座席绑定", "32": "话机号码不正确",
     "33": "正在呼叫中", "40": "号码呼叫次数超限", "41": "企业已停用", "99": "系统错误",
   },
   en: {
-    "1": "the agent did not answer", "2": "bad parameters", "3": "authentication failed", "4": "agent disabled",
+    "0": "no call", "1": "the agent did not answer", "2": "bad parameters", "3": "authentication failed", "4": "agent disabled",
     "5": "balance exhausted", "6": "outbound calling not enabled", "7": "bad number, or not allowed",
     "8": "no such agent", "9": "the agent's phone is not reachable", "10": "busy, try again",
     "11": "the number is blacklisted", "12": "agent offline", "13": "agent in a call", "14": "bad caller id",
@@ -119,17 +120,29 @@ class Toolbar {
     const since = this.seq === null ? "" : `&since=${this.seq}`;
     this.socket = new WebSocket(`${ws}/api/v1/events?token=${encodeURIComponent(this.token)}${since}`);
     this.socket.onopen = () => {
-      this.backoff = 500;
-      // A reconnecting toolbar takes its session back.
-      if (this.loggedIn) this.send("login", this.loggedIn).catch(() => {});
+      // A reconnecting toolbar takes its session back, unless another toolbar took it
+      // meanwhile (then it is kicked out) or the agent went offline (a CRM logged it out).
+      if (this.session === undefined) return;
+      this.send("login", { resume: this.session }).catch((error) => {
+        if (error.code === "kickout") this.receive({ type: "kickout", data: { reason: "logged in elsewhere" } });
+        else { this.loggedIn = null; this.session = undefined; }
+      });
     };
     this.socket.onmessage = (message) => this.receive(JSON.parse(message.data));
     this.socket.onclose = (close) => {
       for (const { reject } of this.pending.values()) reject(this.failure("10"));
       this.pending.clear();
-      if (this.closed || close.code === 4001 || close.code === 4002) return;
+      if (this.closed || close.code === 4002) return;
+      if (close.code === 4001) {
+        // The credential was revoked (password changed, agent disabled or kicked by an operator).
+        this.closed = true;
+        this.emit("refused", { message: this.text("revoked") });
+        return;
+      }
       this.emit("breakLine", { code: close.code });
-      setTimeout(() => this.connect(), this.backoff);
+      // Back-off with jitter, reset only once a snapshot arrives (a server that closes right
+      // after the upgrade is not hammered).
+      setTimeout(() => this.connect(), this.backoff * (0.75 + Math.random() / 2));
       this.backoff = Math.min(this.backoff * 2, 15000);
     };
   }
@@ -146,6 +159,7 @@ class Toolbar {
         return;
       }
       case "snapshot":
+        this.backoff = 500;
         if (message.viewer !== "agent") {
           // An admin's token observes the whole enterprise: it is no agent's toolbar.
           this.close();
@@ -172,6 +186,7 @@ class Toolbar {
         // Another toolbar logged this agent in: this one is done (no reconnecting).
         this.closed = true;
         this.loggedIn = null;
+        this.session = undefined;
         this.status = null;
         this.call = null;
         this.emit("kickout", message.data);
@@ -205,6 +220,7 @@ class Toolbar {
   async login(args = {}) {
     const data = await this.send("login", args);
     this.loggedIn = args;
+    this.session = data.session;
     return data;
   }
   logout() { this.loggedIn = null; return this.send("logout"); }

@@ -106,7 +106,7 @@ async function watch(page, wanted, seconds = 30) {
 async function record(page, now) {
   seen.polled.push(now);
   if (!config.screenshots || seen.colours[now]) return;
-  await page.screenshot({ path: join(config.screenshots, `${seen.states.length}-${now}.png`) });
+  await page.screenshot({ path: join(config.screenshots, `${seen.polled.length}-${now}.png`) });
   const badge = await page.$(".db-badge");
   const png = await badge.screenshot({ encoding: "base64" });
   // The mean colour of the badge as drawn (its label's pixels included).

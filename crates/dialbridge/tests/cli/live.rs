@@ -282,3 +282,59 @@ fn a_session_ends_when_its_credential_is_revoked() {
     assert_eq!((code, took < Duration::from_secs(5)), (Some(4001), true), "{took:?}");
     assert!(refused(a, &t));
 }
+
+/// Sends a toolbar command on `socket` and returns its reply (skipping events).
+fn command(socket: &mut Socket, id: u64, command: &str, args: serde_json::Value) -> serde_json::Value {
+    let message = serde_json::json!({"id": id, "command": command, "args": args});
+    socket
+        .send(tungstenite::Message::Text(message.to_string().into()))
+        .unwrap();
+    loop {
+        let message = next(socket);
+        if message["type"] == "reply" {
+            assert_eq!(message["id"], id, "{message}");
+            return message;
+        }
+    }
+}
+
+/// Commands act only for an agent's own token, and only once that socket logged in (so that the
+/// one-toolbar-per-agent rule cannot be sidestepped); an admin's stream only observes.
+#[test]
+fn toolbar_commands_need_an_agent_that_logged_in_on_that_socket() {
+    let w = legacy_world();
+    let a = &w.server.http;
+    let agent = token(a, &format!("enterpriseId=3000001&cno=2000&pwd={}", md5_hex("1234")));
+    let mut socket = connect(a, &agent, None);
+    assert_eq!(next(&mut socket)["viewer"], "agent");
+    let refused = command(
+        &mut socket,
+        1,
+        "previewOutcall",
+        serde_json::json!({"tel": "13800138000"}),
+    );
+    assert_eq!(
+        (&refused["ok"], &refused["code"]),
+        (&false.into(), &"12".into()),
+        "{refused}"
+    );
+    let unknown = command(&mut socket, 2, "teleport", serde_json::json!({}));
+    assert_eq!(unknown["ok"], false, "{unknown}");
+    let listed = command(&mut socket, 3, "lastCalls", serde_json::json!({}));
+    assert_eq!(listed["data"]["calls"], serde_json::json!([]), "{listed}");
+
+    let admin = token(a, &admin_auth());
+    let mut observer = connect(a, &admin, None);
+    assert_eq!(next(&mut observer)["viewer"], "admin");
+    let refused = command(
+        &mut observer,
+        1,
+        "login",
+        serde_json::json!({"bindTel": "801", "type": 2}),
+    );
+    assert_eq!(
+        (&refused["ok"], &refused["code"]),
+        (&false.into(), &"3".into()),
+        "{refused}"
+    );
+}

@@ -134,6 +134,7 @@ fn an_extension_agent_works_a_call_from_the_toolbar_page() {
     }
     let w = legacy_world();
     let crm = hang_up_push(&w);
+    // Wrap-up long enough to be prolonged after its screenshot, on a loaded machine too.
     w.op.ok(&[
         "admin",
         "enterprise",
@@ -142,6 +143,8 @@ fn an_extension_agent_works_a_call_from_the_toolbar_page() {
         "3000001",
         "--pause-reasons",
         "休息,会议",
+        "--wrapup-secs",
+        "8",
     ]);
     let phone_port = dialbridge_testkit::free_port();
     let mut phone = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", phone_port, 1)
