@@ -218,6 +218,9 @@ pub async fn execute(app: &AppState, viewer: &Viewer, source: IpAddr, command: &
         "logout" => session(app.calls.log_out(enterprise, &cno, false).await),
         "pause" => {
             let description = text(args, "pauseDescription").unwrap_or("pause").to_owned();
+            if let Some(refusal) = pause_reason_refused(app, enterprise, &description).await {
+                return refusal;
+            }
             session(
                 app.calls
                     .change_status(enterprise, &cno, Availability::Pause(description))
@@ -257,6 +260,33 @@ pub async fn execute(app: &AppState, viewer: &Viewer, source: IpAddr, command: &
         },
         other => refused("2", format!("unknown command {other:?}")),
     }
+}
+
+/// Why a toolbar may not pause with `description`: a system reason (wrap-up, calling), or one
+/// not on the enterprise's list when it has one.
+async fn pause_reason_refused(
+    app: &AppState,
+    enterprise: dialbridge_core::EnterpriseId,
+    description: &str,
+) -> Option<Outcome> {
+    use dialbridge_core::agent::{PAUSE_OUT_CALLING, PAUSE_WRAPUP};
+    if description == PAUSE_WRAPUP || description == PAUSE_OUT_CALLING {
+        return Some(refused("2", format!("{description} is the system's own pause reason")));
+    }
+    let reasons = app
+        .calls
+        .configuration()
+        .await
+        .ok()?
+        .enterprise(enterprise)
+        .map(|c| c.enterprise.settings.pause_reasons.clone())
+        .unwrap_or_default();
+    (!reasons.is_empty() && !reasons.iter().any(|r| r == description)).then(|| {
+        refused(
+            "2",
+            format!("{description:?} is not one of the enterprise's pause reasons"),
+        )
+    })
 }
 
 /// One of the agent's last calls as the toolbar lists it (`status` is the CDR's status code:

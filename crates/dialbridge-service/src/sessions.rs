@@ -109,7 +109,11 @@ impl CallService {
         match (online, phone) {
             (false, Some(phone)) => self.log_in(enterprise, cno, Availability::Online, phone).await,
             (false, None) => Err(SessionRefusal::BadPhone("a phone is required to go online".into())),
-            (true, Some(phone)) if !same_phone(&phone) => self.change_phone(enterprise, cno, phone).await,
+            // During a call the phone stays (ChangeBindTel's rule); the toolbar still attaches.
+            (true, Some(phone)) if !same_phone(&phone) => match self.change_phone(enterprise, cno, phone).await {
+                Err(SessionRefusal::NotIdle) => Ok(()),
+                other => other,
+            },
             (true, _) => Ok(()),
         }
     }

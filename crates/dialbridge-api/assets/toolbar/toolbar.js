@@ -167,12 +167,15 @@ class Toolbar {
           return;
         }
         this.status = (message.agents || [])[0] || null;
+        this.snapshotSeq = message.seq;
         if (this.status) this.status.receivedAt = Date.now();
         this.pauseReasons = message.pauseReasons || [];
         this.emit("snapshot", message);
         this.emit("status", this.status);
         return;
       case "status":
+        // A reconnect replays what it missed after the snapshot was taken: older than it.
+        if (message.seq <= this.snapshotSeq) return;
         this.status = { ...message.data, receivedAt: Date.now() };
         if (this.call && this.call.pending && message.data.deviceStatus !== "idle") this.call.pending = false;
         this.emit("status", message.data);

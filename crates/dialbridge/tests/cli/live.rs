@@ -338,3 +338,45 @@ fn toolbar_commands_need_an_agent_that_logged_in_on_that_socket() {
         "{refused}"
     );
 }
+
+/// A toolbar pauses only with one of the enterprise's reasons (when it has a list), never with
+/// the system's own.
+#[test]
+fn a_toolbar_pauses_with_the_enterprises_reasons_only() {
+    let w = legacy_world();
+    let a = &w.server.http;
+    w.op.ok(&[
+        "admin",
+        "enterprise",
+        "update",
+        "--id",
+        "3000001",
+        "--pause-reasons",
+        "休息,会议",
+    ]);
+    let agent = token(a, &format!("enterpriseId=3000001&cno=2000&pwd={}", md5_hex("1234")));
+    let mut socket = connect(a, &agent, None);
+    assert_eq!(next(&mut socket)["pauseReasons"], serde_json::json!(["休息", "会议"]));
+    let login = command(
+        &mut socket,
+        1,
+        "login",
+        serde_json::json!({"bindTel": "13900139000", "type": 1}),
+    );
+    assert_eq!(login["ok"], true, "{login}");
+    for (id, reason) in [(2, "pauseWrapup"), (3, "lunch")] {
+        let refused = command(
+            &mut socket,
+            id,
+            "pause",
+            serde_json::json!({"pauseDescription": reason}),
+        );
+        assert_eq!(
+            (&refused["ok"], &refused["code"]),
+            (&false.into(), &"2".into()),
+            "{refused}"
+        );
+    }
+    let paused = command(&mut socket, 4, "pause", serde_json::json!({"pauseDescription": "会议"}));
+    assert_eq!(paused["ok"], true, "{paused}");
+}
