@@ -145,16 +145,16 @@ async function call(page) {
     // More wrap-up time (through the widget's API: the button asks for 30 s).
     const before = await page.$eval(".db-since", (since) => parseInt(since.textContent.replace(/\D+/g, " ").trim(), 10));
     await page.evaluate((seconds) => window.toolbar.prolongWrapup({ seconds }), config.prolong);
-    await page.waitForFunction((before) => parseInt(document.querySelector(".db-since").textContent.replace(/\D+/g, " ").trim(), 10) > before, { timeout: 5000 }, before);
+    await page.waitForFunction((before) => parseInt(document.querySelector(".db-since").textContent.replace(/\D+/g, " ").trim(), 10) > before, { timeout: 5000, polling: 100 }, before);
     seen.prolonged = true;
   }
   await watch(page, "idle", 60);
-  await page.waitForFunction(() => document.querySelectorAll(".db-calls li").length > 0, { timeout: 10000 });
+  await page.waitForFunction(() => document.querySelectorAll(".db-calls li").length > 0, { timeout: 10000, polling: 100 });
   seen.lastCalls = await page.$$eval(".db-calls li", (items) => items.map((item) => item.textContent));
 }
 
 async function pauseAndBack(page) {
-  await page.waitForFunction((reason) => [...document.querySelectorAll(".db-reason option")].some((o) => o.value === reason), { timeout: 10000 }, config.pauseReason);
+  await page.waitForFunction((reason) => [...document.querySelectorAll(".db-reason option")].some((o) => o.value === reason), { timeout: 10000, polling: 100 }, config.pauseReason);
   await page.select(".db-reason", config.pauseReason);
   await page.click(".db-pause");
   await watch(page, "paused");
@@ -185,9 +185,12 @@ async function kickout(first) {
   const second = await browser.newPage();
   await logIn(second);
   await second.waitForSelector(".db-toolbar", { timeout: 20000 });
+  // Looked at in front, polled by interval: a page in the background gets no animation frames
+  // (puppeteer's default polling).
+  await first.bringToFront();
   await first.waitForFunction(
     () => document.querySelector(".db-toolbar .db-message").textContent !== "" && document.querySelector(".db-toolbar").dataset.state === "offline",
-    { timeout: 20000 },
+    { timeout: 20000, polling: 100 },
   );
   seen.kickedMessage = await first.$eval(".db-toolbar .db-message", (m) => m.textContent);
   seen.secondState = await state(second);
