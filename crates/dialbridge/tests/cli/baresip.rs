@@ -78,23 +78,7 @@ fn baresip_registers_as_an_extension_and_takes_a_call() {
     );
     assert_eq!(hang_up["result"], "success", "{hang_up}");
     assert_eq!(cdr_row(&w.server.http, &unique_id)["status"], "双方接听");
-    let until = Instant::now() + Duration::from_secs(20);
-    let cdr = loop {
-        let rows = w.op.json(&[
-            "admin",
-            "cdr",
-            "list",
-            "--enterprise",
-            "3000001",
-            "--unique-id",
-            &unique_id,
-        ]);
-        if rows[0].get("end_reason").is_some() {
-            break rows[0].clone();
-        }
-        assert!(Instant::now() < until, "{unique_id} did not end: {rows}");
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
     // 20 ms packets: over 2 s of the 3 s each way.
     for direction in ["packets_agent_to_customer", "packets_customer_to_agent"] {
         assert!(cdr[direction].as_u64().unwrap() > 100, "{direction}: {cdr}");

@@ -29,28 +29,6 @@ fn money(op: &Operator) -> Value {
     op.json(&["admin", "balance", "show", "--enterprise", "3000001"])[0].clone()
 }
 
-/// The call's CDR as `admin cdr list` shows it, once it has ended.
-fn wait_for_end(op: &Operator, unique_id: &str, deadline: Duration) -> Value {
-    let until = Instant::now() + deadline;
-    loop {
-        let rows = op.json(&[
-            "admin",
-            "cdr",
-            "list",
-            "--enterprise",
-            "3000001",
-            "--unique-id",
-            unique_id,
-        ]);
-        let row = rows[0].clone();
-        if row.get("end_reason").is_some() {
-            return row;
-        }
-        assert!(Instant::now() < until, "{unique_id} did not end: {row}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 /// Waits until the carrier answered `legs` legs (the agents' telephones and the customers).
 fn wait_for_answered_legs(carrier: &mut dialbridge_testkit::Sipp, legs: usize) {
     let answered = |carrier: &mut dialbridge_testkit::Sipp| carrier.logs().matches("answer acknowledged").count();

@@ -150,23 +150,7 @@ fn an_allowed_premium_destination_is_held_and_charged_at_its_own_rate() {
         &format!("/interface/HangUp?{}&uniqueId={unique_id}", admin_auth()),
     );
     assert_eq!(hang_up["result"], "success", "{hang_up}");
-    let until = Instant::now() + Duration::from_secs(30);
-    let cdr = loop {
-        let rows = op.json(&[
-            "admin",
-            "cdr",
-            "list",
-            "--enterprise",
-            "3000001",
-            "--unique-id",
-            &unique_id,
-        ]);
-        if rows[0].get("end_reason").is_some() {
-            break rows[0].clone();
-        }
-        assert!(Instant::now() < until, "{unique_id} did not end: {rows}");
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    let cdr = wait_for_end(&op, &unique_id, Duration::from_secs(30));
     assert_eq!(
         cdr["cost"], "2.5000",
         "one started minute at the destination's rate: {cdr}"

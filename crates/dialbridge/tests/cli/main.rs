@@ -577,19 +577,32 @@ fn phone_and_carrier_at(
     phone_with_carrier(http, sip, phone, carrier)
 }
 
-/// [`phone_and_carrier_at`] with a phone (given the port it answers on) and a carrier of the
-/// test's own.
-fn phone_with_carrier(
-    http: &str,
-    sip: &str,
-    phone: impl FnOnce(u16) -> dialbridge_testkit::SippBuilder,
-    carrier: dialbridge_testkit::SippBuilder,
-) -> (dialbridge_testkit::Sipp, dialbridge_testkit::Sipp) {
-    let phone_port = dialbridge_testkit::free_port();
-    let phone = phone(phone_port).spawn();
-    let carrier = carrier.spawn();
-    let sip: std::net::SocketAddr = sip.parse().unwrap();
-    let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(sip))
+/// The call's CDR as `admin cdr list` shows it, once it has ended.
+fn wait_for_end(op: &Operator, unique_id: &str, deadline: Duration) -> Value {
+    let until = Instant::now() + deadline;
+    loop {
+        let rows = op.json(&[
+            "admin",
+            "cdr",
+            "list",
+            "--enterprise",
+            "3000001",
+            "--unique-id",
+            unique_id,
+        ]);
+        let row = rows[0].clone();
+        if row.get("end_reason").is_some() {
+            return row;
+        }
+        assert!(Instant::now() < until, "{unique_id} did not end: {row}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Registers extension 801 of enterprise 3000001 at the server's SIP address `sip`, for a phone
+/// answering on `phone_port`; must succeed.
+fn register_extension_801(sip: &str, phone_port: u16) {
+    let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(sip.parse().unwrap()))
         .args([
             "-s",
             "3000001-801",
@@ -604,6 +617,20 @@ fn phone_with_carrier(
         .set("contact_port", phone_port)
         .spawn();
     assert!(register.finish(Duration::from_secs(10)), "{}", register.logs());
+}
+
+/// [`phone_and_carrier_at`] with a phone (given the port it answers on) and a carrier of the
+/// test's own.
+fn phone_with_carrier(
+    http: &str,
+    sip: &str,
+    phone: impl FnOnce(u16) -> dialbridge_testkit::SippBuilder,
+    carrier: dialbridge_testkit::SippBuilder,
+) -> (dialbridge_testkit::Sipp, dialbridge_testkit::Sipp) {
+    let phone_port = dialbridge_testkit::free_port();
+    let phone = phone(phone_port).spawn();
+    let carrier = carrier.spawn();
+    register_extension_801(sip, phone_port);
     let online = json_get(
         http,
         &format!(

@@ -109,6 +109,25 @@ fn check_one_call(w: &LegacyWorld, crm: &super::pushes::Receiver) {
     assert!(hangup.body.contains("cdr_status=28"), "{}", hangup.body);
 }
 
+/// A SIPp phone registered as extension 801 that rings for `phone_ring_ms` before answering,
+/// and the carrier, ringing 1.5 s (long enough for the toolbar to show each state).
+fn ringing_phone_and_carrier(
+    w: &LegacyWorld,
+    phone_ring_ms: u32,
+) -> (dialbridge_testkit::Sipp, dialbridge_testkit::Sipp) {
+    let phone_port = dialbridge_testkit::free_port();
+    let phone = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", phone_port, 1)
+        .rtp_stream()
+        .set("ring_ms", phone_ring_ms)
+        .spawn();
+    let carrier = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", w.carrier_port, 1)
+        .rtp_stream()
+        .set("ring_ms", 1500)
+        .spawn();
+    register_extension_801(&w.server.sip, phone_port);
+    (phone, carrier)
+}
+
 fn hang_up_push(w: &LegacyWorld) -> super::pushes::Receiver {
     let crm = super::pushes::receiver(&[]);
     w.op.ok(&[
@@ -146,30 +165,7 @@ fn an_extension_agent_works_a_call_from_the_toolbar_page() {
         "--wrapup-secs",
         "8",
     ]);
-    let phone_port = dialbridge_testkit::free_port();
-    let mut phone = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", phone_port, 1)
-        .rtp_stream()
-        .set("ring_ms", 2500)
-        .spawn();
-    let mut carrier = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", w.carrier_port, 1)
-        .rtp_stream()
-        .set("ring_ms", 1500)
-        .spawn();
-    let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(w.server.sip.parse().unwrap()))
-        .args([
-            "-s",
-            "3000001-801",
-            "-au",
-            "3000001-801",
-            "-ap",
-            "ext801-secret",
-            "-m",
-            "1",
-        ])
-        .args(["-p".to_owned(), dialbridge_testkit::free_port().to_string()])
-        .set("contact_port", phone_port)
-        .spawn();
-    assert!(register.finish(Duration::from_secs(10)), "{}", register.logs());
+    let (mut phone, mut carrier) = ringing_phone_and_carrier(&w, 2500);
     let shots = tempfile::tempdir().unwrap();
 
     let seen = drive(&json!({
@@ -341,30 +337,7 @@ toolbar.on("snapshot", () => {{ if (!toolbar.loggedIn) toolbar.login({{ bindTel:
         403
     );
 
-    let phone_port = dialbridge_testkit::free_port();
-    let mut phone = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", phone_port, 1)
-        .rtp_stream()
-        .set("ring_ms", 2000)
-        .spawn();
-    let mut carrier = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", w.carrier_port, 1)
-        .rtp_stream()
-        .set("ring_ms", 1500)
-        .spawn();
-    let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(w.server.sip.parse().unwrap()))
-        .args([
-            "-s",
-            "3000001-801",
-            "-au",
-            "3000001-801",
-            "-ap",
-            "ext801-secret",
-            "-m",
-            "1",
-        ])
-        .args(["-p".to_owned(), dialbridge_testkit::free_port().to_string()])
-        .set("contact_port", phone_port)
-        .spawn();
-    assert!(register.finish(Duration::from_secs(10)), "{}", register.logs());
+    let (mut phone, mut carrier) = ringing_phone_and_carrier(&w, 2000);
     let shots = tempfile::tempdir().unwrap();
     let seen = drive(&json!({
         "server": server,
@@ -417,21 +390,7 @@ fn the_toolbar_works_over_tls() {
     );
     let phone_port = dialbridge_testkit::free_port();
     let _phone = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", phone_port, 1).spawn();
-    let mut register = dialbridge_testkit::SippBuilder::new("register.xml", Some(server.sip.parse().unwrap()))
-        .args([
-            "-s",
-            "3000001-801",
-            "-au",
-            "3000001-801",
-            "-ap",
-            "ext801-secret",
-            "-m",
-            "1",
-        ])
-        .args(["-p".to_owned(), dialbridge_testkit::free_port().to_string()])
-        .set("contact_port", phone_port)
-        .spawn();
-    assert!(register.finish(Duration::from_secs(10)), "{}", register.logs());
+    register_extension_801(&server.sip, phone_port);
     let seen = drive(&json!({
         "server": format!("https://{}", server.http),
         "ignoreCertificateErrors": true,
