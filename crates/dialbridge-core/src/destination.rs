@@ -366,14 +366,6 @@ impl DestinationRates {
         Self::new(entries)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn entries(&self) -> impl Iterator<Item = (&str, Money)> {
-        self.0.iter().map(|(prefix, rate)| (prefix.as_str(), *rate))
-    }
-
     /// The price per minute of the longest prefix of `number`'s international form.
     pub fn rate_for(&self, number: &PhoneNumber) -> Option<Money> {
         let international = number.international_digits()?;
