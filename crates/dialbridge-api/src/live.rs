@@ -354,6 +354,8 @@ fn message_type(event_type: &str) -> &'static str {
         "ringing" => "previewOutcallRinging",
         "bridge" => "previewOutcallBridge",
         "hangup" => "hangup",
+        "hold" => "hold",
+        "unhold" => "unhold",
         _ => "status",
     }
 }
@@ -386,6 +388,10 @@ async fn snapshot(app: &AppState, viewer: &Viewer) -> Result<(i64, Value), dialb
             }
         }
         let state = tx.agent_state(agent.id).await?.state.at(now);
+        let progress = match &state.call {
+            Some(call) => Some(tx.cdr_progress(&call.unique_id).await?),
+            None => None,
+        };
         let phone = tx.bound_phone(agent.id).await?;
         let reachable = app.calls.phone_reachable(viewer.enterprise(), phone.as_ref());
         agents.push(json!({
@@ -396,6 +402,9 @@ async fn snapshot(app: &AppState, viewer: &Viewer) -> Result<(i64, Value), dialb
             "pauseDescription": state.pause_description.clone().unwrap_or_default(),
             "uniqueId": state.call.as_ref().map_or("", |c| c.unique_id.as_str()),
             "wrapupTime": state.wrapup_seconds_left(now),
+            // A toolbar that reloads during a call shows it as it is: talking, or on hold.
+            "bridged": progress.as_ref().is_some_and(|p| p.bridged_at.is_some()),
+            "onHold": progress.as_ref().is_some_and(|p| p.on_hold_since.is_some()),
         }));
     }
     let kind = match viewer {

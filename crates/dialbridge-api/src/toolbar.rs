@@ -14,7 +14,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use dialbridge_core::agent::Availability;
 use dialbridge_core::{Cno, PhoneType};
-use dialbridge_service::{CallOf, OutcallRequest, PhoneChoice, SessionRefusal};
+use dialbridge_service::{CallOf, OutcallRequest, PhoneChoice, RingLimits, SessionRefusal};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
@@ -254,6 +254,8 @@ pub async fn execute(app: &AppState, viewer: &Viewer, source: IpAddr, command: &
                 Err(r) => refused(session_code(&r), r.to_string()),
             }
         }
+        "hold" => session(app.calls.hold_call(enterprise, &cno, true).await),
+        "unhold" => session(app.calls.hold_call(enterprise, &cno, false).await),
         "dtmf" => match text(args, "digit").map(|d| d.chars().collect::<Vec<_>>()).as_deref() {
             Some([digit]) => session(app.calls.send_digit(enterprise, &cno, *digit).await),
             _ => refused("2", "digit must be one of 0-9, *, #, A-D"),
@@ -325,10 +327,24 @@ async fn preview_outcall(
     else {
         return refused("8", "no such agent");
     };
+    let mut ring_limits = RingLimits::default();
+    for (name, limit) in [
+        ("agentTimeout", &mut ring_limits.agent_secs),
+        ("customerTimeout", &mut ring_limits.customer_secs),
+    ] {
+        match args.get(name) {
+            None | Some(Value::Null) => {}
+            Some(value) => match value.as_u64().filter(|s| (5..=300).contains(s)) {
+                Some(seconds) => *limit = u32::try_from(seconds).ok(),
+                None => return refused("2", format!("{name} must be a number of seconds from 5 to 300")),
+            },
+        }
+    }
     let request = OutcallRequest {
         customer_number: tel.to_owned(),
         user_field,
         caller_id: text(args, "clidLeftNumber").map(str::to_owned),
+        ring_limits,
     };
     match app
         .calls

@@ -265,6 +265,7 @@ impl CallTask {
                 command = control.recv() => match command {
                     Some(Control::HangUp(cause)) => return Wake::Event(CallEvent::HangUpRequested { cause }),
                     Some(Control::CreditRenewed(paid_minutes)) => return Wake::CreditRenewed(paid_minutes),
+                    Some(Control::Hold(on_hold)) => return Wake::Event(CallEvent::HoldRequested { on_hold }),
                     Some(Control::Digit { event, duration }) => {
                         // The agent's keypad in the toolbar: the customer hears it as RFC 4733
                         // events, as a digit the agent's phone sends by INFO.
@@ -457,6 +458,7 @@ impl CallTask {
                 Effect::RelayEarlyMedia => self.media.set_mode(RelayMode::EarlyMedia),
                 Effect::PlayRingback => self.media.set_mode(RelayMode::Ringback),
                 Effect::Bridge => self.media.set_mode(RelayMode::Bridged),
+                Effect::PutOnHold => self.media.set_mode(RelayMode::OnHold),
                 Effect::Emit(progress) => {
                     let _ = self.updates.send(CallUpdate::Progress {
                         progress,

@@ -166,6 +166,8 @@ enum Control {
     HangUp(dialbridge_core::call::PlatformCause),
     /// The call's credit hold now pays this many minutes.
     CreditRenewed(u32),
+    /// Put the customer on hold (`true`) or take them off it.
+    Hold(bool),
     /// A DTMF digit (RFC 4733 event code) to play into the customer's stream.
     Digit {
         event: u8,
@@ -309,6 +311,17 @@ impl Engine {
             .calls()
             .get(unique_id)
             .is_some_and(|c| c.send(Control::Digit { event, duration }).is_ok())
+    }
+
+    /// Puts the bridged call's customer on hold (they hear the hold tone, the agent hears
+    /// nothing, nothing is relayed) or takes them off it; answered by a
+    /// [`Progress::OnHold`] / [`Progress::Resumed`] update when it changed something. False when
+    /// there is no such call.
+    pub fn hold(&self, unique_id: &str, on_hold: bool) -> bool {
+        self.shared
+            .calls()
+            .get(unique_id)
+            .is_some_and(|c| c.send(Control::Hold(on_hold)).is_ok())
     }
 
     /// The answer to a call's [`CallUpdate::RenewCredit`]: its credit hold now pays

@@ -1,8 +1,8 @@
 //! The per-call media relay: one task owns both legs' sockets (no lock or channel per packet,
 //! buffers allocated once), latches onto where each far end really sends from (symmetric
 //! RTP), relays according to the call's phase, converts between µ-law and A-law when the legs
-//! negotiated different laws, plays ringback to the agent, terminates RTCP, and reports a leg
-//! that went silent.
+//! negotiated different laws, plays ringback to the agent and the hold tone to the customer,
+//! terminates RTCP, and reports a leg that went silent.
 //!
 //! [`MediaSession`] is the interface the engine uses; a kernel forwarding path could sit
 //! behind the same methods for calls that need no tone, transcoding or recording.
@@ -36,6 +36,16 @@ pub enum RelayMode {
     EarlyMedia,
     /// Both ways.
     Bridged,
+    /// The agent put the customer on hold: nothing is forwarded either way (the customer must
+    /// not hear the agent's room); the customer hears the hold tone.
+    OnHold,
+}
+
+impl RelayMode {
+    /// Both legs are up (bridged, on hold or not): a silent leg is a lost one.
+    pub fn is_connected(self) -> bool {
+        matches!(self, RelayMode::Bridged | RelayMode::OnHold)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +64,7 @@ pub struct RelayStats {
     pub customer_to_agent_packets: u64,
     pub customer_to_agent_bytes: u64,
     pub ringback_packets: u64,
+    pub hold_tone_packets: u64,
     /// Telephone-event (DTMF) packets forwarded, both ways.
     pub telephone_events: u64,
 }
@@ -159,8 +170,8 @@ impl Relay {
         let mut customer_buf = vec![0u8; MAX_PACKET];
         let mut agent_rtcp_buf = vec![0u8; MAX_PACKET];
         let mut customer_rtcp_buf = vec![0u8; MAX_PACKET];
-        let mut ringback_tick = tokio::time::interval(Duration::from_millis(20));
-        ringback_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut tone_tick = tokio::time::interval(Duration::from_millis(20));
+        tone_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let watchdog_period =
             (self.core.inactivity_timeout() / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let mut digit_tick = tokio::time::interval(Duration::from_millis(20));
@@ -192,10 +203,14 @@ impl Relay {
                 // RTCP is terminated here: each leg's reports describe its own hop.
                 _ = self.agent.rtcp.recv_from(&mut agent_rtcp_buf) => {}
                 _ = self.customer.rtcp.recv_from(&mut customer_rtcp_buf) => {}
-                _ = ringback_tick.tick(), if self.core.mode() == RelayMode::Ringback => {
-                    if let Some((remote, packet)) = self.core.next_ringback() {
-                        if self.agent.rtp.send_to(packet, remote).await.is_ok() {
-                            self.core.ringback_sent();
+                _ = tone_tick.tick(), if self.core.plays_tone() => {
+                    if let Some((to, remote, packet)) = self.core.next_tone() {
+                        let socket = match to {
+                            MediaLeg::Agent => &self.agent.rtp,
+                            MediaLeg::Customer => &self.customer.rtp,
+                        };
+                        if socket.send_to(packet, remote).await.is_ok() {
+                            self.core.tone_sent(to);
                         }
                     }
                 }
@@ -210,7 +225,7 @@ impl Relay {
                         }
                     }
                 }
-                _ = watchdog.tick(), if self.core.mode() == RelayMode::Bridged => {
+                _ = watchdog.tick(), if self.core.mode().is_connected() => {
                     for leg in self.core.newly_inactive(std::time::Instant::now()) {
                         let _ = events.try_send(MediaEvent::Inactive(leg));
                     }

@@ -79,6 +79,7 @@ pub(crate) struct RelayCore {
     settings: RelaySettings,
     stats: RelayStats,
     ringback: Ringback,
+    hold_tone: HoldTone,
     digits: VecDeque<Digit>,
     playing: Option<Playing>,
 }
@@ -94,6 +95,7 @@ impl RelayCore {
             settings,
             stats: RelayStats::default(),
             ringback: Ringback::new(),
+            hold_tone: HoldTone::new(),
             digits: VecDeque::new(),
             playing: None,
         }
@@ -132,11 +134,15 @@ impl RelayCore {
         side.sends = remote.sends;
     }
 
-    /// Entering the bridge starts both legs' inactivity clocks afresh.
+    /// Entering the bridge starts both legs' inactivity clocks afresh (not coming back from
+    /// hold: they ran through it). The hold tone starts from its beginning each time.
     pub(crate) fn set_mode(&mut self, mode: RelayMode, now: Instant) {
-        if mode == RelayMode::Bridged && self.mode != RelayMode::Bridged {
+        if mode.is_connected() && !self.mode.is_connected() {
             self.agent.last_received = now;
             self.customer.last_received = now;
+        }
+        if mode == RelayMode::OnHold && self.mode != RelayMode::OnHold {
+            self.hold_tone = HoldTone::new();
         }
         self.mode = mode;
     }
@@ -221,18 +227,35 @@ impl RelayCore {
         }
     }
 
-    /// The next 20 ms of ringback for the agent, while the phase plays it and the agent has an
-    /// address.
-    pub(crate) fn next_ringback(&mut self) -> Option<(SocketAddr, &[u8])> {
-        if self.mode != RelayMode::Ringback {
-            return None;
-        }
-        let remote = self.agent.remote?;
-        Some((remote, self.ringback.next_packet(self.agent.law)))
+    /// Whether the phase plays a tone of ours (every 20 ms).
+    pub(crate) fn plays_tone(&self) -> bool {
+        matches!(self.mode, RelayMode::Ringback | RelayMode::OnHold)
     }
 
-    pub(crate) fn ringback_sent(&mut self) {
-        self.stats.ringback_packets += 1;
+    /// The next 20 ms of the phase's tone, the leg it goes to and its address: ringback for
+    /// the agent, or the hold tone for the customer (continuing the stream the customer is
+    /// sent, so the carrier sees one stream); `None` when the phase plays none or the leg has
+    /// no address yet.
+    pub(crate) fn next_tone(&mut self) -> Option<(MediaLeg, SocketAddr, &[u8])> {
+        match self.mode {
+            RelayMode::Ringback => {
+                let remote = self.agent.remote?;
+                Some((MediaLeg::Agent, remote, self.ringback.next_packet(self.agent.law)))
+            }
+            RelayMode::OnHold => {
+                let remote = self.customer.remote?;
+                let packet = self.hold_tone.next_packet(self.customer.law, &mut self.customer.sent);
+                Some((MediaLeg::Customer, remote, packet))
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn tone_sent(&mut self, to: MediaLeg) {
+        match to {
+            MediaLeg::Agent => self.stats.ringback_packets += 1,
+            MediaLeg::Customer => self.stats.hold_tone_packets += 1,
+        }
     }
 
     /// The next packet of the key being played, starting the next queued one when none is,
@@ -276,10 +299,10 @@ impl RelayCore {
         self.stats.telephone_events += 1;
     }
 
-    /// The legs found silent for the inactivity timeout while bridged, each reported once
-    /// (until its SDP says it sends again).
+    /// The legs found silent for the inactivity timeout while bridged (on hold or not), each
+    /// reported once (until its SDP says it sends again).
     pub(crate) fn newly_inactive(&mut self, now: Instant) -> Vec<MediaLeg> {
-        if self.mode != RelayMode::Bridged {
+        if !self.mode.is_connected() {
             return Vec::new();
         }
         let timeout = self.settings.inactivity_timeout;
@@ -316,6 +339,19 @@ impl SentStream {
         self.next_sequence = sequence.wrapping_add(1);
         self.last_timestamp = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
         self.ssrc = Some(u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]));
+    }
+
+    /// The header of a 20 ms packet of ours continuing the stream: its sequence number, the
+    /// timestamp 160 samples on, the stream's SSRC (one of our own before anything was relayed).
+    fn continue_with(&mut self, header: &mut [u8], payload_type: u8, marker: bool) {
+        let sequence = self.insert();
+        self.last_timestamp = self.last_timestamp.wrapping_add(SAMPLES_PER_TICK);
+        let ssrc = *self.ssrc.get_or_insert_with(rand::random);
+        header[0] = 0x80;
+        header[1] = payload_type | if marker { 0x80 } else { 0 };
+        header[2..4].copy_from_slice(&sequence.to_be_bytes());
+        header[4..8].copy_from_slice(&self.last_timestamp.to_be_bytes());
+        header[8..12].copy_from_slice(&ssrc.to_be_bytes());
     }
 
     /// Takes the next sequence number for a packet of ours.
@@ -473,17 +509,48 @@ impl Ringback {
         header[2..4].copy_from_slice(&self.sequence.to_be_bytes());
         header[4..8].copy_from_slice(&self.timestamp.to_be_bytes());
         header[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
-        for (i, byte) in self.packet[RTP_HEADER..].iter_mut().enumerate() {
-            let sample = if on {
-                let n = (self.frame * 160 + i as u64) as f64;
-                (0.25 * 32767.0 * (2.0 * std::f64::consts::PI * 450.0 * n / 8000.0).sin()) as i16
-            } else {
-                0
-            };
-            *byte = law.encode(sample);
-        }
+        tone_frame(&mut self.packet[RTP_HEADER..], law, 450.0, on.then_some(self.frame));
         self.sequence = self.sequence.wrapping_add(1);
         self.timestamp = self.timestamp.wrapping_add(160);
+        self.frame += 1;
+        &self.packet
+    }
+}
+
+/// One 20 ms frame of a sine at `hz` (quarter scale) at `frame`'s place in it, or silence.
+fn tone_frame(payload: &mut [u8], law: Law, hz: f64, frame: Option<u64>) {
+    for (i, byte) in payload.iter_mut().enumerate() {
+        let sample = frame.map_or(0, |frame| {
+            let n = (frame * 160 + i as u64) as f64;
+            (0.25 * 32767.0 * (2.0 * std::f64::consts::PI * hz * n / 8000.0).sin()) as i16
+        });
+        *byte = law.encode(sample);
+    }
+}
+
+/// What a customer on hold hears: a 425 Hz beep of 200 ms every 3 s, so they know the line is
+/// still up (no music file to ship or license).
+struct HoldTone {
+    packet: [u8; RTP_HEADER + 160],
+    frame: u64,
+}
+
+impl HoldTone {
+    const HZ: f64 = 425.0;
+    const FRAMES_ON: u64 = 10;
+    const FRAMES_PER_CYCLE: u64 = 150;
+
+    fn new() -> Self {
+        Self {
+            packet: [0; RTP_HEADER + 160],
+            frame: 0,
+        }
+    }
+
+    fn next_packet(&mut self, law: Law, stream: &mut SentStream) -> &[u8] {
+        let on = self.frame % Self::FRAMES_PER_CYCLE < Self::FRAMES_ON;
+        stream.continue_with(&mut self.packet[..RTP_HEADER], law.payload_type(), self.frame == 0);
+        tone_frame(&mut self.packet[RTP_HEADER..], law, Self::HZ, on.then_some(self.frame));
         self.frame += 1;
         &self.packet
     }

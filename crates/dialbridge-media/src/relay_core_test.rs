@@ -177,6 +177,7 @@ fn each_phase_forwards_only_what_it_should() {
         (RelayMode::Ringback, false, false),
         (RelayMode::EarlyMedia, true, false),
         (RelayMode::Bridged, true, true),
+        (RelayMode::OnHold, false, false),
     ] {
         let mut core = relay(mode, now);
         let from_customer = core.on_packet(MediaLeg::Customer, &mut rtp(8, &[0xD5; 160]), address(CUSTOMER), now);
@@ -343,9 +344,13 @@ fn a_silent_leg_is_reported_once_only_while_bridged_and_not_while_it_says_it_sen
 fn ringback_and_keys_go_out_only_in_their_phase_and_keys_renumber_the_relayed_stream() {
     let now = Instant::now();
     let mut core = relay(RelayMode::Ringback, now);
-    let (to, packet) = core.next_ringback().unwrap();
-    assert_eq!((to, packet[1] & 0x7F), (address(AGENT), 0), "PCMU to the agent");
-    core.ringback_sent();
+    let (leg, to, packet) = core.next_tone().unwrap();
+    assert_eq!(
+        (leg, to, packet[1] & 0x7F),
+        (MediaLeg::Agent, address(AGENT), 0),
+        "PCMU to the agent"
+    );
+    core.tone_sent(leg);
     assert_eq!(core.stats().ringback_packets, 1);
     // A key while not bridged is dropped.
     let key = Digit {
@@ -358,7 +363,7 @@ fn ringback_and_keys_go_out_only_in_their_phase_and_keys_renumber_the_relayed_st
     assert!(!core.digits_pending());
 
     core.set_mode(RelayMode::Bridged, now);
-    assert!(core.next_ringback().is_none(), "no ringback once bridged");
+    assert!(core.next_tone().is_none(), "no ringback once bridged");
     let forward = core.on_packet(MediaLeg::Agent, &mut audio(100, 8_000, 42), address(AGENT), now);
     assert!(forward.is_some());
     assert!(core.queue_digit(key));
@@ -383,5 +388,65 @@ fn ringback_and_keys_go_out_only_in_their_phase_and_keys_renumber_the_relayed_st
         u16::from_be_bytes([next[2], next[3]]),
         109,
         "relayed after the inserted ones"
+    );
+}
+
+#[test]
+fn on_hold_the_customer_hears_the_hold_tone_continuing_its_stream_and_nothing_is_relayed() {
+    let now = Instant::now();
+    let mut core = relay(RelayMode::Bridged, now);
+    let mut relayed = audio(500, 80_000, 42);
+    core.on_packet(MediaLeg::Agent, &mut relayed, address(AGENT), now)
+        .unwrap();
+    core.set_mode(RelayMode::OnHold, now);
+    assert!(core.plays_tone());
+    let mut beep = Vec::new();
+    for tick in 0..150u16 {
+        let (leg, to, packet) = core.next_tone().unwrap();
+        assert_eq!((leg, to), (MediaLeg::Customer, address(CUSTOMER)));
+        assert_eq!(packet[1] & 0x7F, 8, "the customer's law (PCMA)");
+        assert_eq!(packet[1] & 0x80 != 0, tick == 0, "marked once, at the start");
+        assert_eq!(
+            u16::from_be_bytes([packet[2], packet[3]]),
+            501 + tick,
+            "the stream continues"
+        );
+        assert_eq!(
+            u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]),
+            80_000 + 160 * (u32::from(tick) + 1)
+        );
+        assert_eq!(
+            u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]),
+            42,
+            "one SSRC"
+        );
+        beep.push(packet[12..].iter().any(|b| *b != Law::A.encode(0)));
+        core.tone_sent(leg);
+    }
+    assert!(
+        beep[..10].iter().all(|b| *b) && beep[10..].iter().all(|b| !b),
+        "200 ms of tone in 3 s"
+    );
+    assert_eq!(core.stats().hold_tone_packets, 150);
+    assert!(core
+        .on_packet(MediaLeg::Agent, &mut audio(501, 80_160, 42), address(AGENT), now)
+        .is_none());
+    assert!(core
+        .on_packet(MediaLeg::Customer, &mut rtp(8, &[0xD5; 160]), address(CUSTOMER), now)
+        .is_none());
+    assert_eq!(
+        core.newly_inactive(now + Duration::from_secs(6)),
+        [MediaLeg::Agent, MediaLeg::Customer],
+        "a silent leg is lost, on hold too"
+    );
+
+    core.set_mode(RelayMode::Bridged, now);
+    assert!(!core.plays_tone());
+    let mut next = audio(502, 80_320, 42);
+    core.on_packet(MediaLeg::Agent, &mut next, address(AGENT), now).unwrap();
+    assert_eq!(
+        u16::from_be_bytes([next[2], next[3]]),
+        652,
+        "relayed after the tone's packets"
     );
 }

@@ -267,3 +267,63 @@ async fn dtmf_events_cross_under_each_legs_payload_type_and_are_never_transcoded
     let stats = session.finish().await;
     assert_eq!(stats.telephone_events, 1);
 }
+
+#[tokio::test]
+async fn on_hold_the_customer_hears_the_hold_tone_and_neither_hears_the_other() {
+    let pool = pool();
+    let session = quiet_session(&pool);
+    let p = phones(&session, Law::Mu, Law::A).await;
+    session.set_mode(RelayMode::Bridged);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    p.agent.send_to(&rtp(0, 1, 0x11), p.to_agent_port).await.unwrap();
+    let relayed = recv(&p.customer).await.expect("bridged");
+    assert_eq!(relayed[1] & 0x7F, 8, "converted to the customer's A-law");
+
+    session.set_mode(RelayMode::OnHold);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for seq in 2..12 {
+        p.agent.send_to(&rtp(0, seq, 0x11), p.to_agent_port).await.unwrap();
+        p.customer
+            .send_to(&rtp(8, seq, 0x33), p.to_customer_port)
+            .await
+            .unwrap();
+    }
+    // 200 ms of the tone's first beep: packets of the customer's stream, none of them the agent's.
+    let mut tone = Vec::new();
+    while tone.len() < 10 {
+        let packet = recv(&p.customer).await.expect("the hold tone");
+        assert_eq!(&packet[8..12], &relayed[8..12], "the stream the customer is sent");
+        assert_ne!(packet[12..], relayed[12..], "no sound of the agent's");
+        tone.push(packet);
+    }
+    assert_eq!(tone[0][1], 0x80 | 8, "marked, A-law");
+    assert!(
+        tone.iter().all(|p| p[12..].iter().any(|b| *b != Law::A.encode(0))),
+        "a beep"
+    );
+    let sequences: Vec<u16> = tone.iter().map(|p| u16::from_be_bytes([p[2], p[3]])).collect();
+    let first = u16::from_be_bytes([relayed[2], relayed[3]]).wrapping_add(1);
+    assert_eq!(
+        sequences,
+        (first..first + 10).collect::<Vec<u16>>(),
+        "continuing the stream"
+    );
+    assert!(
+        recv(&p.agent).await.is_none(),
+        "the agent hears nothing of the customer"
+    );
+
+    session.set_mode(RelayMode::Bridged);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    while timeout(Duration::from_millis(30), async { recv(&p.customer).await })
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+    {}
+    p.customer.send_to(&rtp(8, 20, 0x33), p.to_customer_port).await.unwrap();
+    let resumed = recv(&p.agent).await.expect("the customer heard again");
+    assert_eq!(resumed[1] & 0x7F, 0, "converted to the agent's µ-law");
+    let stats = session.finish().await;
+    assert!(stats.hold_tone_packets >= 10, "{stats:?}");
+}

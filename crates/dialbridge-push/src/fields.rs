@@ -132,6 +132,17 @@ pub fn status(s: &AgentStatus<'_>) -> String {
     ])
 }
 
+/// The agent put the customer on hold (`on_hold`) or took them off it: the event stream's
+/// `hold` / `unhold` (no legacy push carries it).
+pub fn hold(on_hold: bool, cno: &str, unique_id: &str, customer_number: &str) -> String {
+    object(vec![
+        ("name", if on_hold { "hold" } else { "unhold" }.to_owned()),
+        ("cno", cno.to_owned()),
+        ("uniqueId", unique_id.to_owned()),
+        ("customerNumber", customer_number.to_owned()),
+    ])
+}
+
 /// The parameters sent to a target: every variable under its default name, or — with a
 /// mapping — exactly the mapped names (`crm name ← variable`), empty when unknown.
 pub fn parameters(payload: &str, mapping: &[(String, String)]) -> Vec<(String, String)> {

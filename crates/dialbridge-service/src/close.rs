@@ -114,6 +114,9 @@ impl CallService {
                         .await?;
                 }
                 tx.commit().await?;
+                if let Some(until) = next.wrapup_until {
+                    self.end_wrapup_at(context.enterprise.id, context.agent_id, context.cno.clone(), until);
+                }
                 written = Some(end);
                 Ok(true)
             }

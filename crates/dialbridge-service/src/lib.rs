@@ -34,7 +34,7 @@ pub use configuration::{ConfigCache, Configuration, ConfiguredTrunk, EnterpriseC
 pub use directory::{extension_aor, parse_aor, StoreDirectory};
 pub use metrics::{Metrics, TrunkGauges};
 pub use outcall::Accepted;
-pub use policy::{OutcallRequest, Refusal};
+pub use policy::{OutcallRequest, Refusal, RingLimits};
 pub use sessions::{CallOf, PhoneChoice, SessionRefusal};
 
 /// The wall clock in Unix milliseconds: read at the edges, passed into pure code.

@@ -170,9 +170,12 @@ impl CallService {
             },
             PhoneType::Telephone | PhoneType::RemotePhone => AgentPhone::Telephone { number: phone_number },
         };
+        let (agent_ring_secs, customer_ring_secs) = request
+            .ring_limits
+            .apply(s.agent_ring_timeout_secs, s.customer_ring_timeout_secs);
         let timers = CallTimers {
-            agent_ring: Duration::from_secs(u64::from(s.agent_ring_timeout_secs)),
-            customer_ring: Duration::from_secs(u64::from(s.customer_ring_timeout_secs)),
+            agent_ring: Duration::from_secs(u64::from(agent_ring_secs)),
+            customer_ring: Duration::from_secs(u64::from(customer_ring_secs)),
             max_duration: s
                 .max_call_minutes
                 .map(|minutes| Duration::from_secs(u64::from(minutes) * 60)),
@@ -312,6 +315,17 @@ impl CallService {
                     bridged = true;
                     heartbeat.reset();
                 }
+                CallUpdate::Progress {
+                    progress: progress @ (Progress::OnHold | Progress::Resumed),
+                    at_ms,
+                } => {
+                    self.mark_on_hold(
+                        &handle.unique_id,
+                        &context,
+                        (progress == Progress::OnHold).then_some(at_ms),
+                    )
+                    .await;
+                }
                 CallUpdate::CustomerTrunk { trunk } => self.move_to_trunk(&handle.unique_id, &trunk).await,
                 CallUpdate::RenewCredit { paid_minutes } => self.renew_credit(&handle.unique_id, paid_minutes).await,
                 CallUpdate::Finished(report) => {
@@ -397,6 +411,27 @@ impl CallService {
         .await;
         if let Err(e) = result {
             tracing::warn!(%unique_id, error = %e, "cannot write the ringing push");
+        }
+    }
+
+    /// The customer was put on hold (since `since`) or taken off it: recorded on the call (a
+    /// reloaded toolbar reads it) and told on the event stream, in one transaction. No push
+    /// type carries it: the legacy pushes have none.
+    async fn mark_on_hold(&self, unique_id: &str, context: &CallContext, since: Option<i64>) {
+        let result = async {
+            let mut tx = self.inner.store.begin().await?;
+            tx.mark_cdr_on_hold(unique_id, since).await?;
+            let on_hold = since.is_some();
+            let payload = dialbridge_push::fields::hold(on_hold, &context.cno, unique_id, &context.customer_number);
+            let event = if on_hold { "hold" } else { "unhold" };
+            tx.enqueue_push(context.enterprise.id, event, unique_id, &payload)
+                .await?;
+            tx.commit().await
+        }
+        .await;
+        match result {
+            Ok(()) => tracing::info!(%unique_id, on_hold = since.is_some(), "the agent changed the call's hold"),
+            Err(e) => tracing::warn!(%unique_id, error = %e, "cannot record the call's hold"),
         }
     }
 

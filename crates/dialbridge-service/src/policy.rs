@@ -77,6 +77,26 @@ pub struct OutcallRequest {
     pub user_field: String,
     /// `clidLeftNumber`: empty = the enterprise's default.
     pub caller_id: Option<String>,
+    /// Shorter rings than the enterprise's for this call (the toolbar's timeouts; never
+    /// longer: the enterprise's settings are the limits).
+    pub ring_limits: RingLimits,
+}
+
+/// How long this call may ring the agent's phone and the customer's, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingLimits {
+    pub agent_secs: Option<u32>,
+    pub customer_secs: Option<u32>,
+}
+
+impl RingLimits {
+    /// The ring timeouts of a call: the enterprise's, shortened by these.
+    pub fn apply(self, agent_secs: u32, customer_secs: u32) -> (u32, u32) {
+        (
+            self.agent_secs.map_or(agent_secs, |s| s.min(agent_secs)),
+            self.customer_secs.map_or(customer_secs, |s| s.min(customer_secs)),
+        )
+    }
 }
 
 /// One trunk as the routing decision sees it.

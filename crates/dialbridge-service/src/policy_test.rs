@@ -96,6 +96,7 @@ impl World {
                 customer_number: "13800138000".into(),
                 user_field: String::new(),
                 caller_id: None,
+                ring_limits: RingLimits::default(),
             },
         }
     }
@@ -453,5 +454,19 @@ fn a_number_no_plan_allocates_is_a_bad_number_whatever_the_policy() {
     assert!(
         matches!(&refusal, Refusal::BadCustomerNumber(why) if why.contains("not a valid number")),
         "{refusal:?}"
+    );
+}
+
+#[test]
+fn ring_limits_only_shorten_the_enterprises_rings() {
+    assert_eq!(RingLimits::default().apply(30, 60), (30, 60));
+    let limits = RingLimits {
+        agent_secs: Some(10),
+        customer_secs: Some(90),
+    };
+    assert_eq!(
+        limits.apply(30, 60),
+        (10, 60),
+        "90 s is longer than the enterprise allows"
     );
 }

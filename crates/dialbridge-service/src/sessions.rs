@@ -32,6 +32,9 @@ pub enum SessionRefusal {
     NotADigit(char),
     #[error("no wrap-up is running")]
     NotInWrapup,
+    /// Hold needs a bridged call.
+    #[error("the customer has not answered")]
+    NotBridged,
     #[error("internal error")]
     Internal,
 }
@@ -204,6 +207,27 @@ impl CallService {
         }
     }
 
+    /// Puts the customer of the agent's bridged call on hold (`true`: the customer hears the
+    /// hold tone, neither hears the other) or takes them off it. The change is told on the
+    /// event stream (`hold` / `unhold`) once the call made it.
+    pub async fn hold_call(&self, enterprise: EnterpriseId, cno: &Cno, on_hold: bool) -> Result<(), SessionRefusal> {
+        let mut tx = self.store().begin_read().await?;
+        let agent = agent(&mut tx, enterprise, cno).await?;
+        let Some(call) = tx.agent_state(agent.id).await?.state.call.map(|c| c.unique_id) else {
+            return Err(SessionRefusal::NoCall);
+        };
+        let bridged = tx.cdr_progress(&call).await?.bridged_at.is_some();
+        drop(tx);
+        if !bridged {
+            return Err(SessionRefusal::NotBridged);
+        }
+        if self.engine().hold(&call, on_hold) {
+            Ok(())
+        } else {
+            Err(SessionRefusal::NoCall)
+        }
+    }
+
     /// Makes the agent's running wrap-up `seconds` longer.
     pub async fn prolong_wrapup(
         &self,
@@ -221,7 +245,45 @@ impl CallService {
         if !tx.save_agent_state(agent.id, &next, stored.version).await? {
             return Err(SessionRefusal::ChangedMeanwhile);
         }
-        self.finish(tx, enterprise, &agent).await
+        self.finish(tx, enterprise, &agent).await?;
+        if let Some(until) = next.wrapup_until {
+            self.end_wrapup_at(enterprise, agent.id, agent.cno.as_str().to_owned(), until);
+        }
+        Ok(())
+    }
+
+    /// When the wrap-up ending at `until` is over, the agent's state says so and its status is
+    /// told (to the toolbar and to the CRM's status push), unless the wrap-up was prolonged or
+    /// ended meanwhile: then whoever changed it told it, and watches the new end if any. A
+    /// wrap-up running when the server restarts is over at its time all the same (the state is
+    /// read `at` now), only untold.
+    pub(crate) fn end_wrapup_at(&self, enterprise: EnterpriseId, agent_id: i64, cno: String, until: i64) {
+        let service = self.clone();
+        tokio::spawn(async move {
+            let wait = u64::try_from(until - now_ms()).unwrap_or(0);
+            tokio::time::sleep(std::time::Duration::from_millis(wait + 20)).await;
+            let result: Result<(), StoreError> = async {
+                for _ in 0..20 {
+                    let mut tx = service.store().begin().await?;
+                    let stored = tx.agent_state(agent_id).await?;
+                    if stored.state.wrapup_until != Some(until) {
+                        return Ok(());
+                    }
+                    let next = stored.state.clone().at(now_ms());
+                    if tx.save_agent_state(agent_id, &next, stored.version).await? {
+                        service
+                            .push_status(&mut tx, enterprise, agent_id, &cno, &next, "")
+                            .await?;
+                        return tx.commit().await;
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(agent_id, error = %e, "cannot tell the end of the agent's wrap-up");
+            }
+        });
     }
 
     /// The agent's last `limit` calls, newest first.

@@ -78,6 +78,8 @@ pub struct CdrProgress {
     pub bridged_at: Option<i64>,
     /// The last heartbeat of the bridged call.
     pub alive_at: Option<i64>,
+    /// Since when the agent has had the customer on hold.
+    pub on_hold_since: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -551,6 +553,16 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// The running call's customer was put on hold at this time, or taken off it (`None`).
+    pub async fn mark_cdr_on_hold(&mut self, unique_id: &str, since: Option<i64>) -> Result<(), StoreError> {
+        query("UPDATE cdrs SET on_hold_since = $2 WHERE unique_id = $1 AND ended_at IS NULL")
+            .bind(unique_id)
+            .bind(since)
+            .execute(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+
     /// A running bridged call is still up at `at` (its heartbeat).
     pub async fn mark_cdr_alive(&mut self, unique_id: &str, at: i64) -> Result<(), StoreError> {
         query("UPDATE cdrs SET alive_at = $2 WHERE unique_id = $1 AND ended_at IS NULL")
@@ -563,16 +575,18 @@ impl Tx<'_> {
 
     /// The progress times recorded for a running call.
     pub async fn cdr_progress(&mut self, unique_id: &str) -> Result<CdrProgress, StoreError> {
-        let row: Option<(Option<i64>, Option<i64>, Option<i64>)> =
-            query_as("SELECT agent_answered_at, bridged_at, alive_at FROM cdrs WHERE unique_id = $1")
-                .bind(unique_id)
-                .fetch_optional(&mut self.conn)
-                .await?;
-        let (agent_answered_at, bridged_at, alive_at) = row.unwrap_or_default();
+        let row = query("SELECT agent_answered_at, bridged_at, alive_at, on_hold_since FROM cdrs WHERE unique_id = $1")
+            .bind(unique_id)
+            .fetch_optional(&mut self.conn)
+            .await?;
+        let Some(row) = row else {
+            return Ok(CdrProgress::default());
+        };
         Ok(CdrProgress {
-            agent_answered_at,
-            bridged_at,
-            alive_at,
+            agent_answered_at: row.try_get("agent_answered_at")?,
+            bridged_at: row.try_get("bridged_at")?,
+            alive_at: row.try_get("alive_at")?,
+            on_hold_since: row.try_get("on_hold_since")?,
         })
     }
 

@@ -9,11 +9,12 @@
 // Every method returns a promise that resolves with the server's data, or rejects with an
 // Error whose `code` is the legacy code (PreviewOutcall's `res`) and whose message says it in
 // words. Events: status, previewOutcallStart, previewOutcallRinging, previewOutcallBridge,
-// hangup, kickout, breakLine, snapshot, reply.
+// hold, unhold, hangup, kickout, breakLine, snapshot, logout, refused.
 
 const TEXT = {
   "zh-CN": {
     offline: "离线", idle: "空闲", paused: "置忙", calling: "呼叫中", ringing: "响铃", talking: "通话", wrapup: "整理",
+    onHold: "保持", hold: "保持", unhold: "取回",
     pleaseWait: "呼叫中，请稍后", dial: "呼叫", hangUp: "挂断", cancel: "取消", pause: "置忙", unpause: "置闲",
     logout: "退出", number: "客户号码", wrapupLeft: "整理剩余", seconds: "秒", lost: "连接已断开，正在重连…",
     kicked: "已在别处登录", phoneUnavailable: "话机未注册", inState: "已持续", keypad: "拨号盘",
@@ -23,6 +24,7 @@ const TEXT = {
   },
   en: {
     offline: "Offline", idle: "Idle", paused: "Paused", calling: "Calling", ringing: "Ringing", talking: "Talking",
+    onHold: "On hold", hold: "Hold", unhold: "Resume",
     wrapup: "Wrap-up", pleaseWait: "Calling, please wait", dial: "Dial", hangUp: "Hang up", cancel: "Cancel",
     pause: "Pause", unpause: "Ready", logout: "Log out", number: "Customer number", wrapupLeft: "Wrap-up left",
     seconds: "s", lost: "Connection lost, reconnecting…", kicked: "Logged in elsewhere",
@@ -55,7 +57,7 @@ const CODES = {
 // The colour each state is drawn in (the tests read the badge's pixels against these).
 export const STATE_COLOURS = {
   offline: "#6b7280", idle: "#16a34a", paused: "#d97706", calling: "#2563eb", ringing: "#7c3aed",
-  talking: "#dc2626", wrapup: "#0891b2",
+  talking: "#dc2626", wrapup: "#0891b2", onHold: "#be185d",
 };
 
 /// Seconds of wrap-up left at `now` (ms): the status said how many were left when it arrived,
@@ -66,14 +68,18 @@ export function wrapupLeft(status, now) {
   return Math.max(0, left);
 }
 
-/// The state a toolbar shows at `now`, from the agent's last status and what it knows of its
-/// call.
-export function viewState(status, call, now = Date.now()) {
+/// The state a toolbar shows, from the agent's last status and what it knows of its call.
+export function viewState(status, call) {
   if (!status || status.loginStatus === "offline") return "offline";
   if (status.deviceStatus === "ringing") return "ringing";
-  if (status.deviceStatus === "busy") return call && call.bridged === status.uniqueId ? "talking" : "calling";
+  if (status.deviceStatus === "busy") {
+    if (!call || call.bridged !== status.uniqueId) return "calling";
+    return call.onHold ? "onHold" : "talking";
+  }
   if (call && call.pending) return "calling";
-  if (status.pauseDescription === "pauseWrapup") return wrapupLeft(status, now) > 0 ? "wrapup" : "idle";
+  // Until the server says where the agent goes after it (idle, or a pause asked for during the
+  // call): it tells the wrap-up's end.
+  if (status.pauseDescription === "pauseWrapup") return "wrapup";
   if (status.loginStatus === "pause") return "paused";
   return "idle";
 }
@@ -168,7 +174,11 @@ class Toolbar {
         }
         this.status = (message.agents || [])[0] || null;
         this.snapshotSeq = message.seq;
-        if (this.status) this.status.receivedAt = Date.now();
+        if (this.status) {
+          this.status.receivedAt = Date.now();
+          // A page loaded during a call shows it as it is.
+          if (this.status.bridged) this.call = { bridged: this.status.uniqueId, onHold: this.status.onHold };
+        }
         this.pauseReasons = message.pauseReasons || [];
         this.emit("snapshot", message);
         this.emit("status", this.status);
@@ -181,7 +191,14 @@ class Toolbar {
         this.emit("status", message.data);
         return;
       case "previewOutcallBridge":
-        this.call = { ...(this.call || {}), bridged: message.data.uniqueId };
+        this.call = { ...(this.call || {}), bridged: message.data.uniqueId, onHold: false };
+        this.emit(message.type, message.data);
+        this.emit("status", this.status);
+        return;
+      case "hold":
+      case "unhold":
+        if (message.seq <= this.snapshotSeq) return;
+        if (this.call && this.call.bridged === message.data.uniqueId) this.call.onHold = message.type === "hold";
         this.emit(message.type, message.data);
         this.emit("status", this.status);
         return;
@@ -226,7 +243,14 @@ class Toolbar {
     this.session = data.session;
     return data;
   }
-  logout() { this.loggedIn = null; return this.send("logout"); }
+  /// Goes offline (refused during a call); then emits `logout`.
+  async logout() {
+    const data = await this.send("logout");
+    this.loggedIn = null;
+    this.session = undefined;
+    this.emit("logout", data);
+    return data;
+  }
   pause({ pauseDescription } = {}) { return this.send("pause", { pauseDescription }); }
   unpause() { return this.send("unpause"); }
   changeBindTel(args) { return this.send("changeBindTel", args); }
@@ -236,17 +260,21 @@ class Toolbar {
   /// The agent's last calls, newest first: `{calls: [{uniqueId, customerNumber, requestedAt,
   /// status, bridgeSeconds}]}` (`status` 28 bridged, 21/22 customer not reached, 24 agent).
   lastCalls({ limit = 10 } = {}) { return this.send("lastCalls", { limit }); }
+  /// Puts the customer on hold (they hear the hold tone; neither hears the other), and back.
+  hold() { return this.send("hold"); }
+  unhold() { return this.send("unhold"); }
   /// A key of the keypad, played to the customer during the call.
   dtmf({ digit }) { return this.send("dtmf", { digit }); }
   unlink() { return this.send("unlink"); }
 
   /// Places a call; refused (code 33) while one is being placed, so a double click places one.
-  async previewOutcall({ tel, userField = "", clidLeftNumber } = {}) {
+  /// `agentTimeout` / `customerTimeout` (seconds) ring shorter than the enterprise's settings.
+  async previewOutcall({ tel, userField = "", clidLeftNumber, agentTimeout, customerTimeout } = {}) {
     if (this.call && this.call.pending) throw this.failure("33");
     this.call = { pending: true };
     this.emit("status", this.status);
     try {
-      const data = await this.send("previewOutcall", { tel, userField, clidLeftNumber });
+      const data = await this.send("previewOutcall", { tel, userField, clidLeftNumber, agentTimeout, customerTimeout });
       this.call = { pending: true, uniqueId: data.uniqueId };
       return data;
     } catch (error) {
@@ -289,6 +317,9 @@ function render(toolbar, container) {
   const dial = element("button", { class: "db-dial", type: "button", text: t("dial") });
   const cancel = element("button", { class: "db-cancel", type: "button", text: t("cancel") });
   const hangUp = element("button", { class: "db-hangup", type: "button", text: t("hangUp") });
+  const hold = element("button", { class: "db-hold", type: "button", text: t("hold") });
+  const unhold = element("button", { class: "db-unhold", type: "button", text: t("unhold") });
+  const logout = element("button", { class: "db-logout", type: "button", text: t("logout") });
   const pause = element("button", { class: "db-pause", type: "button", text: t("pause") });
   const reason = element("select", { class: "db-reason", "aria-label": t("pauseReason") });
   const prolong = element("button", { class: "db-prolong", type: "button", text: t("prolong") });
@@ -299,9 +330,9 @@ function render(toolbar, container) {
     [..."123456789*0#"].map((digit) => element("button", { type: "button", "data-digit": digit, text: digit })));
   const root = element("div", { class: "db-toolbar", "data-state": "offline" }, [
     element("div", { class: "db-head" }, [badge, since]),
-    element("form", { class: "db-dialpad" }, [number, dial, cancel, hangUp]),
+    element("form", { class: "db-dialpad" }, [number, dial, cancel, hangUp, hold, unhold]),
     keypad,
-    element("div", { class: "db-actions" }, [reason, pause, unpause, prolong]),
+    element("div", { class: "db-actions" }, [reason, pause, unpause, prolong, logout]),
     message,
     element("h2", { class: "db-calls-title", text: t("lastCalls") }),
     calls,
@@ -323,13 +354,19 @@ function render(toolbar, container) {
       : `${t("inState")} ${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
     dial.disabled = !mayDial(state);
     cancel.hidden = !(state === "calling" || state === "ringing");
-    hangUp.hidden = state !== "talking";
+    hangUp.hidden = !(state === "talking" || state === "onHold");
+    hold.hidden = state !== "talking";
+    unhold.hidden = state !== "onHold";
     keypad.hidden = state !== "talking";
+    logout.hidden = !(state === "idle" || state === "paused" || state === "wrapup") || !toolbar.loggedIn;
+    const unreachable = toolbar.status && toolbar.status.deviceStatus === "unavailable";
+    if (unreachable) dial.disabled = true;
     pause.hidden = state !== "idle";
     reason.hidden = state !== "idle" || reason.options.length === 0;
     prolong.hidden = state !== "wrapup";
     unpause.hidden = state !== "paused";
     if (state === "calling" && toolbar.call && toolbar.call.pending) say(t("pleaseWait"));
+    else if (unreachable && message.dataset.kind !== "error") say(t("phoneUnavailable"));
     else if (message.dataset.kind !== "error") say("");
   };
   setInterval(draw, 250);
@@ -355,6 +392,9 @@ function render(toolbar, container) {
     if (digit) act(toolbar.dtmf({ digit }));
   });
   hangUp.addEventListener("click", () => act(toolbar.unlink()));
+  hold.addEventListener("click", () => act(toolbar.hold()));
+  unhold.addEventListener("click", () => act(toolbar.unhold()));
+  logout.addEventListener("click", () => act(toolbar.logout()));
   pause.addEventListener("click", () => act(toolbar.pause({ pauseDescription: reason.value || "pause" })));
   prolong.addEventListener("click", () => act(toolbar.prolongWrapup({ seconds: 30 })));
   const listCalls = () => toolbar.lastCalls().then(({ calls: last }) => {

@@ -8,7 +8,7 @@ use axum::response::Response;
 use dialbridge_core::agent::AgentRefusal;
 use dialbridge_core::text::{printable, SHOWN_CHARS};
 use dialbridge_core::{Cno, EnterpriseId};
-use dialbridge_service::{OutcallRequest, Refusal as CallRefusal};
+use dialbridge_service::{OutcallRequest, Refusal as CallRefusal, RingLimits};
 use dialbridge_store::{Refused, StoreError};
 use serde_json::json;
 
@@ -177,6 +177,7 @@ async fn place(app: &AppState, params: &Params) -> Result<serde_json::Value, Ref
         customer_number: customer_number.to_owned(),
         user_field,
         caller_id: params.get("clidLeftNumber").map(str::to_owned),
+        ring_limits: RingLimits::default(),
     };
     let accepted = app
         .calls

@@ -134,6 +134,9 @@ pub enum CallEvent {
     SessionRefreshFailed { leg: Leg, code: u16 },
     /// Hang-up asked through the engine's API (HangUp, shutdown).
     HangUpRequested { cause: PlatformCause },
+    /// The agent puts the customer on hold (`true`) or takes them off it (`false`): only a
+    /// bridged call can be, and asking for the state it is in changes nothing.
+    HoldRequested { on_hold: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,8 +160,10 @@ pub enum Effect {
     RelayEarlyMedia,
     /// The agent hears a locally generated ringback tone.
     PlayRingback,
-    /// Relay media both ways between the legs.
+    /// Relay media both ways between the legs (also: taken off hold).
     Bridge,
+    /// Relay nothing; the customer hears the hold tone.
+    PutOnHold,
     Emit(Progress),
     /// Ask for another minute of credit: the hold pays `paid_minutes` now. The answer comes
     /// back as [`CallMachine::credit_renewed`]; without it the call ends when they run out.
@@ -176,6 +181,9 @@ pub enum Progress {
     AgentAnswered,
     CustomerRinging,
     CustomerAnswered,
+    /// The bridged call was put on hold, or taken off it (any number of times).
+    OnHold,
+    Resumed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -360,6 +368,8 @@ pub struct CallMachine {
     outcome: Option<Outcome>,
     record: CallRecord,
     deadlines: Deadlines,
+    /// The agent put the bridged customer on hold.
+    on_hold: bool,
 }
 
 impl CallMachine {
@@ -376,6 +386,7 @@ impl CallMachine {
                 ..CallRecord::default()
             },
             deadlines: Deadlines::default(),
+            on_hold: false,
         };
         machine
             .deadlines
@@ -424,6 +435,11 @@ impl CallMachine {
 
     pub fn is_finished(&self) -> bool {
         self.outcome.is_some()
+    }
+
+    /// Whether the agent has the customer on hold now.
+    pub fn is_on_hold(&self) -> bool {
+        self.on_hold
     }
 
     /// When the next running timer is due (`None` when none runs: always once finished).
@@ -659,6 +675,19 @@ impl CallMachine {
                 };
                 self.finish(&mut fx, now, reason, Side::Platform, code);
             }
+            CallEvent::HoldRequested { on_hold } => {
+                let bridged = self.agent == LegState::Answered && self.customer == LegState::Answered;
+                if bridged && on_hold != self.on_hold {
+                    self.on_hold = on_hold;
+                    if on_hold {
+                        fx.push(Effect::PutOnHold);
+                        fx.push(Effect::Emit(Progress::OnHold));
+                    } else {
+                        fx.push(Effect::Bridge);
+                        fx.push(Effect::Emit(Progress::Resumed));
+                    }
+                }
+            }
         }
         fx
     }
@@ -744,6 +773,7 @@ impl CallMachine {
             }
         }
         self.deadlines = Deadlines::default();
+        self.on_hold = false;
         self.record.ended_at = Some(now);
         let outcome = Outcome {
             reason,

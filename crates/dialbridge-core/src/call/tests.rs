@@ -426,6 +426,36 @@ fn hang_up_requested_in_every_phase() {
     );
 }
 
+#[test]
+fn hold_only_a_bridged_call_and_only_when_it_changes_something() {
+    let hold = HoldRequested { on_hold: true };
+    let resume = HoldRequested { on_hold: false };
+    let mut m = agent_answered();
+    assert_eq!(m.apply(hold.clone(), 5_000), vec![], "the customer is not there yet");
+    assert!(!m.is_on_hold());
+    let mut m = bridged();
+    assert_eq!(m.apply(resume.clone(), 5_000), vec![], "not on hold");
+    assert_eq!(m.apply(hold.clone(), 5_000), vec![PutOnHold, Emit(Progress::OnHold)]);
+    assert!(m.is_on_hold());
+    assert_eq!(m.apply(hold.clone(), 5_500), vec![], "already on hold");
+    assert_eq!(m.apply(resume.clone(), 6_000), vec![Bridge, Emit(Progress::Resumed)]);
+    assert!(!m.is_on_hold());
+    m.apply(hold, 7_000);
+    let fx = m.apply(HungUp { leg: Leg::Customer }, 8_000);
+    assert_eq!(
+        fx.last(),
+        Some(&outcome(
+            EndReason::CustomerHungUp,
+            Side::Customer,
+            Phase::Bridged,
+            Some(200)
+        )),
+        "a call on hold ends like any other"
+    );
+    assert!(!m.is_on_hold());
+    assert_eq!(m.apply(resume, 8_001), vec![], "nothing to resume once it ended");
+}
+
 /// A call whose agent answered, with `fallbacks` further routes for the customer.
 fn customer_invited(fallbacks: u32) -> CallMachine {
     let (m, _) = CallMachine::start(TIMERS, 0);
@@ -877,6 +907,8 @@ fn all_events() -> Vec<CallEvent> {
         HangUpRequested {
             cause: PlatformCause::Api,
         },
+        HoldRequested { on_hold: true },
+        HoldRequested { on_hold: false },
     ];
     for leg in [Leg::Agent, Leg::Customer] {
         events.extend([
@@ -969,7 +1001,9 @@ fn invariants_hold_in_every_reachable_state() {
             for effect in &fx {
                 match effect {
                     InviteCustomer => assert_eq!(next.agent, LegState::Answered, "{machine:?} + {event:?}"),
-                    Bridge => assert!(next.agent == LegState::Answered && next.customer == LegState::Answered),
+                    Bridge | PutOnHold => {
+                        assert!(next.agent == LegState::Answered && next.customer == LegState::Answered)
+                    }
                     InviteAgent => panic!("the agent is invited only at the start"),
                     RenewCredit { .. } => {
                         assert_eq!(machine.customer, LegState::Answered, "{machine:?} + {event:?}");
@@ -1014,6 +1048,10 @@ fn invariants_hold_in_every_reachable_state() {
                     .iter()
                     .any(|e| matches!(e, Finished(_))),
                 "Finished is last"
+            );
+            assert!(
+                !next.on_hold || (next.agent == LegState::Answered && next.customer == LegState::Answered),
+                "{machine:?} + {event:?}: on hold outside a bridged call"
             );
             if let (Some(until), false) = (next.paid_until(), next.is_finished()) {
                 assert!(until > at, "{machine:?} + {event:?} at {at}: outlives its paid time");

@@ -28,6 +28,8 @@ const browser = await puppeteer.launch({
   ],
 });
 const seen = { states: [], polled: [], colours: {}, dialEnabled: {}, errors: [] };
+// The states shown before a reload (the page's own record starts again with it).
+let shownBefore = [];
 
 try {
   const page = await browser.newPage();
@@ -40,8 +42,9 @@ try {
   await watch(page, "idle");
   if (config.pauseReason) await pauseAndBack(page);
   if (config.dial) await call(page);
-  seen.states = await page.evaluate(() => window.shownStates.map((s) => s.state));
-  for (const { state, dialEnabled } of await page.evaluate(() => window.shownStates)) {
+  const shown = shownBefore.concat(await page.evaluate(() => window.shownStates));
+  seen.states = shown.map((s) => s.state);
+  for (const { state, dialEnabled } of shown) {
     seen.dialEnabled[state] = dialEnabled;
   }
   if (config.kickout) await kickout(page);
@@ -138,6 +141,24 @@ async function call(page) {
     await new Promise((resolve) => setTimeout(resolve, 500));
     seen.keypadMessage = await page.$eval(".db-toolbar .db-message", (m) => m.textContent);
   }
+  if (config.hold) {
+    await page.click(".db-hold");
+    await watch(page, "onHold");
+    await page.click(".db-unhold");
+    await watch(page, "talking");
+  }
+  if (config.pauseAfterCall) {
+    // Asked during the call: taken when it (and its wrap-up) ends.
+    await page.evaluate((reason) => window.toolbar.pause({ pauseDescription: reason }), config.pauseAfterCall);
+  }
+  if (config.reloadDuringCall) {
+    // A page loaded during the call shows it as it is, never "calling".
+    shownBefore = shownBefore.concat(await page.evaluate(() => window.shownStates));
+    await logIn(page);
+    await observe(page);
+    await watch(page, "talking");
+    seen.afterReload = await page.evaluate(() => window.shownStates.map((s) => s.state));
+  }
   if (config.talkMs) await new Promise((resolve) => setTimeout(resolve, config.talkMs));
   await page.click(".db-hangup");
   await watch(page, "wrapup");
@@ -148,7 +169,7 @@ async function call(page) {
     await page.waitForFunction((before) => parseInt(document.querySelector(".db-since").textContent.replace(/\D+/g, " ").trim(), 10) > before, { timeout: 5000, polling: 100 }, before);
     seen.prolonged = true;
   }
-  await watch(page, "idle", 60);
+  await watch(page, config.pauseAfterCall ? "paused" : "idle", 60);
   await page.waitForFunction(() => document.querySelectorAll(".db-calls li").length > 0, { timeout: 10000, polling: 100 });
   seen.lastCalls = await page.$$eval(".db-calls li", (items) => items.map((item) => item.textContent));
 }

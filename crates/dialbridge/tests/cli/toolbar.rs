@@ -27,7 +27,7 @@ fn drive(config: &Value) -> Value {
 }
 
 /// The colours the toolbar draws each state in (its `STATE_COLOURS`).
-const DESIGN: [(&str, [i64; 3]); 7] = [
+const DESIGN: [(&str, [i64; 3]); 8] = [
     ("offline", [0x6b, 0x72, 0x80]),
     ("idle", [0x16, 0xa3, 0x4a]),
     ("paused", [0xd9, 0x77, 0x06]),
@@ -35,6 +35,7 @@ const DESIGN: [(&str, [i64; 3]); 7] = [
     ("ringing", [0x7c, 0x3a, 0xed]),
     ("talking", [0xdc, 0x26, 0x26]),
     ("wrapup", [0x08, 0x91, 0xb2]),
+    ("onHold", [0xbe, 0x18, 0x5d]),
 ];
 
 fn distance(a: &[i64; 3], b: &[i64; 3]) -> i64 {
@@ -75,13 +76,19 @@ fn check_rendering(seen: &Value) {
 const CALL_STATES: [&str; 7] = ["idle", "calling", "ringing", "calling", "talking", "wrapup", "idle"];
 
 fn check_call_states(seen: &Value) {
+    check_states(seen, &CALL_STATES);
+}
+
+/// The states shown include `expected` in this order; dial is enabled only in idle and
+/// wrap-up; each screenshot is drawn in its state's colour.
+fn check_states(seen: &Value, expected: &[&str]) {
     let states: Vec<&str> = seen["states"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    let mut expected = CALL_STATES.into_iter().peekable();
+    let mut expected = expected.iter().copied().peekable();
     for state in &states {
         if expected.peek() == Some(state) {
             expected.next();
@@ -178,13 +185,19 @@ fn an_extension_agent_works_a_call_from_the_toolbar_page() {
         "dial": "13800138000",
         "talkMs": 1000,
         "keypad": "5",
+        "hold": true,
         "pauseReason": "会议",
         "prolong": 3,
         "screenshots": shots.path(),
         "kickout": true,
         "admin": {"userName": "admin", "password": "admin-secret"},
     }));
-    check_call_states(&seen);
+    check_states(
+        &seen,
+        &[
+            "idle", "calling", "ringing", "calling", "talking", "onHold", "talking", "wrapup", "idle",
+        ],
+    );
     assert_eq!(seen["keypadMessage"], "", "the keypad's digit was taken: {seen}");
     assert_eq!(
         seen["pausedWith"], "会议",
@@ -193,7 +206,7 @@ fn an_extension_agent_works_a_call_from_the_toolbar_page() {
     assert_eq!(seen["prolonged"], true, "{seen}");
     let last = seen["lastCalls"][0].as_str().unwrap_or_default();
     assert!(last.contains("13800138000") && last.contains("双方接听"), "{seen}");
-    for state in ["idle", "paused", "calling", "ringing", "talking", "wrapup"] {
+    for state in ["idle", "paused", "calling", "ringing", "talking", "onHold", "wrapup"] {
         assert!(seen["colours"].get(state).is_some(), "no screenshot of {state}: {seen}");
     }
     assert!(std::fs::read_dir(shots.path()).unwrap().count() >= 5);
@@ -237,10 +250,24 @@ fn a_telephone_agent_works_a_call_from_the_toolbar_page() {
         "bindTel": "13900139000",
         "dial": "13800138000",
         "talkMs": 500,
+        "reloadDuringCall": true,
+        "pauseAfterCall": "休息",
         "screenshots": shots.path(),
         "lang": "en",
     }));
-    check_call_states(&seen);
+    // The pause asked for during the call is where the agent goes when the wrap-up ends (the
+    // server tells it), never idle in between.
+    check_states(
+        &seen,
+        &["idle", "calling", "ringing", "calling", "talking", "wrapup", "paused"],
+    );
+    let states = seen["states"].as_array().unwrap();
+    let wrapup = states.iter().position(|s| s == "wrapup").unwrap();
+    assert!(!states[wrapup..].contains(&json!("idle")), "{seen}");
+    // The reloaded page showed the call as it was.
+    let after_reload = seen["afterReload"].as_array().expect("reloaded");
+    assert!(after_reload.contains(&json!("talking")), "{seen}");
+    assert!(!after_reload.contains(&json!("calling")), "{seen}");
     assert!(carrier.finish(Duration::from_secs(30)), "{}", carrier.logs());
     let logs = carrier.logs();
     assert_eq!(
