@@ -50,6 +50,8 @@ pub struct AppState {
     pub token_key: [u8; 32],
     /// Each agent's live toolbar session (a second login kicks the first).
     pub toolbars: Arc<toolbar::ToolbarSessions>,
+    /// The origin browsers reach the server at, behind a proxy that rewrites `Host`.
+    pub public_origin: Option<String>,
 }
 
 impl AppState {
@@ -67,7 +69,14 @@ impl AppState {
             validate_limiter: Arc::default(),
             token_key,
             toolbars: Arc::default(),
+            public_origin: None,
         }
+    }
+
+    /// The origin browsers reach the server at (`http.public_origin`), if not its `Host`.
+    pub fn with_public_origin(mut self, origin: Option<String>) -> Self {
+        self.public_origin = origin;
+        self
     }
 }
 

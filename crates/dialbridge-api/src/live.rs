@@ -297,15 +297,17 @@ pub async fn session(State(app): State<AppState>, params: Params) -> Response {
 /// Whether a browser page from `origin` may open the stream: the server's own pages (the
 /// origin names the host the request came to), and those of the enterprise's `allowed_origins`.
 /// Without an `Origin` the client is no browser page (a CRM's server): its token decides.
-fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> bool {
+fn origin_allowed(origin: Option<&str>, host: Option<&str>, public_origin: Option<&str>, allowed: &[String]) -> bool {
     let Some(origin) = origin else {
         return true;
     };
-    let own = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"))
-        .zip(host)
-        .is_some_and(|(origin_host, host)| origin_host.eq_ignore_ascii_case(host));
+    let public = public_origin.is_some_and(|public| public.eq_ignore_ascii_case(origin.trim_end_matches('/')));
+    let own = public
+        || origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"))
+            .zip(host)
+            .is_some_and(|(origin_host, host)| origin_host.eq_ignore_ascii_case(host));
     own || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
 }
 
@@ -337,7 +339,12 @@ pub async fn events(
             .unwrap_or_default(),
         Err(_) => return error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
     };
-    if !origin_allowed(header(header::ORIGIN), header(header::HOST), &allowed) {
+    if !origin_allowed(
+        header(header::ORIGIN),
+        header(header::HOST),
+        app.public_origin.as_deref(),
+        &allowed,
+    ) {
         return error(
             StatusCode::FORBIDDEN,
             "this page's origin is not one of the enterprise's allowed_origins",

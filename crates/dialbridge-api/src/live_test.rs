@@ -49,26 +49,54 @@ fn an_agent_sees_its_own_status_and_calls_only() {
 fn pages_of_the_server_and_of_allowed_origins_may_open_the_stream() {
     let allowed = vec!["https://crm.example.com".to_owned()];
     assert!(
-        origin_allowed(None, Some("db.example:8080"), &allowed),
+        origin_allowed(None, Some("db.example:8080"), None, &allowed),
         "no browser page"
     );
     assert!(
-        origin_allowed(Some("http://db.example:8080"), Some("db.example:8080"), &[]),
+        origin_allowed(Some("http://db.example:8080"), Some("db.example:8080"), None, &[]),
         "its own page"
     );
     assert!(origin_allowed(
         Some("https://CRM.example.com"),
         Some("db.example:8080"),
+        None,
         &allowed
     ));
     assert!(!origin_allowed(
         Some("https://crm.example.com.evil"),
         Some("db.example:8080"),
+        None,
         &allowed
     ));
     assert!(
-        !origin_allowed(Some("http://crm.example.com"), Some("db.example:8080"), &allowed),
+        !origin_allowed(Some("http://crm.example.com"), Some("db.example:8080"), None, &allowed),
         "another scheme"
     );
-    assert!(!origin_allowed(Some("null"), Some("db.example:8080"), &allowed));
+    assert!(!origin_allowed(Some("null"), Some("db.example:8080"), None, &allowed));
+}
+
+#[test]
+fn behind_a_proxy_that_rewrites_host_the_public_origin_is_the_servers_own() {
+    let public = Some("https://dialbridge.example.com");
+    assert!(origin_allowed(
+        Some("https://dialbridge.example.com"),
+        Some("127.0.0.1:8080"),
+        public,
+        &[]
+    ));
+    assert!(
+        !origin_allowed(
+            Some("https://dialbridge.example.com"),
+            Some("127.0.0.1:8080"),
+            None,
+            &[]
+        ),
+        "without it the page's origin names another host"
+    );
+    assert!(!origin_allowed(
+        Some("http://dialbridge.example.com"),
+        Some("127.0.0.1:8080"),
+        public,
+        &[]
+    ));
 }

@@ -96,6 +96,11 @@ const KEYS: &[Key] = &[
         default: None,
     },
     Key {
+        name: "http.public_origin",
+        env: "DIALBRIDGE_HTTP_PUBLIC_ORIGIN",
+        default: None,
+    },
+    Key {
         name: "http.trusted_proxies",
         env: "DIALBRIDGE_HTTP_TRUSTED_PROXIES",
         default: Some(""),
@@ -212,6 +217,9 @@ pub struct Config {
     pub http_limits: dialbridge_http::HttpLimits,
     /// HTTPS: the PEM certificate chain and private key (both, or neither: plain HTTP).
     pub http_tls: Option<(PathBuf, PathBuf)>,
+    /// The origin browsers reach the server at (`https://dialbridge.example.com`), when a
+    /// reverse proxy rewrites the `Host` header: its pages may open the event stream.
+    pub http_public_origin: Option<String>,
     pub sip_listen: SocketAddr,
     pub sip_transports: Vec<Transport>,
     /// What SIP-over-TCP clients may hold.
@@ -376,6 +384,7 @@ impl Config {
                 })
             }
         };
+        let http_public_origin = parse(raw, "http.public_origin", web_origin)?;
         let http_limits = dialbridge_http::HttpLimits {
             max_connections: cap("http.max_connections")?.unwrap_or(usize::MAX),
             max_connections_per_source: count("http.max_connections_per_source", 1, 1_000_000)?,
@@ -493,6 +502,7 @@ impl Config {
             http_listen,
             http_limits,
             http_tls,
+            http_public_origin,
             sip_listen,
             sip_transports,
             sip_tcp_limits,
@@ -514,6 +524,19 @@ impl Config {
             password_hash_cost: self.password_hash_cost,
         }
     }
+}
+
+/// A web origin: scheme and host (and port), nothing after it.
+fn web_origin(s: &str) -> Result<String, String> {
+    let origin = s.trim_end_matches('/');
+    let host = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or("must start with https:// or http://")?;
+    if host.is_empty() || host.contains(['/', '?', '#', ' ']) {
+        return Err("must be an origin (scheme://host[:port]), with no path".into());
+    }
+    Ok(origin.to_ascii_lowercase())
 }
 
 fn non_empty(s: &str) -> Result<&str, String> {

@@ -24,6 +24,12 @@ fn defaults_need_no_file_and_no_environment() {
     assert_eq!(c.node_name.as_str(), "dialbridge1");
     assert_eq!(c.database_url, StoreOptions::sqlite_in(Path::new("dialbridge-data")));
     assert!(c.secret_key.is_none());
+    assert_eq!(c.http_public_origin, None, "the Host header names the server");
+    let behind_a_proxy = load(None, &[("DIALBRIDGE_HTTP_PUBLIC_ORIGIN", "https://DB.example.com/")]).unwrap();
+    assert_eq!(
+        behind_a_proxy.http_public_origin.as_deref(),
+        Some("https://db.example.com")
+    );
 }
 
 #[test]
@@ -61,6 +67,16 @@ fn bad_values_name_their_key() {
         (None, &[("DIALBRIDGE_SECRET_KEY", "abc")], "DIALBRIDGE_SECRET_KEY"),
         (None, &[("DIALBRIDGE_LOG_LEVEL", "info,[")], "DIALBRIDGE_LOG_LEVEL"),
         (None, &[("DIALBRIDGE_PASSWORD_HASH_ITERATIONS", "0")], "password_hash"),
+        (
+            Some("[http]\npublic_origin = \"db.example.com\"\n"),
+            &[],
+            "key http.public_origin",
+        ),
+        (
+            None,
+            &[("DIALBRIDGE_HTTP_PUBLIC_ORIGIN", "https://db.example.com/toolbar")],
+            "DIALBRIDGE_HTTP_PUBLIC_ORIGIN",
+        ),
     ];
     for (file, env, expected) in cases {
         let err = load(*file, env).expect_err(expected).to_string();

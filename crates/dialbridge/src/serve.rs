@@ -107,11 +107,14 @@ impl Server {
             config.retention_sweep,
             stop.child_token(),
         ));
-        let app = dialbridge_api::router(AppState::new(
-            calls.clone(),
-            metrics,
-            dialbridge_api::live::derive_token_key(key.bytes()),
-        ));
+        let app = dialbridge_api::router(
+            AppState::new(
+                calls.clone(),
+                metrics,
+                dialbridge_api::live::derive_token_key(key.bytes()),
+            )
+            .with_public_origin(config.http_public_origin.clone()),
+        );
         let running = Running {
             config,
             store,
