@@ -40,6 +40,7 @@ try {
   else await logIn(page);
   await observe(page);
   await watch(page, "idle");
+  if (config.breakLine) await breakLine(page);
   if (config.pauseReason) await pauseAndBack(page);
   if (config.dial) await call(page);
   const shown = shownBefore.concat(await page.evaluate(() => window.shownStates));
@@ -217,4 +218,22 @@ async function kickout(first) {
   seen.secondState = await state(second);
   await new Promise((resolve) => setTimeout(resolve, 1000));
   seen.observerClosed = await observer.evaluate(() => window.observerClosed);
+}
+
+/// The connection drops: the toolbar says so (`breakLine`), reconnects with `since`, takes its
+/// session back (the call placed next needs it) and clears the message.
+async function breakLine(page) {
+  await page.evaluate(() => {
+    window.breakLines = 0;
+    window.toolbar.on("breakLine", () => { window.breakLines += 1; });
+    window.toolbar.socket.close();
+  });
+  await page.waitForFunction(() => window.breakLines > 0, { timeout: 10000, polling: 100 });
+  seen.lostMessage = await page.$eval(".db-toolbar .db-message", (m) => m.textContent);
+  await page.waitForFunction(
+    () => document.querySelector(".db-toolbar .db-message").textContent === "" && window.toolbar.socket.readyState === WebSocket.OPEN,
+    { timeout: 20000, polling: 100 },
+  );
+  await watch(page, "idle");
+  seen.reconnected = true;
 }

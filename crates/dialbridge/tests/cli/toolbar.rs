@@ -251,6 +251,7 @@ fn a_telephone_agent_works_a_call_from_the_toolbar_page() {
         "dial": "13800138000",
         "talkMs": 500,
         "reloadDuringCall": true,
+        "breakLine": true,
         "pauseAfterCall": "休息",
         "screenshots": shots.path(),
         "lang": "en",
@@ -264,6 +265,9 @@ fn a_telephone_agent_works_a_call_from_the_toolbar_page() {
     let states = seen["states"].as_array().unwrap();
     let wrapup = states.iter().position(|s| s == "wrapup").unwrap();
     assert!(!states[wrapup..].contains(&json!("idle")), "{seen}");
+    // A lost connection was told, then resumed (the call was placed on the new socket).
+    assert_eq!(seen["lostMessage"], "Connection lost, reconnecting…", "{seen}");
+    assert_eq!(seen["reconnected"], true, "{seen}");
     // The reloaded page showed the call as it was.
     let after_reload = seen["afterReload"].as_array().expect("reloaded");
     assert!(after_reload.contains(&json!("talking")), "{seen}");
