@@ -10,13 +10,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::g711::Law;
 use crate::ports::{PortPool, RtpPorts};
 use crate::relay_core::{Digit, RelayCore};
+use crate::webrtc::{GoneBecause, WebRtcError, WebRtcLeg, WebRtcNews, WebRtcOutput};
 use crate::MediaError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,6 +53,10 @@ impl RelayMode {
 pub enum MediaEvent {
     /// No RTP from this leg for the inactivity timeout while bridged.
     Inactive(MediaLeg),
+    /// The agent's browser (a WebRTC leg) has its media up, in this law.
+    WebRtcConnected(Law),
+    /// The agent's browser is gone.
+    WebRtcGone(GoneBecause),
 }
 
 /// Packets and bytes per direction, for the call record.
@@ -78,6 +83,12 @@ enum Command {
     Remote(MediaLeg, RemoteLeg),
     Mode(RelayMode),
     Digit(Digit),
+    /// The agent's browser offers its WebRTC session: answered on the agent's port.
+    WebRtcOffer {
+        offer: String,
+        candidate: SocketAddr,
+        answer: oneshot::Sender<Result<String, WebRtcError>>,
+    },
 }
 
 /// The media of one call. Dropping it stops the relay; [`MediaSession::finish`] stops it and
@@ -95,11 +106,11 @@ impl MediaSession {
         let agent = pool.allocate()?;
         let customer = pool.allocate()?;
         let (commands, command_rx) = mpsc::unbounded_channel();
-        let (event_tx, events) = mpsc::channel(4);
+        let (event_tx, events) = mpsc::channel(8);
         let agent_port = agent.port;
         let customer_port = customer.port;
-        let relay = Relay::new(agent, customer, settings);
-        let task = tokio::spawn(relay.run(command_rx, event_tx));
+        let relay = Relay::new(agent, customer, settings, event_tx);
+        let task = tokio::spawn(relay.run(command_rx));
         Ok((
             Self {
                 commands,
@@ -137,6 +148,23 @@ impl MediaSession {
         let _ = self.commands.send(Command::Digit(Digit { to, event, duration }));
     }
 
+    /// Makes the agent's leg a WebRTC session: answers the browser's `offer` with one host
+    /// candidate, the agent's port at `candidate_ip` (the address browsers reach this server
+    /// at). From then on the agent's port speaks ICE, DTLS and SRTP; [`MediaEvent::WebRtcConnected`]
+    /// says when its media is up.
+    pub async fn accept_webrtc(&self, offer: String, candidate_ip: std::net::IpAddr) -> Result<String, WebRtcError> {
+        let (answer, answered) = oneshot::channel();
+        let candidate = SocketAddr::new(candidate_ip, self.agent_port);
+        self.commands
+            .send(Command::WebRtcOffer {
+                offer,
+                candidate,
+                answer,
+            })
+            .map_err(|_| WebRtcError::Ended)?;
+        answered.await.map_err(|_| WebRtcError::Ended)?
+    }
+
     /// Stops the relay, releases its ports, and returns the counters.
     pub async fn finish(self) -> RelayStats {
         drop(self.commands);
@@ -148,24 +176,27 @@ struct Relay {
     core: RelayCore,
     agent: RtpPorts,
     customer: RtpPorts,
+    events: mpsc::Sender<MediaEvent>,
+    /// The agent's leg when it is a browser's WebRTC session, and when it next wants the time.
+    webrtc: Option<(WebRtcLeg, tokio::time::Instant)>,
+    webrtc_output: WebRtcOutput,
 }
 
 const MAX_PACKET: usize = 1500;
 
 impl Relay {
-    fn new(agent: RtpPorts, customer: RtpPorts, settings: RelaySettings) -> Self {
+    fn new(agent: RtpPorts, customer: RtpPorts, settings: RelaySettings, events: mpsc::Sender<MediaEvent>) -> Self {
         Self {
             core: RelayCore::new(settings, std::time::Instant::now()),
             agent,
             customer,
+            events,
+            webrtc: None,
+            webrtc_output: WebRtcOutput::default(),
         }
     }
 
-    async fn run(
-        mut self,
-        mut commands: mpsc::UnboundedReceiver<Command>,
-        events: mpsc::Sender<MediaEvent>,
-    ) -> RelayStats {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) -> RelayStats {
         let mut agent_buf = vec![0u8; MAX_PACKET];
         let mut customer_buf = vec![0u8; MAX_PACKET];
         let mut agent_rtcp_buf = vec![0u8; MAX_PACKET];
@@ -188,12 +219,27 @@ impl Relay {
                         }
                     }
                     Some(Command::Mode(mode)) => self.core.set_mode(mode, std::time::Instant::now()),
+                    Some(Command::WebRtcOffer { offer, candidate, answer }) => {
+                        let _ = answer.send(self.accept_webrtc(&offer, candidate).await);
+                    }
                     None => break,
                 },
                 received = self.agent.rtp.recv_from(&mut agent_buf) => {
                     if let Ok((len, source)) = received {
-                        self.relay(MediaLeg::Agent, &mut agent_buf[..len], source).await;
+                        match self.webrtc.as_mut() {
+                            Some((leg, _)) => {
+                                leg.receive(std::time::Instant::now(), source, &agent_buf[..len]);
+                                self.drive_webrtc().await;
+                            }
+                            None => self.relay(MediaLeg::Agent, &mut agent_buf[..len], source).await,
+                        }
                     }
+                }
+                () = sleep_until_webrtc(self.webrtc.as_ref().map(|(_, due)| *due)) => {
+                    if let Some((leg, _)) = self.webrtc.as_mut() {
+                        leg.tick(std::time::Instant::now());
+                    }
+                    self.drive_webrtc().await;
                 }
                 received = self.customer.rtp.recv_from(&mut customer_buf) => {
                     if let Ok((len, source)) = received {
@@ -205,12 +251,19 @@ impl Relay {
                 _ = self.customer.rtcp.recv_from(&mut customer_rtcp_buf) => {}
                 _ = tone_tick.tick(), if self.core.plays_tone() => {
                     if let Some((to, remote, packet)) = self.core.next_tone() {
-                        let socket = match to {
-                            MediaLeg::Agent => &self.agent.rtp,
-                            MediaLeg::Customer => &self.customer.rtp,
+                        let sent = match (to, self.webrtc.as_mut()) {
+                            (MediaLeg::Agent, Some((leg, _))) => {
+                                leg.send(std::time::Instant::now(), packet);
+                                true
+                            }
+                            (MediaLeg::Agent, None) => self.agent.rtp.send_to(packet, remote).await.is_ok(),
+                            (MediaLeg::Customer, _) => self.customer.rtp.send_to(packet, remote).await.is_ok(),
                         };
-                        if socket.send_to(packet, remote).await.is_ok() {
+                        if sent {
                             self.core.tone_sent(to);
+                        }
+                        if to == MediaLeg::Agent {
+                            self.drive_webrtc().await;
                         }
                     }
                 }
@@ -227,7 +280,7 @@ impl Relay {
                 }
                 _ = watchdog.tick(), if self.core.mode().is_connected() => {
                     for leg in self.core.newly_inactive(std::time::Instant::now()) {
-                        let _ = events.try_send(MediaEvent::Inactive(leg));
+                        let _ = self.events.try_send(MediaEvent::Inactive(leg));
                     }
                 }
             }
@@ -237,16 +290,86 @@ impl Relay {
 
     /// One packet from a leg: what the core decides, sent.
     async fn relay(&mut self, from: MediaLeg, packet: &mut [u8], source: SocketAddr) {
-        let Some(forward) = self.core.on_packet(from, packet, source, std::time::Instant::now()) else {
+        let now = std::time::Instant::now();
+        let Some(forward) = self.core.on_packet(from, packet, source, now) else {
             return;
         };
-        let socket = match forward.to {
-            MediaLeg::Agent => &self.agent.rtp,
-            MediaLeg::Customer => &self.customer.rtp,
+        let sent = match (forward.to, self.webrtc.as_mut()) {
+            (MediaLeg::Agent, Some((leg, _))) => {
+                leg.send(now, packet);
+                true
+            }
+            (MediaLeg::Agent, None) => self.agent.rtp.send_to(packet, forward.remote).await.is_ok(),
+            (MediaLeg::Customer, _) => self.customer.rtp.send_to(packet, forward.remote).await.is_ok(),
         };
-        if socket.send_to(packet, forward.remote).await.is_ok() {
+        if sent {
             self.core.forwarded(&forward, packet.len());
         }
+        if forward.to == MediaLeg::Agent {
+            self.drive_webrtc().await;
+        }
+    }
+
+    /// The browser's offer: the agent's leg becomes its WebRTC session (once; a second offer
+    /// is refused: one browser per call).
+    async fn accept_webrtc(&mut self, offer: &str, candidate: SocketAddr) -> Result<String, WebRtcError> {
+        if self.webrtc.is_some() {
+            return Err(WebRtcError::AlreadyAnswered);
+        }
+        let (leg, answer) = WebRtcLeg::accept(offer, candidate, std::time::Instant::now())?;
+        self.webrtc = Some((leg, tokio::time::Instant::now()));
+        self.drive_webrtc().await;
+        Ok(answer)
+    }
+
+    /// Does what the WebRTC session says: its datagrams sent, its news told (the agent's
+    /// address and law given to the core once its media is up), the agent's audio relayed.
+    async fn drive_webrtc(&mut self) {
+        let Some((leg, due)) = self.webrtc.as_mut() else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        let next = leg.poll(now, &mut self.webrtc_output);
+        *due = tokio::time::Instant::from_std(next);
+        let address = leg.address();
+        let mut output = std::mem::take(&mut self.webrtc_output);
+        for (to, datagram) in &output.transmit {
+            let _ = self.agent.rtp.send_to(datagram, *to).await;
+        }
+        for news in &output.news {
+            let event = match *news {
+                WebRtcNews::Connected(law) => {
+                    let remote = RemoteLeg {
+                        address,
+                        law,
+                        telephone_event: None,
+                        sends: true,
+                    };
+                    self.core.set_remote(MediaLeg::Agent, remote, now);
+                    MediaEvent::WebRtcConnected(law)
+                }
+                WebRtcNews::Gone(because) => MediaEvent::WebRtcGone(because),
+            };
+            let _ = self.events.try_send(event);
+        }
+        for packet in &mut output.audio {
+            let Some(forward) = self.core.on_packet(MediaLeg::Agent, packet, address, now) else {
+                continue;
+            };
+            if self.customer.rtp.send_to(packet, forward.remote).await.is_ok() {
+                self.core.forwarded(&forward, packet.len());
+            }
+        }
+        output.clear();
+        self.webrtc_output = output;
+    }
+}
+
+/// Sleeps until the WebRTC session wants the time; forever when the agent's leg is no browser.
+async fn sleep_until_webrtc(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
