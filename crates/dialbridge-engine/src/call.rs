@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::{AgentPhone, CallReport, CallUpdate, Control, PreviewOutcall, Shared};
+use crate::{AgentPhone, CallReport, CallUpdate, Control, PreviewOutcall, Shared, SoftphoneError};
 
 /// One call's clock: the wall time when it began, advanced by a monotonic clock. Its record
 /// gets wall times, and its timers cannot fire early or late when the system clock is set
@@ -120,6 +120,17 @@ struct CallTask {
     updates: mpsc::UnboundedSender<CallUpdate>,
     /// Events the task produced itself (an unroutable agent, a leg that could not be sent).
     pending: VecDeque<CallEvent>,
+    /// The agent's softphone leg: whether its page offered, and whether its media came up.
+    softphone: SoftphoneLeg,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum SoftphoneLeg {
+    #[default]
+    Ringing,
+    Offered,
+    Connected,
+    Gone,
 }
 
 pub(crate) async fn run(
@@ -153,6 +164,7 @@ pub(crate) async fn run(
             hang_ups: JoinSet::new(),
             updates,
             pending: VecDeque::new(),
+            softphone: SoftphoneLeg::default(),
         };
         task.execute(effects);
         while !machine.is_finished() {
@@ -254,18 +266,59 @@ impl CallTask {
                     }
                 },
                 () = sleep_until_deadline(machine_deadline) => return Wake::Deadline,
-                Some(MediaEvent::Inactive(leg)) = media_events.recv() => {
-                    tracing::info!(?leg, "no RTP from a leg");
-                    let leg = match leg {
-                        MediaLeg::Agent => CallLeg::Agent,
-                        MediaLeg::Customer => CallLeg::Customer,
-                    };
-                    return Wake::Event(CallEvent::MediaTimeout { leg });
-                }
+                Some(media_event) = media_events.recv() => match media_event {
+                    MediaEvent::Inactive(leg) => {
+                        tracing::info!(?leg, "no RTP from a leg");
+                        let leg = match leg {
+                            MediaLeg::Agent => CallLeg::Agent,
+                            MediaLeg::Customer => CallLeg::Customer,
+                        };
+                        return Wake::Event(CallEvent::MediaTimeout { leg });
+                    }
+                    MediaEvent::WebRtcConnected(law) => {
+                        tracing::info!(?law, "the agent's browser has its media up");
+                        self.agent_law = law;
+                        if self.softphone == SoftphoneLeg::Offered {
+                            self.softphone = SoftphoneLeg::Connected;
+                            return Wake::Event(CallEvent::Answered { leg: CallLeg::Agent });
+                        }
+                    }
+                    MediaEvent::WebRtcGone(because) => {
+                        tracing::info!(?because, "the agent's browser media is gone");
+                        if let Some(event) = self.softphone_gone() {
+                            return Wake::Event(event);
+                        }
+                    }
+                },
                 command = control.recv() => match command {
                     Some(Control::HangUp(cause)) => return Wake::Event(CallEvent::HangUpRequested { cause }),
                     Some(Control::CreditRenewed(paid_minutes)) => return Wake::CreditRenewed(paid_minutes),
                     Some(Control::Hold(on_hold)) => return Wake::Event(CallEvent::HoldRequested { on_hold }),
+                    Some(Control::SoftphoneOffer { offer, answer }) => {
+                        let ringing = matches!(self.request.agent_phone, AgentPhone::Softphone { .. })
+                            && self.softphone == SoftphoneLeg::Ringing;
+                        if ringing {
+                            tracing::info!("the agent's browser answers");
+                            self.softphone = SoftphoneLeg::Offered;
+                            let media = self.media.offer_webrtc(offer, self.shared.sip.public_ip());
+                            let _ = answer.send(Ok(media));
+                        } else {
+                            let _ = answer.send(Err(SoftphoneError::NotRinging));
+                        }
+                    }
+                    Some(Control::SoftphoneDeclined) => {
+                        if self.softphone == SoftphoneLeg::Ringing {
+                            tracing::info!("the agent's browser declined the call");
+                            self.softphone = SoftphoneLeg::Gone;
+                            return Wake::Event(CallEvent::Failed { leg: CallLeg::Agent, code: 603 });
+                        }
+                    }
+                    Some(Control::SoftphoneGone) => {
+                        tracing::info!("the agent's softphone page went away");
+                        if let Some(event) = self.softphone_gone() {
+                            return Wake::Event(event);
+                        }
+                    }
                     Some(Control::Digit { event, duration }) => {
                         // The agent's keypad in the toolbar: the customer hears it as RFC 4733
                         // events, as a digit the agent's phone sends by INFO.
@@ -275,6 +328,30 @@ impl CallTask {
                     None => std::future::pending::<()>().await,
                 },
             }
+        }
+    }
+
+    /// The agent's browser is gone (its page or its media): an agent who answered hung up;
+    /// one still ringing could not be reached. Told once.
+    fn softphone_gone(&mut self) -> Option<CallEvent> {
+        if !matches!(self.request.agent_phone, AgentPhone::Softphone { .. }) {
+            return None;
+        }
+        let was = std::mem::replace(&mut self.softphone, SoftphoneLeg::Gone);
+        match was {
+            SoftphoneLeg::Connected => Some(CallEvent::HungUp { leg: CallLeg::Agent }),
+            SoftphoneLeg::Ringing | SoftphoneLeg::Offered => Some(CallEvent::Failed {
+                leg: CallLeg::Agent,
+                code: 0,
+            }),
+            SoftphoneLeg::Gone => None,
+        }
+    }
+
+    /// Tells the agent's softphone page the call is over for it.
+    fn end_softphone(&self) {
+        if let AgentPhone::Softphone { aor } = &self.request.agent_phone {
+            self.shared.softphones.ended(aor, &self.request.unique_id);
         }
     }
 
@@ -444,6 +521,11 @@ impl CallTask {
             match effect {
                 Effect::InviteAgent => self.invite_agent(),
                 Effect::InviteCustomer => self.invite_customer(),
+                Effect::Cancel(CallLeg::Agent) | Effect::Bye(CallLeg::Agent)
+                    if matches!(self.request.agent_phone, AgentPhone::Softphone { .. }) =>
+                {
+                    self.end_softphone();
+                }
                 Effect::Cancel(leg) | Effect::Bye(leg) => {
                     let handle = match leg {
                         CallLeg::Agent => self.agent.as_ref().map(Leg::hang_up_handle),
@@ -475,6 +557,22 @@ impl CallTask {
 
     fn invite_agent(&mut self) {
         let shared = self.shared.clone();
+        if let AgentPhone::Softphone { aor } = &self.request.agent_phone {
+            // The page rings by itself; its offer is its answer.
+            let rung = shared
+                .softphones
+                .ring(aor, &self.request.unique_id, &self.request.customer_number);
+            self.pending.push_back(if rung {
+                CallEvent::Provisional {
+                    leg: CallLeg::Agent,
+                    early_media: false,
+                }
+            } else {
+                tracing::info!(%aor, "no page is attached as the agent's softphone");
+                CallEvent::AgentUnroutable
+            });
+            return;
+        }
         let public_ip = shared.sip.public_ip();
         let description = LocalDescription::offer(public_ip, self.media.agent_port(), &[Law::Mu, Law::A]);
         let offer = description.last.clone();
@@ -499,6 +597,7 @@ impl CallTask {
                     allowed_sources: None,
                 }
             }
+            AgentPhone::Softphone { .. } => return,
             AgentPhone::Telephone { number } => {
                 // A carrier only passes the enterprise's own numbers.
                 let shown = self.request.agent_caller_id.as_ref().unwrap_or(&self.request.caller_id);
@@ -578,6 +677,7 @@ impl CallTask {
             .customer_attempts
             .checked_sub(1)
             .map(|last| self.request.customer_route(last).name.clone());
+        self.end_softphone();
         let media = self.media.finish().await;
         if let Some(outcome) = outcome {
             let report = CallReport {

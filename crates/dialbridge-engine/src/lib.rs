@@ -7,6 +7,7 @@
 //! machine's; the engine only does I/O. It knows tenants only as opaque fields it carries.
 
 mod call;
+mod softphones;
 mod trunks;
 
 use std::collections::HashMap;
@@ -25,8 +26,23 @@ pub use dialbridge_sip::{CarrierTarget, LegEnding};
 pub use dialbridge_sip::{
     DigestOffer, KeptBinding, RegistrarSettings, RegistrationRefusal, SipConfig, SipTransport, TcpLimits,
 };
+pub use softphones::{SoftphoneAttachment, SoftphoneSignal};
 use tokio::sync::mpsc;
 pub use trunks::{TrunkAccount, TrunkStatus, TrunkWatch};
+
+/// The relay's answer to a browser's offer, to come.
+type MediaAnswer = tokio::sync::oneshot::Receiver<Result<String, dialbridge_media::WebRtcError>>;
+
+/// Why a browser's answer to its call was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SoftphoneError {
+    #[error("no such call")]
+    NoSuchCall,
+    #[error("the call's agent is no softphone, or it answered already")]
+    NotRinging,
+    #[error("{0}")]
+    Media(dialbridge_media::WebRtcError),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -57,6 +73,9 @@ pub enum AgentPhone {
     Extension { aor: String },
     /// A telephone number called through the enterprise's trunk.
     Telephone { number: String },
+    /// The agent's browser, attached as this address-of-record (`<enterpriseId>-<cno>`): a
+    /// WebRTC session the page offers when it answers.
+    Softphone { aor: String },
 }
 
 /// A carrier trunk, as the engine needs it to place a leg.
@@ -168,6 +187,15 @@ enum Control {
     CreditRenewed(u32),
     /// Put the customer on hold (`true`) or take them off it.
     Hold(bool),
+    /// The agent's browser answers with its offer (the call's softphone leg).
+    SoftphoneOffer {
+        offer: String,
+        answer: tokio::sync::oneshot::Sender<Result<MediaAnswer, SoftphoneError>>,
+    },
+    /// The agent's browser declined the call.
+    SoftphoneDeclined,
+    /// The agent's browser page went away (closed, lost, replaced).
+    SoftphoneGone,
     /// A DTMF digit (RFC 4733 event code) to play into the customer's stream.
     Digit {
         event: u8,
@@ -182,6 +210,7 @@ struct Shared {
     config: EngineConfig,
     calls: Mutex<HashMap<String, mpsc::UnboundedSender<Control>>>,
     accepting: AtomicBool,
+    softphones: softphones::Softphones,
 }
 
 impl Shared {
@@ -207,6 +236,7 @@ impl Engine {
                 config,
                 calls: Mutex::new(HashMap::new()),
                 accepting: AtomicBool::new(true),
+                softphones: softphones::Softphones::default(),
             }),
         })
     }
@@ -322,6 +352,45 @@ impl Engine {
             .calls()
             .get(unique_id)
             .is_some_and(|c| c.send(Control::Hold(on_hold)).is_ok())
+    }
+
+    /// Attaches the agent's browser page as its softphone (`aor` `<enterpriseId>-<cno>`): calls
+    /// for it are signalled on the receiver until the attachment is dropped (which tells a call
+    /// it was rung with or carried that its agent is gone). A later attachment replaces it.
+    pub fn attach_softphone(&self, aor: &str) -> (SoftphoneAttachment, mpsc::UnboundedReceiver<SoftphoneSignal>) {
+        softphones::attach(&self.shared, aor)
+    }
+
+    /// Whether a page is attached as this softphone.
+    pub fn softphone_attached(&self, aor: &str) -> bool {
+        self.shared.softphones.is_attached(aor)
+    }
+
+    /// The agent's browser answers the call it was rung with: its SDP offer in, dialbridge's
+    /// answer out (ICE-lite, one host candidate at the public address).
+    pub async fn answer_softphone(&self, unique_id: &str, offer: String) -> Result<String, SoftphoneError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let sent = self
+            .shared
+            .calls()
+            .get(unique_id)
+            .is_some_and(|c| c.send(Control::SoftphoneOffer { offer, answer }).is_ok());
+        if !sent {
+            return Err(SoftphoneError::NoSuchCall);
+        }
+        let media = answered.await.map_err(|_| SoftphoneError::NoSuchCall)??;
+        match media.await {
+            Ok(result) => result.map_err(SoftphoneError::Media),
+            Err(_) => Err(SoftphoneError::NoSuchCall),
+        }
+    }
+
+    /// The agent's browser declines the call it was rung with.
+    pub fn decline_softphone(&self, unique_id: &str) -> bool {
+        self.shared
+            .calls()
+            .get(unique_id)
+            .is_some_and(|c| c.send(Control::SoftphoneDeclined).is_ok())
     }
 
     /// The answer to a call's [`CallUpdate::RenewCredit`]: its credit hold now pays

@@ -153,16 +153,26 @@ impl MediaSession {
     /// at). From then on the agent's port speaks ICE, DTLS and SRTP; [`MediaEvent::WebRtcConnected`]
     /// says when its media is up.
     pub async fn accept_webrtc(&self, offer: String, candidate_ip: std::net::IpAddr) -> Result<String, WebRtcError> {
+        self.offer_webrtc(offer, candidate_ip)
+            .await
+            .map_err(|_| WebRtcError::Ended)?
+    }
+
+    /// [`MediaSession::accept_webrtc`] without waiting: the answer comes on the receiver (which
+    /// closes if the call ends first).
+    pub fn offer_webrtc(
+        &self,
+        offer: String,
+        candidate_ip: std::net::IpAddr,
+    ) -> oneshot::Receiver<Result<String, WebRtcError>> {
         let (answer, answered) = oneshot::channel();
         let candidate = SocketAddr::new(candidate_ip, self.agent_port);
-        self.commands
-            .send(Command::WebRtcOffer {
-                offer,
-                candidate,
-                answer,
-            })
-            .map_err(|_| WebRtcError::Ended)?;
-        answered.await.map_err(|_| WebRtcError::Ended)?
+        let _ = self.commands.send(Command::WebRtcOffer {
+            offer,
+            candidate,
+            answer,
+        });
+        answered
     }
 
     /// Stops the relay, releases its ports, and returns the counters.
