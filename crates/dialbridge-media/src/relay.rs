@@ -276,6 +276,14 @@ impl Relay {
                             self.drive_webrtc().await;
                         }
                     }
+                    if let Some((remote, packet)) = self.core.next_hold_silence() {
+                        match self.webrtc.as_mut() {
+                            Some((leg, _)) => leg.send(std::time::Instant::now(), packet),
+                            None => {
+                                let _ = self.agent.rtp.send_to(packet, remote).await;
+                            }
+                        }
+                    }
                 }
                 _ = digit_tick.tick(), if self.core.digits_pending() => {
                     if let Some((to, Some(remote), packet)) = self.core.next_digit_packet() {

@@ -80,6 +80,7 @@ pub(crate) struct RelayCore {
     stats: RelayStats,
     ringback: Ringback,
     hold_tone: HoldTone,
+    silence: [u8; RTP_HEADER + 160],
     digits: VecDeque<Digit>,
     playing: Option<Playing>,
 }
@@ -96,6 +97,7 @@ impl RelayCore {
             stats: RelayStats::default(),
             ringback: Ringback::new(),
             hold_tone: HoldTone::new(),
+            silence: [0; RTP_HEADER + 160],
             digits: VecDeque::new(),
             playing: None,
         }
@@ -143,6 +145,12 @@ impl RelayCore {
         }
         if mode == RelayMode::OnHold && self.mode != RelayMode::OnHold {
             self.hold_tone = HoldTone::new();
+        }
+        if self.mode == RelayMode::OnHold && mode != RelayMode::OnHold {
+            // What each leg sent during the hold was dropped: the streams go on from where
+            // ours left them, not with a gap as long as the hold.
+            self.agent.sent.resume();
+            self.customer.sent.resume();
         }
         self.mode = mode;
     }
@@ -251,6 +259,21 @@ impl RelayCore {
         }
     }
 
+    /// While on hold, 20 ms of silence for the agent's leg (continuing its stream), so that a
+    /// carrier carrying a telephone agent does not take the silent stream for a dead call.
+    pub(crate) fn next_hold_silence(&mut self) -> Option<(SocketAddr, &[u8])> {
+        if self.mode != RelayMode::OnHold {
+            return None;
+        }
+        let remote = self.agent.remote?;
+        let law = self.agent.law;
+        self.agent
+            .sent
+            .continue_with(&mut self.silence[..RTP_HEADER], law.payload_type(), false);
+        tone_frame(&mut self.silence[RTP_HEADER..], law, 0.0, None);
+        Some((remote, &self.silence))
+    }
+
     pub(crate) fn tone_sent(&mut self, to: MediaLeg) {
         match to {
             MediaLeg::Agent => self.stats.ringback_packets += 1,
@@ -326,6 +349,8 @@ struct SentStream {
     next_sequence: u16,
     last_timestamp: u32,
     sequence_shift: u16,
+    /// The next relayed packet follows a hold: it continues from our last one, marked.
+    resuming: bool,
 }
 
 impl SentStream {
@@ -334,7 +359,12 @@ impl SentStream {
         if packet.len() < RTP_HEADER || packet[0] >> 6 != 2 {
             return;
         }
-        let sequence = u16::from_be_bytes([packet[2], packet[3]]).wrapping_add(self.sequence_shift);
+        let original = u16::from_be_bytes([packet[2], packet[3]]);
+        if std::mem::take(&mut self.resuming) && self.ssrc.is_some() {
+            self.sequence_shift = self.next_sequence.wrapping_sub(original);
+            packet[1] |= 0x80;
+        }
+        let sequence = original.wrapping_add(self.sequence_shift);
         packet[2..4].copy_from_slice(&sequence.to_be_bytes());
         self.next_sequence = sequence.wrapping_add(1);
         self.last_timestamp = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
@@ -352,6 +382,10 @@ impl SentStream {
         header[2..4].copy_from_slice(&sequence.to_be_bytes());
         header[4..8].copy_from_slice(&self.last_timestamp.to_be_bytes());
         header[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    }
+
+    fn resume(&mut self) {
+        self.resuming = true;
     }
 
     /// Takes the next sequence number for a packet of ours.

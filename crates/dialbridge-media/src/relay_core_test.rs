@@ -440,13 +440,28 @@ fn on_hold_the_customer_hears_the_hold_tone_continuing_its_stream_and_nothing_is
         "a silent leg is lost, on hold too"
     );
 
+    // The agent's leg hears silence meanwhile, continuing its stream.
+    let (to, silence) = core.next_hold_silence().unwrap();
+    assert_eq!(to, address(AGENT));
+    assert_eq!(silence[1], 0, "PCMU, unmarked");
+    assert!(silence[12..].iter().all(|b| *b == Law::Mu.encode(0)));
+
     core.set_mode(RelayMode::Bridged, now);
     assert!(!core.plays_tone());
-    let mut next = audio(502, 80_320, 42);
+    assert!(core.next_hold_silence().is_none());
+    // The agent's packets went on during the hold (1000 of them, 20 s): the customer's stream
+    // still goes on from the tone's last packet, marked.
+    let mut next = audio(1502, 240_000, 42);
     core.on_packet(MediaLeg::Agent, &mut next, address(AGENT), now).unwrap();
     assert_eq!(
         u16::from_be_bytes([next[2], next[3]]),
-        652,
-        "relayed after the tone's packets"
+        651,
+        "right after the tone's packets"
     );
+    assert_eq!(next[1], 0x80 | 8, "marked");
+    let mut after = audio(1503, 240_160, 42);
+    core.on_packet(MediaLeg::Agent, &mut after, address(AGENT), now)
+        .unwrap();
+    assert_eq!(u16::from_be_bytes([after[2], after[3]]), 652);
+    assert_eq!(after[1], 8, "one mark");
 }

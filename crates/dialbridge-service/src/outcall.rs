@@ -418,20 +418,29 @@ impl CallService {
     /// reloaded toolbar reads it) and told on the event stream, in one transaction. No push
     /// type carries it: the legacy pushes have none.
     async fn mark_on_hold(&self, unique_id: &str, context: &CallContext, since: Option<i64>) {
-        let result = async {
-            let mut tx = self.inner.store.begin().await?;
-            tx.mark_cdr_on_hold(unique_id, since).await?;
-            let on_hold = since.is_some();
-            let payload = dialbridge_push::fields::hold(on_hold, &context.cno, unique_id, &context.customer_number);
-            let event = if on_hold { "hold" } else { "unhold" };
-            tx.enqueue_push(context.enterprise.id, event, unique_id, &payload)
-                .await?;
-            tx.commit().await
-        }
-        .await;
-        match result {
-            Ok(()) => tracing::info!(%unique_id, on_hold = since.is_some(), "the agent changed the call's hold"),
-            Err(e) => tracing::warn!(%unique_id, error = %e, "cannot record the call's hold"),
+        let on_hold = since.is_some();
+        // Retried a while: the toolbar shows the hold (and offers to resume it) from this event.
+        for attempt in 0u32..10 {
+            let result = async {
+                let mut tx = self.inner.store.begin().await?;
+                tx.mark_cdr_on_hold(unique_id, since).await?;
+                let payload = dialbridge_push::fields::hold(on_hold, &context.cno, unique_id, &context.customer_number);
+                let event = if on_hold { "hold" } else { "unhold" };
+                tx.enqueue_push(context.enterprise.id, event, unique_id, &payload)
+                    .await?;
+                tx.commit().await
+            }
+            .await;
+            match result {
+                Ok(()) => {
+                    tracing::info!(%unique_id, on_hold, "the agent changed the call's hold");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(%unique_id, attempt, error = %e, "cannot record the call's hold; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
         }
     }
 

@@ -255,35 +255,60 @@ impl CallService {
     /// When the wrap-up ending at `until` is over, the agent's state says so and its status is
     /// told (to the toolbar and to the CRM's status push), unless the wrap-up was prolonged or
     /// ended meanwhile: then whoever changed it told it, and watches the new end if any. A
-    /// wrap-up running when the server restarts is over at its time all the same (the state is
-    /// read `at` now), only untold.
+    /// server that starts tells the ends of the wrap-ups running ([`CallService::watch_wrapups`]).
     pub(crate) fn end_wrapup_at(&self, enterprise: EnterpriseId, agent_id: i64, cno: String, until: i64) {
         let service = self.clone();
         tokio::spawn(async move {
-            let wait = u64::try_from(until - now_ms()).unwrap_or(0);
-            tokio::time::sleep(std::time::Duration::from_millis(wait + 20)).await;
-            let result: Result<(), StoreError> = async {
-                for _ in 0..20 {
-                    let mut tx = service.store().begin().await?;
-                    let stored = tx.agent_state(agent_id).await?;
-                    if stored.state.wrapup_until != Some(until) {
-                        return Ok(());
-                    }
-                    let next = stored.state.clone().at(now_ms());
-                    if tx.save_agent_state(agent_id, &next, stored.version).await? {
-                        service
-                            .push_status(&mut tx, enterprise, agent_id, &cno, &next, "")
-                            .await?;
-                        return tx.commit().await;
+            // Bounded: a store that stays down gives up after about a minute of retries.
+            for attempt in 0u32..60 {
+                let wait = u64::try_from(until - now_ms()).unwrap_or(0);
+                tokio::time::sleep(std::time::Duration::from_millis(wait + 20)).await;
+                match service.tell_wrapup_end(enterprise, agent_id, &cno, until).await {
+                    Ok(true) => return,
+                    // Woken early (the wall clock was set back) or another change won a race.
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(agent_id, attempt, error = %e, "cannot tell the end of the agent's wrap-up; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     }
                 }
-                Ok(())
-            }
-            .await;
-            if let Err(e) = result {
-                tracing::warn!(agent_id, error = %e, "cannot tell the end of the agent's wrap-up");
             }
         });
+    }
+
+    /// Tells the end of the wrap-up ending at `until` if it is over now: `true` when told (or
+    /// it is no longer that wrap-up), `false` when it is not over yet or the state changed
+    /// between the read and the write.
+    async fn tell_wrapup_end(
+        &self,
+        enterprise: EnterpriseId,
+        agent_id: i64,
+        cno: &str,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.store().begin().await?;
+        let stored = tx.agent_state(agent_id).await?;
+        if stored.state.wrapup_until != Some(until) {
+            return Ok(true);
+        }
+        let next = stored.state.clone().at(now_ms());
+        if next.wrapup_until.is_some() || !tx.save_agent_state(agent_id, &next, stored.version).await? {
+            return Ok(false);
+        }
+        self.push_status(&mut tx, enterprise, agent_id, cno, &next, "").await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// When the server starts: the end of each wrap-up running is told when it comes (at once
+    /// for those that ended while no server ran).
+    pub async fn watch_wrapups(&self) -> Result<usize, StoreError> {
+        let running = self.store().begin_read().await?.agents_in_wrapup().await?;
+        let count = running.len();
+        for (enterprise, agent_id, cno, until) in running {
+            self.end_wrapup_at(enterprise, agent_id, cno, until);
+        }
+        Ok(count)
     }
 
     /// The agent's last `limit` calls, newest first.

@@ -333,6 +333,27 @@ impl Tx<'_> {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The agents in a wrap-up (when a server starts: each one's end is to be told), as
+    /// (enterprise, agent id, cno, end of the wrap-up).
+    pub async fn agents_in_wrapup(&mut self) -> Result<Vec<(EnterpriseId, i64, String, i64)>, StoreError> {
+        let rows = query(
+            "SELECT a.enterprise_id, a.id, a.cno, r.wrapup_until FROM agent_runtime r JOIN agents a ON a.id = r.agent_id \
+             WHERE r.wrapup_until IS NOT NULL",
+        )
+        .fetch_all(&mut self.conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    EnterpriseId::new(row.try_get("enterprise_id")?).map_err(corrupt)?,
+                    row.try_get("id")?,
+                    row.try_get("cno")?,
+                    row.try_get("wrapup_until")?,
+                ))
+            })
+            .collect()
+    }
+
     pub(crate) async fn insert_agent_runtime(&mut self, agent_id: i64) -> Result<(), StoreError> {
         query("INSERT INTO agent_runtime (agent_id, login_status, after_call, version, updated_at) VALUES ($1, 'offline', 'online', 0, $2)")
             .bind(agent_id)
@@ -511,7 +532,7 @@ impl Tx<'_> {
             "UPDATE cdrs SET agent_ringing_at = $2, agent_answered_at = $3, customer_ringing_at = $4, bridged_at = $5, \
              ended_at = $6, status = $7, end_reason = $8, hung_up_by = $9, sip_cause = $10, agent_sip_code = $11, \
              customer_sip_code = $12, bridge_seconds = $13, cost = $14, packets_agent_to_customer = $15, \
-             packets_customer_to_agent = $16 WHERE unique_id = $1 AND ended_at IS NULL",
+             packets_customer_to_agent = $16, on_hold_since = NULL WHERE unique_id = $1 AND ended_at IS NULL",
         )
         .bind(unique_id)
         .bind(end.agent_ringing_at)

@@ -314,6 +314,23 @@ async fn exercise_calls(store: &Store) {
     assert_eq!(tx.open_cdrs().await.unwrap().len(), 1);
     assert_eq!(tx.calls_to_number_since(acme, "13800138000", 0).await.unwrap(), 1);
     assert_eq!(tx.calls_to_number_since(acme, "13800138000", 1_001).await.unwrap(), 0);
+    // On hold and back, with its event on the stream (a type no push carries).
+    tx.mark_cdr_progress("node-1.1", Some(2_000), Some(3_000))
+        .await
+        .unwrap();
+    tx.mark_cdr_on_hold("node-1.1", Some(4_000)).await.unwrap();
+    let progress = tx.cdr_progress("node-1.1").await.unwrap();
+    assert_eq!(
+        (progress.bridged_at, progress.on_hold_since),
+        (Some(3_000), Some(4_000))
+    );
+    let hold = tx
+        .enqueue_push(acme, "hold", "node-1.1", r#"{"name":"hold"}"#)
+        .await
+        .unwrap();
+    assert_eq!(tx.events_since(acme, hold - 1, 10).await.unwrap()[0].event_type, "hold");
+    tx.mark_cdr_on_hold("node-1.1", None).await.unwrap();
+    tx.mark_cdr_on_hold("node-1.1", Some(5_000)).await.unwrap();
     let end = CdrEnd {
         bridge_seconds: 61,
         cost: "0.24".parse().unwrap(),
@@ -322,6 +339,11 @@ async fn exercise_calls(store: &Store) {
     };
     assert!(tx.finish_cdr("node-1.1", &end).await.unwrap());
     assert!(!tx.finish_cdr("node-1.1", &end).await.unwrap(), "a call is closed once");
+    assert_eq!(
+        tx.cdr_progress("node-1.1").await.unwrap().on_hold_since,
+        None,
+        "a call that ended on hold is on hold no more"
+    );
     // After a failover the CDR names the trunk that carried the call.
     tx.set_cdr_trunk("node-1.1", "carrier-b").await.unwrap();
     assert_eq!(tx.cdr("node-1.1").await.unwrap().unwrap().start.trunk_name, "carrier-b");

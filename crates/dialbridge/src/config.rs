@@ -536,7 +536,16 @@ fn web_origin(s: &str) -> Result<String, String> {
     if host.is_empty() || host.contains(['/', '?', '#', ' ']) {
         return Err("must be an origin (scheme://host[:port]), with no path".into());
     }
-    Ok(origin.to_ascii_lowercase())
+    // A browser's Origin never names the scheme's default port.
+    let origin = origin.to_ascii_lowercase();
+    let origin = match origin.strip_suffix(":443").filter(|o| o.starts_with("https://")) {
+        Some(without) => without.to_owned(),
+        None => match origin.strip_suffix(":80").filter(|o| o.starts_with("http://")) {
+            Some(without) => without.to_owned(),
+            None => origin,
+        },
+    };
+    Ok(origin)
 }
 
 fn non_empty(s: &str) -> Result<&str, String> {

@@ -25,7 +25,11 @@ fn defaults_need_no_file_and_no_environment() {
     assert_eq!(c.database_url, StoreOptions::sqlite_in(Path::new("dialbridge-data")));
     assert!(c.secret_key.is_none());
     assert_eq!(c.http_public_origin, None, "the Host header names the server");
-    let behind_a_proxy = load(None, &[("DIALBRIDGE_HTTP_PUBLIC_ORIGIN", "https://DB.example.com/")]).unwrap();
+    let behind_a_proxy = load(
+        None,
+        &[("DIALBRIDGE_HTTP_PUBLIC_ORIGIN", "https://DB.example.com:443/")],
+    )
+    .unwrap();
     assert_eq!(
         behind_a_proxy.http_public_origin.as_deref(),
         Some("https://db.example.com")

@@ -134,6 +134,9 @@ impl Server {
                 tracing::warn!(error = %e, "cannot read the registrations kept by the last run: phones must register again")
             }
         }
+        if let Err(e) = running.calls.watch_wrapups().await {
+            tracing::warn!(error = %e, "cannot read the wrap-ups running: their ends are not told");
+        }
         match running.calls.recover().await {
             Ok(0) => {}
             Ok(recovered) => tracing::warn!(calls = recovered, "closed calls left running by the previous run"),

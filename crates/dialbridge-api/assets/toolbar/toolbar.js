@@ -68,8 +68,13 @@ export function wrapupLeft(status, now) {
   return Math.max(0, left);
 }
 
-/// The state a toolbar shows, from the agent's last status and what it knows of its call.
-export function viewState(status, call) {
+/// How long past a wrap-up's end the toolbar waits for the server's word on where the agent went
+/// before it guesses idle (a status lost, a server that restarted).
+const WRAPUP_END_GRACE_MS = 5000;
+
+/// The state a toolbar shows at `now`, from the agent's last status and what it knows of its
+/// call.
+export function viewState(status, call, now = Date.now()) {
   if (!status || status.loginStatus === "offline") return "offline";
   if (status.deviceStatus === "ringing") return "ringing";
   if (status.deviceStatus === "busy") {
@@ -79,7 +84,10 @@ export function viewState(status, call) {
   if (call && call.pending) return "calling";
   // Until the server says where the agent goes after it (idle, or a pause asked for during the
   // call): it tells the wrap-up's end.
-  if (status.pauseDescription === "pauseWrapup") return "wrapup";
+  if (status.pauseDescription === "pauseWrapup") {
+    const over = (status.receivedAt || now) + Number(status.wrapupTime) * 1000 + WRAPUP_END_GRACE_MS;
+    return now < over ? "wrapup" : "idle";
+  }
   if (status.loginStatus === "pause") return "paused";
   return "idle";
 }
@@ -191,7 +199,10 @@ class Toolbar {
         this.emit("status", message.data);
         return;
       case "previewOutcallBridge":
-        this.call = { ...(this.call || {}), bridged: message.data.uniqueId, onHold: false };
+        if (message.seq <= this.snapshotSeq) return;
+        if (!this.call || this.call.bridged !== message.data.uniqueId) {
+          this.call = { ...(this.call || {}), bridged: message.data.uniqueId, onHold: false };
+        }
         this.emit(message.type, message.data);
         this.emit("status", this.status);
         return;
@@ -287,6 +298,7 @@ class Toolbar {
   close() {
     this.closed = true;
     if (this.socket) this.socket.close();
+    this.emit("closed", {});
   }
 }
 
@@ -359,8 +371,9 @@ function render(toolbar, container) {
     unhold.hidden = state !== "onHold";
     keypad.hidden = state !== "talking";
     logout.hidden = !(state === "idle" || state === "paused" || state === "wrapup") || !toolbar.loggedIn;
+    // A hint only: the status is as of its last change, and the server refuses a call to a
+    // phone it cannot reach (code 9) anyway.
     const unreachable = toolbar.status && toolbar.status.deviceStatus === "unavailable";
-    if (unreachable) dial.disabled = true;
     pause.hidden = state !== "idle";
     reason.hidden = state !== "idle" || reason.options.length === 0;
     prolong.hidden = state !== "wrapup";
@@ -369,7 +382,8 @@ function render(toolbar, container) {
     else if (unreachable && message.dataset.kind !== "error") say(t("phoneUnavailable"));
     else if (message.dataset.kind !== "error") say("");
   };
-  setInterval(draw, 250);
+  const redraw = setInterval(draw, 250);
+  toolbar.on("closed", () => clearInterval(redraw));
   toolbar.on("status", draw);
   toolbar.on("breakLine", () => { message.dataset.kind = "error"; say(t("lost")); });
   toolbar.on("snapshot", () => { message.dataset.kind = ""; draw(); });

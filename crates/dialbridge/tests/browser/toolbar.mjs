@@ -145,8 +145,6 @@ async function call(page) {
   if (config.hold) {
     await page.click(".db-hold");
     await watch(page, "onHold");
-    await page.click(".db-unhold");
-    await watch(page, "talking");
   }
   if (config.pauseAfterCall) {
     // Asked during the call: taken when it (and its wrap-up) ends.
@@ -157,8 +155,12 @@ async function call(page) {
     shownBefore = shownBefore.concat(await page.evaluate(() => window.shownStates));
     await logIn(page);
     await observe(page);
-    await watch(page, "talking");
+    await watch(page, config.hold ? "onHold" : "talking");
     seen.afterReload = await page.evaluate(() => window.shownStates.map((s) => s.state));
+  }
+  if (config.hold) {
+    await page.click(".db-unhold");
+    await watch(page, "talking");
   }
   if (config.talkMs) await new Promise((resolve) => setTimeout(resolve, config.talkMs));
   await page.click(".db-hangup");
@@ -225,11 +227,16 @@ async function kickout(first) {
 async function breakLine(page) {
   await page.evaluate(() => {
     window.breakLines = 0;
-    window.toolbar.on("breakLine", () => { window.breakLines += 1; });
+    window.toolbar.on("breakLine", () => {
+      window.breakLines += 1;
+      // Read as it is drawn: the reconnect clears it soon after.
+      setTimeout(() => { window.lostMessage = document.querySelector(".db-toolbar .db-message").textContent; }, 0);
+    });
     window.toolbar.socket.close();
   });
   await page.waitForFunction(() => window.breakLines > 0, { timeout: 10000, polling: 100 });
-  seen.lostMessage = await page.$eval(".db-toolbar .db-message", (m) => m.textContent);
+  await page.waitForFunction(() => window.lostMessage !== undefined, { timeout: 10000, polling: 100 });
+  seen.lostMessage = await page.evaluate(() => window.lostMessage);
   await page.waitForFunction(
     () => document.querySelector(".db-toolbar .db-message").textContent === "" && window.toolbar.socket.readyState === WebSocket.OPEN,
     { timeout: 20000, polling: 100 },

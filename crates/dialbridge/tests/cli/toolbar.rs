@@ -250,6 +250,7 @@ fn a_telephone_agent_works_a_call_from_the_toolbar_page() {
         "bindTel": "13900139000",
         "dial": "13800138000",
         "talkMs": 500,
+        "hold": true,
         "reloadDuringCall": true,
         "breakLine": true,
         "pauseAfterCall": "休息",
@@ -260,7 +261,9 @@ fn a_telephone_agent_works_a_call_from_the_toolbar_page() {
     // server tells it), never idle in between.
     check_states(
         &seen,
-        &["idle", "calling", "ringing", "calling", "talking", "wrapup", "paused"],
+        &[
+            "idle", "calling", "ringing", "calling", "talking", "onHold", "talking", "wrapup", "paused",
+        ],
     );
     let states = seen["states"].as_array().unwrap();
     let wrapup = states.iter().position(|s| s == "wrapup").unwrap();
@@ -268,9 +271,9 @@ fn a_telephone_agent_works_a_call_from_the_toolbar_page() {
     // A lost connection was told, then resumed (the call was placed on the new socket).
     assert_eq!(seen["lostMessage"], "Connection lost, reconnecting…", "{seen}");
     assert_eq!(seen["reconnected"], true, "{seen}");
-    // The reloaded page showed the call as it was.
+    // The page reloaded during the hold showed the call as it was.
     let after_reload = seen["afterReload"].as_array().expect("reloaded");
-    assert!(after_reload.contains(&json!("talking")), "{seen}");
+    assert!(after_reload.contains(&json!("onHold")), "{seen}");
     assert!(!after_reload.contains(&json!("calling")), "{seen}");
     assert!(carrier.finish(Duration::from_secs(30)), "{}", carrier.logs());
     let logs = carrier.logs();
