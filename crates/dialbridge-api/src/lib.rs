@@ -52,6 +52,25 @@ pub struct AppState {
     pub toolbars: Arc<toolbar::ToolbarSessions>,
     /// The origin browsers reach the server at, behind a proxy that rewrites `Host`.
     pub public_origin: Option<String>,
+    /// What the toolbar's softphone is told with each call.
+    pub softphone: SoftphoneSettings,
+}
+
+/// How a softphone page answers: after ringing this long, with these STUN/TURN servers (the
+/// browser's `RTCIceServer` list, as JSON).
+#[derive(Debug, Clone)]
+pub struct SoftphoneSettings {
+    pub auto_answer: std::time::Duration,
+    pub ice_servers: serde_json::Value,
+}
+
+impl Default for SoftphoneSettings {
+    fn default() -> Self {
+        Self {
+            auto_answer: std::time::Duration::from_millis(1500),
+            ice_servers: serde_json::json!([]),
+        }
+    }
 }
 
 impl AppState {
@@ -70,12 +89,18 @@ impl AppState {
             token_key,
             toolbars: Arc::default(),
             public_origin: None,
+            softphone: SoftphoneSettings::default(),
         }
     }
 
     /// The origin browsers reach the server at (`http.public_origin`), if not its `Host`.
     pub fn with_public_origin(mut self, origin: Option<String>) -> Self {
         self.public_origin = origin;
+        self
+    }
+
+    pub fn with_softphone(mut self, softphone: SoftphoneSettings) -> Self {
+        self.softphone = softphone;
         self
     }
 }

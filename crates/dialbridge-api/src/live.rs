@@ -483,12 +483,45 @@ async fn follow(
         return;
     }
     let mut configuration = app.config_watch.subscribe(&app.calls);
+    // The agent's softphone, while this toolbar is logged in on one: the calls it rings with
+    // come here; the socket is pinged, and one silent for SOFTPHONE_SILENCE ends (and with it
+    // the page's call: a lost network does not hold a call for the media timeout).
+    let mut softphone: Option<Softphone> = None;
+    let mut last_heard = tokio::time::Instant::now();
+    let mut ping = tokio::time::interval(SOFTPHONE_PING);
     loop {
         let event = tokio::select! {
             event = feed.recv() => event,
+            signal = async {
+                match softphone.as_mut() {
+                    Some(attached) => attached.signals.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let Some(signal) = signal else {
+                    softphone = None;
+                    continue;
+                };
+                let message = softphone_message(&app, signal);
+                if socket.send(Message::Text(message.to_string().into())).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            _ = ping.tick(), if softphone.is_some() => {
+                if last_heard.elapsed() > SOFTPHONE_SILENCE {
+                    tracing::info!("a softphone's toolbar went silent: closing it");
+                    return;
+                }
+                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(Message::Text(text))) => {
+                    last_heard = tokio::time::Instant::now();
                     let reply = match serde_json::from_str::<crate::toolbar::Command>(&text) {
                         Ok(command) => {
                             let outcome =
@@ -505,6 +538,10 @@ async fn follow(
                                 // What a reconnect names to take this session back.
                                 reply["data"]["session"] = json!(session);
                             }
+                            if matches!(command.command.as_str(), "login" | "logout" | "changeBindTel") {
+                                sync_softphone(&app, &viewer, toolbar.is_some(), &mut softphone).await;
+                                last_heard = tokio::time::Instant::now();
+                            }
                             reply
                         }
                         Err(e) => json!({"type": "reply", "ok": false, "code": "2", "message": format!("not a command: {e}")}),
@@ -514,7 +551,10 @@ async fn follow(
                     }
                     continue;
                 }
-                Some(Ok(_)) => continue,
+                Some(Ok(_)) => {
+                    last_heard = tokio::time::Instant::now();
+                    continue;
+                }
             },
             kick = async {
                 match kicked.as_mut() {
@@ -569,6 +609,61 @@ async fn follow(
         };
         if sent.is_err() {
             return;
+        }
+    }
+}
+
+/// How often a softphone's toolbar is pinged, and how long it may stay silent.
+const SOFTPHONE_PING: Duration = Duration::from_secs(3);
+const SOFTPHONE_SILENCE: Duration = Duration::from_secs(9);
+
+/// The softphone a toolbar socket carries.
+struct Softphone {
+    /// Kept while attached: dropping it detaches the page (and ends a call it carries).
+    _attachment: dialbridge_service::SoftphoneAttachment,
+    aor: String,
+    signals: tokio::sync::mpsc::UnboundedReceiver<dialbridge_service::SoftphoneSignal>,
+}
+
+/// Attaches this socket as the agent's softphone while its toolbar is logged in on one, and
+/// detaches it otherwise.
+async fn sync_softphone(app: &AppState, viewer: &Viewer, logged_in: bool, softphone: &mut Option<Softphone>) {
+    let Viewer::Agent { enterprise, cno, .. } = viewer else {
+        return;
+    };
+    let wanted = match dialbridge_core::Cno::parse(cno) {
+        Ok(cno) if logged_in => app.calls.softphone_of(*enterprise, &cno).await.ok().flatten(),
+        _ => None,
+    };
+    match (wanted, softphone.as_ref()) {
+        (Some(aor), Some(attached)) if attached.aor == aor => {}
+        (Some(aor), _) => {
+            let (attachment, signals) = app.calls.attach_softphone(&aor);
+            tracing::info!(%aor, "a toolbar is attached as the agent's softphone");
+            *softphone = Some(Softphone {
+                _attachment: attachment,
+                aor,
+                signals,
+            });
+        }
+        (None, _) => *softphone = None,
+    }
+}
+
+/// What the page is told of its softphone's calls.
+fn softphone_message(app: &AppState, signal: dialbridge_service::SoftphoneSignal) -> Value {
+    match signal {
+        dialbridge_service::SoftphoneSignal::Incoming {
+            unique_id,
+            customer_number,
+        } => json!({"type": "incomingCall", "time": now_ms(), "data": {
+            "uniqueId": unique_id,
+            "customerNumber": customer_number,
+            "autoAnswerMs": app.softphone.auto_answer.as_millis() as u64,
+            "iceServers": app.softphone.ice_servers,
+        }}),
+        dialbridge_service::SoftphoneSignal::Ended { unique_id } => {
+            json!({"type": "callEnded", "time": now_ms(), "data": {"uniqueId": unique_id}})
         }
     }
 }

@@ -103,6 +103,9 @@ impl ToolbarSessions {
     }
 }
 
+/// The longest SDP offer a softphone may send (Chromium's audio-only offers are ~5 KB).
+const MAX_SDP_BYTES: usize = 64 * 1024;
+
 /// A command as the toolbar sends it.
 #[derive(Debug, Deserialize)]
 pub struct Command {
@@ -254,6 +257,27 @@ pub async fn execute(app: &AppState, viewer: &Viewer, source: IpAddr, command: &
                 Err(r) => refused(session_code(&r), r.to_string()),
             }
         }
+        // The softphone's answer to the call it rings with: its SDP offer, our answer back.
+        "answer" => {
+            let (Some(unique_id), Some(offer)) = (text(args, "uniqueId"), text(args, "sdp")) else {
+                return refused("2", "answer needs uniqueId and sdp (the browser's offer)");
+            };
+            if offer.len() > MAX_SDP_BYTES {
+                return refused("2", "the offer is too long");
+            }
+            match app
+                .calls
+                .answer_softphone(enterprise, &cno, unique_id, offer.to_owned())
+                .await
+            {
+                Ok(answer) => Outcome::Done(json!({"sdp": answer})),
+                Err(r) => refused(session_code(&r), r.to_string()),
+            }
+        }
+        "decline" => match text(args, "uniqueId") {
+            Some(unique_id) => session(app.calls.decline_softphone(enterprise, &cno, unique_id).await),
+            None => refused("2", "decline needs uniqueId"),
+        },
         "hold" => session(app.calls.hold_call(enterprise, &cno, true).await),
         "unhold" => session(app.calls.hold_call(enterprise, &cno, false).await),
         "dtmf" => match text(args, "digit").map(|d| d.chars().collect::<Vec<_>>()).as_deref() {

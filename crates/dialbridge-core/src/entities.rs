@@ -124,6 +124,8 @@ pub enum PhoneType {
     Extension,
     /// 4: a remote agent's phone, treated as a telephone.
     RemotePhone,
+    /// 3: the agent's browser (the toolbar's softphone); its number is the agent's cno.
+    Softphone,
 }
 
 impl PhoneType {
@@ -132,6 +134,7 @@ impl PhoneType {
             PhoneType::Telephone => 1,
             PhoneType::Extension => 2,
             PhoneType::RemotePhone => 4,
+            PhoneType::Softphone => 3,
         }
     }
 
@@ -140,11 +143,27 @@ impl PhoneType {
             1 => Some(PhoneType::Telephone),
             2 => Some(PhoneType::Extension),
             4 => Some(PhoneType::RemotePhone),
+            3 => Some(PhoneType::Softphone),
             _ => None,
         }
     }
 
-    /// Checks that `number` is the right kind for this phone type and returns it normalised.
+    /// Checks that `number` is the right kind for this phone type and returns its digits: a
+    /// softphone's is a cno (the agent's own: the caller checks whose).
+    pub fn normalise_number(self, number: &str) -> Result<String, ValidationError> {
+        if self == PhoneType::Softphone {
+            return crate::Cno::parse(number).map(|cno| cno.to_string()).map_err(|_| {
+                ValidationError::new(
+                    "bindTel",
+                    format!("{number:?} is no cno: a softphone's bindTel is the agent's cno"),
+                )
+            });
+        }
+        self.validate_number(number).map(|n| n.digits().to_owned())
+    }
+
+    /// Checks that `number` is the right kind for this phone type (a telephone or an extension)
+    /// and returns it normalised.
     pub fn validate_number(self, number: &str) -> Result<PhoneNumber, ValidationError> {
         let parsed = PhoneNumber::parse(number)?;
         let fits = matches!(

@@ -31,6 +31,7 @@ use dialbridge_store::{Store, StoreError, Tx};
 use tokio_util::task::TaskTracker;
 
 pub use configuration::{ConfigCache, Configuration, ConfiguredTrunk, EnterpriseConfig};
+pub use dialbridge_engine::{SoftphoneAttachment, SoftphoneSignal};
 pub use directory::{extension_aor, parse_aor, StoreDirectory};
 pub use metrics::{Metrics, TrunkGauges};
 pub use outcall::Accepted;
@@ -133,6 +134,9 @@ impl CallService {
     pub fn phone_reachable(&self, enterprise: EnterpriseId, phone: Option<&(PhoneType, String)>) -> bool {
         match phone {
             Some((PhoneType::Extension, number)) => self.inner.engine.is_registered(&format!("{enterprise}-{number}")),
+            Some((PhoneType::Softphone, number)) => {
+                self.inner.engine.softphone_attached(&format!("{enterprise}-{number}"))
+            }
             Some(_) => true,
             None => false,
         }

@@ -169,6 +169,9 @@ impl CallService {
                 aor: format!("{}-{phone_number}", enterprise.id),
             },
             PhoneType::Telephone | PhoneType::RemotePhone => AgentPhone::Telephone { number: phone_number },
+            PhoneType::Softphone => AgentPhone::Softphone {
+                aor: format!("{}-{phone_number}", enterprise.id),
+            },
         };
         let (agent_ring_secs, customer_ring_secs) = request
             .ring_limits

@@ -35,6 +35,9 @@ pub enum SessionRefusal {
     /// Hold needs a bridged call.
     #[error("the customer has not answered")]
     NotBridged,
+    /// A softphone's answer for a call it is not ringing with.
+    #[error("{0}")]
+    Softphone(String),
     #[error("internal error")]
     Internal,
 }
@@ -79,7 +82,7 @@ impl CallService {
     ) -> Result<(), SessionRefusal> {
         let mut tx = self.store().begin().await?;
         let agent = agent(&mut tx, enterprise, cno).await?;
-        let (phone_type, number) = checked_phone(&mut tx, enterprise, phone).await?;
+        let (phone_type, number) = checked_phone(&mut tx, enterprise, &agent, phone).await?;
         change_agent(&mut tx, &agent, |s| s.log_in(availability, now_ms())).await?;
         bind(&mut tx, enterprise, &agent, phone_type, &number).await?;
         self.finish(tx, enterprise, &agent).await
@@ -105,8 +108,8 @@ impl CallService {
                 *phone_type == phone.phone_type
                     && phone
                         .phone_type
-                        .validate_number(phone.number)
-                        .is_ok_and(|n| n.digits() == number)
+                        .normalise_number(phone.number)
+                        .is_ok_and(|n| n == *number)
             })
         };
         match (online, phone) {
@@ -162,7 +165,7 @@ impl CallService {
     ) -> Result<(), SessionRefusal> {
         let mut tx = self.store().begin().await?;
         let agent = agent(&mut tx, enterprise, cno).await?;
-        let (phone_type, number) = checked_phone(&mut tx, enterprise, phone).await?;
+        let (phone_type, number) = checked_phone(&mut tx, enterprise, &agent, phone).await?;
         if tx.agent_state(agent.id).await?.state.call.is_some() {
             return Err(SessionRefusal::NotIdle);
         }
@@ -226,6 +229,73 @@ impl CallService {
         } else {
             Err(SessionRefusal::NoCall)
         }
+    }
+
+    /// The agent's softphone (its browser) answers the call it rings with: its SDP offer in,
+    /// the answer out. Only the agent's own call, on a softphone.
+    pub async fn answer_softphone(
+        &self,
+        enterprise: EnterpriseId,
+        cno: &Cno,
+        unique_id: &str,
+        offer: String,
+    ) -> Result<String, SessionRefusal> {
+        self.softphone_call(enterprise, cno, unique_id).await?;
+        self.engine()
+            .answer_softphone(unique_id, offer)
+            .await
+            .map_err(|e| SessionRefusal::Softphone(e.to_string()))
+    }
+
+    /// The agent's softphone declines the call it rings with.
+    pub async fn decline_softphone(
+        &self,
+        enterprise: EnterpriseId,
+        cno: &Cno,
+        unique_id: &str,
+    ) -> Result<(), SessionRefusal> {
+        self.softphone_call(enterprise, cno, unique_id).await?;
+        if self.engine().decline_softphone(unique_id) {
+            Ok(())
+        } else {
+            Err(SessionRefusal::NoCall)
+        }
+    }
+
+    /// Whether `unique_id` is the call of the agent's softphone.
+    async fn softphone_call(&self, enterprise: EnterpriseId, cno: &Cno, unique_id: &str) -> Result<(), SessionRefusal> {
+        let mut tx = self.store().begin_read().await?;
+        let agent = agent(&mut tx, enterprise, cno).await?;
+        let call = tx.agent_state(agent.id).await?.state.call.map(|c| c.unique_id);
+        let phone = tx.bound_phone(agent.id).await?;
+        match (call, phone) {
+            (Some(call), Some((PhoneType::Softphone, _))) if call == unique_id => Ok(()),
+            (_, Some((PhoneType::Softphone, _))) => Err(SessionRefusal::NoCall),
+            _ => Err(SessionRefusal::Softphone("the agent's phone is no softphone".into())),
+        }
+    }
+
+    /// Attaches a toolbar page as the softphone `aor` ([`CallService::softphone_of`]).
+    pub fn attach_softphone(
+        &self,
+        aor: &str,
+    ) -> (
+        dialbridge_engine::SoftphoneAttachment,
+        tokio::sync::mpsc::UnboundedReceiver<dialbridge_engine::SoftphoneSignal>,
+    ) {
+        self.engine().attach_softphone(aor)
+    }
+
+    /// The address-of-record the agent's softphone attaches as, while the agent is logged in
+    /// on a softphone; `None` otherwise.
+    pub async fn softphone_of(&self, enterprise: EnterpriseId, cno: &Cno) -> Result<Option<String>, SessionRefusal> {
+        let mut tx = self.store().begin_read().await?;
+        let agent = agent(&mut tx, enterprise, cno).await?;
+        let online = tx.agent_state(agent.id).await?.state.login != LoginStatus::Offline;
+        Ok(match tx.bound_phone(agent.id).await? {
+            Some((PhoneType::Softphone, number)) if online => Some(format!("{enterprise}-{number}")),
+            _ => None,
+        })
     }
 
     /// Makes the agent's running wrap-up `seconds` longer.
@@ -352,19 +422,29 @@ async fn agent(tx: &mut Tx<'_>, enterprise: EnterpriseId, cno: &Cno) -> Result<A
 async fn checked_phone(
     tx: &mut Tx<'_>,
     enterprise: EnterpriseId,
+    agent: &AgentRecord,
     phone: PhoneChoice<'_>,
 ) -> Result<(PhoneType, String), SessionRefusal> {
     let number = phone
         .phone_type
-        .validate_number(phone.number)
+        .normalise_number(phone.number)
         .map_err(|e| SessionRefusal::BadPhone(e.reason))?;
-    if phone.phone_type == PhoneType::Extension {
-        let extension = ExtensionNumber::parse(number.digits()).map_err(|e| SessionRefusal::BadPhone(e.reason))?;
-        if tx.extension_password(enterprise, &extension).await?.is_none() {
-            return Err(SessionRefusal::BadPhone(format!("no extension {extension}")));
+    match phone.phone_type {
+        PhoneType::Extension => {
+            let extension = ExtensionNumber::parse(&number).map_err(|e| SessionRefusal::BadPhone(e.reason))?;
+            if tx.extension_password(enterprise, &extension).await?.is_none() {
+                return Err(SessionRefusal::BadPhone(format!("no extension {extension}")));
+            }
         }
+        PhoneType::Softphone if number != agent.cno.as_str() => {
+            return Err(SessionRefusal::BadPhone(format!(
+                "a softphone's bindTel is the agent's own cno ({})",
+                agent.cno
+            )));
+        }
+        _ => {}
     }
-    Ok((phone.phone_type, number.digits().to_owned()))
+    Ok((phone.phone_type, number))
 }
 
 /// Applies a change to the agent's state within `tx` (the version check makes it atomic).

@@ -161,6 +161,26 @@ const KEYS: &[Key] = &[
         default: Some("2"),
     },
     Key {
+        name: "softphone.auto_answer_ms",
+        env: "DIALBRIDGE_SOFTPHONE_AUTO_ANSWER_MS",
+        default: Some("1500"),
+    },
+    Key {
+        name: "softphone.ice_servers",
+        env: "DIALBRIDGE_SOFTPHONE_ICE_SERVERS",
+        default: Some(""),
+    },
+    Key {
+        name: "softphone.turn_username",
+        env: "DIALBRIDGE_SOFTPHONE_TURN_USERNAME",
+        default: None,
+    },
+    Key {
+        name: "softphone.turn_credential",
+        env: "DIALBRIDGE_SOFTPHONE_TURN_CREDENTIAL",
+        default: None,
+    },
+    Key {
         name: "rtp.inactivity_secs",
         env: "DIALBRIDGE_RTP_INACTIVITY_SECS",
         default: Some("60"),
@@ -231,6 +251,12 @@ pub struct Config {
     pub rtp_ports: RangeInclusive<u16>,
     pub password_hash_cost: PasswordHashCost,
     pub rtp_inactivity: Duration,
+    /// How long a softphone page rings before it answers by itself.
+    pub softphone_auto_answer: Duration,
+    /// STUN and TURN servers handed to softphone pages (`stun:` / `turn:` / `turns:` URLs),
+    /// with the TURN servers' username and credential.
+    pub softphone_ice_servers: Vec<String>,
+    pub softphone_turn: Option<(String, String)>,
     pub shutdown_grace: Duration,
     /// How often a bridged call is recorded as still up (what a restart after a crash bills
     /// it up to).
@@ -451,6 +477,42 @@ impl Config {
             origin: "password_hash".into(),
             message: e.to_string(),
         })?;
+        let softphone_auto_answer = Duration::from_millis(u64::from(required(
+            parse(raw, "softphone.auto_answer_ms", within(0, 10_000))?,
+            "softphone.auto_answer_ms",
+        )?));
+        let softphone_ice_servers = required(
+            parse(raw, "softphone.ice_servers", |s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(|url| {
+                        if ["stun:", "turn:", "turns:"]
+                            .iter()
+                            .any(|scheme| url.starts_with(scheme))
+                        {
+                            Ok(url.to_owned())
+                        } else {
+                            Err(format!("{url:?} is no stun:, turn: or turns: URL"))
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })?,
+            "softphone.ice_servers",
+        )?;
+        let softphone_turn = match (
+            parse(raw, "softphone.turn_username", |s| non_empty(s).map(str::to_owned))?,
+            parse(raw, "softphone.turn_credential", |s| non_empty(s).map(str::to_owned))?,
+        ) {
+            (Some(user), Some(credential)) => Some((user, credential)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Value {
+                    origin: "softphone.turn_username / softphone.turn_credential".into(),
+                    message: "give both, or neither".into(),
+                })
+            }
+        };
         let rtp_inactivity = Duration::from_secs(u64::from(required(
             parse(raw, "rtp.inactivity_secs", number)?,
             "rtp.inactivity_secs",
@@ -511,6 +573,9 @@ impl Config {
             rtp_ports,
             password_hash_cost,
             rtp_inactivity,
+            softphone_auto_answer,
+            softphone_ice_servers,
+            softphone_turn,
             shutdown_grace,
             call_heartbeat,
             retention,

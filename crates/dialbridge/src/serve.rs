@@ -113,7 +113,11 @@ impl Server {
                 metrics,
                 dialbridge_api::live::derive_token_key(key.bytes()),
             )
-            .with_public_origin(config.http_public_origin.clone()),
+            .with_public_origin(config.http_public_origin.clone())
+            .with_softphone(dialbridge_api::SoftphoneSettings {
+                auto_answer: config.softphone_auto_answer,
+                ice_servers: ice_servers(&config.softphone_ice_servers, config.softphone_turn.as_ref()),
+            }),
         );
         let running = Running {
             config,
@@ -352,4 +356,17 @@ pub async fn shutdown_signal() {
         _ = interrupt => tracing::info!("SIGINT: shutting down"),
         () = terminate => tracing::info!("SIGTERM: shutting down"),
     }
+}
+
+/// The softphone's `RTCIceServer` list: each STUN server alone, each TURN server with the
+/// configured username and credential.
+fn ice_servers(urls: &[String], turn: Option<&(String, String)>) -> serde_json::Value {
+    urls.iter()
+        .map(|url| match turn {
+            Some((username, credential)) if url.starts_with("turn") => {
+                serde_json::json!({"urls": url, "username": username, "credential": credential})
+            }
+            _ => serde_json::json!({"urls": url}),
+        })
+        .collect()
 }

@@ -89,7 +89,10 @@ pub(crate) fn session_code(refusal: &SessionRefusal) -> &'static str {
         | SessionRefusal::ChangedMeanwhile
         | SessionRefusal::NotIdle => "13",
         SessionRefusal::NoCall => "0",
-        SessionRefusal::NotADigit(_) | SessionRefusal::NotInWrapup | SessionRefusal::NotBridged => "2",
+        SessionRefusal::NotADigit(_)
+        | SessionRefusal::NotInWrapup
+        | SessionRefusal::NotBridged
+        | SessionRefusal::Softphone(_) => "2",
         SessionRefusal::Internal => "99",
     }
 }
