@@ -147,13 +147,18 @@ fn phone_types_take_their_kind_of_number() {
     assert!(PhoneType::Telephone.validate_number("13800138000").is_ok());
     assert!(PhoneType::RemotePhone.validate_number("01087128906").is_ok());
     assert!(PhoneType::Telephone.validate_number("801").is_err());
-    for code in [1, 2, 4] {
+    for code in [1, 2, 3, 4] {
         assert_eq!(
             PhoneType::from_legacy_code(code).map(|t| i64::from(t.legacy_code())),
             Some(code)
         );
     }
-    assert_eq!(PhoneType::from_legacy_code(3), None);
+    assert_eq!(PhoneType::from_legacy_code(5), None);
+    // A softphone's number is a cno (whose, the service checks).
+    assert_eq!(PhoneType::Softphone.normalise_number("2000"), Ok("2000".to_owned()));
+    assert!(PhoneType::Softphone.normalise_number("801").is_err());
+    assert!(PhoneType::Softphone.normalise_number("13800138000").is_err());
+    assert_eq!(PhoneType::Extension.normalise_number("801"), Ok("801".to_owned()));
 }
 
 #[test]
