@@ -49,6 +49,41 @@ impl Baresip {
             "<sip:{user}@{registrar}>;auth_pass={password};answermode=auto;regint=600;audio_codecs=PCMU,PCMA\n"
         );
         std::fs::write(dir.path().join("accounts"), account).expect("baresip accounts");
+        Self::spawn(dir)
+    }
+
+    /// Starts baresip as a carrier: listening on `port`, registering nowhere, answering calls to
+    /// `number` (baresip takes a call only for one of its accounts) with a 440 Hz tone, and
+    /// recording what it hears into `record_dir` (baresip's `sndfile` module: `dump-…-dec.wav`
+    /// is what it received, decoded).
+    pub fn carrier(port: u16, number: &str, record_dir: &std::path::Path) -> Baresip {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = format!(
+            "poll_method epoll\n\
+             sip_listen 127.0.0.1:{port}\n\
+             sip_transports udp\n\
+             audio_player alsa,null\n\
+             audio_alert alsa,null\n\
+             audio_source ausine,440\n\
+             ausrc_srate 48000\n\
+             ausrc_channels 2\n\
+             snd_path {}\n\
+             module_path /usr/lib/baresip/modules\n\
+             module g711.so\n\
+             module ausine.so\n\
+             module alsa.so\n\
+             module sndfile.so\n\
+             module_app account.so\n\
+             module_app menu.so\n",
+            record_dir.display()
+        );
+        std::fs::write(dir.path().join("config"), config).expect("baresip config");
+        let account = format!("<sip:{number}@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=PCMU,PCMA\n");
+        std::fs::write(dir.path().join("accounts"), account).expect("baresip accounts");
+        Self::spawn(dir)
+    }
+
+    fn spawn(dir: tempfile::TempDir) -> Baresip {
         let log = std::fs::File::create(dir.path().join("baresip.log")).expect("baresip log");
         let child = Command::new("baresip")
             .args(["-f".as_ref(), dir.path().as_os_str()])

@@ -9,7 +9,9 @@
 // Every method returns a promise that resolves with the server's data, or rejects with an
 // Error whose `code` is the legacy code (PreviewOutcall's `res`) and whose message says it in
 // words. Events: status, previewOutcallStart, previewOutcallRinging, previewOutcallBridge,
-// hold, unhold, hangup, kickout, breakLine, snapshot, logout, refused.
+// hold, unhold, hangup, kickout, breakLine, snapshot, logout, refused; with the softphone
+// (`login({type: 3, bindTel: cno})`: this page is the agent's phone) also incomingCall,
+// softphoneConnected and callEnded.
 
 const TEXT = {
   "zh-CN": {
@@ -17,7 +19,8 @@ const TEXT = {
     onHold: "保持", hold: "保持", unhold: "取回",
     pleaseWait: "呼叫中，请稍后", dial: "呼叫", hangUp: "挂断", cancel: "取消", pause: "置忙", unpause: "置闲",
     logout: "退出", number: "客户号码", wrapupLeft: "整理剩余", seconds: "秒", lost: "连接已断开，正在重连…",
-    kicked: "已在别处登录", phoneUnavailable: "话机未注册", inState: "已持续", keypad: "拨号盘",
+    kicked: "已在别处登录", phoneUnavailable: "话机未注册", mute: "静音", unmute: "取消静音",
+    softphoneFailed: "软电话无法接听", microphone: "需要麦克风权限", inState: "已持续", keypad: "拨号盘",
     pauseReason: "置忙原因", prolong: "延长整理", lastCalls: "最近通话",
     cdr28: "双方接听", cdr21: "客户未接听", cdr22: "客户呼叫失败", cdr24: "座席未接听",
     agentTokenNeeded: "工具条需要座席的令牌（管理员令牌只能旁观）", revoked: "会话已失效，请重新登录",
@@ -28,7 +31,8 @@ const TEXT = {
     wrapup: "Wrap-up", pleaseWait: "Calling, please wait", dial: "Dial", hangUp: "Hang up", cancel: "Cancel",
     pause: "Pause", unpause: "Ready", logout: "Log out", number: "Customer number", wrapupLeft: "Wrap-up left",
     seconds: "s", lost: "Connection lost, reconnecting…", kicked: "Logged in elsewhere",
-    phoneUnavailable: "Phone not registered", inState: "for", keypad: "Keypad",
+    phoneUnavailable: "Phone not registered", inState: "for", keypad: "Keypad", mute: "Mute", unmute: "Unmute",
+    softphoneFailed: "The softphone could not answer", microphone: "The microphone is needed",
     pauseReason: "Pause reason", prolong: "More wrap-up time", lastCalls: "Last calls",
     cdr28: "answered", cdr21: "customer did not answer", cdr22: "customer not reached", cdr24: "agent did not answer",
     agentTokenNeeded: "The toolbar needs an agent's token (an admin's only observes)",
@@ -213,6 +217,14 @@ class Toolbar {
         this.emit(message.type, message.data);
         this.emit("status", this.status);
         return;
+      case "incomingCall":
+        this.emit(message.type, message.data);
+        this.ring(message.data);
+        return;
+      case "callEnded":
+        this.endSoftphone(message.data.uniqueId);
+        this.emit(message.type, message.data);
+        return;
       case "kickout":
         // Another toolbar logged this agent in: this one is done (no reconnecting).
         this.closed = true;
@@ -271,6 +283,88 @@ class Toolbar {
   /// The agent's last calls, newest first: `{calls: [{uniqueId, customerNumber, requestedAt,
   /// status, bridgeSeconds}]}` (`status` 28 bridged, 21/22 customer not reached, 24 agent).
   lastCalls({ limit = 10 } = {}) { return this.send("lastCalls", { limit }); }
+  /// The softphone: this page answers the call it is rung with, after ringing `autoAnswerMs`,
+  /// with the microphone, offering its WebRTC session; the server answers it (ICE-lite, G.711).
+  async ring({ uniqueId, autoAnswerMs = 0, iceServers = [] }) {
+    this.endSoftphone();
+    const phone = { uniqueId, ringing: this.ringTone() };
+    this.softphone = phone;
+    await new Promise((resolve) => setTimeout(resolve, autoAnswerMs));
+    if (this.softphone !== phone) return;
+    this.stopRinging(phone);
+    try {
+      phone.microphone = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
+      phone.pc = new RTCPeerConnection({ iceServers });
+      for (const track of phone.microphone.getAudioTracks()) phone.pc.addTrack(track, phone.microphone);
+      phone.remote = new MediaStream();
+      phone.pc.ontrack = (event) => {
+        phone.remote.addTrack(event.track);
+        phone.speaker.srcObject = phone.remote;
+        phone.speaker.play().catch(() => {});
+      };
+      phone.speaker = new Audio();
+      phone.speaker.autoplay = true;
+      phone.pc.onconnectionstatechange = () => {
+        if (phone.pc.connectionState === "connected") this.emit("softphoneConnected", { uniqueId });
+      };
+      await phone.pc.setLocalDescription(await phone.pc.createOffer());
+      if (this.softphone !== phone) return;
+      const { sdp } = await this.send("answer", { uniqueId, sdp: phone.pc.localDescription.sdp });
+      await phone.pc.setRemoteDescription({ type: "answer", sdp });
+    } catch (error) {
+      if (this.softphone !== phone) return;
+      this.send("decline", { uniqueId }).catch(() => {});
+      this.endSoftphone(uniqueId);
+      const words = error && error.name === "NotAllowedError" ? this.text("microphone") : this.text("softphoneFailed");
+      this.emit("refused", { message: `${words} (${error.message || error})` });
+    }
+  }
+
+  /// A soft two-tone ring in the page while the softphone rings (no sound file shipped).
+  ringTone() {
+    try {
+      const context = new AudioContext();
+      const gain = context.createGain();
+      gain.gain.value = 0.05;
+      gain.connect(context.destination);
+      for (const hz of [440, 480]) {
+        const tone = context.createOscillator();
+        tone.frequency.value = hz;
+        tone.connect(gain);
+        tone.start();
+      }
+      return context;
+    } catch {
+      return null;
+    }
+  }
+
+  stopRinging(phone) {
+    if (phone.ringing) phone.ringing.close().catch(() => {});
+    phone.ringing = null;
+  }
+
+  /// Hangs up the softphone's media (the call ended, or another one replaces it).
+  endSoftphone(uniqueId) {
+    const phone = this.softphone;
+    if (!phone || (uniqueId !== undefined && phone.uniqueId !== uniqueId)) return;
+    this.softphone = null;
+    this.stopRinging(phone);
+    if (phone.pc) phone.pc.close();
+    if (phone.microphone) for (const track of phone.microphone.getTracks()) track.stop();
+    if (phone.speaker) phone.speaker.srcObject = null;
+  }
+
+  /// Mutes the softphone's microphone (the customer hears silence), and back.
+  mute(muted = true) {
+    const phone = this.softphone;
+    if (!phone || !phone.microphone) return false;
+    for (const track of phone.microphone.getAudioTracks()) track.enabled = !muted;
+    phone.muted = muted;
+    this.emit("status", this.status);
+    return true;
+  }
+
   /// Puts the customer on hold (they hear the hold tone; neither hears the other), and back.
   hold() { return this.send("hold"); }
   unhold() { return this.send("unhold"); }
@@ -297,6 +391,7 @@ class Toolbar {
 
   close() {
     this.closed = true;
+    this.endSoftphone();
     if (this.socket) this.socket.close();
     this.emit("closed", {});
   }
@@ -332,6 +427,7 @@ function render(toolbar, container) {
   const hold = element("button", { class: "db-hold", type: "button", text: t("hold") });
   const unhold = element("button", { class: "db-unhold", type: "button", text: t("unhold") });
   const logout = element("button", { class: "db-logout", type: "button", text: t("logout") });
+  const mute = element("button", { class: "db-mute", type: "button", text: t("mute"), "aria-pressed": "false" });
   const pause = element("button", { class: "db-pause", type: "button", text: t("pause") });
   const reason = element("select", { class: "db-reason", "aria-label": t("pauseReason") });
   const prolong = element("button", { class: "db-prolong", type: "button", text: t("prolong") });
@@ -342,7 +438,7 @@ function render(toolbar, container) {
     [..."123456789*0#"].map((digit) => element("button", { type: "button", "data-digit": digit, text: digit })));
   const root = element("div", { class: "db-toolbar", "data-state": "offline" }, [
     element("div", { class: "db-head" }, [badge, since]),
-    element("form", { class: "db-dialpad" }, [number, dial, cancel, hangUp, hold, unhold]),
+    element("form", { class: "db-dialpad" }, [number, dial, cancel, hangUp, hold, unhold, mute]),
     keypad,
     element("div", { class: "db-actions" }, [reason, pause, unpause, prolong, logout]),
     message,
@@ -370,6 +466,11 @@ function render(toolbar, container) {
     hold.hidden = state !== "talking";
     unhold.hidden = state !== "onHold";
     keypad.hidden = state !== "talking";
+    const softphone = toolbar.softphone && toolbar.softphone.microphone;
+    mute.hidden = !softphone || !(state === "talking" || state === "onHold");
+    const muted = Boolean(softphone && toolbar.softphone.muted);
+    mute.textContent = t(muted ? "unmute" : "mute");
+    mute.setAttribute("aria-pressed", String(muted));
     logout.hidden = !(state === "idle" || state === "paused" || state === "wrapup") || !toolbar.loggedIn;
     // A hint only: the status is as of its last change, and the server refuses a call to a
     // phone it cannot reach (code 9) anyway.
@@ -407,6 +508,7 @@ function render(toolbar, container) {
   });
   hangUp.addEventListener("click", () => act(toolbar.unlink()));
   hold.addEventListener("click", () => act(toolbar.hold()));
+  mute.addEventListener("click", () => { toolbar.mute(!(toolbar.softphone && toolbar.softphone.muted)); draw(); });
   unhold.addEventListener("click", () => act(toolbar.unhold()));
   logout.addEventListener("click", () => act(toolbar.logout()));
   pause.addEventListener("click", () => act(toolbar.pause({ pauseDescription: reason.value || "pause" })));

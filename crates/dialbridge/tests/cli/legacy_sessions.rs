@@ -36,7 +36,12 @@ fn agent_sessions_online_pause_phone_and_offline() {
     assert_eq!(
         client("ClientOnline", "cno=2000&bindTel=801&type=3")["code"],
         "32",
-        "type 3 is reserved"
+        "a softphone's bindTel is the agent's own cno"
+    );
+    assert_eq!(
+        client("ClientOnline", "cno=2000&bindTel=2001&type=3")["code"],
+        "32",
+        "another agent's cno"
     );
     assert_eq!(client("ClientOnline", "cno=2999&bindTel=801&type=2")["code"], "8");
     assert_eq!(client("ChangeStatus", "cno=2000&type=1")["code"], "12", "offline");

@@ -26,6 +26,7 @@ mod operator;
 mod pushes;
 mod restart;
 mod sip_torture;
+mod softphone;
 mod toolbar;
 mod trunk_routing;
 mod trunk_watch;

@@ -1,0 +1,276 @@
+//! The toolbar's softphone (binding type 3): the agent's leg is a WebRTC session in Debian's
+//! Chromium (headless, a tone file as its microphone), terminated by dialbridge and bridged to
+//! baresip as the carrier (a tone as its microphone, recording what it hears). Each side must
+//! hear the other's tone and not its own.
+
+use serde_json::json;
+
+use super::*;
+
+/// The carrier's tone (baresip's `ausine`) and the browser's (the capture file).
+const CARRIER_HZ: u32 = 440;
+const BROWSER_HZ: u32 = 1300;
+
+fn browser_dir() -> PathBuf {
+    repo_file("crates/dialbridge/tests/browser")
+}
+
+/// Runs the softphone driver with `config`; what it saw.
+fn drive(config: &Value, server: &Server, carrier: &dialbridge_testkit::Baresip) -> Value {
+    let out = std::process::Command::new("node")
+        .arg(browser_dir().join("softphone.mjs"))
+        .arg(config.to_string())
+        .current_dir(browser_dir())
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let seen: Value = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        seen["errors"],
+        json!([]),
+        "{seen}\n{}\n{}",
+        server.log_lines().join("\n"),
+        carrier.logs()
+    );
+    seen
+}
+
+/// A mono 16-bit WAV of a sine at `hz`, `seconds` long, at 48 kHz: Chromium's microphone.
+fn write_tone(path: &std::path::Path, hz: u32, seconds: u32) {
+    let rate = 48_000u32;
+    let samples: Vec<i16> = (0..rate * seconds)
+        .map(|n| {
+            (0.4 * 32767.0 * (2.0 * std::f64::consts::PI * f64::from(hz) * f64::from(n) / f64::from(rate)).sin()) as i16
+        })
+        .collect();
+    let data_len = u32::try_from(samples.len() * 2).unwrap();
+    let mut wav = Vec::new();
+    wav.extend(b"RIFF");
+    wav.extend((36 + data_len).to_le_bytes());
+    wav.extend(b"WAVEfmt ");
+    wav.extend(16u32.to_le_bytes());
+    wav.extend(1u16.to_le_bytes()); // PCM
+    wav.extend(1u16.to_le_bytes()); // mono
+    wav.extend(rate.to_le_bytes());
+    wav.extend((rate * 2).to_le_bytes());
+    wav.extend(2u16.to_le_bytes());
+    wav.extend(16u16.to_le_bytes());
+    wav.extend(b"data");
+    wav.extend(data_len.to_le_bytes());
+    for s in samples {
+        wav.extend(s.to_le_bytes());
+    }
+    std::fs::write(path, wav).unwrap();
+}
+
+/// The first channel of a 16-bit PCM WAV file, and its sample rate.
+fn read_wav(path: &std::path::Path) -> (Vec<f64>, u32) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..4], b"RIFF", "{path:?}");
+    let (mut at, mut rate, mut channels, mut samples) = (12, 0u32, 1usize, Vec::new());
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        let body = &bytes[at + 8..(at + 8 + len).min(bytes.len())];
+        if id == b"fmt " {
+            assert_eq!(u16::from_le_bytes([body[14], body[15]]), 16, "16-bit PCM");
+            channels = usize::from(u16::from_le_bytes([body[2], body[3]]));
+            rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
+        } else if id == b"data" {
+            samples = body
+                .chunks_exact(2 * channels)
+                .map(|frame| f64::from(i16::from_le_bytes([frame[0], frame[1]])) / 32768.0)
+                .collect();
+        }
+        at += 8 + len + (len & 1);
+    }
+    (samples, rate)
+}
+
+/// How much of `samples` is a tone at `hz` (0..1), by Goertzel over 20 ms blocks.
+fn tone_share(samples: &[f64], rate: u32, hz: u32) -> f64 {
+    let block = (rate / 50) as usize;
+    let k = 2.0 * (2.0 * std::f64::consts::PI * f64::from(hz) / f64::from(rate)).cos();
+    let (mut total, mut energy) = (0.0, 0.0);
+    for chunk in samples.chunks_exact(block) {
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for &x in chunk {
+            let s0 = x + k * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+            energy += x * x;
+        }
+        total += s1 * s1 + s2 * s2 - k * s1 * s2;
+    }
+    if energy == 0.0 {
+        0.0
+    } else {
+        total / (block as f64 * energy / 2.0)
+    }
+}
+
+/// The agent 2000 on its browser: an agent with a softphone and no page attached is
+/// unavailable (`res` 9); then the world for a call.
+fn softphone_world() -> (LegacyWorld, tempfile::TempDir, dialbridge_testkit::Baresip) {
+    let w = legacy_world();
+    let online = json_get(
+        &w.server.http,
+        &format!(
+            "/interface/client/ClientOnline?{}&cno=2000&bindTel=2000&type=3",
+            admin_auth()
+        ),
+    );
+    assert_eq!(online["code"], "0", "{online}");
+    let bound = json_get(
+        &w.server.http,
+        &format!(
+            "/interfaceAction/clientInterface!queryBindTel.action?{}&cno=2000",
+            admin_auth()
+        ),
+    );
+    assert!(bound.to_string().contains("\"telType\":3"), "{bound}");
+    let refused = outcall(&w.server.http, "customerNumber=13800138000");
+    assert_eq!(refused["res"], "9", "no page is attached as the softphone: {refused}");
+    let recordings = tempfile::tempdir().unwrap();
+    let carrier = dialbridge_testkit::Baresip::carrier(w.carrier_port, "13800138000", recordings.path());
+    (w, recordings, carrier)
+}
+
+fn microphone(dir: &std::path::Path) -> PathBuf {
+    let path = dir.join("browser-tone.wav");
+    write_tone(&path, BROWSER_HZ, 4);
+    path
+}
+
+#[test]
+fn an_agent_takes_a_call_in_the_browser_with_two_way_audio() {
+    if dialbridge_testkit::skip_without_baresip() || dialbridge_testkit::skip_without_chromium(&browser_dir()) {
+        return;
+    }
+    let (w, recordings, carrier) = softphone_world();
+    let crm = super::pushes::receiver(&[]);
+    w.op.ok(&[
+        "admin",
+        "push-target",
+        "set",
+        "--enterprise",
+        "3000001",
+        "--name",
+        "hang",
+        "--type",
+        "hangup",
+        "--url",
+        &format!("http://{}/hangup", crm.address),
+    ]);
+    let seen = drive(
+        &json!({
+            "server": format!("http://{}", w.server.http),
+            "enterpriseId": "3000001",
+            "cno": "2000",
+            "password": "1234",
+            "dial": "13800138000",
+            "microphone": microphone(recordings.path()),
+            "tones": [CARRIER_HZ, BROWSER_HZ],
+            "listenMs": 2000,
+        }),
+        &w.server,
+        &carrier,
+    );
+    // Chromium's microphone is the file (its own fake device beeps in bursts, not a steady tone).
+    let spoken = &seen["spoken"]["powers"];
+    assert!(spoken[BROWSER_HZ.to_string()].as_f64().unwrap_or(0.0) > 0.5, "{seen}");
+    // The page hears the carrier's tone, not its own.
+    let heard = &seen["heard"]["powers"];
+    let carrier_in_page = heard[CARRIER_HZ.to_string()].as_f64().unwrap_or(0.0);
+    let own_in_page = heard[BROWSER_HZ.to_string()].as_f64().unwrap_or(1.0);
+    assert!(carrier_in_page > 0.3 && own_in_page < 0.05, "{seen}");
+    assert_eq!(seen["softphoneEnded"], true, "{seen}");
+
+    // The toolbar's hang-up reached the carrier; the CDR and the push are as for any call.
+    let cdrs = w.op.json(&["admin", "cdr", "list", "--enterprise", "3000001"]);
+    let unique_id = cdrs[0]["unique_id"].as_str().unwrap().to_owned();
+    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
+    assert_eq!(
+        (cdr["status"].as_i64(), cdr["end_reason"].as_str()),
+        (Some(28), Some("HangUpRequested")),
+        "{cdr}"
+    );
+    let hangup = crm.wait_for("/hangup", Duration::from_secs(20));
+    assert!(hangup.body.contains("cdr_status=28"), "{}", hangup.body);
+    assert!(
+        carrier.wait_for_log("terminated", Duration::from_secs(10)),
+        "the carrier was not hung up: {}",
+        carrier.logs()
+    );
+
+    // The carrier heard the browser's tone, not its own.
+    drop(carrier);
+    let received = std::fs::read_dir(recordings.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .expect("baresip recorded what it heard");
+    let (samples, rate) = read_wav(&received);
+    let browser_at_carrier = tone_share(&samples, rate, BROWSER_HZ);
+    let own_at_carrier = tone_share(&samples, rate, CARRIER_HZ);
+    eprintln!(
+        "page heard {}, microphone {}; carrier heard {BROWSER_HZ} Hz {browser_at_carrier:.3}, {CARRIER_HZ} Hz {own_at_carrier:.3} ({} samples at {rate} Hz)",
+        seen["heard"],
+        seen["spoken"],
+        samples.len()
+    );
+    assert!(
+        browser_at_carrier > 0.3 && own_at_carrier < 0.05,
+        "carrier heard {BROWSER_HZ} Hz at {browser_at_carrier:.3}, {CARRIER_HZ} Hz at {own_at_carrier:.3}"
+    );
+}
+
+#[test]
+fn a_closed_tab_ends_its_call_soon_and_frees_the_agent() {
+    if dialbridge_testkit::skip_without_baresip() || dialbridge_testkit::skip_without_chromium(&browser_dir()) {
+        return;
+    }
+    let (w, recordings, carrier) = softphone_world();
+    let seen = drive(
+        &json!({
+            "server": format!("http://{}", w.server.http),
+            "enterpriseId": "3000001",
+            "cno": "2000",
+            "password": "1234",
+            "dial": "13800138000",
+            "microphone": microphone(recordings.path()),
+            "tones": [CARRIER_HZ, BROWSER_HZ],
+            "listenMs": 300,
+            "closeTab": true,
+        }),
+        &w.server,
+        &carrier,
+    );
+    let closed = Instant::now();
+    let cdrs = w.op.json(&["admin", "cdr", "list", "--enterprise", "3000001"]);
+    let unique_id = cdrs[0]["unique_id"].as_str().unwrap().to_owned();
+    // Well within the bound the issue sets (10 s), and far from the media timeout (60 s).
+    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(15));
+    assert!(closed.elapsed() < Duration::from_secs(15), "{seen}");
+    assert_eq!(
+        (
+            cdr["end_reason"].as_str(),
+            cdr["hung_up_by"].as_str(),
+            cdr["status"].as_i64()
+        ),
+        (Some("AgentHungUp"), Some("agent"), Some(28)),
+        "{cdr}"
+    );
+    assert!(
+        carrier.wait_for_log("terminated", Duration::from_secs(10)),
+        "the carrier was not hung up: {}",
+        carrier.logs()
+    );
+    // The agent is not stuck: its call is gone (wrap-up, then idle) and a new call is refused
+    // only because no page is attached (res 9), not because of the old call (13 / 33).
+    let again = outcall(&w.server.http, "customerNumber=13800138000");
+    assert_eq!(again["res"], "9", "{again}");
+}
