@@ -141,10 +141,13 @@ class Toolbar {
       // A reconnecting toolbar takes its session back, unless another toolbar took it
       // meanwhile (then it is kicked out) or the agent went offline (a CRM logged it out).
       if (this.session === undefined) return;
-      this.send("login", { resume: this.session }).catch((error) => {
-        if (error.code === "kickout") this.receive({ type: "kickout", data: { reason: "logged in elsewhere" } });
-        else { this.loggedIn = null; this.session = undefined; }
-      });
+      // Commands sent meanwhile wait for it (the server takes them only from a logged-in socket).
+      this.resuming = this.send("login", { resume: this.session })
+        .then(() => this.emit("resumed", {}), (error) => {
+          if (error.code === "kickout") this.receive({ type: "kickout", data: { reason: "logged in elsewhere" } });
+          else { this.loggedIn = null; this.session = undefined; }
+        })
+        .finally(() => { this.resuming = null; });
     };
     this.socket.onmessage = (message) => this.receive(JSON.parse(message.data));
     this.socket.onclose = (close) => {
@@ -247,6 +250,7 @@ class Toolbar {
   }
 
   send(command, args = {}) {
+    if (this.resuming && command !== "login") return this.resuming.then(() => this.send(command, args));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (!this.socket || this.socket.readyState !== WebSocket.OPEN) {

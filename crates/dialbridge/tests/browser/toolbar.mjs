@@ -227,6 +227,7 @@ async function kickout(first) {
 async function breakLine(page) {
   await page.evaluate(() => {
     window.breakLines = 0;
+    window.toolbar.on("resumed", () => { window.resumed = true; });
     window.toolbar.on("breakLine", () => {
       window.breakLines += 1;
       // Read as it is drawn: the reconnect clears it soon after.
@@ -241,6 +242,7 @@ async function breakLine(page) {
     () => document.querySelector(".db-toolbar .db-message").textContent === "" && window.toolbar.socket.readyState === WebSocket.OPEN,
     { timeout: 20000, polling: 100 },
   );
+  await page.waitForFunction(() => window.resumed === true, { timeout: 20000, polling: 100 });
   await watch(page, "idle");
   seen.reconnected = true;
 }
