@@ -1,5 +1,6 @@
 //! `bench/run`: every performance figure of dialbridge, reproducible, each beside a baseline
-//! measured in the same run. Scenarios: `rate`, `concurrency`, `api`, `push`, `events`, `all`; `--smoke`
+//! measured in the same run. Scenarios: `rate`, `concurrency`, `api`, `push`, `events`,
+//! `webrtc`, `all`; `--smoke`
 //! runs a seconds-long version of each (scripts/test does, so the bench does not rot).
 //! The server is the real `dialbridge serve` process; SIPp plays the phones and the carrier.
 
@@ -14,6 +15,7 @@ mod register;
 mod rtp;
 mod rtpengine;
 mod stats;
+mod webrtc;
 mod world;
 
 use std::path::{Path, PathBuf};
@@ -45,11 +47,16 @@ enum Scenario {
     Push(push::PushArgs),
     /// The live event stream: idle subscribed sockets, and an event's way to all of them.
     Events(events::EventsArgs),
+    /// Softphone (WebRTC) agent legs relayed to RTP customers, beside plain RTP agent legs.
+    Webrtc(webrtc::WebRtcArgs),
     /// Every scenario with its defaults.
     All,
     /// A baseline forwarder (started by the concurrency scenario).
     #[command(hide = true)]
     Forward(forward::ForwardArgs),
+    /// The relay in a process of its own (started by the webrtc scenario).
+    #[command(hide = true)]
+    RelayHost,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +64,9 @@ fn main() -> anyhow::Result<()> {
     rtp::raise_file_limit();
     if let Scenario::Forward(args) = &cli.scenario {
         return forward::run(args);
+    }
+    if let Scenario::RelayHost = &cli.scenario {
+        return webrtc::host();
     }
     std::fs::create_dir_all(&cli.out)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -128,6 +138,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(args) = events_args {
         let report = events::run(if smoke { events::EventsArgs::smoke() } else { args }, out).await?;
         check(smoke, events::smoke_failures(&report))?;
+    }
+    let webrtc_args = match &cli.scenario {
+        Scenario::Webrtc(args) => Some(args.clone()),
+        Scenario::All => Some(webrtc::WebRtcArgs::parse_defaults()),
+        _ => None,
+    };
+    if let Some(args) = webrtc_args {
+        let levels = webrtc::run(if smoke { webrtc::WebRtcArgs::smoke() } else { args }, out).await?;
+        check(smoke, webrtc::smoke_failures(&levels))?;
     }
     Ok(())
 }
