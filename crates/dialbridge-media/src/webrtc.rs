@@ -14,6 +14,7 @@ use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
 use crate::relay_core::RTP_HEADER;
@@ -97,6 +98,10 @@ impl WebRtcLeg {
             // Every packet on at once: the far phone or carrier has its own jitter buffer, and
             // waiting for a lost one would delay the audio after it.
             .set_reordering_size_audio(0)
+            // Only the mid (BUNDLE's demultiplexing): transport-wide congestion control and the
+            // other header extensions serve video and bandwidth estimation, and cost per packet.
+            .clear_extension_map()
+            .set_extension(4, Extension::RtpMid)
             .build(now);
         let host = Candidate::host(candidate, "udp").map_err(|e| WebRtcError::Offer(e.to_string()))?;
         rtc.add_local_candidate(host);
