@@ -7,13 +7,13 @@
 //! and the toolbar's signalling are left out: they cost per call, not per packet.
 
 use std::io::{BufRead, Write};
-use tokio::io::AsyncBufReadExt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::AsyncBufReadExt;
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -72,7 +72,10 @@ pub struct Level {
 }
 
 pub async fn run(args: WebRtcArgs, out: &Path) -> anyhow::Result<Vec<Level>> {
-    println!("webrtc: softphone legs (str0m browsers) vs plain RTP legs, {} s of media per level", args.measure_secs);
+    println!(
+        "webrtc: softphone legs (str0m browsers) vs plain RTP legs, {} s of media per level",
+        args.measure_secs
+    );
     println!();
     println!("| calls | agent leg | packets sent | lost | loss | relay CPU (% of a core) | relay µs/packet | ratio to plain | generators' CPU (% of a core) |");
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
@@ -95,7 +98,11 @@ pub async fn run(args: WebRtcArgs, out: &Path) -> anyhow::Result<Vec<Level>> {
                 leg.loss_percent,
                 leg.relay_cpu_percent_of_a_core,
                 leg.relay_cpu_us_per_packet,
-                if leg.kind == "webrtc" { format!("{ratio:.2}") } else { "1.00".into() },
+                if leg.kind == "webrtc" {
+                    format!("{ratio:.2}")
+                } else {
+                    "1.00".into()
+                },
                 leg.generator_cpu_percent_of_a_core,
             );
         }
@@ -194,7 +201,13 @@ async fn measure(calls: usize, webrtc: bool, measure_secs: u64) -> anyhow::Resul
             let to_agent_port = SocketAddr::from(([127, 0, 0, 1], reply.agent_port));
             let to_customer_port = SocketAddr::from(([127, 0, 0, 1], reply.customer_port));
             tally.connected.fetch_add(1, Ordering::Relaxed);
-            tasks.spawn(run_plain_call(agent, to_agent_port, customer, to_customer_port, tally.clone()));
+            tasks.spawn(run_plain_call(
+                agent,
+                to_agent_port,
+                customer,
+                to_customer_port,
+                tally.clone(),
+            ));
         }
     }
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -269,7 +282,13 @@ fn rand_offset() -> u64 {
     (nanos.wrapping_mul(6364136223846793005) >> 33) % 20_000
 }
 
-async fn run_plain_call(agent: UdpSocket, to_agent: SocketAddr, customer: UdpSocket, to_customer: SocketAddr, tally: Arc<Tally>) {
+async fn run_plain_call(
+    agent: UdpSocket,
+    to_agent: SocketAddr,
+    customer: UdpSocket,
+    to_customer: SocketAddr,
+    tally: Arc<Tally>,
+) {
     let mut tick = tick();
     let (mut agent_buf, mut customer_buf) = (vec![0u8; 2048], vec![0u8; 2048]);
     let mut sequence = 0u16;
@@ -305,7 +324,10 @@ struct Browser {
 impl Browser {
     async fn offer() -> anyhow::Result<Browser> {
         let socket = UdpSocket::bind("127.0.0.1:0").await?;
-        let mut rtc = RtcConfig::new().clear_codecs().enable_pcmu(true, false).build(Instant::now());
+        let mut rtc = RtcConfig::new()
+            .clear_codecs()
+            .enable_pcmu(true, false)
+            .build(Instant::now());
         rtc.add_local_candidate(Candidate::host(socket.local_addr()?, "udp")?);
         let mut change = rtc.sdp_api();
         let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
