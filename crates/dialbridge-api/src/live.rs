@@ -352,7 +352,10 @@ pub async fn events(
     }
     let since = params.get("since").and_then(|s| s.parse::<i64>().ok());
     let source = params.source();
-    ws.on_upgrade(move |socket| stream(app, viewer, mark, since, source, socket))
+    // Commands are small (a softphone's offer is a few KiB): nothing near axum's 64 MiB default.
+    ws.max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| stream(app, viewer, mark, since, source, socket))
 }
 
 /// The message type of an outbox event on the stream.
@@ -449,6 +452,23 @@ async fn stream(
     follow(&app, &viewer, &mark, since, source, socket, &mut toolbar).await;
     if let (Some(id), Viewer::Agent { agent_id, .. }) = (toolbar, &viewer) {
         app.toolbars.release(*agent_id, id);
+        // A softphone page went with the socket: the agent's device is unavailable now.
+        tell_softphone_status(&app, &viewer).await;
+    }
+}
+
+/// Pushes an agent's status when its device changed with its softphone page.
+async fn tell_softphone_status(app: &AppState, viewer: &Viewer) {
+    let Viewer::Agent { enterprise, cno, .. } = viewer else {
+        return;
+    };
+    let Ok(cno) = dialbridge_core::Cno::parse(cno) else {
+        return;
+    };
+    if matches!(app.calls.softphone_of(*enterprise, &cno).await, Ok(Some(_))) {
+        if let Err(e) = app.calls.tell_status(*enterprise, &cno).await {
+            tracing::warn!(error = %e, "cannot push the status after the softphone page changed");
+        }
     }
 }
 
@@ -489,6 +509,7 @@ async fn follow(
     let mut softphone: Option<Softphone> = None;
     let mut last_heard = tokio::time::Instant::now();
     let mut ping = tokio::time::interval(SOFTPHONE_PING);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let event = tokio::select! {
             event = feed.recv() => event,
@@ -508,11 +529,11 @@ async fn follow(
                 }
                 continue;
             }
+            () = tokio::time::sleep_until(last_heard + SOFTPHONE_SILENCE), if softphone.is_some() => {
+                tracing::info!("a softphone's toolbar went silent: closing it");
+                return;
+            }
             _ = ping.tick(), if softphone.is_some() => {
-                if last_heard.elapsed() > SOFTPHONE_SILENCE {
-                    tracing::info!("a softphone's toolbar went silent: closing it");
-                    return;
-                }
                 if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
                     return;
                 }
@@ -617,6 +638,9 @@ async fn follow(
 const SOFTPHONE_PING: Duration = Duration::from_secs(3);
 const SOFTPHONE_SILENCE: Duration = Duration::from_secs(9);
 
+/// The longest message a toolbar may send.
+const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
 /// The softphone a toolbar socket carries.
 struct Softphone {
     /// Kept while attached: dropping it detaches the page (and ends a call it carries).
@@ -632,7 +656,11 @@ async fn sync_softphone(app: &AppState, viewer: &Viewer, logged_in: bool, softph
         return;
     };
     let wanted = match dialbridge_core::Cno::parse(cno) {
-        Ok(cno) if logged_in => app.calls.softphone_of(*enterprise, &cno).await.ok().flatten(),
+        Ok(cno) if logged_in => match app.calls.softphone_of(*enterprise, &cno).await {
+            Ok(wanted) => wanted,
+            // Unknown now: the page stays as it is (detaching it would end its call).
+            Err(_) => return,
+        },
         _ => None,
     };
     match (wanted, softphone.as_ref()) {
@@ -645,6 +673,8 @@ async fn sync_softphone(app: &AppState, viewer: &Viewer, logged_in: bool, softph
                 aor,
                 signals,
             });
+            // Its device is reachable now: the status the login pushed said otherwise.
+            tell_softphone_status(app, viewer).await;
         }
         (None, _) => *softphone = None,
     }

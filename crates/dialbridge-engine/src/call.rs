@@ -307,7 +307,8 @@ impl CallTask {
                         }
                     }
                     Some(Control::SoftphoneDeclined) => {
-                        if self.softphone == SoftphoneLeg::Ringing {
+                        // Also after an offer the relay or the page could not take: the page gives up.
+                        if matches!(self.softphone, SoftphoneLeg::Ringing | SoftphoneLeg::Offered) {
                             tracing::info!("the agent's browser declined the call");
                             self.softphone = SoftphoneLeg::Gone;
                             return Wake::Event(CallEvent::Failed { leg: CallLeg::Agent, code: 603 });

@@ -105,8 +105,15 @@ pub(crate) fn attach(
             call: None,
         },
     );
-    if let Some(call) = replaced.and_then(|page| page.call) {
-        agent_gone(shared, &call);
+    if let Some(page) = replaced {
+        if let Some(call) = page.call {
+            // The replaced page is told its call is over (it stops its microphone), and the
+            // call that its agent is gone.
+            let _ = page.signals.send(SoftphoneSignal::Ended {
+                unique_id: call.clone(),
+            });
+            agent_gone(shared, &call);
+        }
     }
     (
         SoftphoneAttachment {

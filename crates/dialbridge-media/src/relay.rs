@@ -334,7 +334,14 @@ impl Relay {
         if self.webrtc.is_some() {
             return Err(WebRtcError::AlreadyAnswered);
         }
-        let (leg, answer) = WebRtcLeg::accept(offer, candidate, std::time::Instant::now())?;
+        let (leg, answer) = match WebRtcLeg::accept(offer, candidate, std::time::Instant::now()) {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // The call is told too: it waits for this browser's media otherwise.
+                let _ = self.events.send(MediaEvent::WebRtcGone(GoneBecause::Failed)).await;
+                return Err(e);
+            }
+        };
         self.webrtc = Some((leg, tokio::time::Instant::now()));
         self.drive_webrtc().await;
         Ok(answer)
@@ -368,7 +375,8 @@ impl Relay {
                 }
                 WebRtcNews::Gone(because) => MediaEvent::WebRtcGone(because),
             };
-            let _ = self.events.try_send(event);
+            // Never dropped: the call waits for these (a full channel waits for the engine).
+            let _ = self.events.send(event).await;
         }
         for packet in &mut output.audio {
             let Some(forward) = self.core.on_packet(MediaLeg::Agent, packet, address, now) else {

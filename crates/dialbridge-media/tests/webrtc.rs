@@ -217,6 +217,11 @@ async fn a_browser_that_never_connects_is_gone_and_a_bad_offer_is_refused() {
         .accept_webrtc("v=0\r\nnot an offer".into(), "127.0.0.1".parse().unwrap())
         .await
         .is_err());
+    assert_eq!(
+        event(&mut events).await,
+        MediaEvent::WebRtcGone(GoneBecause::Failed),
+        "the call is told: it would wait for this browser's media"
+    );
     let (_rtc, _mid, _pending, _socket, offer) = browser_offer().await;
     session
         .accept_webrtc(offer, "127.0.0.1".parse().unwrap())

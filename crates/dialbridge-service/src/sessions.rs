@@ -286,6 +286,14 @@ impl CallService {
         self.engine().attach_softphone(aor)
     }
 
+    /// Pushes the agent's status as it is now (its softphone page came or went, which changes
+    /// its `deviceStatus`).
+    pub async fn tell_status(&self, enterprise: EnterpriseId, cno: &Cno) -> Result<(), SessionRefusal> {
+        let mut tx = self.store().begin().await?;
+        let agent = agent(&mut tx, enterprise, cno).await?;
+        self.finish(tx, enterprise, &agent).await
+    }
+
     /// The address-of-record the agent's softphone attaches as, while the agent is logged in
     /// on a softphone; `None` otherwise.
     pub async fn softphone_of(&self, enterprise: EnterpriseId, cno: &Cno) -> Result<Option<String>, SessionRefusal> {

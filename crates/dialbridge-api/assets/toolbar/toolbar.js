@@ -151,6 +151,8 @@ class Toolbar {
     };
     this.socket.onmessage = (message) => this.receive(JSON.parse(message.data));
     this.socket.onclose = (close) => {
+      // The server ends a softphone call whose page lost its socket: its media goes too.
+      this.endSoftphone();
       for (const { reject } of this.pending.values()) reject(this.failure("10"));
       this.pending.clear();
       if (this.closed || close.code === 4002) return;
@@ -230,6 +232,7 @@ class Toolbar {
         return;
       case "kickout":
         // Another toolbar logged this agent in: this one is done (no reconnecting).
+        this.endSoftphone();
         this.closed = true;
         this.loggedIn = null;
         this.session = undefined;
@@ -237,6 +240,10 @@ class Toolbar {
         this.call = null;
         this.emit("kickout", message.data);
         this.emit("status", null);
+        return;
+      case "hangup":
+        this.endSoftphone(message.data && message.data.cdr_main_unique_id);
+        this.emit(message.type, message.data);
         return;
       default:
         this.emit(message.type, message.data);
@@ -262,7 +269,7 @@ class Toolbar {
     });
   }
 
-  /// Goes online on a phone (`type` 1 telephone, 2 extension, 4 remote phone), or joins the
+  /// Goes online on a phone (`type` 1 telephone, 2 extension, 3 this page as a softphone with `bindTel` the cno, 4 remote phone), or joins the
   /// agent's state if a CRM brought it online already. A second toolbar login kicks this one.
   async login(args = {}) {
     const data = await this.send("login", args);
@@ -296,8 +303,16 @@ class Toolbar {
     await new Promise((resolve) => setTimeout(resolve, autoAnswerMs));
     if (this.softphone !== phone) return;
     this.stopRinging(phone);
+    // The call may end while the page waits on the browser: what it holds then is let go.
+    const gone = () => {
+      if (this.softphone === phone) return false;
+      if (phone.pc) phone.pc.close();
+      if (phone.microphone) for (const track of phone.microphone.getTracks()) track.stop();
+      return true;
+    };
     try {
       phone.microphone = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
+      if (gone()) return;
       phone.pc = new RTCPeerConnection({ iceServers });
       for (const track of phone.microphone.getAudioTracks()) phone.pc.addTrack(track, phone.microphone);
       phone.remote = new MediaStream();
@@ -312,11 +327,12 @@ class Toolbar {
         if (phone.pc.connectionState === "connected") this.emit("softphoneConnected", { uniqueId });
       };
       await phone.pc.setLocalDescription(await phone.pc.createOffer());
-      if (this.softphone !== phone) return;
+      if (gone()) return;
       const { sdp } = await this.send("answer", { uniqueId, sdp: phone.pc.localDescription.sdp });
+      if (gone()) return;
       await phone.pc.setRemoteDescription({ type: "answer", sdp });
     } catch (error) {
-      if (this.softphone !== phone) return;
+      if (gone()) return;
       this.send("decline", { uniqueId }).catch(() => {});
       this.endSoftphone(uniqueId);
       const words = error && error.name === "NotAllowedError" ? this.text("microphone") : this.text("softphoneFailed");

@@ -200,7 +200,7 @@ fn an_agent_takes_a_call_in_the_browser_with_two_way_audio() {
     let hangup = crm.wait_for("/hangup", Duration::from_secs(20));
     assert!(hangup.body.contains("cdr_status=28"), "{}", hangup.body);
     assert!(
-        carrier.wait_for_log("terminated", Duration::from_secs(10)),
+        carrier.wait_for_log("terminated (duration", Duration::from_secs(10)),
         "the carrier was not hung up: {}",
         carrier.logs()
     );
@@ -265,7 +265,7 @@ fn a_closed_tab_ends_its_call_soon_and_frees_the_agent() {
         "{cdr}"
     );
     assert!(
-        carrier.wait_for_log("terminated", Duration::from_secs(10)),
+        carrier.wait_for_log("terminated (duration", Duration::from_secs(10)),
         "the carrier was not hung up: {}",
         carrier.logs()
     );
