@@ -26,30 +26,10 @@ impl Baresip {
     /// Starts baresip registering `user` with `password` at `registrar` (UDP), answering calls
     /// automatically with G.711.
     pub fn register(registrar: std::net::SocketAddr, user: &str, password: &str) -> Baresip {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let sip_port = super::free_port();
-        let config = format!(
-            "poll_method epoll\n\
-             sip_listen 127.0.0.1:{sip_port}\n\
-             sip_transports udp\n\
-             audio_player alsa,null\n\
-             audio_alert alsa,null\n\
-             audio_source ausine,440\n\
-             ausrc_srate 48000\n\
-             ausrc_channels 2\n\
-             module_path /usr/lib/baresip/modules\n\
-             module g711.so\n\
-             module ausine.so\n\
-             module alsa.so\n\
-             module_app account.so\n\
-             module_app menu.so\n"
-        );
-        std::fs::write(dir.path().join("config"), config).expect("baresip config");
         let account = format!(
             "<sip:{user}@{registrar}>;auth_pass={password};answermode=auto;regint=600;audio_codecs=PCMU,PCMA\n"
         );
-        std::fs::write(dir.path().join("accounts"), account).expect("baresip accounts");
-        Self::spawn(dir)
+        Self::spawn(&config(super::free_port(), None), &account)
     }
 
     /// Starts baresip as a carrier: listening on `port`, registering nowhere, answering calls to
@@ -57,33 +37,14 @@ impl Baresip {
     /// recording what it hears into `record_dir` (baresip's `sndfile` module: `dump-…-dec.wav`
     /// is what it received, decoded).
     pub fn carrier(port: u16, number: &str, record_dir: &std::path::Path) -> Baresip {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = format!(
-            "poll_method epoll\n\
-             sip_listen 127.0.0.1:{port}\n\
-             sip_transports udp\n\
-             audio_player alsa,null\n\
-             audio_alert alsa,null\n\
-             audio_source ausine,440\n\
-             ausrc_srate 48000\n\
-             ausrc_channels 2\n\
-             snd_path {}\n\
-             module_path /usr/lib/baresip/modules\n\
-             module g711.so\n\
-             module ausine.so\n\
-             module alsa.so\n\
-             module sndfile.so\n\
-             module_app account.so\n\
-             module_app menu.so\n",
-            record_dir.display()
-        );
-        std::fs::write(dir.path().join("config"), config).expect("baresip config");
         let account = format!("<sip:{number}@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=PCMU,PCMA\n");
-        std::fs::write(dir.path().join("accounts"), account).expect("baresip accounts");
-        Self::spawn(dir)
+        Self::spawn(&config(port, Some(record_dir)), &account)
     }
 
-    fn spawn(dir: tempfile::TempDir) -> Baresip {
+    fn spawn(config: &str, account: &str) -> Baresip {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("config"), config).expect("baresip config");
+        std::fs::write(dir.path().join("accounts"), account).expect("baresip accounts");
         let log = std::fs::File::create(dir.path().join("baresip.log")).expect("baresip log");
         let child = Command::new("baresip")
             .args(["-f".as_ref(), dir.path().as_os_str()])
@@ -116,4 +77,31 @@ impl Drop for Baresip {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// baresip's configuration: SIP on `sip_port` over UDP, a 440 Hz tone as its microphone, ALSA's
+/// null device as its speaker, G.711; with `record_dir`, what it hears is recorded there.
+fn config(sip_port: u16, record_dir: Option<&std::path::Path>) -> String {
+    let (snd_path, sndfile) = match record_dir {
+        Some(dir) => (format!("snd_path {}\n", dir.display()), "module sndfile.so\n"),
+        None => (String::new(), ""),
+    };
+    format!(
+        "poll_method epoll\n\
+         sip_listen 127.0.0.1:{sip_port}\n\
+         sip_transports udp\n\
+         audio_player alsa,null\n\
+         audio_alert alsa,null\n\
+         audio_source ausine,440\n\
+         ausrc_srate 48000\n\
+         ausrc_channels 2\n\
+         {snd_path}\
+         module_path /usr/lib/baresip/modules\n\
+         module g711.so\n\
+         module ausine.so\n\
+         module alsa.so\n\
+         {sndfile}\
+         module_app account.so\n\
+         module_app menu.so\n"
+    )
 }

@@ -138,10 +138,24 @@ fn softphone_world() -> (LegacyWorld, tempfile::TempDir, dialbridge_testkit::Bar
     (w, recordings, carrier)
 }
 
-fn microphone(dir: &std::path::Path) -> PathBuf {
-    let path = dir.join("browser-tone.wav");
-    write_tone(&path, BROWSER_HZ, 4);
-    path
+/// The driver's configuration for agent 2000 dialling the carrier, with the browser's tone as
+/// its microphone (written into `dir`), plus `more`.
+fn call_config(w: &LegacyWorld, dir: &std::path::Path, more: Value) -> Value {
+    let microphone = dir.join("browser-tone.wav");
+    write_tone(&microphone, BROWSER_HZ, 4);
+    let mut config = json!({
+        "server": format!("http://{}", w.server.http),
+        "enterpriseId": "3000001",
+        "cno": "2000",
+        "password": "1234",
+        "dial": "13800138000",
+        "microphone": microphone,
+        "tones": [CARRIER_HZ, BROWSER_HZ],
+    });
+    if let (Some(config), Some(more)) = (config.as_object_mut(), more.as_object()) {
+        config.extend(more.clone());
+    }
+    config
 }
 
 #[test]
@@ -150,31 +164,9 @@ fn an_agent_takes_a_call_in_the_browser_with_two_way_audio() {
         return;
     }
     let (w, recordings, carrier) = softphone_world();
-    let crm = super::pushes::receiver(&[]);
-    w.op.ok(&[
-        "admin",
-        "push-target",
-        "set",
-        "--enterprise",
-        "3000001",
-        "--name",
-        "hang",
-        "--type",
-        "hangup",
-        "--url",
-        &format!("http://{}/hangup", crm.address),
-    ]);
+    let crm = super::toolbar::hang_up_push(&w);
     let seen = drive(
-        &json!({
-            "server": format!("http://{}", w.server.http),
-            "enterpriseId": "3000001",
-            "cno": "2000",
-            "password": "1234",
-            "dial": "13800138000",
-            "microphone": microphone(recordings.path()),
-            "tones": [CARRIER_HZ, BROWSER_HZ],
-            "listenMs": 2000,
-        }),
+        &call_config(&w, recordings.path(), json!({"listenMs": 2000})),
         &w.server,
         &carrier,
     );
@@ -235,17 +227,7 @@ fn a_closed_tab_ends_its_call_soon_and_frees_the_agent() {
     }
     let (w, recordings, carrier) = softphone_world();
     let seen = drive(
-        &json!({
-            "server": format!("http://{}", w.server.http),
-            "enterpriseId": "3000001",
-            "cno": "2000",
-            "password": "1234",
-            "dial": "13800138000",
-            "microphone": microphone(recordings.path()),
-            "tones": [CARRIER_HZ, BROWSER_HZ],
-            "listenMs": 300,
-            "closeTab": true,
-        }),
+        &call_config(&w, recordings.path(), json!({"listenMs": 300, "closeTab": true})),
         &w.server,
         &carrier,
     );

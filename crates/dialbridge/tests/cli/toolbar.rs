@@ -135,7 +135,8 @@ fn ringing_phone_and_carrier(
     (phone, carrier)
 }
 
-fn hang_up_push(w: &LegacyWorld) -> super::pushes::Receiver {
+/// A CRM receiving the enterprise's hang-up pushes at `/hangup`.
+pub(super) fn hang_up_push(w: &LegacyWorld) -> super::pushes::Receiver {
     let crm = super::pushes::receiver(&[]);
     w.op.ok(&[
         "admin",
