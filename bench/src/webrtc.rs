@@ -459,7 +459,7 @@ pub fn host() -> anyhow::Result<()> {
         let mut stdout = std::io::stdout();
         while let Some(line) = lines.next_line().await? {
             let request: SessionRequest = serde_json::from_str(&line)?;
-            let (session, events) = MediaSession::start(&pool, settings)?;
+            let (session, events) = MediaSession::start(&pool, settings, None)?;
             let remote = |address| RemoteLeg {
                 address,
                 law: Law::Mu,

@@ -4,9 +4,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dialbridge_core::call::{CallEvent, CallMachine, Effect, Leg as CallLeg};
+use dialbridge_core::call::{CallEvent, CallMachine, Effect, Leg as CallLeg, Progress};
 use dialbridge_media::sdp::Direction;
-use dialbridge_media::{sdp, Law, MediaEvent, MediaLeg, MediaSession, RelayMode};
+use dialbridge_media::{sdp, Law, MediaEvent, MediaLeg, MediaSession, RecordFrom, RelayMode};
 use dialbridge_sip::{Leg, LegEvent, LegSessionTimer, LegSpec, Renegotiation, SessionDue, SipTransport};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -294,6 +294,7 @@ impl CallTask {
                     Some(Control::HangUp(cause)) => return Wake::Event(CallEvent::HangUpRequested { cause }),
                     Some(Control::CreditRenewed(paid_minutes)) => return Wake::CreditRenewed(paid_minutes),
                     Some(Control::Hold(on_hold)) => return Wake::Event(CallEvent::HoldRequested { on_hold }),
+                    Some(Control::RecordingPaused(paused)) => self.media.set_recording_paused(paused),
                     Some(Control::SoftphoneOffer { offer, answer }) => {
                         let ringing = matches!(self.request.agent_phone, AgentPhone::Softphone { .. })
                             && self.softphone == SoftphoneLeg::Ringing;
@@ -540,9 +541,24 @@ impl CallTask {
                 }
                 Effect::RelayEarlyMedia => self.media.set_mode(RelayMode::EarlyMedia),
                 Effect::PlayRingback => self.media.set_mode(RelayMode::Ringback),
-                Effect::Bridge => self.media.set_mode(RelayMode::Bridged),
+                Effect::Bridge => {
+                    // Recording from the bridge starts here (at once before the first bridged
+                    // packet, so the announcement and the parties' first words are in it).
+                    if self.request.recording.is_some() {
+                        self.media.start_recording();
+                    }
+                    self.media.set_mode(RelayMode::Bridged);
+                }
                 Effect::PutOnHold => self.media.set_mode(RelayMode::OnHold),
                 Effect::Emit(progress) => {
+                    let from_answer = self
+                        .request
+                        .recording
+                        .as_ref()
+                        .is_some_and(|plan| plan.from == RecordFrom::AgentAnswer);
+                    if progress == Progress::AgentAnswered && from_answer {
+                        self.media.start_recording();
+                    }
                     let _ = self.updates.send(CallUpdate::Progress {
                         progress,
                         at_ms: self.clock.now_ms(),

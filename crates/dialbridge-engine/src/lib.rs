@@ -111,6 +111,8 @@ pub struct PreviewOutcall {
     /// to, or does not answer at all.
     pub fallback_trunks: Vec<TrunkRoute>,
     pub timers: CallTimers,
+    /// How the call is recorded; `None`: it is not.
+    pub recording: Option<dialbridge_media::RecordingPlan>,
 }
 
 impl PreviewOutcall {
@@ -196,6 +198,8 @@ enum Control {
     SoftphoneDeclined,
     /// The agent's browser page went away (closed, lost, replaced).
     SoftphoneGone,
+    /// Pause the call's recording (`true`) or resume it.
+    RecordingPaused(bool),
     /// A DTMF digit (RFC 4733 event code) to play into the customer's stream.
     Digit {
         event: u8,
@@ -303,6 +307,7 @@ impl Engine {
             dialbridge_media::RelaySettings {
                 inactivity_timeout: self.shared.config.rtp_inactivity,
             },
+            request.recording.clone(),
         );
         let (media, media_events) = match media {
             Ok(m) => m,
@@ -316,6 +321,15 @@ impl Engine {
         let shared = self.shared.clone();
         tokio::spawn(call::run(shared, request, media, media_events, control_rx, updates_tx));
         Ok(CallHandle { unique_id, updates })
+    }
+
+    /// Pauses a running call's recording (silence in the file, marked in its sidecar) or
+    /// resumes it; false when there is no such call.
+    pub fn pause_recording(&self, unique_id: &str, paused: bool) -> bool {
+        self.shared
+            .calls()
+            .get(unique_id)
+            .is_some_and(|c| c.send(Control::RecordingPaused(paused)).is_ok())
     }
 
     /// Hangs up a running call (both legs); false when there is no such call.

@@ -141,6 +141,7 @@ fn outcall(id: &str, agent_phone: AgentPhone, trunk: TrunkRoute, timers: CallTim
         trunk,
         fallback_trunks: Vec::new(),
         timers,
+        recording: None,
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod g711;
 pub mod ports;
+pub mod recording;
 pub mod relay;
 mod relay_core;
 pub mod sdp;
@@ -14,6 +15,7 @@ pub mod webrtc;
 
 pub use g711::Law;
 pub use ports::PortPool;
+pub use recording::{RecordFrom, RecordingPlan, RecordingSink};
 pub use relay::{MediaEvent, MediaLeg, MediaSession, RelayMode, RelaySettings, RelayStats, RemoteLeg};
 pub use webrtc::{GoneBecause, WebRtcError};
 

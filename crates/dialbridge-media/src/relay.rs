@@ -16,6 +16,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::g711::Law;
 use crate::ports::{PortPool, RtpPorts};
+use crate::recording::{RecordingPlan, BATCH_PERIOD};
 use crate::relay_core::{Digit, RelayCore};
 use crate::webrtc::{GoneBecause, WebRtcError, WebRtcLeg, WebRtcNews, WebRtcOutput};
 use crate::MediaError;
@@ -72,6 +73,8 @@ pub struct RelayStats {
     pub hold_tone_packets: u64,
     /// Telephone-event (DTMF) packets forwarded, both ways.
     pub telephone_events: u64,
+    /// Recording batches the recorder had no room for (silence in the file).
+    pub recording_batches_dropped: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +86,8 @@ enum Command {
     Remote(MediaLeg, RemoteLeg),
     Mode(RelayMode),
     Digit(Digit),
+    StartRecording,
+    RecordingPaused(bool),
     /// The agent's browser offers its WebRTC session: answered on the agent's port.
     WebRtcOffer {
         offer: String,
@@ -101,15 +106,20 @@ pub struct MediaSession {
 }
 
 impl MediaSession {
-    /// Takes two port pairs from the pool and starts the relay task.
-    pub fn start(pool: &PortPool, settings: RelaySettings) -> Result<(Self, mpsc::Receiver<MediaEvent>), MediaError> {
+    /// Takes two port pairs from the pool and starts the relay task; the call is recorded as
+    /// `recording` says once [`MediaSession::start_recording`] is called.
+    pub fn start(
+        pool: &PortPool,
+        settings: RelaySettings,
+        recording: Option<RecordingPlan>,
+    ) -> Result<(Self, mpsc::Receiver<MediaEvent>), MediaError> {
         let agent = pool.allocate()?;
         let customer = pool.allocate()?;
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::channel(8);
         let agent_port = agent.port;
         let customer_port = customer.port;
-        let relay = Relay::new(agent, customer, settings, event_tx);
+        let relay = Relay::new(agent, customer, settings, recording, event_tx);
         let task = tokio::spawn(relay.run(command_rx));
         Ok((
             Self {
@@ -139,6 +149,16 @@ impl MediaSession {
 
     pub fn set_mode(&self, mode: RelayMode) {
         let _ = self.commands.send(Command::Mode(mode));
+    }
+
+    /// Starts the call's recording (once; nothing when it has none).
+    pub fn start_recording(&self) {
+        let _ = self.commands.send(Command::StartRecording);
+    }
+
+    /// Pauses the recording (silence in the file, marked) or resumes it.
+    pub fn set_recording_paused(&self, paused: bool) {
+        let _ = self.commands.send(Command::RecordingPaused(paused));
     }
 
     /// Plays a key (RFC 4733 event code) to a leg as telephone events under the payload type
@@ -195,9 +215,15 @@ struct Relay {
 const MAX_PACKET: usize = 1500;
 
 impl Relay {
-    fn new(agent: RtpPorts, customer: RtpPorts, settings: RelaySettings, events: mpsc::Sender<MediaEvent>) -> Self {
+    fn new(
+        agent: RtpPorts,
+        customer: RtpPorts,
+        settings: RelaySettings,
+        recording: Option<RecordingPlan>,
+        events: mpsc::Sender<MediaEvent>,
+    ) -> Self {
         Self {
-            core: RelayCore::new(settings, std::time::Instant::now()),
+            core: RelayCore::new(settings, std::time::Instant::now()).with_recording(recording),
             agent,
             customer,
             events,
@@ -219,6 +245,8 @@ impl Relay {
         digit_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut watchdog = tokio::time::interval(watchdog_period);
         watchdog.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut record_tick = tokio::time::interval(BATCH_PERIOD);
+        record_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
@@ -229,6 +257,13 @@ impl Relay {
                         }
                     }
                     Some(Command::Mode(mode)) => self.core.set_mode(mode, std::time::Instant::now()),
+                    Some(Command::StartRecording) => {
+                        self.core.start_recording(std::time::Instant::now());
+                        record_tick.reset();
+                    }
+                    Some(Command::RecordingPaused(paused)) => {
+                        self.core.set_recording_paused(paused, std::time::Instant::now());
+                    }
                     Some(Command::WebRtcOffer { offer, candidate, answer }) => {
                         let _ = answer.send(self.accept_webrtc(&offer, candidate).await);
                     }
@@ -260,7 +295,11 @@ impl Relay {
                 _ = self.agent.rtcp.recv_from(&mut agent_rtcp_buf) => {}
                 _ = self.customer.rtcp.recv_from(&mut customer_rtcp_buf) => {}
                 _ = tone_tick.tick(), if self.core.plays_tone() => {
-                    if let Some((to, remote, packet)) = self.core.next_tone() {
+                    if self.core.announcing() {
+                        self.announce().await;
+                        continue;
+                    }
+                    if let Some((to, remote, packet)) = self.core.next_tone(std::time::Instant::now()) {
                         let sent = match (to, self.webrtc.as_mut()) {
                             (MediaLeg::Agent, Some((leg, _))) => {
                                 leg.send(std::time::Instant::now(), packet);
@@ -296,6 +335,9 @@ impl Relay {
                         }
                     }
                 }
+                _ = record_tick.tick(), if self.core.recording() => {
+                    self.core.hand_over_recording(std::time::Instant::now());
+                }
                 _ = watchdog.tick(), if self.core.mode().is_connected() => {
                     for leg in self.core.newly_inactive(std::time::Instant::now()) {
                         let _ = self.events.try_send(MediaEvent::Inactive(leg));
@@ -303,7 +345,26 @@ impl Relay {
                 }
             }
         }
+        self.core.finish_recording(std::time::Instant::now());
         self.core.stats()
+    }
+
+    /// 20 ms of the consent announcement to both legs.
+    async fn announce(&mut self) {
+        let now = std::time::Instant::now();
+        if let Some((remote, packet)) = self.core.next_announcement(MediaLeg::Customer) {
+            let _ = self.customer.rtp.send_to(packet, remote).await;
+        }
+        if let Some((remote, packet)) = self.core.next_announcement(MediaLeg::Agent) {
+            match self.webrtc.as_mut() {
+                Some((leg, _)) => leg.send(now, packet),
+                None => {
+                    let _ = self.agent.rtp.send_to(packet, remote).await;
+                }
+            }
+        }
+        self.core.announcement_advanced(now);
+        self.drive_webrtc().await;
     }
 
     /// One packet from a leg: what the core decides, sent.

@@ -7,9 +7,11 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::g711::{self, Law};
+use crate::recording::{Channel, Mark, RecordingPlan, Tap};
 use crate::relay::{MediaLeg, RelayMode, RelaySettings, RelayStats, RemoteLeg};
 use crate::sdp;
 
@@ -83,6 +85,20 @@ pub(crate) struct RelayCore {
     silence: [u8; RTP_HEADER + 160],
     digits: VecDeque<Digit>,
     playing: Option<Playing>,
+    recording: Option<RecordingPlan>,
+    tap: Option<Tap>,
+    /// The consent announcement being played, before the parties are bridged.
+    announcing: Option<Announcing>,
+    announced: bool,
+}
+
+/// The consent announcement under way: the next 20 ms frame, and where on the recording's
+/// timeline it began.
+struct Announcing {
+    samples: Arc<[i16]>,
+    frame: usize,
+    from: u64,
+    packet: [u8; RTP_HEADER + 160],
 }
 
 pub(crate) const RTP_HEADER: usize = 12;
@@ -100,6 +116,103 @@ impl RelayCore {
             silence: [0; RTP_HEADER + 160],
             digits: VecDeque::new(),
             playing: None,
+            recording: None,
+            tap: None,
+            announcing: None,
+            announced: false,
+        }
+    }
+
+    /// The call is to be recorded as `plan` says, from when [`RelayCore::start_recording`] is
+    /// called.
+    pub(crate) fn with_recording(mut self, plan: Option<RecordingPlan>) -> Self {
+        self.recording = plan;
+        self
+    }
+
+    /// Starts the recording (once), if the call has one.
+    pub(crate) fn start_recording(&mut self, now: Instant) {
+        if self.tap.is_none() {
+            if let Some(plan) = &self.recording {
+                self.tap = Some(Tap::start(plan, now));
+            }
+        }
+    }
+
+    pub(crate) fn recording(&self) -> bool {
+        self.tap.is_some()
+    }
+
+    pub(crate) fn set_recording_paused(&mut self, paused: bool, now: Instant) {
+        if let Some(tap) = &mut self.tap {
+            tap.set_paused(paused, now);
+        }
+    }
+
+    /// Every [`crate::recording::BATCH_PERIOD`]: what was gathered goes to the recorder.
+    pub(crate) fn hand_over_recording(&mut self, now: Instant) {
+        if let Some(tap) = &mut self.tap {
+            let before = tap.dropped_batches;
+            tap.hand_over(now);
+            self.stats.recording_batches_dropped += tap.dropped_batches - before;
+        }
+    }
+
+    /// The call ended: the recording gets its last batch.
+    pub(crate) fn finish_recording(&mut self, now: Instant) {
+        if let Some(tap) = &mut self.tap {
+            if let Some(announcing) = self.announcing.take() {
+                tap.mark(Mark::Announcement {
+                    from: announcing.from,
+                    to: tap.position(now),
+                });
+            }
+            tap.finish(now);
+        }
+    }
+
+    pub(crate) fn announcing(&self) -> bool {
+        self.announcing.is_some()
+    }
+
+    /// The announcement's next 20 ms for `leg`, continuing the stream it is sent, and where
+    /// to; `None` when none is playing or the leg has no address yet.
+    pub(crate) fn next_announcement(&mut self, leg: MediaLeg) -> Option<(SocketAddr, &[u8])> {
+        let announcing = self.announcing.as_mut()?;
+        let side = match leg {
+            MediaLeg::Agent => &mut self.agent,
+            MediaLeg::Customer => &mut self.customer,
+        };
+        let remote = side.remote?;
+        let start = announcing.frame * 160;
+        let (header, payload) = announcing.packet.split_at_mut(RTP_HEADER);
+        side.sent
+            .continue_with(header, side.law.payload_type(), announcing.frame == 0);
+        for (i, byte) in payload.iter_mut().enumerate() {
+            *byte = side.law.encode(announcing.samples.get(start + i).copied().unwrap_or(0));
+        }
+        Some((remote, &announcing.packet))
+    }
+
+    /// A frame of the announcement was sent to both legs; after its last, the parties are
+    /// bridged (their streams go on from where the announcement left them).
+    pub(crate) fn announcement_advanced(&mut self, now: Instant) {
+        let Some(announcing) = self.announcing.as_mut() else {
+            return;
+        };
+        announcing.frame += 1;
+        if announcing.frame * 160 < announcing.samples.len() {
+            return;
+        }
+        let from = announcing.from;
+        self.announcing = None;
+        self.agent.sent.resume();
+        self.customer.sent.resume();
+        if let Some(tap) = &mut self.tap {
+            tap.mark(Mark::Announcement {
+                from,
+                to: tap.position(now),
+            });
         }
     }
 
@@ -146,6 +259,24 @@ impl RelayCore {
         if mode == RelayMode::OnHold && self.mode != RelayMode::OnHold {
             self.hold_tone = HoldTone::new();
         }
+        if mode == RelayMode::Bridged && !self.announced {
+            self.announced = true;
+            let announcement = self.recording.as_ref().and_then(|plan| plan.announcement.clone());
+            if let (Some(samples), Some(tap)) = (announcement, &self.tap) {
+                if !samples.is_empty() {
+                    self.announcing = Some(Announcing {
+                        samples,
+                        frame: 0,
+                        from: tap.position(now),
+                        packet: [0; RTP_HEADER + 160],
+                    });
+                }
+            }
+        }
+        if mode == RelayMode::OnHold {
+            // Holding ends the announcement: the customer hears the hold tone instead.
+            self.announcement_advanced_to_end(now);
+        }
         if self.mode == RelayMode::OnHold && mode != RelayMode::OnHold {
             // What each leg sent during the hold was dropped: the streams go on from where
             // ours left them, not with a gap as long as the hold.
@@ -153,6 +284,13 @@ impl RelayCore {
             self.customer.sent.resume();
         }
         self.mode = mode;
+    }
+
+    fn announcement_advanced_to_end(&mut self, now: Instant) {
+        if let Some(announcing) = self.announcing.as_mut() {
+            announcing.frame = announcing.samples.len().div_ceil(160).max(1) - 1;
+            self.announcement_advanced(now);
+        }
     }
 
     /// Queues a key; `true` when none was queued or playing (the 20 ms clock starts now).
@@ -186,10 +324,14 @@ impl RelayCore {
             MediaLeg::Agent => self.stats.received_from_agent += 1,
             MediaLeg::Customer => self.stats.received_from_customer += 1,
         }
-        let forward = matches!(
-            (self.mode, from),
-            (RelayMode::Bridged, _) | (RelayMode::EarlyMedia, MediaLeg::Customer)
-        );
+        if let Some(tap) = &mut self.tap {
+            tap.capture(channel_of(from), from_law, packet, now);
+        }
+        let forward = match (self.mode, from) {
+            (RelayMode::Bridged, _) => self.announcing.is_none(),
+            (RelayMode::EarlyMedia, MediaLeg::Customer) => true,
+            _ => false,
+        };
         if !forward {
             return None;
         }
@@ -237,18 +379,23 @@ impl RelayCore {
 
     /// Whether the phase plays a tone of ours (every 20 ms).
     pub(crate) fn plays_tone(&self) -> bool {
-        matches!(self.mode, RelayMode::Ringback | RelayMode::OnHold)
+        matches!(self.mode, RelayMode::Ringback | RelayMode::OnHold) || self.announcing.is_some()
     }
 
     /// The next 20 ms of the phase's tone, the leg it goes to and its address: ringback for
     /// the agent, or the hold tone for the customer (continuing the stream the customer is
     /// sent, so the carrier sees one stream); `None` when the phase plays none or the leg has
     /// no address yet.
-    pub(crate) fn next_tone(&mut self) -> Option<(MediaLeg, SocketAddr, &[u8])> {
+    pub(crate) fn next_tone(&mut self, now: Instant) -> Option<(MediaLeg, SocketAddr, &[u8])> {
         match self.mode {
             RelayMode::Ringback => {
                 let remote = self.agent.remote?;
-                Some((MediaLeg::Agent, remote, self.ringback.next_packet(self.agent.law)))
+                let packet = self.ringback.next_packet(self.agent.law);
+                if let Some(tap) = &mut self.tap {
+                    // What the agent hears while the customer's phone rings.
+                    tap.capture(Channel::Customer, self.agent.law, packet, now);
+                }
+                Some((MediaLeg::Agent, remote, packet))
             }
             RelayMode::OnHold => {
                 let remote = self.customer.remote?;
@@ -494,8 +641,15 @@ fn convert_law(packet: &mut [u8], from: Law, to: Law) {
     }
 }
 
+fn channel_of(leg: MediaLeg) -> Channel {
+    match leg {
+        MediaLeg::Agent => Channel::Agent,
+        MediaLeg::Customer => Channel::Customer,
+    }
+}
+
 /// Where the payload of an RTP packet starts (after CSRCs and any header extension).
-fn rtp_payload_offset(packet: &[u8]) -> Option<usize> {
+pub(crate) fn rtp_payload_offset(packet: &[u8]) -> Option<usize> {
     if packet.len() < RTP_HEADER || packet[0] >> 6 != 2 {
         return None;
     }

@@ -344,7 +344,7 @@ fn a_silent_leg_is_reported_once_only_while_bridged_and_not_while_it_says_it_sen
 fn ringback_and_keys_go_out_only_in_their_phase_and_keys_renumber_the_relayed_stream() {
     let now = Instant::now();
     let mut core = relay(RelayMode::Ringback, now);
-    let (leg, to, packet) = core.next_tone().unwrap();
+    let (leg, to, packet) = core.next_tone(Instant::now()).unwrap();
     assert_eq!(
         (leg, to, packet[1] & 0x7F),
         (MediaLeg::Agent, address(AGENT), 0),
@@ -363,7 +363,7 @@ fn ringback_and_keys_go_out_only_in_their_phase_and_keys_renumber_the_relayed_st
     assert!(!core.digits_pending());
 
     core.set_mode(RelayMode::Bridged, now);
-    assert!(core.next_tone().is_none(), "no ringback once bridged");
+    assert!(core.next_tone(Instant::now()).is_none(), "no ringback once bridged");
     let forward = core.on_packet(MediaLeg::Agent, &mut audio(100, 8_000, 42), address(AGENT), now);
     assert!(forward.is_some());
     assert!(core.queue_digit(key));
@@ -402,7 +402,7 @@ fn on_hold_the_customer_hears_the_hold_tone_continuing_its_stream_and_nothing_is
     assert!(core.plays_tone());
     let mut beep = Vec::new();
     for tick in 0..150u16 {
-        let (leg, to, packet) = core.next_tone().unwrap();
+        let (leg, to, packet) = core.next_tone(Instant::now()).unwrap();
         assert_eq!((leg, to), (MediaLeg::Customer, address(CUSTOMER)));
         assert_eq!(packet[1] & 0x7F, 8, "the customer's law (PCMA)");
         assert_eq!(packet[1] & 0x80 != 0, tick == 0, "marked once, at the start");

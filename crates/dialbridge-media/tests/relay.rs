@@ -39,6 +39,7 @@ fn quiet_session(pool: &PortPool) -> MediaSession {
         RelaySettings {
             inactivity_timeout: Duration::from_secs(60),
         },
+        None,
     )
     .unwrap()
     .0
@@ -220,6 +221,7 @@ async fn a_silent_leg_is_reported_once() {
         RelaySettings {
             inactivity_timeout: Duration::from_millis(200),
         },
+        None,
     )
     .unwrap();
     let p = phones(&session, Law::Mu, Law::Mu).await;

@@ -131,6 +131,7 @@ async fn a_browser_leg_is_answered_connects_and_is_bridged_to_a_plain_rtp_leg_bo
         RelaySettings {
             inactivity_timeout: Duration::from_secs(60),
         },
+        None,
     )
     .unwrap();
     let (mut rtc, mid, pending, socket, offer) = browser_offer().await;
@@ -211,6 +212,7 @@ async fn a_browser_that_never_connects_is_gone_and_a_bad_offer_is_refused() {
         RelaySettings {
             inactivity_timeout: Duration::from_secs(60),
         },
+        None,
     )
     .unwrap();
     assert!(session

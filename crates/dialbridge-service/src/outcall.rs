@@ -203,6 +203,7 @@ impl CallService {
             trunk: route,
             fallback_trunks: routes,
             timers,
+            recording: None,
         };
         let (answered_tx, agent_answered) = oneshot::channel();
         let context = CallContext {
