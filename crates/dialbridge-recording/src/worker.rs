@@ -1,0 +1,162 @@
+//! A recorder thread: decodes each call's batches onto its timeline and appends the samples
+//! that can no longer change (older than [`MAX_STRAY`] behind the relay's clock) to the call's
+//! file, then rewrites the header's sizes, so the file on disk is always a valid WAV.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+
+use dialbridge_media::recording::{samples_in, Channel, RecordBatch, MAX_STRAY};
+
+use crate::sidecar::Sidecar;
+use crate::storage::{create_private, sidecar_path};
+use crate::wav::{self, HEADER_LEN};
+use crate::{CallTarget, Job, RecordingSummary};
+
+/// How far ahead of what is written a packet may be placed (anything further is a sender's
+/// nonsense, not worth the memory).
+const MAX_AHEAD_FRAMES: u64 = 60 * 8000;
+
+pub(crate) fn run(jobs: mpsc::Receiver<Job>) {
+    let mut open: HashMap<u64, OpenFile> = HashMap::new();
+    while let Ok(job) = jobs.recv() {
+        match job {
+            Job::Batch { call, batch } => {
+                if let Some(file) = open_or_create(&mut open, &call) {
+                    file.take(&batch);
+                    file.write_up_to(batch.end.saturating_sub(samples_in(MAX_STRAY)));
+                }
+                call.in_flight.fetch_sub(1, Ordering::AcqRel);
+            }
+            Job::Close { call, batch, done } => {
+                if open_or_create(&mut open, &call).is_none() {
+                    continue;
+                }
+                let Some(mut file) = open.remove(&call.id) else {
+                    continue;
+                };
+                file.take(&batch);
+                let summary = file.finish(batch.end, &call);
+                if let (Some(done), Some(summary)) = (done, summary) {
+                    let _ = done.send(summary);
+                }
+            }
+        }
+    }
+}
+
+fn open_or_create<'a>(open: &'a mut HashMap<u64, OpenFile>, call: &CallTarget) -> Option<&'a mut OpenFile> {
+    if !open.contains_key(&call.id) {
+        match OpenFile::create(call) {
+            Ok(file) => {
+                open.insert(call.id, file);
+            }
+            Err(e) => {
+                tracing::error!(unique_id = %call.unique_id, path = %call.path.display(), error = %e, "cannot create the recording");
+                return None;
+            }
+        }
+    }
+    open.get_mut(&call.id)
+}
+
+struct OpenFile {
+    file: File,
+    /// Frames in the file.
+    written: u64,
+    /// Interleaved samples (agent, customer) from `written` on, still open to late packets.
+    pending: Vec<i16>,
+    sidecar: Sidecar,
+    failed: bool,
+}
+
+impl OpenFile {
+    fn create(call: &CallTarget) -> io::Result<Self> {
+        let file = create_private(&call.path)?;
+        file.write_all_at(&wav::header(2, 0), 0)?;
+        Ok(Self {
+            file,
+            written: 0,
+            pending: Vec::new(),
+            sidecar: Sidecar::new(&call.unique_id),
+            failed: false,
+        })
+    }
+
+    /// Places a batch's payloads on the timeline and notes its marks.
+    fn take(&mut self, batch: &RecordBatch) {
+        for mark in &batch.marks {
+            self.sidecar.note(mark);
+        }
+        for chunk in &batch.chunks {
+            let channel = match chunk.channel {
+                Channel::Agent => 0,
+                Channel::Customer => 1,
+            };
+            for (i, &byte) in batch.samples_of(chunk).iter().enumerate() {
+                let at = chunk.at + i as u64;
+                if at < self.written || at - self.written >= MAX_AHEAD_FRAMES {
+                    continue;
+                }
+                let index = usize::try_from(at - self.written).unwrap_or(usize::MAX) * 2;
+                if index >= self.pending.len() {
+                    self.pending.resize(index + 2, 0);
+                }
+                self.pending[index + channel] = chunk.law.decode(byte);
+            }
+        }
+    }
+
+    /// Appends the frames before `frame` (silence where nothing was placed) and updates the
+    /// header.
+    fn write_up_to(&mut self, frame: u64) {
+        if frame <= self.written || self.failed {
+            return;
+        }
+        let frames = usize::try_from(frame - self.written).unwrap_or(0);
+        if self.pending.len() < frames * 2 {
+            self.pending.resize(frames * 2, 0);
+        }
+        let mut bytes = Vec::with_capacity(frames * 4);
+        for sample in self.pending.drain(..frames * 2) {
+            bytes.extend_from_slice(&sample.to_le_bytes());
+        }
+        let data_len = u32::try_from((self.written + frames as u64) * 4).unwrap_or(u32::MAX);
+        let written = self
+            .file
+            .write_all_at(&bytes, HEADER_LEN + self.written * 4)
+            .and_then(|()| wav::write_sizes(&self.file, data_len));
+        match written {
+            Ok(()) => self.written += frames as u64,
+            Err(e) => {
+                tracing::error!(error = %e, "recording write failed: the file ends here");
+                self.failed = true;
+            }
+        }
+    }
+
+    fn finish(mut self, end: u64, call: &CallTarget) -> Option<RecordingSummary> {
+        self.write_up_to(end);
+        self.sidecar.end(self.written);
+        let synced = self.file.sync_data();
+        let sidecar = serde_json::to_vec_pretty(&self.sidecar)
+            .map_err(io::Error::other)
+            .and_then(|json| {
+                let file = create_private(&sidecar_path(&call.path))?;
+                file.write_all_at(&json, 0)?;
+                file.sync_data()
+            });
+        if let Err(e) = synced.and(sidecar) {
+            tracing::error!(unique_id = %call.unique_id, error = %e, "recording not finished cleanly");
+        }
+        Some(RecordingSummary {
+            key: call.key.clone(),
+            frames: self.written,
+            bytes: HEADER_LEN + self.written * 4,
+            gaps: self.sidecar.gaps.len(),
+        })
+    }
+}
