@@ -7,6 +7,7 @@
 mod credentials;
 mod legacy;
 pub mod live;
+mod recordings;
 pub mod toolbar;
 
 /// The readers of request input, for the `cargo fuzz` targets (`fuzz/`).
@@ -114,6 +115,12 @@ pub fn router(state: AppState) -> Router {
         .route("/toolbar", get(toolbar::page))
         .route("/toolbar/toolbar.js", get(toolbar::widget))
         .route("/toolbar/toolbar.css", get(toolbar::style))
+        .route(
+            "/api/v1/calls/{unique_id}/recording/{action}",
+            axum::routing::post(recordings::pause),
+        )
+        .route("/{day}/{file_name}", get(recordings::download_legacy))
+        .route("/voices/record/{day}/{file_name}", get(recordings::download_legacy))
         .merge(legacy::router())
         .with_state(state)
 }

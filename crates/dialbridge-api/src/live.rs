@@ -161,6 +161,12 @@ async fn still_valid(app: &AppState, viewer: &Viewer, mark: &str) -> bool {
     }
 }
 
+/// The viewer a token speaks for, if it is ours, unexpired and its credential unchanged.
+pub async fn authorised(app: &AppState, token: Option<&str>) -> Option<Viewer> {
+    let (viewer, mark) = check_token(&app.token_key, token?, now_ms())?;
+    still_valid(app, &viewer, &mark).await.then_some(viewer)
+}
+
 /// The configuration, watched for the open streams: one task reads it once a second while
 /// any stream is open and publishes it when it changed, so a thousand toolbars cost one read a
 /// second, and each re-checks its credential only when the configuration moved.

@@ -280,6 +280,8 @@ pub async fn execute(app: &AppState, viewer: &Viewer, source: IpAddr, command: &
         },
         "hold" => session(app.calls.hold_call(enterprise, &cno, true).await),
         "unhold" => session(app.calls.hold_call(enterprise, &cno, false).await),
+        "pauseRecording" => session(app.calls.pause_agent_recording(enterprise, &cno, true).await),
+        "resumeRecording" => session(app.calls.pause_agent_recording(enterprise, &cno, false).await),
         "dtmf" => match text(args, "digit").map(|d| d.chars().collect::<Vec<_>>()).as_deref() {
             Some([digit]) => session(app.calls.send_digit(enterprise, &cno, *digit).await),
             _ => refused("2", "digit must be one of 0-9, *, #, A-D"),

@@ -96,6 +96,18 @@ text_enum!(
 );
 
 text_enum!(
+    /// Which calls are recorded, and from when: none, from the customer's answer (the bridge),
+    /// or from the agent's answer (ringback and early media included).
+    RecordingMode, "recording", { Off => "off", FromBridge => "bridge", FromAgentAnswer => "answer" }
+);
+
+text_enum!(
+    /// What `recordFile` / `cdr_record_file` carry: the bare file name, or the full download
+    /// URL (a client appends its query to it).
+    RecordFileForm, "record_file_form", { Name => "name", Url => "url" }
+);
+
+text_enum!(
     /// The legacy push `type`s: 2 outbound hang-up, 3 bridge, 5 agent status, 8 ringing.
     PushType, "type", { Hangup => "hangup", Bridge => "bridge", AgentStatus => "agent_status", Ringing => "ringing" }
 );
@@ -231,6 +243,12 @@ pub struct EnterpriseSettings {
     /// when it happened) before it goes anyway: one dead target must not hold the others back
     /// for long.
     pub push_order_wait_secs: u32,
+    pub recording: RecordingMode,
+    /// The longest a recording runs (the call goes on unrecorded after it).
+    pub recording_max_minutes: u32,
+    /// Recordings older than this many days are deleted; `None`: kept until deleted.
+    pub recording_retention_days: Option<u32>,
+    pub record_file_form: RecordFileForm,
 }
 
 pub const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";
@@ -243,6 +261,9 @@ pub const MAX_WRAPUP_SECS: u32 = 3600;
 pub const DEFAULT_PUSH_ORDER_WAIT_SECS: u32 = 10;
 pub const MAX_PAUSE_REASONS: usize = 20;
 pub const MAX_PUSH_ORDER_WAIT_SECS: u32 = 300;
+pub const DEFAULT_RECORDING_MAX_MINUTES: u32 = 240;
+/// Ten years: the longest retention an operator can set.
+pub const MAX_RECORDING_RETENTION_DAYS: u32 = 3660;
 /// A day: the longest cap on a call's length an operator can set.
 pub const MAX_CALL_MINUTES: u32 = 1440;
 /// The largest sum of money an operator can set or move at once (a credit limit, a top-up): a
@@ -278,6 +299,10 @@ impl EnterpriseSettings {
             pause_reasons: Vec::new(),
             push_order: PushOrder::PerCall,
             push_order_wait_secs: DEFAULT_PUSH_ORDER_WAIT_SECS,
+            recording: RecordingMode::Off,
+            recording_max_minutes: DEFAULT_RECORDING_MAX_MINUTES,
+            recording_retention_days: None,
+            record_file_form: RecordFileForm::Name,
         }
     }
 
@@ -329,6 +354,10 @@ impl EnterpriseSettings {
             1,
             MAX_PUSH_ORDER_WAIT_SECS,
         )?;
+        in_range("recording_max_minutes", self.recording_max_minutes, 1, MAX_CALL_MINUTES)?;
+        if let Some(days) = self.recording_retention_days {
+            in_range("recording_retention_days", days, 1, MAX_RECORDING_RETENTION_DAYS)?;
+        }
         if let Some(clid) = &self.default_caller_id {
             validate_caller_id(clid).map_err(|e| ValidationError::new("default_caller_id", e.reason))?;
         }
@@ -389,6 +418,8 @@ pub struct AgentSettings {
     pub area_code: Option<String>,
     /// `None`: the enterprise's default.
     pub wrapup_secs: Option<u32>,
+    /// Whether this agent's calls are recorded; `None`: as the enterprise says.
+    pub recording: Option<RecordingMode>,
 }
 
 impl AgentSettings {
@@ -400,6 +431,7 @@ impl AgentSettings {
             call_power: crate::CallPower::All,
             area_code: None,
             wrapup_secs: None,
+            recording: None,
         }
     }
 

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod money;
 pub mod number;
 pub mod number_format;
+pub mod recording;
 pub mod text;
 pub mod trunk_watch;
 

@@ -57,7 +57,10 @@ pub fn hangup(cdr: &Cdr) -> String {
         ("cdr_number_trunk", s.caller_id.clone()),
         ("cdr_bridged_cno", s.cno.clone()),
         ("cdr_client_number", s.agent_phone.clone()),
-        ("cdr_record_file", String::new()),
+        (
+            "cdr_record_file",
+            end.map(|e| e.record_file.clone()).unwrap_or_default(),
+        ),
         (
             "cdr_sip_cause",
             end.map(|e| e.sip_cause.to_string()).unwrap_or_default(),

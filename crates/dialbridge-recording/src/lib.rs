@@ -8,6 +8,7 @@
 //! Invariant: nothing here is awaited by the media path. A call's batches queue on its worker
 //! up to a bound; beyond it [`RecordingSink::offer`] gives the batch back at once.
 
+pub mod announcement;
 mod sidecar;
 mod storage;
 pub mod wav;

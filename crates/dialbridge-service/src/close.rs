@@ -11,6 +11,7 @@ use dialbridge_core::agent::AgentState;
 use dialbridge_core::call::{EndReason, Outcome, Phase};
 use dialbridge_core::{Enterprise, Hold, Money};
 use dialbridge_engine::CallReport;
+use dialbridge_recording::RecordingSummary;
 use dialbridge_store::{CdrEnd, StoreError};
 
 use crate::{now_ms, CallService};
@@ -70,7 +71,9 @@ impl CallService {
 
     /// The call ended: CDR, settlement and the agent's state in one transaction (retried until
     /// it commits: a CDR is never lost).
-    pub(crate) async fn close(&self, context: &CallContext, report: &CallReport) {
+    /// `recorded`: what the call's recording holds (its row is kept, its name in the CDR);
+    /// `None`, a planned recording that never started is forgotten.
+    pub(crate) async fn close(&self, context: &CallContext, report: &CallReport, recorded: Option<&RecordingSummary>) {
         let agent_answered = report.record.agent_answered_at.is_some();
         for attempt in 0u32.. {
             // The CDR this close wrote (none when the call was closed already: not counted again).
@@ -78,7 +81,10 @@ impl CallService {
             let result: Result<bool, StoreError> = async {
                 let mut tx = self.inner.store.begin().await?;
                 let hold = tx.release_hold(&report.unique_id).await?;
-                let end = cdr_end(report, hold);
+                let mut end = cdr_end(report, hold);
+                if let Some(recorded) = recorded {
+                    end.record_file = recorded.key.file_name.clone();
+                }
                 if !tx.finish_cdr(&report.unique_id, &end).await? {
                     // Closed already: a hold left behind is released all the same.
                     if hold.is_some() {
@@ -92,6 +98,14 @@ impl CallService {
                 tx.settle_call(context.enterprise.id, &report.unique_id, end.cost)
                     .await?;
                 tx.forget_leg_endings(&report.unique_id).await?;
+                match recorded {
+                    Some(r) => {
+                        let gaps = u64::try_from(r.gaps).unwrap_or(u64::MAX);
+                        tx.keep_recording(&report.unique_id, r.frames, r.bytes, gaps, now_ms())
+                            .await?
+                    }
+                    None => tx.drop_planned_recording(&report.unique_id).await?,
+                }
                 let stored = tx.agent_state(context.agent_id).await?;
                 let next = stored
                     .state
@@ -108,7 +122,10 @@ impl CallService {
                     &context.customer_number,
                 )
                 .await?;
-                if let Some(cdr) = tx.cdr(&report.unique_id).await? {
+                if let Some(mut cdr) = tx.cdr(&report.unique_id).await? {
+                    if let Some(end) = cdr.end.as_mut() {
+                        end.record_file = self.shown_record_file(&context.enterprise.settings, &end.record_file);
+                    }
                     let payload = dialbridge_push::fields::hangup(&cdr);
                     tx.enqueue_push(cdr.start.enterprise_id, "hangup", &report.unique_id, &payload)
                         .await?;
@@ -197,6 +214,7 @@ fn cdr_end(report: &CallReport, hold: Option<Hold>) -> CdrEnd {
         cost,
         packets_agent_to_customer: report.media.agent_to_customer_packets,
         packets_customer_to_agent: report.media.customer_to_agent_packets,
+        record_file: String::new(),
     }
 }
 

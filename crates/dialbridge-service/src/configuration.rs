@@ -23,6 +23,8 @@ pub struct EnterpriseConfig {
     admins: HashMap<String, String>,
     pub caller_ids: Vec<CallerId>,
     pub blacklist: Vec<BlacklistPattern>,
+    /// Played to both parties before the bridge of a recorded call (8 kHz samples).
+    pub announcement: Option<Arc<[i16]>>,
 }
 
 impl EnterpriseConfig {
@@ -61,6 +63,10 @@ impl Configuration {
     }
 
     /// Every trunk, by name.
+    pub fn enterprise_ids(&self) -> Vec<EnterpriseId> {
+        self.enterprises.keys().copied().collect()
+    }
+
     pub fn trunks(&self) -> &[ConfiguredTrunk] {
         &self.trunks
     }
@@ -81,6 +87,7 @@ impl Configuration {
                         admins: HashMap::new(),
                         caller_ids: Vec::new(),
                         blacklist: Vec::new(),
+                        announcement: None,
                     },
                 )
             })
@@ -103,6 +110,11 @@ impl Configuration {
         for (enterprise, pattern) in tx.all_blacklists().await? {
             if let Some(e) = enterprises.get_mut(&enterprise) {
                 e.blacklist.push(pattern);
+            }
+        }
+        for (enterprise, samples) in tx.recording_announcements().await? {
+            if let Some(e) = enterprises.get_mut(&enterprise) {
+                e.announcement = Some(samples.into());
             }
         }
         let mut trunks = Vec::new();

@@ -15,6 +15,7 @@ pub mod directory;
 mod metrics;
 pub mod outcall;
 pub mod policy;
+pub mod recordings;
 pub mod recovery;
 pub mod retention;
 pub mod routing;
@@ -36,6 +37,7 @@ pub use directory::{extension_aor, parse_aor, StoreDirectory};
 pub use metrics::{Metrics, TrunkGauges};
 pub use outcall::Accepted;
 pub use policy::{OutcallRequest, Refusal, RingLimits};
+pub use recordings::{Downloadable, RecordingRefusal, Recordings};
 pub use sessions::{CallOf, PhoneChoice, SessionRefusal};
 
 /// The wall clock in Unix milliseconds: read at the edges, passed into pure code.
@@ -61,10 +63,18 @@ struct Inner {
     /// The tasks following the calls, each until its CDR is written.
     calls: TaskTracker,
     config: ConfigCache,
+    recordings: recordings::Recordings,
 }
 
 impl CallService {
-    pub fn new(store: Store, engine: Engine, node: NodeName, heartbeat: Duration, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        store: Store,
+        engine: Engine,
+        node: NodeName,
+        heartbeat: Duration,
+        metrics: Arc<Metrics>,
+        recordings: recordings::Recordings,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -74,6 +84,7 @@ impl CallService {
                 metrics,
                 calls: TaskTracker::new(),
                 config: ConfigCache::default(),
+                recordings,
             }),
         }
     }

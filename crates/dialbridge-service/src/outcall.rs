@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use dialbridge_core::call::{EndReason, Outcome, Phase, Side};
-use dialbridge_core::{Enterprise, Hold, PhoneType};
+use dialbridge_core::{Enterprise, Hold, PhoneType, RecordingMode};
 use dialbridge_engine::{AgentPhone, CallReport, CallTimers, CallUpdate, PreviewOutcall, Progress};
 use dialbridge_store::{AgentRecord, CdrStart, Extension, KeptLegEnding, StoreError};
 use tokio::sync::oneshot;
@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use crate::close::CallContext;
 use crate::configuration::{Configuration, EnterpriseConfig};
 use crate::policy::{self, OutcallRequest, Refusal, Snapshot, TrunkOption};
+use crate::recordings::CallRecording;
 use crate::{now_ms, CallService};
 
 pub struct Accepted {
@@ -136,6 +137,10 @@ impl CallService {
         if !tx.save_agent_state(agent.id, &locked, stored.version).await? {
             return Err(Refusal::LockLost);
         }
+        let recording_mode = dialbridge_core::recording::mode_for(s, &agent.settings);
+        let recording_name = (recording_mode != RecordingMode::Off).then(|| {
+            dialbridge_core::recording::recording_name(enterprise.id, &s.time_zone, now, number.digits(), &unique_id)
+        });
         tx.insert_cdr(&CdrStart {
             unique_id: unique_id.clone(),
             enterprise_id: enterprise.id,
@@ -153,6 +158,10 @@ impl CallService {
             requested_at: now,
         })
         .await?;
+        if let Some(name) = &recording_name {
+            tx.plan_recording(&unique_id, enterprise.id, &name.day, &name.file_name, now)
+                .await?;
+        }
         self.push_status(
             &mut tx,
             enterprise.id,
@@ -163,6 +172,19 @@ impl CallService {
         )
         .await?;
         tx.commit().await?;
+        let (recording_plan, recording) = recording_name
+            .as_ref()
+            .and_then(|name| {
+                self.begin_recording(
+                    recording_mode,
+                    s,
+                    enterprise.id,
+                    configured.announcement.clone(),
+                    name,
+                    &unique_id,
+                )
+            })
+            .unzip();
 
         let agent_phone = match phone_type {
             PhoneType::Extension => AgentPhone::Extension {
@@ -203,7 +225,7 @@ impl CallService {
             trunk: route,
             fallback_trunks: routes,
             timers,
-            recording: None,
+            recording: recording_plan,
         };
         let (answered_tx, agent_answered) = oneshot::channel();
         let context = CallContext {
@@ -218,7 +240,7 @@ impl CallService {
             Ok(handle) => {
                 self.inner
                     .calls
-                    .spawn(self.clone().follow(handle, context, answered_tx));
+                    .spawn(self.clone().follow(handle, context, answered_tx, recording));
             }
             Err(e) => {
                 // Accepted but not placed: the call still gets its CDR and the agent its lock back.
@@ -240,7 +262,7 @@ impl CallService {
                     customer_trunk: None,
                 };
                 let _ = answered_tx.send(false);
-                self.close(&context, &report).await;
+                self.close(&context, &report, None).await;
             }
         }
         Ok(Accepted {
@@ -255,6 +277,7 @@ impl CallService {
         mut handle: dialbridge_engine::CallHandle,
         context: CallContext,
         answered: oneshot::Sender<bool>,
+        recording: Option<CallRecording>,
     ) {
         let mut answered = Some(answered);
         let mut heartbeat = tokio::time::interval(self.inner.heartbeat);
@@ -336,7 +359,8 @@ impl CallService {
                     if let Some(tx) = answered.take() {
                         let _ = tx.send(false);
                     }
-                    self.close(&context, &report).await;
+                    let recorded = Self::recording_finished(recording).await;
+                    self.close(&context, &report, recorded.as_ref()).await;
                     return;
                 }
             }

@@ -93,7 +93,8 @@ impl CallService {
                 trunk_name: cdr.start.trunk_name.clone(),
             };
             tracing::warn!(unique_id = %cdr.start.unique_id, ?phase, "closing a call left running by a restart");
-            self.close(&context, &report).await;
+            let recorded = self.recover_recording(&cdr.start.unique_id).await;
+            self.close(&context, &report, recorded.as_ref()).await;
             closed += 1;
         }
         self.reconcile_holds().await;

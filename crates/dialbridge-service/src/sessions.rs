@@ -35,6 +35,8 @@ pub enum SessionRefusal {
     /// Hold needs a bridged call.
     #[error("the customer has not answered")]
     NotBridged,
+    #[error("the call is not recorded")]
+    NotRecorded,
     /// A softphone's answer for a call it is not ringing with.
     #[error("{0}")]
     Softphone(String),
@@ -229,6 +231,28 @@ impl CallService {
         } else {
             Err(SessionRefusal::NoCall)
         }
+    }
+
+    /// Pauses (or resumes) the recording of the agent's own call.
+    pub async fn pause_agent_recording(
+        &self,
+        enterprise: EnterpriseId,
+        cno: &Cno,
+        paused: bool,
+    ) -> Result<(), SessionRefusal> {
+        let mut tx = self.store().begin_read().await?;
+        let agent = agent(&mut tx, enterprise, cno).await?;
+        let Some(call) = tx.agent_state(agent.id).await?.state.call.map(|c| c.unique_id) else {
+            return Err(SessionRefusal::NoCall);
+        };
+        drop(tx);
+        self.pause_recording(enterprise, Some(agent.id), &call, paused)
+            .await
+            .map_err(|refusal| match refusal {
+                crate::RecordingRefusal::NotRecorded => SessionRefusal::NotRecorded,
+                crate::RecordingRefusal::Internal => SessionRefusal::Internal,
+                _ => SessionRefusal::NoCall,
+            })
     }
 
     /// The agent's softphone (its browser) answers the call it rings with: its SDP offer in,

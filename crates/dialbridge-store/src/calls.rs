@@ -119,6 +119,8 @@ pub struct CdrEnd {
     pub cost: Money,
     pub packets_agent_to_customer: u64,
     pub packets_customer_to_agent: u64,
+    /// The recording's file name (`recordFile`); empty when the call was not recorded.
+    pub record_file: String,
 }
 
 impl CdrEnd {
@@ -140,6 +142,7 @@ impl CdrEnd {
             cost: Money::ZERO,
             packets_agent_to_customer: 0,
             packets_customer_to_agent: 0,
+            record_file: String::new(),
         }
     }
 }
@@ -190,7 +193,8 @@ fn to_u64(v: i64) -> u64 {
 const CDR_COLUMNS: &str = "unique_id, enterprise_id, agent_id, cno, agent_phone, agent_phone_type, customer_number, \
      customer_area_code, customer_number_type, caller_id, trunk_name, user_field, node, requested_at, agent_ringing_at, \
      agent_answered_at, customer_ringing_at, bridged_at, ended_at, status, end_reason, hung_up_by, sip_cause, \
-     agent_sip_code, customer_sip_code, bridge_seconds, cost, packets_agent_to_customer, packets_customer_to_agent";
+     agent_sip_code, customer_sip_code, bridge_seconds, cost, packets_agent_to_customer, packets_customer_to_agent, \
+     record_file";
 
 fn cdr_from_row(row: &Row) -> Result<Cdr, StoreError> {
     let phone_type: i64 = row.try_get("agent_phone_type")?;
@@ -247,6 +251,7 @@ fn cdr_from_row(row: &Row) -> Result<Cdr, StoreError> {
                 packets_customer_to_agent: to_u64(
                     row.try_get::<Option<i64>>("packets_customer_to_agent")?.unwrap_or(0),
                 ),
+                record_file: row.try_get("record_file")?,
             })
         }
     };
@@ -532,7 +537,7 @@ impl Tx<'_> {
             "UPDATE cdrs SET agent_ringing_at = $2, agent_answered_at = $3, customer_ringing_at = $4, bridged_at = $5, \
              ended_at = $6, status = $7, end_reason = $8, hung_up_by = $9, sip_cause = $10, agent_sip_code = $11, \
              customer_sip_code = $12, bridge_seconds = $13, cost = $14, packets_agent_to_customer = $15, \
-             packets_customer_to_agent = $16, on_hold_since = NULL WHERE unique_id = $1 AND ended_at IS NULL",
+             packets_customer_to_agent = $16, record_file = $17, on_hold_since = NULL WHERE unique_id = $1 AND ended_at IS NULL",
         )
         .bind(unique_id)
         .bind(end.agent_ringing_at)
@@ -550,6 +555,7 @@ impl Tx<'_> {
         .bind(end.cost.ten_thousandths())
         .bind(i64::try_from(end.packets_agent_to_customer).unwrap_or(i64::MAX))
         .bind(i64::try_from(end.packets_customer_to_agent).unwrap_or(i64::MAX))
+        .bind(&end.record_file)
         .execute(&mut self.conn)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -90,7 +90,7 @@ const ENTERPRISE_COLUMNS: &str =
      default_caller_id, sync_default, agent_ring_timeout_secs, customer_ring_timeout_secs, wrapup_secs, \
      number_limit_count, number_limit_window_minutes, concurrency_cap, agent_caller_id, credit_limit, held, \
      max_call_minutes, allowed_countries, allowed_classes, destination_rates, push_order, push_order_wait_secs, \
-     allowed_origins, pause_reasons";
+     allowed_origins, pause_reasons, recording, recording_max_minutes, recording_retention_days, record_file_form";
 
 fn enterprise_from_row(row: &Row) -> Result<Enterprise, StoreError> {
     let number_limit = match (
@@ -154,13 +154,20 @@ fn enterprise_from_row(row: &Row) -> Result<Enterprise, StoreError> {
             push_order_wait_secs: to_u32("push_order_wait_secs", row.try_get("push_order_wait_secs")?)?,
             destination_rates: DestinationRates::parse(&row.try_get::<String>("destination_rates")?)
                 .map_err(corrupt)?,
+            recording: row.try_get::<String>("recording")?.parse().map_err(corrupt)?,
+            recording_max_minutes: to_u32("recording_max_minutes", row.try_get("recording_max_minutes")?)?,
+            recording_retention_days: row
+                .try_get::<Option<i64>>("recording_retention_days")?
+                .map(|d| to_u32("recording_retention_days", d))
+                .transpose()?,
+            record_file_form: row.try_get::<String>("record_file_form")?.parse().map_err(corrupt)?,
         },
     })
 }
 
 /// `password_hash` is read for `has_password` (and by the configuration cache's bulk read).
 const AGENT_COLUMNS: &str = "id, enterprise_id, cno, name, password_hash, active, outbound_allowed, call_power, \
-     area_code, wrapup_secs, session_epoch";
+     area_code, wrapup_secs, session_epoch, recording";
 
 fn agent_from_row(row: &Row) -> Result<AgentRecord, StoreError> {
     Ok(AgentRecord {
@@ -179,6 +186,11 @@ fn agent_from_row(row: &Row) -> Result<AgentRecord, StoreError> {
                 .try_get::<Option<i64>>("wrapup_secs")?
                 .map(|s| to_u32("wrapup_secs", s))
                 .transpose()?,
+            recording: row
+                .try_get::<Option<String>>("recording")?
+                .map(|m| m.parse())
+                .transpose()
+                .map_err(corrupt)?,
         },
     })
 }
@@ -210,9 +222,10 @@ impl Tx<'_> {
                    interface_enabled, default_caller_id, sync_default, agent_ring_timeout_secs, customer_ring_timeout_secs, \
                    wrapup_secs, number_limit_count, number_limit_window_minutes, concurrency_cap, agent_caller_id, credit_limit, \
                    max_call_minutes, allowed_countries, allowed_classes, destination_rates, push_order, push_order_wait_secs, \
-                   allowed_origins, pause_reasons, created_at, updated_at) \
+                   allowed_origins, pause_reasons, recording, recording_max_minutes, recording_retention_days, \
+                   record_file_form, created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-                   $21, $22, $23, $24, $25, $26, $26)";
+                   $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $30)";
         bind_enterprise_settings(query(sql).bind(id.get()), settings)
             .bind(now)
             .execute(&mut self.conn)
@@ -234,7 +247,8 @@ impl Tx<'_> {
                    number_limit_count = $13, number_limit_window_minutes = $14, concurrency_cap = $15, agent_caller_id = $16, \
                    credit_limit = $17, max_call_minutes = $18, allowed_countries = $19, allowed_classes = $20, \
                    destination_rates = $21, push_order = $22, push_order_wait_secs = $23, allowed_origins = $24, \
-                   pause_reasons = $25, updated_at = $26 \
+                   pause_reasons = $25, recording = $26, recording_max_minutes = $27, recording_retention_days = $28, \
+                   record_file_form = $29, updated_at = $30 \
                    WHERE id = $1";
         let done = bind_enterprise_settings(query(sql).bind(id.get()), settings)
             .bind(now_ms())
@@ -457,7 +471,7 @@ impl Tx<'_> {
         let now = now_ms();
         query(
             "INSERT INTO agents (id, enterprise_id, cno, name, password_hash, active, outbound_allowed, call_power, area_code, \
-             wrapup_secs, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+             wrapup_secs, recording, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
         )
         .bind(id)
         .bind(enterprise.get())
@@ -469,6 +483,7 @@ impl Tx<'_> {
         .bind(settings.call_power.as_str())
         .bind(settings.area_code.as_deref())
         .bind(opt_u32(settings.wrapup_secs))
+        .bind(settings.recording.map(|m| m.as_str()))
         .bind(now)
         .execute(&mut self.conn)
         .await
@@ -487,7 +502,7 @@ impl Tx<'_> {
         settings.validate()?;
         let done = query(
             "UPDATE agents SET name = $3, active = $4, outbound_allowed = $5, call_power = $6, area_code = $7, wrapup_secs = $8, \
-             updated_at = $9 WHERE enterprise_id = $1 AND cno = $2",
+             recording = $9, updated_at = $10 WHERE enterprise_id = $1 AND cno = $2",
         )
         .bind(enterprise.get())
         .bind(cno.as_str())
@@ -497,6 +512,7 @@ impl Tx<'_> {
         .bind(settings.call_power.as_str())
         .bind(settings.area_code.as_deref())
         .bind(opt_u32(settings.wrapup_secs))
+        .bind(settings.recording.map(|m| m.as_str()))
         .bind(now_ms())
         .execute(&mut self.conn)
         .await?;
@@ -1025,4 +1041,8 @@ fn bind_enterprise_settings<'q>(query: crate::db::Query<'q>, s: &EnterpriseSetti
         .bind(i64::from(s.push_order_wait_secs))
         .bind(s.allowed_origins.join(" "))
         .bind(s.pause_reasons.join("\n"))
+        .bind(s.recording.as_str())
+        .bind(i64::from(s.recording_max_minutes))
+        .bind(opt_u32(s.recording_retention_days))
+        .bind(s.record_file_form.as_str())
 }

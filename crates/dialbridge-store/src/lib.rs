@@ -16,6 +16,7 @@ mod endings;
 mod feed;
 mod migrate;
 mod outbox;
+mod recordings;
 mod registrations;
 mod retention;
 pub mod secrets;
@@ -37,6 +38,7 @@ pub use credit::{Extension, LedgerEntry, LedgerKind};
 pub use endings::KeptLegEnding;
 pub use feed::{EventFeed, LocalEventFeed, OutboxEvent};
 pub use outbox::*;
+pub use recordings::{RecordingAccess, RecordingRow, RecordingState};
 pub use registrations::SipRegistration;
 pub use secrets::{md5_hex, PasswordHashCost, PasswordHashing, Sealer, SecretKey};
 

@@ -2,13 +2,14 @@
 //! domain's own rules in clap's value parsers, so a bad value is reported with the flag that
 //! carried it. `--json` prints machine-readable results for scripts.
 
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use dialbridge_core::agent::AgentState;
 use dialbridge_core::{
     AgentSettings, BlacklistPattern, CallPower, CallerId, Cno, Destination, DestinationPolicy, DestinationRates,
     Enterprise, EnterpriseId, EnterpriseSettings, EnterpriseStatus, ExtensionNumber, Money, NumberFormat, NumberLimit,
-    PushCharset, PushFormat, PushMethod, PushOrder, PushTarget, PushType, SipAddress, Transport, Trunk,
-    ValidationError,
+    PushCharset, PushFormat, PushMethod, PushOrder, PushTarget, PushType, RecordFileForm, RecordingMode, SipAddress,
+    Transport, Trunk, ValidationError,
 };
 use dialbridge_store::{AgentRecord, Store, TrunkRecord, Tx};
 use serde_json::{json, Value};
@@ -62,6 +63,46 @@ enum AdminCommand {
     /// Call detail records, newest first, with why each call ended and what it cost.
     #[command(subcommand)]
     Cdr(CdrCommand),
+    /// Call recordings: the consent announcement, deletion, who accessed one.
+    #[command(subcommand)]
+    Recording(RecordingCommand),
+}
+
+#[derive(Subcommand)]
+enum RecordingCommand {
+    /// The announcement played to both parties before a recorded call is bridged.
+    #[command(subcommand)]
+    Announcement(AnnouncementCommand),
+    /// Deletes a call's recording (its file and sidecar); the deletion is recorded.
+    Delete {
+        #[arg(long)]
+        unique_id: String,
+        /// Why (kept with the deletion).
+        #[arg(long, default_value = "deleted by an operator")]
+        reason: String,
+    },
+    /// Who downloaded or deleted a call's recording, oldest first.
+    Accesses {
+        #[arg(long)]
+        unique_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AnnouncementCommand {
+    /// Sets it from a WAV file (any rate, channels, PCM or float: converted to 8 kHz mono;
+    /// refused with the reason when it cannot be used).
+    Set {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
+    /// Removes it: recorded calls are bridged at once.
+    Clear {
+        #[arg(long, value_parser = enterprise_id)]
+        enterprise: EnterpriseId,
+    },
 }
 
 #[derive(Subcommand)]
@@ -229,6 +270,19 @@ struct EnterpriseFields {
     /// "" removes it (every minute at the rate per minute).
     #[arg(long)]
     destination_rates: Option<String>,
+    /// Which calls are recorded: off, bridge (from the customer's answer) or answer (from the
+    /// agent's, ringback and early media included).
+    #[arg(long)]
+    recording: Option<RecordingMode>,
+    /// The longest a recording runs, in minutes.
+    #[arg(long)]
+    recording_max_minutes: Option<u32>,
+    /// Recordings older than this many days are deleted; "none" keeps them.
+    #[arg(long)]
+    recording_retention_days: Option<String>,
+    /// What recordFile carries: name, or url (the download URL at http.public_origin).
+    #[arg(long)]
+    record_file_form: Option<RecordFileForm>,
 }
 
 impl EnterpriseFields {
@@ -322,6 +376,23 @@ impl EnterpriseFields {
         if let Some(v) = self.destination_rates {
             s.destination_rates = DestinationRates::parse(&v)?;
         }
+        if let Some(v) = self.recording {
+            s.recording = v;
+        }
+        if let Some(v) = self.recording_max_minutes {
+            s.recording_max_minutes = v;
+        }
+        if let Some(v) = self.recording_retention_days {
+            s.recording_retention_days = match v.as_str() {
+                "none" => None,
+                days => Some(days.parse().map_err(|_| {
+                    ValidationError::new("recording_retention_days", format!("{days:?} is not a number of days"))
+                })?),
+            };
+        }
+        if let Some(v) = self.record_file_form {
+            s.record_file_form = v;
+        }
         s.validate()
     }
 }
@@ -402,6 +473,10 @@ struct AgentFields {
     outbound_allowed: Option<bool>,
     #[arg(long, value_parser = bool_flag)]
     active: Option<bool>,
+    /// Whether this agent's calls are recorded (off, bridge, answer); "default": as the
+    /// enterprise says.
+    #[arg(long)]
+    recording: Option<String>,
 }
 
 impl AgentFields {
@@ -430,6 +505,12 @@ impl AgentFields {
         }
         if let Some(v) = self.active {
             s.active = v;
+        }
+        if let Some(v) = &self.recording {
+            s.recording = match v.as_str() {
+                "default" => None,
+                mode => Some(mode.parse()?),
+            };
         }
         s.validate()
     }
@@ -697,11 +778,56 @@ fn now_ms() -> i64 {
 
 pub async fn run(config: &Config, args: AdminArgs) -> anyhow::Result<()> {
     let store = crate::open_store(config).await?;
-    let result = execute(&store, args.command).await;
+    let result = match args.command {
+        AdminCommand::Recording(command) => recording(config, &store, command).await,
+        command => execute(&store, command).await,
+    };
     store.close().await;
     let output = result?;
     print(&output, args.json);
     Ok(())
+}
+
+async fn recording(config: &Config, store: &Store, command: RecordingCommand) -> anyhow::Result<Output> {
+    match command {
+        RecordingCommand::Announcement(AnnouncementCommand::Set { enterprise, file }) => {
+            let wav = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let samples = dialbridge_recording::announcement::from_wav(&wav)
+                .with_context(|| format!("{} cannot be the announcement", file.display()))?;
+            let mut tx = store.begin().await?;
+            require_enterprise(&mut tx, enterprise).await?;
+            tx.set_recording_announcement(enterprise, Some(&samples), now_ms())
+                .await?;
+            tx.commit().await?;
+            Ok(done(format!(
+                "announcement of enterprise {enterprise} set: {} ms at 8 kHz mono",
+                samples.len() / 8
+            )))
+        }
+        RecordingCommand::Announcement(AnnouncementCommand::Clear { enterprise }) => {
+            let mut tx = store.begin().await?;
+            require_enterprise(&mut tx, enterprise).await?;
+            tx.set_recording_announcement(enterprise, None, now_ms()).await?;
+            tx.commit().await?;
+            Ok(done(format!("announcement of enterprise {enterprise} removed")))
+        }
+        RecordingCommand::Delete { unique_id, reason } => {
+            let storage = dialbridge_recording::LocalStorage::new(config.data_dir.join("recordings"))?;
+            let row =
+                dialbridge_service::recordings::delete_recording(store, &storage, &unique_id, "operator", &reason)
+                    .await
+                    .map_err(|refused| anyhow::anyhow!("recording of {unique_id}: {refused}"))?;
+            Ok(done(format!("deleted {}", row.file_name)))
+        }
+        RecordingCommand::Accesses { unique_id } => {
+            let rows = store.begin_read().await?.recording_accesses(&unique_id).await?;
+            Ok(Output::Rows(
+                rows.into_iter()
+                    .map(|(action, actor, detail, at)| json!({"action": action, "actor": actor, "detail": detail, "at": at}))
+                    .collect(),
+            ))
+        }
+    }
 }
 
 /// What a command produced: rows for a table, or a one-line confirmation.
@@ -768,6 +894,10 @@ pub fn enterprise_json(e: &Enterprise) -> Value {
         "push_order_wait_secs": s.push_order_wait_secs,
         "allowed_origins": s.allowed_origins,
         "pause_reasons": s.pause_reasons,
+        "recording": s.recording.as_str(),
+        "recording_max_minutes": s.recording_max_minutes,
+        "recording_retention_days": s.recording_retention_days,
+        "record_file_form": s.record_file_form.as_str(),
     })
 }
 
@@ -864,9 +994,12 @@ async fn require_agent(tx: &mut Tx<'_>, enterprise: EnterpriseId, cno: &Cno) -> 
         .ok_or_else(|| anyhow::anyhow!("agent {cno} of enterprise {enterprise} not found"))
 }
 
+/// The commands that run in one transaction (the recording commands are `recording`'s: a file
+/// changes beside the store).
 async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output> {
     let mut tx = store.begin().await?;
     let output = match command {
+        AdminCommand::Recording(_) => anyhow::bail!("recording commands are not run in a transaction"),
         AdminCommand::Enterprise(c) => match c {
             EnterpriseCommand::Create { id, fields } => {
                 let name = fields

@@ -161,6 +161,11 @@ const KEYS: &[Key] = &[
         default: Some("2"),
     },
     Key {
+        name: "recording.workers",
+        env: "DIALBRIDGE_RECORDING_WORKERS",
+        default: Some("2"),
+    },
+    Key {
         name: "softphone.auto_answer_ms",
         env: "DIALBRIDGE_SOFTPHONE_AUTO_ANSWER_MS",
         default: Some("1500"),
@@ -257,6 +262,8 @@ pub struct Config {
     /// with the TURN servers' username and credential.
     pub softphone_ice_servers: Vec<String>,
     pub softphone_turn: Option<(String, String)>,
+    /// Threads that write recordings (off the media path).
+    pub recording_workers: usize,
     pub shutdown_grace: Duration,
     /// How often a bridged call is recorded as still up (what a restart after a crash bills
     /// it up to).
@@ -477,6 +484,8 @@ impl Config {
             origin: "password_hash".into(),
             message: e.to_string(),
         })?;
+        let recording_workers =
+            required(parse(raw, "recording.workers", within(1, 64))?, "recording.workers")? as usize;
         let softphone_auto_answer = Duration::from_millis(u64::from(required(
             parse(raw, "softphone.auto_answer_ms", within(0, 10_000))?,
             "softphone.auto_answer_ms",
@@ -565,6 +574,7 @@ impl Config {
             http_limits,
             http_tls,
             http_public_origin,
+            recording_workers,
             sip_listen,
             sip_transports,
             sip_tcp_limits,

@@ -119,6 +119,12 @@ struct EnterpriseSpec {
     /// Pause reasons agents pick from in the toolbar.
     #[serde(default)]
     pause_reasons: Vec<String>,
+    /// Which calls are recorded: off, bridge, answer.
+    recording: Option<String>,
+    recording_max_minutes: Option<u32>,
+    recording_retention_days: Option<u32>,
+    /// What recordFile carries: name or url.
+    record_file_form: Option<String>,
     #[serde(default)]
     blacklist: Vec<String>,
     #[serde(default)]
@@ -151,6 +157,8 @@ struct AgentSpec {
     wrapup_secs: Option<u32>,
     outbound_allowed: Option<bool>,
     active: Option<bool>,
+    /// Overrides the enterprise's recording: off, bridge, answer.
+    recording: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -363,6 +371,14 @@ fn parse(file_name: &str, text: &str) -> Result<Desired, SpecError> {
         settings.push_order_wait_secs = e.push_order_wait_secs.unwrap_or(settings.push_order_wait_secs);
         settings.allowed_origins = e.allowed_origins.clone();
         settings.pause_reasons = e.pause_reasons.clone();
+        if let Some(v) = &e.recording {
+            settings.recording = v.parse().map_err(|err| fail(field(&path, err)))?;
+        }
+        settings.recording_max_minutes = e.recording_max_minutes.unwrap_or(settings.recording_max_minutes);
+        settings.recording_retention_days = e.recording_retention_days;
+        if let Some(v) = &e.record_file_form {
+            settings.record_file_form = v.parse().map_err(|err| fail(field(&path, err)))?;
+        }
         settings.destinations = DestinationPolicy::parse(&e.allowed_countries.join(","), &e.allowed_classes.join(","))
             .map_err(|err| fail(field(&path, err)))?;
         let mut rates = Vec::with_capacity(e.destination_rates.len());
@@ -409,6 +425,12 @@ fn parse(file_name: &str, text: &str) -> Result<Desired, SpecError> {
             s.wrapup_secs = a.wrapup_secs;
             s.outbound_allowed = a.outbound_allowed.unwrap_or(true);
             s.active = a.active.unwrap_or(true);
+            if let Some(v) = &a.recording {
+                s.recording = Some(
+                    v.parse()
+                        .map_err(|err: dialbridge_core::ValidationError| a_at(format!("{p}.recording"), err.reason))?,
+                );
+            }
             s.validate()
                 .map_err(|err| a_at(format!("{p}.{}", err.field), err.reason))?;
             if let Some(pw) = &a.password {

@@ -90,17 +90,35 @@ impl Server {
         tracing::info!(address = %listener.local_addr()?, node = %config.node_name, tls = tls.is_some(), "listening for HTTP");
         let dispatcher =
             dialbridge_push::Dispatcher::start(store.clone(), dialbridge_push::DispatcherSettings::default());
+        let recorder = dialbridge_recording::Recorder::start(
+            dialbridge_recording::LocalStorage::new(config.data_dir.join("recordings"))
+                .context("cannot create the recordings directory (data_dir)")?,
+            &dialbridge_recording::RecorderSettings {
+                workers: config.recording_workers,
+                ..Default::default()
+            },
+        )
+        .context("cannot start the recorder")?;
         let calls = CallService::new(
             store.clone(),
             engine.clone(),
             config.node_name.clone(),
             config.call_heartbeat,
             metrics.clone(),
+            dialbridge_service::Recordings {
+                recorder,
+                public_origin: config.http_public_origin.clone(),
+            },
         );
         let stop = CancellationToken::new();
         let background = TaskTracker::new();
         background.spawn(update_gauges(engine.clone(), metrics.clone(), stop.child_token()));
         background.spawn(calls.clone().watch_trunks(TRUNK_RELOAD, stop.child_token()));
+        background.spawn(
+            calls
+                .clone()
+                .run_recording_sweeper(config.retention_sweep, stop.child_token()),
+        );
         background.spawn(dialbridge_service::retention::run_sweeper(
             store.clone(),
             config.retention,

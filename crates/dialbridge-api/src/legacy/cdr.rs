@@ -62,12 +62,20 @@ pub async fn list_cdr_ob(State(app): State<AppState>, params: Params) -> Respons
             (Some("cno"), Some(v)) => q.cno = Some(v.to_owned()),
             _ => {}
         }
+        let configuration = app.calls.configuration().await?;
+        let settings = configuration.enterprise(enterprise_id).map(|c| &c.enterprise.settings);
         let rows: Vec<Value> = tx
             .cdrs(&q)
             .await?
             .iter()
             .filter(|c| c.end.is_some())
-            .map(|c| row(c, zone))
+            .map(|c| {
+                let record_file = match (settings, &c.end) {
+                    (Some(settings), Some(end)) => app.calls.shown_record_file(settings, &end.record_file),
+                    _ => String::new(),
+                };
+                row(c, zone, &record_file)
+            })
             .collect();
         Ok::<_, dialbridge_store::StoreError>(Ok(rows))
     }
@@ -185,7 +193,7 @@ pub fn status_text(status: u8) -> &'static str {
     }
 }
 
-fn row(cdr: &Cdr, zone: Tz) -> Value {
+fn row(cdr: &Cdr, zone: Tz, record_file: &str) -> Value {
     let s = &cdr.start;
     let Some(e) = &cdr.end else { return Value::Null };
     let total = u64::try_from((e.ended_at - s.requested_at).max(0))
@@ -205,7 +213,7 @@ fn row(cdr: &Cdr, zone: Tz) -> Value {
         "bridgeDuration": hms(e.bridge_seconds),
         "totalDuration": hms(total),
         "cost": e.cost.to_legacy_cost(),
-        "recordFile": "",
+        "recordFile": record_file,
         "callType": "预览外呼",
         "endReason": if e.hung_up_by == Side::Customer { "是" } else { "否" },
         "userField": s.user_field,

@@ -92,6 +92,7 @@ pub(crate) fn session_code(refusal: &SessionRefusal) -> &'static str {
         SessionRefusal::NotADigit(_)
         | SessionRefusal::NotInWrapup
         | SessionRefusal::NotBridged
+        | SessionRefusal::NotRecorded
         | SessionRefusal::Softphone(_) => "2",
         SessionRefusal::Internal => "99",
     }

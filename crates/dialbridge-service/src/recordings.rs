@@ -1,0 +1,342 @@
+//! Call recordings around the calls: the plan a recorded call starts with, its file's end (in
+//! the CDR as `recordFile`), its recovery after a crash, pause and resume, downloads checked
+//! and recorded, deletion by an operator and by retention (each recorded, never silent).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dialbridge_core::recording::RecordingName;
+use dialbridge_core::{EnterpriseId, EnterpriseSettings, RecordFileForm, RecordingMode};
+use dialbridge_media::{RecordFrom, RecordingPlan};
+use dialbridge_recording::{LocalStorage, Recorder, RecordingKey, RecordingStorage, RecordingSummary};
+use dialbridge_store::{RecordingAccess, RecordingRow, RecordingState, Store, StoreError};
+use tokio::sync::oneshot;
+
+use crate::{now_ms, CallService};
+
+/// The recorder and what recording URLs start with.
+#[derive(Clone)]
+pub struct Recordings {
+    pub recorder: Recorder,
+    /// The server's public origin (`https://calls.example.com`), for `record_file_form = url`.
+    pub public_origin: Option<String>,
+}
+
+/// A recorded call's side of its recording, until it ends.
+pub(crate) struct CallRecording {
+    pub(crate) summary: oneshot::Receiver<RecordingSummary>,
+}
+
+/// Why a recording is not handed out or changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecordingRefusal {
+    #[error("no such recording")]
+    NotFound,
+    #[error("the recording is another enterprise's")]
+    OtherEnterprise,
+    #[error("no such running call")]
+    NoCall,
+    #[error("the call is not recorded")]
+    NotRecorded,
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<StoreError> for RecordingRefusal {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error about a recording");
+        RecordingRefusal::Internal
+    }
+}
+
+/// A recording a download may read.
+#[derive(Debug)]
+pub struct Downloadable {
+    pub row: RecordingRow,
+    pub file: std::fs::File,
+}
+
+/// Recordings deleted per enterprise per sweep.
+const SWEEP_BATCH: u32 = 500;
+
+/// How long a call's end waits for its recorder to finish the file.
+const FINISH_WAIT: Duration = Duration::from_secs(10);
+
+impl CallService {
+    pub fn recording_storage(&self) -> &LocalStorage {
+        self.inner.recordings.recorder.storage()
+    }
+
+    /// `recordFile` as the enterprise wants it shown: the name, or its download URL.
+    pub fn shown_record_file(&self, settings: &EnterpriseSettings, file_name: &str) -> String {
+        if file_name.is_empty() {
+            return String::new();
+        }
+        match (settings.record_file_form, &self.inner.recordings.public_origin) {
+            (RecordFileForm::Url, Some(origin)) => {
+                let day = file_name
+                    .split('-')
+                    .nth(1)
+                    .map_or("", |stamp| stamp.get(..8).unwrap_or(""));
+                format!("{origin}/{day}/{file_name}")
+            }
+            _ => file_name.to_owned(),
+        }
+    }
+
+    /// The recording of a call about to be placed: its recorder, started at the bridge or the
+    /// agent's answer as `mode` says.
+    pub(crate) fn begin_recording(
+        &self,
+        mode: RecordingMode,
+        settings: &EnterpriseSettings,
+        enterprise: EnterpriseId,
+        announcement: Option<Arc<[i16]>>,
+        name: &RecordingName,
+        unique_id: &str,
+    ) -> Option<(RecordingPlan, CallRecording)> {
+        let from = match mode {
+            RecordingMode::Off => return None,
+            RecordingMode::FromBridge => RecordFrom::Bridge,
+            RecordingMode::FromAgentAnswer => RecordFrom::AgentAnswer,
+        };
+        let key = RecordingKey::new(&name.day, &enterprise.to_string(), &name.file_name).ok()?;
+        let (sink, summary) = self.inner.recordings.recorder.begin(key, unique_id);
+        Some((
+            RecordingPlan {
+                from,
+                max_length: Duration::from_secs(u64::from(settings.recording_max_minutes) * 60),
+                announcement,
+                sink,
+            },
+            CallRecording { summary },
+        ))
+    }
+
+    /// What the call's recording holds once the call ended (`None`: it never started).
+    pub(crate) async fn recording_finished(recording: Option<CallRecording>) -> Option<RecordingSummary> {
+        let recording = recording?;
+        match tokio::time::timeout(FINISH_WAIT, recording.summary).await {
+            Ok(Ok(summary)) => Some(summary),
+            Ok(Err(_)) => None,
+            Err(_) => {
+                tracing::error!("the recorder did not finish a recording in time: left for the next start's recovery");
+                None
+            }
+        }
+    }
+
+    /// After a crash: the recording the call was writing, repaired (`None`: none was written).
+    pub(crate) async fn recover_recording(&self, unique_id: &str) -> Option<RecordingSummary> {
+        let row = match self.inner.store.begin_read().await {
+            Ok(mut tx) => tx.recording_of_call(unique_id).await,
+            Err(e) => Err(e),
+        };
+        let row = match row {
+            Ok(Some(row)) if row.state == RecordingState::Planned => row,
+            Ok(_) => return None,
+            Err(e) => {
+                tracing::error!(%unique_id, error = %e, "cannot read the call's recording");
+                return None;
+            }
+        };
+        let key = RecordingKey::new(&row.day, &row.enterprise_id.to_string(), &row.file_name).ok()?;
+        let storage = self.recording_storage().clone();
+        let id = unique_id.to_owned();
+        let recovered = tokio::task::spawn_blocking(move || dialbridge_recording::recover(&storage, &key, &id)).await;
+        match recovered {
+            Ok(Ok(summary)) => {
+                if let Some(s) = &summary {
+                    tracing::warn!(%unique_id, frames = s.frames, "recovered a recording left open by a restart");
+                }
+                summary
+            }
+            Ok(Err(e)) => {
+                tracing::error!(%unique_id, error = %e, "cannot recover the call's recording");
+                None
+            }
+            Err(e) => {
+                tracing::error!(%unique_id, error = %e, "recording recovery failed");
+                None
+            }
+        }
+    }
+
+    /// Pauses (silence in the file, marked in its sidecar) or resumes the recording of one of
+    /// the enterprise's running calls.
+    /// `agent`: only that agent's call (an agent's token); `None`: any of the enterprise's.
+    pub async fn pause_recording(
+        &self,
+        enterprise: EnterpriseId,
+        agent: Option<i64>,
+        unique_id: &str,
+        paused: bool,
+    ) -> Result<(), RecordingRefusal> {
+        let mut tx = self.inner.store.begin_read().await?;
+        let cdr = tx.cdr(unique_id).await?.ok_or(RecordingRefusal::NoCall)?;
+        let theirs = cdr.start.enterprise_id == enterprise && agent.is_none_or(|id| id == cdr.start.agent_id);
+        if !theirs || cdr.end.is_some() {
+            return Err(RecordingRefusal::NoCall);
+        }
+        tx.recording_of_call(unique_id)
+            .await?
+            .ok_or(RecordingRefusal::NotRecorded)?;
+        drop(tx);
+        if !self.inner.engine.pause_recording(unique_id, paused) {
+            return Err(RecordingRefusal::NoCall);
+        }
+        tracing::info!(%unique_id, paused, "recording paused or resumed");
+        Ok(())
+    }
+
+    /// The kept recording `day/file_name`, for a download by `enterprise`.
+    pub async fn recording_for_download(
+        &self,
+        enterprise: EnterpriseId,
+        day: &str,
+        file_name: &str,
+    ) -> Result<Downloadable, RecordingRefusal> {
+        let row = self
+            .inner
+            .store
+            .begin_read()
+            .await?
+            .recording_by_file(file_name)
+            .await?
+            .filter(|row| row.day == day && row.state == RecordingState::Kept)
+            .ok_or(RecordingRefusal::NotFound)?;
+        if row.enterprise_id != enterprise {
+            return Err(RecordingRefusal::OtherEnterprise);
+        }
+        let key = RecordingKey::new(&row.day, &row.enterprise_id.to_string(), &row.file_name)
+            .map_err(|_| RecordingRefusal::NotFound)?;
+        let file = self.recording_storage().open(&key).map_err(|e| {
+            tracing::error!(file = %row.file_name, error = %e, "a kept recording cannot be opened");
+            RecordingRefusal::NotFound
+        })?;
+        Ok(Downloadable { row, file })
+    }
+
+    /// Records who downloaded what.
+    pub async fn note_recording_access(&self, row: &RecordingRow, action: &str, actor: &str, detail: &str) {
+        let result = async {
+            let mut tx = self.inner.store.begin().await?;
+            tx.record_recording_access(&RecordingAccess {
+                unique_id: &row.unique_id,
+                enterprise_id: row.enterprise_id,
+                file_name: &row.file_name,
+                action,
+                actor,
+                detail,
+                at: now_ms(),
+            })
+            .await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::error!(file = %row.file_name, action, error = %e, "cannot record an access to a recording");
+        }
+    }
+
+    /// Deletes a call's recording (its file, its sidecar) and records by whom and why.
+    pub async fn delete_recording(
+        &self,
+        unique_id: &str,
+        by: &str,
+        reason: &str,
+    ) -> Result<RecordingRow, RecordingRefusal> {
+        delete_recording(&self.inner.store, self.recording_storage(), unique_id, by, reason).await
+    }
+
+    /// Every `period`, deletes the recordings past their enterprise's retention (each deletion
+    /// recorded), until `stop`.
+    pub async fn run_recording_sweeper(self, period: Duration, stop: tokio_util::sync::CancellationToken) {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => match self.sweep_recordings(now_ms(), SWEEP_BATCH).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, "recordings past their retention deleted"),
+                    Err(e) => tracing::warn!(error = %e, "cannot sweep recordings past their retention"),
+                },
+            }
+        }
+    }
+
+    /// Deletes the recordings older than their enterprise's retention, up to `limit` per
+    /// enterprise; how many went.
+    pub async fn sweep_recordings(&self, now: i64, limit: u32) -> Result<usize, StoreError> {
+        let configuration = self.configuration().await?;
+        let mut deleted = 0;
+        for id in configuration.enterprise_ids() {
+            let Some(days) = configuration
+                .enterprise(id)
+                .and_then(|c| c.enterprise.settings.recording_retention_days)
+            else {
+                continue;
+            };
+            let before = now - i64::from(days) * 86_400_000;
+            let expired = self
+                .inner
+                .store
+                .begin_read()
+                .await?
+                .expired_recordings(id, before, limit)
+                .await?;
+            for row in expired {
+                let reason = format!("older than the enterprise's retention of {days} days");
+                if self
+                    .delete_recording(&row.unique_id, "retention", &reason)
+                    .await
+                    .is_ok()
+                {
+                    deleted += 1;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// Deletes a call's recording (its file, its sidecar) and records by whom and why (also for
+/// the admin command, which runs without a server).
+pub async fn delete_recording(
+    store: &Store,
+    storage: &LocalStorage,
+    unique_id: &str,
+    by: &str,
+    reason: &str,
+) -> Result<RecordingRow, RecordingRefusal> {
+    let row = store
+        .begin_read()
+        .await?
+        .recording_of_call(unique_id)
+        .await?
+        .filter(|row| row.state == RecordingState::Kept)
+        .ok_or(RecordingRefusal::NotFound)?;
+    let key = RecordingKey::new(&row.day, &row.enterprise_id.to_string(), &row.file_name)
+        .map_err(|_| RecordingRefusal::NotFound)?;
+    storage.delete(&key).map_err(|e| {
+        tracing::error!(file = %row.file_name, error = %e, "cannot delete a recording");
+        RecordingRefusal::Internal
+    })?;
+    let now = now_ms();
+    let mut tx = store.begin().await?;
+    tx.mark_recording_deleted(unique_id, by, reason, now).await?;
+    tx.record_recording_access(&RecordingAccess {
+        unique_id,
+        enterprise_id: row.enterprise_id,
+        file_name: &row.file_name,
+        action: "delete",
+        actor: by,
+        detail: reason,
+        at: now,
+    })
+    .await?;
+    tx.commit().await?;
+    tracing::info!(%unique_id, file = %row.file_name, by, reason, "recording deleted");
+    Ok(row)
+}
