@@ -1,6 +1,7 @@
-//! A recorder thread: decodes each call's batches onto its timeline and appends the samples
-//! that can no longer change (older than [`MAX_STRAY`] behind the relay's clock) to the call's
-//! file, then rewrites the header's sizes, so the file on disk is always a valid WAV.
+//! A recorder thread: decodes each call's batches onto its timeline and writes the call's file
+//! up to where the relay's clock stood, then rewrites the header's sizes, so the file on disk
+//! is always a valid WAV holding the call up to its last batch. The last [`MAX_STRAY`] stays in
+//! memory too: a late packet placed there is written again in place.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -27,7 +28,7 @@ pub(crate) fn run(jobs: mpsc::Receiver<Job>) {
             Job::Batch { call, batch } => {
                 if let Some(file) = open_or_create(&mut open, &call) {
                     file.take(&batch);
-                    file.write_up_to(batch.end.saturating_sub(samples_in(MAX_STRAY)));
+                    file.write_up_to(batch.end);
                 }
                 call.in_flight.fetch_sub(1, Ordering::AcqRel);
             }
@@ -65,10 +66,15 @@ fn open_or_create<'a>(open: &'a mut HashMap<u64, OpenFile>, call: &CallTarget) -
 
 struct OpenFile {
     file: File,
-    /// Frames in the file.
+    /// Frames in the file (up to where the relay's clock stood at the last batch).
     written: u64,
-    /// Interleaved samples (agent, customer) from `written` on, still open to late packets.
+    /// The frame `pending` starts at: what is older can no longer change.
+    base: u64,
+    /// Interleaved samples (agent, customer) from `base` on: the last [`MAX_STRAY`] of the file,
+    /// still open to late packets, and whatever was placed beyond it.
     pending: Vec<i16>,
+    /// The first frame a batch changed (what must be written again).
+    dirty_from: u64,
     sidecar: Sidecar,
     failed: bool,
 }
@@ -80,7 +86,9 @@ impl OpenFile {
         Ok(Self {
             file,
             written: 0,
+            base: 0,
             pending: Vec::new(),
+            dirty_from: u64::MAX,
             sidecar: Sidecar::new(&call.unique_id),
             failed: false,
         })
@@ -98,44 +106,57 @@ impl OpenFile {
             };
             for (i, &byte) in batch.samples_of(chunk).iter().enumerate() {
                 let at = chunk.at + i as u64;
-                if at < self.written || at - self.written >= MAX_AHEAD_FRAMES {
+                if at < self.base || at - self.base >= MAX_AHEAD_FRAMES {
                     continue;
                 }
-                let index = usize::try_from(at - self.written).unwrap_or(usize::MAX) * 2;
+                let index = usize::try_from(at - self.base).unwrap_or(usize::MAX) * 2;
                 if index >= self.pending.len() {
                     self.pending.resize(index + 2, 0);
                 }
                 self.pending[index + channel] = chunk.law.decode(byte);
+                self.dirty_from = self.dirty_from.min(at);
             }
         }
     }
 
-    /// Appends the frames before `frame` (silence where nothing was placed) and updates the
-    /// header.
-    fn write_up_to(&mut self, frame: u64) {
-        if frame <= self.written || self.failed {
+    /// Writes the file up to frame `end` (silence where nothing was placed), again from the
+    /// first frame a late packet changed, updates the header, and lets go of what can no
+    /// longer change.
+    fn write_up_to(&mut self, end: u64) {
+        if self.failed {
             return;
         }
-        let frames = usize::try_from(frame - self.written).unwrap_or(0);
-        if self.pending.len() < frames * 2 {
-            self.pending.resize(frames * 2, 0);
-        }
-        let mut bytes = Vec::with_capacity(frames * 4);
-        for sample in self.pending.drain(..frames * 2) {
-            bytes.extend_from_slice(&sample.to_le_bytes());
-        }
-        let data_len = u32::try_from((self.written + frames as u64) * 4).unwrap_or(u32::MAX);
-        let written = self
-            .file
-            .write_all_at(&bytes, HEADER_LEN + self.written * 4)
-            .and_then(|()| wav::write_sizes(&self.file, data_len));
-        match written {
-            Ok(()) => self.written += frames as u64,
-            Err(e) => {
-                tracing::error!(error = %e, "recording write failed: the file ends here");
-                self.failed = true;
+        let from = self.dirty_from.min(self.written).max(self.base);
+        self.dirty_from = u64::MAX;
+        if end > from {
+            let frames_needed = usize::try_from(end - self.base).unwrap_or(0);
+            if self.pending.len() < frames_needed * 2 {
+                self.pending.resize(frames_needed * 2, 0);
+            }
+            let first = usize::try_from(from - self.base).unwrap_or(0) * 2;
+            let mut bytes = Vec::with_capacity((frames_needed * 2).saturating_sub(first) * 2);
+            for sample in &self.pending[first..frames_needed * 2] {
+                bytes.extend_from_slice(&sample.to_le_bytes());
+            }
+            let written = self.written.max(end);
+            let data_len = u32::try_from(written * 4).unwrap_or(u32::MAX);
+            let result = self
+                .file
+                .write_all_at(&bytes, HEADER_LEN + from * 4)
+                .and_then(|()| wav::write_sizes(&self.file, data_len));
+            match result {
+                Ok(()) => self.written = written,
+                Err(e) => {
+                    tracing::error!(error = %e, "recording write failed: the file ends here");
+                    self.failed = true;
+                    return;
+                }
             }
         }
+        let settled = end.saturating_sub(samples_in(MAX_STRAY)).max(self.base);
+        let drop = usize::try_from(settled - self.base).unwrap_or(0) * 2;
+        self.pending.drain(..drop.min(self.pending.len()));
+        self.base = settled;
     }
 
     fn finish(mut self, end: u64, call: &CallTarget) -> Option<RecordingSummary> {

@@ -6,6 +6,7 @@
 //! an `_async` one for `#[tokio::test]` bodies, which must never block a runtime thread (one
 //! test's wait would stall the other tasks on that worker).
 
+pub mod audio;
 mod baresip;
 
 pub use baresip::{skip_without_baresip, Baresip};
@@ -146,19 +147,35 @@ pub fn scenario(name: &str) -> PathBuf {
 /// A raw G.711 µ-law file for SIPp's `rtp_stream`: two seconds of a 440 Hz tone, written once
 /// per test process into the temporary directory.
 pub fn tone_file() -> PathBuf {
-    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    FILE.get_or_init(|| {
-        let path = std::env::temp_dir().join(format!("dialbridge-tone-{}.pcmu", std::process::id()));
-        let bytes: Vec<u8> = (0..16_000)
-            .map(|i| {
-                let sample = (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / 8000.0).sin()) as i16;
-                dialbridge_media::Law::Mu.encode(sample)
-            })
-            .collect();
-        std::fs::write(&path, bytes).expect("write tone file");
-        path
-    })
-    .clone()
+    tone_file_at(440)
+}
+
+/// [`tone_file`] at `hz` (a whole number of cycles in its two seconds, so it loops cleanly).
+pub fn tone_file_at(hz: u32) -> PathBuf {
+    static FILES: std::sync::Mutex<Vec<(u32, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut files = FILES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, path)) = files.iter().find(|(at, _)| *at == hz) {
+        return path.clone();
+    }
+    let path = std::env::temp_dir().join(format!("dialbridge-tone-{hz}-{}.pcmu", std::process::id()));
+    let bytes: Vec<u8> = (0..16_000)
+        .map(|i| {
+            let sample = (8000.0 * (2.0 * std::f64::consts::PI * f64::from(hz) * f64::from(i) / 8000.0).sin()) as i16;
+            dialbridge_media::Law::Mu.encode(sample)
+        })
+        .collect();
+    std::fs::write(&path, bytes).expect("write tone file");
+    files.push((hz, path.clone()));
+    path
+}
+
+/// `true` when sox is not installed and the calling test must return at once (it prints why);
+/// with `CI` set a missing sox fails the test instead.
+pub fn skip_without_sox() -> bool {
+    skip_because(
+        on_path("soxi") && on_path("sox"),
+        "sox, and `sox`/`soxi` are not on PATH (scripts/test installs Debian's sox)",
+    )
 }
 
 /// Where [`free_port`] looks: below the kernel's ephemeral range (32768-60999 by default), so
@@ -274,7 +291,12 @@ impl SippBuilder {
 
     /// Streams a tone file as RTP after the answer (scenarios that use `[rtp_stream]`).
     pub fn rtp_stream(self) -> Self {
-        let file = tone_file();
+        self.rtp_tone(440)
+    }
+
+    /// [`Self::rtp_stream`] with a tone at `hz`.
+    pub fn rtp_tone(self, hz: u32) -> Self {
+        let file = tone_file_at(hz);
         self.args([
             "-key".to_owned(),
             "rtp_stream".to_owned(),

@@ -913,6 +913,8 @@ fn cdr_json(c: &dialbridge_store::Cdr) -> Value {
     });
     if let Some(e) = &c.end {
         row["ended_at_ms"] = json!(e.ended_at);
+        row["bridged_at_ms"] = json!(e.bridged_at);
+        row["record_file"] = json!(e.record_file);
         row["status"] = json!(e.status);
         row["end_reason"] = json!(e.end_reason.as_str());
         row["hung_up_by"] = json!(e.hung_up_by.as_str());

@@ -24,6 +24,7 @@ mod legacy_sessions;
 mod live;
 mod operator;
 mod pushes;
+mod recording;
 mod restart;
 mod sip_torture;
 mod softphone;

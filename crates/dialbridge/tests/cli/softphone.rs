@@ -65,52 +65,6 @@ fn write_tone(path: &std::path::Path, hz: u32, seconds: u32) {
     std::fs::write(path, wav).unwrap();
 }
 
-/// The first channel of a 16-bit PCM WAV file, and its sample rate.
-fn read_wav(path: &std::path::Path) -> (Vec<f64>, u32) {
-    let bytes = std::fs::read(path).unwrap();
-    assert_eq!(&bytes[..4], b"RIFF", "{path:?}");
-    let (mut at, mut rate, mut channels, mut samples) = (12, 0u32, 1usize, Vec::new());
-    while at + 8 <= bytes.len() {
-        let id = &bytes[at..at + 4];
-        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
-        let body = &bytes[at + 8..(at + 8 + len).min(bytes.len())];
-        if id == b"fmt " {
-            assert_eq!(u16::from_le_bytes([body[14], body[15]]), 16, "16-bit PCM");
-            channels = usize::from(u16::from_le_bytes([body[2], body[3]]));
-            rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
-        } else if id == b"data" {
-            samples = body
-                .chunks_exact(2 * channels)
-                .map(|frame| f64::from(i16::from_le_bytes([frame[0], frame[1]])) / 32768.0)
-                .collect();
-        }
-        at += 8 + len + (len & 1);
-    }
-    (samples, rate)
-}
-
-/// How much of `samples` is a tone at `hz` (0..1), by Goertzel over 20 ms blocks.
-fn tone_share(samples: &[f64], rate: u32, hz: u32) -> f64 {
-    let block = (rate / 50) as usize;
-    let k = 2.0 * (2.0 * std::f64::consts::PI * f64::from(hz) / f64::from(rate)).cos();
-    let (mut total, mut energy) = (0.0, 0.0);
-    for chunk in samples.chunks_exact(block) {
-        let (mut s1, mut s2) = (0.0, 0.0);
-        for &x in chunk {
-            let s0 = x + k * s1 - s2;
-            s2 = s1;
-            s1 = s0;
-            energy += x * x;
-        }
-        total += s1 * s1 + s2 * s2 - k * s1 * s2;
-    }
-    if energy == 0.0 {
-        0.0
-    } else {
-        total / (block as f64 * energy / 2.0)
-    }
-}
-
 /// The agent 2000 on its browser: an agent with a softphone and no page attached is
 /// unavailable (`res` 9); then the world for a call.
 fn softphone_world() -> (LegacyWorld, tempfile::TempDir, dialbridge_testkit::Baresip) {
@@ -205,9 +159,9 @@ fn an_agent_takes_a_call_in_the_browser_with_two_way_audio() {
         .map(|e| e.path())
         .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
         .expect("baresip recorded what it heard");
-    let (samples, rate) = read_wav(&received);
-    let browser_at_carrier = tone_share(&samples, rate, BROWSER_HZ);
-    let own_at_carrier = tone_share(&samples, rate, CARRIER_HZ);
+    let (samples, rate) = dialbridge_testkit::audio::read_wav(&received, 0);
+    let browser_at_carrier = dialbridge_testkit::audio::tone_share(&samples, rate, BROWSER_HZ);
+    let own_at_carrier = dialbridge_testkit::audio::tone_share(&samples, rate, CARRIER_HZ);
     eprintln!(
         "page heard {}, microphone {}; carrier heard {BROWSER_HZ} Hz {browser_at_carrier:.3}, {CARRIER_HZ} Hz {own_at_carrier:.3} ({} samples at {rate} Hz)",
         seen["heard"],

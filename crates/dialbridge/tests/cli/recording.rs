@@ -1,0 +1,599 @@
+//! Call recording (the legacy contract's §7): a different tone on each side (SIPp streaming a
+//! tone file as the agent's phone and as the carrier) lands each in its own channel of one
+//! dual-channel WAV that Debian's sox reads; the legacy download URLs; pause; the consent
+//! announcement heard by the customer (baresip as the carrier, recording what it hears);
+//! a SIGKILL during a recorded call.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+
+use serde_json::json;
+
+use super::*;
+
+const AGENT_HZ: u32 = 1000;
+const CUSTOMER_HZ: u32 = 440;
+
+/// The legacy world with enterprise 3000001 recording from the bridge (and `more` flags).
+fn recording_world(more: &[&str]) -> LegacyWorld {
+    legacy_world_with(|op, _| {
+        let mut args = vec![
+            "admin",
+            "enterprise",
+            "update",
+            "--id",
+            "3000001",
+            "--recording",
+            "bridge",
+        ];
+        args.extend_from_slice(more);
+        op.ok(&args);
+    })
+}
+
+/// The agent's phone (extension 801, agent 2000 online on it) streaming [`AGENT_HZ`], the
+/// carrier streaming [`CUSTOMER_HZ`].
+fn tone_phones(w: &LegacyWorld) -> (dialbridge_testkit::Sipp, dialbridge_testkit::Sipp) {
+    let carrier = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", w.carrier_port, 1).rtp_tone(CUSTOMER_HZ);
+    phone_with_carrier(
+        &w.server.http,
+        &w.server.sip,
+        |port| dialbridge_testkit::SippBuilder::answering("phone_uas.xml", port, 1).rtp_tone(AGENT_HZ),
+        carrier,
+    )
+}
+
+/// Places a call and waits until the carrier answered; its `uniqueId`.
+fn bridged_call(w: &LegacyWorld, carrier: &dialbridge_testkit::Sipp) -> String {
+    let reply = outcall(&w.server.http, "customerNumber=13800138000&sync=1");
+    assert_eq!(reply["res"], "0", "{reply}");
+    assert!(
+        carrier.wait_for_log("answer acknowledged", Duration::from_secs(20)),
+        "{}",
+        carrier.logs()
+    );
+    reply["uniqueId"].as_str().unwrap().to_owned()
+}
+
+fn hang_up(w: &LegacyWorld, unique_id: &str) {
+    let hang_up = json_get(
+        &w.server.http,
+        &format!("/interface/HangUp?{}&uniqueId={unique_id}", admin_auth()),
+    );
+    assert_eq!(hang_up["result"], "success", "{hang_up}");
+}
+
+/// Where the server keeps `file` (its day is the name's second field's first eight digits).
+fn recording_path(op: &Operator, file: &str) -> PathBuf {
+    let day = &file.split('-').nth(1).unwrap()[..8];
+    op.dir
+        .path()
+        .join("dialbridge-data/recordings")
+        .join(day)
+        .join("3000001")
+        .join(file)
+}
+
+/// What Debian's soxi says of a file: (channels, rate, bits, seconds).
+fn soxi(path: &std::path::Path) -> (u32, u32, u32, f64) {
+    let ask = |flag: &str| -> String {
+        let out = std::process::Command::new("soxi").arg(flag).arg(path).output().unwrap();
+        assert!(
+            out.status.success(),
+            "soxi {flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    (
+        ask("-c").parse().unwrap(),
+        ask("-r").parse().unwrap(),
+        ask("-b").parse().unwrap(),
+        ask("-D").parse().unwrap(),
+    )
+}
+
+/// The bridged seconds of an ended call, from its CDR's times.
+fn bridged_seconds(cdr: &Value) -> f64 {
+    (cdr["ended_at_ms"].as_i64().unwrap() - cdr["bridged_at_ms"].as_i64().unwrap()) as f64 / 1000.0
+}
+
+fn sidecar(path: &std::path::Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path.with_extension("json")).unwrap()).unwrap()
+}
+
+/// A GET with `headers`: status, headers (lower-case names) and the body's bytes.
+fn get_bytes(address: &str, path: &str, headers: &[&str]) -> (u16, HashMap<String, String>, Vec<u8>) {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{extra}\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..split]).to_string();
+    let mut body = response[split + 4..].to_vec();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let headers: HashMap<String, String> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    if headers.get("transfer-encoding").is_some_and(|t| t == "chunked") {
+        let mut decoded = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            decoded.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
+            rest = &rest[line_end + 4 + size..];
+        }
+        body = decoded;
+    }
+    (status, headers, body)
+}
+
+fn samples_of(bytes: &[u8]) -> Vec<i16> {
+    bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+#[test]
+fn a_recorded_call_keeps_each_party_in_its_own_channel_and_is_downloaded_as_the_legacy_urls_say() {
+    if dialbridge_testkit::skip_without_sipp() || dialbridge_testkit::skip_without_sox() {
+        return;
+    }
+    let w = recording_world(&[]);
+    let crm = super::toolbar::hang_up_push(&w);
+    let (_phone, mut carrier) = tone_phones(&w);
+    let unique_id = bridged_call(&w, &carrier);
+    std::thread::sleep(Duration::from_secs(4));
+    hang_up(&w, &unique_id);
+    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
+    let bridged = bridged_seconds(&cdr);
+    assert!(carrier.finish(Duration::from_secs(30)), "{}", carrier.logs());
+
+    // The name of §7, in the CDR, the CDR query and the hang-up push.
+    let file = cdr["record_file"].as_str().unwrap().to_owned();
+    let row = cdr_row(&w.server.http, &unique_id);
+    assert_eq!(row["recordFile"], file.as_str(), "{row}");
+    let parts: Vec<&str> = file.split('-').collect();
+    assert_eq!(parts[0], "3000001", "{file}");
+    assert_eq!(parts[1].len(), 14, "{file}");
+    assert_eq!(
+        &parts[1][..8],
+        row["startTime"].as_str().unwrap()[..10].replace('-', ""),
+        "the day of the CDR's startTime: {file} {row}"
+    );
+    assert_eq!(parts[2], "13800138000");
+    assert!(file.ends_with(&format!("{unique_id}.wav")), "{file}");
+    let pushed = crm.wait_for("/hangup", Duration::from_secs(20));
+    assert!(
+        pushed.body.contains(&format!("cdr_record_file={file}")),
+        "{}",
+        pushed.body
+    );
+
+    // One file, owner-only, that sox reads: two channels at 8 kHz, 16-bit, as long as the bridge.
+    let path = recording_path(&w.op, &file);
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let (channels, rate, bits, seconds) = soxi(&path);
+    assert_eq!((channels, rate, bits), (2, 8000, 16));
+    assert!(
+        (seconds - bridged).abs() <= 0.5,
+        "sox reads {seconds} s; bridged {bridged} s"
+    );
+
+    // The agent's tone in the left channel and not the customer's; the reverse in the right.
+    let (agent, _) = dialbridge_testkit::audio::read_wav(&path, 0);
+    let (customer, _) = dialbridge_testkit::audio::read_wav(&path, 1);
+    let tone = dialbridge_testkit::audio::tone_seconds;
+    let heard = [
+        ("agent's tone, left", tone(&agent, 8000, AGENT_HZ)),
+        ("customer's tone, right", tone(&customer, 8000, CUSTOMER_HZ)),
+    ];
+    for (what, at) in heard {
+        assert!((at - bridged).abs() <= 0.5, "{what}: {at} s of {bridged} s bridged");
+    }
+    assert!(
+        tone(&agent, 8000, CUSTOMER_HZ) < 0.1,
+        "the customer is not in the agent's channel"
+    );
+    assert!(
+        tone(&customer, 8000, AGENT_HZ) < 0.1,
+        "the agent is not in the customer's channel"
+    );
+    let notes = sidecar(&path);
+    assert_eq!(notes["uniqueId"], unique_id.as_str(), "{notes}");
+    assert_eq!(notes["gaps"], json!([]), "{notes}");
+    assert_eq!(notes["interrupted"], false, "{notes}");
+
+    // Downloads: both URL forms, each side, a range; refusals as JSON with their status.
+    let day = &parts[1][..8];
+    let stereo = std::fs::read(&path).unwrap();
+    let frames: Vec<(i16, i16)> = samples_of(&stereo[44..])
+        .chunks_exact(2)
+        .map(|f| (f[0], f[1]))
+        .collect();
+    let query = admin_auth();
+    let (status, headers, mixed) = get_bytes(&w.server.http, &format!("/{day}/{file}?{query}"), &[]);
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "audio/wav");
+    assert_eq!(headers["accept-ranges"], "bytes");
+    assert_eq!(mixed.len(), 44 + frames.len() * 2);
+    let expected_mix: Vec<i16> = frames
+        .iter()
+        .map(|(a, c)| (i32::from(*a) + i32::from(*c)).clamp(-32768, 32767) as i16)
+        .collect();
+    assert_eq!(samples_of(&mixed[44..]), expected_mix, "mixed is the default");
+    for (side, expected) in [
+        ("1", frames.iter().map(|f| f.1).collect::<Vec<_>>()),
+        ("2", frames.iter().map(|f| f.0).collect::<Vec<_>>()),
+        ("3", expected_mix.clone()),
+    ] {
+        let (status, _, body) = get_bytes(
+            &w.server.http,
+            &format!("/voices/record/{day}/{file}?{query}&recordSide={side}"),
+            &[],
+        );
+        assert_eq!(status, 200, "recordSide={side}");
+        assert_eq!(samples_of(&body[44..]), expected, "recordSide={side}");
+    }
+    let (status, headers, part) = get_bytes(
+        &w.server.http,
+        &format!("/{day}/{file}?{query}&recordSide=2"),
+        &["Range: bytes=40-1039"],
+    );
+    assert_eq!(status, 206);
+    let total = 44 + frames.len() * 2;
+    assert_eq!(headers["content-range"], format!("bytes 40-1039/{total}"));
+    let (_, _, whole_agent) = get_bytes(&w.server.http, &format!("/{day}/{file}?{query}&recordSide=2"), &[]);
+    assert_eq!(part, whole_agent[40..1040]);
+    let (status, _, _) = get_bytes(
+        &w.server.http,
+        &format!("/{day}/{file}?{query}"),
+        &[&format!("Range: bytes={}-", total + 10)],
+    );
+    assert_eq!(status, 416);
+
+    let rival_pwd = md5_hex(&format!("{}4711", md5_hex("rival-secret")));
+    let rival = format!("enterpriseId=3000002&userName=admin&seed=4711&pwd={rival_pwd}");
+    let wrong = format!("enterpriseId=3000001&userName=admin&seed=4711&pwd={}", md5_hex("x"));
+    for (path, status) in [
+        (format!("/{day}/{file}"), 401),
+        (format!("/{day}/{file}?{wrong}"), 401),
+        (format!("/{day}/{file}?{rival}"), 403),
+        (format!("/{day}/3000001-{day}000000-1-none.wav?{query}"), 404),
+        (format!("/20000101/{file}?{query}"), 404),
+        (format!("/{day}/{file}?{query}&recordSide=7"), 400),
+    ] {
+        let (got, headers, body) = get_bytes(&w.server.http, &path, &[]);
+        assert_eq!(got, status, "{path}");
+        assert!(headers["content-type"].starts_with("application/json"), "{path}");
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["result"], "error", "{path}: {body}");
+    }
+
+    // Every download is recorded: who, when, what.
+    let accesses =
+        w.op.json(&["admin", "recording", "accesses", "--unique-id", &unique_id]);
+    let downloads: Vec<&Value> = accesses
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "download")
+        .collect();
+    assert_eq!(downloads.len(), 6, "{accesses}");
+    assert!(downloads.iter().all(|a| a["actor"] == "admin:admin"), "{accesses}");
+    assert!(
+        downloads.iter().any(|a| a["detail"] == "side=Agent bytes=40-1039"),
+        "{accesses}"
+    );
+
+    // An operator deletes it: the file is gone, the deletion recorded, the URL answers 404.
+    w.op.ok(&[
+        "admin",
+        "recording",
+        "delete",
+        "--unique-id",
+        &unique_id,
+        "--reason",
+        "customer asked",
+    ]);
+    assert!(!path.exists() && !path.with_extension("json").exists());
+    let (status, _, _) = get_bytes(&w.server.http, &format!("/{day}/{file}?{query}"), &[]);
+    assert_eq!(status, 404);
+    let accesses =
+        w.op.json(&["admin", "recording", "accesses", "--unique-id", &unique_id]);
+    assert!(
+        accesses
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "delete" && a["actor"] == "operator" && a["detail"] == "customer asked"),
+        "{accesses}"
+    );
+}
+
+#[test]
+fn a_call_that_is_not_recorded_has_no_file_and_an_empty_record_file() {
+    if dialbridge_testkit::skip_without_sipp() {
+        return;
+    }
+    // Recording is on for the enterprise but off for agent 2000.
+    let w = legacy_world_with(|op, _| {
+        op.ok(&[
+            "admin",
+            "enterprise",
+            "update",
+            "--id",
+            "3000001",
+            "--recording",
+            "bridge",
+        ]);
+        op.ok(&[
+            "admin",
+            "agent",
+            "update",
+            "--enterprise",
+            "3000001",
+            "--cno",
+            "2000",
+            "--recording",
+            "off",
+        ]);
+    });
+    let (_phone, carrier) = tone_phones(&w);
+    let unique_id = bridged_call(&w, &carrier);
+    std::thread::sleep(Duration::from_secs(1));
+    hang_up(&w, &unique_id);
+    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
+    assert_eq!(cdr["record_file"], "", "{cdr}");
+    assert_eq!(cdr_row(&w.server.http, &unique_id)["recordFile"], "");
+    let recordings = w.op.dir.path().join("dialbridge-data/recordings");
+    let files = walk(&recordings);
+    assert!(files.is_empty(), "{files:?}");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn a_pause_leaves_silence_of_its_length_marked_in_the_sidecar() {
+    if dialbridge_testkit::skip_without_sipp() || dialbridge_testkit::skip_without_sox() {
+        return;
+    }
+    let w = recording_world(&[]);
+    let (_phone, carrier) = tone_phones(&w);
+    let unique_id = bridged_call(&w, &carrier);
+    let pwd = md5_hex(&format!("{}4711", md5_hex("admin-secret")));
+    let session = http_post_form(
+        &w.server.http,
+        "/api/v1/session",
+        &format!("enterpriseId=3000001&userName=admin&seed=4711&pwd={pwd}"),
+    );
+    let token = session["token"].as_str().unwrap().to_owned();
+    let control = |action: &str, token: &str| -> (u16, String) {
+        let mut stream = std::net::TcpStream::connect(&w.server.http).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            stream,
+            "POST /api/v1/calls/{unique_id}/recording/{action} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, response)
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(control("pause", "not-a-token").0, 401);
+    let (status, response) = control("pause", &token);
+    assert_eq!(status, 200, "{response}");
+    std::thread::sleep(Duration::from_millis(2000));
+    let (status, response) = control("resume", &token);
+    assert_eq!(status, 200, "{response}");
+    std::thread::sleep(Duration::from_millis(1500));
+    hang_up(&w, &unique_id);
+    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
+    assert_eq!(control("pause", &token).0, 404, "the call is over");
+
+    let path = recording_path(&w.op, cdr["record_file"].as_str().unwrap());
+    let notes = sidecar(&path);
+    let pauses = notes["pauses"].as_array().unwrap();
+    assert_eq!(pauses.len(), 1, "{notes}");
+    let (from, to) = (
+        pauses[0]["fromMs"].as_u64().unwrap() as usize,
+        pauses[0]["toMs"].as_u64().unwrap() as usize,
+    );
+    assert!((1700..=2300).contains(&(to - from)), "paused about 2 s: {notes}");
+    // Silence inside the pause (both channels), the tones on either side of it.
+    let tone = dialbridge_testkit::audio::tone_seconds;
+    for (channel, hz) in [(0, AGENT_HZ), (1, CUSTOMER_HZ)] {
+        let (samples, _) = dialbridge_testkit::audio::read_wav(&path, channel);
+        let inside = &samples[(from + 100) * 8..(to - 100) * 8];
+        assert!(
+            inside.iter().all(|s| *s == 0.0),
+            "channel {channel} is silent while paused"
+        );
+        assert!(tone(&samples[..from * 8], 8000, hz) > 1.0, "channel {channel} before");
+        assert!(tone(&samples[to * 8..], 8000, hz) > 1.0, "channel {channel} after");
+    }
+}
+
+/// A mono 16-bit WAV at `rate` of a tone at `hz`, `seconds` long, in two channels (what an
+/// operator might upload: the server converts it).
+fn announcement_wav(path: &std::path::Path, rate: u32, hz: u32, seconds: f64) {
+    let frames = (f64::from(rate) * seconds) as u32;
+    let data_len = frames * 4;
+    let mut wav = Vec::new();
+    wav.extend(b"RIFF");
+    wav.extend((36 + data_len).to_le_bytes());
+    wav.extend(b"WAVEfmt ");
+    wav.extend(16u32.to_le_bytes());
+    wav.extend(1u16.to_le_bytes());
+    wav.extend(2u16.to_le_bytes());
+    wav.extend(rate.to_le_bytes());
+    wav.extend((rate * 4).to_le_bytes());
+    wav.extend(4u16.to_le_bytes());
+    wav.extend(16u16.to_le_bytes());
+    wav.extend(b"data");
+    wav.extend(data_len.to_le_bytes());
+    for n in 0..frames {
+        let v = (0.4 * 32767.0 * (2.0 * std::f64::consts::PI * f64::from(hz) * f64::from(n) / f64::from(rate)).sin())
+            as i16;
+        wav.extend(v.to_le_bytes());
+        wav.extend(v.to_le_bytes());
+    }
+    std::fs::write(path, wav).unwrap();
+}
+
+#[test]
+fn the_customer_hears_the_announcement_before_the_bridge() {
+    const ANNOUNCEMENT_HZ: u32 = 2000;
+    if dialbridge_testkit::skip_without_sipp() || dialbridge_testkit::skip_without_baresip() {
+        return;
+    }
+    let w = recording_world(&[]);
+    let upload = w.op.dir.path().join("consent.wav");
+    announcement_wav(&upload, 16_000, ANNOUNCEMENT_HZ, 1.5);
+    let not_wav = w.op.write("consent.txt", "this is not audio");
+    let refused = w.op.fails(&[
+        "admin",
+        "recording",
+        "announcement",
+        "set",
+        "--enterprise",
+        "3000001",
+        "--file",
+        &not_wav,
+    ]);
+    assert!(refused.contains("not a WAV file"), "{refused}");
+    let set = w.op.ok(&[
+        "admin",
+        "recording",
+        "announcement",
+        "set",
+        "--enterprise",
+        "3000001",
+        "--file",
+        upload.to_str().unwrap(),
+    ]);
+    assert!(set.contains("1500 ms at 8 kHz mono"), "{set}");
+
+    let heard_dir = tempfile::tempdir().unwrap();
+    let carrier = dialbridge_testkit::Baresip::carrier(w.carrier_port, "13800138000", heard_dir.path());
+    let phone_port = dialbridge_testkit::free_port();
+    let _phone = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", phone_port, 1)
+        .rtp_tone(AGENT_HZ)
+        .spawn();
+    register_extension_801(&w.server.sip, phone_port);
+    let online = json_get(
+        &w.server.http,
+        &format!(
+            "/interface/client/ClientOnline?{}&cno=2000&bindTel=801&type=2",
+            admin_auth()
+        ),
+    );
+    assert_eq!(online["code"], "0");
+    let reply = outcall(&w.server.http, "customerNumber=13800138000&sync=1");
+    assert_eq!(reply["res"], "0", "{reply}");
+    let unique_id = reply["uniqueId"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_secs(4));
+    hang_up(&w, &unique_id);
+    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
+    assert!(
+        carrier.wait_for_log("terminated (duration", Duration::from_secs(10)),
+        "{}",
+        carrier.logs()
+    );
+    drop(carrier);
+
+    // The carrier heard 1.5 s of the announcement, then the agent.
+    let received = walk(heard_dir.path())
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .expect("baresip recorded what it heard");
+    let (samples, rate) = dialbridge_testkit::audio::read_wav(&received, 0);
+    let block = (rate / 50) as usize;
+    let first_with = |hz: u32| {
+        samples
+            .chunks_exact(block)
+            .position(|b| dialbridge_testkit::audio::tone_seconds(b, rate, hz) > 0.0)
+            .unwrap_or(usize::MAX)
+    };
+    let announced = dialbridge_testkit::audio::tone_seconds(&samples, rate, ANNOUNCEMENT_HZ);
+    assert!(
+        (announced - 1.5).abs() <= 0.3,
+        "heard {announced} s of the announcement"
+    );
+    assert!(
+        first_with(ANNOUNCEMENT_HZ) < first_with(AGENT_HZ),
+        "the announcement comes before the agent"
+    );
+    let path = recording_path(&w.op, cdr["record_file"].as_str().unwrap());
+    let notes = sidecar(&path);
+    let span = &notes["announcement"];
+    let length = span["toMs"].as_u64().unwrap() - span["fromMs"].as_u64().unwrap();
+    assert!((1400..=1700).contains(&length), "{notes}");
+}
+
+#[test]
+fn a_recording_killed_with_the_server_plays_after_the_restart_up_to_the_kill() {
+    if dialbridge_testkit::skip_without_sipp() || dialbridge_testkit::skip_without_sox() {
+        return;
+    }
+    let w = recording_world(&[]);
+    let (_phone, carrier) = tone_phones(&w);
+    let unique_id = bridged_call(&w, &carrier);
+    let answered = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    let LegacyWorld { op, mut server, .. } = w;
+    let sip = server.sip.clone();
+    let killed = Instant::now();
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop(server);
+    let up_to_kill = (killed - answered).as_secs_f64();
+
+    let server = serve_with(&op, &[("DIALBRIDGE_SIP_LISTEN", sip.as_str())]);
+    let cdr = wait_for_end(&op, &unique_id, Duration::from_secs(30));
+    let file = cdr["record_file"].as_str().unwrap().to_owned();
+    assert!(!file.is_empty(), "the CDR names the recovered recording: {cdr}");
+    assert_eq!(cdr_row(&server.http, &unique_id)["recordFile"], file.as_str());
+    let path = recording_path(&op, &file);
+    let (channels, rate, _, seconds) = soxi(&path);
+    assert_eq!((channels, rate), (2, 8000));
+    // Up to the kill within a batch (200 ms), from the carrier's answer as the test saw it.
+    assert!(
+        seconds <= up_to_kill + 0.3 && seconds >= up_to_kill - 0.45,
+        "{seconds} s recorded; {up_to_kill} s from the answer to the kill"
+    );
+    let (agent, _) = dialbridge_testkit::audio::read_wav(&path, 0);
+    assert!(dialbridge_testkit::audio::tone_seconds(&agent, 8000, AGENT_HZ) > seconds - 0.5);
+    let notes = sidecar(&path);
+    assert_eq!(notes["interrupted"], true, "{notes}");
+    drop(server);
+}
