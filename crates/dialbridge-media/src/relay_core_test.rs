@@ -465,3 +465,118 @@ fn on_hold_the_customer_hears_the_hold_tone_continuing_its_stream_and_nothing_is
     assert_eq!(u16::from_be_bytes([after[2], after[3]]), 652);
     assert_eq!(after[1], 8, "one mark");
 }
+
+/// A recorder that keeps every batch it is handed, and the last.
+#[derive(Debug, Default)]
+struct KeptBatches(std::sync::Mutex<Vec<crate::recording::RecordBatch>>);
+
+impl crate::recording::RecordingSink for KeptBatches {
+    fn offer(&self, batch: crate::recording::RecordBatch) -> Result<(), crate::recording::RecordBatch> {
+        self.0.lock().unwrap().push(batch);
+        Ok(())
+    }
+
+    fn close(&self, last: crate::recording::RecordBatch) {
+        self.0.lock().unwrap().push(last);
+    }
+}
+
+/// [`relay`] in `Silent`, recorded (from the bridge, as the engine starts it there) with
+/// `announcement`.
+fn recorded(now: Instant, announcement: Option<Vec<i16>>) -> (RelayCore, Arc<KeptBatches>) {
+    let sink = Arc::new(KeptBatches::default());
+    let plan = RecordingPlan {
+        from: crate::recording::RecordFrom::Bridge,
+        max_length: Duration::from_secs(3600),
+        announcement: announcement.map(Into::into),
+        sink: sink.clone(),
+    };
+    let core = relay(RelayMode::Silent, now).with_recording(Some(plan));
+    (core, sink)
+}
+
+#[test]
+fn a_recorded_call_copies_what_each_leg_sends_in_its_own_law_before_it_is_converted() {
+    let now = Instant::now();
+    let (mut core, sink) = recorded(now, None);
+    core.on_packet(MediaLeg::Agent, &mut audio(1, 0, 7), address(AGENT), now);
+    assert!(!core.recording(), "nothing is recorded before the recording starts");
+    core.start_recording(now);
+    core.set_mode(RelayMode::Bridged, now);
+    let mut from_agent = audio(2, 160, 7);
+    from_agent[12..].fill(0x80);
+    assert!(core
+        .on_packet(MediaLeg::Agent, &mut from_agent, address(AGENT), now)
+        .is_some());
+    assert_eq!(
+        from_agent[12],
+        g711::transcode(Law::Mu, 0x80),
+        "forwarded in the customer's law"
+    );
+    core.on_packet(MediaLeg::Customer, &mut rtp(8, &[0xD5; 160]), address(CUSTOMER), now);
+    core.hand_over_recording(now + Duration::from_millis(200));
+    let batches = sink.0.lock().unwrap();
+    let batch = &batches[0];
+    let chunks: Vec<_> = batch.chunks.iter().map(|c| (c.channel, c.law)).collect();
+    assert_eq!(chunks, vec![(Channel::Agent, Law::Mu), (Channel::Customer, Law::A)]);
+    assert_eq!(
+        batch.samples_of(&batch.chunks[0]),
+        &[0x80; 160][..],
+        "as the agent sent it"
+    );
+}
+
+#[test]
+fn the_announcement_plays_to_both_legs_before_they_are_bridged_then_the_streams_go_on() {
+    let now = Instant::now();
+    let samples: Vec<i16> = (0..400).map(|n| if n < 160 { 1000 } else { -1000 }).collect();
+    let (mut core, sink) = recorded(now, Some(samples));
+    core.on_packet(MediaLeg::Customer, &mut audio(500, 0, 9), address(CUSTOMER), now);
+    core.start_recording(now);
+    core.set_mode(RelayMode::Bridged, now);
+    assert!(core.announcing() && core.plays_tone());
+    assert!(
+        core.on_packet(MediaLeg::Agent, &mut audio(1, 0, 7), address(AGENT), now)
+            .is_none(),
+        "nothing is relayed while it plays"
+    );
+    // 400 samples: three 20 ms frames, the last padded with silence.
+    let mut sequences = Vec::new();
+    for frame in 0..3 {
+        let (to, packet) = core.next_announcement(MediaLeg::Customer).unwrap();
+        assert_eq!(to, address(CUSTOMER));
+        assert_eq!(packet[1] & 0x7F, 8, "in the customer's law");
+        let expected = match frame {
+            0 => Law::A.encode(1000),
+            _ => Law::A.encode(-1000),
+        };
+        assert_eq!(packet[12], expected, "frame {frame}");
+        assert_eq!(packet[1] & 0x80 != 0, frame == 0, "marked at its start");
+        sequences.push(u16::from_be_bytes([packet[2], packet[3]]));
+        let (to, packet) = core.next_announcement(MediaLeg::Agent).unwrap();
+        assert_eq!((to, packet[1] & 0x7F), (address(AGENT), 0));
+        core.announcement_advanced(now + Duration::from_millis(20 * (frame + 1)));
+    }
+    assert_eq!(sequences, vec![0, 1, 2], "continuing what the customer was sent");
+    assert!(!core.announcing());
+    let mut after = audio(2, 320, 7);
+    assert!(core
+        .on_packet(MediaLeg::Agent, &mut after, address(AGENT), now)
+        .is_some());
+    assert!(after[1] & 0x80 != 0, "the agent's stream resumes marked");
+    core.set_mode(RelayMode::OnHold, now);
+    core.set_mode(RelayMode::Bridged, now);
+    assert!(!core.announcing(), "played once, not again after a hold");
+    core.finish_recording(now + Duration::from_millis(100));
+    let batches = sink.0.lock().unwrap();
+    let marks: Vec<_> = batches.iter().flat_map(|b| b.marks.clone()).collect();
+    assert_eq!(marks, vec![crate::recording::Mark::Announcement { from: 0, to: 480 }]);
+}
+
+#[test]
+fn an_unrecorded_call_plays_no_announcement() {
+    let now = Instant::now();
+    let (mut core, _) = recorded(now, Some(vec![1000; 800]));
+    core.set_mode(RelayMode::Bridged, now);
+    assert!(!core.announcing(), "the recording never started");
+}
