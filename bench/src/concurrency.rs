@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::rtp::{bind_range, Counts, Stream};
 use crate::stats::{cpu_seconds, rss_bytes, tree_cpu_seconds, udp_drops};
-use crate::world::{sipp_log_lines, tail, World};
+use crate::world::{sipp_log_lines, tail, World, ENTERPRISE};
 
 #[derive(Args, Clone)]
 pub struct ConcurrencyArgs {
@@ -27,6 +27,10 @@ pub struct ConcurrencyArgs {
     /// Skip rtpengine (installed by bench/run).
     #[arg(long)]
     pub no_rtpengine: bool,
+    /// Also run every call recorded (beside the unrecorded run, in the same run): the relay's
+    /// CPU per packet with the recorder's workers counted, gaps, bytes per call-minute.
+    #[arg(long)]
+    pub record: bool,
 }
 
 impl ConcurrencyArgs {
@@ -35,6 +39,7 @@ impl ConcurrencyArgs {
             calls: vec![10],
             measure_secs: 2,
             no_rtpengine: false,
+            record: true,
         }
     }
 }
@@ -46,6 +51,8 @@ const CUSTOMER_BASE: u16 = 24_000;
 const FORWARDER_BASE: u16 = 12_000;
 /// Calls are set up at this rate before the measurement.
 const SETUP_RATE: f64 = 300.0;
+/// How much longer than the setup and the measurement the carrier holds each call.
+const HOLD_MARGIN: Duration = Duration::from_secs(30);
 
 #[derive(Serialize, Clone, Default)]
 pub struct Relay {
@@ -65,7 +72,25 @@ pub struct Level {
     pub memory_kib_per_call: f64,
     pub cpu_ms_per_call_second: f64,
     pub relays: Vec<Relay>,
+    /// With `--record`: what the recorded run wrote.
+    pub recordings: Option<Recordings>,
 }
+
+/// What the recorded run wrote, read from the files and their sidecars.
+#[derive(Serialize, Clone, Default)]
+pub struct Recordings {
+    pub files: usize,
+    /// Recordings whose sidecar lists a gap (a batch the recorder had no room for).
+    pub with_gaps: usize,
+    pub bytes: u64,
+    pub recorded_minutes: f64,
+    pub bytes_per_call_minute: f64,
+    /// CPU per packet of the recorded run over the unrecorded one.
+    pub cpu_ratio_to_unrecorded: f64,
+}
+
+/// The recorded name of dialbridge's relay in the tables.
+const RECORDED: &str = "dialbridge recorded";
 
 pub async fn run(args: ConcurrencyArgs, out: &Path) -> anyhow::Result<Vec<Level>> {
     let most = args.calls.iter().copied().max().unwrap_or(1);
@@ -89,7 +114,17 @@ pub async fn run(args: ConcurrencyArgs, out: &Path) -> anyhow::Result<Vec<Level>
         let (dialbridge, memory) = through_dialbridge(&world, &agents, &customers, &args, &mut next_call).await?;
         level.memory_kib_per_call = memory;
         level.cpu_ms_per_call_second = dialbridge.cpu_percent_of_a_core * 10.0 / calls as f64;
+        let unrecorded_per_packet = dialbridge.cpu_us_per_packet;
         level.relays.push(dialbridge);
+        if args.record {
+            let (mut recorded, _) = recorded_run(&world, &agents, &customers, &args, &mut next_call).await?;
+            recorded.name = RECORDED.to_owned();
+            let mut written = recordings_written(&world, calls).await?;
+            written.cpu_ratio_to_unrecorded = recorded.cpu_us_per_packet / unrecorded_per_packet.max(f64::MIN_POSITIVE);
+            level.relays.push(recorded);
+            level.recordings = Some(written);
+            std::fs::remove_dir_all(world.recordings_dir())?;
+        }
         for kind in ["tokio", "epoll"] {
             let relay = tokio::task::block_in_place(|| through_forwarder(kind, &agents, &customers, &world, &args))?;
             level.relays.push(relay);
@@ -107,7 +142,7 @@ pub async fn run(args: ConcurrencyArgs, out: &Path) -> anyhow::Result<Vec<Level>
 
 /// What went wrong in a run that should have been clean.
 pub fn smoke_failures(levels: &[Level]) -> Vec<String> {
-    levels
+    let lost = levels
         .iter()
         .flat_map(|l| l.relays.iter().map(move |r| (l.calls, r)))
         .filter(|(_, r)| r.packets_received < r.packets_sent || r.packets_sent == 0)
@@ -116,8 +151,108 @@ pub fn smoke_failures(levels: &[Level]) -> Vec<String> {
                 "{calls} calls through {}: {} of {} packets arrived",
                 r.name, r.packets_received, r.packets_sent
             )
+        });
+    let recordings = levels.iter().filter_map(|l| {
+        let r = l.recordings.as_ref()?;
+        (r.files != l.calls || r.with_gaps > 0).then(|| {
+            format!(
+                "{} recorded calls: {} recordings, {} with gaps",
+                l.calls, r.files, r.with_gaps
+            )
         })
-        .collect()
+    });
+    lost.chain(recordings).collect()
+}
+
+/// [`through_dialbridge`] with every call recorded (from the bridge), after checking the disk
+/// has room for what it writes.
+async fn recorded_run(
+    world: &World,
+    agents: &[UdpSocket],
+    customers: &[UdpSocket],
+    args: &ConcurrencyArgs,
+    next_call: &mut usize,
+) -> anyhow::Result<(Relay, f64)> {
+    let calls = agents.len();
+    let seconds = calls as f64 / SETUP_RATE + args.measure_secs as f64 + HOLD_MARGIN.as_secs_f64();
+    // 8 kHz, two channels of 16 bits: 32 kB a second a call, and a margin.
+    let needed = (calls as f64 * seconds * 32_000.0 * 1.5) as u64;
+    let free = free_bytes(world.dir.path())?;
+    if free < needed {
+        bail!(
+            "--record needs about {} MB free beside the server's data for {calls} calls; {} MB are",
+            needed / 1_000_000,
+            free / 1_000_000
+        );
+    }
+    world.command(&[
+        "admin",
+        "enterprise",
+        "update",
+        "--id",
+        ENTERPRISE,
+        "--recording",
+        "bridge",
+    ])?;
+    let run = through_dialbridge(world, agents, customers, args, next_call).await;
+    world.command(&[
+        "admin",
+        "enterprise",
+        "update",
+        "--id",
+        ENTERPRISE,
+        "--recording",
+        "off",
+    ])?;
+    run
+}
+
+/// Bytes free on the file system holding `dir` (what `df` says).
+fn free_bytes(dir: &Path) -> anyhow::Result<u64> {
+    let out = Command::new("df").args(["--output=avail", "-B1"]).arg(dir).output()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .context("df did not say how much space is free")
+}
+
+/// The recorded run's files once every call's recording is finished (its sidecar written).
+async fn recordings_written(world: &World, calls: usize) -> anyhow::Result<Recordings> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let files = files_under(&world.recordings_dir());
+        let sidecars: Vec<&std::path::PathBuf> = files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        if sidecars.len() >= calls || Instant::now() > deadline {
+            let mut written = Recordings::default();
+            for sidecar in sidecars {
+                let notes: serde_json::Value = serde_json::from_slice(&std::fs::read(sidecar)?)?;
+                written.files += 1;
+                written.with_gaps += usize::from(notes["gaps"].as_array().is_some_and(|g| !g.is_empty()));
+                written.recorded_minutes += notes["durationMs"].as_f64().unwrap_or(0.0) / 60_000.0;
+                written.bytes += std::fs::metadata(sidecar.with_extension("wav"))?.len();
+            }
+            written.bytes_per_call_minute = written.bytes as f64 / written.recorded_minutes.max(f64::MIN_POSITIVE);
+            return Ok(written);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
 
 fn print_level(level: &Level) {
@@ -153,6 +288,12 @@ fn print_level(level: &Level) {
             relay.cpu_us_per_packet,
             ratio(per_packet("tokio")),
             ratio(per_packet("epoll")),
+        );
+    }
+    if let Some(r) = &level.recordings {
+        println!(
+            "| {} | recordings: {} files, {} with gaps, {:.0} bytes per call-minute, CPU per packet {:.2}× unrecorded |||||||||",
+            level.calls, r.files, r.with_gaps, r.bytes_per_call_minute, r.cpu_ratio_to_unrecorded
         );
     }
 }
@@ -214,7 +355,7 @@ async fn through_dialbridge(
     std::fs::write(&phone_inf, lines(AGENT_BASE))?;
     std::fs::write(&carrier_inf, lines(CUSTOMER_BASE))?;
     let setup = Duration::from_secs_f64(calls as f64 / SETUP_RATE);
-    let hold = setup + Duration::from_secs(args.measure_secs + 30);
+    let hold = setup + Duration::from_secs(args.measure_secs) + HOLD_MARGIN;
     let phones = world.phones("answer", &phone_inf);
     let carrier = world.carrier(hold, &carrier_inf);
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -106,6 +106,22 @@ impl World {
         Ok(world)
     }
 
+    /// Runs `dialbridge admin …` (or another command) against the server's store.
+    pub fn command(&self, args: &[&str]) -> anyhow::Result<()> {
+        let out = environment(Command::new(dialbridge_binary()?), self.dir.path())
+            .args(args)
+            .output()?;
+        if !out.status.success() {
+            bail!("dialbridge {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+
+    /// Where the server keeps its recordings.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.dir.path().join("data").join("recordings")
+    }
+
     pub fn pid(&self) -> u32 {
         self.server.id()
     }
