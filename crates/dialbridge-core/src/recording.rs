@@ -5,7 +5,7 @@
 
 use chrono::TimeZone;
 
-use crate::{AgentSettings, EnterpriseId, EnterpriseSettings, RecordingMode};
+use crate::{AgentSettings, EnterpriseId, EnterpriseSettings, RecordFileForm, RecordingMode};
 
 /// The agent's own setting, else the enterprise's.
 pub fn mode_for(enterprise: &EnterpriseSettings, agent: &AgentSettings) -> RecordingMode {
@@ -43,6 +43,23 @@ pub fn recording_name(
     RecordingName {
         day: stamp[..8].to_owned(),
         file_name: format!("{enterprise}-{stamp}-{}-{}.wav", safe(customer_number), safe(unique_id)),
+    }
+}
+
+/// `recordFile` as an enterprise wants it: the bare name, or with `RecordFileForm::Url` its
+/// legacy download URL at the server's `public_origin` (the name when none is configured: a
+/// URL the server cannot vouch for is worse than none). Empty stays empty (not recorded).
+pub fn shown_record_file(form: RecordFileForm, public_origin: Option<&str>, file_name: &str) -> String {
+    match (form, public_origin) {
+        (RecordFileForm::Url, Some(origin)) if !file_name.is_empty() => {
+            let day = file_name
+                .split('-')
+                .nth(1)
+                .and_then(|stamp| stamp.get(..8))
+                .unwrap_or("");
+            format!("{}/{day}/{file_name}", origin.trim_end_matches('/'))
+        }
+        _ => file_name.to_owned(),
     }
 }
 

@@ -30,3 +30,25 @@ fn an_agents_own_setting_wins() {
     agent.recording = Some(RecordingMode::Off);
     assert_eq!(mode_for(&enterprise, &agent), RecordingMode::Off);
 }
+
+#[test]
+fn record_file_is_the_name_or_its_download_url() {
+    let name = "3000001-20261201103000-13800138000-n1-1.1.wav";
+    assert_eq!(
+        shown_record_file(RecordFileForm::Name, Some("https://c.example.com"), name),
+        name
+    );
+    assert_eq!(
+        shown_record_file(RecordFileForm::Url, Some("https://c.example.com/"), name),
+        format!("https://c.example.com/20261201/{name}")
+    );
+    assert_eq!(
+        shown_record_file(RecordFileForm::Url, None, name),
+        name,
+        "no origin configured"
+    );
+    assert_eq!(
+        shown_record_file(RecordFileForm::Url, Some("https://c.example.com"), ""),
+        ""
+    );
+}

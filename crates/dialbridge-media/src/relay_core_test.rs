@@ -580,3 +580,17 @@ fn an_unrecorded_call_plays_no_announcement() {
     core.set_mode(RelayMode::Bridged, now);
     assert!(!core.announcing(), "the recording never started");
 }
+
+#[test]
+fn recorded_from_the_agents_answer_the_customer_channel_has_the_ringback_the_agent_hears() {
+    let now = Instant::now();
+    let (mut core, sink) = recorded(now, None);
+    core.start_recording(now);
+    core.set_mode(RelayMode::Ringback, now);
+    let ringback = core.next_tone(now).map(|(_, _, packet)| packet[12..].to_vec()).unwrap();
+    core.hand_over_recording(now + Duration::from_millis(200));
+    let batches = sink.0.lock().unwrap();
+    let chunk = batches[0].chunks[0];
+    assert_eq!((chunk.channel, chunk.law, chunk.at), (Channel::Customer, Law::Mu, 0));
+    assert_eq!(batches[0].samples_of(&chunk), &ringback[..]);
+}

@@ -3,6 +3,7 @@
 //! is always a valid WAV holding the call up to its last batch. The last [`MAX_STRAY`] stays in
 //! memory too: a late packet placed there is written again in place.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
@@ -50,18 +51,16 @@ pub(crate) fn run(jobs: mpsc::Receiver<Job>) {
 }
 
 fn open_or_create<'a>(open: &'a mut HashMap<u64, OpenFile>, call: &CallTarget) -> Option<&'a mut OpenFile> {
-    if !open.contains_key(&call.id) {
-        match OpenFile::create(call) {
-            Ok(file) => {
-                open.insert(call.id, file);
-            }
+    match open.entry(call.id) {
+        Entry::Occupied(file) => Some(file.into_mut()),
+        Entry::Vacant(slot) => match OpenFile::create(call) {
+            Ok(file) => Some(slot.insert(file)),
             Err(e) => {
                 tracing::error!(unique_id = %call.unique_id, path = %call.path.display(), error = %e, "cannot create the recording");
-                return None;
+                None
             }
-        }
+        },
     }
-    open.get_mut(&call.id)
 }
 
 struct OpenFile {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dialbridge_core::recording::RecordingName;
-use dialbridge_core::{EnterpriseId, EnterpriseSettings, RecordFileForm, RecordingMode};
+use dialbridge_core::{EnterpriseId, EnterpriseSettings, RecordingMode};
 use dialbridge_media::{RecordFrom, RecordingPlan};
 use dialbridge_recording::{LocalStorage, Recorder, RecordingKey, RecordingStorage, RecordingSummary};
 use dialbridge_store::{RecordingAccess, RecordingRow, RecordingState, Store, StoreError};
@@ -69,19 +69,11 @@ impl CallService {
 
     /// `recordFile` as the enterprise wants it shown: the name, or its download URL.
     pub fn shown_record_file(&self, settings: &EnterpriseSettings, file_name: &str) -> String {
-        if file_name.is_empty() {
-            return String::new();
-        }
-        match (settings.record_file_form, &self.inner.recordings.public_origin) {
-            (RecordFileForm::Url, Some(origin)) => {
-                let day = file_name
-                    .split('-')
-                    .nth(1)
-                    .map_or("", |stamp| stamp.get(..8).unwrap_or(""));
-                format!("{origin}/{day}/{file_name}")
-            }
-            _ => file_name.to_owned(),
-        }
+        dialbridge_core::recording::shown_record_file(
+            settings.record_file_form,
+            self.inner.recordings.public_origin.as_deref(),
+            file_name,
+        )
     }
 
     /// The recording of a call about to be placed: its recorder, started at the bridge or the

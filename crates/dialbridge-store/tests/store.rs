@@ -799,6 +799,134 @@ async fn exercise_registrations(store: &Store) {
     tx.commit().await.unwrap();
 }
 
+/// A recording's row from plan to deletion, who accessed it, the settings that decide it, and
+/// an enterprise's announcement.
+async fn exercise_recordings(store: &Store) {
+    let acme = ent(3000001);
+    let mut tx = store.begin().await.unwrap();
+    let mut settings = tx.enterprise(acme).await.unwrap().unwrap().settings;
+    settings.recording = RecordingMode::FromAgentAnswer;
+    settings.recording_max_minutes = 30;
+    settings.recording_retention_days = Some(90);
+    settings.record_file_form = RecordFileForm::Url;
+    tx.update_enterprise(acme, &settings).await.unwrap();
+    let cno = Cno::parse("2000").unwrap();
+    let mut agent = tx.agent(acme, &cno).await.unwrap().unwrap().settings;
+    agent.recording = Some(RecordingMode::Off);
+    tx.update_agent(acme, &cno, &agent).await.unwrap();
+    for (id, file, at) in [
+        ("rec-1", "3000001-20261201000000-1-rec-1.wav", 1_000),
+        ("rec-2", "3000001-20261201000000-1-rec-2.wav", 2_000),
+        ("rec-3", "3000001-20261201000000-1-rec-3.wav", 3_000),
+    ] {
+        tx.plan_recording(id, acme, "20261201", file, at).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    let stored = tx.enterprise(acme).await.unwrap().unwrap().settings;
+    assert_eq!(
+        (
+            stored.recording,
+            stored.recording_max_minutes,
+            stored.recording_retention_days,
+            stored.record_file_form
+        ),
+        (RecordingMode::FromAgentAnswer, 30, Some(90), RecordFileForm::Url)
+    );
+    assert_eq!(
+        tx.agent(acme, &cno).await.unwrap().unwrap().settings.recording,
+        Some(RecordingMode::Off)
+    );
+    tx.keep_recording("rec-1", 8000, 44 + 32_000, 1, 5_000).await.unwrap();
+    tx.keep_recording("rec-2", 16_000, 44 + 64_000, 0, 5_000).await.unwrap();
+    tx.drop_planned_recording("rec-3").await.unwrap();
+    tx.drop_planned_recording("rec-1").await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        tx.recording_of_call("rec-3").await.unwrap().is_none(),
+        "never started: forgotten"
+    );
+    let kept = tx
+        .recording_by_file("3000001-20261201000000-1-rec-1.wav")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            kept.unique_id.as_str(),
+            kept.state,
+            kept.frames,
+            kept.gaps,
+            kept.day.as_str()
+        ),
+        ("rec-1", RecordingState::Kept, 8000, 1, "20261201"),
+        "a kept recording is not dropped"
+    );
+    let expired: Vec<String> = tx
+        .expired_recordings(acme, 1_500, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.unique_id)
+        .collect();
+    assert_eq!(expired, vec!["rec-1"]);
+    assert!(tx
+        .expired_recordings(ent(3000002), 10_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(tx
+        .mark_recording_deleted("rec-1", "retention", "90 days", 6_000)
+        .await
+        .unwrap());
+    assert!(!tx
+        .mark_recording_deleted("rec-1", "retention", "again", 6_001)
+        .await
+        .unwrap());
+    let access = RecordingAccess {
+        unique_id: "rec-2",
+        enterprise_id: acme,
+        file_name: "3000001-20261201000000-1-rec-2.wav",
+        action: "download",
+        actor: "admin:admin",
+        detail: "side=Mixed bytes=0-99",
+        at: 7_000,
+    };
+    tx.record_recording_access(&access).await.unwrap();
+    tx.record_recording_access(&RecordingAccess {
+        action: "delete",
+        at: 8_000,
+        ..access
+    })
+    .await
+    .unwrap();
+    tx.set_recording_announcement(acme, Some(&[1, -2, i16::MAX, i16::MIN]), 9_000)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.recording_of_call("rec-1").await.unwrap().unwrap().state,
+        RecordingState::Deleted
+    );
+    let accesses = tx.recording_accesses("rec-2").await.unwrap();
+    assert_eq!(
+        accesses.iter().map(|a| (a.0.as_str(), a.3)).collect::<Vec<_>>(),
+        vec![("download", 7_000), ("delete", 8_000)]
+    );
+    assert_eq!(
+        tx.recording_announcements().await.unwrap(),
+        vec![(acme, vec![1, -2, i16::MAX, i16::MIN])]
+    );
+    tx.set_recording_announcement(acme, None, 10_000).await.unwrap();
+    assert!(tx.recording_announcements().await.unwrap().is_empty());
+    tx.commit().await.unwrap();
+}
+
 #[tokio::test]
 async fn sqlite_configuration_round_trip() {
     let dir = tempfile::tempdir().unwrap();
@@ -809,6 +937,7 @@ async fn sqlite_configuration_round_trip() {
     exercise_calls(&store).await;
     exercise_credit(&store).await;
     exercise_registrations(&store).await;
+    exercise_recordings(&store).await;
     store.close().await;
 
     // Reopening migrates nothing twice and keeps the data; sequences continue.
@@ -924,6 +1053,7 @@ async fn postgres_runs_the_same_migrations_and_operations() {
     exercise_calls(&store).await;
     exercise_credit(&store).await;
     exercise_registrations(&store).await;
+    exercise_recordings(&store).await;
 }
 
 /// Two processes on one SQLite file (the server and an operator's `dialbridge admin`): a

@@ -29,7 +29,7 @@ pub struct AdminArgs {
 enum AdminCommand {
     /// Enterprises (tenants).
     #[command(subcommand)]
-    Enterprise(EnterpriseCommand),
+    Enterprise(Box<EnterpriseCommand>),
     /// An enterprise's admin accounts (the legacy `userName` + password).
     #[command(subcommand)]
     Account(AccountCommand),
@@ -1002,7 +1002,7 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<Output>
     let mut tx = store.begin().await?;
     let output = match command {
         AdminCommand::Recording(_) => anyhow::bail!("recording commands are not run in a transaction"),
-        AdminCommand::Enterprise(c) => match c {
+        AdminCommand::Enterprise(c) => match *c {
             EnterpriseCommand::Create { id, fields } => {
                 let name = fields
                     .name

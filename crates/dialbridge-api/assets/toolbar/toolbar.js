@@ -16,7 +16,7 @@
 const TEXT = {
   "zh-CN": {
     offline: "离线", idle: "空闲", paused: "置忙", calling: "呼叫中", ringing: "响铃", talking: "通话", wrapup: "整理",
-    onHold: "保持", hold: "保持", unhold: "取回",
+    onHold: "保持", hold: "保持", unhold: "取回", pauseRecording: "暂停录音", resumeRecording: "恢复录音",
     pleaseWait: "呼叫中，请稍后", dial: "呼叫", hangUp: "挂断", cancel: "取消", pause: "置忙", unpause: "置闲",
     logout: "退出", number: "客户号码", wrapupLeft: "整理剩余", seconds: "秒", lost: "连接已断开，正在重连…",
     kicked: "已在别处登录", phoneUnavailable: "话机未注册", mute: "静音", unmute: "取消静音",
@@ -27,7 +27,8 @@ const TEXT = {
   },
   en: {
     offline: "Offline", idle: "Idle", paused: "Paused", calling: "Calling", ringing: "Ringing", talking: "Talking",
-    onHold: "On hold", hold: "Hold", unhold: "Resume",
+    onHold: "On hold", hold: "Hold", unhold: "Resume", pauseRecording: "Pause recording",
+    resumeRecording: "Resume recording",
     wrapup: "Wrap-up", pleaseWait: "Calling, please wait", dial: "Dial", hangUp: "Hang up", cancel: "Cancel",
     pause: "Pause", unpause: "Ready", logout: "Log out", number: "Customer number", wrapupLeft: "Wrap-up left",
     seconds: "s", lost: "Connection lost, reconnecting…", kicked: "Logged in elsewhere",
@@ -388,6 +389,16 @@ class Toolbar {
   /// Puts the customer on hold (they hear the hold tone; neither hears the other), and back.
   hold() { return this.send("hold"); }
   unhold() { return this.send("unhold"); }
+  /// Pauses the call's recording (the file holds silence, its sidecar says where) and resumes
+  /// it; refused (code 2) when the call is not recorded.
+  pauseRecording() { return this.recordingPaused("pauseRecording", true); }
+  resumeRecording() { return this.recordingPaused("resumeRecording", false); }
+  recordingPaused(command, paused) {
+    return this.send(command).then((data) => {
+      if (this.call) this.call.recordingPaused = paused;
+      return data;
+    });
+  }
   /// A key of the keypad, played to the customer during the call.
   dtmf({ digit }) { return this.send("dtmf", { digit }); }
   unlink() { return this.send("unlink"); }
@@ -446,6 +457,7 @@ function render(toolbar, container) {
   const hangUp = element("button", { class: "db-hangup", type: "button", text: t("hangUp") });
   const hold = element("button", { class: "db-hold", type: "button", text: t("hold") });
   const unhold = element("button", { class: "db-unhold", type: "button", text: t("unhold") });
+  const recording = element("button", { class: "db-recording", type: "button", text: t("pauseRecording"), "aria-pressed": "false" });
   const logout = element("button", { class: "db-logout", type: "button", text: t("logout") });
   const mute = element("button", { class: "db-mute", type: "button", text: t("mute"), "aria-pressed": "false" });
   const pause = element("button", { class: "db-pause", type: "button", text: t("pause") });
@@ -458,7 +470,7 @@ function render(toolbar, container) {
     [..."123456789*0#"].map((digit) => element("button", { type: "button", "data-digit": digit, text: digit })));
   const root = element("div", { class: "db-toolbar", "data-state": "offline" }, [
     element("div", { class: "db-head" }, [badge, since]),
-    element("form", { class: "db-dialpad" }, [number, dial, cancel, hangUp, hold, unhold, mute]),
+    element("form", { class: "db-dialpad" }, [number, dial, cancel, hangUp, hold, unhold, mute, recording]),
     keypad,
     element("div", { class: "db-actions" }, [reason, pause, unpause, prolong, logout]),
     message,
@@ -485,6 +497,10 @@ function render(toolbar, container) {
     hangUp.hidden = !(state === "talking" || state === "onHold");
     hold.hidden = state !== "talking";
     unhold.hidden = state !== "onHold";
+    recording.hidden = !(state === "talking" || state === "onHold");
+    const recordingPaused = Boolean(toolbar.call && toolbar.call.recordingPaused);
+    recording.textContent = t(recordingPaused ? "resumeRecording" : "pauseRecording");
+    recording.setAttribute("aria-pressed", String(recordingPaused));
     keypad.hidden = state !== "talking";
     const softphone = toolbar.softphone && toolbar.softphone.microphone;
     mute.hidden = !softphone || !(state === "talking" || state === "onHold");
@@ -530,6 +546,10 @@ function render(toolbar, container) {
   hold.addEventListener("click", () => act(toolbar.hold()));
   mute.addEventListener("click", () => { toolbar.mute(!(toolbar.softphone && toolbar.softphone.muted)); draw(); });
   unhold.addEventListener("click", () => act(toolbar.unhold()));
+  recording.addEventListener("click", () => {
+    const paused = Boolean(toolbar.call && toolbar.call.recordingPaused);
+    act(paused ? toolbar.resumeRecording() : toolbar.pauseRecording());
+  });
   logout.addEventListener("click", () => act(toolbar.logout()));
   pause.addEventListener("click", () => act(toolbar.pause({ pauseDescription: reason.value || "pause" })));
   prolong.addEventListener("click", () => act(toolbar.prolongWrapup({ seconds: 30 })));

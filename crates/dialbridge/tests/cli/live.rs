@@ -2,9 +2,9 @@
 
 use super::*;
 
-type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+pub(super) type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
 
-fn token(address: &str, query: &str) -> String {
+pub(super) fn token(address: &str, query: &str) -> String {
     let r = json_get(address, &format!("/api/v1/session?{query}"));
     r["token"]
         .as_str()
@@ -12,7 +12,7 @@ fn token(address: &str, query: &str) -> String {
         .to_owned()
 }
 
-fn connect(address: &str, token: &str, since: Option<i64>) -> Socket {
+pub(super) fn connect(address: &str, token: &str, since: Option<i64>) -> Socket {
     let since = since.map(|s| format!("&since={s}")).unwrap_or_default();
     let (socket, _) = tungstenite::connect(format!("ws://{address}/api/v1/events?token={token}{since}")).unwrap();
     if let tungstenite::stream::MaybeTlsStream::Plain(s) = socket.get_ref() {
@@ -21,7 +21,7 @@ fn connect(address: &str, token: &str, since: Option<i64>) -> Socket {
     socket
 }
 
-fn next(socket: &mut Socket) -> serde_json::Value {
+pub(super) fn next(socket: &mut Socket) -> serde_json::Value {
     loop {
         match socket.read().expect("a message within 10 s") {
             tungstenite::Message::Text(text) => return serde_json::from_str(&text).unwrap(),
@@ -284,7 +284,7 @@ fn a_session_ends_when_its_credential_is_revoked() {
 }
 
 /// Sends a toolbar command on `socket` and returns its reply (skipping events).
-fn command(socket: &mut Socket, id: u64, command: &str, args: serde_json::Value) -> serde_json::Value {
+pub(super) fn command(socket: &mut Socket, id: u64, command: &str, args: serde_json::Value) -> serde_json::Value {
     let message = serde_json::json!({"id": id, "command": command, "args": args});
     socket
         .send(tungstenite::Message::Text(message.to_string().into()))

@@ -356,7 +356,12 @@ fn a_call_that_is_not_recorded_has_no_file_and_an_empty_record_file() {
     });
     let (_phone, carrier) = tone_phones(&w);
     let unique_id = bridged_call(&w, &carrier);
-    std::thread::sleep(Duration::from_secs(1));
+    let agent = super::live::token(
+        &w.server.http,
+        &format!("enterpriseId=3000001&cno=2000&pwd={}", md5_hex("1234")),
+    );
+    let (status, response) = control(&w, &unique_id, "pause", &agent);
+    assert_eq!(status, 409, "the call is not recorded: {response}");
     hang_up(&w, &unique_id);
     let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
     assert_eq!(cdr["record_file"], "", "{cdr}");
@@ -395,19 +400,7 @@ fn a_pause_leaves_silence_of_its_length_marked_in_the_sidecar() {
         &format!("enterpriseId=3000001&userName=admin&seed=4711&pwd={pwd}"),
     );
     let token = session["token"].as_str().unwrap().to_owned();
-    let control = |action: &str, token: &str| -> (u16, String) {
-        let mut stream = std::net::TcpStream::connect(&w.server.http).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        write!(
-            stream,
-            "POST /api/v1/calls/{unique_id}/recording/{action} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
-        (status, response)
-    };
+    let control = |action: &str, token: &str| control(&w, &unique_id, action, token);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(control("pause", "not-a-token").0, 401);
     let (status, response) = control("pause", &token);
@@ -443,7 +436,22 @@ fn a_pause_leaves_silence_of_its_length_marked_in_the_sidecar() {
     }
 }
 
-/// A mono 16-bit WAV at `rate` of a tone at `hz`, `seconds` long, in two channels (what an
+/// `POST /api/v1/calls/{unique_id}/recording/{action}` with `token`: the status and the response.
+fn control(w: &LegacyWorld, unique_id: &str, action: &str, token: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(&w.server.http).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        stream,
+        "POST /api/v1/calls/{unique_id}/recording/{action} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, response)
+}
+
+/// A 16-bit stereo WAV at `rate` of a tone at `hz`, `seconds` long (what an
 /// operator might upload: the server converts it).
 fn announcement_wav(path: &std::path::Path, rate: u32, hz: u32, seconds: f64) {
     let frames = (f64::from(rate) * seconds) as u32;
@@ -596,4 +604,51 @@ fn a_recording_killed_with_the_server_plays_after_the_restart_up_to_the_kill() {
     let notes = sidecar(&path);
     assert_eq!(notes["interrupted"], true, "{notes}");
     drop(server);
+}
+
+#[test]
+fn an_agents_toolbar_pauses_and_resumes_its_calls_recording() {
+    use super::live::{command, connect, next, token};
+    if dialbridge_testkit::skip_without_sipp() {
+        return;
+    }
+    let w = recording_world(&[]);
+    let (_phone, carrier) = tone_phones(&w);
+    let agent = token(
+        &w.server.http,
+        &format!("enterpriseId=3000001&cno=2000&pwd={}", md5_hex("1234")),
+    );
+    let mut socket = connect(&w.server.http, &agent, None);
+    next(&mut socket);
+    let login = command(&mut socket, 1, "login", json!({"bindTel": "801", "type": 2}));
+    assert_eq!(login["ok"], true, "{login}");
+    let no_call = command(&mut socket, 2, "pauseRecording", json!({}));
+    assert_eq!(
+        (no_call["ok"].as_bool(), no_call["code"].as_str()),
+        (Some(false), Some("0")),
+        "{no_call}"
+    );
+    let placed = command(&mut socket, 3, "previewOutcall", json!({"tel": "13800138000"}));
+    assert_eq!(placed["ok"], true, "{placed}");
+    let unique_id = placed["data"]["uniqueId"].as_str().unwrap().to_owned();
+    assert!(
+        carrier.wait_for_log("answer acknowledged", Duration::from_secs(20)),
+        "{}",
+        carrier.logs()
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let paused = command(&mut socket, 4, "pauseRecording", json!({}));
+    assert_eq!(paused["ok"], true, "{paused}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let resumed = command(&mut socket, 5, "resumeRecording", json!({}));
+    assert_eq!(resumed["ok"], true, "{resumed}");
+    std::thread::sleep(Duration::from_millis(1000));
+    let hung_up = command(&mut socket, 6, "unlink", json!({}));
+    assert_eq!(hung_up["ok"], true, "{hung_up}");
+    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
+    let notes = sidecar(&recording_path(&w.op, cdr["record_file"].as_str().unwrap()));
+    let pauses = notes["pauses"].as_array().unwrap();
+    assert_eq!(pauses.len(), 1, "{notes}");
+    let length = pauses[0]["toMs"].as_u64().unwrap() - pauses[0]["fromMs"].as_u64().unwrap();
+    assert!((1200..=1800).contains(&length), "{notes}");
 }
