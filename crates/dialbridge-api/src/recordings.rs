@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use dialbridge_recording::{MonoView, Side};
 use dialbridge_service::RecordingRefusal;
@@ -30,14 +30,24 @@ fn refusal(status: StatusCode, msg: &str) -> Response {
 
 pub async fn download_legacy(
     State(app): State<AppState>,
+    method: Method,
     Path((day, file_name)): Path<(String, String)>,
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    download(app, &day, &file_name, &headers, &params).await
+    download(app, method == Method::HEAD, &day, &file_name, &headers, &params).await
 }
 
-async fn download(app: AppState, day: &str, file_name: &str, headers: &HeaderMap, params: &Params) -> Response {
+/// `head_only`: a HEAD request (axum answers it with the GET route, without the body): it reads
+/// no audio, so it is not recorded as a download.
+async fn download(
+    app: AppState,
+    head_only: bool,
+    day: &str,
+    file_name: &str,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Response {
     if day.len() != 8 || !day.bytes().all(|b| b.is_ascii_digit()) || !file_name.ends_with(".wav") {
         return refusal(StatusCode::NOT_FOUND, "not found");
     }
@@ -78,11 +88,13 @@ async fn download(app: AppState, day: &str, file_name: &str, headers: &HeaderMap
         }
     };
     let total = view.len();
-    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(|text| {
-        http_range_header::parse_range_header(text)
-            .and_then(|parsed| parsed.validate(total))
-            .ok()
-    });
+    // A Range header that does not parse (or counts other units) is ignored (RFC 9110 §14.2):
+    // the whole file; one that parses but lies past the end is refused (416).
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|text| http_range_header::parse_range_header(text).ok())
+        .map(|parsed| parsed.validate(total).ok());
     let (status, start, end) = match range {
         None => (StatusCode::OK, 0, total),
         // One range is served; a browser never asks for more at once (several: the whole file).
@@ -100,8 +112,17 @@ async fn download(app: AppState, day: &str, file_name: &str, headers: &HeaderMap
     };
     let actor = format!("admin:{}", params.get("userName").unwrap_or(""));
     let detail = format!("side={side:?} bytes={start}-{}", end.saturating_sub(1));
-    app.calls.note_recording_access(&row, "download", &actor, &detail).await;
-    tracing::info!(file = %row.file_name, %actor, %detail, "recording downloaded");
+    if !head_only {
+        if app
+            .calls
+            .note_recording_access(&row, "download", &actor, &detail)
+            .await
+            .is_err()
+        {
+            return refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        }
+        tracing::info!(file = %row.file_name, %actor, %detail, "recording downloaded");
+    }
 
     let stream = futures_util::stream::unfold(start, move |at| {
         let view = view.clone();

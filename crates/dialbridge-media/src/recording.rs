@@ -110,6 +110,8 @@ pub trait RecordingSink: Send + Sync + fmt::Debug {
     fn offer(&self, batch: RecordBatch) -> Result<(), RecordBatch>;
     /// The recording's last batch: always taken (the file is finished with it).
     fn close(&self, last: RecordBatch);
+    /// The call ended before its recording started: there is no file.
+    fn discard(&self);
 }
 
 /// A call's recording, as decided when the call was accepted.
@@ -171,6 +173,11 @@ impl Tap {
             dropped_batches: 0,
             sink: plan.sink.clone(),
         }
+    }
+
+    /// Whether it still records (not closed at its maximum length).
+    pub(crate) fn running(&self) -> bool {
+        !self.stopped
     }
 
     /// Where `now` falls on the timeline.

@@ -90,6 +90,9 @@ pub(crate) struct RelayCore {
     /// The consent announcement being played, before the parties are bridged.
     announcing: Option<Announcing>,
     announced: bool,
+    /// Whether the recording is to be paused: asked before it starts (the customer's phone
+    /// still ringing), it starts paused.
+    recording_paused: bool,
 }
 
 /// The consent announcement under way: the next 20 ms frame, and where on the recording's
@@ -120,6 +123,7 @@ impl RelayCore {
             tap: None,
             announcing: None,
             announced: false,
+            recording_paused: false,
         }
     }
 
@@ -134,16 +138,20 @@ impl RelayCore {
     pub(crate) fn start_recording(&mut self, now: Instant) {
         if self.tap.is_none() {
             if let Some(plan) = &self.recording {
-                self.tap = Some(Tap::start(plan, now));
+                let mut tap = Tap::start(plan, now);
+                tap.set_paused(self.recording_paused, now);
+                self.tap = Some(tap);
             }
         }
     }
 
+    /// Whether a recording runs (started, and not stopped at its maximum length).
     pub(crate) fn recording(&self) -> bool {
-        self.tap.is_some()
+        self.tap.as_ref().is_some_and(Tap::running)
     }
 
     pub(crate) fn set_recording_paused(&mut self, paused: bool, now: Instant) {
+        self.recording_paused = paused;
         if let Some(tap) = &mut self.tap {
             tap.set_paused(paused, now);
         }
@@ -158,8 +166,13 @@ impl RelayCore {
         }
     }
 
-    /// The call ended: the recording gets its last batch.
+    /// The call ended: the recording gets its last batch (or is discarded: it never started).
     pub(crate) fn finish_recording(&mut self, now: Instant) {
+        if self.tap.is_none() {
+            if let Some(plan) = &self.recording {
+                plan.sink.discard();
+            }
+        }
         if let Some(tap) = &mut self.tap {
             if let Some(announcing) = self.announcing.take() {
                 tap.mark(Mark::Announcement {

@@ -466,9 +466,12 @@ fn on_hold_the_customer_hears_the_hold_tone_continuing_its_stream_and_nothing_is
     assert_eq!(after[1], 8, "one mark");
 }
 
-/// A recorder that keeps every batch it is handed, and the last.
+/// A recorder that keeps every batch it is handed, and the last; and whether it was discarded.
 #[derive(Debug, Default)]
-struct KeptBatches(std::sync::Mutex<Vec<crate::recording::RecordBatch>>);
+struct KeptBatches(
+    std::sync::Mutex<Vec<crate::recording::RecordBatch>>,
+    std::sync::atomic::AtomicBool,
+);
 
 impl crate::recording::RecordingSink for KeptBatches {
     fn offer(&self, batch: crate::recording::RecordBatch) -> Result<(), crate::recording::RecordBatch> {
@@ -478,6 +481,10 @@ impl crate::recording::RecordingSink for KeptBatches {
 
     fn close(&self, last: crate::recording::RecordBatch) {
         self.0.lock().unwrap().push(last);
+    }
+
+    fn discard(&self) {
+        self.1.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -574,11 +581,39 @@ fn the_announcement_plays_to_both_legs_before_they_are_bridged_then_the_streams_
 }
 
 #[test]
-fn an_unrecorded_call_plays_no_announcement() {
+fn a_call_that_ends_before_its_recording_starts_plays_no_announcement_and_discards_it() {
     let now = Instant::now();
-    let (mut core, _) = recorded(now, Some(vec![1000; 800]));
+    let (mut core, sink) = recorded(now, Some(vec![1000; 800]));
     core.set_mode(RelayMode::Bridged, now);
     assert!(!core.announcing(), "the recording never started");
+    core.finish_recording(now);
+    assert!(
+        sink.1.load(std::sync::atomic::Ordering::SeqCst),
+        "the recorder is told at once"
+    );
+    assert!(sink.0.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_pause_asked_before_the_recording_starts_starts_it_paused() {
+    let now = Instant::now();
+    let (mut core, sink) = recorded(now, None);
+    core.set_recording_paused(true, now);
+    core.start_recording(now);
+    core.set_mode(RelayMode::Bridged, now);
+    core.on_packet(MediaLeg::Agent, &mut audio(1, 0, 7), address(AGENT), now);
+    core.set_recording_paused(false, now + Duration::from_millis(100));
+    core.hand_over_recording(now + Duration::from_millis(200));
+    assert!(core.recording());
+    let batches = sink.0.lock().unwrap();
+    assert!(batches[0].chunks.is_empty(), "nothing captured while paused");
+    assert_eq!(
+        batches[0].marks,
+        vec![
+            crate::recording::Mark::Paused { at: 0 },
+            crate::recording::Mark::Resumed { at: 800 }
+        ]
+    );
 }
 
 #[test]

@@ -98,7 +98,7 @@ pub struct Recorder {
 #[derive(Debug)]
 struct RecorderInner {
     storage: LocalStorage,
-    workers: Vec<Mutex<mpsc::Sender<Job>>>,
+    workers: Vec<mpsc::Sender<Job>>,
     next_call: AtomicUsize,
     queue_batches: usize,
 }
@@ -112,7 +112,7 @@ impl Recorder {
             std::thread::Builder::new()
                 .name(format!("recorder-{n}"))
                 .spawn(move || worker::run(rx))?;
-            workers.push(Mutex::new(tx));
+            workers.push(tx);
         }
         Ok(Self {
             inner: Arc::new(RecorderInner {
@@ -136,10 +136,7 @@ impl Recorder {
         unique_id: &str,
     ) -> (Arc<dyn RecordingSink>, oneshot::Receiver<RecordingSummary>) {
         let n = self.inner.next_call.fetch_add(1, Ordering::Relaxed);
-        let worker = self.inner.workers[n % self.inner.workers.len()]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
+        let worker = self.inner.workers[n % self.inner.workers.len()].clone();
         let (done, summary) = oneshot::channel();
         let sink = CallSink {
             call: Arc::new(CallTarget {
@@ -206,6 +203,12 @@ impl std::fmt::Debug for CallSink {
     }
 }
 
+impl CallSink {
+    fn take_done(&self) -> Option<oneshot::Sender<RecordingSummary>> {
+        self.done.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+    }
+}
+
 impl RecordingSink for CallSink {
     fn offer(&self, batch: RecordBatch) -> Result<(), RecordBatch> {
         if self.call.in_flight.load(Ordering::Acquire) >= self.queue_batches {
@@ -220,8 +223,13 @@ impl RecordingSink for CallSink {
             })
     }
 
+    fn discard(&self) {
+        // The summary's sender goes: whoever waits for it hears at once there is no file.
+        drop(self.take_done());
+    }
+
     fn close(&self, last: RecordBatch) {
-        let done = self.done.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        let done = self.take_done();
         let _ = self.worker.send(Job::Close {
             call: self.call.clone(),
             batch: last,

@@ -125,6 +125,9 @@ async fn a_call_that_never_recorded_has_no_summary_and_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let recorder = recorder(&dir, 25);
     let (sink, done) = recorder.begin(key(), "n1-1.1");
+    sink.discard();
+    assert!(done.await.is_err(), "told at once, while the sink still lives");
+    let (sink, done) = recorder.begin(key(), "n1-1.1");
     drop(sink);
     assert!(done.await.is_err());
     assert!(!recorder.storage().path_of(&key()).exists());

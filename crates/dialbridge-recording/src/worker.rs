@@ -4,7 +4,7 @@
 //! memory too: a late packet placed there is written again in place.
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -24,17 +24,20 @@ const MAX_AHEAD_FRAMES: u64 = 60 * 8000;
 
 pub(crate) fn run(jobs: mpsc::Receiver<Job>) {
     let mut open: HashMap<u64, OpenFile> = HashMap::new();
+    // Calls whose file could not be created: told once, not at every batch.
+    let mut failed: HashSet<u64> = HashSet::new();
     while let Ok(job) = jobs.recv() {
         match job {
             Job::Batch { call, batch } => {
-                if let Some(file) = open_or_create(&mut open, &call) {
+                if let Some(file) = open_or_create(&mut open, &mut failed, &call) {
                     file.take(&batch);
                     file.write_up_to(batch.end);
                 }
                 call.in_flight.fetch_sub(1, Ordering::AcqRel);
             }
             Job::Close { call, batch, done } => {
-                if open_or_create(&mut open, &call).is_none() {
+                if open_or_create(&mut open, &mut failed, &call).is_none() {
+                    failed.remove(&call.id);
                     continue;
                 }
                 let Some(mut file) = open.remove(&call.id) else {
@@ -50,13 +53,21 @@ pub(crate) fn run(jobs: mpsc::Receiver<Job>) {
     }
 }
 
-fn open_or_create<'a>(open: &'a mut HashMap<u64, OpenFile>, call: &CallTarget) -> Option<&'a mut OpenFile> {
+fn open_or_create<'a>(
+    open: &'a mut HashMap<u64, OpenFile>,
+    failed: &mut HashSet<u64>,
+    call: &CallTarget,
+) -> Option<&'a mut OpenFile> {
+    if failed.contains(&call.id) {
+        return None;
+    }
     match open.entry(call.id) {
         Entry::Occupied(file) => Some(file.into_mut()),
         Entry::Vacant(slot) => match OpenFile::create(call) {
             Ok(file) => Some(slot.insert(file)),
             Err(e) => {
-                tracing::error!(unique_id = %call.unique_id, path = %call.path.display(), error = %e, "cannot create the recording");
+                tracing::error!(unique_id = %call.unique_id, path = %call.path.display(), error = %e, "cannot create the recording: the call is not recorded");
+                failed.insert(call.id);
                 None
             }
         },

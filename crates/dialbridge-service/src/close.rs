@@ -11,9 +11,9 @@ use dialbridge_core::agent::AgentState;
 use dialbridge_core::call::{EndReason, Outcome, Phase};
 use dialbridge_core::{Enterprise, Hold, Money};
 use dialbridge_engine::CallReport;
-use dialbridge_recording::RecordingSummary;
 use dialbridge_store::{CdrEnd, StoreError};
 
+use crate::recordings::{apply_recording_end, Recorded};
 use crate::{now_ms, CallService};
 
 /// What the service keeps of a call while it runs, for its end.
@@ -71,9 +71,9 @@ impl CallService {
 
     /// The call ended: CDR, settlement and the agent's state in one transaction (retried until
     /// it commits: a CDR is never lost).
-    /// `recorded`: what the call's recording holds (its row is kept, its name in the CDR);
-    /// `None`, a planned recording that never started is forgotten.
-    pub(crate) async fn close(&self, context: &CallContext, report: &CallReport, recorded: Option<&RecordingSummary>) {
+    /// `recorded`: what becomes of the call's recording (kept and named in the CDR, forgotten,
+    /// or left for a late recorder).
+    pub(crate) async fn close(&self, context: &CallContext, report: &CallReport, recorded: Recorded<'_>) {
         let agent_answered = report.record.agent_answered_at.is_some();
         for attempt in 0u32.. {
             // The CDR this close wrote (none when the call was closed already: not counted again).
@@ -82,14 +82,18 @@ impl CallService {
                 let mut tx = self.inner.store.begin().await?;
                 let hold = tx.release_hold(&report.unique_id).await?;
                 let mut end = cdr_end(report, hold);
-                if let Some(recorded) = recorded {
-                    end.record_file = recorded.key.file_name.clone();
+                if let Recorded::Kept(summary) = recorded {
+                    end.record_file = summary.key.file_name.clone();
                 }
+                apply_recording_end(&mut tx, &report.unique_id, recorded).await?;
                 if !tx.finish_cdr(&report.unique_id, &end).await? {
-                    // Closed already: a hold left behind is released all the same.
-                    if hold.is_some() {
-                        tx.commit().await?;
+                    // Closed already: a hold left behind is released, a recording kept or
+                    // forgotten, all the same.
+                    if let Recorded::Kept(summary) = recorded {
+                        tx.set_cdr_record_file(&report.unique_id, &summary.key.file_name)
+                            .await?;
                     }
+                    tx.commit().await?;
                     return Ok(true);
                 }
                 if let Some(trunk) = report.customer_trunk.as_ref().filter(|t| **t != context.trunk_name) {
@@ -98,14 +102,6 @@ impl CallService {
                 tx.settle_call(context.enterprise.id, &report.unique_id, end.cost)
                     .await?;
                 tx.forget_leg_endings(&report.unique_id).await?;
-                match recorded {
-                    Some(r) => {
-                        let gaps = u64::try_from(r.gaps).unwrap_or(u64::MAX);
-                        tx.keep_recording(&report.unique_id, r.frames, r.bytes, gaps, now_ms())
-                            .await?
-                    }
-                    None => tx.drop_planned_recording(&report.unique_id).await?,
-                }
                 let stored = tx.agent_state(context.agent_id).await?;
                 let next = stored
                     .state

@@ -62,11 +62,11 @@ impl Configuration {
         self.enterprises.get(&id)
     }
 
-    /// Every trunk, by name.
     pub fn enterprise_ids(&self) -> Vec<EnterpriseId> {
         self.enterprises.keys().copied().collect()
     }
 
+    /// Every trunk, by name.
     pub fn trunks(&self) -> &[ConfiguredTrunk] {
         &self.trunks
     }

@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use crate::close::CallContext;
 use crate::configuration::{Configuration, EnterpriseConfig};
 use crate::policy::{self, OutcallRequest, Refusal, Snapshot, TrunkOption};
-use crate::recordings::CallRecording;
+use crate::recordings::{CallRecording, Recorded, RecordingEnd};
 use crate::{now_ms, CallService};
 
 pub struct Accepted {
@@ -262,7 +262,7 @@ impl CallService {
                     customer_trunk: None,
                 };
                 let _ = answered_tx.send(false);
-                self.close(&context, &report, None).await;
+                self.close(&context, &report, Recorded::NotRecorded).await;
             }
         }
         Ok(Accepted {
@@ -359,8 +359,11 @@ impl CallService {
                     if let Some(tx) = answered.take() {
                         let _ = tx.send(false);
                     }
-                    let recorded = Self::recording_finished(recording).await;
-                    self.close(&context, &report, recorded.as_ref()).await;
+                    let recorded = Self::recording_end(recording).await;
+                    self.close(&context, &report, recorded.recorded()).await;
+                    if let RecordingEnd::Late(summary) = recorded {
+                        self.keep_late_recording(&handle.unique_id, summary).await;
+                    }
                     return;
                 }
             }

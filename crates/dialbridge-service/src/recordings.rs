@@ -9,7 +9,7 @@ use dialbridge_core::recording::RecordingName;
 use dialbridge_core::{EnterpriseId, EnterpriseSettings, RecordingMode};
 use dialbridge_media::{RecordFrom, RecordingPlan};
 use dialbridge_recording::{LocalStorage, Recorder, RecordingKey, RecordingStorage, RecordingSummary};
-use dialbridge_store::{RecordingAccess, RecordingRow, RecordingState, Store, StoreError};
+use dialbridge_store::{RecordingAccess, RecordingRow, RecordingState, Store, StoreError, Tx};
 use tokio::sync::oneshot;
 
 use crate::{now_ms, CallService};
@@ -25,6 +25,53 @@ pub struct Recordings {
 /// A recorded call's side of its recording, until it ends.
 pub(crate) struct CallRecording {
     pub(crate) summary: oneshot::Receiver<RecordingSummary>,
+}
+
+/// How a call's recording ended, as its close sees it.
+pub(crate) enum RecordingEnd {
+    Kept(RecordingSummary),
+    /// The call had no recording, or ended before it started.
+    NotRecorded,
+    /// The recorder had not finished the file in time: its plan stays until it has.
+    Late(oneshot::Receiver<RecordingSummary>),
+}
+
+impl RecordingEnd {
+    pub(crate) fn recorded(&self) -> Recorded<'_> {
+        match self {
+            RecordingEnd::Kept(summary) => Recorded::Kept(summary),
+            RecordingEnd::NotRecorded => Recorded::NotRecorded,
+            RecordingEnd::Late(_) => Recorded::Pending,
+        }
+    }
+}
+
+/// What a call's close writes of its recording.
+#[derive(Clone, Copy)]
+pub(crate) enum Recorded<'a> {
+    /// Kept, and named in the CDR.
+    Kept(&'a RecordingSummary),
+    /// The plan is forgotten (there is no file).
+    NotRecorded,
+    /// Left planned: settled when the recorder finishes (or at the next start).
+    Pending,
+}
+
+/// Keeps or forgets the call's recording row as `recorded` says (in the caller's transaction).
+pub(crate) async fn apply_recording_end(
+    tx: &mut Tx<'_>,
+    unique_id: &str,
+    recorded: Recorded<'_>,
+) -> Result<(), StoreError> {
+    match recorded {
+        Recorded::Kept(summary) => {
+            let gaps = u64::try_from(summary.gaps).unwrap_or(u64::MAX);
+            tx.keep_recording(unique_id, summary.frames, summary.bytes, gaps, now_ms())
+                .await
+        }
+        Recorded::NotRecorded => tx.drop_planned_recording(unique_id).await,
+        Recorded::Pending => Ok(()),
+    }
 }
 
 /// Why a recording is not handed out or changed.
@@ -105,16 +152,66 @@ impl CallService {
         ))
     }
 
-    /// What the call's recording holds once the call ended (`None`: it never started).
-    pub(crate) async fn recording_finished(recording: Option<CallRecording>) -> Option<RecordingSummary> {
-        let recording = recording?;
-        match tokio::time::timeout(FINISH_WAIT, recording.summary).await {
-            Ok(Ok(summary)) => Some(summary),
-            Ok(Err(_)) => None,
-            Err(_) => {
-                tracing::error!("the recorder did not finish a recording in time: left for the next start's recovery");
-                None
+    /// How the call's recording ended: waits (at most [`FINISH_WAIT`]) for the recorder to
+    /// finish its file.
+    pub(crate) async fn recording_end(recording: Option<CallRecording>) -> RecordingEnd {
+        let Some(mut recording) = recording else {
+            return RecordingEnd::NotRecorded;
+        };
+        match tokio::time::timeout(FINISH_WAIT, &mut recording.summary).await {
+            Ok(Ok(summary)) => RecordingEnd::Kept(summary),
+            Ok(Err(_)) => RecordingEnd::NotRecorded,
+            Err(_) => RecordingEnd::Late(recording.summary),
+        }
+    }
+
+    /// A recorder that was late at the call's end: its file is named in the CDR when it is
+    /// finished (the hang-up push went without it), or the plan forgotten if none came.
+    pub(crate) async fn keep_late_recording(&self, unique_id: &str, summary: oneshot::Receiver<RecordingSummary>) {
+        tracing::warn!(%unique_id, "the recorder was late finishing the call's file: the CDR names it once it is done");
+        let finished = summary.await.ok();
+        self.settle_recording(unique_id, finished.as_ref()).await;
+    }
+
+    /// Keeps a finished recording (its row, its name in the CDR) or forgets a plan that has no
+    /// file, for a call already closed.
+    async fn settle_recording(&self, unique_id: &str, finished: Option<&RecordingSummary>) {
+        let result = async {
+            let mut tx = self.inner.store.begin().await?;
+            apply_recording_end(
+                &mut tx,
+                unique_id,
+                finished.map_or(Recorded::NotRecorded, Recorded::Kept),
+            )
+            .await?;
+            if let Some(summary) = finished {
+                tx.set_cdr_record_file(unique_id, &summary.key.file_name).await?;
             }
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::error!(%unique_id, error = %e, "cannot record how the call's recording ended");
+        }
+    }
+
+    /// At start: recordings whose recorder was late when their call closed and the server
+    /// stopped before it finished: repaired and named in their CDR, or forgotten.
+    pub(crate) async fn settle_stale_recordings(&self) {
+        let stale = match self.inner.store.begin_read().await {
+            Ok(mut tx) => tx.planned_recordings_of_ended_calls(self.inner.node.as_str()).await,
+            Err(e) => Err(e),
+        };
+        let stale = match stale {
+            Ok(stale) => stale,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for recordings left unfinished");
+                return;
+            }
+        };
+        for row in stale {
+            let recovered = self.recover_recording(&row.unique_id).await;
+            self.settle_recording(&row.unique_id, recovered.as_ref()).await;
         }
     }
 
@@ -202,15 +299,25 @@ impl CallService {
         }
         let key = RecordingKey::new(&row.day, &row.enterprise_id.to_string(), &row.file_name)
             .map_err(|_| RecordingRefusal::NotFound)?;
-        let file = self.recording_storage().open(&key).map_err(|e| {
+        let storage = self.recording_storage().clone();
+        let opened = tokio::task::spawn_blocking(move || storage.open(&key))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let file = opened.map_err(|e| {
             tracing::error!(file = %row.file_name, error = %e, "a kept recording cannot be opened");
             RecordingRefusal::NotFound
         })?;
         Ok(Downloadable { row, file })
     }
 
-    /// Records who downloaded what.
-    pub async fn note_recording_access(&self, row: &RecordingRow, action: &str, actor: &str, detail: &str) {
+    /// Records who downloaded what; an access that cannot be recorded must not happen.
+    pub async fn note_recording_access(
+        &self,
+        row: &RecordingRow,
+        action: &str,
+        actor: &str,
+        detail: &str,
+    ) -> Result<(), RecordingRefusal> {
         let result = async {
             let mut tx = self.inner.store.begin().await?;
             tx.record_recording_access(&RecordingAccess {
@@ -226,9 +333,10 @@ impl CallService {
             tx.commit().await
         }
         .await;
-        if let Err(e) = result {
+        result.map_err(|e| {
             tracing::error!(file = %row.file_name, action, error = %e, "cannot record an access to a recording");
-        }
+            RecordingRefusal::Internal
+        })
     }
 
     /// Deletes a call's recording (its file, its sidecar) and records by whom and why.
@@ -311,10 +419,14 @@ pub async fn delete_recording(
         .ok_or(RecordingRefusal::NotFound)?;
     let key = RecordingKey::new(&row.day, &row.enterprise_id.to_string(), &row.file_name)
         .map_err(|_| RecordingRefusal::NotFound)?;
-    storage.delete(&key).map_err(|e| {
-        tracing::error!(file = %row.file_name, error = %e, "cannot delete a recording");
-        RecordingRefusal::Internal
-    })?;
+    let files = storage.clone();
+    tokio::task::spawn_blocking(move || files.delete(&key))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        .map_err(|e| {
+            tracing::error!(file = %row.file_name, error = %e, "cannot delete a recording");
+            RecordingRefusal::Internal
+        })?;
     let now = now_ms();
     let mut tx = store.begin().await?;
     tx.mark_recording_deleted(unique_id, by, reason, now).await?;

@@ -17,6 +17,7 @@ use dialbridge_engine::{CallReport, LegEnding, SipTransport};
 use dialbridge_store::StoreError;
 
 use crate::close::CallContext;
+use crate::recordings::Recorded;
 use crate::CallService;
 
 impl CallService {
@@ -94,9 +95,11 @@ impl CallService {
             };
             tracing::warn!(unique_id = %cdr.start.unique_id, ?phase, "closing a call left running by a restart");
             let recorded = self.recover_recording(&cdr.start.unique_id).await;
-            self.close(&context, &report, recorded.as_ref()).await;
+            let recorded = recorded.as_ref().map_or(Recorded::NotRecorded, Recorded::Kept);
+            self.close(&context, &report, recorded).await;
             closed += 1;
         }
+        self.settle_stale_recordings().await;
         self.reconcile_holds().await;
         Ok(closed)
     }

@@ -133,6 +133,32 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Recordings still planned whose call this node has closed: their recorder was late at
+    /// the call's end, and the server stopped before it finished.
+    pub async fn planned_recordings_of_ended_calls(&mut self, node: &str) -> Result<Vec<RecordingRow>, StoreError> {
+        let columns = COLUMNS
+            .split(", ")
+            .map(|c| format!("r.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {columns} FROM recordings r JOIN cdrs c ON c.unique_id = r.unique_id \
+             WHERE r.state = 'planned' AND c.ended_at IS NOT NULL AND c.node = $1"
+        );
+        let rows = query(&sql).bind(node).fetch_all(&mut self.conn).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Names a recording finished after its call's CDR was written.
+    pub async fn set_cdr_record_file(&mut self, unique_id: &str, file_name: &str) -> Result<(), StoreError> {
+        query("UPDATE cdrs SET record_file = $2 WHERE unique_id = $1")
+            .bind(unique_id)
+            .bind(file_name)
+            .execute(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+
     pub async fn recording_of_call(&mut self, unique_id: &str) -> Result<Option<RecordingRow>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM recordings WHERE unique_id = $1");
         let row = query(&sql).bind(unique_id).fetch_optional(&mut self.conn).await?;
