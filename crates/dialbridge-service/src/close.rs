@@ -13,7 +13,7 @@ use dialbridge_core::{Enterprise, Hold, Money};
 use dialbridge_engine::CallReport;
 use dialbridge_store::{CdrEnd, StoreError};
 
-use crate::recordings::{apply_recording_end, Recorded};
+use crate::recordings::{apply_recording_end, RecordingFate};
 use crate::{now_ms, CallService};
 
 /// What the service keeps of a call while it runs, for its end.
@@ -73,7 +73,7 @@ impl CallService {
     /// it commits: a CDR is never lost).
     /// `recorded`: what becomes of the call's recording (kept and named in the CDR, forgotten,
     /// or left for a late recorder).
-    pub(crate) async fn close(&self, context: &CallContext, report: &CallReport, recorded: Recorded<'_>) {
+    pub(crate) async fn close(&self, context: &CallContext, report: &CallReport, recorded: RecordingFate<'_>) {
         let agent_answered = report.record.agent_answered_at.is_some();
         for attempt in 0u32.. {
             // The CDR this close wrote (none when the call was closed already: not counted again).
@@ -82,14 +82,14 @@ impl CallService {
                 let mut tx = self.inner.store.begin().await?;
                 let hold = tx.release_hold(&report.unique_id).await?;
                 let mut end = cdr_end(report, hold);
-                if let Recorded::Kept(summary) = recorded {
+                if let RecordingFate::Kept(summary) = recorded {
                     end.record_file = summary.key.file_name.clone();
                 }
                 apply_recording_end(&mut tx, &report.unique_id, recorded).await?;
                 if !tx.finish_cdr(&report.unique_id, &end).await? {
                     // Closed already: a hold left behind is released, a recording kept or
                     // forgotten, all the same.
-                    if let Recorded::Kept(summary) = recorded {
+                    if let RecordingFate::Kept(summary) = recorded {
                         tx.set_cdr_record_file(&report.unique_id, &summary.key.file_name)
                             .await?;
                     }

@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use crate::close::CallContext;
 use crate::configuration::{Configuration, EnterpriseConfig};
 use crate::policy::{self, OutcallRequest, Refusal, Snapshot, TrunkOption};
-use crate::recordings::{CallRecording, Recorded, RecordingEnd};
+use crate::recordings::{CallRecording, RecordingEnd, RecordingFate};
 use crate::{now_ms, CallService};
 
 pub struct Accepted {
@@ -262,7 +262,7 @@ impl CallService {
                     customer_trunk: None,
                 };
                 let _ = answered_tx.send(false);
-                self.close(&context, &report, Recorded::NotRecorded).await;
+                self.close(&context, &report, RecordingFate::Forgotten).await;
             }
         }
         Ok(Accepted {

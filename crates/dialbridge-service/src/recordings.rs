@@ -37,22 +37,22 @@ pub(crate) enum RecordingEnd {
 }
 
 impl RecordingEnd {
-    pub(crate) fn recorded(&self) -> Recorded<'_> {
+    pub(crate) fn recorded(&self) -> RecordingFate<'_> {
         match self {
-            RecordingEnd::Kept(summary) => Recorded::Kept(summary),
-            RecordingEnd::NotRecorded => Recorded::NotRecorded,
-            RecordingEnd::Late(_) => Recorded::Pending,
+            RecordingEnd::Kept(summary) => RecordingFate::Kept(summary),
+            RecordingEnd::NotRecorded => RecordingFate::Forgotten,
+            RecordingEnd::Late(_) => RecordingFate::Pending,
         }
     }
 }
 
 /// What a call's close writes of its recording.
 #[derive(Clone, Copy)]
-pub(crate) enum Recorded<'a> {
+pub(crate) enum RecordingFate<'a> {
     /// Kept, and named in the CDR.
     Kept(&'a RecordingSummary),
     /// The plan is forgotten (there is no file).
-    NotRecorded,
+    Forgotten,
     /// Left planned: settled when the recorder finishes (or at the next start).
     Pending,
 }
@@ -61,16 +61,16 @@ pub(crate) enum Recorded<'a> {
 pub(crate) async fn apply_recording_end(
     tx: &mut Tx<'_>,
     unique_id: &str,
-    recorded: Recorded<'_>,
+    recorded: RecordingFate<'_>,
 ) -> Result<(), StoreError> {
     match recorded {
-        Recorded::Kept(summary) => {
+        RecordingFate::Kept(summary) => {
             let gaps = u64::try_from(summary.gaps).unwrap_or(u64::MAX);
             tx.keep_recording(unique_id, summary.frames, summary.bytes, gaps, now_ms())
                 .await
         }
-        Recorded::NotRecorded => tx.drop_planned_recording(unique_id).await,
-        Recorded::Pending => Ok(()),
+        RecordingFate::Forgotten => tx.drop_planned_recording(unique_id).await,
+        RecordingFate::Pending => Ok(()),
     }
 }
 
@@ -181,7 +181,7 @@ impl CallService {
             apply_recording_end(
                 &mut tx,
                 unique_id,
-                finished.map_or(Recorded::NotRecorded, Recorded::Kept),
+                finished.map_or(RecordingFate::Forgotten, RecordingFate::Kept),
             )
             .await?;
             if let Some(summary) = finished {

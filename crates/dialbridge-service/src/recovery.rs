@@ -17,7 +17,7 @@ use dialbridge_engine::{CallReport, LegEnding, SipTransport};
 use dialbridge_store::StoreError;
 
 use crate::close::CallContext;
-use crate::recordings::Recorded;
+use crate::recordings::RecordingFate;
 use crate::CallService;
 
 impl CallService {
@@ -95,7 +95,7 @@ impl CallService {
             };
             tracing::warn!(unique_id = %cdr.start.unique_id, ?phase, "closing a call left running by a restart");
             let recorded = self.recover_recording(&cdr.start.unique_id).await;
-            let recorded = recorded.as_ref().map_or(Recorded::NotRecorded, Recorded::Kept);
+            let recorded = recorded.as_ref().map_or(RecordingFate::Forgotten, RecordingFate::Kept);
             self.close(&context, &report, recorded).await;
             closed += 1;
         }
