@@ -221,7 +221,7 @@ fn free_bytes(dir: &Path) -> anyhow::Result<u64> {
 async fn recordings_written(world: &World, calls: usize) -> anyhow::Result<Recordings> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let files = files_under(&world.recordings_dir());
+        let files = dialbridge_testkit::files_under(&world.recordings_dir());
         let sidecars: Vec<&std::path::PathBuf> = files
             .iter()
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
@@ -240,19 +240,6 @@ async fn recordings_written(world: &World, calls: usize) -> anyhow::Result<Recor
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(files_under(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 fn print_level(level: &Level) {

@@ -1,5 +1,34 @@
-//! Reading what a test recorded: 16-bit PCM WAV files (one channel at a time) and a Goertzel
-//! tone detector, to tell which party's tone is where.
+//! Audio for the tests: tone files to play (16-bit PCM WAV), reading what a test recorded (one
+//! channel at a time), and a Goertzel tone detector, to tell which party's tone is where.
+
+/// Writes a 16-bit PCM WAV at `rate` with `channels` (each the same) of a sine at `hz`, at
+/// 0.4 of full scale, `seconds` long.
+pub fn write_tone(path: &std::path::Path, rate: u32, channels: u16, hz: u32, seconds: f64) {
+    let frames = (f64::from(rate) * seconds) as u32;
+    let block = u32::from(channels) * 2;
+    let data_len = frames * block;
+    let mut wav = Vec::with_capacity(44 + data_len as usize);
+    wav.extend(b"RIFF");
+    wav.extend((36 + data_len).to_le_bytes());
+    wav.extend(b"WAVEfmt ");
+    wav.extend(16u32.to_le_bytes());
+    wav.extend(1u16.to_le_bytes()); // PCM
+    wav.extend(channels.to_le_bytes());
+    wav.extend(rate.to_le_bytes());
+    wav.extend((rate * block).to_le_bytes());
+    wav.extend((block as u16).to_le_bytes());
+    wav.extend(16u16.to_le_bytes());
+    wav.extend(b"data");
+    wav.extend(data_len.to_le_bytes());
+    for n in 0..frames {
+        let phase = 2.0 * std::f64::consts::PI * f64::from(hz) * f64::from(n) / f64::from(rate);
+        let sample = (0.4 * 32767.0 * phase.sin()) as i16;
+        for _ in 0..channels {
+            wav.extend(sample.to_le_bytes());
+        }
+    }
+    std::fs::write(path, wav).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+}
 
 /// Channel `channel` (from 0) of a 16-bit PCM WAV file, scaled to -1..1, and its sample rate.
 pub fn read_wav(path: &std::path::Path, channel: usize) -> (Vec<f64>, u32) {

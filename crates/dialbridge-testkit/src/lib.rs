@@ -169,6 +169,20 @@ pub fn tone_file_at(hz: u32) -> PathBuf {
     path
 }
 
+/// Every file under `dir`, in its subdirectories too (none when it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 /// `true` when sox is not installed and the calling test must return at once (it prints why);
 /// with `CI` set a missing sox fails the test instead.
 pub fn skip_without_sox() -> bool {

@@ -14,21 +14,24 @@ use super::*;
 const AGENT_HZ: u32 = 1000;
 const CUSTOMER_HZ: u32 = 440;
 
+/// Enterprise 3000001 records from the bridge (and `more` flags).
+fn record_enterprise(op: &Operator, more: &[&str]) {
+    let mut args = vec![
+        "admin",
+        "enterprise",
+        "update",
+        "--id",
+        "3000001",
+        "--recording",
+        "bridge",
+    ];
+    args.extend_from_slice(more);
+    op.ok(&args);
+}
+
 /// The legacy world with enterprise 3000001 recording from the bridge (and `more` flags).
 fn recording_world(more: &[&str]) -> LegacyWorld {
-    legacy_world_with(|op, _| {
-        let mut args = vec![
-            "admin",
-            "enterprise",
-            "update",
-            "--id",
-            "3000001",
-            "--recording",
-            "bridge",
-        ];
-        args.extend_from_slice(more);
-        op.ok(&args);
-    })
+    legacy_world_with(|op, _| record_enterprise(op, more))
 }
 
 /// The agent's phone (extension 801, agent 2000 online on it) streaming [`AGENT_HZ`], the
@@ -344,15 +347,7 @@ fn a_call_that_is_not_recorded_has_no_file_and_an_empty_record_file() {
     }
     // Recording is on for the enterprise but off for agent 2000.
     let w = legacy_world_with(|op, _| {
-        op.ok(&[
-            "admin",
-            "enterprise",
-            "update",
-            "--id",
-            "3000001",
-            "--recording",
-            "bridge",
-        ]);
+        record_enterprise(op, &[]);
         op.ok(&[
             "admin",
             "agent",
@@ -378,22 +373,8 @@ fn a_call_that_is_not_recorded_has_no_file_and_an_empty_record_file() {
     assert_eq!(cdr["record_file"], "", "{cdr}");
     assert_eq!(cdr_row(&w.server.http, &unique_id)["recordFile"], "");
     let recordings = w.op.dir.path().join("dialbridge-data/recordings");
-    let files = walk(&recordings);
+    let files = dialbridge_testkit::files_under(&recordings);
     assert!(files.is_empty(), "{files:?}");
-}
-
-/// Every file under `dir`.
-fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[test]
@@ -462,33 +443,6 @@ fn control(w: &LegacyWorld, unique_id: &str, action: &str, token: &str) -> (u16,
     (status, response)
 }
 
-/// A 16-bit stereo WAV at `rate` of a tone at `hz`, `seconds` long (what an
-/// operator might upload: the server converts it).
-fn announcement_wav(path: &std::path::Path, rate: u32, hz: u32, seconds: f64) {
-    let frames = (f64::from(rate) * seconds) as u32;
-    let data_len = frames * 4;
-    let mut wav = Vec::new();
-    wav.extend(b"RIFF");
-    wav.extend((36 + data_len).to_le_bytes());
-    wav.extend(b"WAVEfmt ");
-    wav.extend(16u32.to_le_bytes());
-    wav.extend(1u16.to_le_bytes());
-    wav.extend(2u16.to_le_bytes());
-    wav.extend(rate.to_le_bytes());
-    wav.extend((rate * 4).to_le_bytes());
-    wav.extend(4u16.to_le_bytes());
-    wav.extend(16u16.to_le_bytes());
-    wav.extend(b"data");
-    wav.extend(data_len.to_le_bytes());
-    for n in 0..frames {
-        let v = (0.4 * 32767.0 * (2.0 * std::f64::consts::PI * f64::from(hz) * f64::from(n) / f64::from(rate)).sin())
-            as i16;
-        wav.extend(v.to_le_bytes());
-        wav.extend(v.to_le_bytes());
-    }
-    std::fs::write(path, wav).unwrap();
-}
-
 #[test]
 fn the_customer_hears_the_announcement_before_the_bridge() {
     const ANNOUNCEMENT_HZ: u32 = 2000;
@@ -497,7 +451,8 @@ fn the_customer_hears_the_announcement_before_the_bridge() {
     }
     let w = recording_world(&[]);
     let upload = w.op.dir.path().join("consent.wav");
-    announcement_wav(&upload, 16_000, ANNOUNCEMENT_HZ, 1.5);
+    // What an operator might upload: the server converts it.
+    dialbridge_testkit::audio::write_tone(&upload, 16_000, 2, ANNOUNCEMENT_HZ, 1.5);
     let not_wav = w.op.write("consent.txt", "this is not audio");
     let refused = w.op.fails(&[
         "admin",
@@ -551,7 +506,7 @@ fn the_customer_hears_the_announcement_before_the_bridge() {
     drop(carrier);
 
     // The carrier heard 1.5 s of the announcement, then the agent.
-    let received = walk(heard_dir.path())
+    let received = dialbridge_testkit::files_under(heard_dir.path())
         .into_iter()
         .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
         .expect("baresip recorded what it heard");
@@ -694,17 +649,7 @@ fn record_file_can_be_the_download_url_a_crm_appends_its_query_to() {
         return;
     }
     let (op, carrier_port) = legacy_store();
-    op.ok(&[
-        "admin",
-        "enterprise",
-        "update",
-        "--id",
-        "3000001",
-        "--recording",
-        "bridge",
-        "--record-file-form",
-        "url",
-    ]);
+    record_enterprise(&op, &["--record-file-form", "url"]);
     let origin = "https://calls.example.com";
     let server = serve_with(&op, &[("DIALBRIDGE_HTTP_PUBLIC_ORIGIN", origin)]);
     let w = LegacyWorld {

@@ -37,34 +37,6 @@ fn drive(config: &Value, server: &Server, carrier: &dialbridge_testkit::Baresip)
     seen
 }
 
-/// A mono 16-bit WAV of a sine at `hz`, `seconds` long, at 48 kHz: Chromium's microphone.
-fn write_tone(path: &std::path::Path, hz: u32, seconds: u32) {
-    let rate = 48_000u32;
-    let samples: Vec<i16> = (0..rate * seconds)
-        .map(|n| {
-            (0.4 * 32767.0 * (2.0 * std::f64::consts::PI * f64::from(hz) * f64::from(n) / f64::from(rate)).sin()) as i16
-        })
-        .collect();
-    let data_len = u32::try_from(samples.len() * 2).unwrap();
-    let mut wav = Vec::new();
-    wav.extend(b"RIFF");
-    wav.extend((36 + data_len).to_le_bytes());
-    wav.extend(b"WAVEfmt ");
-    wav.extend(16u32.to_le_bytes());
-    wav.extend(1u16.to_le_bytes()); // PCM
-    wav.extend(1u16.to_le_bytes()); // mono
-    wav.extend(rate.to_le_bytes());
-    wav.extend((rate * 2).to_le_bytes());
-    wav.extend(2u16.to_le_bytes());
-    wav.extend(16u16.to_le_bytes());
-    wav.extend(b"data");
-    wav.extend(data_len.to_le_bytes());
-    for s in samples {
-        wav.extend(s.to_le_bytes());
-    }
-    std::fs::write(path, wav).unwrap();
-}
-
 /// The agent 2000 on its browser: an agent with a softphone and no page attached is
 /// unavailable (`res` 9); then the world for a call.
 fn softphone_world() -> (LegacyWorld, tempfile::TempDir, dialbridge_testkit::Baresip) {
@@ -96,7 +68,8 @@ fn softphone_world() -> (LegacyWorld, tempfile::TempDir, dialbridge_testkit::Bar
 /// its microphone (written into `dir`), plus `more`.
 fn call_config(w: &LegacyWorld, dir: &std::path::Path, more: Value) -> Value {
     let microphone = dir.join("browser-tone.wav");
-    write_tone(&microphone, BROWSER_HZ, 4);
+    // Chromium's microphone: a mono 48 kHz file.
+    dialbridge_testkit::audio::write_tone(&microphone, 48_000, 1, BROWSER_HZ, 4.0);
     let mut config = json!({
         "server": format!("http://{}", w.server.http),
         "enterpriseId": "3000001",
