@@ -142,6 +142,18 @@ async function call(page) {
     await new Promise((resolve) => setTimeout(resolve, 500));
     seen.keypadMessage = await page.$eval(".db-toolbar .db-message", (m) => m.textContent);
   }
+  if (config.pauseRecordingMs) {
+    // The recording paused for a while and resumed: the button says which it will do next.
+    const label = () => page.$eval(".db-recording", (b) => [b.textContent, b.getAttribute("aria-pressed")]);
+    seen.recordingButton = [await label()];
+    await page.click(".db-recording");
+    await page.waitForSelector(".db-recording[aria-pressed=true]", { timeout: 10000 });
+    seen.recordingButton.push(await label());
+    await new Promise((resolve) => setTimeout(resolve, config.pauseRecordingMs));
+    await page.click(".db-recording");
+    await page.waitForSelector(".db-recording[aria-pressed=false]", { timeout: 10000 });
+    seen.recordingButton.push(await label());
+  }
   if (config.hold) {
     await page.click(".db-hold");
     await watch(page, "onHold");

@@ -172,6 +172,8 @@ fn an_extension_agent_works_a_call_from_the_toolbar_page() {
         "休息,会议",
         "--wrapup-secs",
         "8",
+        "--recording",
+        "bridge",
     ]);
     let (mut phone, mut carrier) = ringing_phone_and_carrier(&w, 2500);
     let shots = tempfile::tempdir().unwrap();
@@ -186,6 +188,7 @@ fn an_extension_agent_works_a_call_from_the_toolbar_page() {
         "dial": "13800138000",
         "talkMs": 1000,
         "keypad": "5",
+        "pauseRecordingMs": 1500,
         "hold": true,
         "pauseReason": "会议",
         "prolong": 3,
@@ -205,6 +208,31 @@ fn an_extension_agent_works_a_call_from_the_toolbar_page() {
         "paused with a reason of the enterprise's list: {seen}"
     );
     assert_eq!(seen["prolonged"], true, "{seen}");
+    // The recording's button paused it and resumed it: one pause of its length in the sidecar.
+    let button = &seen["recordingButton"];
+    assert_eq!(
+        (button[0][1].as_str(), button[1][1].as_str(), button[2][1].as_str()),
+        (Some("false"), Some("true"), Some("false")),
+        "{seen}"
+    );
+    assert_ne!(button[0][0], button[1][0], "the label says what a click does: {seen}");
+    let cdrs = w.op.json(&["admin", "cdr", "list", "--enterprise", "3000001"]);
+    let unique_id = cdrs[0]["unique_id"].as_str().unwrap().to_owned();
+    let file = wait_for_end(&w.op, &unique_id, Duration::from_secs(20))["record_file"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let day = &file.split('-').nth(1).unwrap()[..8];
+    let sidecar =
+        w.op.dir
+            .path()
+            .join(format!("dialbridge-data/recordings/{day}/3000001/{file}"))
+            .with_extension("json");
+    let notes: Value = serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    let pauses = notes["pauses"].as_array().unwrap();
+    assert_eq!(pauses.len(), 1, "{notes}");
+    let paused_ms = pauses[0]["toMs"].as_u64().unwrap() - pauses[0]["fromMs"].as_u64().unwrap();
+    assert!((1200..=3500).contains(&paused_ms), "{notes}");
     let last = seen["lastCalls"][0].as_str().unwrap_or_default();
     assert!(last.contains("13800138000") && last.contains("双方接听"), "{seen}");
     for state in ["idle", "paused", "calling", "ringing", "talking", "onHold", "wrapup"] {
