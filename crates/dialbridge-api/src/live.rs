@@ -404,9 +404,12 @@ async fn snapshot(app: &AppState, viewer: &Viewer) -> Result<(i64, Value), dialb
             }
         }
         let state = tx.agent_state(agent.id).await?.state.at(now);
-        let progress = match &state.call {
-            Some(call) => Some(tx.cdr_progress(&call.unique_id).await?),
-            None => None,
+        let (progress, recording) = match &state.call {
+            Some(call) => (
+                Some(tx.cdr_progress(&call.unique_id).await?),
+                tx.recording_of_call(&call.unique_id).await?,
+            ),
+            None => (None, None),
         };
         let phone = tx.bound_phone(agent.id).await?;
         let reachable = app.calls.phone_reachable(viewer.enterprise(), phone.as_ref());
@@ -421,6 +424,7 @@ async fn snapshot(app: &AppState, viewer: &Viewer) -> Result<(i64, Value), dialb
             // A toolbar that reloads during a call shows it as it is: talking, or on hold.
             "bridged": progress.as_ref().is_some_and(|p| p.bridged_at.is_some()),
             "onHold": progress.as_ref().is_some_and(|p| p.on_hold_since.is_some()),
+            "recordingPaused": recording.as_ref().is_some_and(|r| r.paused_since.is_some()),
         }));
     }
     let kind = match viewer {

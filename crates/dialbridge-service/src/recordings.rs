@@ -275,6 +275,16 @@ impl CallService {
             return Err(RecordingRefusal::NoCall);
         }
         tracing::info!(%unique_id, paused, "recording paused or resumed");
+        // For a toolbar that reloads during the call (the recording itself is the relay's).
+        let result = async {
+            let mut tx = self.inner.store.begin().await?;
+            tx.mark_recording_paused(unique_id, paused.then(now_ms)).await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(%unique_id, error = %e, "cannot record that the recording is paused");
+        }
         Ok(())
     }
 

@@ -28,7 +28,10 @@ CREATE TABLE recordings (
     finished_at BIGINT,
     deleted_at BIGINT,
     deleted_by TEXT,
-    delete_reason TEXT
+    delete_reason TEXT,
+    -- Since when the running call's recording is paused (NULL: it is not), so a toolbar that
+    -- reloads during the call shows it.
+    paused_since BIGINT
 );
 CREATE INDEX recordings_by_age ON recordings (enterprise_id, state, created_at);
 

@@ -39,6 +39,8 @@ pub struct RecordingRow {
     pub bytes: u64,
     pub gaps: u64,
     pub created_at: i64,
+    /// Since when the running call's recording is paused.
+    pub paused_since: Option<i64>,
 }
 
 /// A download or a deletion, for the record.
@@ -56,7 +58,7 @@ pub struct RecordingAccess<'a> {
     pub at: i64,
 }
 
-const COLUMNS: &str = "unique_id, enterprise_id, day, file_name, state, frames, bytes, gaps, created_at";
+const COLUMNS: &str = "unique_id, enterprise_id, day, file_name, state, frames, bytes, gaps, created_at, paused_since";
 
 fn from_row(row: &Row) -> Result<RecordingRow, StoreError> {
     let count = |name: &str| -> Result<u64, StoreError> { Ok(u64::try_from(row.try_get::<i64>(name)?).unwrap_or(0)) };
@@ -70,6 +72,7 @@ fn from_row(row: &Row) -> Result<RecordingRow, StoreError> {
         bytes: count("bytes")?,
         gaps: count("gaps")?,
         created_at: row.try_get("created_at")?,
+        paused_since: row.try_get("paused_since")?,
     })
 }
 
@@ -111,8 +114,8 @@ impl Tx<'_> {
         at: i64,
     ) -> Result<(), StoreError> {
         query(
-            "UPDATE recordings SET state = 'kept', frames = $2, bytes = $3, gaps = $4, finished_at = $5 \
-             WHERE unique_id = $1 AND state = 'planned'",
+            "UPDATE recordings SET state = 'kept', frames = $2, bytes = $3, gaps = $4, finished_at = $5, \
+             paused_since = NULL WHERE unique_id = $1 AND state = 'planned'",
         )
         .bind(unique_id)
         .bind(to_i64(frames))
@@ -121,6 +124,16 @@ impl Tx<'_> {
         .bind(at)
         .execute(&mut self.conn)
         .await?;
+        Ok(())
+    }
+
+    /// The running call's recording was paused (`Some(since)`) or resumed.
+    pub async fn mark_recording_paused(&mut self, unique_id: &str, since: Option<i64>) -> Result<(), StoreError> {
+        query("UPDATE recordings SET paused_since = $2 WHERE unique_id = $1 AND state = 'planned'")
+            .bind(unique_id)
+            .bind(since)
+            .execute(&mut self.conn)
+            .await?;
         Ok(())
     }
 

@@ -838,6 +838,11 @@ async fn exercise_recordings(store: &Store) {
         tx.agent(acme, &cno).await.unwrap().unwrap().settings.recording,
         Some(RecordingMode::Off)
     );
+    tx.mark_recording_paused("rec-1", Some(4_000)).await.unwrap();
+    assert_eq!(
+        tx.recording_of_call("rec-1").await.unwrap().unwrap().paused_since,
+        Some(4_000)
+    );
     tx.keep_recording("rec-1", 8000, 44 + 32_000, 1, 5_000).await.unwrap();
     tx.keep_recording("rec-2", 16_000, 44 + 64_000, 0, 5_000).await.unwrap();
     tx.drop_planned_recording("rec-3").await.unwrap();
@@ -860,9 +865,10 @@ async fn exercise_recordings(store: &Store) {
             kept.state,
             kept.frames,
             kept.gaps,
-            kept.day.as_str()
+            kept.day.as_str(),
+            kept.paused_since
         ),
-        ("rec-1", RecordingState::Kept, 8000, 1, "20261201"),
+        ("rec-1", RecordingState::Kept, 8000, 1, "20261201", None),
         "a kept recording is not dropped"
     );
     let expired: Vec<String> = tx

@@ -195,7 +195,13 @@ class Toolbar {
         if (this.status) {
           this.status.receivedAt = Date.now();
           // A page loaded during a call shows it as it is.
-          if (this.status.bridged) this.call = { bridged: this.status.uniqueId, onHold: this.status.onHold };
+          if (this.status.bridged) {
+            this.call = {
+              bridged: this.status.uniqueId,
+              onHold: this.status.onHold,
+              recordingPaused: this.status.recordingPaused,
+            };
+          }
         }
         this.pauseReasons = message.pauseReasons || [];
         this.emit("snapshot", message);

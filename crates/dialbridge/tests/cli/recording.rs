@@ -629,9 +629,13 @@ fn an_agents_toolbar_pauses_and_resumes_its_calls_recording() {
     std::thread::sleep(Duration::from_millis(1000));
     let paused = command(&mut socket, 4, "pauseRecording", json!({}));
     assert_eq!(paused["ok"], true, "{paused}");
+    // A page loaded now (a second socket's snapshot) shows the recording paused.
+    let snapshot_paused = || next(&mut connect(&w.server.http, &agent, None))["agents"][0]["recordingPaused"].clone();
+    assert_eq!(snapshot_paused(), true);
     std::thread::sleep(Duration::from_millis(1500));
     let resumed = command(&mut socket, 5, "resumeRecording", json!({}));
     assert_eq!(resumed["ok"], true, "{resumed}");
+    assert_eq!(snapshot_paused(), false);
     std::thread::sleep(Duration::from_millis(1000));
     let hung_up = command(&mut socket, 6, "unlink", json!({}));
     assert_eq!(hung_up["ok"], true, "{hung_up}");
