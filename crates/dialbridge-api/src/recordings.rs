@@ -80,10 +80,10 @@ async fn download(
         Err(_) => return refusal(StatusCode::NOT_FOUND, "no such recording"),
     };
     let row = found.row;
-    let view = match tokio::task::spawn_blocking(move || MonoView::open(found.file, side)).await {
-        Ok(Ok(view)) => Arc::new(view),
-        _ => {
-            tracing::error!(file = %row.file_name, "a kept recording cannot be read");
+    let view = match dialbridge_recording::blocking(move || MonoView::open(found.file, side)).await {
+        Ok(view) => Arc::new(view),
+        Err(e) => {
+            tracing::error!(file = %row.file_name, error = %e, "a kept recording cannot be read");
             return refusal(StatusCode::NOT_FOUND, "no such recording");
         }
     };
@@ -131,9 +131,7 @@ async fn download(
                 return None;
             }
             let to = (at + CHUNK).min(end);
-            let read = tokio::task::spawn_blocking(move || view.read(at, to))
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            let read = dialbridge_recording::blocking(move || view.read(at, to)).await;
             Some((read.map(Bytes::from), to))
         }
     });

@@ -41,7 +41,7 @@ pub struct RecordingSummary {
     pub frames: u64,
     pub bytes: u64,
     /// Batches the recorder had no room for (silence in the file).
-    pub gaps: usize,
+    pub gaps: u64,
 }
 
 impl RecordingSummary {
@@ -186,6 +186,16 @@ pub fn recover(
         bytes: wav::HEADER_LEN + frames * 4,
         gaps: 0,
     }))
+}
+
+/// Runs file work on the runtime's blocking threads (never on a thread the relays share); a
+/// panic there is an I/O error here.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
 
 struct CallSink {

@@ -187,7 +187,7 @@ impl OpenFile {
             key: call.key.clone(),
             frames: self.written,
             bytes: HEADER_LEN + self.written * 4,
-            gaps: self.sidecar.gaps.len(),
+            gaps: u64::try_from(self.sidecar.gaps.len()).unwrap_or(u64::MAX),
         })
     }
 }

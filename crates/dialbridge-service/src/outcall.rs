@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use crate::close::CallContext;
 use crate::configuration::{Configuration, EnterpriseConfig};
 use crate::policy::{self, OutcallRequest, Refusal, Snapshot, TrunkOption};
-use crate::recordings::{CallRecording, RecordingEnd, RecordingFate};
+use crate::recordings::{RecordingEnd, RecordingFate};
 use crate::{now_ms, CallService};
 
 pub struct Accepted {
@@ -277,7 +277,7 @@ impl CallService {
         mut handle: dialbridge_engine::CallHandle,
         context: CallContext,
         answered: oneshot::Sender<bool>,
-        recording: Option<CallRecording>,
+        recording: Option<oneshot::Receiver<dialbridge_recording::RecordingSummary>>,
     ) {
         let mut answered = Some(answered);
         let mut heartbeat = tokio::time::interval(self.inner.heartbeat);

@@ -22,11 +22,6 @@ pub struct Recordings {
     pub public_origin: Option<String>,
 }
 
-/// A recorded call's side of its recording, until it ends.
-pub(crate) struct CallRecording {
-    pub(crate) summary: oneshot::Receiver<RecordingSummary>,
-}
-
 /// How a call's recording ended, as its close sees it.
 pub(crate) enum RecordingEnd {
     Kept(RecordingSummary),
@@ -65,8 +60,7 @@ pub(crate) async fn apply_recording_end(
 ) -> Result<(), StoreError> {
     match recorded {
         RecordingFate::Kept(summary) => {
-            let gaps = u64::try_from(summary.gaps).unwrap_or(u64::MAX);
-            tx.keep_recording(unique_id, summary.frames, summary.bytes, gaps, now_ms())
+            tx.keep_recording(unique_id, summary.frames, summary.bytes, summary.gaps, now_ms())
                 .await
         }
         RecordingFate::Forgotten => tx.drop_planned_recording(unique_id).await,
@@ -133,7 +127,7 @@ impl CallService {
         announcement: Option<Arc<[i16]>>,
         name: &RecordingName,
         unique_id: &str,
-    ) -> Option<(RecordingPlan, CallRecording)> {
+    ) -> Option<(RecordingPlan, oneshot::Receiver<RecordingSummary>)> {
         let from = match mode {
             RecordingMode::Off => return None,
             RecordingMode::FromBridge => RecordFrom::Bridge,
@@ -148,20 +142,20 @@ impl CallService {
                 announcement,
                 sink,
             },
-            CallRecording { summary },
+            summary,
         ))
     }
 
-    /// How the call's recording ended: waits (at most [`FINISH_WAIT`]) for the recorder to
-    /// finish its file.
-    pub(crate) async fn recording_end(recording: Option<CallRecording>) -> RecordingEnd {
-        let Some(mut recording) = recording else {
+    /// How the call's recording ended: waits (at most [`FINISH_WAIT`]) for the recorder's
+    /// summary of its file.
+    pub(crate) async fn recording_end(summary: Option<oneshot::Receiver<RecordingSummary>>) -> RecordingEnd {
+        let Some(mut summary) = summary else {
             return RecordingEnd::NotRecorded;
         };
-        match tokio::time::timeout(FINISH_WAIT, &mut recording.summary).await {
-            Ok(Ok(summary)) => RecordingEnd::Kept(summary),
+        match tokio::time::timeout(FINISH_WAIT, &mut summary).await {
+            Ok(Ok(finished)) => RecordingEnd::Kept(finished),
             Ok(Err(_)) => RecordingEnd::NotRecorded,
-            Err(_) => RecordingEnd::Late(recording.summary),
+            Err(_) => RecordingEnd::Late(summary),
         }
     }
 
@@ -229,23 +223,22 @@ impl CallService {
                 return None;
             }
         };
-        let key = RecordingKey::new(&row.day, &row.enterprise_id.to_string(), &row.file_name).ok()?;
+        let key = key_of(&row).ok()?;
         let storage = self.recording_storage().clone();
         let id = unique_id.to_owned();
-        let recovered = tokio::task::spawn_blocking(move || dialbridge_recording::recover(&storage, &key, &id)).await;
+        let recovered = dialbridge_recording::blocking(move || {
+            dialbridge_recording::recover(&storage, &key, &id).map_err(std::io::Error::other)
+        })
+        .await;
         match recovered {
-            Ok(Ok(summary)) => {
+            Ok(summary) => {
                 if let Some(s) = &summary {
                     tracing::warn!(%unique_id, frames = s.frames, "recovered a recording left open by a restart");
                 }
                 summary
             }
-            Ok(Err(e)) => {
-                tracing::error!(%unique_id, error = %e, "cannot recover the call's recording");
-                None
-            }
             Err(e) => {
-                tracing::error!(%unique_id, error = %e, "recording recovery failed");
+                tracing::error!(%unique_id, error = %e, "cannot recover the call's recording");
                 None
             }
         }
@@ -307,12 +300,9 @@ impl CallService {
         if row.enterprise_id != enterprise {
             return Err(RecordingRefusal::OtherEnterprise);
         }
-        let key = RecordingKey::new(&row.day, &row.enterprise_id.to_string(), &row.file_name)
-            .map_err(|_| RecordingRefusal::NotFound)?;
+        let key = key_of(&row)?;
         let storage = self.recording_storage().clone();
-        let opened = tokio::task::spawn_blocking(move || storage.open(&key))
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let opened = dialbridge_recording::blocking(move || storage.open(&key)).await;
         let file = opened.map_err(|e| {
             tracing::error!(file = %row.file_name, error = %e, "a kept recording cannot be opened");
             RecordingRefusal::NotFound
@@ -427,12 +417,10 @@ pub async fn delete_recording(
         .await?
         .filter(|row| row.state == RecordingState::Kept)
         .ok_or(RecordingRefusal::NotFound)?;
-    let key = RecordingKey::new(&row.day, &row.enterprise_id.to_string(), &row.file_name)
-        .map_err(|_| RecordingRefusal::NotFound)?;
+    let key = key_of(&row)?;
     let files = storage.clone();
-    tokio::task::spawn_blocking(move || files.delete(&key))
+    dialbridge_recording::blocking(move || files.delete(&key))
         .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
         .map_err(|e| {
             tracing::error!(file = %row.file_name, error = %e, "cannot delete a recording");
             RecordingRefusal::Internal
@@ -453,4 +441,9 @@ pub async fn delete_recording(
     tx.commit().await?;
     tracing::info!(%unique_id, file = %row.file_name, by, reason, "recording deleted");
     Ok(row)
+}
+
+/// Where a recording's row says its file is (a row that names no valid place has no file).
+fn key_of(row: &RecordingRow) -> Result<RecordingKey, RecordingRefusal> {
+    RecordingKey::new(&row.day, &row.enterprise_id.to_string(), &row.file_name).map_err(|_| RecordingRefusal::NotFound)
 }

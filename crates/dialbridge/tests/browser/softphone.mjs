@@ -9,24 +9,14 @@
 // Prints one JSON line: the states shown, the tone powers heard from the carrier and sent by
 // the microphone (Goertzel, at each of `tones`), and what happened at the end.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import puppeteer from "puppeteer-core";
+import { launchChromium } from "./chromium.mjs";
 
 const config = JSON.parse(process.argv[2]);
-const profile = mkdtempSync(join(tmpdir(), "dialbridge-chromium-"));
-const browser = await puppeteer.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", `--user-data-dir=${profile}`,
-    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-    `--use-file-for-fake-audio-capture=${config.microphone}`, "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
+const { browser, close } = await launchChromium([
+  "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+  `--use-file-for-fake-audio-capture=${config.microphone}`, "--allow-loopback-in-peer-connection",
+  "--autoplay-policy=no-user-gesture-required",
+]);
 const seen = { states: [], errors: [] };
 
 try {
@@ -76,8 +66,7 @@ try {
     seen.lastMessage = await page.$eval(".db-message", (m) => m.textContent).catch(() => null);
   }
 } finally {
-  await browser.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }
 console.log(JSON.stringify(seen));
 

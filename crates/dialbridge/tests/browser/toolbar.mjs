@@ -11,22 +11,11 @@
 // double click, and what the kickout did to each page.
 
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import puppeteer from "puppeteer-core";
+import { launchChromium } from "./chromium.mjs";
 
 const config = JSON.parse(process.argv[2]);
-const profile = mkdtempSync(join(tmpdir(), "dialbridge-chromium-"));
-const browser = await puppeteer.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", `--user-data-dir=${profile}`,
-    ...(config.ignoreCertificateErrors ? ["--ignore-certificate-errors"] : []),
-  ],
-});
+const { browser, close } = await launchChromium(config.ignoreCertificateErrors ? ["--ignore-certificate-errors"] : []);
 const seen = { states: [], polled: [], colours: {}, dialEnabled: {}, errors: [] };
 // The states shown before a reload (the page's own record starts again with it).
 let shownBefore = [];
@@ -52,8 +41,7 @@ try {
 } catch (error) {
   seen.errors.push(String(error && error.stack || error));
 } finally {
-  await browser.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }
 console.log(JSON.stringify(seen));
 

@@ -50,14 +50,7 @@ fn baresip_registers_as_an_extension_and_takes_a_call() {
         "baresip did not register: {}",
         phone.logs()
     );
-    let online = json_get(
-        &w.server.http,
-        &format!(
-            "/interface/client/ClientOnline?{}&cno=2000&bindTel=801&type=2",
-            admin_auth()
-        ),
-    );
-    assert_eq!(online["code"], "0", "{online}");
+    alice_online_on_801(&w.server.http);
     let mut carrier = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", w.carrier_port, 1)
         .rtp_stream()
         .spawn();

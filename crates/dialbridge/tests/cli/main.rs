@@ -621,6 +621,37 @@ fn register_extension_801(sip: &str, phone_port: u16) {
     assert!(register.finish(Duration::from_secs(10)), "{}", register.logs());
 }
 
+/// Agent 2000 of enterprise 3000001 online on extension 801 (by the admin's `ClientOnline`);
+/// must succeed.
+fn alice_online_on_801(http: &str) {
+    let online = json_get(
+        http,
+        &format!(
+            "/interface/client/ClientOnline?{}&cno=2000&bindTel=801&type=2",
+            admin_auth()
+        ),
+    );
+    assert_eq!(online["code"], "0", "{online}");
+}
+
+/// The folder of the browser scripts (and their npm packages).
+fn browser_dir() -> PathBuf {
+    repo_file("crates/dialbridge/tests/browser")
+}
+
+/// Runs a browser script of `tests/browser` with `config` (JSON): the JSON line it printed last.
+fn run_browser_script(script: &str, config: &Value) -> Value {
+    let out = Command::new("node")
+        .arg(browser_dir().join(script))
+        .arg(config.to_string())
+        .current_dir(browser_dir())
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)))
+}
+
 /// [`phone_and_carrier_at`] with a phone (given the port it answers on) and a carrier of the
 /// test's own.
 fn phone_with_carrier(
@@ -633,13 +664,6 @@ fn phone_with_carrier(
     let phone = phone(phone_port).spawn();
     let carrier = carrier.spawn();
     register_extension_801(sip, phone_port);
-    let online = json_get(
-        http,
-        &format!(
-            "/interface/client/ClientOnline?{}&cno=2000&bindTel=801&type=2",
-            admin_auth()
-        ),
-    );
-    assert_eq!(online["code"], "0");
+    alice_online_on_801(http);
     (phone, carrier)
 }

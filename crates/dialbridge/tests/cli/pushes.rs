@@ -426,14 +426,7 @@ fn pushes_pending_when_the_server_is_killed_are_delivered_after_restart() {
         "--url",
         &format!("http://127.0.0.1:{port}/status"),
     ]);
-    let online = json_get(
-        &w.server.http,
-        &format!(
-            "/interface/client/ClientOnline?{}&cno=2000&bindTel=801&type=2",
-            admin_auth()
-        ),
-    );
-    assert_eq!(online["code"], "0");
+    alice_online_on_801(&w.server.http);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let pending = w.op.json(&[

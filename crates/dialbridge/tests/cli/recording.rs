@@ -484,14 +484,7 @@ fn the_customer_hears_the_announcement_before_the_bridge() {
         .rtp_tone(AGENT_HZ)
         .spawn();
     register_extension_801(&w.server.sip, phone_port);
-    let online = json_get(
-        &w.server.http,
-        &format!(
-            "/interface/client/ClientOnline?{}&cno=2000&bindTel=801&type=2",
-            admin_auth()
-        ),
-    );
-    assert_eq!(online["code"], "0");
+    alice_online_on_801(&w.server.http);
     let reply = outcall(&w.server.http, "customerNumber=13800138000&sync=1");
     assert_eq!(reply["res"], "0", "{reply}");
     let unique_id = reply["uniqueId"].as_str().unwrap().to_owned();

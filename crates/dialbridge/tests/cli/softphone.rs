@@ -11,22 +11,9 @@ use super::*;
 const CARRIER_HZ: u32 = 440;
 const BROWSER_HZ: u32 = 1300;
 
-fn browser_dir() -> PathBuf {
-    repo_file("crates/dialbridge/tests/browser")
-}
-
 /// Runs the softphone driver with `config`; what it saw.
 fn drive(config: &Value, server: &Server, carrier: &dialbridge_testkit::Baresip) -> Value {
-    let out = std::process::Command::new("node")
-        .arg(browser_dir().join("softphone.mjs"))
-        .arg(config.to_string())
-        .current_dir(browser_dir())
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    let seen: Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let seen = run_browser_script("softphone.mjs", config);
     assert_eq!(
         seen["errors"],
         json!([]),

@@ -6,22 +6,9 @@ use serde_json::json;
 
 use super::*;
 
-fn browser_dir() -> PathBuf {
-    repo_file("crates/dialbridge/tests/browser")
-}
-
 /// Runs the browser script with `config`; what it saw.
 fn drive(config: &Value) -> Value {
-    let out = std::process::Command::new("node")
-        .arg(browser_dir().join("toolbar.mjs"))
-        .arg(config.to_string())
-        .current_dir(browser_dir())
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    let seen: Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let seen = run_browser_script("toolbar.mjs", config);
     assert_eq!(seen["errors"], json!([]), "{seen}");
     seen
 }
