@@ -353,26 +353,40 @@ async fn update_gauges(engine: Engine, metrics: Arc<Metrics>, stop: Cancellation
     }
 }
 
-/// Resolves on SIGINT or SIGTERM (the binary's shutdown).
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM (the binary's shutdown). The handlers are installed when this
+/// is called, not when the future is first polled: a SIGTERM that arrives while the server is
+/// still starting (recovery, binding) is kept and ends it cleanly once started, instead of the
+/// default action killing it.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGTERM");
-                std::future::pending::<()>().await;
+    {
+        use tokio::signal::unix::{signal, Signal, SignalKind};
+        fn watch(name: &'static str, kind: SignalKind) -> Option<Signal> {
+            signal(kind)
+                .inspect_err(|e| tracing::warn!(signal = name, error = %e, "cannot watch the signal"))
+                .ok()
+        }
+        async fn received(handler: Option<Signal>) {
+            match handler {
+                Some(mut handler) => {
+                    handler.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
         }
-    };
+        let interrupt = received(watch("SIGINT", SignalKind::interrupt()));
+        let terminate = received(watch("SIGTERM", SignalKind::terminate()));
+        async move {
+            tokio::select! {
+                () = interrupt => tracing::info!("SIGINT: shutting down"),
+                () = terminate => tracing::info!("SIGTERM: shutting down"),
+            }
+        }
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => tracing::info!("SIGINT: shutting down"),
-        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("SIGINT: shutting down");
     }
 }
 

@@ -30,6 +30,44 @@ fn serve_starts_with_no_config_and_shuts_down_on_sigterm() {
     stop_gracefully(&mut server);
 }
 
+/// A SIGTERM that arrives while the server is still starting (here as soon as its database is
+/// ready, before SIP and HTTP listen) is kept: the server finishes starting and stops cleanly,
+/// rather than being killed by the signal's default action.
+#[test]
+fn a_sigterm_during_start_up_stops_the_server_cleanly() {
+    let op = Operator::new();
+    let mut child = op
+        .command_under(&[], &["serve"])
+        .env("DIALBRIDGE_HTTP_LISTEN", "127.0.0.1:0")
+        .env("DIALBRIDGE_SIP_LISTEN", "127.0.0.1:0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .inspect(|line| eprintln!("serve: {line}"))
+        .any(|line| line.contains("database ready"));
+    assert!(ready, "serve never logged its database ready");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(status.success(), "serve exited with {status}: {rest:#?}");
+    assert!(
+        rest.iter().any(|line| line.contains("SIGTERM: shutting down")),
+        "{rest:#?}"
+    );
+}
+
 #[test]
 fn a_phone_registers_as_a_provisioned_extension() {
     if dialbridge_testkit::skip_without_sipp() {
