@@ -1,5 +1,5 @@
 # Sourced by scripts/test and scripts/stress-test: installs what the tests need when it is
-# missing (SIPp, baresip, sox, Chromium, puppeteer-core, PostgreSQL, cargo-nextest), starts a throwaway PostgreSQL in a temporary
+# missing (SIPp, baresip, sox, sqlite3, Chromium, puppeteer-core, PostgreSQL, cargo-nextest), starts a throwaway PostgreSQL in a temporary
 # directory on a free loopback port, exports DIALBRIDGE_TEST_POSTGRES_URL, and removes it all on
 # exit. Leaves `$work` (that temporary directory) and `log` for the caller.
 
@@ -22,6 +22,8 @@ need_package sipp sip-tester
 need_package baresip baresip-core
 # The recording tests' independent reader of the WAV files.
 need_package soxi sox
+# The recording retention test ages a recording in the database.
+need_package sqlite3 sqlite3
 # The toolbar's tests: Debian's Chromium driven by puppeteer-core (npm, into the tests' own
 # folder), with CJK fonts so its screenshots show the labels.
 need_package chromium chromium

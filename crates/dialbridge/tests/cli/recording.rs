@@ -34,10 +34,22 @@ fn recording_world(more: &[&str]) -> LegacyWorld {
     legacy_world_with(|op, _| record_enterprise(op, more))
 }
 
+/// The carrier, streaming [`CUSTOMER_HZ`] once it answers.
+fn tone_carrier(w: &LegacyWorld) -> dialbridge_testkit::SippBuilder {
+    dialbridge_testkit::SippBuilder::answering("phone_uas.xml", w.carrier_port, 1).rtp_tone(CUSTOMER_HZ)
+}
+
 /// The agent's phone (extension 801, agent 2000 online on it) streaming [`AGENT_HZ`], the
 /// carrier streaming [`CUSTOMER_HZ`].
 fn tone_phones(w: &LegacyWorld) -> (dialbridge_testkit::Sipp, dialbridge_testkit::Sipp) {
-    let carrier = dialbridge_testkit::SippBuilder::answering("phone_uas.xml", w.carrier_port, 1).rtp_tone(CUSTOMER_HZ);
+    tone_phones_with(w, tone_carrier(w))
+}
+
+/// [`tone_phones`] with this `carrier`.
+fn tone_phones_with(
+    w: &LegacyWorld,
+    carrier: dialbridge_testkit::SippBuilder,
+) -> (dialbridge_testkit::Sipp, dialbridge_testkit::Sipp) {
     phone_with_carrier(
         &w.server.http,
         &w.server.sip,
@@ -671,4 +683,129 @@ fn record_file_can_be_the_download_url_a_crm_appends_its_query_to() {
     let path = url.strip_prefix(origin).unwrap();
     let (status, headers, _) = get_bytes(&w.server.http, &format!("{path}?{}", admin_auth()), &[]);
     assert_eq!((status, headers["content-type"].as_str()), (200, "audio/wav"));
+}
+
+/// With `recording = answer` the recording starts at the agent's answer: while the customer's
+/// phone rings (3 s) it holds the agent's tone and, in the customer's channel, the ringback the
+/// agent hears (the Chinese ringback, 450 Hz); after the bridge, each party in its channel.
+#[test]
+fn recording_from_the_agents_answer_keeps_the_ringback_before_the_bridge() {
+    if dialbridge_testkit::skip_without_sipp() || dialbridge_testkit::skip_without_sox() {
+        return;
+    }
+    const RINGBACK_HZ: u32 = 450;
+    const RING_SECONDS: f64 = 3.0;
+    let w = legacy_world_with(|op, _| {
+        op.ok(&[
+            "admin",
+            "enterprise",
+            "update",
+            "--id",
+            "3000001",
+            "--recording",
+            "answer",
+        ]);
+    });
+    let (_phone, carrier) = tone_phones_with(&w, tone_carrier(&w).set("ring_ms", RING_SECONDS * 1000.0));
+    let unique_id = bridged_call(&w, &carrier);
+    std::thread::sleep(Duration::from_secs(2));
+    hang_up(&w, &unique_id);
+    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
+    let bridged = bridged_seconds(&cdr);
+    let requested_to_end =
+        (cdr["ended_at_ms"].as_i64().unwrap() - cdr["requested_at_ms"].as_i64().unwrap()) as f64 / 1000.0;
+
+    let path = recording_path(&w.op, cdr["record_file"].as_str().unwrap());
+    let (channels, _, _, seconds) = soxi(&path);
+    assert_eq!(channels, 2);
+    assert!(
+        seconds >= bridged + RING_SECONDS - 0.5 && seconds <= requested_to_end + 0.5,
+        "{seconds} s recorded: {bridged} s bridged after {RING_SECONDS} s of ringing, {requested_to_end} s in all"
+    );
+    let ringing = ((seconds - bridged) * 8000.0) as usize;
+    let ringing_seconds = ringing as f64 / 8000.0;
+    let (agent, _) = dialbridge_testkit::audio::read_wav(&path, 0);
+    let (customer, _) = dialbridge_testkit::audio::read_wav(&path, 1);
+    let tone = dialbridge_testkit::audio::tone_seconds;
+    let heard_ringback = tone(&customer[..ringing], 8000, RINGBACK_HZ);
+    assert!(
+        (0.7..=1.3).contains(&heard_ringback),
+        "one second of ringback (one on, four off) in the customer's channel while it rang: {heard_ringback} s"
+    );
+    let agent_before = tone(&agent[..ringing], 8000, AGENT_HZ);
+    assert!(
+        agent_before >= ringing_seconds - 0.5,
+        "the agent from its answer: {agent_before} s of {ringing_seconds} s"
+    );
+    let customer_after = tone(&customer[ringing..], 8000, CUSTOMER_HZ);
+    assert!(
+        (customer_after - bridged).abs() <= 0.5,
+        "the customer once bridged: {customer_after} s of {bridged} s"
+    );
+    assert!(
+        tone(&customer, 8000, AGENT_HZ) < 0.1,
+        "the agent is not in the customer's channel"
+    );
+}
+
+/// An enterprise keeps recordings 2 days: the sweeper (every second here) leaves one aged 1.5
+/// days and deletes it once aged 2.5 (its age set in the database, as days cannot pass in a
+/// test), recording who deleted it and why; its download URL then answers 404.
+#[test]
+fn the_sweeper_deletes_recordings_past_the_enterprises_retention_and_records_it() {
+    if dialbridge_testkit::skip_without_sipp() {
+        return;
+    }
+    let (op, carrier_port) = legacy_store();
+    record_enterprise(&op, &["--recording-retention-days", "2"]);
+    let server = serve_with(&op, &[("DIALBRIDGE_RETENTION_SWEEP_SECS", "1")]);
+    let w = LegacyWorld {
+        op,
+        server,
+        carrier_port,
+    };
+    let (_phone, carrier) = tone_phones(&w);
+    let unique_id = bridged_call(&w, &carrier);
+    std::thread::sleep(Duration::from_secs(1));
+    hang_up(&w, &unique_id);
+    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
+    let file = cdr["record_file"].as_str().unwrap().to_owned();
+    let path = recording_path(&w.op, &file);
+    assert!(path.exists());
+    let database = w.op.dir.path().join("dialbridge-data/dialbridge.db");
+    let age_by_hours = |hours: i64| {
+        let update = format!(
+            "UPDATE recordings SET created_at = created_at - {} WHERE unique_id = '{unique_id}';",
+            hours * 3_600_000
+        );
+        let out = Command::new("sqlite3")
+            .args(["-cmd", ".timeout 10000"])
+            .arg(&database)
+            .arg(update)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+
+    age_by_hours(36);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(path.exists(), "younger than the retention, it stays");
+    age_by_hours(24);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while path.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!path.exists(), "past the retention, the sweeper deletes it");
+    assert!(!path.with_extension("json").exists(), "its sidecar too");
+    let accesses =
+        w.op.json(&["admin", "recording", "accesses", "--unique-id", &unique_id]);
+    assert!(
+        accesses.as_array().unwrap().iter().any(|a| a["action"] == "delete"
+            && a["actor"] == "retention"
+            && a["detail"] == "older than the enterprise's retention of 2 days"),
+        "{accesses}"
+    );
+    let day = &file.split('-').nth(1).unwrap()[..8];
+    let (status, _, _) = get_bytes(&w.server.http, &format!("/{day}/{file}?{}", admin_auth()), &[]);
+    assert_eq!(status, 404);
 }
