@@ -42,18 +42,19 @@ fn tone_carrier(w: &LegacyWorld) -> dialbridge_testkit::SippBuilder {
 /// The agent's phone (extension 801, agent 2000 online on it) streaming [`AGENT_HZ`], the
 /// carrier streaming [`CUSTOMER_HZ`].
 fn tone_phones(w: &LegacyWorld) -> (dialbridge_testkit::Sipp, dialbridge_testkit::Sipp) {
-    tone_phones_with(w, tone_carrier(w))
+    tone_phones_with(w, |phone| phone, tone_carrier(w))
 }
 
-/// [`tone_phones`] with this `carrier`.
+/// [`tone_phones`] with this `carrier`, the agent's phone as `phone` makes it.
 fn tone_phones_with(
     w: &LegacyWorld,
+    phone: impl FnOnce(dialbridge_testkit::SippBuilder) -> dialbridge_testkit::SippBuilder,
     carrier: dialbridge_testkit::SippBuilder,
 ) -> (dialbridge_testkit::Sipp, dialbridge_testkit::Sipp) {
     phone_with_carrier(
         &w.server.http,
         &w.server.sip,
-        |port| dialbridge_testkit::SippBuilder::answering("phone_uas.xml", port, 1).rtp_tone(AGENT_HZ),
+        |port| phone(dialbridge_testkit::SippBuilder::answering("phone_uas.xml", port, 1).rtp_tone(AGENT_HZ)),
         carrier,
     )
 }
@@ -706,7 +707,11 @@ fn recording_from_the_agents_answer_keeps_the_ringback_before_the_bridge() {
             "answer",
         ]);
     });
-    let (_phone, carrier) = tone_phones_with(&w, tone_carrier(&w).set("ring_ms", RING_SECONDS * 1000.0));
+    let (_phone, carrier) = tone_phones_with(
+        &w,
+        |phone| phone,
+        tone_carrier(&w).set("ring_ms", RING_SECONDS * 1000.0),
+    );
     let unique_id = bridged_call(&w, &carrier);
     std::thread::sleep(Duration::from_secs(2));
     hang_up(&w, &unique_id);
@@ -808,4 +813,33 @@ fn the_sweeper_deletes_recordings_past_the_enterprises_retention_and_records_it(
     let day = &file.split('-').nth(1).unwrap()[..8];
     let (status, _, _) = get_bytes(&w.server.http, &format!("/{day}/{file}?{}", admin_auth()), &[]);
     assert_eq!(status, 404);
+}
+
+/// A recording stops at the enterprise's maximum length (one minute here) and its sidecar says
+/// where; the call goes on, bridged, to its hang-up.
+#[test]
+fn a_recording_stops_at_its_maximum_length_and_the_call_goes_on() {
+    if dialbridge_testkit::skip_without_sipp() || dialbridge_testkit::skip_without_sox() {
+        return;
+    }
+    // SIPp's own deadline (60 s by default) is moved past the call.
+    let outlive = |sipp: dialbridge_testkit::SippBuilder| sipp.args(["-timeout", "150s"]);
+    let w = recording_world(&["--recording-max-minutes", "1"]);
+    let (_phone, carrier) = tone_phones_with(&w, outlive, outlive(tone_carrier(&w)));
+    let unique_id = bridged_call(&w, &carrier);
+    std::thread::sleep(Duration::from_secs(63));
+    hang_up(&w, &unique_id);
+    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
+    let bridged = bridged_seconds(&cdr);
+    assert!(bridged >= 62.5, "the call went on past the recording: {cdr}");
+    assert_eq!(cdr["end_reason"], "HangUpRequested", "{cdr}");
+
+    let path = recording_path(&w.op, cdr["record_file"].as_str().unwrap());
+    let (_, _, _, seconds) = soxi(&path);
+    assert!((seconds - 60.0).abs() < 0.01, "{seconds} s recorded");
+    let notes = sidecar(&path);
+    assert_eq!(notes["limitReachedAtMs"], 60_000, "{notes}");
+    let (agent, _) = dialbridge_testkit::audio::read_wav(&path, 0);
+    let heard = dialbridge_testkit::audio::tone_seconds(&agent, 8000, AGENT_HZ);
+    assert!(heard >= 59.5, "the agent up to the limit: {heard} s");
 }
