@@ -15,7 +15,7 @@ pub mod wav;
 mod worker;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use dialbridge_media::recording::{RecordBatch, RecordingSink};
@@ -48,6 +48,23 @@ impl RecordingSummary {
     pub fn duration_ms(&self) -> u64 {
         self.frames / 8
     }
+}
+
+/// What went wrong in the recorder since it started, for the operator's metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecorderTotals {
+    /// Recordings whose file could not be created: those calls are not recorded.
+    pub files_not_created: u64,
+    /// Recordings whose file could not be written to the end (a full disk): each keeps what
+    /// was written before.
+    pub files_cut_short: u64,
+}
+
+/// [`RecorderTotals`] as the workers count them.
+#[derive(Debug, Default)]
+struct Failures {
+    files_not_created: AtomicU64,
+    files_cut_short: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -101,17 +118,20 @@ struct RecorderInner {
     workers: Vec<mpsc::Sender<Job>>,
     next_call: AtomicUsize,
     queue_batches: usize,
+    failures: Arc<Failures>,
 }
 
 impl Recorder {
     /// Starts the worker threads, writing under `storage`.
     pub fn start(storage: LocalStorage, settings: &RecorderSettings) -> Result<Self, RecordingError> {
+        let failures = Arc::new(Failures::default());
         let mut workers = Vec::new();
         for n in 0..settings.workers.max(1) {
             let (tx, rx) = mpsc::channel();
+            let failures = failures.clone();
             std::thread::Builder::new()
                 .name(format!("recorder-{n}"))
-                .spawn(move || worker::run(rx))?;
+                .spawn(move || worker::run(rx, &failures))?;
             workers.push(tx);
         }
         Ok(Self {
@@ -120,8 +140,17 @@ impl Recorder {
                 workers,
                 next_call: AtomicUsize::new(0),
                 queue_batches: settings.queue_batches.max(1),
+                failures,
             }),
         })
+    }
+
+    pub fn totals(&self) -> RecorderTotals {
+        let failures = &self.inner.failures;
+        RecorderTotals {
+            files_not_created: failures.files_not_created.load(Ordering::Relaxed),
+            files_cut_short: failures.files_cut_short.load(Ordering::Relaxed),
+        }
     }
 
     pub fn storage(&self) -> &LocalStorage {

@@ -134,6 +134,32 @@ async fn a_call_that_never_recorded_has_no_summary_and_no_file() {
 }
 
 #[tokio::test]
+async fn a_file_that_cannot_be_created_is_counted_and_its_call_has_no_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = recorder(&dir, 25);
+    // A file where the day's directory should be: even root cannot create the recording.
+    std::fs::create_dir_all(dir.path().join("recordings")).unwrap();
+    std::fs::write(dir.path().join("recordings/20261201"), b"in the way").unwrap();
+    let (sink, done) = recorder.begin(key(), "n1-1.1");
+    sink.offer(batch(Channel::Agent, &[0], 0x80, 1600, vec![])).unwrap();
+    sink.offer(batch(Channel::Agent, &[1600], 0x80, 3200, vec![])).unwrap();
+    sink.close(RecordBatch {
+        end: 4800,
+        ..RecordBatch::default()
+    });
+    let heard = tokio::time::timeout(Duration::from_secs(10), done).await.unwrap();
+    assert!(heard.is_err(), "no file, no summary");
+    assert_eq!(
+        recorder.totals(),
+        RecorderTotals {
+            files_not_created: 1,
+            files_cut_short: 0
+        },
+        "counted once, not once per batch"
+    );
+}
+
+#[tokio::test]
 async fn batches_beyond_the_queue_bound_are_given_back_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let recorder = recorder(&dir, 1);

@@ -16,27 +16,27 @@ use dialbridge_media::recording::{samples_in, Channel, RecordBatch, MAX_STRAY};
 use crate::sidecar::Sidecar;
 use crate::storage::{create_private, sidecar_path};
 use crate::wav::{self, HEADER_LEN};
-use crate::{CallTarget, Job, RecordingSummary};
+use crate::{CallTarget, Failures, Job, RecordingSummary};
 
 /// How far ahead of what is written a packet may be placed (anything further is a sender's
 /// nonsense, not worth the memory).
 const MAX_AHEAD_FRAMES: u64 = 60 * 8000;
 
-pub(crate) fn run(jobs: mpsc::Receiver<Job>) {
+pub(crate) fn run(jobs: mpsc::Receiver<Job>, failures: &Failures) {
     let mut open: HashMap<u64, OpenFile> = HashMap::new();
     // Calls whose file could not be created: told once, not at every batch.
     let mut failed: HashSet<u64> = HashSet::new();
     while let Ok(job) = jobs.recv() {
         match job {
             Job::Batch { call, batch } => {
-                if let Some(file) = open_or_create(&mut open, &mut failed, &call) {
+                if let Some(file) = open_or_create(&mut open, &mut failed, &call, failures) {
                     file.take(&batch);
-                    file.write_up_to(batch.end);
+                    file.write_up_to(batch.end, &call, failures);
                 }
                 call.in_flight.fetch_sub(1, Ordering::AcqRel);
             }
             Job::Close { call, batch, done } => {
-                if open_or_create(&mut open, &mut failed, &call).is_none() {
+                if open_or_create(&mut open, &mut failed, &call, failures).is_none() {
                     failed.remove(&call.id);
                     continue;
                 }
@@ -44,7 +44,7 @@ pub(crate) fn run(jobs: mpsc::Receiver<Job>) {
                     continue;
                 };
                 file.take(&batch);
-                let summary = file.finish(batch.end, &call);
+                let summary = file.finish(batch.end, &call, failures);
                 if let (Some(done), Some(summary)) = (done, summary) {
                     let _ = done.send(summary);
                 }
@@ -57,6 +57,7 @@ fn open_or_create<'a>(
     open: &'a mut HashMap<u64, OpenFile>,
     failed: &mut HashSet<u64>,
     call: &CallTarget,
+    failures: &Failures,
 ) -> Option<&'a mut OpenFile> {
     if failed.contains(&call.id) {
         return None;
@@ -67,6 +68,7 @@ fn open_or_create<'a>(
             Ok(file) => Some(slot.insert(file)),
             Err(e) => {
                 tracing::error!(unique_id = %call.unique_id, path = %call.path.display(), error = %e, "cannot create the recording: the call is not recorded");
+                failures.files_not_created.fetch_add(1, Ordering::Relaxed);
                 failed.insert(call.id);
                 None
             }
@@ -132,7 +134,7 @@ impl OpenFile {
     /// Writes the file up to frame `end` (silence where nothing was placed), again from the
     /// first frame a late packet changed, updates the header, and lets go of what can no
     /// longer change.
-    fn write_up_to(&mut self, end: u64) {
+    fn write_up_to(&mut self, end: u64, call: &CallTarget, failures: &Failures) {
         if self.failed {
             return;
         }
@@ -157,7 +159,14 @@ impl OpenFile {
             match result {
                 Ok(()) => self.written = written,
                 Err(e) => {
-                    tracing::error!(error = %e, "recording write failed: the file ends here");
+                    tracing::error!(
+                        unique_id = %call.unique_id,
+                        path = %call.path.display(),
+                        kept_ms = self.written / 8,
+                        error = %e,
+                        "recording write failed: the file ends where it was written up to"
+                    );
+                    failures.files_cut_short.fetch_add(1, Ordering::Relaxed);
                     self.failed = true;
                     return;
                 }
@@ -169,8 +178,8 @@ impl OpenFile {
         self.base = settled;
     }
 
-    fn finish(mut self, end: u64, call: &CallTarget) -> Option<RecordingSummary> {
-        self.write_up_to(end);
+    fn finish(mut self, end: u64, call: &CallTarget, failures: &Failures) -> Option<RecordingSummary> {
+        self.write_up_to(end, call, failures);
         self.sidecar.end(self.written);
         let synced = self.file.sync_data();
         let sidecar = serde_json::to_vec_pretty(&self.sidecar)

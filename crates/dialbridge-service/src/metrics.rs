@@ -28,6 +28,15 @@ pub struct Metrics {
     pub http_auth_busy: Counter,
     /// Calls ended, by end reason (label `reason`, as the CDR's `end_reason`).
     pub calls_ended: Family<Vec<(String, String)>, Counter>,
+    /// Recordings finished and kept (named in their CDR).
+    pub recordings_kept: Counter,
+    /// Stretches of silence in kept recordings where the recorder fell behind.
+    pub recording_gaps: Counter,
+    /// Recordings whose recorder had not finished the file when the call closed.
+    pub recordings_late: Counter,
+    /// Totals kept by the recorder, copied in.
+    pub recording_files_not_created: Counter,
+    pub recording_files_cut_short: Counter,
     /// Per watched trunk (label `trunk`): 1 while it answers keepalive OPTIONS, 0 while down.
     pub trunk_up: TrunkGauges,
     /// Per registering trunk: 1 while our registration with the carrier holds.
@@ -78,6 +87,26 @@ impl Metrics {
                 "HTTP authentications refused because the password hash's queue was full",
             ),
             calls_ended: register.metric("calls_ended", "Calls ended, by end reason (the CDR's end_reason)"),
+            recordings_kept: register.metric(
+                "recordings_kept",
+                "Calls' recordings finished and kept (one recovered after a crash is not counted)",
+            ),
+            recording_gaps: register.metric(
+                "recording_gaps",
+                "Stretches of silence in kept recordings where the recorder fell behind (each in its sidecar's gaps)",
+            ),
+            recordings_late: register.metric(
+                "recordings_late",
+                "Recordings not finished when their call closed: the CDR names the file once done",
+            ),
+            recording_files_not_created: register.metric(
+                "recording_files_not_created",
+                "Recordings whose file could not be created: those calls were not recorded",
+            ),
+            recording_files_cut_short: register.metric(
+                "recording_files_cut_short",
+                "Recordings whose file could not be written to the end (a full disk): each keeps what was written",
+            ),
             trunk_up: register.metric(
                 "trunk_up",
                 "1 while a trunk with a keepalive answers OPTIONS, 0 while calls skip it",
@@ -111,6 +140,17 @@ impl Metrics {
                 .inner()
                 .store(totals[refusal.index()], std::sync::atomic::Ordering::Relaxed);
         }
+    }
+
+    /// Copies the recorder's totals in.
+    pub fn set_recorder_totals(&self, totals: dialbridge_recording::RecorderTotals) {
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        self.recording_files_not_created
+            .inner()
+            .store(totals.files_not_created, relaxed);
+        self.recording_files_cut_short
+            .inner()
+            .store(totals.files_cut_short, relaxed);
     }
 
     pub fn encode(&self) -> Result<String, std::fmt::Error> {

@@ -359,7 +359,7 @@ impl CallService {
                     if let Some(tx) = answered.take() {
                         let _ = tx.send(false);
                     }
-                    let recorded = Self::recording_end(recording).await;
+                    let recorded = self.recording_end(recording).await;
                     self.close(&context, &report, recorded.recorded()).await;
                     if let RecordingEnd::Late(summary) = recorded {
                         self.keep_late_recording(&handle.unique_id, summary).await;

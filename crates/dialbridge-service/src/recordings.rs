@@ -148,15 +148,31 @@ impl CallService {
 
     /// How the call's recording ended: waits (at most [`FINISH_WAIT`]) for the recorder's
     /// summary of its file.
-    pub(crate) async fn recording_end(summary: Option<oneshot::Receiver<RecordingSummary>>) -> RecordingEnd {
+    pub(crate) async fn recording_end(&self, summary: Option<oneshot::Receiver<RecordingSummary>>) -> RecordingEnd {
         let Some(mut summary) = summary else {
             return RecordingEnd::NotRecorded;
         };
         match tokio::time::timeout(FINISH_WAIT, &mut summary).await {
-            Ok(Ok(finished)) => RecordingEnd::Kept(finished),
+            Ok(Ok(finished)) => {
+                self.count_kept(&finished);
+                RecordingEnd::Kept(finished)
+            }
             Ok(Err(_)) => RecordingEnd::NotRecorded,
-            Err(_) => RecordingEnd::Late(summary),
+            Err(_) => {
+                self.inner.metrics.recordings_late.inc();
+                RecordingEnd::Late(summary)
+            }
         }
+    }
+
+    fn count_kept(&self, finished: &RecordingSummary) {
+        self.inner.metrics.recordings_kept.inc();
+        self.inner.metrics.recording_gaps.inc_by(finished.gaps);
+    }
+
+    /// The recorder's totals (files it could not create or write to the end).
+    pub fn recorder_totals(&self) -> dialbridge_recording::RecorderTotals {
+        self.inner.recordings.recorder.totals()
     }
 
     /// A recorder that was late at the call's end: its file is named in the CDR when it is
@@ -164,6 +180,9 @@ impl CallService {
     pub(crate) async fn keep_late_recording(&self, unique_id: &str, summary: oneshot::Receiver<RecordingSummary>) {
         tracing::warn!(%unique_id, "the recorder was late finishing the call's file: the CDR names it once it is done");
         let finished = summary.await.ok();
+        if let Some(finished) = &finished {
+            self.count_kept(finished);
+        }
         self.settle_recording(unique_id, finished.as_ref()).await;
     }
 

@@ -192,6 +192,18 @@ pub fn skip_without_sox() -> bool {
     )
 }
 
+/// `true` when this process cannot give a child a mount namespace of its own (`unshare
+/// --mount`, which needs root or CAP_SYS_ADMIN) and the calling test must return at once; with
+/// `CI` set (where the suite runs as root) it fails the test instead.
+pub fn skip_without_mount_namespace() -> bool {
+    let can = std::process::Command::new("unshare")
+        .args(["--mount", "true"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    skip_because(can, "a mount namespace (`unshare --mount` needs root)")
+}
+
 /// Where [`free_port`] looks: below the kernel's ephemeral range (32768-60999 by default), so
 /// no socket bound to port 0 by a test running beside this one takes the port before the SIPp
 /// it is meant for binds it, and apart from the RTP ranges the engine tests (32000-39999) and a

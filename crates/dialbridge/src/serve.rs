@@ -112,7 +112,12 @@ impl Server {
         );
         let stop = CancellationToken::new();
         let background = TaskTracker::new();
-        background.spawn(update_gauges(engine.clone(), metrics.clone(), stop.child_token()));
+        background.spawn(update_gauges(
+            engine.clone(),
+            calls.clone(),
+            metrics.clone(),
+            stop.child_token(),
+        ));
         background.spawn(calls.clone().watch_trunks(TRUNK_RELOAD, stop.child_token()));
         background.spawn(
             calls
@@ -308,7 +313,7 @@ fn engine_config(config: &Config, key: &[u8; 32]) -> EngineConfig {
     }
 }
 
-async fn update_gauges(engine: Engine, metrics: Arc<Metrics>, stop: CancellationToken) {
+async fn update_gauges(engine: Engine, calls: CallService, metrics: Arc<Metrics>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -330,6 +335,7 @@ async fn update_gauges(engine: Engine, metrics: Arc<Metrics>, stop: Cancellation
             .inner()
             .store(counts.sip_unsolicited_dropped, std::sync::atomic::Ordering::Relaxed);
         metrics.set_registrations_refused(&counts.sip_registrations_refused);
+        metrics.set_recorder_totals(calls.recorder_totals());
         metrics.sip_requests_from_wrong_source.inner().store(
             counts.sip_requests_from_wrong_source,
             std::sync::atomic::Ordering::Relaxed,

@@ -2,7 +2,8 @@
 //! tone file as the agent's phone and as the carrier) lands each in its own channel of one
 //! dual-channel WAV that Debian's sox reads; the legacy download URLs; pause; the consent
 //! announcement heard by the customer (baresip as the carrier, recording what it hears);
-//! a SIGKILL during a recorded call.
+//! a SIGKILL during a recorded call; recording from the agent's answer; the maximum length;
+//! retention; a disk that fills up during a call.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -234,6 +235,9 @@ fn a_recorded_call_keeps_each_party_in_its_own_channel_and_is_downloaded_as_the_
     assert_eq!(notes["uniqueId"], unique_id.as_str(), "{notes}");
     assert_eq!(notes["gaps"], json!([]), "{notes}");
     assert_eq!(notes["interrupted"], false, "{notes}");
+    assert_eq!(counter(&w.server.http, "dialbridge_recordings_kept_total"), 1);
+    assert_eq!(counter(&w.server.http, "dialbridge_recording_gaps_total"), 0);
+    assert_eq!(counter(&w.server.http, "dialbridge_recording_files_cut_short_total"), 0);
 
     // Downloads: both URL forms, each side, a range; refusals as JSON with their status.
     let day = &parts[1][..8];
@@ -842,4 +846,105 @@ fn a_recording_stops_at_its_maximum_length_and_the_call_goes_on() {
     let (agent, _) = dialbridge_testkit::audio::read_wav(&path, 0);
     let heard = dialbridge_testkit::audio::tone_seconds(&agent, 8000, AGENT_HZ);
     assert!(heard >= 59.5, "the agent up to the limit: {heard} s");
+}
+
+/// A counter's value in the server's `/metrics`.
+fn counter(http: &str, name: &str) -> u64 {
+    let (status, metrics) = http_get(http, "/metrics");
+    assert_eq!(status, 200);
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name}: {metrics}"))
+}
+
+/// The recordings' disk fills up during a call (a 96 KiB tmpfs mounted over the recordings
+/// directory in the server's own mount namespace): the call goes on and ends as asked, the file
+/// stays valid up to where the disk filled (downloaded, then read whole by sox), the log names
+/// the call, and the metrics count a recording cut short.
+#[test]
+fn a_full_disk_cuts_a_recording_short_and_the_call_goes_on() {
+    if dialbridge_testkit::skip_without_sipp()
+        || dialbridge_testkit::skip_without_sox()
+        || dialbridge_testkit::skip_without_mount_namespace()
+    {
+        return;
+    }
+    let (op, carrier_port) = legacy_store();
+    record_enterprise(&op, &[]);
+    let recordings = op.dir.path().join("dialbridge-data/recordings");
+    std::fs::create_dir_all(&recordings).unwrap();
+    let recordings = recordings.to_str().unwrap().to_owned();
+    let server = serve_under(
+        &op,
+        &[
+            "unshare",
+            "--mount",
+            "sh",
+            "-c",
+            r#"/usr/bin/mount -t tmpfs -o size=96k,mode=0700 tmpfs "$0" && exec "$@""#,
+            &recordings,
+        ],
+        &[],
+    );
+    let w = LegacyWorld {
+        op,
+        server,
+        carrier_port,
+    };
+    let (_phone, carrier) = tone_phones(&w);
+    let unique_id = bridged_call(&w, &carrier);
+    std::thread::sleep(Duration::from_secs(5));
+    hang_up(&w, &unique_id);
+    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
+    assert_eq!(cdr["end_reason"], "HangUpRequested", "{cdr}");
+    let bridged = bridged_seconds(&cdr);
+    assert!(bridged >= 4.5, "{cdr}");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counter(&w.server.http, "dialbridge_recording_files_cut_short_total") == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(counter(&w.server.http, "dialbridge_recording_files_cut_short_total"), 1);
+    assert_eq!(counter(&w.server.http, "dialbridge_recordings_kept_total"), 1);
+    assert!(
+        w.server
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("recording write failed") && l.contains(&unique_id)),
+        "the log names the call: {:#?}",
+        w.server.log_lines()
+    );
+
+    // What reached the disk, downloaded (the test cannot see the server's tmpfs) and read by sox.
+    let file = cdr["record_file"].as_str().unwrap().to_owned();
+    assert!(!file.is_empty(), "{cdr}");
+    let day = &file.split('-').nth(1).unwrap()[..8];
+    let (status, _, agent) = get_bytes(
+        &w.server.http,
+        &format!("/{day}/{file}?{}&recordSide=2", admin_auth()),
+        &[],
+    );
+    assert_eq!(status, 200);
+    let copy = w.op.dir.path().join("downloaded.wav");
+    std::fs::write(&copy, &agent).unwrap();
+    let decoded = std::process::Command::new("sox")
+        .arg(&copy)
+        .args(["-n", "stat"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&decoded.stderr).to_string();
+    assert!(decoded.status.success(), "{report}");
+    let (_, _, _, seconds) = soxi(&copy);
+    assert!(
+        (1.0..bridged - 1.0).contains(&seconds),
+        "{seconds} s kept of {bridged} s bridged: what fitted on the disk"
+    );
+    let (samples, _) = dialbridge_testkit::audio::read_wav(&copy, 0);
+    let heard = dialbridge_testkit::audio::tone_seconds(&samples, 8000, AGENT_HZ);
+    assert!(
+        heard >= seconds - 0.5,
+        "the agent up to the cut: {heard} s of {seconds} s"
+    );
 }
