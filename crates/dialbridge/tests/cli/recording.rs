@@ -3,7 +3,7 @@
 //! dual-channel WAV that Debian's sox reads; the legacy download URLs; pause; the consent
 //! announcement heard by the customer (baresip as the carrier, recording what it hears);
 //! a SIGKILL during a recorded call; recording from the agent's answer; the maximum length;
-//! retention; a disk that fills up during a call.
+//! retention; a disk that fills up during a call; a plan a stop left unsettled.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -781,19 +781,14 @@ fn the_sweeper_deletes_recordings_past_the_enterprises_retention_and_records_it(
     let file = cdr["record_file"].as_str().unwrap().to_owned();
     let path = recording_path(&w.op, &file);
     assert!(path.exists());
-    let database = w.op.dir.path().join("dialbridge-data/dialbridge.db");
     let age_by_hours = |hours: i64| {
-        let update = format!(
-            "UPDATE recordings SET created_at = created_at - {} WHERE unique_id = '{unique_id}';",
-            hours * 3_600_000
+        sqlite(
+            &w.op,
+            &format!(
+                "UPDATE recordings SET created_at = created_at - {} WHERE unique_id = '{unique_id}';",
+                hours * 3_600_000
+            ),
         );
-        let out = Command::new("sqlite3")
-            .args(["-cmd", ".timeout 10000"])
-            .arg(&database)
-            .arg(update)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     };
 
     age_by_hours(36);
@@ -846,6 +841,84 @@ fn a_recording_stops_at_its_maximum_length_and_the_call_goes_on() {
     let (agent, _) = dialbridge_testkit::audio::read_wav(&path, 0);
     let heard = dialbridge_testkit::audio::tone_seconds(&agent, 8000, AGENT_HZ);
     assert!(heard >= 59.5, "the agent up to the limit: {heard} s");
+}
+
+/// Runs `sql` on the server's SQLite database with Debian's sqlite3 (waiting for the server's
+/// writes), to give a recording a state the test cannot wait for.
+fn sqlite(op: &Operator, sql: &str) {
+    let out = Command::new("sqlite3")
+        .args(["-cmd", ".timeout 10000"])
+        .arg(op.dir.path().join("dialbridge-data/dialbridge.db"))
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A recording whose recorder was late when its call closed, and the server stopped before it
+/// finished (the state set in the database: a plan left, a CDR without the name, a file whose
+/// header never got its sizes and no sidecar): the next start repairs the file, names it in the
+/// CDR, and keeps the recording, marked interrupted.
+#[test]
+fn a_recording_left_unfinished_by_a_stop_is_settled_at_the_next_start() {
+    if dialbridge_testkit::skip_without_sipp() || dialbridge_testkit::skip_without_sox() {
+        return;
+    }
+    let w = recording_world(&[]);
+    let (_phone, carrier) = tone_phones(&w);
+    let unique_id = bridged_call(&w, &carrier);
+    std::thread::sleep(Duration::from_secs(2));
+    hang_up(&w, &unique_id);
+    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
+    let file = cdr["record_file"].as_str().unwrap().to_owned();
+    let bridged = bridged_seconds(&cdr);
+    let LegacyWorld { op, mut server, .. } = w;
+    stop_gracefully(&mut server);
+    drop(server);
+
+    sqlite(
+        &op,
+        &format!(
+            "UPDATE recordings SET state = 'planned', frames = 0, bytes = 0, finished_at = NULL \
+             WHERE unique_id = '{unique_id}'; UPDATE cdrs SET record_file = '' WHERE unique_id = '{unique_id}';"
+        ),
+    );
+    let path = recording_path(&op, &file);
+    std::fs::remove_file(path.with_extension("json")).unwrap();
+    let wav = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    for size_field in [4, 40] {
+        std::os::unix::fs::FileExt::write_all_at(&wav, &[0; 4], size_field).unwrap();
+    }
+    drop(wav);
+    let record_file = || {
+        op.json(&[
+            "admin",
+            "cdr",
+            "list",
+            "--enterprise",
+            "3000001",
+            "--unique-id",
+            &unique_id,
+        ])[0]["record_file"]
+            .clone()
+    };
+    assert_eq!(record_file(), "");
+
+    let server = serve(&op);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let named = loop {
+        let named = record_file();
+        if named != "" || Instant::now() > deadline {
+            break named;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(named, file.as_str(), "the CDR names the file again");
+    assert_eq!(cdr_row(&server.http, &unique_id)["recordFile"], file.as_str());
+    let (channels, _, _, seconds) = soxi(&path);
+    assert_eq!(channels, 2);
+    assert!((seconds - bridged).abs() <= 0.5, "{seconds} s of {bridged} s bridged");
+    assert_eq!(sidecar(&path)["interrupted"], true);
 }
 
 /// A counter's value in the server's `/metrics`.
