@@ -24,6 +24,8 @@ need_package baresip baresip-core
 need_package soxi sox
 # The recording retention test ages a recording in the database.
 need_package sqlite3 sqlite3
+# The server tests stop `serve` with kill(1).
+need_package kill procps
 # The toolbar's tests: Debian's Chromium driven by puppeteer-core (npm, into the tests' own
 # folder), with CJK fonts so its screenshots show the labels.
 need_package chromium chromium

@@ -94,7 +94,12 @@ struct OpenFile {
 impl OpenFile {
     fn create(call: &CallTarget) -> io::Result<Self> {
         let file = create_private(&call.path)?;
-        file.write_all_at(&wav::header(2, 0), 0)?;
+        if let Err(e) = file.write_all_at(&wav::header(2, 0), 0) {
+            // No empty file is left behind: the call is not recorded, so nothing would ever
+            // delete it.
+            let _ = std::fs::remove_file(&call.path);
+            return Err(e);
+        }
         Ok(Self {
             file,
             written: 0,
@@ -182,12 +187,17 @@ impl OpenFile {
         self.write_up_to(end, call, failures);
         self.sidecar.end(self.written);
         let synced = self.file.sync_data();
+        let sidecar_path = sidecar_path(&call.path);
         let sidecar = serde_json::to_vec_pretty(&self.sidecar)
             .map_err(io::Error::other)
             .and_then(|json| {
-                let file = create_private(&sidecar_path(&call.path))?;
+                let file = create_private(&sidecar_path)?;
                 file.write_all_at(&json, 0)?;
                 file.sync_data()
+            })
+            .inspect_err(|_| {
+                // A sidecar cut short would not parse: none is better.
+                let _ = std::fs::remove_file(&sidecar_path);
             });
         if let Err(e) = synced.and(sidecar) {
             tracing::error!(unique_id = %call.unique_id, error = %e, "recording not finished cleanly");

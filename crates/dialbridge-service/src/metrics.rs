@@ -32,7 +32,8 @@ pub struct Metrics {
     pub recordings_kept: Counter,
     /// Stretches of silence in kept recordings where the recorder fell behind.
     pub recording_gaps: Counter,
-    /// Recordings whose recorder had not finished the file when the call closed.
+    /// Recordings whose recorder had not finished the file when the call closed (counted as
+    /// kept too once finished).
     pub recordings_late: Counter,
     /// Totals kept by the recorder, copied in.
     pub recording_files_not_created: Counter,
@@ -97,7 +98,7 @@ impl Metrics {
             ),
             recordings_late: register.metric(
                 "recordings_late",
-                "Recordings not finished when their call closed: the CDR names the file once done",
+                "Recordings not finished when their call closed: the CDR names the file once done (and it counts as kept then)",
             ),
             recording_files_not_created: register.metric(
                 "recording_files_not_created",

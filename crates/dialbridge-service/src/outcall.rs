@@ -361,6 +361,9 @@ impl CallService {
                     }
                     let recorded = self.recording_end(recording).await;
                     self.close(&context, &report, recorded.recorded()).await;
+                    if let RecordingEnd::Kept(finished) = &recorded {
+                        self.count_kept(finished);
+                    }
                     if let RecordingEnd::Late(summary) = recorded {
                         self.keep_late_recording(&handle.unique_id, summary).await;
                     }

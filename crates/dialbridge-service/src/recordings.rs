@@ -153,10 +153,7 @@ impl CallService {
             return RecordingEnd::NotRecorded;
         };
         match tokio::time::timeout(FINISH_WAIT, &mut summary).await {
-            Ok(Ok(finished)) => {
-                self.count_kept(&finished);
-                RecordingEnd::Kept(finished)
-            }
+            Ok(Ok(finished)) => RecordingEnd::Kept(finished),
             Ok(Err(_)) => RecordingEnd::NotRecorded,
             Err(_) => {
                 self.inner.metrics.recordings_late.inc();
@@ -165,7 +162,8 @@ impl CallService {
         }
     }
 
-    fn count_kept(&self, finished: &RecordingSummary) {
+    /// Counts a recording once its row is kept (committed).
+    pub(crate) fn count_kept(&self, finished: &RecordingSummary) {
         self.inner.metrics.recordings_kept.inc();
         self.inner.metrics.recording_gaps.inc_by(finished.gaps);
     }
@@ -180,15 +178,16 @@ impl CallService {
     pub(crate) async fn keep_late_recording(&self, unique_id: &str, summary: oneshot::Receiver<RecordingSummary>) {
         tracing::warn!(%unique_id, "the recorder was late finishing the call's file: the CDR names it once it is done");
         let finished = summary.await.ok();
-        if let Some(finished) = &finished {
-            self.count_kept(finished);
+        if self.settle_recording(unique_id, finished.as_ref()).await {
+            if let Some(finished) = &finished {
+                self.count_kept(finished);
+            }
         }
-        self.settle_recording(unique_id, finished.as_ref()).await;
     }
 
     /// Keeps a finished recording (its row, its name in the CDR) or forgets a plan that has no
-    /// file, for a call already closed.
-    async fn settle_recording(&self, unique_id: &str, finished: Option<&RecordingSummary>) {
+    /// file, for a call already closed; whether that was written.
+    async fn settle_recording(&self, unique_id: &str, finished: Option<&RecordingSummary>) -> bool {
         let result = async {
             let mut tx = self.inner.store.begin().await?;
             apply_recording_end(
@@ -203,9 +202,9 @@ impl CallService {
             tx.commit().await
         }
         .await;
-        if let Err(e) = result {
-            tracing::error!(%unique_id, error = %e, "cannot record how the call's recording ended");
-        }
+        result
+            .inspect_err(|e| tracing::error!(%unique_id, error = %e, "cannot record how the call's recording ended"))
+            .is_ok()
     }
 
     /// At start: recordings whose recorder was late when their call closed and the server

@@ -192,6 +192,15 @@ pub fn skip_without_sox() -> bool {
     )
 }
 
+/// `true` when Debian's sqlite3 is not installed and the calling test must return at once;
+/// with `CI` set it fails the test instead.
+pub fn skip_without_sqlite3() -> bool {
+    skip_because(
+        on_path("sqlite3"),
+        "sqlite3 on PATH (scripts/test installs Debian's sqlite3)",
+    )
+}
+
 /// `true` when this process cannot give a child a mount namespace of its own (`unshare
 /// --mount`, which needs root or CAP_SYS_ADMIN) and the calling test must return at once; with
 /// `CI` set (where the suite runs as root) it fails the test instead.

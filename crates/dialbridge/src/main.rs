@@ -65,7 +65,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve => serve::run(config, serve::shutdown_signal()).await,
+            Command::Serve => serve::serve_until_signalled(config).await,
             Command::Admin(args) => admin::run(&config, *args).await,
             Command::Provision(args) => provision::run(&config, args).await,
         }

@@ -13,6 +13,7 @@ use dialbridge_core::Transport;
 use dialbridge_engine::{Engine, EngineConfig, RegistrarSettings, SipTransport};
 use dialbridge_service::{CallService, Metrics, StoreDirectory};
 use dialbridge_store::Store;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -359,41 +360,69 @@ async fn update_gauges(engine: Engine, calls: CallService, metrics: Arc<Metrics>
     }
 }
 
-/// Resolves on SIGINT or SIGTERM (the binary's shutdown). The handlers are installed when this
-/// is called, not when the future is first polled: a SIGTERM that arrives while the server is
-/// still starting (recovery, binding) is kept and ends it cleanly once started, instead of the
-/// default action killing it.
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, Signal, SignalKind};
+/// SIGINT and SIGTERM, watched from when [`Signals::install`] is called: one that arrives while
+/// the server is still starting is kept for it, not lost to the signal's default action.
+pub struct Signals {
+    interrupt: Option<Signal>,
+    terminate: Option<Signal>,
+}
+
+impl Signals {
+    pub fn install() -> Self {
         fn watch(name: &'static str, kind: SignalKind) -> Option<Signal> {
             signal(kind)
                 .inspect_err(|e| tracing::warn!(signal = name, error = %e, "cannot watch the signal"))
                 .ok()
         }
-        async fn received(handler: Option<Signal>) {
+        Self {
+            interrupt: watch("SIGINT", SignalKind::interrupt()),
+            terminate: watch("SIGTERM", SignalKind::terminate()),
+        }
+    }
+
+    /// The next SIGINT or SIGTERM, by name.
+    pub async fn next(&mut self) -> &'static str {
+        async fn received(handler: &mut Option<Signal>) {
             match handler {
-                Some(mut handler) => {
+                Some(handler) => {
                     handler.recv().await;
                 }
                 None => std::future::pending::<()>().await,
             }
         }
-        let interrupt = received(watch("SIGINT", SignalKind::interrupt()));
-        let terminate = received(watch("SIGTERM", SignalKind::terminate()));
-        async move {
-            tokio::select! {
-                () = interrupt => tracing::info!("SIGINT: shutting down"),
-                () = terminate => tracing::info!("SIGTERM: shutting down"),
-            }
+        tokio::select! {
+            () = received(&mut self.interrupt) => "SIGINT",
+            () = received(&mut self.terminate) => "SIGTERM",
         }
     }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("SIGINT: shutting down");
-    }
+}
+
+/// The binary's `serve`: starts the server and serves until SIGINT or SIGTERM. A signal during
+/// start-up stops the server as soon as it has started (its recovery done, nothing left half
+/// way); a second one stops it at once (a start-up that hangs, say on an unreachable database).
+pub async fn serve_until_signalled(config: Config) -> anyhow::Result<()> {
+    let mut signals = Signals::install();
+    let start = Server::start(config);
+    tokio::pin!(start);
+    let server = tokio::select! {
+        server = &mut start => server?,
+        name = signals.next() => {
+            tracing::info!("{name} during start-up: stopping once started (another signal stops at once)");
+            let server = tokio::select! {
+                server = &mut start => server?,
+                name = signals.next() => {
+                    anyhow::bail!("{name} again during start-up: stopped before the server had started")
+                }
+            };
+            return server.run(std::future::ready(())).await;
+        }
+    };
+    server
+        .run(async move {
+            let name = signals.next().await;
+            tracing::info!("{name}: shutting down");
+        })
+        .await
 }
 
 /// The softphone's `RTCIceServer` list: each STUN server alone, each TURN server with the

@@ -30,42 +30,102 @@ fn serve_starts_with_no_config_and_shuts_down_on_sigterm() {
     stop_gracefully(&mut server);
 }
 
+/// `serve` with its log lines sent to the returned channel as they come.
+fn spawn_serve(op: &Operator, env: &[(&str, &str)]) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = op
+        .command_under(&[], &["serve"])
+        .env("DIALBRIDGE_HTTP_LISTEN", "127.0.0.1:0")
+        .env("DIALBRIDGE_SIP_LISTEN", "127.0.0.1:0")
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("serve: {line}");
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Waits (up to 20 s) for a log line containing `needle`.
+fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return,
+            Ok(_) => {}
+            Err(e) => panic!("serve never logged {needle:?}: {e}"),
+        }
+    }
+}
+
+fn sigterm(child: &Child) {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+}
+
+/// Waits (up to `limit`) for `child` to exit: its status and the lines it logged meanwhile.
+fn wait_for_exit(
+    child: &mut Child,
+    lines: &std::sync::mpsc::Receiver<String>,
+    limit: Duration,
+) -> (std::process::ExitStatus, Vec<String>) {
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let rest = std::iter::from_fn(|| lines.recv_timeout(Duration::from_secs(5)).ok()).collect();
+    (status, rest)
+}
+
 /// A SIGTERM that arrives while the server is still starting (here as soon as its database is
 /// ready, before SIP and HTTP listen) is kept: the server finishes starting and stops cleanly,
 /// rather than being killed by the signal's default action.
 #[test]
 fn a_sigterm_during_start_up_stops_the_server_cleanly() {
     let op = Operator::new();
-    let mut child = op
-        .command_under(&[], &["serve"])
-        .env("DIALBRIDGE_HTTP_LISTEN", "127.0.0.1:0")
-        .env("DIALBRIDGE_SIP_LISTEN", "127.0.0.1:0")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let ready = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .inspect(|line| eprintln!("serve: {line}"))
-        .any(|line| line.contains("database ready"));
-    assert!(ready, "serve never logged its database ready");
-    let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let (mut child, lines) = spawn_serve(&op, &[]);
+    wait_for_line(&lines, "database ready");
+    sigterm(&child);
+    let (status, rest) = wait_for_exit(&mut child, &lines, Duration::from_secs(15));
     assert!(status.success(), "serve exited with {status}: {rest:#?}");
+    assert!(rest.iter().any(|line| line.contains("SIGTERM")), "{rest:#?}");
+}
+
+/// A start-up that hangs (its PostgreSQL accepts connections and never answers): a first
+/// SIGTERM is noted and waits for the start to finish, a second stops the server at once, with
+/// an error that says so.
+#[test]
+fn a_second_sigterm_stops_a_hanging_start_up_at_once() {
+    let op = Operator::new();
+    let silent_database = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "postgres://dialbridge@{}/dialbridge",
+        silent_database.local_addr().unwrap()
+    );
+    let (mut child, lines) = spawn_serve(&op, &[("DIALBRIDGE_DATABASE_URL", url.as_str())]);
+    wait_for_line(&lines, "open-file limit");
+    sigterm(&child);
+    wait_for_line(&lines, "SIGTERM during start-up: stopping once started");
+    sigterm(&child);
+    let (status, rest) = wait_for_exit(&mut child, &lines, Duration::from_secs(8));
+    assert!(!status.success(), "{rest:#?}");
     assert!(
-        rest.iter().any(|line| line.contains("SIGTERM: shutting down")),
+        rest.iter().any(|line| line.contains("SIGTERM again during start-up")),
         "{rest:#?}"
     );
+    drop(silent_database);
 }
 
 #[test]
