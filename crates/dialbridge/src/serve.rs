@@ -362,13 +362,13 @@ async fn update_gauges(engine: Engine, calls: CallService, metrics: Arc<Metrics>
 
 /// SIGINT and SIGTERM, watched from when [`Signals::install`] is called: one that arrives while
 /// the server is still starting is kept for it, not lost to the signal's default action.
-pub struct Signals {
+struct Signals {
     interrupt: Option<Signal>,
     terminate: Option<Signal>,
 }
 
 impl Signals {
-    pub fn install() -> Self {
+    fn install() -> Self {
         fn watch(name: &'static str, kind: SignalKind) -> Option<Signal> {
             signal(kind)
                 .inspect_err(|e| tracing::warn!(signal = name, error = %e, "cannot watch the signal"))
@@ -381,7 +381,7 @@ impl Signals {
     }
 
     /// The next SIGINT or SIGTERM, by name.
-    pub async fn next(&mut self) -> &'static str {
+    async fn next(&mut self) -> &'static str {
         async fn received(handler: &mut Option<Signal>) {
             match handler {
                 Some(handler) => {
