@@ -174,18 +174,22 @@ fn serve_with(op: &Operator, env: &[(&str, &str)]) -> Server {
     serve_under(op, &[], env)
 }
 
-/// [`serve_with`] run through `wrapper`.
-fn serve_under(op: &Operator, wrapper: &[&str], env: &[(&str, &str)]) -> Server {
-    let mut child = op
-        .command_under(wrapper, &["serve"])
+/// `serve` on free loopback ports, run through `wrapper`, with `env` and its log piped.
+fn serve_command(op: &Operator, wrapper: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = op.command_under(wrapper, &["serve"]);
+    command
         .env("DIALBRIDGE_HTTP_LISTEN", "127.0.0.1:0")
         .env("DIALBRIDGE_SIP_LISTEN", "127.0.0.1:0")
         // Bridged calls record a heartbeat every second (the restart test bills up to it).
         .env("DIALBRIDGE_CALLS_HEARTBEAT_SECS", "1")
         .envs(env.iter().copied())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    command
+}
+
+/// [`serve_with`] run through `wrapper`.
+fn serve_under(op: &Operator, wrapper: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut child = serve_command(op, wrapper, env).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -492,9 +496,14 @@ fn legacy_store() -> (Operator, u16) {
 
 /// The legacy world, with `configure` run on the store before the server starts.
 fn legacy_world_with(configure: impl FnOnce(&Operator, u16)) -> LegacyWorld {
+    legacy_world_served(configure, serve)
+}
+
+/// [`legacy_world_with`], its server started by `start`.
+fn legacy_world_served(configure: impl FnOnce(&Operator, u16), start: impl FnOnce(&Operator) -> Server) -> LegacyWorld {
     let (op, carrier_port) = legacy_store();
     configure(&op, carrier_port);
-    let server = serve(&op);
+    let server = start(&op);
     LegacyWorld {
         op,
         server,
@@ -579,20 +588,25 @@ fn phone_and_carrier_at(
     phone_with_carrier(http, sip, phone, carrier)
 }
 
+/// The call's CDR (enterprise 3000001) as `admin cdr list` shows it.
+fn cdr_of(op: &Operator, unique_id: &str) -> Value {
+    op.json(&[
+        "admin",
+        "cdr",
+        "list",
+        "--enterprise",
+        "3000001",
+        "--unique-id",
+        unique_id,
+    ])[0]
+        .clone()
+}
+
 /// The call's CDR as `admin cdr list` shows it, once it has ended.
 fn wait_for_end(op: &Operator, unique_id: &str, deadline: Duration) -> Value {
     let until = Instant::now() + deadline;
     loop {
-        let rows = op.json(&[
-            "admin",
-            "cdr",
-            "list",
-            "--enterprise",
-            "3000001",
-            "--unique-id",
-            unique_id,
-        ]);
-        let row = rows[0].clone();
+        let row = cdr_of(op, unique_id);
         if row.get("end_reason").is_some() {
             return row;
         }

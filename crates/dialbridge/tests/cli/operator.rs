@@ -32,14 +32,7 @@ fn serve_starts_with_no_config_and_shuts_down_on_sigterm() {
 
 /// `serve` with its log lines sent to the returned channel as they come.
 fn spawn_serve(op: &Operator, env: &[(&str, &str)]) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let mut child = op
-        .command_under(&[], &["serve"])
-        .env("DIALBRIDGE_HTTP_LISTEN", "127.0.0.1:0")
-        .env("DIALBRIDGE_SIP_LISTEN", "127.0.0.1:0")
-        .envs(env.iter().copied())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = serve_command(op, &[], env).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -15,24 +15,16 @@ use super::*;
 const AGENT_HZ: u32 = 1000;
 const CUSTOMER_HZ: u32 = 440;
 
-/// Enterprise 3000001 records from the bridge (and `more` flags).
-fn record_enterprise(op: &Operator, more: &[&str]) {
-    let mut args = vec![
-        "admin",
-        "enterprise",
-        "update",
-        "--id",
-        "3000001",
-        "--recording",
-        "bridge",
-    ];
+/// Enterprise 3000001 records in `mode` (`bridge`, `answer`), with `more` flags.
+fn record_enterprise(op: &Operator, mode: &str, more: &[&str]) {
+    let mut args = vec!["admin", "enterprise", "update", "--id", "3000001", "--recording", mode];
     args.extend_from_slice(more);
     op.ok(&args);
 }
 
 /// The legacy world with enterprise 3000001 recording from the bridge (and `more` flags).
 fn recording_world(more: &[&str]) -> LegacyWorld {
-    legacy_world_with(|op, _| record_enterprise(op, more))
+    legacy_world_with(|op, _| record_enterprise(op, "bridge", more))
 }
 
 /// The carrier, streaming [`CUSTOMER_HZ`] once it answers.
@@ -70,6 +62,16 @@ fn bridged_call(w: &LegacyWorld, carrier: &dialbridge_testkit::Sipp) -> String {
         carrier.logs()
     );
     reply["uniqueId"].as_str().unwrap().to_owned()
+}
+
+/// Places a call, lets the parties talk for `talk` once the carrier answered, hangs up; its
+/// `uniqueId` and its ended CDR.
+fn talk_then_hang_up(w: &LegacyWorld, carrier: &dialbridge_testkit::Sipp, talk: Duration) -> (String, Value) {
+    let unique_id = bridged_call(w, carrier);
+    std::thread::sleep(talk);
+    hang_up(w, &unique_id);
+    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
+    (unique_id, cdr)
 }
 
 fn hang_up(w: &LegacyWorld, unique_id: &str) {
@@ -173,10 +175,7 @@ fn a_recorded_call_keeps_each_party_in_its_own_channel_and_is_downloaded_as_the_
     let w = recording_world(&[]);
     let crm = super::toolbar::hang_up_push(&w);
     let (_phone, mut carrier) = tone_phones(&w);
-    let unique_id = bridged_call(&w, &carrier);
-    std::thread::sleep(Duration::from_secs(4));
-    hang_up(&w, &unique_id);
-    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
+    let (unique_id, cdr) = talk_then_hang_up(&w, &carrier, Duration::from_secs(4));
     let bridged = bridged_seconds(&cdr);
     assert!(carrier.finish(Duration::from_secs(30)), "{}", carrier.logs());
 
@@ -364,7 +363,7 @@ fn a_call_that_is_not_recorded_has_no_file_and_an_empty_record_file() {
     }
     // Recording is on for the enterprise but off for agent 2000.
     let w = legacy_world_with(|op, _| {
-        record_enterprise(op, &[]);
+        record_enterprise(op, "bridge", &[]);
         op.ok(&[
             "admin",
             "agent",
@@ -662,21 +661,14 @@ fn record_file_can_be_the_download_url_a_crm_appends_its_query_to() {
     if dialbridge_testkit::skip_without_sipp() {
         return;
     }
-    let (op, carrier_port) = legacy_store();
-    record_enterprise(&op, &["--record-file-form", "url"]);
     let origin = "https://calls.example.com";
-    let server = serve_with(&op, &[("DIALBRIDGE_HTTP_PUBLIC_ORIGIN", origin)]);
-    let w = LegacyWorld {
-        op,
-        server,
-        carrier_port,
-    };
+    let w = legacy_world_served(
+        |op, _| record_enterprise(op, "bridge", &["--record-file-form", "url"]),
+        |op| serve_with(op, &[("DIALBRIDGE_HTTP_PUBLIC_ORIGIN", origin)]),
+    );
     let crm = super::toolbar::hang_up_push(&w);
     let (_phone, carrier) = tone_phones(&w);
-    let unique_id = bridged_call(&w, &carrier);
-    std::thread::sleep(Duration::from_secs(1));
-    hang_up(&w, &unique_id);
-    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
+    let (unique_id, cdr) = talk_then_hang_up(&w, &carrier, Duration::from_secs(1));
     let file = cdr["record_file"].as_str().unwrap().to_owned();
     let day = &file.split('-').nth(1).unwrap()[..8];
     let url = format!("{origin}/{day}/{file}");
@@ -702,17 +694,7 @@ fn recording_from_the_agents_answer_keeps_the_ringback_before_the_bridge() {
     // Far from the ringback, so a 20 ms detector tells them apart.
     const CARRIER_HZ: u32 = 2000;
     const RING_SECONDS: f64 = 3.0;
-    let w = legacy_world_with(|op, _| {
-        op.ok(&[
-            "admin",
-            "enterprise",
-            "update",
-            "--id",
-            "3000001",
-            "--recording",
-            "answer",
-        ]);
-    });
+    let w = legacy_world_with(|op, _| record_enterprise(op, "answer", &[]));
     let (_phone, carrier) = tone_phones_with(
         &w,
         |phone| phone,
@@ -720,10 +702,7 @@ fn recording_from_the_agents_answer_keeps_the_ringback_before_the_bridge() {
             .rtp_tone(CARRIER_HZ)
             .set("ring_ms", RING_SECONDS * 1000.0),
     );
-    let unique_id = bridged_call(&w, &carrier);
-    std::thread::sleep(Duration::from_secs(2));
-    hang_up(&w, &unique_id);
-    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
+    let (_, cdr) = talk_then_hang_up(&w, &carrier, Duration::from_secs(2));
     let bridged = bridged_seconds(&cdr);
     let requested_to_end =
         (cdr["ended_at_ms"].as_i64().unwrap() - cdr["requested_at_ms"].as_i64().unwrap()) as f64 / 1000.0;
@@ -773,19 +752,12 @@ fn the_sweeper_deletes_recordings_past_the_enterprises_retention_and_records_it(
     if dialbridge_testkit::skip_without_sipp() || dialbridge_testkit::skip_without_sqlite3() {
         return;
     }
-    let (op, carrier_port) = legacy_store();
-    record_enterprise(&op, &["--recording-retention-days", "2"]);
-    let server = serve_with(&op, &[("DIALBRIDGE_RETENTION_SWEEP_SECS", "1")]);
-    let w = LegacyWorld {
-        op,
-        server,
-        carrier_port,
-    };
+    let w = legacy_world_served(
+        |op, _| record_enterprise(op, "bridge", &["--recording-retention-days", "2"]),
+        |op| serve_with(op, &[("DIALBRIDGE_RETENTION_SWEEP_SECS", "1")]),
+    );
     let (_phone, carrier) = tone_phones(&w);
-    let unique_id = bridged_call(&w, &carrier);
-    std::thread::sleep(Duration::from_secs(1));
-    hang_up(&w, &unique_id);
-    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
+    let (unique_id, cdr) = talk_then_hang_up(&w, &carrier, Duration::from_secs(1));
     let file = cdr["record_file"].as_str().unwrap().to_owned();
     let path = recording_path(&w.op, &file);
     assert!(path.exists());
@@ -833,10 +805,7 @@ fn a_recording_stops_at_its_maximum_length_and_the_call_goes_on() {
     let outlive = |sipp: dialbridge_testkit::SippBuilder| sipp.args(["-timeout", "150s"]);
     let w = recording_world(&["--recording-max-minutes", "1"]);
     let (_phone, carrier) = tone_phones_with(&w, outlive, outlive(tone_carrier(&w)));
-    let unique_id = bridged_call(&w, &carrier);
-    std::thread::sleep(Duration::from_secs(63));
-    hang_up(&w, &unique_id);
-    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
+    let (_, cdr) = talk_then_hang_up(&w, &carrier, Duration::from_secs(63));
     let bridged = bridged_seconds(&cdr);
     assert!(bridged >= 62.5, "the call went on past the recording: {cdr}");
     assert_eq!(cdr["end_reason"], "HangUpRequested", "{cdr}");
@@ -877,10 +846,7 @@ fn a_recording_left_unfinished_by_a_stop_is_settled_at_the_next_start() {
     }
     let w = recording_world(&[]);
     let (_phone, carrier) = tone_phones(&w);
-    let unique_id = bridged_call(&w, &carrier);
-    std::thread::sleep(Duration::from_secs(2));
-    hang_up(&w, &unique_id);
-    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
+    let (unique_id, cdr) = talk_then_hang_up(&w, &carrier, Duration::from_secs(2));
     let file = cdr["record_file"].as_str().unwrap().to_owned();
     let bridged = bridged_seconds(&cdr);
     let LegacyWorld { op, mut server, .. } = w;
@@ -901,18 +867,7 @@ fn a_recording_left_unfinished_by_a_stop_is_settled_at_the_next_start() {
         std::os::unix::fs::FileExt::write_all_at(&wav, &[0; 4], size_field).unwrap();
     }
     drop(wav);
-    let record_file = || {
-        op.json(&[
-            "admin",
-            "cdr",
-            "list",
-            "--enterprise",
-            "3000001",
-            "--unique-id",
-            &unique_id,
-        ])[0]["record_file"]
-            .clone()
-    };
+    let record_file = || cdr_of(&op, &unique_id)["record_file"].clone();
     assert_eq!(record_file(), "");
 
     let server = serve(&op);
@@ -955,33 +910,27 @@ fn a_full_disk_cuts_a_recording_short_and_the_call_goes_on() {
     {
         return;
     }
-    let (op, carrier_port) = legacy_store();
-    record_enterprise(&op, &[]);
-    let recordings = op.dir.path().join("dialbridge-data/recordings");
-    std::fs::create_dir_all(&recordings).unwrap();
-    let recordings = recordings.to_str().unwrap().to_owned();
-    let server = serve_under(
-        &op,
-        &[
-            "unshare",
-            "--mount",
-            "sh",
-            "-c",
-            r#"mount -t tmpfs -o size=96k,mode=0700 tmpfs "$0" && exec "$@""#,
-            &recordings,
-        ],
-        &[],
+    let w = legacy_world_served(
+        |op, _| record_enterprise(op, "bridge", &[]),
+        |op| {
+            let recordings = op.dir.path().join("dialbridge-data/recordings");
+            std::fs::create_dir_all(&recordings).unwrap();
+            serve_under(
+                op,
+                &[
+                    "unshare",
+                    "--mount",
+                    "sh",
+                    "-c",
+                    r#"mount -t tmpfs -o size=96k,mode=0700 tmpfs "$0" && exec "$@""#,
+                    recordings.to_str().unwrap(),
+                ],
+                &[],
+            )
+        },
     );
-    let w = LegacyWorld {
-        op,
-        server,
-        carrier_port,
-    };
     let (_phone, carrier) = tone_phones(&w);
-    let unique_id = bridged_call(&w, &carrier);
-    std::thread::sleep(Duration::from_secs(5));
-    hang_up(&w, &unique_id);
-    let cdr = wait_for_end(&w.op, &unique_id, Duration::from_secs(20));
+    let (unique_id, cdr) = talk_then_hang_up(&w, &carrier, Duration::from_secs(5));
     assert_eq!(cdr["end_reason"], "HangUpRequested", "{cdr}");
     let bridged = bridged_seconds(&cdr);
     assert!(bridged >= 4.5, "{cdr}");
